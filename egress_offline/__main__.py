@@ -1,0 +1,3 @@
+from egress_offline.cli import run
+
+run()

@@ -1,0 +1,191 @@
+"""The ``egress-offline`` command: parses options, builds the hunt, calls the library,
+writes the result. The only module that imports typer or prints."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, NoReturn
+
+import typer
+
+from egress_offline import __version__
+from egress_offline.engine import run_hunt
+from egress_offline.errors import EgressError, UsageError
+from egress_offline.ranges import parse_cidr
+from egress_offline.report import report_json, summary_lines
+from egress_offline.spec import (
+    HuntSpec,
+    parse_duration,
+    parse_now,
+    parse_size,
+    read_cidr_file,
+)
+from egress_offline.writers import format_for, render, write_atomic
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,  # locals hold evidence
+    help="Elastic's threat hunt 'Egress Network Connections with Total Bytes Greater than "
+    "Threshold' over exported endpoint logs, offline.",
+)
+
+
+def _fail(message: str, code: int) -> NoReturn:
+    sys.stderr.write(f"Error: {message}\n")
+    raise typer.Exit(code)
+
+
+def _version(value: bool) -> None:
+    if value:
+        sys.stdout.write(f"egress-offline {__version__}\n")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def main(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Show the version."),
+    ] = False,
+) -> None:
+    """Offline threat hunting over Elastic Endpoint exports."""
+
+
+@app.command()
+def hunt(
+    paths: Annotated[
+        list[str],
+        typer.Argument(
+            help="Export files, directories (searched recursively), globs, or - for stdin. "
+            "NDJSON (.gz/.zst too), a JSON array or _search response, or Parquet.",
+            show_default=False,
+        ),
+    ],
+    now: Annotated[
+        str,
+        typer.Option(
+            help="Reference time of the window: 'latest' (newest @timestamp in the input), "
+            "'wall' (the clock, as ES|QL now()) or an ISO-8601 time.",
+        ),
+    ] = "latest",
+    window: Annotated[
+        str, typer.Option(help="Look-back from --now: s, m, h, d, e.g. 8h, 1h30m, 2d.")
+    ] = "8h",
+    all_time: Annotated[bool, typer.Option("--all-time", help="No time filter.")] = False,
+    os_family: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="host.os.family to keep (repeatable); 'any' removes the filter. "
+            "[default: windows]",
+            show_default=False,
+        ),
+    ] = None,
+    threshold: Annotated[
+        str,
+        typer.Option(help="Flag groups at or above this: bytes, KB/MB/GB/TB or KiB/MiB/GiB/TiB."),
+    ] = "1073741824",
+    exclude_cidr: Annotated[
+        list[str] | None,
+        typer.Option(help="Another non-public range to exclude (repeatable).", show_default=False),
+    ] = None,
+    exclude_cidr_file: Annotated[
+        Path | None,
+        typer.Option(help="File of ranges to exclude, one per line, # comments.", show_default=False),
+    ] = None,
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", "-o", help="Write the rows here (atomically); default stdout.",
+                     show_default=False),
+    ] = None,
+    fmt: Annotated[
+        str | None,
+        typer.Option("--format", help="csv, ndjson, json, parquet or table; default from the "
+                     "output's extension, else table on a terminal and csv when piped.",
+                     show_default=False),
+    ] = None,
+    report: Annotated[
+        Path | None,
+        typer.Option(help="Write a JSON run report: parameters, inputs with SHA-256, counts.",
+                     show_default=False),
+    ] = None,
+    strict: Annotated[
+        bool, typer.Option("--strict", help="Stop at the first malformed record (exit 1).")
+    ] = False,
+    excel_safe: Annotated[
+        bool,
+        typer.Option("--excel-safe", help="CSV: prefix cells starting with = + - @ with a quote "
+                     "so spreadsheets do not run them as formulas."),
+    ] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No summary on stderr.")] = False,
+) -> None:
+    """Flag processes that sent at least --threshold bytes to one public destination."""
+    try:
+        spec = _build_spec(now, window, all_time, os_family, threshold, exclude_cidr,
+                           exclude_cidr_file, strict)  # fmt: skip
+        out_format = format_for(output, fmt, terminal=sys.stdout.isatty())
+        if out_format == "parquet" and output is None and sys.stdout.isatty():
+            raise UsageError("--format parquet: will not write binary to a terminal; add -o FILE")
+        result = run_hunt(paths, spec, hash_inputs=report is not None)
+        _check_not_an_input(output, result.files)
+        _check_not_an_input(report, result.files)
+        if output is None:
+            render(result.rows, out_format, sys.stdout.buffer, excel_safe=excel_safe)
+            sys.stdout.buffer.flush()
+        else:
+            write_atomic(
+                output, lambda sink: render(result.rows, out_format, sink, excel_safe=excel_safe)
+            )
+        if report is not None:
+            payload = report_json(result, version=__version__)
+            write_atomic(report, lambda sink: sink.write(payload))
+        if not quiet:
+            sys.stderr.write("\n".join(summary_lines(result)) + "\n")
+    except EgressError as exc:
+        _fail(str(exc), exc.exit_code)
+    except KeyboardInterrupt:
+        _fail("interrupted; no output file was written", 130)
+    except BrokenPipeError:
+        sys.stderr.close()
+        raise typer.Exit(1) from None
+    except OSError as exc:
+        _fail(f"{exc.filename or 'output'}: {exc.strerror}; nothing was written", 1)
+
+
+def _build_spec(now: str, window: str, all_time: bool, os_family: list[str] | None,
+                threshold: str, exclude_cidr: list[str] | None, exclude_cidr_file: Path | None,
+                strict: bool) -> HuntSpec:  # fmt: skip
+    families = tuple(os_family or ["windows"])
+    extra = tuple(parse_cidr(text) for text in exclude_cidr or [])
+    if exclude_cidr_file is not None:
+        extra += read_cidr_file(exclude_cidr_file)
+    return HuntSpec(
+        now=parse_now(now),
+        window=None if all_time else parse_duration(window),
+        os_families=None if "any" in families else families,
+        threshold=parse_size(threshold),
+        extra_cidrs=extra,
+        strict=strict,
+    )
+
+
+def _check_not_an_input(target: Path | None, files: list) -> None:  # type: ignore[type-arg]
+    if target is None:
+        return
+    resolved = target.resolve()
+    for file in files:
+        if file.name != "<stdin>" and Path(file.name).resolve() == resolved:
+            raise UsageError(
+                f"{target}: is one of the inputs; write the result to another file "
+                "(evidence is never modified)"
+            )
+
+
+def run() -> None:
+    """Console-script entry point."""
+    app()
+
+
+if __name__ == "__main__":
+    run()

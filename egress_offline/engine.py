@@ -1,0 +1,411 @@
+"""The engine: compiles a :class:`HuntSpec` into Polars queries and runs it over inputs.
+
+Data flow::
+
+    sources (field batches) -> normalise -> row filters -> spill -> window -> CIDR
+        -> group and sum -> threshold -> HuntResult
+
+Each batch is reduced at once to counts and to the narrow *candidate* rows (right OS,
+category and action). Candidates are spilled to Arrow files on disk, so memory holds one
+batch and the groups, never the input. The time window is applied after the pass, because
+its anchor (``--now latest``) is the newest timestamp of the whole input. Destination
+addresses are classified once per distinct value.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Final
+
+import polars as pl
+
+from egress_offline import fields as f
+from egress_offline.normalise import (
+    exponent_texts,
+    exponent_values,
+    keyword,
+    parse_timestamp,
+    sum_longs,
+)
+from egress_offline.ranges import classify
+from egress_offline.sources import RESTART, FileReport, Inputs, open_inputs, read_batches
+from egress_offline.spec import HuntSpec
+
+__all__ = ["Counts", "HuntResult", "OUTPUT_COLUMNS", "run_hunt"]
+
+TOTAL: Final = "total_bytes_out"
+CONNECTIONS: Final = "connections"
+FIRST_SEEN: Final = "first_seen"
+LAST_SEEN: Final = "last_seen"
+#: Output columns, in order. The last two are dropped when no flagged row has a value.
+OUTPUT_COLUMNS: Final = (
+    TOTAL, *f.GROUP_FIELDS, f.HOST_NAME, f.USER_NAME, CONNECTIONS, FIRST_SEEN, LAST_SEEN,
+    f.DEST_PORT, f.DEST_AS_ORG,
+)  # fmt: skip
+_OPTIONAL_COLUMNS: Final = (f.DEST_PORT, f.DEST_AS_ORG)
+_TS: Final = "__ts"
+_SUM: Final = "__sum"
+_N: Final = "__n"
+_SPILL_BYTES: Final = 128 * 1024 * 1024
+_LONG_MIN: Final = -(2**63)
+_LONG_MAX: Final = 2**63 - 1
+
+
+@dataclass
+class Counts:
+    """Records accounted for at each step. ``records = malformed + valid``; each later
+    count is what is left after its filter, in the order the steps run."""
+
+    records: int = 0
+    malformed: int = 0
+    valid: int = 0
+    os_family: int = 0
+    category_action: int = 0
+    time_window: int = 0
+    public_destination: int = 0
+    groups: int = 0
+    flagged: int = 0
+    network_events: int = 0
+    network_with_bytes: int = 0
+
+
+@dataclass
+class HuntResult:
+    """The flagged rows and everything needed to report how they were found."""
+
+    rows: pl.DataFrame
+    spec: HuntSpec
+    counts: Counts
+    files: list[FileReport]
+    skipped: list[str]
+    now: datetime | None
+    cutoff: datetime | None
+    data_first: datetime | None
+    data_last: datetime | None
+    warnings: list[str] = field(default_factory=list)
+    elapsed_seconds: float = 0.0
+
+
+class _Spill:
+    """Candidate rows: in memory while small, then as Arrow IPC files in a scratch dir."""
+
+    def __init__(self, directory: Path) -> None:
+        self._directory = directory
+        self._frames: list[pl.DataFrame] = []
+        self._held = 0
+        self._files: list[Path] = []
+
+    def mark(self) -> tuple[int, int]:
+        return len(self._frames), len(self._files)
+
+    def rollback(self, mark: tuple[int, int]) -> None:
+        """Drop what was added since ``mark`` (a file the fast reader gave up on)."""
+        frames, files = mark
+        del self._frames[frames:]
+        for path in self._files[files:]:
+            path.unlink()
+        del self._files[files:]
+        self._held = sum(frame.estimated_size() for frame in self._frames)
+
+    def add(self, frame: pl.DataFrame) -> None:
+        if frame.height == 0:
+            return
+        self._frames.append(frame)
+        self._held += frame.estimated_size()
+        if self._held >= _SPILL_BYTES:
+            self._flush()
+
+    def _flush(self) -> None:
+        if not self._frames:
+            return
+        path = self._directory / f"spill-{len(self._files):05d}.arrow"
+        pl.concat(self._frames, how="vertical").write_ipc(path, compression="lz4")
+        self._files.append(path)
+        self._frames.clear()
+        self._held = 0
+
+    def scan(self, schema: dict[str, Any]) -> pl.LazyFrame:
+        parts = [pl.scan_ipc(self._files)] if self._files else []
+        parts += [frame.lazy() for frame in self._frames]
+        if not parts:
+            return pl.LazyFrame(schema=schema)
+        return pl.concat(parts, how="vertical")
+
+
+def _candidate_schema() -> dict[str, Any]:
+    text_list = f.TEXT_LIST
+    return {
+        _TS: pl.Int64,
+        f.DEST_IP: text_list,
+        **{name: text_list for name in f.GROUP_FIELDS},
+        _SUM: pl.Int128,
+        _N: pl.UInt32,
+        **{name: text_list for name in f.CONTEXT_FIELDS},
+    }
+
+
+def _reduce_batch(batch: pl.DataFrame, spec: HuntSpec, counts: Counts, spill: _Spill,
+                  extent: list[int]) -> None:  # fmt: skip
+    """Fold one field batch into the counts, the data's time extent and the spill."""
+    single = pl.col("__os").list.len() == 1
+    os_ok = (
+        pl.lit(True)
+        if spec.os_families is None
+        else single & pl.col("__os").list.first().is_in(list(spec.os_families))
+    )
+    category_ok = (pl.col("__cat").list.len() == 1) & (pl.col("__cat").list.first() == "network")
+    action_ok = (pl.col("__act").list.len() == 1) & (
+        pl.col("__act").list.first() == "disconnect_received"
+    )
+    flagged = batch.with_columns(
+        parse_timestamp().alias(_TS),
+        keyword(f.OS_FAMILY).alias("__os"),
+        keyword(f.CATEGORY).alias("__cat"),
+        keyword(f.ACTION).alias("__act"),
+    ).with_columns(
+        os_ok.alias("__os_ok"),
+        (category_ok & action_ok).alias("__ca_ok"),
+        pl.col("__cat").list.contains("network").alias("__network"),
+    )
+    stats = flagged.select(
+        pl.col(_TS).min().alias("first"),
+        pl.col(_TS).max().alias("last"),
+        pl.col("__os_ok").sum().alias("os"),
+        (pl.col("__os_ok") & pl.col("__ca_ok")).sum().alias("ca"),
+        pl.col("__network").sum().alias("net"),
+        (pl.col("__network") & (pl.col(f.SOURCE_BYTES).list.drop_nulls().list.len() > 0))
+        .sum()
+        .alias("net_bytes"),
+    ).row(0, named=True)
+    counts.valid += batch.height
+    counts.os_family += stats["os"]
+    counts.category_action += stats["ca"]
+    counts.network_events += stats["net"]
+    counts.network_with_bytes += stats["net_bytes"]
+    if stats["first"] is not None:
+        extent[0] = min(extent[0], stats["first"])
+        extent[1] = max(extent[1], stats["last"])
+    candidates = flagged.filter(pl.col("__os_ok") & pl.col("__ca_ok"))
+    if candidates.height == 0:
+        return
+    exponents = exponent_values(candidates.select(exponent_texts()).to_series().to_list())
+    total, present = sum_longs(f.SOURCE_BYTES, exponents)
+    spill.add(
+        candidates.select(
+            _TS,
+            keyword(f.DEST_IP),
+            *[keyword(name) for name in f.GROUP_FIELDS],
+            total.alias(_SUM),
+            present.alias(_N),
+            *[keyword(name) for name in f.CONTEXT_FIELDS],
+        )
+    )
+
+
+def _resolve_now(spec: HuntSpec, latest_ms: int | None) -> int | None:
+    if spec.now == "latest":
+        return latest_ms
+    if spec.now == "wall":
+        return int(time.time() * 1000)
+    assert isinstance(spec.now, datetime)
+    return int(spec.now.timestamp() * 1000)
+
+
+def _moment(ms: int | None) -> datetime | None:
+    return None if ms is None else datetime.fromtimestamp(ms / 1000, tz=UTC)
+
+
+def _aggregate(candidates: pl.LazyFrame, spec: HuntSpec, cutoff_ms: int | None,
+               counts: Counts) -> pl.DataFrame:  # fmt: skip
+    in_window = pl.lit(True) if spec.window is None else pl.col(_TS) > cutoff_ms
+    windowed = candidates.filter(in_window)
+    counts.time_window = windowed.select(pl.len()).collect(engine="streaming").item()
+
+    addresses = windowed.select(pl.col(f.DEST_IP).explode().drop_nulls().unique())
+    texts = addresses.collect(engine="streaming").to_series().to_list()
+    table = classify(texts, spec.cidrs)
+    valid = table.filter(pl.col("ip_canon").is_not_null())
+    canon = (
+        pl.col(f.DEST_IP)
+        .list.eval(
+            pl.element().replace_strict(
+                valid["ip_text"], valid["ip_canon"], default=None, return_dtype=pl.String
+            )
+        )
+        .list.drop_nulls()
+        .list.unique()
+    )
+    by_canon = valid.unique("ip_canon")
+    public = windowed.with_columns(canon.alias("__canon")).filter(
+        pl.col("__canon").list.len() == 1
+    ).filter(
+        ~pl.col("__canon")
+        .list.first()
+        .replace_strict(
+            by_canon["ip_canon"], by_canon["ip_excluded"], default=None, return_dtype=pl.Boolean
+        )
+    )
+    counts.public_destination = public.select(pl.len()).collect(engine="streaming").item()
+
+    exploded = public
+    for name in f.GROUP_FIELDS:
+        exploded = exploded.with_columns(
+            pl.when(pl.col(name).list.len() == 0)
+            .then(pl.lit([None], dtype=f.TEXT_LIST))
+            .otherwise(pl.col(name))
+            .alias(name)
+        ).explode(name)
+    groups = exploded.group_by(list(f.GROUP_FIELDS)).agg(
+        pl.col(_SUM).sum().alias("__total"),
+        pl.col(_N).cast(pl.Int64).sum().alias("__values"),
+        pl.len().cast(pl.Int64).alias(CONNECTIONS),
+        pl.col(_TS).min().alias(FIRST_SEEN),
+        pl.col(_TS).max().alias(LAST_SEEN),
+        *[
+            pl.col(name).explode().drop_nulls().unique().sort().alias(name)
+            for name in f.CONTEXT_FIELDS
+        ],
+    )
+    total = (
+        pl.when(
+            (pl.col("__values") > 0)
+            & (pl.col("__total") >= _LONG_MIN)
+            & (pl.col("__total") <= _LONG_MAX)
+        )
+        .then(pl.col("__total"))
+        .cast(pl.Int64)
+    )
+    summed = groups.with_columns(total.alias(TOTAL)).collect(engine="streaming")
+    counts.groups = summed.height
+    flagged = summed.filter(pl.col(TOTAL) >= spec.threshold).with_columns(
+        pl.col(FIRST_SEEN, LAST_SEEN).cast(pl.Datetime("ms", "UTC"))
+    )
+    flagged = flagged.sort(
+        [TOTAL, *f.GROUP_FIELDS],
+        descending=[True, False, False, False],
+        nulls_last=True,
+    ).select(OUTPUT_COLUMNS)
+    counts.flagged = flagged.height
+    empty = [
+        name
+        for name in _OPTIONAL_COLUMNS
+        if flagged.height and flagged.get_column(name).list.len().max() == 0
+    ]
+    return flagged.drop(empty) if flagged.height else flagged
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while block := handle.read(8 * 1024 * 1024):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def run_hunt(paths: Sequence[str], spec: HuntSpec | None = None, *,
+             hash_inputs: bool = False) -> HuntResult:  # fmt: skip
+    """Run the hunt over ``paths`` (files, directories, globs, ``-`` for stdin).
+
+    Raises :class:`~egress_offline.errors.InputError` for an input that cannot be read,
+    :class:`~egress_offline.errors.DataError` for a malformed record under ``strict``.
+    ``hash_inputs`` adds each file's SHA-256 to its report (it reads every file again).
+    """
+    spec = spec or HuntSpec()
+    started = time.perf_counter()
+    counts = Counts()
+    extent = [2**63 - 1, -(2**63)]
+    reports: list[FileReport] = []
+    with tempfile.TemporaryDirectory(prefix="egress-offline-spill-") as scratch, open_inputs(
+        paths
+    ) as inputs:
+        spill = _Spill(Path(scratch))
+        for file in inputs.files:
+            report = FileReport(
+                name=file.name, format=file.format, compression=file.compression,
+                size=file.size, unit="line",
+            )  # fmt: skip
+            reports.append(report)
+            _read_file(file, report, spec, counts, spill, extent)
+            if hash_inputs:
+                report.sha256 = _sha256(file.path)
+        counts.records = sum(r.records for r in reports)
+        counts.malformed = sum(r.malformed for r in reports)
+        first_ms, last_ms = (extent[0], extent[1]) if extent[0] <= extent[1] else (None, None)
+        now_ms = _resolve_now(spec, last_ms)
+        window_ms = spec.window_ms
+        cutoff_ms = None if window_ms is None or now_ms is None else now_ms - window_ms
+        candidates = spill.scan(_candidate_schema())
+        if spec.window is not None and cutoff_ms is None:
+            candidates = candidates.clear()  # no anchor: nothing can be in the window
+        rows = _aggregate(candidates, spec, cutoff_ms, counts)
+        result = HuntResult(
+            rows=rows, spec=spec, counts=counts, files=reports, skipped=inputs.skipped,
+            now=_moment(now_ms), cutoff=_moment(cutoff_ms), data_first=_moment(first_ms),
+            data_last=_moment(last_ms),
+        )  # fmt: skip
+    result.warnings = _warnings(result, inputs)
+    result.elapsed_seconds = time.perf_counter() - started
+    return result
+
+
+def _read_file(file: Any, report: FileReport, spec: HuntSpec, counts: Counts, spill: _Spill,
+               extent: list[int]) -> None:  # fmt: skip
+    mark = spill.mark()
+    before = (counts.valid, counts.os_family, counts.category_action,
+              counts.network_events, counts.network_with_bytes, list(extent))  # fmt: skip
+    for batch in read_batches(file, report, strict=spec.strict):
+        if batch is RESTART:
+            spill.rollback(mark)
+            (counts.valid, counts.os_family, counts.category_action,
+             counts.network_events, counts.network_with_bytes, saved) = before  # fmt: skip
+            extent[:] = saved
+            continue
+        _reduce_batch(batch, spec, counts, spill, extent)
+
+
+def _warnings(result: HuntResult, inputs: Inputs) -> list[str]:
+    counts = result.counts
+    spec = result.spec
+    notes: list[str] = []
+    if counts.valid and result.data_last is None:
+        notes.append(
+            "no record has a valid @timestamp, so no window can be placed; "
+            "use --all-time to hunt without one"
+        )
+    elif (
+        spec.window is not None
+        and result.cutoff is not None
+        and result.data_last is not None
+        and result.data_last <= result.cutoff
+    ):
+        notes.append(
+            f"the window (after {_iso(result.cutoff)}) holds no events, but the data has "
+            f"events from {_iso(result.data_first)} to {_iso(result.data_last)}; "
+            "use --now latest to anchor the window on the newest event, or --all-time"
+        )
+    if counts.valid and counts.network_events == 0:
+        notes.append(
+            "the input holds no network events (event.category: network); "
+            "is it an Elastic Endpoint network export (logs-endpoint.events.network-*)?"
+        )
+    elif counts.network_events and counts.network_with_bytes == 0:
+        notes.append(
+            "the input's network events carry no source.bytes at all, so this hunt "
+            "cannot run on this data (Sysmon event 3 and Windows event 5156 do not log "
+            "bytes; Elastic Defend network events do)"
+        )
+    if inputs.skipped:
+        notes.append(f"{len(inputs.skipped)} files that are not event exports were skipped")
+    return notes
+
+
+def _iso(moment: datetime | None) -> str:
+    if moment is None:
+        return "-"
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"

@@ -1,0 +1,107 @@
+"""The Elastic Common Schema fields the hunt reads, and where a document may hold them.
+
+An export may write a field nested (``{"host": {"os": {"family": ...}}}``), dotted
+(``{"host.os.family": ...}``) or any mix of the two (``{"host.os": {"family": ...}}``).
+Elasticsearch indexes all of these as the same field, so the reader looks in every one of
+those places and merges what it finds, as the cluster would.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Final
+
+import polars as pl
+
+__all__ = [
+    "CONTEXT_FIELDS",
+    "FIELDS",
+    "GROUP_FIELDS",
+    "KEYWORD_FIELDS",
+    "TEXT_LIST",
+    "document_dtype",
+    "key_paths",
+]
+
+TIMESTAMP: Final = "@timestamp"
+OS_FAMILY: Final = "host.os.family"
+CATEGORY: Final = "event.category"
+ACTION: Final = "event.action"
+DEST_IP: Final = "destination.ip"
+ENTITY_ID: Final = "process.entity_id"
+DEST_ADDRESS: Final = "destination.address"
+EXECUTABLE: Final = "process.executable"
+SOURCE_BYTES: Final = "source.bytes"
+HOST_NAME: Final = "host.name"
+USER_NAME: Final = "user.name"
+DEST_PORT: Final = "destination.port"
+DEST_AS_ORG: Final = "destination.as.organization.name"
+
+#: The grouping keys of the query, in its output order.
+GROUP_FIELDS: Final = (ENTITY_ID, DEST_ADDRESS, EXECUTABLE)
+#: Fields reported beside each flagged group to help triage.
+CONTEXT_FIELDS: Final = (HOST_NAME, USER_NAME, DEST_PORT, DEST_AS_ORG)
+#: Every field the hunt decodes; nothing else in a document is looked at.
+FIELDS: Final = (
+    TIMESTAMP,
+    OS_FAMILY,
+    CATEGORY,
+    ACTION,
+    DEST_IP,
+    *GROUP_FIELDS,
+    SOURCE_BYTES,
+    *CONTEXT_FIELDS,
+)
+#: Keyword-like fields: Elasticsearch stores their values as a sorted set, so a value
+#: repeated in one document counts once. ``source.bytes`` (a long) keeps repeats.
+KEYWORD_FIELDS: Final = frozenset(FIELDS) - {SOURCE_BYTES, TIMESTAMP}
+
+#: Every value is decoded as a list of its JSON text: a scalar becomes a one-element list,
+#: numbers keep their digits, so no field's type can make a document unreadable.
+TEXT_LIST: Final = pl.List(pl.String)
+
+
+def key_paths(field: str) -> Iterator[tuple[str, ...]]:
+    """Yield every way of splitting ``field`` into object keys.
+
+    ``host.os.family`` -> ``(host, os, family)``, ``(host, os.family)``,
+    ``(host.os, family)``, ``(host.os.family,)``.
+    """
+    parts = field.split(".")
+    for mask in range(1 << (len(parts) - 1)):
+        path: list[str] = [parts[0]]
+        for i, part in enumerate(parts[1:]):
+            if mask >> i & 1:
+                path[-1] += "." + part
+            else:
+                path.append(part)
+        yield tuple(path)
+
+
+def _source_dtype() -> pl.Struct:
+    tree: dict[str, object] = {}
+    for field in FIELDS:
+        for path in key_paths(field):
+            node = tree
+            for key in path[:-1]:
+                child = node.setdefault(key, {})
+                assert isinstance(child, dict), f"{field} collides with a leaf at {key}"
+                node = child
+            node[path[-1]] = TEXT_LIST
+
+    def build(node: dict[str, object]) -> pl.Struct:
+        return pl.Struct(
+            {k: build(v) if isinstance(v, dict) else v for k, v in sorted(node.items())}  # type: ignore[misc]
+        )
+
+    return build(tree)
+
+
+def document_dtype() -> pl.Struct:
+    """The struct one JSON document is decoded into: the fields, also under ``_source``."""
+    source = _source_dtype()
+    return pl.Struct({**{f.name: f.dtype for f in source.fields}, "_source": source})
+
+
+SOURCE_DTYPE: Final = _source_dtype()
+DOCUMENT_DTYPE: Final = document_dtype()

@@ -1,0 +1,110 @@
+"""Normalised columns: field text lists -> typed values under Elasticsearch's rules.
+
+Every expression here is vectorised; the only Python calls are per *distinct* value, for
+the rare number written with an exponent.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal, InvalidOperation
+from typing import Final
+
+import polars as pl
+
+from egress_offline import fields as f
+
+__all__ = ["keyword", "parse_long", "parse_timestamp", "sum_longs"]
+
+_ISO: Final = (
+    r"^(\d{4})-(\d{2})-(\d{2})"
+    r"(?:T(\d{2})(?::(\d{2})(?::(\d{2})(?:\.(\d{1,9}))?)?)?)?"
+    r"(Z|[+-]\d{2}(?::?\d{2})?)?$"
+)
+_EPOCH: Final = r"^([+-]?\d+)(?:\.\d*)?$"
+_DECIMAL_INT: Final = r"^([+-]?\d+)\.\d*$"
+_DECIMAL_ZERO: Final = r"^[+-]?\.\d+$"
+_EXPONENT: Final = r"^[+-]?(?:\d+\.?\d*|\.\d+)[eE][+-]?\d+$"
+_LONG_MIN: Final = -(2**63)
+_LONG_MAX: Final = 2**63 - 1
+
+
+def keyword(name: str) -> pl.Expr:
+    """A keyword field's values as the cluster stores them: nulls dropped, repeats once."""
+    return pl.col(name).list.drop_nulls().list.unique(maintain_order=True)
+
+
+def _timestamp_element(text: pl.Expr) -> pl.Expr:
+    parts = text.str.extract_groups(_ISO)
+    part = parts.struct.field
+    fraction = part("7").fill_null("").str.slice(0, 3).str.pad_end(3, "0")
+    naive = pl.concat_str(
+        part("1"), pl.lit("-"), part("2"), pl.lit("-"), part("3"), pl.lit("T"),
+        part("4").fill_null("00"), pl.lit(":"), part("5").fill_null("00"), pl.lit(":"),
+        part("6").fill_null("00"), pl.lit("."), fraction,
+    )  # fmt: skip
+    local_ms = (
+        naive.str.to_datetime("%Y-%m-%dT%H:%M:%S%.3f", time_unit="ms", strict=False)
+        .dt.epoch("ms")
+    )
+    zone = part("8").fill_null("Z")
+    digits = zone.str.replace_all(":", "")
+    offset_minutes = digits.str.slice(1, 2).cast(pl.Int64, strict=False) * 60 + digits.str.slice(
+        3, 2
+    ).str.pad_end(2, "0").cast(pl.Int64, strict=False)
+    sign = pl.when(zone.str.starts_with("-")).then(-1).otherwise(1)
+    offset_ms = pl.when(zone == "Z").then(0).otherwise(sign * offset_minutes * 60_000)
+    epoch_ms = text.str.extract(_EPOCH).cast(pl.Int64, strict=False)
+    return pl.coalesce(local_ms - offset_ms, epoch_ms)
+
+
+def parse_timestamp(name: str = f.TIMESTAMP) -> pl.Expr:
+    """Epoch milliseconds of a ``date`` field, or null when missing, malformed or
+    multi-valued. ISO-8601 (no offset means UTC) or epoch milliseconds; digits below the
+    millisecond are dropped, as the ``date`` type does."""
+    values = pl.col(name).list.eval(_timestamp_element(pl.element())).list.drop_nulls()
+    return pl.when(values.list.len() == 1).then(values.list.first())
+
+
+def parse_long(text: pl.Expr, exponents: dict[str, int | None]) -> pl.Expr:
+    """One ``long`` value with coercion: ``"123"`` is 123, ``12.9`` is 12; out of the
+    signed 64-bit range or unparseable is null. ``exponents`` holds the values of the
+    distinct texts written with an exponent (see :func:`exponent_values`)."""
+    direct = text.cast(pl.Int64, strict=False)
+    truncated = text.str.extract(_DECIMAL_INT).cast(pl.Int64, strict=False)
+    zero = pl.when(text.str.contains(_DECIMAL_ZERO)).then(pl.lit(0, dtype=pl.Int64))
+    parsed = pl.coalesce(direct, truncated, zero)
+    if exponents:
+        looked_up = text.replace_strict(
+            list(exponents), list(exponents.values()), default=None, return_dtype=pl.Int64
+        )
+        parsed = pl.coalesce(parsed, looked_up)
+    return parsed
+
+
+def exponent_texts(name: str = f.SOURCE_BYTES) -> pl.Expr:
+    """The distinct texts of a numeric field written with an exponent (``1.5e3``)."""
+    element = pl.col(name).explode()
+    return element.filter(element.str.contains(_EXPONENT)).unique()
+
+
+def exponent_values(texts: list[str]) -> dict[str, int | None]:
+    """Exact values of exponent texts: BigDecimal, truncated, null outside a long."""
+    values: dict[str, int | None] = {}
+    for text in texts:
+        try:
+            number = int(Decimal(text))
+        except (InvalidOperation, ValueError, OverflowError):
+            values[text] = None
+            continue
+        values[text] = number if _LONG_MIN <= number <= _LONG_MAX else None
+    return values
+
+
+def sum_longs(name: str, exponents: dict[str, int | None]) -> tuple[pl.Expr, pl.Expr]:
+    """Per record: the exact sum (Int128) of every parseable value, and how many there are."""
+    values = (
+        pl.col(name)
+        .list.eval(parse_long(pl.element(), exponents).cast(pl.Int128))
+        .list.drop_nulls()
+    )
+    return values.list.sum(), values.list.len()

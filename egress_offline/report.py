@@ -1,0 +1,125 @@
+"""The run's account of itself: the summary for standard error and the JSON ``--report``.
+
+The report is the record of what was run on which evidence: tool version, resolved
+parameters, every input with its size and SHA-256, the counts of every step, the data's
+own time range, what was flagged, and how long it took.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+from egress_offline.engine import HuntResult
+from egress_offline.writers import inert
+
+__all__ = ["report_dict", "summary_lines"]
+
+
+def _iso(moment: datetime | None) -> str | None:
+    if moment is None:
+        return None
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def _window_text(result: HuntResult) -> str:
+    spec = result.spec
+    if spec.window is None:
+        return "all time (no time filter)"
+    anchor = spec.now if isinstance(spec.now, str) else "fixed"
+    if result.now is None:
+        return f"{spec.window} before now ({anchor}): no anchor, the data has no valid @timestamp"
+    return (
+        f"@timestamp > {_iso(result.cutoff)}  (now = {_iso(result.now)} [{anchor}] - "
+        f"{spec.window})"
+    )
+
+
+def summary_lines(result: HuntResult) -> list[str]:
+    """A short human summary; every record is accounted for and the counts add up."""
+    c = result.counts
+    families = "any" if result.spec.os_families is None else ", ".join(result.spec.os_families)
+    lines = [
+        f"records read            {c.records:>12,}",
+        f"  malformed, skipped    {c.malformed:>12,}",
+        f"  valid                 {c.valid:>12,}",
+        f"host.os.family {families:<9}{c.os_family:>12,}",
+        f"category+action         {c.category_action:>12,}  (network, disconnect_received)",
+        f"in time window          {c.time_window:>12,}",
+        f"public destination.ip   {c.public_destination:>12,}",
+        f"groups                  {c.groups:>12,}",
+        f"flagged (>= {result.spec.threshold:,} bytes) {c.flagged:>{max(1, 12 - len(f'{result.spec.threshold:,}') + 1)},}",
+        f"window: {_window_text(result)}",
+        f"data:   {_iso(result.data_first) or '-'} .. {_iso(result.data_last) or '-'}",
+    ]
+    for file in result.files:
+        if file.malformed or file.damage:
+            where = "; ".join(file.positions)
+            more = f" (first: {where})" if where else ""
+            lines.append(f"{inert(file.name)}: {file.malformed:,} malformed skipped{more}")
+            if file.damage:
+                lines.append(f"{inert(file.name)}: {file.damage}")
+    for path in result.skipped[:10]:
+        lines.append(f"skipped: {inert(path)}")
+    if len(result.skipped) > 10:
+        lines.append(f"skipped: ... and {len(result.skipped) - 10} more")
+    lines.extend(f"warning: {note}" for note in result.warnings)
+    lines.append(f"elapsed {result.elapsed_seconds:.2f} s")
+    return lines
+
+
+def report_dict(result: HuntResult, *, version: str) -> dict[str, Any]:
+    spec = result.spec
+    counts = result.counts
+    return {
+        "tool": "egress-offline",
+        "version": version,
+        "hunt": "Egress Network Connections with Total Bytes Greater than Threshold",
+        "parameters": {
+            "now_mode": spec.now if isinstance(spec.now, str) else "fixed",
+            "now": _iso(result.now),
+            "window_seconds": None if spec.window is None else spec.window.total_seconds(),
+            "window_start_exclusive": _iso(result.cutoff),
+            "os_families": None if spec.os_families is None else list(spec.os_families),
+            "threshold_bytes": spec.threshold,
+            "excluded_cidrs": [block.text for block in spec.cidrs],
+            "strict": spec.strict,
+        },
+        "inputs": [
+            {
+                "path": file.name,
+                "format": file.format,
+                "compression": file.compression,
+                "size_bytes": file.size,
+                "sha256": file.sha256,
+                "records": file.records,
+                "malformed": file.malformed,
+                "malformed_first": file.positions,
+                "damage": file.damage,
+                "reader": file.reader,
+            }
+            for file in result.files
+        ],
+        "skipped_paths": result.skipped,
+        "counts": {
+            "records": counts.records,
+            "malformed": counts.malformed,
+            "valid": counts.valid,
+            "after_os_family": counts.os_family,
+            "after_category_action": counts.category_action,
+            "after_time_window": counts.time_window,
+            "after_public_destination": counts.public_destination,
+            "groups": counts.groups,
+            "flagged": counts.flagged,
+            "network_events": counts.network_events,
+            "network_events_with_source_bytes": counts.network_with_bytes,
+        },
+        "data_time_range": {"first": _iso(result.data_first), "last": _iso(result.data_last)},
+        "warnings": result.warnings,
+        "elapsed_seconds": round(result.elapsed_seconds, 3),
+    }
+
+
+def report_json(result: HuntResult, *, version: str) -> bytes:
+    return (json.dumps(report_dict(result, version=version), indent=2) + "\n").encode("utf-8")

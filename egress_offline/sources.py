@@ -1,0 +1,772 @@
+"""Sources: find the input files, tell their format from their bytes, and read them.
+
+Each file becomes a stream of *field batches*: Polars frames with one ``List(String)``
+column per field the hunt needs (see :mod:`egress_offline.fields`) and ``__pos``, the
+record's line (NDJSON) or position (JSON documents, Parquet rows).
+
+Two readers per format:
+
+* the fast one is a single lazy, streaming Polars query (``scan_lines`` + ``json_decode``
+  or ``scan_parquet``) and handles every clean file;
+* the careful one runs only when the fast one meets damage (bad JSON, invalid UTF-8, a
+  truncated compressed tail). It reads the file in blocks, decodes each block vectorised,
+  and bisects a failing block down to its bad lines, so every readable record still counts
+  and every unreadable one is counted and named.
+
+The consumer sees :data:`RESTART` when the fast reader gave up part-way: what it received
+for that file so far must be dropped, because the careful reader starts the file again.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+import shutil
+import sys
+import tempfile
+import zlib
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import IO, Any, Final, Literal
+
+import polars as pl
+
+from egress_offline.errors import DataError, InputError
+from egress_offline.fields import DOCUMENT_DTYPE, FIELDS, TEXT_LIST, key_paths
+
+__all__ = [
+    "RESTART",
+    "FileReport",
+    "InputFile",
+    "Inputs",
+    "open_inputs",
+    "read_batches",
+]
+
+Format = Literal["ndjson", "json", "parquet"]
+Compression = Literal["none", "gzip", "zstd"]
+
+_GZIP_MAGIC: Final = b"\x1f\x8b"
+_ZSTD_MAGIC: Final = b"\x28\xb5\x2f\xfd"
+_PARQUET_MAGIC: Final = b"PAR1"
+_PEEK: Final = 64 * 1024
+_BLOCK: Final = 8 * 1024 * 1024
+_BISECT_FLOOR: Final = 32  # below this many lines a failing slice is decoded line by line
+MAX_POSITIONS: Final = 5  # how many malformed positions a file report keeps
+POS: Final = "__pos"
+_BAD: Final = "__bad"
+_GLOB_CHARS: Final = frozenset("*?[")
+
+#: Sent in a batch stream when the fast reader gave up part-way through a file.
+RESTART: Final = object()
+
+
+@dataclass(frozen=True)
+class InputFile:
+    """One input: where it is, how it is shown to the user, and what it holds."""
+
+    path: Path
+    name: str
+    size: int
+    format: Format
+    compression: Compression
+
+
+@dataclass
+class FileReport:
+    """What reading one file found. ``unit`` is what ``positions`` count: lines or records."""
+
+    name: str
+    format: Format
+    compression: Compression
+    size: int
+    unit: Literal["line", "record", "row"]
+    records: int = 0
+    malformed: int = 0
+    positions: list[str] = field(default_factory=list)
+    damage: str | None = None
+    reader: Literal["fast", "careful"] = "fast"
+    sha256: str | None = None
+
+    def reset(self) -> None:
+        self.records = 0
+        self.malformed = 0
+        self.positions.clear()
+        self.damage = None
+
+    def note_malformed(self, position: int, reason: str, *, strict: bool) -> None:
+        if strict:
+            raise DataError(
+                f"{self.name}: {self.unit} {position}: {reason}; "
+                "run without --strict to skip and count malformed records"
+            )
+        self.malformed += 1
+        if len(self.positions) < MAX_POSITIONS:
+            self.positions.append(f"{self.unit} {position}: {reason}")
+
+
+@dataclass
+class Inputs:
+    """The files to read, and the paths a directory walk passed over (not events)."""
+
+    files: list[InputFile]
+    skipped: list[str]
+
+
+# ---------------------------------------------------------------------------- discovery
+
+
+@contextmanager
+def open_inputs(paths: Sequence[str]) -> Iterator[Inputs]:
+    """Resolve files, directories, globs and ``-`` (standard input) into input files.
+
+    Standard input is copied to a temporary file first, so that it can be sniffed and read
+    like any file; the copy is removed on exit.
+    """
+    if not paths:
+        raise InputError("no input given; name files, directories, globs or - for stdin")
+    with tempfile.TemporaryDirectory(prefix="egress-offline-") as scratch:
+        files: dict[Path, InputFile] = {}
+        skipped: list[str] = []
+        for raw in paths:
+            if raw == "-":
+                spool = Path(scratch) / "stdin"
+                with spool.open("wb") as out:
+                    shutil.copyfileobj(sys.stdin.buffer, out, _BLOCK)
+                files[spool] = _describe(spool, name="<stdin>", explicit=True)  # type: ignore[assignment]
+                continue
+            path = Path(raw)
+            if path.is_file():
+                files.setdefault(path.resolve(), _describe(path, name=raw, explicit=True))  # type: ignore[arg-type]
+            elif path.is_dir():
+                for found in _walk(path):
+                    _add_found(found, files, skipped)
+            elif _GLOB_CHARS & set(raw):
+                matches = sorted(glob.glob(raw, recursive=True))
+                if not matches:
+                    raise InputError(f"{raw}: the pattern matches no file; check the pattern")
+                for match in matches:
+                    match_path = Path(match)
+                    if match_path.is_dir():
+                        for found in _walk(match_path):
+                            _add_found(found, files, skipped)
+                    elif match_path.is_file():
+                        _add_found(match_path, files, skipped)
+            elif path.exists() or path.is_symlink():
+                raise InputError(f"{raw}: not a regular file or directory; name a file")
+            else:
+                raise InputError(f"{raw}: no such file or directory; check the path")
+        if not files:
+            raise InputError(
+                f"no supported input files in {', '.join(paths)} "
+                f"({len(skipped)} other files skipped); give NDJSON, JSON or Parquet exports"
+            )
+        yield Inputs(files=list(files.values()), skipped=skipped)
+
+
+def _walk(root: Path) -> Iterator[Path]:
+    # followlinks=False: a symlink loop cannot make the walk run forever.
+    for directory, subdirs, names in os.walk(root, followlinks=False):
+        subdirs.sort()
+        for name in sorted(names):
+            yield Path(directory) / name
+
+
+def _add_found(path: Path, files: dict[Path, InputFile], skipped: list[str]) -> None:
+    resolved = path.resolve()
+    if resolved in files:
+        return
+    described = _describe(path, name=str(path), explicit=False)
+    if isinstance(described, str):
+        skipped.append(f"{path}: {described}")
+    else:
+        files[resolved] = described
+
+
+def _describe(path: Path, *, name: str, explicit: bool) -> InputFile | str:
+    """Sniff a file. An unsupported file is an error if named, else a reason to skip it."""
+    try:
+        size = path.stat().st_size
+        with path.open("rb") as handle:
+            head = handle.read(4)
+    except OSError as exc:
+        raise InputError(f"{name}: cannot be read ({exc.strerror}); check its permissions") from None
+    compression: Compression = "none"
+    if head.startswith(_GZIP_MAGIC):
+        compression = "gzip"
+    elif head.startswith(_ZSTD_MAGIC):
+        compression = "zstd"
+    elif head == _PARQUET_MAGIC:
+        return InputFile(path, name, size, "parquet", "none")
+    if size == 0:
+        if name.endswith((".gz", ".zst", ".parquet")):
+            reason = "is empty (0 bytes); the copy is incomplete, export it again"
+            if explicit:
+                raise InputError(f"{name}: {reason}")
+            return reason
+        return InputFile(path, name, size, "ndjson", "none")
+    try:
+        peek = _peek_text(path, compression)
+    except InputError:
+        raise
+    except Exception:  # noqa: BLE001 - anything undecodable here is simply not ours
+        peek = b""
+    fmt = _sniff_json(peek)
+    if fmt is None:
+        reason = "not an NDJSON, JSON or Parquet export (skipped)"
+        if explicit:
+            raise InputError(
+                f"{name}: not a supported format; give NDJSON (optionally .gz or .zst), "
+                "a JSON array or _search response, or Parquet"
+            )
+        return reason
+    return InputFile(path, name, size, fmt, compression)
+
+
+def _peek_text(path: Path, compression: Compression) -> bytes:
+    with path.open("rb") as handle:
+        if compression == "none":
+            return handle.read(_PEEK)
+        chunks = []
+        total = 0
+        try:
+            for block in _decompressed_blocks(handle, compression, _note_nothing):
+                chunks.append(block)
+                total += len(block)
+                if total >= _PEEK:
+                    break
+        except EOFError:
+            pass
+        return b"".join(chunks)[:_PEEK]
+
+
+def _note_nothing(_message: str) -> None:
+    return None
+
+
+def _sniff_json(peek: bytes) -> Format | None:
+    text = peek.lstrip(b"\xef\xbb\xbf \t\r\n")
+    if text.startswith(b"["):
+        return "json"
+    if not text.startswith(b"{"):
+        return None
+    first, newline, _rest = text.partition(b"\n")
+    if not newline:
+        return "ndjson"  # one long first line: a record per line
+    try:
+        doc = json.loads(first)
+    except ValueError:
+        stripped = first.strip()
+        return "json" if stripped.endswith((b"{", b"[", b",", b":")) else "ndjson"
+    if isinstance(doc, dict) and isinstance(doc.get("hits"), dict):
+        if isinstance(doc["hits"].get("hits"), list):
+            return "json"
+    return "ndjson"
+
+
+# ------------------------------------------------------------------ decoded doc -> fields
+
+
+def _merge(exprs: list[pl.Expr]) -> pl.Expr:
+    empty = pl.lit([], dtype=TEXT_LIST)
+    filled = [e.fill_null(empty) for e in exprs]
+    return filled[0] if len(filled) == 1 else pl.concat_list(filled)
+
+
+def _path_expr(root: pl.Expr, path: tuple[str, ...]) -> pl.Expr:
+    expr = root
+    for key in path:
+        expr = expr.struct.field(key)
+    return expr
+
+
+def doc_field_exprs(doc: pl.Expr) -> list[pl.Expr]:
+    """Field columns from a decoded document: from ``_source`` when it is there (an
+    elasticdump or ``_search`` hit), else from the document itself."""
+    source = doc.struct.field("_source")
+    exprs = []
+    for name in FIELDS:
+        paths = list(key_paths(name))
+        top = _merge([_path_expr(doc, p) for p in paths])
+        inner = _merge([_path_expr(source, p) for p in paths])
+        exprs.append(pl.when(source.is_not_null()).then(inner).otherwise(top).alias(name))
+    return exprs
+
+
+def _fields_from_docs(frame: pl.DataFrame | pl.LazyFrame, doc: str) -> Any:
+    return frame.select(
+        POS, pl.col(doc).is_null().alias(_BAD), *doc_field_exprs(pl.col(doc))
+    )
+
+
+# ---------------------------------------------------------- the Python fallback decoder
+
+
+class _Text(str):
+    """A JSON float token kept as text until we know which field it is in."""
+
+
+def _first_wins(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        out.setdefault(key, value)  # as the vectorised decoder does
+    return out
+
+
+def _reject_constant(token: str) -> Any:
+    raise ValueError(f"{token} is not valid JSON")
+
+
+def _load(text: str) -> Any:
+    return json.loads(
+        text,
+        object_pairs_hook=_first_wins,
+        parse_float=_Text,
+        parse_constant=_reject_constant,
+    )
+
+
+def _float_text(token: str) -> str:
+    # JSON floats are doubles in Elasticsearch, as in the vectorised decoder; write the
+    # double's shortest round-trip value positionally, as that decoder does.
+    value = float(token)
+    if value != value or value in (float("inf"), float("-inf")):
+        return token  # out of range for a double: stays text and parses to null
+    return format(Decimal(repr(value)), "f")
+
+
+def _texts(value: Any, out: list[str | None]) -> None:
+    if value is None:
+        out.append(None)
+    elif isinstance(value, _Text):
+        out.append(_float_text(value))
+    elif isinstance(value, bool):
+        out.append("true" if value else "false")
+    elif isinstance(value, (str, int)):
+        out.append(str(value))
+    elif isinstance(value, list):
+        for item in value:
+            _texts(item, out)
+    # an object where a value belongs is not indexable as this field: treated as missing
+
+
+def python_fields(doc: Any) -> dict[str, list[str | None]] | str:
+    """Field lists of one parsed document, or the reason it is not a document."""
+    if not isinstance(doc, dict):
+        return f"not a JSON object (a {type(doc).__name__.replace('dict', 'object')})"
+    root = doc
+    if "_source" in doc and doc["_source"] is not None:
+        root = doc["_source"]
+        if not isinstance(root, dict):
+            return "_source is not an object"
+    fields: dict[str, list[str | None]] = {}
+    for name in FIELDS:
+        values: list[str | None] = []
+        for path in key_paths(name):
+            node: Any = root
+            for key in path:
+                node = node.get(key, None) if isinstance(node, dict) else None
+                if node is None:
+                    break
+            if node is not None:
+                _texts(node, values)
+        for value in values:
+            if value is not None:
+                value.encode("utf-8")  # a lone surrogate escape raises here
+        fields[name] = values
+    return fields
+
+
+def _python_frame(rows: list[tuple[int, dict[str, list[str | None]]]]) -> pl.DataFrame:
+    schema = {POS: pl.Int64, _BAD: pl.Boolean, **{name: TEXT_LIST for name in FIELDS}}
+    return pl.DataFrame(
+        {
+            POS: [pos for pos, _ in rows],
+            _BAD: [False] * len(rows),
+            **{name: [fields[name] for _, fields in rows] for name in FIELDS},
+        },
+        schema=schema,
+    )
+
+
+# ------------------------------------------------------------------------------ reading
+
+
+def read_batches(file: InputFile, report: FileReport, *, strict: bool) -> Iterator[Any]:
+    """Field batches of one file (see the module docstring), malformed records noted in
+    ``report``. May yield :data:`RESTART` once, then the careful reader's batches."""
+    if file.format == "parquet":
+        yield from _parquet_batches(file, report)
+        return
+    if file.format == "json":
+        yield from _json_document_batches(file, report, strict=strict)
+        return
+    started = False
+    try:
+        for batch in _fast_ndjson(file, report, strict=strict):
+            started = True
+            yield batch
+        return
+    except DataError:
+        raise
+    except (pl.exceptions.PolarsError, OSError, ValueError):
+        pass  # damage somewhere: start the file again with the careful reader
+    if started:
+        yield RESTART
+    report.reset()
+    report.reader = "careful"
+    yield from _careful_ndjson(file, report, strict=strict)
+
+
+def _fast_ndjson(file: InputFile, report: FileReport, *, strict: bool) -> Iterator[pl.DataFrame]:
+    lines = pl.scan_lines(file.path, name="line", row_index_name=POS, row_index_offset=1)
+    decoded = lines.filter(pl.col("line").str.contains(r"\S")).select(
+        pl.col(POS).cast(pl.Int64),
+        pl.col("line").str.strip_prefix("\ufeff").str.json_decode(DOCUMENT_DTYPE).alias("__doc"),
+    )
+    for batch in _fields_from_docs(decoded, "__doc").collect_batches():
+        yield _take_good(batch, report, strict=strict)
+
+
+def _take_good(batch: pl.DataFrame, report: FileReport, *, strict: bool) -> pl.DataFrame:
+    """Count a batch's records; a ``null`` line decodes to a null document: malformed."""
+    report.records += batch.height
+    bad = batch.filter(pl.col(_BAD))
+    for pos in bad.get_column(POS).to_list():
+        report.note_malformed(pos, "not a JSON object (null)", strict=strict)
+    return batch.filter(~pl.col(_BAD)).drop(_BAD) if bad.height else batch.drop(_BAD)
+
+
+def _decompressed_blocks(
+    handle: IO[bytes], compression: Compression, note_damage: Any
+) -> Iterator[bytes]:
+    """Decompressed bytes of a file, up to the first damage, which is passed to
+    ``note_damage`` instead of raised: everything before it is still delivered."""
+    if compression == "none":
+        while block := handle.read(_BLOCK):
+            yield block
+    elif compression == "gzip":
+        yield from _gunzip(handle, note_damage)
+    else:
+        yield from _unzstd(handle, note_damage)
+
+
+def _gunzip(handle: IO[bytes], note_damage: Any) -> Iterator[bytes]:
+    decoder = zlib.decompressobj(wbits=31)
+    offset = 0  # compressed bytes consumed, for the damage message
+    while True:
+        chunk = handle.read(_BLOCK)
+        if not chunk:
+            if not decoder.eof and (decoder.unconsumed_tail or offset):
+                note_damage(f"gzip data ends early at byte {offset} (truncated copy)")
+            return
+        data = chunk
+        while data:
+            try:
+                out = decoder.decompress(data)
+            except zlib.error as exc:
+                note_damage(f"gzip data is corrupt near byte {offset} ({exc})")
+                return
+            if out:
+                yield out
+            if decoder.eof:
+                rest = decoder.unused_data
+                offset += len(data) - len(rest)
+                if rest.startswith(_GZIP_MAGIC):
+                    decoder = zlib.decompressobj(wbits=31)  # the next member
+                    data = rest
+                    continue
+                if rest.strip(b"\x00"):
+                    note_damage(f"{len(rest)} bytes that are not gzip after byte {offset}")
+                    return
+                # NUL padding after the last member: ignored, and the stream goes on
+                data = b""
+            else:
+                offset += len(data)
+                data = b""
+
+
+def _unzstd(handle: IO[bytes], note_damage: Any) -> Iterator[bytes]:
+    import zstandard  # noqa: PLC0415 - only zstd inputs need it
+
+    reader = zstandard.ZstdDecompressor().stream_reader(handle, read_across_frames=True)
+    try:
+        while block := reader.read(_BLOCK):
+            yield block
+    except zstandard.ZstdError as exc:
+        note_damage(f"zstd data is corrupt or truncated ({exc})")
+
+
+def _careful_ndjson(file: InputFile, report: FileReport, *, strict: bool) -> Iterator[pl.DataFrame]:
+    damage: list[str] = []
+    line_no = 0
+    with file.path.open("rb") as handle:
+        pending = b""
+        for block in _decompressed_blocks(handle, file.compression, damage.append):
+            data = pending + block
+            cut = data.rfind(b"\n")
+            if cut < 0:
+                pending = data
+                continue
+            pending = data[cut + 1 :]
+            batch = _careful_block(data[: cut + 1], line_no, report, strict=strict)
+            line_no += data.count(b"\n", 0, cut + 1)
+            if batch.height:
+                yield batch
+        if pending:
+            batch = _careful_block(pending, line_no, report, strict=strict)
+            if batch.height:
+                yield batch
+    if damage:
+        report.damage = damage[0]
+        if strict:
+            raise DataError(f"{file.name}: {damage[0]}; run without --strict to keep what precedes it")
+
+
+def _careful_block(block: bytes, first: int, report: FileReport, *, strict: bool) -> pl.DataFrame:
+    """Decode one block of whole lines; ``first`` lines of the file precede it."""
+    raw_lines = block.split(b"\n")
+    if block.endswith(b"\n"):
+        raw_lines.pop()
+    try:
+        texts: list[str | None] = list(block.decode("utf-8").split("\n"))[: len(raw_lines)]
+    except UnicodeDecodeError:
+        texts = []
+        for raw in raw_lines:
+            try:
+                texts.append(raw.decode("utf-8"))
+            except UnicodeDecodeError:
+                texts.append(None)
+    frame = pl.DataFrame(
+        {POS: pl.int_range(first + 1, first + 1 + len(texts), eager=True), "line": texts},
+        schema={POS: pl.Int64, "line": pl.String},
+    )
+    undecodable = frame.filter(pl.col("line").is_null())
+    frame = frame.filter(pl.col("line").str.contains(r"\S")).with_columns(
+        pl.col("line").str.strip_prefix("\ufeff").str.strip_chars()
+    )
+    report.records += frame.height + undecodable.height
+    out: list[pl.DataFrame] = []
+    bad: list[tuple[int, str]] = [(p, "bytes that are not UTF-8") for p in undecodable[POS]]
+    _decode_bisect(frame, out, bad)
+    for pos, reason in sorted(bad):
+        report.note_malformed(pos, reason, strict=strict)
+    if not out:
+        return _python_frame([]).drop(_BAD)
+    merged = pl.concat(out, how="vertical")
+    return merged.drop(_BAD)
+
+
+def _decode_bisect(frame: pl.DataFrame, out: list[pl.DataFrame], bad: list[tuple[int, str]]) -> None:
+    if frame.height == 0:
+        return
+    if frame.height > _BISECT_FLOOR:
+        try:
+            decoded = frame.select(
+                POS, pl.col("line").str.json_decode(DOCUMENT_DTYPE).alias("__doc")
+            )
+        except pl.exceptions.PolarsError:
+            half = frame.height // 2
+            _decode_bisect(frame.slice(0, half), out, bad)
+            _decode_bisect(frame.slice(half), out, bad)
+            return
+        fields = _fields_from_docs(decoded, "__doc")
+        bad.extend((p, "not a JSON object (null)") for p in fields.filter(pl.col(_BAD))[POS])
+        out.append(fields.filter(~pl.col(_BAD)))
+        return
+    rows: list[tuple[int, dict[str, list[str | None]]]] = []
+    for pos, text in frame.iter_rows():
+        result = _python_record(text)
+        if isinstance(result, str):
+            bad.append((pos, result))
+        else:
+            rows.append((pos, result))
+    if rows:
+        out.append(_python_frame(rows))
+
+
+def _python_record(text: str) -> dict[str, list[str | None]] | str:
+    try:
+        doc = _load(text)
+    except RecursionError:
+        return "nested too deeply to decode"
+    except ValueError as exc:
+        return f"not valid JSON ({str(exc).split(':')[0]})"
+    try:
+        return python_fields(doc)
+    except UnicodeEncodeError:
+        return "a string holds an invalid unicode escape"
+
+
+def _json_document_batches(
+    file: InputFile, report: FileReport, *, strict: bool
+) -> Iterator[pl.DataFrame]:
+    """A file that is one JSON value: an array of documents or hits, a ``_search``
+    response (``hits.hits``), or a single pretty-printed document. Held in memory whole."""
+    report.unit = "record"
+    damage: list[str] = []
+    with file.path.open("rb") as handle:
+        raw = b"".join(_decompressed_blocks(handle, file.compression, damage.append))
+    if damage:
+        report.damage = damage[0]
+    try:
+        text = raw.decode("utf-8").lstrip("\ufeff")
+    except UnicodeDecodeError as exc:
+        raise InputError(
+            f"{file.name}: byte {exc.start} is not UTF-8, so the JSON document cannot be "
+            "read; re-export it as UTF-8 NDJSON"
+        ) from None
+    docs = _vector_documents(text)
+    if docs is None:
+        yield from _python_documents(file, text, report, strict=strict)
+        return
+    report.records = docs.height
+    yield _take_good(_fields_from_docs(docs, "__doc"), report, strict=strict)
+
+
+_SEARCH_DTYPE: Final = pl.Struct(
+    {**{f.name: f.dtype for f in DOCUMENT_DTYPE.fields},
+     "hits": pl.Struct({"hits": pl.List(DOCUMENT_DTYPE)})}
+)  # fmt: skip
+
+
+def _vector_documents(text: str) -> pl.DataFrame | None:
+    series = pl.Series("raw", [text])
+    try:
+        if text.lstrip().startswith("["):
+            docs = series.str.json_decode(pl.List(DOCUMENT_DTYPE)).explode()
+        else:
+            decoded = series.str.json_decode(_SEARCH_DTYPE)
+            hits = decoded.struct.field("hits").struct.field("hits")
+            if hits.is_null().all():
+                docs = decoded.struct.rename_fields(
+                    [f.name for f in _SEARCH_DTYPE.fields]
+                ).to_frame("d").select(pl.col("d").struct.field(*[f.name for f in DOCUMENT_DTYPE.fields])).select(pl.struct(pl.all()).alias("__doc")).to_series()
+            else:
+                docs = hits.explode()
+    except pl.exceptions.PolarsError:
+        return None
+    frame = docs.alias("__doc").to_frame()
+    return frame.with_row_index(POS, offset=1).with_columns(pl.col(POS).cast(pl.Int64))
+
+
+def _python_documents(
+    file: InputFile, text: str, report: FileReport, *, strict: bool
+) -> Iterator[pl.DataFrame]:
+    try:
+        value = _load(text)
+    except RecursionError:
+        raise InputError(f"{file.name}: the JSON document is nested too deeply to read") from None
+    except ValueError as exc:
+        raise InputError(
+            f"{file.name}: not valid JSON ({exc}); if it holds one document per line, "
+            "each line must be a complete JSON object"
+        ) from None
+    if isinstance(value, dict) and isinstance(value.get("hits"), dict) and isinstance(
+        value["hits"].get("hits"), list
+    ):
+        docs = value["hits"]["hits"]
+    elif isinstance(value, list):
+        docs = value
+    else:
+        docs = [value]
+    rows = []
+    for pos, doc in enumerate(docs, start=1):
+        report.records += 1
+        try:
+            result = python_fields(doc)
+        except UnicodeEncodeError:
+            result = "a string holds an invalid unicode escape"
+        if isinstance(result, str):
+            report.note_malformed(pos, result, strict=strict)
+        else:
+            rows.append((pos, result))
+    yield _python_frame(rows).drop(_BAD)
+
+
+# ------------------------------------------------------------------------------ parquet
+
+
+def _parquet_batches(file: InputFile, report: FileReport) -> Iterator[pl.DataFrame]:
+    report.unit = "row"
+    try:
+        scan = pl.scan_parquet(file.path)
+        schema = scan.collect_schema()
+    except (pl.exceptions.PolarsError, OSError) as exc:
+        raise InputError(
+            f"{file.name}: not a readable Parquet file ({_first_line(exc)}); "
+            "the copy may be incomplete, export it again"
+        ) from None
+    exprs = [_parquet_field(schema, name) for name in FIELDS]
+    if all(expr is None for expr in exprs):
+        raise InputError(
+            f"{file.name}: the Parquet file has none of the columns the hunt reads "
+            f"({', '.join(FIELDS)}), nested or dotted; is it an Endpoint network export?"
+        )
+    selection = [
+        pl.int_range(1, pl.len() + 1, dtype=pl.Int64).alias(POS),
+        *[
+            (expr if expr is not None else pl.lit(None, dtype=TEXT_LIST)).alias(name)
+            for expr, name in zip(exprs, FIELDS, strict=True)
+        ],
+    ]
+    try:
+        for batch in scan.with_row_index(POS, offset=1).select(
+            pl.col(POS).cast(pl.Int64), *selection[1:]
+        ).collect_batches():
+            report.records += batch.height
+            yield batch
+    except (pl.exceptions.PolarsError, OSError) as exc:
+        raise InputError(
+            f"{file.name}: Parquet data cannot be read ({_first_line(exc)}); "
+            "the copy may be damaged, export it again"
+        ) from None
+
+
+def _first_line(exc: BaseException) -> str:
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+
+
+def _parquet_field(schema: pl.Schema, name: str) -> pl.Expr | None:
+    found: list[pl.Expr] = []
+    for prefix in ((), ("_source",)):
+        for path in key_paths(name):
+            full = (*prefix, *path)
+            dtype: Any = schema.get(full[0])
+            expr = pl.col(full[0])
+            for key in full[1:]:
+                if not isinstance(dtype, pl.Struct):
+                    dtype = None
+                    break
+                sub = {f.name: f.dtype for f in dtype.fields}
+                dtype = sub.get(key)
+                expr = expr.struct.field(key)
+            if dtype is not None:
+                found.append(_as_text_list(expr, dtype))
+    return _merge(found) if found else None
+
+
+def _as_text_list(expr: pl.Expr, dtype: Any) -> pl.Expr:
+    if isinstance(dtype, (pl.List, pl.Array)):
+        inner = dtype.inner
+        return expr.cast(pl.List(inner)).list.eval(_as_text(pl.element(), inner))
+    return pl.concat_list([_as_text(expr, dtype)])
+
+
+def _as_text(expr: pl.Expr, dtype: Any) -> pl.Expr:
+    if isinstance(dtype, pl.Datetime):
+        moment = expr.dt.convert_time_zone("UTC") if dtype.time_zone else expr
+        return moment.dt.to_string("%Y-%m-%dT%H:%M:%S%.9fZ")
+    if isinstance(dtype, pl.Date):
+        return expr.dt.to_string("%Y-%m-%d")
+    if dtype == pl.String:
+        return expr
+    if dtype.is_numeric() or dtype == pl.Boolean:
+        return expr.cast(pl.String)
+    if dtype == pl.Categorical or isinstance(dtype, pl.Enum):
+        return expr.cast(pl.String)
+    return pl.lit(None, dtype=pl.String)  # structs, binary: not a value of these fields

@@ -1,0 +1,147 @@
+"""The hunt, defined once: a frozen, validated specification that the engine compiles.
+
+The defaults are the seed query ("Egress Network Connections with Total Bytes Greater than
+Threshold"); every departure from it is an explicit option.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Final, Literal
+
+from egress_offline.errors import UsageError
+from egress_offline.ranges import SEED_CIDRS, CidrBlock, parse_cidr
+
+__all__ = [
+    "DEFAULT_THRESHOLD",
+    "DEFAULT_WINDOW",
+    "HuntSpec",
+    "NowMode",
+    "parse_duration",
+    "parse_now",
+    "parse_size",
+    "read_cidr_file",
+]
+
+NowMode = Literal["latest", "wall"]
+
+DEFAULT_THRESHOLD: Final = 1_073_741_824  # 1 GiB, as in the query
+DEFAULT_WINDOW: Final = timedelta(hours=8)
+
+_DURATION_PART = re.compile(r"(\d+)([smhd])")
+_UNITS: Final = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+_SIZE = re.compile(r"^\s*(\d+)\s*([KMGT]i?B|B)?\s*$", re.IGNORECASE)
+_SIZE_FACTORS: Final = {
+    "b": 1,
+    "kb": 1000, "mb": 1000**2, "gb": 1000**3, "tb": 1000**4,
+    "kib": 1024, "mib": 1024**2, "gib": 1024**3, "tib": 1024**4,
+}  # fmt: skip
+
+
+def parse_duration(text: str) -> timedelta:
+    """``8h``, ``90m``, ``1h30m``, ``2d``, ``45s``: a positive duration."""
+    compact = text.strip().lower().replace(" ", "")
+    parts = _DURATION_PART.findall(compact)
+    if not compact or "".join(n + u for n, u in parts) != compact:
+        raise UsageError(
+            f"--window: {text!r} is not a duration; use a number with s, m, h or d, "
+            "such as 8h, 90m or 1h30m"
+        )
+    seconds = sum(int(n) * _UNITS[u] for n, u in parts)
+    if seconds <= 0:
+        raise UsageError(f"--window: {text!r} must be longer than zero")
+    return timedelta(seconds=seconds)
+
+
+def parse_size(text: str) -> int:
+    """Plain bytes, or ``KB MB GB TB`` (powers of 1000) and ``KiB MiB GiB TiB`` (of 1024)."""
+    match = _SIZE.match(text)
+    if not match:
+        raise UsageError(
+            f"--threshold: {text!r} is not a size; use bytes (1073741824) or a unit "
+            "such as 500MB, 1GiB or 2TB"
+        )
+    number, unit = match.groups()
+    return int(number) * _SIZE_FACTORS[(unit or "b").lower()]
+
+
+def parse_now(text: str) -> NowMode | datetime:
+    """``latest``, ``wall``, or an ISO-8601 time; a time without offset is UTC."""
+    lowered = text.strip().lower()
+    if lowered in ("latest", "wall"):
+        return lowered  # type: ignore[return-value]
+    try:
+        moment = datetime.fromisoformat(text.strip().replace("z", "Z"))
+    except ValueError:
+        raise UsageError(
+            f"--now: {text!r} is not 'latest', 'wall' or an ISO-8601 time such as "
+            "2024-05-01T12:00:00Z"
+        ) from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC)
+
+
+def read_cidr_file(path: Path) -> tuple[CidrBlock, ...]:
+    """One block per line; blank lines and ``#`` comments are ignored."""
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(
+            f"--exclude-cidr-file: cannot read {path} ({exc}); give a UTF-8 text file "
+            "with one CIDR block per line"
+        ) from None
+    blocks = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        entry = line.split("#", 1)[0].strip()
+        if entry:
+            blocks.append(parse_cidr(entry, origin=f"{path}:{number}"))
+    return tuple(blocks)
+
+
+@dataclass(frozen=True, kw_only=True)
+class HuntSpec:
+    """What to hunt for. Built once, validated on construction, never changed.
+
+    ``now``: ``"latest"`` (the newest ``@timestamp`` in the input), ``"wall"`` (the clock,
+    as ES|QL's ``now()``) or a fixed aware time. ``window``: the look-back; ``None`` means
+    all time. ``os_families``: ``None`` means any. ``extra_cidrs``: blocks excluded in
+    addition to the seed's 26.
+    """
+
+    now: NowMode | datetime = "latest"
+    window: timedelta | None = DEFAULT_WINDOW
+    os_families: tuple[str, ...] | None = ("windows",)
+    threshold: int = DEFAULT_THRESHOLD
+    extra_cidrs: tuple[CidrBlock, ...] = ()
+    strict: bool = False
+    seed_cidrs: tuple[CidrBlock, ...] = field(
+        default_factory=lambda: tuple(parse_cidr(c) for c in SEED_CIDRS), repr=False
+    )
+
+    def __post_init__(self) -> None:
+        if isinstance(self.now, datetime):
+            if self.now.tzinfo is None:
+                raise UsageError("now: a fixed time needs a UTC offset")
+        elif self.now not in ("latest", "wall"):
+            raise UsageError(f"now: {self.now!r} is not 'latest', 'wall' or a time")
+        if self.window is not None and self.window <= timedelta(0):
+            raise UsageError("window: must be longer than zero")
+        if isinstance(self.threshold, bool) or not isinstance(self.threshold, int):
+            raise UsageError("threshold: must be a whole number of bytes")
+        if not 0 <= self.threshold < 2**63:
+            raise UsageError("threshold: must be between 0 and 2^63-1 bytes")
+        if self.os_families is not None and not self.os_families:
+            raise UsageError("os_families: give at least one family, or None for any")
+
+    @property
+    def cidrs(self) -> tuple[CidrBlock, ...]:
+        """Every excluded block: the seed's 26, then the extra ones."""
+        return self.seed_cidrs + self.extra_cidrs
+
+    @property
+    def window_ms(self) -> int | None:
+        return None if self.window is None else int(self.window.total_seconds() * 1000)

@@ -1,0 +1,189 @@
+"""Writers: the flagged rows as CSV, NDJSON, JSON, Parquet or a terminal table.
+
+Values are evidence: data formats write them verbatim. Files are written atomically (a
+temporary file beside the target, then a rename), so a crash or Ctrl-C never leaves a
+partial result. Only the terminal table is made safe to look at: control characters,
+escape sequences and BiDi overrides in attacker-chosen strings are shown inert.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import re
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import IO, Final, Literal
+
+import polars as pl
+
+from egress_offline.errors import UsageError
+
+__all__ = ["FORMATS", "OutputFormat", "format_for", "render", "write_atomic", "inert"]
+
+OutputFormat = Literal["csv", "ndjson", "json", "parquet", "table"]
+FORMATS: Final = ("csv", "ndjson", "json", "parquet", "table")
+_EXTENSIONS: Final = {
+    ".csv": "csv", ".ndjson": "ndjson", ".jsonl": "ndjson", ".json": "json",
+    ".parquet": "parquet", ".txt": "table",
+}  # fmt: skip
+_UNSAFE: Final = re.compile(
+    "[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069\ufeff]"
+)
+_ISO_MS: Final = "%Y-%m-%dT%H:%M:%S%.3fZ"
+
+
+def format_for(output: Path | None, requested: str | None, *, terminal: bool) -> OutputFormat:
+    """``--format`` if given; else from the output file's extension; else ``table`` on a
+    terminal and ``csv`` when piped."""
+    if requested:
+        if requested not in FORMATS:
+            raise UsageError(f"--format: {requested!r} is not one of {', '.join(FORMATS)}")
+        return requested  # type: ignore[return-value]
+    if output is not None:
+        suffixes = [s.lower() for s in output.suffixes]
+        for suffix in reversed(suffixes):
+            if suffix in _EXTENSIONS:
+                return _EXTENSIONS[suffix]  # type: ignore[return-value]
+        raise UsageError(
+            f"--output: cannot tell the format from {output.name!r}; "
+            f"add --format ({', '.join(FORMATS)}) or use .csv, .ndjson, .json or .parquet"
+        )
+    return "table" if terminal else "csv"
+
+
+def _flat_text(rows: pl.DataFrame) -> pl.DataFrame:
+    """Timestamps as ISO-8601 text; a context list as its one value, or as a JSON array
+    when it holds several, so that no boundary between values is lost."""
+    exprs = []
+    for name, dtype in rows.schema.items():
+        if isinstance(dtype, pl.Datetime):
+            exprs.append(pl.col(name).dt.to_string(_ISO_MS))
+        elif isinstance(dtype, pl.List):
+            exprs.append(
+                pl.when(pl.col(name).list.len() == 0)
+                .then(pl.lit(None, dtype=pl.String))
+                .when(pl.col(name).list.len() == 1)
+                .then(pl.col(name).list.first())
+                .otherwise(
+                    pl.col(name).map_elements(
+                        lambda values: json.dumps(list(values), ensure_ascii=False),
+                        return_dtype=pl.String,
+                    )
+                )
+                .alias(name)
+            )
+        else:
+            exprs.append(pl.col(name))
+    return rows.select(exprs)
+
+
+def _json_ready(rows: pl.DataFrame) -> pl.DataFrame:
+    return rows.with_columns(
+        pl.col(name).dt.to_string(_ISO_MS)
+        for name, dtype in rows.schema.items()
+        if isinstance(dtype, pl.Datetime)
+    )
+
+
+def _excel_safe(rows: pl.DataFrame) -> pl.DataFrame:
+    return rows.with_columns(
+        pl.when(pl.col(name).str.contains(r"^[=+\-@\t\r]"))
+        .then(pl.lit("'") + pl.col(name))
+        .otherwise(pl.col(name))
+        .alias(name)
+        for name, dtype in rows.schema.items()
+        if dtype == pl.String
+    )
+
+
+def render(rows: pl.DataFrame, fmt: OutputFormat, sink: IO[bytes], *,
+           excel_safe: bool = False) -> None:  # fmt: skip
+    """Write ``rows`` in ``fmt`` to a binary sink."""
+    if fmt == "csv":
+        flat = _flat_text(rows)
+        if excel_safe:
+            flat = _excel_safe(flat)
+        flat.write_csv(sink)
+    elif fmt == "ndjson":
+        if rows.height:
+            _json_ready(rows).write_ndjson(sink)
+    elif fmt == "json":
+        records = _json_ready(rows).to_dicts()
+        sink.write(json.dumps(records, ensure_ascii=False, indent=2).encode("utf-8") + b"\n")
+    elif fmt == "parquet":
+        rows.write_parquet(sink)
+    else:
+        sink.write(table_text(rows).encode("utf-8"))
+
+
+def write_atomic(path: Path, write: Callable[[IO[bytes]], None]) -> None:
+    """Write through ``write`` to a temporary file beside ``path``, then rename it into
+    place; on any failure (a full disk, Ctrl-C) the temporary file is removed."""
+    directory = path.parent if str(path.parent) else Path(".")
+    handle = tempfile.NamedTemporaryFile(  # noqa: SIM115 - closed below, renamed on success
+        dir=directory, prefix=f".{path.name}.", suffix=".tmp", delete=False
+    )
+    try:
+        with handle:
+            write(handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(handle.name, path)
+    except BaseException:
+        Path(handle.name).unlink(missing_ok=True)
+        raise
+
+
+def inert(value: str) -> str:
+    """A string safe to show on a terminal: control characters, escapes and BiDi
+    controls become visible ``\\x1b``/``\\u202e`` escapes."""
+    return _UNSAFE.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), value)
+
+
+def human_bytes(count: int | None) -> str:
+    if count is None:
+        return ""
+    value = float(count)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB"):
+        if abs(value) < 1024 or unit == "PiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.2f} {unit}"
+        value /= 1024
+    raise AssertionError("unreachable")
+
+
+def table_text(rows: pl.DataFrame, *, width: int | None = None) -> str:
+    """The rows as a readable table. Values are passed to rich as plain ``Text``, never
+    as markup, after :func:`inert`, so nothing in them can style or take the terminal."""
+    from rich.console import Console  # noqa: PLC0415 - only the table needs rich
+    from rich.table import Table  # noqa: PLC0415
+    from rich.text import Text  # noqa: PLC0415
+
+    if rows.height == 0:
+        return "No group reached the threshold.\n"
+    table = Table(show_lines=False, header_style="bold")
+    for name in rows.columns:
+        table.add_column(Text(name), overflow="fold", justify="right" if name in (
+            "total_bytes_out", "connections") else "left")  # fmt: skip
+    for record in rows.iter_rows(named=True):
+        cells = []
+        for name, value in record.items():
+            if name == "total_bytes_out":
+                text = human_bytes(value)
+            elif value is None:
+                text = ""
+            elif isinstance(value, list):
+                text = ", ".join(str(v) for v in value)
+            elif hasattr(value, "strftime"):
+                text = value.strftime("%Y-%m-%d %H:%M:%S")
+            else:
+                text = str(value)
+            cells.append(Text(inert(text)))
+        table.add_row(*cells)
+    buffer = io.StringIO()
+    console = Console(file=buffer, width=width or 200, force_terminal=False, no_color=True,
+                      highlight=False, markup=False, emoji=False)  # fmt: skip
+    console.print(table)
+    return buffer.getvalue()
