@@ -223,7 +223,12 @@ def _moment(ms: int | None) -> datetime | None:
 
 def _aggregate(candidates: pl.LazyFrame, spec: HuntSpec, cutoff_ms: int | None,
                counts: Counts) -> pl.DataFrame:  # fmt: skip
-    in_window = pl.lit(True) if spec.window is None else pl.col(_TS) > cutoff_ms
+    if spec.window is None:
+        in_window = pl.lit(True)
+    elif cutoff_ms is None:  # no anchor for the window: nothing can be in it
+        in_window = pl.lit(False)
+    else:
+        in_window = pl.col(_TS) > cutoff_ms
     windowed = candidates.filter(in_window)
     counts.time_window = windowed.select(pl.len()).collect(engine="streaming").item()
 
@@ -340,10 +345,7 @@ def run_hunt(paths: Sequence[str], spec: HuntSpec | None = None, *,
         now_ms = _resolve_now(spec, last_ms)
         window_ms = spec.window_ms
         cutoff_ms = None if window_ms is None or now_ms is None else now_ms - window_ms
-        candidates = spill.scan(_candidate_schema())
-        if spec.window is not None and cutoff_ms is None:
-            candidates = candidates.clear()  # no anchor: nothing can be in the window
-        rows = _aggregate(candidates, spec, cutoff_ms, counts)
+        rows = _aggregate(spill.scan(_candidate_schema()), spec, cutoff_ms, counts)
         result = HuntResult(
             rows=rows, spec=spec, counts=counts, files=reports, skipped=inputs.skipped,
             now=_moment(now_ms), cutoff=_moment(cutoff_ms), data_first=_moment(first_ms),
@@ -400,8 +402,6 @@ def _warnings(result: HuntResult, inputs: Inputs) -> list[str]:
             "cannot run on this data (Sysmon event 3 and Windows event 5156 do not log "
             "bytes; Elastic Defend network events do)"
         )
-    if inputs.skipped:
-        notes.append(f"{len(inputs.skipped)} files that are not event exports were skipped")
     return notes
 
 

@@ -249,23 +249,39 @@ def _note_nothing(_message: str) -> None:
 
 
 def _sniff_json(peek: bytes) -> Format | None:
+    """NDJSON, one JSON document, or neither, from the first 64 KiB (decompressed).
+
+    In order: a first line that is only ``{`` or ``[`` opens a pretty-printed document;
+    any complete line that is a JSON object on its own makes the file NDJSON (so a
+    damaged first line does not decide); a compact ``_search`` response or array on one
+    line is a document; a long first line that opens an object is an NDJSON record.
+    """
     text = peek.lstrip(b"\xef\xbb\xbf \t\r\n")
-    if text.startswith(b"["):
+    if not text:
+        return "ndjson"  # nothing but white space: an empty export
+    lines = text.split(b"\n")
+    complete = lines if len(peek) < _PEEK else lines[:-1]
+    first = lines[0].strip()
+    if first in (b"{", b"["):
         return "json"
-    if not text.startswith(b"{"):
-        return None
-    first, newline, _rest = text.partition(b"\n")
-    if not newline:
-        return "ndjson"  # one long first line: a record per line
-    try:
-        doc = json.loads(first)
-    except ValueError:
-        stripped = first.strip()
-        return "json" if stripped.endswith((b"{", b"[", b",", b":")) else "ndjson"
-    if isinstance(doc, dict) and isinstance(doc.get("hits"), dict):
-        if isinstance(doc["hits"].get("hits"), list):
-            return "json"
-    return "ndjson"
+    objects = 0
+    for line in complete:
+        try:
+            doc = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(doc, dict):
+            hits = doc.get("hits")
+            if len(complete) == 1 and isinstance(hits, dict) and isinstance(hits.get("hits"), list):
+                return "json"
+            objects += 1
+    if objects:
+        return "ndjson"
+    if first.startswith(b"["):
+        return "json"
+    if first.startswith(b"{"):
+        return "json" if first.endswith((b"{", b"[", b",", b":")) and len(complete) > 1 else "ndjson"
+    return None
 
 
 # ------------------------------------------------------------------ decoded doc -> fields
@@ -624,7 +640,6 @@ def _json_document_batches(
     if docs is None:
         yield from _python_documents(file, text, report, strict=strict)
         return
-    report.records = docs.height
     yield _take_good(_fields_from_docs(docs, "__doc"), report, strict=strict)
 
 

@@ -1,0 +1,169 @@
+"""Test helpers: write events in every layout the tool reads, and compare rows."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from egress_offline import HuntResult, HuntSpec, run_hunt
+
+GiB = 1024**3
+NOW = datetime(2024, 5, 1, 12, 0, 0, tzinfo=UTC)
+
+
+def event(**overrides: Any) -> dict[str, Any]:
+    """A nested Endpoint disconnect event that the default hunt keeps; dotted keys in
+    ``overrides`` replace (or, given ``None``... as a value, null) the nested field."""
+    doc: dict[str, Any] = {
+        "@timestamp": "2024-05-01T11:00:00.0000000Z",
+        "host": {"os": {"family": "windows"}, "name": "WKS-1"},
+        "event": {"category": ["network"], "action": "disconnect_received"},
+        "destination": {"ip": "8.8.8.8", "address": "8.8.8.8", "port": 443},
+        "process": {"entity_id": "E1", "executable": "C:\\evil.exe"},
+        "source": {"bytes": GiB},
+        "user": {"name": "alice"},
+    }
+    for dotted, value in overrides.items():
+        parts = dotted.split(".") if dotted != "@timestamp" else ["@timestamp"]
+        node = doc
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+        if value is DELETE:
+            node.pop(parts[-1], None)
+        else:
+            node[parts[-1]] = value
+    return doc
+
+
+DELETE = object()
+
+
+def flatten_keys(doc: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in doc.items():
+        if isinstance(value, dict) and value:
+            out.update(flatten_keys(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def half_flat(doc: dict[str, Any]) -> dict[str, Any]:
+    """Dot the first two levels only: {"host.os": {"family": ...}}."""
+    out: dict[str, Any] = {}
+    for key, value in doc.items():
+        if isinstance(value, dict):
+            for sub, inner in value.items():
+                out[f"{key}.{sub}"] = inner
+        else:
+            out[key] = value
+    return out
+
+
+def hit(doc: dict[str, Any], i: int = 0) -> dict[str, Any]:
+    return {"_index": "logs-endpoint.events.network-default", "_id": f"id{i}", "_score": 1,
+            "_source": doc}  # fmt: skip
+
+
+def ndjson(docs: list[Any]) -> bytes:
+    return b"".join(json.dumps(d).encode() + b"\n" for d in docs)
+
+
+LAYOUTS: dict[str, Callable[[list[dict[str, Any]], Path], Path]] = {}
+
+
+def layout(name: str) -> Callable[[Callable[..., Path]], Callable[..., Path]]:
+    def register(fn: Callable[..., Path]) -> Callable[..., Path]:
+        LAYOUTS[name] = fn
+        return fn
+
+    return register
+
+
+@layout("nested")
+def _nested(docs: list[dict[str, Any]], directory: Path) -> Path:
+    path = directory / "nested.ndjson"
+    path.write_bytes(ndjson(docs))
+    return path
+
+
+@layout("dotted")
+def _dotted(docs: list[dict[str, Any]], directory: Path) -> Path:
+    path = directory / "dotted.jsonl"
+    path.write_bytes(ndjson([flatten_keys(d) for d in docs]))
+    return path
+
+
+@layout("mixed")
+def _mixed(docs: list[dict[str, Any]], directory: Path) -> Path:
+    path = directory / "mixed.json"
+    rows = [half_flat(d) if i % 2 else flatten_keys(d) if i % 3 else d for i, d in enumerate(docs)]
+    path.write_bytes(ndjson(rows))
+    return path
+
+
+@layout("elasticdump-crlf-gzip")
+def _elasticdump(docs: list[dict[str, Any]], directory: Path) -> Path:
+    path = directory / "dump.ndjson.gz"
+    body = b"".join(json.dumps(hit(d, i)).encode() + b"\r\n" for i, d in enumerate(docs))
+    half = len(body) // 2
+    cut = body.rfind(b"\n", 0, half) + 1
+    path.write_bytes(gzip.compress(body[:cut]) + gzip.compress(body[cut:]))  # two members
+    return path
+
+
+@layout("json-array")
+def _array(docs: list[dict[str, Any]], directory: Path) -> Path:
+    path = directory / "array.json"
+    path.write_text(json.dumps(docs, indent=2))
+    return path
+
+
+@layout("search-response")
+def _search(docs: list[dict[str, Any]], directory: Path) -> Path:
+    path = directory / "search.json"
+    response = {"took": 3, "timed_out": False,
+                "hits": {"total": {"value": len(docs)}, "hits": [hit(d, i) for i, d in enumerate(docs)]}}  # fmt: skip
+    path.write_text(json.dumps(response, indent=1))
+    return path
+
+
+@layout("zstd-bom")
+def _zstd(docs: list[dict[str, Any]], directory: Path) -> Path:
+    import zstandard
+
+    path = directory / "events.ndjson.zst"
+    path.write_bytes(zstandard.ZstdCompressor().compress(b"\xef\xbb\xbf" + ndjson(docs)))
+    return path
+
+
+def hunt(docs: list[Any], tmp_path: Path, *, layout_name: str = "nested",
+         **spec: Any) -> HuntResult:  # fmt: skip
+    spec.setdefault("now", NOW)
+    path = LAYOUTS[layout_name](docs, tmp_path)
+    return run_hunt([str(path)], HuntSpec(**spec))
+
+
+def rows_of(result: HuntResult) -> list[dict[str, Any]]:
+    """Engine rows in the reference model's form (times as epoch ms, all columns)."""
+    frame = result.rows
+    for name in ("destination.port", "destination.as.organization.name"):
+        if name not in frame.columns:
+            frame = frame.with_columns(pl.lit([], dtype=pl.List(pl.String)).alias(name))
+    frame = frame.with_columns(
+        pl.col("first_seen", "last_seen").dt.epoch("ms"),
+        *[pl.col(c).list.sort() for c in ("host.name", "user.name", "destination.port",
+                                          "destination.as.organization.name")],
+    )  # fmt: skip
+    return frame.to_dicts()
+
+
+def keyed(rows: list[dict[str, Any]]) -> dict[tuple[Any, ...], dict[str, Any]]:
+    return {(r["process.entity_id"], r["destination.address"], r["process.executable"]): r
+            for r in rows}  # fmt: skip
