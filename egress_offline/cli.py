@@ -58,6 +58,7 @@ def hunt(
     paths: Annotated[
         list[str],
         typer.Argument(
+            metavar="PATH",
             help="Export files, directories (searched recursively), globs, or - for stdin. "
             "NDJSON (.gz/.zst too), a JSON array or _search response, or Parquet.",
             show_default=False,
@@ -66,49 +67,55 @@ def hunt(
     now: Annotated[
         str,
         typer.Option(
+            metavar="latest|wall|TIME",
             help="Reference time of the window: 'latest' (newest @timestamp in the input), "
             "'wall' (the clock, as ES|QL now()) or an ISO-8601 time.",
         ),
     ] = "latest",
     window: Annotated[
-        str, typer.Option(help="Look-back from --now: s, m, h, d, e.g. 8h, 1h30m, 2d.")
+        str,
+        typer.Option(metavar="DURATION", help="Look-back from --now: s, m, h, d, e.g. 8h, 1h30m, 2d."),
     ] = "8h",
     all_time: Annotated[bool, typer.Option("--all-time", help="No time filter.")] = False,
     os_family: Annotated[
         list[str] | None,
         typer.Option(
             help="host.os.family to keep (repeatable); 'any' removes the filter. "
-            "[default: windows]",
+            "Default: windows.",
             show_default=False,
+            metavar="NAME",
         ),
     ] = None,
     threshold: Annotated[
         str,
-        typer.Option(help="Flag groups at or above this: bytes, KB/MB/GB/TB or KiB/MiB/GiB/TiB."),
+        typer.Option(metavar="SIZE",
+                     help="Flag groups at or above this: bytes, KB/MB/GB/TB or KiB/MiB/GiB/TiB."),
     ] = "1073741824",
     exclude_cidr: Annotated[
         list[str] | None,
-        typer.Option(help="Another non-public range to exclude (repeatable).", show_default=False),
+        typer.Option(help="Another non-public range to exclude (repeatable).", show_default=False,
+                     metavar="CIDR"),
     ] = None,
     exclude_cidr_file: Annotated[
         Path | None,
-        typer.Option(help="File of ranges to exclude, one per line, # comments.", show_default=False),
+        typer.Option(help="File of ranges to exclude, one per line, # comments.", show_default=False,
+                     metavar="FILE"),
     ] = None,
     output: Annotated[
         Path | None,
         typer.Option("--output", "-o", help="Write the rows here (atomically); default stdout.",
-                     show_default=False),
+                     show_default=False, metavar="FILE"),
     ] = None,
     fmt: Annotated[
         str | None,
-        typer.Option("--format", help="csv, ndjson, json, parquet or table; default from the "
+        typer.Option("--format", metavar="FORMAT", help="csv, ndjson, json, parquet or table; default from the "
                      "output's extension, else table on a terminal and csv when piped.",
                      show_default=False),
     ] = None,
     report: Annotated[
         Path | None,
         typer.Option(help="Write a JSON run report: parameters, inputs with SHA-256, counts.",
-                     show_default=False),
+                     show_default=False, metavar="FILE"),
     ] = None,
     strict: Annotated[
         bool, typer.Option("--strict", help="Stop at the first malformed record (exit 1).")

@@ -509,12 +509,34 @@ def _gunzip(handle: IO[bytes], note_damage: Any) -> Iterator[bytes]:
 def _unzstd(handle: IO[bytes], note_damage: Any) -> Iterator[bytes]:
     import zstandard  # noqa: PLC0415 - only zstd inputs need it
 
-    reader = zstandard.ZstdDecompressor().stream_reader(handle, read_across_frames=True)
-    try:
-        while block := reader.read(_BLOCK):
-            yield block
-    except zstandard.ZstdError as exc:
-        note_damage(f"zstd data is corrupt or truncated ({exc})")
+    decoder = zstandard.ZstdDecompressor().decompressobj()
+    offset = 0
+    while chunk := handle.read(_BLOCK):
+        data = chunk
+        while data:
+            try:
+                out = decoder.decompress(data)
+            except zstandard.ZstdError as exc:
+                note_damage(f"zstd data is corrupt near byte {offset} ({exc})")
+                return
+            if out:
+                yield out
+            if decoder.eof:
+                rest = decoder.unused_data
+                offset += len(data) - len(rest)
+                if rest.startswith(_ZSTD_MAGIC):
+                    decoder = zstandard.ZstdDecompressor().decompressobj()  # the next frame
+                    data = rest
+                    continue
+                if rest.strip(b"\x00"):
+                    note_damage(f"{len(rest)} bytes that are not zstd after byte {offset}")
+                    return
+                data = b""
+            else:
+                offset += len(data)
+                data = b""
+    if not decoder.eof and offset:
+        note_damage(f"zstd data ends early at byte {offset} (truncated copy)")
 
 
 def _careful_ndjson(file: InputFile, report: FileReport, *, strict: bool) -> Iterator[pl.DataFrame]:

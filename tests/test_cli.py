@@ -1,0 +1,279 @@
+"""The command: formats, summary, report, exit codes; once through the installed script."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import pytest
+from typer.testing import CliRunner
+
+from egress_offline import __version__
+from egress_offline.cli import app
+from tests.helpers import GiB, event, ndjson
+
+NOW = "2024-05-01T12:00:00Z"
+
+
+def invoke(*args: str, input: bytes | None = None) -> Any:
+    return CliRunner().invoke(app, ["hunt", *args], input=input)
+
+
+@pytest.fixture
+def export(tmp_path: Path) -> Path:
+    path = tmp_path / "export.ndjson"
+    path.write_bytes(
+        ndjson(
+            [
+                event(**{"source.bytes": 3 * GiB, "process.executable": "=cmd|' /C calc'!A0"}),
+                event(**{"process.entity_id": "E2", "destination.port": [443, 8443],
+                         "user.name": "bob"}),
+                event(**{"process.entity_id": "small", "source.bytes": 10}),
+                event(**{"destination.ip": "10.0.0.1", "process.entity_id": "private"}),
+            ]
+        )  # fmt: skip
+    )
+    return path
+
+
+def test_csv_is_the_default_when_piped(export: Path) -> None:
+    result = invoke(str(export), "--now", NOW)
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout.splitlines() == [
+        "total_bytes_out,process.entity_id,destination.address,process.executable,host.name,"
+        "user.name,connections,first_seen,last_seen,destination.port",
+        "3221225472,E1,8.8.8.8,=cmd|' /C calc'!A0,WKS-1,alice,1,2024-05-01T11:00:00.000Z,"
+        "2024-05-01T11:00:00.000Z,443",
+        '1073741824,E2,8.8.8.8,C:\\evil.exe,WKS-1,bob,1,2024-05-01T11:00:00.000Z,'
+        '2024-05-01T11:00:00.000Z,"[""443"", ""8443""]"',
+    ]
+
+
+def test_summary_goes_to_stderr_and_adds_up(export: Path) -> None:
+    result = invoke(str(export), "--now", NOW)
+    lines = result.stderr.splitlines()
+    assert lines[0].split() == ["records", "read", "4"]
+    assert lines[1].split() == ["malformed,", "skipped", "0"]
+    assert "public destination.ip" in result.stderr
+    assert any(line.startswith("flagged (>= 1,073,741,824 bytes)") and line.endswith(" 2")
+               for line in lines)  # fmt: skip
+    assert "window: @timestamp > 2024-05-01T04:00:00.000Z" in result.stderr
+    assert "data:   2024-05-01T11:00:00.000Z .. 2024-05-01T11:00:00.000Z" in result.stderr
+
+
+def test_quiet(export: Path) -> None:
+    assert invoke(str(export), "--now", NOW, "-q").stderr == ""
+
+
+def test_excel_safe(export: Path) -> None:
+    result = invoke(str(export), "--now", NOW, "--excel-safe", "-q")
+    assert ",'=cmd|' /C calc'!A0," in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("name", "fmt"),
+    [("out.csv", "csv"), ("out.ndjson", "ndjson"), ("out.jsonl", "ndjson"), ("out.json", "json"),
+     ("out.parquet", "parquet"), ("out.txt", "table")],
+)  # fmt: skip
+def test_format_from_extension_written_atomically(export: Path, tmp_path: Path, name: str,
+                                                  fmt: str) -> None:  # fmt: skip
+    target = tmp_path / "results" / name
+    target.parent.mkdir()
+    result = invoke(str(export), "--now", NOW, "-o", str(target))
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout == ""
+    assert [p.name for p in target.parent.iterdir()] == [name]  # no temporary file left
+    if fmt == "parquet":
+        frame = pl.read_parquet(target)
+        assert frame["total_bytes_out"].to_list() == [3 * GiB, GiB]
+        assert frame["destination.port"].to_list() == [["443"], ["443", "8443"]]
+    elif fmt == "json":
+        rows = json.loads(target.read_text())
+        assert rows[1]["destination.port"] == ["443", "8443"]
+        assert rows[0]["first_seen"] == "2024-05-01T11:00:00.000Z"
+    elif fmt == "ndjson":
+        rows = [json.loads(line) for line in target.read_text().splitlines()]
+        assert [r["process.entity_id"] for r in rows] == ["E1", "E2"]
+        assert rows[0]["process.executable"] == "=cmd|' /C calc'!A0"  # verbatim
+    elif fmt == "table":
+        assert "3.00 GiB" in target.read_text()
+    else:
+        assert target.read_text().count("\n") == 3
+
+
+def test_explicit_format_beats_extension(export: Path, tmp_path: Path) -> None:
+    target = tmp_path / "rows.out"
+    assert invoke(str(export), "--now", NOW, "-o", str(target), "--format", "ndjson").exit_code == 0
+    assert json.loads(target.read_text().splitlines()[0])["total_bytes_out"] == 3 * GiB
+
+
+def test_nulls_are_empty_csv_fields_and_json_null(tmp_path: Path) -> None:
+    path = tmp_path / "nulls.ndjson"
+    doc = event()
+    del doc["process"]["entity_id"], doc["user"]
+    path.write_bytes(ndjson([doc]))
+    csv = invoke(str(path), "--now", NOW, "-q").stdout.splitlines()[1]
+    assert csv.startswith(f"{GiB},,8.8.8.8,C:\\evil.exe,WKS-1,,1,")
+    out = json.loads(invoke(str(path), "--now", NOW, "-q", "--format", "json").stdout)
+    assert out[0]["process.entity_id"] is None
+    assert out[0]["user.name"] == []
+
+
+def test_report(export: Path, tmp_path: Path) -> None:
+    report = tmp_path / "run.json"
+    result = invoke(str(export), "--now", NOW, "--report", str(report), "--threshold", "1GiB",
+                    "--exclude-cidr", "9.9.9.0/24")  # fmt: skip
+    assert result.exit_code == 0
+    data = json.loads(report.read_text())
+    assert data["version"] == __version__
+    assert data["parameters"]["now"] == "2024-05-01T12:00:00.000Z"
+    assert data["parameters"]["now_mode"] == "fixed"
+    assert data["parameters"]["window_seconds"] == 8 * 3600
+    assert data["parameters"]["os_families"] == ["windows"]
+    assert data["parameters"]["threshold_bytes"] == GiB
+    assert len(data["parameters"]["excluded_cidrs"]) == 27
+    assert data["parameters"]["excluded_cidrs"][-1] == "9.9.9.0/24"
+    (source,) = data["inputs"]
+    assert source["sha256"] == hashlib.sha256(export.read_bytes()).hexdigest()
+    assert source["size_bytes"] == export.stat().st_size
+    assert data["counts"] == {
+        "records": 4, "malformed": 0, "valid": 4, "after_os_family": 4,
+        "after_category_action": 4, "after_time_window": 4, "after_public_destination": 3,
+        "groups": 3, "flagged": 2, "network_events": 4, "network_events_with_source_bytes": 4,
+    }  # fmt: skip
+    assert data["data_time_range"] == {"first": "2024-05-01T11:00:00.000Z",
+                                       "last": "2024-05-01T11:00:00.000Z"}  # fmt: skip
+    assert isinstance(data["elapsed_seconds"], float)
+
+
+@pytest.mark.parametrize(
+    ("args", "flagged"),
+    [
+        (["--threshold", "3GiB"], 1),
+        (["--threshold", "3.3GB"], None),  # not a whole number: usage error
+        (["--threshold", "3221225473"], 0),
+        (["--threshold", "1KB"], 2),
+        (["--threshold", "10B"], 3),
+        (["--threshold", "11"], 2),
+        (["--window", "30m"], 0),
+        (["--window", "1h30m"], 2),
+        (["--all-time"], 2),
+        (["--os-family", "linux"], 0),
+        (["--os-family", "linux", "--os-family", "windows"], 2),
+        (["--os-family", "any"], 2),
+        (["--exclude-cidr", "8.8.8.8"], 0),
+        (["--now", "2024-05-01T19:00:00+02:00"], 2),
+        (["--now", "2024-05-01T19:00:01"], 0),
+        (["--now", "latest"], 2),
+        (["--now", "wall"], 0),
+    ],
+)
+def test_options(export: Path, args: list[str], flagged: int | None) -> None:
+    base = [] if "--now" in args else ["--now", NOW]
+    result = invoke(str(export), *base, *args, "-q", "--format", "ndjson")
+    if flagged is None:
+        assert result.exit_code == 2
+        return
+    assert result.exit_code == 0, result.stderr
+    assert len(result.stdout.splitlines()) == flagged
+
+
+def test_exclude_cidr_file(export: Path, tmp_path: Path) -> None:
+    ranges = tmp_path / "ranges.txt"
+    ranges.write_text("# our own egress proxies\n\n8.8.0.0/16  # google dns\n")
+    result = invoke(str(export), "--now", NOW, "--exclude-cidr-file", str(ranges), "-q")
+    assert result.exit_code == 0
+    assert result.stdout.count("\n") == 1  # the header only
+
+
+def test_old_export_with_wall_clock_says_what_to_do(export: Path) -> None:
+    result = invoke(str(export), "--now", "wall")
+    assert result.exit_code == 0
+    assert "holds no events, but the data has events from 2024-05-01T11:00:00.000Z" in result.stderr
+    assert "use --now latest" in result.stderr
+
+
+def test_data_without_source_bytes_is_named(tmp_path: Path) -> None:
+    path = tmp_path / "sysmon.ndjson"
+    docs = [event(**{"source": {"ip": "10.0.0.5"}}) for _ in range(3)]
+    path.write_bytes(ndjson(docs))
+    result = invoke(str(path), "--now", NOW)
+    assert result.exit_code == 0
+    assert "carry no source.bytes at all, so this hunt cannot run on this data" in result.stderr
+
+
+def test_stdin_dash(export: Path) -> None:
+    result = invoke("-", "--now", NOW, "-q", input=export.read_bytes())
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout.count("\n") == 3
+
+
+def test_table_values_cannot_drive_the_terminal(tmp_path: Path) -> None:
+    from egress_offline.writers import table_text
+
+    hostile = "\x1b[2J\x1b]8;;http://x\x07link\x1b]8;;\x07\x1b]52;c;ZXZpbA==\x07[link=http://x]y[/link]\u202egpj.exe\x07\x00"
+    frame = pl.DataFrame({"total_bytes_out": [GiB], "process.executable": [hostile]})
+    text = table_text(frame, width=400)
+    assert "\x1b" not in text and "\x07" not in text and "\u202e" not in text and "\x00" not in text
+    assert "\\x1b[2J" in text
+    assert "[link=http://x]y[/link]" in text  # shown as text, not applied as markup
+    assert "\\u202egpj.exe" in text
+
+
+def test_markup_in_values_is_shown_verbatim_in_a_table_file(tmp_path: Path) -> None:
+    path = tmp_path / "m.ndjson"
+    path.write_bytes(ndjson([event(**{"process.executable": "[bold red]x[/] \x1b[31mred"})]))
+    out = tmp_path / "t.txt"
+    assert invoke(str(path), "--now", NOW, "-q", "-o", str(out)).exit_code == 0
+    assert "[bold red]x[/] \\x1b[31mred" in out.read_text()
+
+
+def test_version() -> None:
+    result = CliRunner().invoke(app, ["--version"])
+    assert result.stdout == f"egress-offline {__version__}\n"
+
+
+def test_installed_command_runs_as_a_subprocess(export: Path, tmp_path: Path) -> None:
+    exe = shutil.which("egress-offline", path=str(Path(sys.executable).parent)) or shutil.which(
+        "egress-offline"
+    )
+    assert exe, "egress-offline is not installed: pip install ."
+    target = tmp_path / "out.csv"
+    done = subprocess.run(
+        [exe, "hunt", str(export), "--now", NOW, "-o", str(target)],
+        capture_output=True, check=False, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == b""
+    assert b"records read" in done.stderr
+    assert target.read_text().splitlines()[1].startswith("3221225472,E1,")
+    missing = subprocess.run([exe, "hunt", str(tmp_path / "nope.ndjson")], capture_output=True,
+                             check=False, timeout=120)  # fmt: skip
+    assert missing.returncode == 1
+    assert missing.stderr.decode().splitlines() == [
+        f"Error: {tmp_path / 'nope.ndjson'}: no such file or directory; check the path"
+    ]
+    module = subprocess.run([sys.executable, "-m", "egress_offline", "--version"],
+                            capture_output=True, check=False, timeout=120)  # fmt: skip
+    assert module.stdout.decode().strip() == f"egress-offline {__version__}"
+
+
+def test_broken_pipe_is_quiet(export: Path) -> None:
+    exe = shutil.which("egress-offline", path=str(Path(sys.executable).parent))
+    assert exe
+    done = subprocess.run(
+        f"'{exe}' hunt '{export}' --now {NOW} --threshold 0 -q | head -c 1",
+        shell=True, capture_output=True, check=False, timeout=120,
+    )  # fmt: skip
+    assert b"Traceback" not in done.stderr
+
+
+def _unused() -> io.BytesIO:  # keep io imported for monkeypatching stdin in other tests
+    return io.BytesIO()

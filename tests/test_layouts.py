@@ -1,0 +1,314 @@
+"""Every input layout and compression gives the same rows; damage is counted, never lost."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import shutil
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import pytest
+
+from egress_offline import HuntSpec, run_hunt
+from tests.helpers import LAYOUTS, NOW, GiB, event, flatten_keys, hit, ndjson
+
+SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "samples"
+
+
+def docs3() -> list[dict[str, Any]]:
+    return [
+        event(),
+        event(**{"process.entity_id": "E2", "source.bytes": 2 * GiB}),
+        event(**{"destination.ip": "10.0.0.1", "process.entity_id": "private"}),
+    ]
+
+
+EXPECTED = [(2 * GiB, "E2"), (GiB, "E1")]
+
+
+def result_of(path: Path | str, **spec: Any) -> Any:
+    spec.setdefault("now", NOW)
+    return run_hunt([str(path)], HuntSpec(**spec))
+
+
+def pairs(result: Any) -> list[tuple[int, str]]:
+    return [(r["total_bytes_out"], r["process.entity_id"]) for r in result.rows.to_dicts()]
+
+
+@pytest.mark.parametrize("name", sorted(LAYOUTS))
+def test_every_layout(tmp_path: Path, name: str) -> None:
+    result = result_of(LAYOUTS[name](docs3(), tmp_path))
+    assert pairs(result) == EXPECTED
+    assert result.counts.records == 3
+    assert result.counts.malformed == 0
+
+
+def test_logstash_json_lines(tmp_path: Path) -> None:
+    docs = [{**d, "@version": "1", "@metadata": {"beat": "x"}, "tags": ["_jsonparsefailure"]}
+            for d in docs3()]  # fmt: skip
+    path = tmp_path / "logstash.log"
+    path.write_bytes(ndjson(docs))
+    assert pairs(result_of(path)) == EXPECTED
+
+
+def test_layouts_may_differ_line_by_line(tmp_path: Path) -> None:
+    a, b, c = docs3()
+    path = tmp_path / "mixed.ndjson"
+    path.write_bytes(ndjson([hit(a), flatten_keys(b), c]))
+    assert pairs(result_of(path)) == EXPECTED
+
+
+def test_a_document_may_mix_dotted_and_nested_keys(tmp_path: Path) -> None:
+    doc = {
+        "@timestamp": "2024-05-01T11:00:00Z",
+        "host.os.family": "windows",
+        "event": {"category.": None, "action": "disconnect_received"},
+        "event.category": "network",
+        "destination": {"ip": "8.8.8.8"},
+        "destination.address": "8.8.8.8",
+        "process.entity_id": "E1",
+        "process": {"executable": "C:\\evil.exe"},
+        "source": {"bytes": GiB},
+    }
+    path = tmp_path / "mix.ndjson"
+    path.write_bytes(ndjson([doc]))
+    assert pairs(result_of(path)) == [(GiB, "E1")]
+
+
+def test_dotted_and_nested_copies_of_one_field_are_two_values(tmp_path: Path) -> None:
+    # Elasticsearch indexes both: host.os.family becomes [linux, windows], so == is null.
+    doc = event(**{"host.os.family": "linux"})
+    doc["host.os.family"] = "windows"
+    path = tmp_path / "both.ndjson"
+    path.write_bytes(ndjson([doc]))
+    assert pairs(result_of(path)) == []
+
+
+def test_unrelated_field_beyond_int64_changes_nothing(tmp_path: Path) -> None:
+    path = tmp_path / "big.ndjson"
+    lines = [json.dumps(d)[:-1] + ', "dns": {"Ext": {"options": 9223372036854775808}}}'
+             for d in docs3()]  # fmt: skip
+    lines[0] = lines[0][:-1] + ', "z": 1e400}'
+    path.write_text("\n".join(lines) + "\n")
+    result = result_of(path)
+    assert pairs(result) == EXPECTED
+    assert result.counts.malformed == 0
+
+
+def test_crlf_bom_and_blank_lines(tmp_path: Path) -> None:
+    path = tmp_path / "win.ndjson"
+    body = b"\xef\xbb\xbf" + b"\r\n\r\n".join(json.dumps(d).encode() for d in docs3()) + b"\r\n\r\n"
+    path.write_bytes(body)
+    result = result_of(path)
+    assert pairs(result) == EXPECTED
+    assert result.counts.records == 3
+
+
+def test_gzip_with_several_members_and_nul_padding(tmp_path: Path) -> None:
+    a, b, c = docs3()
+    path = tmp_path / "members.gz"
+    path.write_bytes(gzip.compress(ndjson([a])) + gzip.compress(ndjson([b, c])) + b"\0" * 512)
+    result = result_of(path)
+    assert pairs(result) == EXPECTED
+    assert result.files[0].damage is None
+
+
+def test_format_is_detected_from_content_not_name(tmp_path: Path) -> None:
+    path = tmp_path / "export.txt"
+    path.write_bytes(gzip.compress(ndjson(docs3())))
+    assert pairs(result_of(path)) == EXPECTED
+    assert result_of(path).files[0].compression == "gzip"
+
+
+def test_parquet_nested_structs(tmp_path: Path) -> None:
+    path = tmp_path / "nested.parquet"
+    frame = pl.DataFrame(
+        {
+            "@timestamp": [datetime(2024, 5, 1, 11, 0, 0, 123456)] * 3,
+            "host": [{"os": {"family": "windows"}, "name": "h"}] * 3,
+            "event": [{"category": ["network"], "action": "disconnect_received"}] * 3,
+            "destination": [{"ip": ip, "address": "8.8.8.8"} for ip in ("8.8.8.8", "8.8.8.8", "10.0.0.1")],
+            "process": [{"entity_id": e, "executable": "C:\\evil.exe"} for e in ("E1", "E2", "P")],
+            "source": [{"bytes": b} for b in (GiB, 2 * GiB, 5 * GiB)],
+        }
+    )  # fmt: skip
+    frame.write_parquet(path)
+    result = result_of(path)
+    assert pairs(result) == EXPECTED
+    assert result.rows["first_seen"].to_list()[0].isoformat() == "2024-05-01T11:00:00.123000+00:00"
+
+
+def test_parquet_dotted_columns_with_strings_and_tz(tmp_path: Path) -> None:
+    path = tmp_path / "flat.parquet"
+    frame = pl.DataFrame(
+        {
+            "@timestamp": pl.Series([datetime(2024, 5, 1, 13, 0)] * 3).dt.replace_time_zone("Europe/Paris"),
+            "host.os.family": ["windows"] * 3,
+            "event.category": ["network"] * 3,
+            "event.action": ["disconnect_received"] * 3,
+            "destination.ip": ["8.8.8.8", "::ffff:8.8.8.8", "10.0.0.1"],
+            "destination.address": ["8.8.8.8"] * 3,
+            "process.entity_id": ["E1", "E2", "P"],
+            "process.executable": ["C:\\evil.exe"] * 3,
+            "source.bytes": [str(GiB), f"{2 * GiB}.5", "9"],
+        }
+    )  # fmt: skip
+    frame.write_parquet(path)
+    assert pairs(result_of(path)) == EXPECTED  # 13:00 Paris is 11:00Z, inside the window
+
+
+def test_parquet_float_bytes_and_missing_optional_columns(tmp_path: Path) -> None:
+    path = tmp_path / "float.parquet"
+    pl.DataFrame(
+        {
+            "@timestamp": ["2024-05-01T11:00:00Z"],
+            "host.os.family": ["windows"], "event.category": ["network"],
+            "event.action": ["disconnect_received"], "destination.ip": ["1.1.1.1"],
+            "process.entity_id": ["F"], "source.bytes": [1.5e10],
+        }
+    ).write_parquet(path)  # fmt: skip
+    rows = result_of(path).rows.to_dicts()
+    assert rows[0]["total_bytes_out"] == 15_000_000_000
+    assert rows[0]["destination.address"] is None
+    assert rows[0]["process.executable"] is None
+
+
+def test_real_elastic_sample_event_pretty_printed(tmp_path: Path) -> None:
+    sample = SAMPLES / "endpoint-package_sample_event.json"
+    path = tmp_path / sample.name
+    shutil.copy(sample, path)
+    result = result_of(path, now="latest", threshold=1)
+    assert result.counts.records == 1
+    assert result.files[0].format == "json"
+    (row,) = result.rows.to_dicts()
+    assert row["total_bytes_out"] == 498
+    assert row["destination.address"] == "64.233.191.95"
+    assert row["process.executable"] == "C:\\Program Files\\Google\\Compute Engine\\agent\\GCEWindowsAgent.exe"
+    assert row["destination.as.organization.name"] == ["GOOGLE"]
+    assert row["first_seen"].isoformat() == "2022-04-04T18:52:00.600000+00:00"
+
+
+def test_real_sample_as_one_ndjson_line_with_its_huge_unrelated_number(tmp_path: Path) -> None:
+    text = (SAMPLES / "endpoint-package_sample_event.json").read_text()
+    line = json.dumps(json.loads(text))
+    assert "9223372036854775808" in line
+    path = tmp_path / "sample.ndjson"
+    path.write_text(line + "\n" + line + "\n")
+    result = result_of(path, now="latest", threshold=996)
+    assert [r["total_bytes_out"] for r in result.rows.to_dicts()] == [996]
+    assert result.files[0].reader == "fast"
+
+
+def test_legacy_sample_does_not_match(tmp_path: Path) -> None:
+    path = tmp_path / "legacy.json"
+    shutil.copy(SAMPLES / "endpoint-package_network_outbound_disconnect_windows.json", path)
+    result = result_of(path, now="latest", threshold=0, os_families=None)
+    assert result.counts.records == 1
+    assert result.counts.category_action == 0
+    assert result.rows.height == 0
+
+
+def test_directory_recursion_skips_and_lists_other_files(tmp_path: Path) -> None:
+    (tmp_path / "a" / "b").mkdir(parents=True)
+    a, b, c = docs3()
+    (tmp_path / "a" / "one.ndjson").write_bytes(ndjson([a]))
+    (tmp_path / "a" / "b" / "two.json.gz").write_bytes(gzip.compress(ndjson([b, c])))
+    (tmp_path / "README.txt").write_text("not events\n")
+    (tmp_path / ".DS_Store").write_bytes(b"\x00\x00\x00\x01Bud1\x00\x00")
+    (tmp_path / "a" / "loop").symlink_to(tmp_path / "a")
+    result = run_hunt([str(tmp_path)], HuntSpec(now=NOW))
+    assert pairs(result) == EXPECTED
+    assert sorted(Path(s.split(":")[0]).name for s in result.skipped) == [".DS_Store", "README.txt"]
+
+
+def test_globs_and_duplicates_read_once(tmp_path: Path) -> None:
+    a, b, c = docs3()
+    (tmp_path / "x1.ndjson").write_bytes(ndjson([a]))
+    (tmp_path / "x2.ndjson").write_bytes(ndjson([b, c]))
+    result = run_hunt([str(tmp_path / "x*.ndjson"), str(tmp_path / "x1.ndjson")], HuntSpec(now=NOW))
+    assert pairs(result) == EXPECTED
+    assert result.counts.records == 3
+
+
+def test_groups_split_across_files_and_formats(tmp_path: Path) -> None:
+    half = event(**{"source.bytes": GiB // 2})
+    (tmp_path / "a.ndjson").write_bytes(ndjson([half]))
+    (tmp_path / "b.json").write_text(json.dumps([half]))
+    result = run_hunt([str(tmp_path)], HuntSpec(now=NOW))
+    assert pairs(result) == [(GiB, "E1")]
+    assert result.rows["connections"].to_list() == [2]
+
+
+def test_malformed_lines_are_counted_with_their_line_numbers(tmp_path: Path) -> None:
+    a, b, c = docs3()
+    path = tmp_path / "damaged.ndjson"
+    path.write_bytes(
+        json.dumps(a).encode() + b"\n"
+        + b'{"broken": \n'
+        + b"[1, 2]\n"
+        + json.dumps(b).encode() + b"\n"
+        + b"\xff\xfe not utf-8\n"
+        + b"\n"
+        + json.dumps(c).encode() + b"\n"
+        + b'{"_source": 5}\n'
+        + json.dumps(a)[:40].encode()
+    )  # fmt: skip
+    result = result_of(path)
+    assert pairs(result) == [(2 * GiB, "E2"), (GiB, "E1")]
+    report = result.files[0]
+    assert (report.records, report.malformed, report.reader) == (8, 5, "careful")
+    assert report.positions == [
+        "line 2: not valid JSON (Expecting value)",
+        "line 3: not a JSON object (a list)",
+        "line 5: bytes that are not UTF-8",
+        "line 8: _source is not an object",
+        "line 9: not valid JSON (Unterminated string starting at)",
+    ]
+    assert result.counts.valid == 3
+
+
+def test_truncated_gzip_keeps_the_records_before_the_cut(tmp_path: Path) -> None:
+    body = ndjson([event(**{"process.entity_id": f"P{i}"}) for i in range(2000)])
+    packed = gzip.compress(body)
+    path = tmp_path / "cut.ndjson.gz"
+    path.write_bytes(packed[: len(packed) * 3 // 4])
+    result = result_of(path)
+    report = result.files[0]
+    assert report.damage is not None and "ends early" in report.damage
+    assert 0 < result.counts.valid < 2000
+    assert result.rows.height == result.counts.valid  # every complete record still counts
+    assert report.malformed == 1  # the cut line
+
+
+def test_truncated_zstd_is_reported(tmp_path: Path) -> None:
+    import zstandard
+
+    body = ndjson([event(**{"process.entity_id": f"P{i}"}) for i in range(3000)])
+    packed = zstandard.ZstdCompressor().compress(body)
+    path = tmp_path / "cut.ndjson.zst"
+    path.write_bytes(packed[: len(packed) - 100])
+    result = result_of(path)
+    assert result.files[0].damage is not None and "zstd" in result.files[0].damage
+    assert result.counts.records == result.counts.valid + result.counts.malformed
+
+
+def test_garbage_after_gzip_member_is_reported(tmp_path: Path) -> None:
+    path = tmp_path / "tail.gz"
+    path.write_bytes(gzip.compress(ndjson(docs3())) + b"this is not gzip")
+    result = result_of(path)
+    assert pairs(result) == EXPECTED
+    assert "not gzip" in (result.files[0].damage or "")
+
+
+def test_stdin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import io
+    import sys
+
+    stream = io.TextIOWrapper(io.BytesIO(gzip.compress(ndjson(docs3()))))
+    monkeypatch.setattr(sys, "stdin", stream)
+    result = run_hunt(["-"], HuntSpec(now=NOW))
+    assert pairs(result) == EXPECTED
+    assert result.files[0].name == "<stdin>"
