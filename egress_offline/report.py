@@ -29,27 +29,41 @@ def _window_text(result: HuntResult) -> str:
         return "all time (no time filter)"
     anchor = spec.now if isinstance(spec.now, str) else "fixed"
     if result.now is None:
-        return f"{spec.window} before now ({anchor}): no anchor, the data has no valid @timestamp"
+        return f"{_duration(spec.window.total_seconds())} before now ({anchor}): no anchor"
     return (
-        f"@timestamp > {_iso(result.cutoff)}  (now = {_iso(result.now)} [{anchor}] - "
-        f"{spec.window})"
+        f"@timestamp > {_iso(result.cutoff)}  (now {_iso(result.now)} [{anchor}] "
+        f"- {_duration(spec.window.total_seconds())})"
     )
+
+
+def _duration(seconds: float) -> str:
+    parts = []
+    rest = int(seconds)
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+        if rest >= size:
+            parts.append(f"{rest // size}{unit}")
+            rest %= size
+    return "".join(parts) or "0s"
 
 
 def summary_lines(result: HuntResult) -> list[str]:
     """A short human summary; every record is accounted for and the counts add up."""
     c = result.counts
-    families = "any" if result.spec.os_families is None else ", ".join(result.spec.os_families)
-    lines = [
-        f"records read            {c.records:>12,}",
-        f"  malformed, skipped    {c.malformed:>12,}",
-        f"  valid                 {c.valid:>12,}",
-        f"host.os.family {families:<9}{c.os_family:>12,}",
-        f"category+action         {c.category_action:>12,}  (network, disconnect_received)",
-        f"in time window          {c.time_window:>12,}",
-        f"public destination.ip   {c.public_destination:>12,}",
-        f"groups                  {c.groups:>12,}",
-        f"flagged (>= {result.spec.threshold:,} bytes) {c.flagged:>{max(1, 12 - len(f'{result.spec.threshold:,}') + 1)},}",
+    families = "any" if result.spec.os_families is None else ",".join(result.spec.os_families)
+    steps = [
+        ("records read", c.records),
+        ("  malformed, skipped", c.malformed),
+        ("  valid", c.valid),
+        (f"host.os.family {families}", c.os_family),
+        ("event network/disconnect_received", c.category_action),
+        ("@timestamp in window", c.time_window),
+        ("destination.ip public", c.public_destination),
+        ("groups", c.groups),
+        (f"flagged (>= {result.spec.threshold} bytes)", c.flagged),
+    ]
+    width = max(len(label) for label, _ in steps) + 2
+    lines = [f"{label:<{width}}{count:>12,}" for label, count in steps]
+    lines += [
         f"window: {_window_text(result)}",
         f"data:   {_iso(result.data_first) or '-'} .. {_iso(result.data_last) or '-'}",
     ]

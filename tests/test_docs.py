@@ -1,0 +1,35 @@
+"""The README documents every option, the two set-up commands, and the exit codes."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from egress_offline.cli import app
+
+ROOT = Path(__file__).resolve().parents[1]
+README = (ROOT / "README.md").read_text()
+
+
+def test_every_option_of_hunt_is_documented() -> None:
+    text = CliRunner().invoke(app, ["hunt", "--help"], env={"COLUMNS": "200"}).stdout
+    options = set(re.findall(r"(--[a-z][a-z-]+)", text)) - {"--help"}
+    assert len(options) >= 12
+    missing = sorted(o for o in options if f"`{o}" not in README and f" {o}" not in README)
+    assert not missing, f"undocumented options: {missing}"
+
+
+def test_two_setup_commands_at_the_top_and_ci_runs_the_second() -> None:
+    block = README.split("```sh\n", 1)[1].split("```", 1)[0].strip().splitlines()
+    assert len(block) == 2
+    assert "egress-offline hunt sample_data/" in block[0]
+    assert "pytest" in block[1]
+    assert block[1] in (ROOT / ".ci" / "run").read_text()
+
+
+def test_exit_codes_and_report_fields_are_documented() -> None:
+    for needle in ("| 0 |", "| 1 |", "| 2 |", "`sha256`", "`after_public_destination`",
+                   "`data_time_range`", "`excluded_cidrs`"):  # fmt: skip
+        assert needle in README
