@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import IO, Annotated, NoReturn
 
 import typer
 
@@ -64,6 +64,7 @@ def hunt(
             show_default=False,
         ),
     ],
+    *,
     now: Annotated[
         str,
         typer.Option(
@@ -74,63 +75,95 @@ def hunt(
     ] = "latest",
     window: Annotated[
         str,
-        typer.Option(metavar="DURATION", help="Look-back from --now: s, m, h, d, e.g. 8h, 1h30m, 2d."),
+        typer.Option(
+            metavar="DURATION", help="Look-back from --now: s, m, h, d, e.g. 8h, 1h30m, 2d."
+        ),
     ] = "8h",
     all_time: Annotated[bool, typer.Option("--all-time", help="No time filter.")] = False,
     os_family: Annotated[
         list[str] | None,
         typer.Option(
-            help="host.os.family to keep (repeatable); 'any' removes the filter. "
-            "Default: windows.",
+            help="host.os.family to keep (repeatable); 'any' removes the filter. Default: windows.",
             show_default=False,
             metavar="NAME",
         ),
     ] = None,
     threshold: Annotated[
         str,
-        typer.Option(metavar="SIZE",
-                     help="Flag groups at or above this: bytes, KB/MB/GB/TB or KiB/MiB/GiB/TiB."),
+        typer.Option(
+            metavar="SIZE",
+            help="Flag groups at or above this: bytes, KB/MB/GB/TB or KiB/MiB/GiB/TiB.",
+        ),
     ] = "1073741824",
     exclude_cidr: Annotated[
         list[str] | None,
-        typer.Option(help="Another non-public range to exclude (repeatable).", show_default=False,
-                     metavar="CIDR"),
+        typer.Option(
+            help="Another non-public range to exclude (repeatable).",
+            show_default=False,
+            metavar="CIDR",
+        ),
     ] = None,
     exclude_cidr_file: Annotated[
         Path | None,
-        typer.Option(help="File of ranges to exclude, one per line, # comments.", show_default=False,
-                     metavar="FILE"),
+        typer.Option(
+            help="File of ranges to exclude, one per line, # comments.",
+            show_default=False,
+            metavar="FILE",
+        ),
     ] = None,
     output: Annotated[
         Path | None,
-        typer.Option("--output", "-o", help="Write the rows here (atomically); default stdout.",
-                     show_default=False, metavar="FILE"),
+        typer.Option(
+            "--output",
+            "-o",
+            help="Write the rows here (atomically); default stdout.",
+            show_default=False,
+            metavar="FILE",
+        ),
     ] = None,
     fmt: Annotated[
         str | None,
-        typer.Option("--format", metavar="FORMAT", help="csv, ndjson, json, parquet or table; default from the "
-                     "output's extension, else table on a terminal and csv when piped.",
-                     show_default=False),
+        typer.Option(
+            "--format",
+            metavar="FORMAT",
+            help="csv, ndjson, json, parquet or table; default from the "
+            "output's extension, else table on a terminal and csv when piped.",
+            show_default=False,
+        ),
     ] = None,
     report: Annotated[
         Path | None,
-        typer.Option(help="Write a JSON run report: parameters, inputs with SHA-256, counts.",
-                     show_default=False, metavar="FILE"),
+        typer.Option(
+            help="Write a JSON run report: parameters, inputs with SHA-256, counts.",
+            show_default=False,
+            metavar="FILE",
+        ),
     ] = None,
     strict: Annotated[
         bool, typer.Option("--strict", help="Stop at the first malformed record (exit 1).")
     ] = False,
     excel_safe: Annotated[
         bool,
-        typer.Option("--excel-safe", help="CSV: prefix cells starting with = + - @ with a quote "
-                     "so spreadsheets do not run them as formulas."),
+        typer.Option(
+            "--excel-safe",
+            help="CSV: prefix cells starting with = + - @ with a quote "
+            "so spreadsheets do not run them as formulas.",
+        ),
     ] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No summary on stderr.")] = False,
 ) -> None:
     """Flag processes that sent at least --threshold bytes to one public destination."""
     try:
-        spec = _build_spec(now, window, all_time, os_family, threshold, exclude_cidr,
-                           exclude_cidr_file, strict)  # fmt: skip
+        spec = _build_spec(
+            now=now,
+            window=window,
+            all_time=all_time,
+            os_family=os_family,
+            threshold=threshold,
+            exclude_cidr=exclude_cidr,
+            exclude_cidr_file=exclude_cidr_file,
+            strict=strict,
+        )
         out_format = format_for(output, fmt, terminal=sys.stdout.isatty())
         if out_format == "parquet" and output is None and sys.stdout.isatty():
             raise UsageError("--format parquet: will not write binary to a terminal; add -o FILE")
@@ -146,7 +179,7 @@ def hunt(
             )
         if report is not None:
             payload = report_json(result, version=__version__)
-            write_atomic(report, lambda sink: sink.write(payload))
+            write_atomic(report, lambda sink: _write_bytes(sink, payload))
         if not quiet:
             sys.stderr.write("\n".join(summary_lines(result)) + "\n")
     except EgressError as exc:
@@ -160,9 +193,17 @@ def hunt(
         _fail(f"{exc.filename or 'output'}: {exc.strerror}; nothing was written", 1)
 
 
-def _build_spec(now: str, window: str, all_time: bool, os_family: list[str] | None,
-                threshold: str, exclude_cidr: list[str] | None, exclude_cidr_file: Path | None,
-                strict: bool) -> HuntSpec:  # fmt: skip
+def _build_spec(
+    *,
+    now: str,
+    window: str,
+    all_time: bool,
+    os_family: list[str] | None,
+    threshold: str,
+    exclude_cidr: list[str] | None,
+    exclude_cidr_file: Path | None,
+    strict: bool,
+) -> HuntSpec:
     families = tuple(os_family or ["windows"])
     extra = tuple(parse_cidr(text) for text in exclude_cidr or [])
     if exclude_cidr_file is not None:
@@ -187,6 +228,10 @@ def _check_not_an_input(target: Path | None, files: list) -> None:  # type: igno
                 f"{target}: is one of the inputs; write the result to another file "
                 "(evidence is never modified)"
             )
+
+
+def _write_bytes(sink: IO[bytes], payload: bytes) -> None:
+    sink.write(payload)
 
 
 def run() -> None:

@@ -37,7 +37,7 @@ from egress_offline.ranges import classify
 from egress_offline.sources import RESTART, FileReport, Inputs, open_inputs, read_batches
 from egress_offline.spec import HuntSpec
 
-__all__ = ["Counts", "HuntResult", "OUTPUT_COLUMNS", "run_hunt"]
+__all__ = ["OUTPUT_COLUMNS", "Counts", "HuntResult", "run_hunt"]
 
 TOTAL: Final = "total_bytes_out"
 CONNECTIONS: Final = "connections"
@@ -45,9 +45,16 @@ FIRST_SEEN: Final = "first_seen"
 LAST_SEEN: Final = "last_seen"
 #: Output columns, in order. The last two are dropped when no flagged row has a value.
 OUTPUT_COLUMNS: Final = (
-    TOTAL, *f.GROUP_FIELDS, f.HOST_NAME, f.USER_NAME, CONNECTIONS, FIRST_SEEN, LAST_SEEN,
-    f.DEST_PORT, f.DEST_AS_ORG,
-)  # fmt: skip
+    TOTAL,
+    *f.GROUP_FIELDS,
+    f.HOST_NAME,
+    f.USER_NAME,
+    CONNECTIONS,
+    FIRST_SEEN,
+    LAST_SEEN,
+    f.DEST_PORT,
+    f.DEST_AS_ORG,
+)
 _OPTIONAL_COLUMNS: Final = (f.DEST_PORT, f.DEST_AS_ORG)
 _TS: Final = "__ts"
 _SUM: Final = "__sum"
@@ -98,7 +105,7 @@ class _Spill:
     def __init__(self, directory: Path) -> None:
         self._directory = directory
         self._frames: list[pl.DataFrame] = []
-        self._held = 0
+        self._held: int = 0
         self._files: list[Path] = []
 
     def mark(self) -> tuple[int, int]:
@@ -111,13 +118,13 @@ class _Spill:
         for path in self._files[files:]:
             path.unlink()
         del self._files[files:]
-        self._held = sum(frame.estimated_size() for frame in self._frames)
+        self._held = int(sum(frame.estimated_size() for frame in self._frames))
 
     def add(self, frame: pl.DataFrame) -> None:
         if frame.height == 0:
             return
         self._frames.append(frame)
-        self._held += frame.estimated_size()
+        self._held += int(frame.estimated_size())
         if self._held >= _SPILL_BYTES:
             self._flush()
 
@@ -150,8 +157,9 @@ def _candidate_schema() -> dict[str, Any]:
     }
 
 
-def _reduce_batch(batch: pl.DataFrame, spec: HuntSpec, counts: Counts, spill: _Spill,
-                  extent: list[int]) -> None:  # fmt: skip
+def _reduce_batch(
+    batch: pl.DataFrame, spec: HuntSpec, counts: Counts, spill: _Spill, extent: list[int]
+) -> None:
     """Fold one field batch into the counts, the data's time extent and the spill."""
     single = pl.col("__os").list.len() == 1
     os_ok = (
@@ -221,8 +229,9 @@ def _moment(ms: int | None) -> datetime | None:
     return None if ms is None else datetime.fromtimestamp(ms / 1000, tz=UTC)
 
 
-def _aggregate(candidates: pl.LazyFrame, spec: HuntSpec, cutoff_ms: int | None,
-               counts: Counts) -> pl.DataFrame:  # fmt: skip
+def _aggregate(
+    candidates: pl.LazyFrame, spec: HuntSpec, cutoff_ms: int | None, counts: Counts
+) -> pl.DataFrame:
     if spec.window is None:
         in_window = pl.lit(True)
     elif cutoff_ms is None:  # no anchor for the window: nothing can be in it
@@ -247,13 +256,15 @@ def _aggregate(candidates: pl.LazyFrame, spec: HuntSpec, cutoff_ms: int | None,
         .list.unique()
     )
     by_canon = valid.unique("ip_canon")
-    public = windowed.with_columns(canon.alias("__canon")).filter(
-        pl.col("__canon").list.len() == 1
-    ).filter(
-        ~pl.col("__canon")
-        .list.first()
-        .replace_strict(
-            by_canon["ip_canon"], by_canon["ip_excluded"], default=None, return_dtype=pl.Boolean
+    public = (
+        windowed.with_columns(canon.alias("__canon"))
+        .filter(pl.col("__canon").list.len() == 1)
+        .filter(
+            ~pl.col("__canon")
+            .list.first()
+            .replace_strict(
+                by_canon["ip_canon"], by_canon["ip_excluded"], default=None, return_dtype=pl.Boolean
+            )
         )
     )
     counts.public_destination = public.select(pl.len()).collect(engine="streaming").item()
@@ -313,8 +324,9 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def run_hunt(paths: Sequence[str], spec: HuntSpec | None = None, *,
-             hash_inputs: bool = False) -> HuntResult:  # fmt: skip
+def run_hunt(
+    paths: Sequence[str], spec: HuntSpec | None = None, *, hash_inputs: bool = False
+) -> HuntResult:
     """Run the hunt over ``paths`` (files, directories, globs, ``-`` for stdin).
 
     Raises :class:`~egress_offline.errors.InputError` for an input that cannot be read,
@@ -326,17 +338,21 @@ def run_hunt(paths: Sequence[str], spec: HuntSpec | None = None, *,
     counts = Counts()
     extent = [2**63 - 1, -(2**63)]
     reports: list[FileReport] = []
-    with tempfile.TemporaryDirectory(prefix="egress-offline-spill-") as scratch, open_inputs(
-        paths
-    ) as inputs:
+    with (
+        tempfile.TemporaryDirectory(prefix="egress-offline-spill-") as scratch,
+        open_inputs(paths) as inputs,
+    ):
         spill = _Spill(Path(scratch))
         for file in inputs.files:
             report = FileReport(
-                name=file.name, format=file.format, compression=file.compression,
-                size=file.size, unit="line",
-            )  # fmt: skip
+                name=file.name,
+                format=file.format,
+                compression=file.compression,
+                size=file.size,
+                unit="line",
+            )
             reports.append(report)
-            _read_file(file, report, spec, counts, spill, extent)
+            _read_file(file, report, spec=spec, counts=counts, spill=spill, extent=extent)
             if hash_inputs:
                 report.sha256 = _sha256(file.path)
         counts.records = sum(r.records for r in reports)
@@ -347,25 +363,50 @@ def run_hunt(paths: Sequence[str], spec: HuntSpec | None = None, *,
         cutoff_ms = None if window_ms is None or now_ms is None else now_ms - window_ms
         rows = _aggregate(spill.scan(_candidate_schema()), spec, cutoff_ms, counts)
         result = HuntResult(
-            rows=rows, spec=spec, counts=counts, files=reports, skipped=inputs.skipped,
-            now=_moment(now_ms), cutoff=_moment(cutoff_ms), data_first=_moment(first_ms),
+            rows=rows,
+            spec=spec,
+            counts=counts,
+            files=reports,
+            skipped=inputs.skipped,
+            now=_moment(now_ms),
+            cutoff=_moment(cutoff_ms),
+            data_first=_moment(first_ms),
             data_last=_moment(last_ms),
-        )  # fmt: skip
+        )
     result.warnings = _warnings(result, inputs)
     result.elapsed_seconds = time.perf_counter() - started
     return result
 
 
-def _read_file(file: Any, report: FileReport, spec: HuntSpec, counts: Counts, spill: _Spill,
-               extent: list[int]) -> None:  # fmt: skip
+def _read_file(
+    file: Any,
+    report: FileReport,
+    *,
+    spec: HuntSpec,
+    counts: Counts,
+    spill: _Spill,
+    extent: list[int],
+) -> None:
     mark = spill.mark()
-    before = (counts.valid, counts.os_family, counts.category_action,
-              counts.network_events, counts.network_with_bytes, list(extent))  # fmt: skip
+    before = (
+        counts.valid,
+        counts.os_family,
+        counts.category_action,
+        counts.network_events,
+        counts.network_with_bytes,
+        list(extent),
+    )
     for batch in read_batches(file, report, strict=spec.strict):
         if batch is RESTART:
             spill.rollback(mark)
-            (counts.valid, counts.os_family, counts.category_action,
-             counts.network_events, counts.network_with_bytes, saved) = before  # fmt: skip
+            (
+                counts.valid,
+                counts.os_family,
+                counts.category_action,
+                counts.network_events,
+                counts.network_with_bytes,
+                saved,
+            ) = before
             extent[:] = saved
             continue
         _reduce_batch(batch, spec, counts, spill, extent)

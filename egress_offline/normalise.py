@@ -42,10 +42,9 @@ def _timestamp_element(text: pl.Expr) -> pl.Expr:
         part("4").fill_null("00"), pl.lit(":"), part("5").fill_null("00"), pl.lit(":"),
         part("6").fill_null("00"), pl.lit("."), fraction,
     )  # fmt: skip
-    local_ms = (
-        naive.str.to_datetime("%Y-%m-%dT%H:%M:%S%.3f", time_unit="ms", strict=False)
-        .dt.epoch("ms")
-    )
+    local_ms = naive.str.to_datetime(
+        "%Y-%m-%dT%H:%M:%S%.3f", time_unit="ms", strict=False
+    ).dt.epoch("ms")
     zone = part("8").fill_null("Z")
     digits = zone.str.replace_all(":", "")
     offset_minutes = digits.str.slice(1, 2).cast(pl.Int64, strict=False) * 60 + digits.str.slice(

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import glob
 import json
+import math
 import os
 import shutil
 import sys
@@ -194,7 +195,9 @@ def _describe(path: Path, *, name: str, explicit: bool) -> InputFile | str:
         with path.open("rb") as handle:
             head = handle.read(4)
     except OSError as exc:
-        raise InputError(f"{name}: cannot be read ({exc.strerror}); check its permissions") from None
+        raise InputError(
+            f"{name}: cannot be read ({exc.strerror}); check its permissions"
+        ) from None
     compression: Compression = "none"
     if head.startswith(_GZIP_MAGIC):
         compression = "gzip"
@@ -213,7 +216,7 @@ def _describe(path: Path, *, name: str, explicit: bool) -> InputFile | str:
         peek = _peek_text(path, compression)
     except InputError:
         raise
-    except Exception:  # noqa: BLE001 - anything undecodable here is simply not ours
+    except Exception:  # anything undecodable here is simply not ours
         peek = b""
     fmt = _sniff_json(peek)
     if fmt is None:
@@ -280,7 +283,9 @@ def _sniff_json(peek: bytes) -> Format | None:
     if first.startswith(b"["):
         return "json"
     if first.startswith(b"{"):
-        return "json" if first.endswith((b"{", b"[", b",", b":")) and len(complete) > 1 else "ndjson"
+        return (
+            "json" if first.endswith((b"{", b"[", b",", b":")) and len(complete) > 1 else "ndjson"
+        )
     return None
 
 
@@ -314,9 +319,7 @@ def doc_field_exprs(doc: pl.Expr) -> list[pl.Expr]:
 
 
 def _fields_from_docs(frame: pl.DataFrame | pl.LazyFrame, doc: str) -> Any:
-    return frame.select(
-        POS, pl.col(doc).is_null().alias(_BAD), *doc_field_exprs(pl.col(doc))
-    )
+    return frame.select(POS, pl.col(doc).is_null().alias(_BAD), *doc_field_exprs(pl.col(doc)))
 
 
 # ---------------------------------------------------------- the Python fallback decoder
@@ -350,7 +353,7 @@ def _float_text(token: str) -> str:
     # JSON floats are doubles in Elasticsearch, as in the vectorised decoder; write the
     # double's shortest round-trip value positionally, as that decoder does.
     value = float(token)
-    if value != value or value in (float("inf"), float("-inf")):
+    if not math.isfinite(value):
         return token  # out of range for a double: stays text and parses to null
     return format(Decimal(repr(value)), "f")
 
@@ -398,7 +401,11 @@ def python_fields(doc: Any) -> dict[str, list[str | None]] | str:
 
 
 def _python_frame(rows: list[tuple[int, dict[str, list[str | None]]]]) -> pl.DataFrame:
-    schema = {POS: pl.Int64, _BAD: pl.Boolean, **{name: TEXT_LIST for name in FIELDS}}
+    schema: dict[str, Any] = {
+        POS: pl.Int64,
+        _BAD: pl.Boolean,
+        **{name: TEXT_LIST for name in FIELDS},
+    }
     return pl.DataFrame(
         {
             POS: [pos for pos, _ in rows],
@@ -562,7 +569,9 @@ def _careful_ndjson(file: InputFile, report: FileReport, *, strict: bool) -> Ite
     if damage:
         report.damage = damage[0]
         if strict:
-            raise DataError(f"{file.name}: {damage[0]}; run without --strict to keep what precedes it")
+            raise DataError(
+                f"{file.name}: {damage[0]}; run without --strict to keep what precedes it"
+            )
 
 
 def _careful_block(block: bytes, first: int, report: FileReport, *, strict: bool) -> pl.DataFrame:
@@ -570,10 +579,10 @@ def _careful_block(block: bytes, first: int, report: FileReport, *, strict: bool
     raw_lines = block.split(b"\n")
     if block.endswith(b"\n"):
         raw_lines.pop()
+    texts: list[str | None] = []
     try:
-        texts: list[str | None] = list(block.decode("utf-8").split("\n"))[: len(raw_lines)]
+        texts.extend(block.decode("utf-8").split("\n")[: len(raw_lines)])
     except UnicodeDecodeError:
-        texts = []
         for raw in raw_lines:
             try:
                 texts.append(raw.decode("utf-8"))
@@ -599,7 +608,9 @@ def _careful_block(block: bytes, first: int, report: FileReport, *, strict: bool
     return merged.drop(_BAD)
 
 
-def _decode_bisect(frame: pl.DataFrame, out: list[pl.DataFrame], bad: list[tuple[int, str]]) -> None:
+def _decode_bisect(
+    frame: pl.DataFrame, out: list[pl.DataFrame], bad: list[tuple[int, str]]
+) -> None:
     if frame.height == 0:
         return
     if frame.height > _BISECT_FLOOR:
@@ -666,9 +677,11 @@ def _json_document_batches(
 
 
 _SEARCH_DTYPE: Final = pl.Struct(
-    {**{f.name: f.dtype for f in DOCUMENT_DTYPE.fields},
-     "hits": pl.Struct({"hits": pl.List(DOCUMENT_DTYPE)})}
-)  # fmt: skip
+    {
+        **{f.name: f.dtype for f in DOCUMENT_DTYPE.fields},
+        "hits": pl.Struct({"hits": pl.List(DOCUMENT_DTYPE)}),
+    }
+)
 
 
 def _vector_documents(text: str) -> pl.DataFrame | None:
@@ -680,9 +693,13 @@ def _vector_documents(text: str) -> pl.DataFrame | None:
             decoded = series.str.json_decode(_SEARCH_DTYPE)
             hits = decoded.struct.field("hits").struct.field("hits")
             if hits.is_null().all():
-                docs = decoded.struct.rename_fields(
-                    [f.name for f in _SEARCH_DTYPE.fields]
-                ).to_frame("d").select(pl.col("d").struct.field(*[f.name for f in DOCUMENT_DTYPE.fields])).select(pl.struct(pl.all()).alias("__doc")).to_series()
+                docs = (
+                    decoded.struct.rename_fields([f.name for f in _SEARCH_DTYPE.fields])
+                    .to_frame("d")
+                    .select(pl.col("d").struct.field(*[f.name for f in DOCUMENT_DTYPE.fields]))
+                    .select(pl.struct(pl.all()).alias("__doc"))
+                    .to_series()
+                )
             else:
                 docs = hits.explode()
     except pl.exceptions.PolarsError:
@@ -703,8 +720,10 @@ def _python_documents(
             f"{file.name}: not valid JSON ({exc}); if it holds one document per line, "
             "each line must be a complete JSON object"
         ) from None
-    if isinstance(value, dict) and isinstance(value.get("hits"), dict) and isinstance(
-        value["hits"].get("hits"), list
+    if (
+        isinstance(value, dict)
+        and isinstance(value.get("hits"), dict)
+        and isinstance(value["hits"].get("hits"), list)
     ):
         docs = value["hits"]["hits"]
     elif isinstance(value, list):
@@ -752,9 +771,11 @@ def _parquet_batches(file: InputFile, report: FileReport) -> Iterator[pl.DataFra
         ],
     ]
     try:
-        for batch in scan.with_row_index(POS, offset=1).select(
-            pl.col(POS).cast(pl.Int64), *selection[1:]
-        ).collect_batches():
+        for batch in (
+            scan.with_row_index(POS, offset=1)
+            .select(pl.col(POS).cast(pl.Int64), *selection[1:])
+            .collect_batches()
+        ):
             report.records += batch.height
             yield batch
     except (pl.exceptions.PolarsError, OSError) as exc:

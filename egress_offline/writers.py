@@ -21,14 +21,18 @@ import polars as pl
 
 from egress_offline.errors import UsageError
 
-__all__ = ["FORMATS", "OutputFormat", "format_for", "render", "write_atomic", "inert"]
+__all__ = ["FORMATS", "OutputFormat", "format_for", "inert", "render", "write_atomic"]
 
 OutputFormat = Literal["csv", "ndjson", "json", "parquet", "table"]
 FORMATS: Final = ("csv", "ndjson", "json", "parquet", "table")
 _EXTENSIONS: Final = {
-    ".csv": "csv", ".ndjson": "ndjson", ".jsonl": "ndjson", ".json": "json",
-    ".parquet": "parquet", ".txt": "table",
-}  # fmt: skip
+    ".csv": "csv",
+    ".ndjson": "ndjson",
+    ".jsonl": "ndjson",
+    ".json": "json",
+    ".parquet": "parquet",
+    ".txt": "table",
+}
 _UNSAFE: Final = re.compile(
     "[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069\ufeff]"
 )
@@ -99,8 +103,9 @@ def _excel_safe(rows: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def render(rows: pl.DataFrame, fmt: OutputFormat, sink: IO[bytes], *,
-           excel_safe: bool = False) -> None:  # fmt: skip
+def render(
+    rows: pl.DataFrame, fmt: OutputFormat, sink: IO[bytes], *, excel_safe: bool = False
+) -> None:
     """Write ``rows`` in ``fmt`` to a binary sink."""
     if fmt == "csv":
         flat = _flat_text(rows)
@@ -165,8 +170,11 @@ def table_text(rows: pl.DataFrame, *, width: int | None = None) -> str:
         return "No group reached the threshold.\n"
     table = Table(show_lines=False, header_style="bold")
     for name in rows.columns:
-        table.add_column(Text(name), overflow="fold", justify="right" if name in (
-            "total_bytes_out", "connections") else "left")  # fmt: skip
+        table.add_column(
+            Text(name),
+            overflow="fold",
+            justify="right" if name in ("total_bytes_out", "connections") else "left",
+        )
     for record in rows.iter_rows(named=True):
         cells = []
         for name, value in record.items():
@@ -183,7 +191,14 @@ def table_text(rows: pl.DataFrame, *, width: int | None = None) -> str:
             cells.append(Text(inert(text)))
         table.add_row(*cells)
     buffer = io.StringIO()
-    console = Console(file=buffer, width=width or 200, force_terminal=False, no_color=True,
-                      highlight=False, markup=False, emoji=False)  # fmt: skip
+    console = Console(
+        file=buffer,
+        width=width or 200,
+        force_terminal=False,
+        no_color=True,
+        highlight=False,
+        markup=False,
+        emoji=False,
+    )
     console.print(table)
     return buffer.getvalue()

@@ -69,16 +69,35 @@ def event(
     agent = f"{zlib.crc32(host.encode()) % 10**8:08d}-0ec9-4961-805e-8ed2fc4c043b"
     name = executable.replace("\\", "/").rsplit("/", 1)[-1]
     os_block = {
-        "windows": {"name": "Windows", "family": "windows", "type": "windows",
-                    "platform": "windows", "version": "1809 (10.0.17763.2686)",
-                    "kernel": "1809 (10.0.17763.2686)",
-                    "full": "Windows Server 2019 Datacenter 1809 (10.0.17763.2686)",
-                    "Ext": {"variant": "Windows Server 2019 Datacenter"}},
-        "linux": {"name": "Ubuntu", "family": "ubuntu", "type": "linux", "platform": "ubuntu",
-                  "version": "22.04.3", "kernel": "6.5.0-1016-gcp", "full": "Ubuntu 22.04.3"},
-        "macos": {"name": "macOS", "family": "macos", "type": "macos", "platform": "macos",
-                  "version": "14.1", "kernel": "23.1.0", "full": "macOS 14.1"},
-    }[family]  # fmt: skip
+        "windows": {
+            "name": "Windows",
+            "family": "windows",
+            "type": "windows",
+            "platform": "windows",
+            "version": "1809 (10.0.17763.2686)",
+            "kernel": "1809 (10.0.17763.2686)",
+            "full": "Windows Server 2019 Datacenter 1809 (10.0.17763.2686)",
+            "Ext": {"variant": "Windows Server 2019 Datacenter"},
+        },
+        "linux": {
+            "name": "Ubuntu",
+            "family": "ubuntu",
+            "type": "linux",
+            "platform": "ubuntu",
+            "version": "22.04.3",
+            "kernel": "6.5.0-1016-gcp",
+            "full": "Ubuntu 22.04.3",
+        },
+        "macos": {
+            "name": "macOS",
+            "family": "macos",
+            "type": "macos",
+            "platform": "macos",
+            "version": "14.1",
+            "kernel": "23.1.0",
+            "full": "macOS 14.1",
+        },
+    }[family]
     if family == "linux":
         os_block["family"] = "debian"
     destination: dict[str, Any] = {
@@ -89,42 +108,76 @@ def event(
     }
     if org:
         destination["as"] = {"number": asn, "organization": {"name": org}}
-        destination["geo"] = {"continent_name": "North America", "country_iso_code": "US",
-                              "country_name": "United States",
-                              "location": {"lon": -97.822, "lat": 37.751}}  # fmt: skip
+        destination["geo"] = {
+            "continent_name": "North America",
+            "country_iso_code": "US",
+            "country_name": "United States",
+            "location": {"lon": -97.822, "lat": 37.751},
+        }
     frac = f"{ts.microsecond:06d}{rng.randint(0, 9)}"
     stamp = ts.strftime("%Y-%m-%dT%H:%M:%S.") + frac + "Z"
     return {
         "agent": {"id": agent, "type": "endpoint", "version": "8.15.3"},
         "process": {
-            "Ext": {"ancestry": [entity_id(agent, pid - 1, 1.5)],
-                    "code_signature": [{"trusted": family == "windows", "exists": True,
-                                        "subject_name": "Microsoft Windows", "status": "trusted"}]},
+            "Ext": {
+                "ancestry": [entity_id(agent, pid - 1, 1.5)],
+                "code_signature": [
+                    {
+                        "trusted": family == "windows",
+                        "exists": True,
+                        "subject_name": "Microsoft Windows",
+                        "status": "trusted",
+                    }
+                ],
+            },
             "parent": {"entity_id": entity_id(agent, pid - 1, 1.5)},
             "name": name,
             "pid": pid,
             "entity_id": entity_id(agent, pid, 13293549109.7359497),
             "executable": executable,
-        },  # fmt: skip
+        },
         "destination": destination,
-        "source": {"address": "10.201.0.32", "port": rng.randint(49152, 65535),
-                   "bytes": sent, "ip": "10.201.0.32"},  # fmt: skip
+        "source": {
+            "address": "10.201.0.32",
+            "port": rng.randint(49152, 65535),
+            "bytes": sent,
+            "ip": "10.201.0.32",
+        },
         "message": "Endpoint network event",
-        "network": {"transport": "tcp", "type": "ipv6" if ":" in dest_ip else "ipv4",
-                    "direction": "egress"},  # fmt: skip
+        "network": {
+            "transport": "tcp",
+            "type": "ipv6" if ":" in dest_ip else "ipv4",
+            "direction": "egress",
+        },
         "@timestamp": stamp,
         "ecs": {"version": "8.10.0"},
-        "data_stream": {"namespace": "default", "type": "logs",
-                        "dataset": "endpoint.events.network"},  # fmt: skip
-        "host": {"hostname": host, "os": os_block,
-                 "ip": ["10.201.0.32", "fe80::f8e6:a511:69ea:27c4", "127.0.0.1", "::1"],
-                 "name": host, "id": f"{zlib.crc32(host.encode()) * 7919 % 10**12:012d}",
-                 "mac": ["00-00-5E-00-53-23"], "architecture": "x86_64"},  # fmt: skip
-        "event": {"agent_id_status": "verified", "sequence": rng.randint(1, 10**6),
-                  "ingested": stamp[:19] + "Z", "created": stamp, "kind": "event",
-                  "module": "endpoint", "action": action, "id": f"MYfZG5h8j1qej16H+{pid}",
-                  "category": ["network"], "type": ["end" if "disconnect" in action else "start"],
-                  "dataset": "endpoint.events.network"},  # fmt: skip
+        "data_stream": {
+            "namespace": "default",
+            "type": "logs",
+            "dataset": "endpoint.events.network",
+        },
+        "host": {
+            "hostname": host,
+            "os": os_block,
+            "ip": ["10.201.0.32", "fe80::f8e6:a511:69ea:27c4", "127.0.0.1", "::1"],
+            "name": host,
+            "id": f"{zlib.crc32(host.encode()) * 7919 % 10**12:012d}",
+            "mac": ["00-00-5E-00-53-23"],
+            "architecture": "x86_64",
+        },
+        "event": {
+            "agent_id_status": "verified",
+            "sequence": rng.randint(1, 10**6),
+            "ingested": stamp[:19] + "Z",
+            "created": stamp,
+            "kind": "event",
+            "module": "endpoint",
+            "action": action,
+            "id": f"MYfZG5h8j1qej16H+{pid}",
+            "category": ["network"],
+            "type": ["end" if "disconnect" in action else "start"],
+            "dataset": "endpoint.events.network",
+        },
         "user": {"domain": "NT AUTHORITY", "name": user, "id": "S-1-5-18"},
     }
 
@@ -137,30 +190,111 @@ def _spread(total: int, parts: int, rng: random.Random) -> list[int]:
 #: The planted groups: (label, host, family, pid, executable, dest ip, dest address, total,
 #: hours before export of the first and last connection, connections, expected flagged).
 PLANTED = [
-    ("rclone to a public host", "WIN-WKS-03", "windows", 7312,
-     r"C:\Users\jdoe\AppData\Local\Temp\rclone.exe", "185.220.101.7", "185.220.101.7",
-     3 * GiB + 123_456_789, (6.5, 0.5), 40, True),
-    ("exactly 1 GiB, ipv6", "WIN-WKS-05", "windows", 4420,
-     r"C:\Windows\System32\WindowsPowerShell\v1.0\powershell.exe", "2a05:d014:e00::17",
-     "sync.exfil-cdn.example", GiB, (7.5, 1.0), 12, True),
-    ("ipv4-mapped public destination", "WIN-WKS-01", "windows", 9001,
-     r"C:\ProgramData\svc\svhost.exe", "::ffff:45.77.12.9", "45.77.12.9",
-     GiB + 4096, (3.0, 0.2), 25, True),
-    ("just under the threshold", "WIN-WKS-02", "windows", 5120,
-     r"C:\Program Files\Google\Chrome\Application\chrome.exe", "142.250.185.78",
-     "142.250.185.78", GiB - 1, (5.0, 0.1), 30, False),
-    ("private destination", "WIN-WKS-04", "windows", 2288,
-     r"C:\Program Files\Veeam\Backup\VeeamAgent.exe", "10.20.0.5", "backup.corp.local",
-     5 * GiB, (6.0, 0.3), 20, False),
-    ("ipv4-mapped private destination", "WIN-WKS-06", "windows", 3300,
-     r"C:\Tools\sync.exe", "::ffff:192.168.1.20", "nas.corp.local",
-     2 * GiB, (4.0, 0.4), 10, False),
-    ("outside the 8h window", "WIN-WKS-03", "windows", 6600,
-     r"C:\Users\jdoe\AppData\Local\Microsoft\OneDrive\OneDrive.exe", "13.107.42.14",
-     "13.107.42.14", 4 * GiB, (20.0, 9.0), 16, False),
-    ("another OS (linux)", "lnx-build-01", "linux", 1777,
-     "/usr/bin/curl", "151.101.1.140", "151.101.1.140", 3 * GiB, (5.0, 0.5), 15, False),
-]  # fmt: skip
+    (
+        "rclone to a public host",
+        "WIN-WKS-03",
+        "windows",
+        7312,
+        r"C:\Users\jdoe\AppData\Local\Temp\rclone.exe",
+        "185.220.101.7",
+        "185.220.101.7",
+        3 * GiB + 123_456_789,
+        (6.5, 0.5),
+        40,
+        True,
+    ),
+    (
+        "exactly 1 GiB, ipv6",
+        "WIN-WKS-05",
+        "windows",
+        4420,
+        r"C:\Windows\System32\WindowsPowerShell\v1.0\powershell.exe",
+        "2a05:d014:e00::17",
+        "sync.exfil-cdn.example",
+        GiB,
+        (7.5, 1.0),
+        12,
+        True,
+    ),
+    (
+        "ipv4-mapped public destination",
+        "WIN-WKS-01",
+        "windows",
+        9001,
+        r"C:\ProgramData\svc\svhost.exe",
+        "::ffff:45.77.12.9",
+        "45.77.12.9",
+        GiB + 4096,
+        (3.0, 0.2),
+        25,
+        True,
+    ),
+    (
+        "just under the threshold",
+        "WIN-WKS-02",
+        "windows",
+        5120,
+        r"C:\Program Files\Google\Chrome\Application\chrome.exe",
+        "142.250.185.78",
+        "142.250.185.78",
+        GiB - 1,
+        (5.0, 0.1),
+        30,
+        False,
+    ),
+    (
+        "private destination",
+        "WIN-WKS-04",
+        "windows",
+        2288,
+        r"C:\Program Files\Veeam\Backup\VeeamAgent.exe",
+        "10.20.0.5",
+        "backup.corp.local",
+        5 * GiB,
+        (6.0, 0.3),
+        20,
+        False,
+    ),
+    (
+        "ipv4-mapped private destination",
+        "WIN-WKS-06",
+        "windows",
+        3300,
+        r"C:\Tools\sync.exe",
+        "::ffff:192.168.1.20",
+        "nas.corp.local",
+        2 * GiB,
+        (4.0, 0.4),
+        10,
+        False,
+    ),
+    (
+        "outside the 8h window",
+        "WIN-WKS-03",
+        "windows",
+        6600,
+        r"C:\Users\jdoe\AppData\Local\Microsoft\OneDrive\OneDrive.exe",
+        "13.107.42.14",
+        "13.107.42.14",
+        4 * GiB,
+        (20.0, 9.0),
+        16,
+        False,
+    ),
+    (
+        "another OS (linux)",
+        "lnx-build-01",
+        "linux",
+        1777,
+        "/usr/bin/curl",
+        "151.101.1.140",
+        "151.101.1.140",
+        3 * GiB,
+        (5.0, 0.5),
+        15,
+        False,
+    ),
+]
 
 
 def build(rng: random.Random) -> list[dict[str, Any]]:
@@ -170,25 +304,55 @@ def build(rng: random.Random) -> list[dict[str, Any]]:
         for i, sent in enumerate(_spread(total, n, rng)):
             hours = first_h - (first_h - last_h) * i / max(1, n - 1)
             ts = EXPORT_TIME - timedelta(hours=hours, milliseconds=rng.randint(0, 999))
-            events.append(event(ts=ts, host=host, family=family, pid=pid, executable=exe,
-                                dest_ip=ip, dest_address=address, sent=sent, org=org,
-                                asn=64500 if org else None, user="jdoe", rng=rng))  # fmt: skip
+            events.append(
+                event(
+                    ts=ts,
+                    host=host,
+                    family=family,
+                    pid=pid,
+                    executable=exe,
+                    dest_ip=ip,
+                    dest_address=address,
+                    sent=sent,
+                    org=org,
+                    asn=64500 if org else None,
+                    user="jdoe",
+                    rng=rng,
+                )
+            )
         del label
     # Same process, other action: big bytes on connection_accepted never count.
-    events.append(event(ts=EXPORT_TIME - timedelta(hours=1), host="WIN-WKS-02", family="windows",
-                        pid=8080, executable=r"C:\inetpub\w3wp.exe", dest_ip="104.16.132.229",
-                        sent=9 * GiB, action="connection_accepted", rng=rng))  # fmt: skip
-    hosts = [(h, "windows") for h in WINDOWS_HOSTS] + [(h, "linux") for h in LINUX_HOSTS] + [
-        (h, "macos") for h in MAC_HOSTS
-    ]
+    events.append(
+        event(
+            ts=EXPORT_TIME - timedelta(hours=1),
+            host="WIN-WKS-02",
+            family="windows",
+            pid=8080,
+            executable=r"C:\inetpub\w3wp.exe",
+            dest_ip="104.16.132.229",
+            sent=9 * GiB,
+            action="connection_accepted",
+            rng=rng,
+        )
+    )
+    hosts = (
+        [(h, "windows") for h in WINDOWS_HOSTS]
+        + [(h, "linux") for h in LINUX_HOSTS]
+        + [(h, "macos") for h in MAC_HOSTS]
+    )
     programs = {
-        "windows": [r"C:\Program Files\Google\Chrome\Application\chrome.exe",
-                    r"C:\Program Files\Microsoft Office\root\Office16\OUTLOOK.EXE",
-                    r"C:\Windows\System32\svchost.exe", r"C:\Program Files\Slack\slack.exe"],
+        "windows": [
+            r"C:\Program Files\Google\Chrome\Application\chrome.exe",
+            r"C:\Program Files\Microsoft Office\root\Office16\OUTLOOK.EXE",
+            r"C:\Windows\System32\svchost.exe",
+            r"C:\Program Files\Slack\slack.exe",
+        ],
         "linux": ["/usr/sbin/sshd", "/usr/bin/python3.11", "/usr/lib/apt/methods/https"],
-        "macos": ["/Applications/Safari.app/Contents/MacOS/Safari",
-                  "/Applications/Slack.app/Contents/MacOS/Slack"],
-    }  # fmt: skip
+        "macos": [
+            "/Applications/Safari.app/Contents/MacOS/Safari",
+            "/Applications/Slack.app/Contents/MacOS/Slack",
+        ],
+    }
     actions = ["disconnect_received"] * 5 + ["connection_attempted"] * 3 + ["connection_accepted"]
     for _ in range(3000):
         host, family = rng.choice(hosts)
@@ -199,9 +363,22 @@ def build(rng: random.Random) -> list[dict[str, Any]]:
         else:
             ip, org, asn = rng.choice(PRIVATE), None, None
         ts = EXPORT_TIME - timedelta(seconds=rng.uniform(60, 24 * 3600))
-        events.append(event(ts=ts, host=host, family=family, pid=pid, executable=exe,
-                            dest_ip=ip, sent=rng.randint(0, 2_000_000), org=org, asn=asn,
-                            action=rng.choice(actions), user="jdoe", rng=rng))  # fmt: skip
+        events.append(
+            event(
+                ts=ts,
+                host=host,
+                family=family,
+                pid=pid,
+                executable=exe,
+                dest_ip=ip,
+                sent=rng.randint(0, 2_000_000),
+                org=org,
+                asn=asn,
+                action=rng.choice(actions),
+                user="jdoe",
+                rng=rng,
+            )
+        )
     events.sort(key=lambda e: e["@timestamp"])
     return events
 
@@ -231,14 +408,32 @@ def write(directory: Path = HERE, seed: int = SEED) -> list[Path]:
     dump = directory / "elasticdump-hits.ndjson"
     with dump.open("wb") as out:
         for i, doc in enumerate(thirds[1]):
-            hit = {"_index": ".ds-logs-endpoint.events.network-default-2026.11.20-000001",
-                   "_id": f"doc{i:06d}", "_score": 1, "_source": doc}  # fmt: skip
+            hit = {
+                "_index": ".ds-logs-endpoint.events.network-default-2026.11.20-000001",
+                "_id": f"doc{i:06d}",
+                "_score": 1,
+                "_source": doc,
+            }
             out.write(json.dumps(hit, separators=(",", ":")).encode() + b"\r\n")
     flat_rows = [flatten(doc) for doc in thirds[2]]
-    wanted = ["@timestamp", "host.os.family", "host.name", "event.category", "event.action",
-              "destination.ip", "destination.address", "destination.port",
-              "destination.as.organization.name", "process.entity_id", "process.executable",
-              "process.name", "process.pid", "source.bytes", "source.ip", "user.name"]  # fmt: skip
+    wanted = [
+        "@timestamp",
+        "host.os.family",
+        "host.name",
+        "event.category",
+        "event.action",
+        "destination.ip",
+        "destination.address",
+        "destination.port",
+        "destination.as.organization.name",
+        "process.entity_id",
+        "process.executable",
+        "process.name",
+        "process.pid",
+        "source.bytes",
+        "source.ip",
+        "user.name",
+    ]
     table = pa.table({name: [row.get(name) for row in flat_rows] for name in wanted})
     flat = directory / "flattened.parquet"
     pq.write_table(table, flat)

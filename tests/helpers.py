@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import polars as pl
+import zstandard
 
 from egress_offline import HuntResult, HuntSpec, run_hunt
 
@@ -67,8 +68,12 @@ def half_flat(doc: dict[str, Any]) -> dict[str, Any]:
 
 
 def hit(doc: dict[str, Any], i: int = 0) -> dict[str, Any]:
-    return {"_index": "logs-endpoint.events.network-default", "_id": f"id{i}", "_score": 1,
-            "_source": doc}  # fmt: skip
+    return {
+        "_index": "logs-endpoint.events.network-default",
+        "_id": f"id{i}",
+        "_score": 1,
+        "_source": doc,
+    }
 
 
 def ndjson(docs: list[Any]) -> bytes:
@@ -128,23 +133,25 @@ def _array(docs: list[dict[str, Any]], directory: Path) -> Path:
 @layout("search-response")
 def _search(docs: list[dict[str, Any]], directory: Path) -> Path:
     path = directory / "search.json"
-    response = {"took": 3, "timed_out": False,
-                "hits": {"total": {"value": len(docs)}, "hits": [hit(d, i) for i, d in enumerate(docs)]}}  # fmt: skip
+    response = {
+        "took": 3,
+        "timed_out": False,
+        "hits": {"total": {"value": len(docs)}, "hits": [hit(d, i) for i, d in enumerate(docs)]},
+    }
     path.write_text(json.dumps(response, indent=1))
     return path
 
 
 @layout("zstd-bom")
 def _zstd(docs: list[dict[str, Any]], directory: Path) -> Path:
-    import zstandard
-
     path = directory / "events.ndjson.zst"
     path.write_bytes(zstandard.ZstdCompressor().compress(b"\xef\xbb\xbf" + ndjson(docs)))
     return path
 
 
-def hunt(docs: list[Any], tmp_path: Path, *, layout_name: str = "nested",
-         **spec: Any) -> HuntResult:  # fmt: skip
+def hunt(
+    docs: list[Any], tmp_path: Path, *, layout_name: str = "nested", **spec: Any
+) -> HuntResult:
     spec.setdefault("now", NOW)
     path = LAYOUTS[layout_name](docs, tmp_path)
     return run_hunt([str(path)], HuntSpec(**spec))
@@ -158,12 +165,20 @@ def rows_of(result: HuntResult) -> list[dict[str, Any]]:
             frame = frame.with_columns(pl.lit([], dtype=pl.List(pl.String)).alias(name))
     frame = frame.with_columns(
         pl.col("first_seen", "last_seen").dt.epoch("ms"),
-        *[pl.col(c).list.sort() for c in ("host.name", "user.name", "destination.port",
-                                          "destination.as.organization.name")],
-    )  # fmt: skip
+        *[
+            pl.col(c).list.sort()
+            for c in (
+                "host.name",
+                "user.name",
+                "destination.port",
+                "destination.as.organization.name",
+            )
+        ],
+    )
     return frame.to_dicts()
 
 
 def keyed(rows: list[dict[str, Any]]) -> dict[tuple[Any, ...], dict[str, Any]]:
-    return {(r["process.entity_id"], r["destination.address"], r["process.executable"]): r
-            for r in rows}  # fmt: skip
+    return {
+        (r["process.entity_id"], r["destination.address"], r["process.executable"]): r for r in rows
+    }

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import itertools
+import math
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -17,12 +18,33 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 SEED_CIDRS = [
-    "10.0.0.0/8", "127.0.0.0/8", "169.254.0.0/16", "172.16.0.0/12", "192.0.0.0/24",
-    "192.0.0.0/29", "192.0.0.8/32", "192.0.0.9/32", "192.0.0.10/32", "192.0.0.170/32",
-    "192.0.0.171/32", "192.0.2.0/24", "192.31.196.0/24", "192.52.193.0/24", "192.168.0.0/16",
-    "192.88.99.0/24", "224.0.0.0/4", "100.64.0.0/10", "192.175.48.0/24", "198.18.0.0/15",
-    "198.51.100.0/24", "203.0.113.0/24", "240.0.0.0/4", "::1", "FE80::/10", "FF00::/8",
-]  # fmt: skip
+    "10.0.0.0/8",
+    "127.0.0.0/8",
+    "169.254.0.0/16",
+    "172.16.0.0/12",
+    "192.0.0.0/24",
+    "192.0.0.0/29",
+    "192.0.0.8/32",
+    "192.0.0.9/32",
+    "192.0.0.10/32",
+    "192.0.0.170/32",
+    "192.0.0.171/32",
+    "192.0.2.0/24",
+    "192.31.196.0/24",
+    "192.52.193.0/24",
+    "192.168.0.0/16",
+    "192.88.99.0/24",
+    "224.0.0.0/4",
+    "100.64.0.0/10",
+    "192.175.48.0/24",
+    "198.18.0.0/15",
+    "198.51.100.0/24",
+    "203.0.113.0/24",
+    "240.0.0.0/4",
+    "::1",
+    "FE80::/10",
+    "FF00::/8",
+]
 LONG_MIN, LONG_MAX = -(2**63), 2**63 - 1
 ISO = re.compile(
     r"^(\d{4})-(\d{2})-(\d{2})(?:T(\d{2})(?::(\d{2})(?::(\d{2})(?:\.(\d{1,9}))?)?)?)?"
@@ -67,7 +89,7 @@ def as_long(value: Any) -> int | None:
     if isinstance(value, int):
         return value if LONG_MIN <= value <= LONG_MAX else None
     if isinstance(value, float):
-        if value != value or value in (float("inf"), float("-inf")):
+        if not math.isfinite(value):
             return None
         number = int(value)
     else:
@@ -90,14 +112,21 @@ def as_millis(value: Any) -> int | None:
         return int(value)
     text = str(value)
     if re.fullmatch(r"[+-]?\d+(\.\d*)?", text):
-        return int(text.split(".")[0])
+        return int(text.split(".", maxsplit=1)[0])
     match = ISO.match(text)
     if not match:
         return None
     year, month, day, hour, minute, second, fraction, zone = match.groups()
     try:
-        moment = datetime(int(year), int(month), int(day), int(hour or 0), int(minute or 0),
-                          int(second or 0), tzinfo=UTC)  # fmt: skip
+        moment = datetime(
+            int(year),
+            int(month),
+            int(day),
+            int(hour or 0),
+            int(minute or 0),
+            int(second or 0),
+            tzinfo=UTC,
+        )
     except ValueError:
         return None
     millis = int(moment.timestamp()) * 1000 + int((fraction or "").ljust(3, "0")[:3])

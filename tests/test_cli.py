@@ -17,6 +17,7 @@ from typer.testing import CliRunner
 
 from egress_offline import __version__
 from egress_offline.cli import app
+from egress_offline.writers import table_text
 from tests.helpers import GiB, event, ndjson
 
 NOW = "2024-05-01T12:00:00Z"
@@ -33,12 +34,17 @@ def export(tmp_path: Path) -> Path:
         ndjson(
             [
                 event(**{"source.bytes": 3 * GiB, "process.executable": "=cmd|' /C calc'!A0"}),
-                event(**{"process.entity_id": "E2", "destination.port": [443, 8443],
-                         "user.name": "bob"}),
+                event(
+                    **{
+                        "process.entity_id": "E2",
+                        "destination.port": [443, 8443],
+                        "user.name": "bob",
+                    }
+                ),
                 event(**{"process.entity_id": "small", "source.bytes": 10}),
                 event(**{"destination.ip": "10.0.0.1", "process.entity_id": "private"}),
             ]
-        )  # fmt: skip
+        )
     )
     return path
 
@@ -51,7 +57,7 @@ def test_csv_is_the_default_when_piped(export: Path) -> None:
         "user.name,connections,first_seen,last_seen,destination.port",
         "3221225472,E1,8.8.8.8,=cmd|' /C calc'!A0,WKS-1,alice,1,2024-05-01T11:00:00.000Z,"
         "2024-05-01T11:00:00.000Z,443",
-        '1073741824,E2,8.8.8.8,C:\\evil.exe,WKS-1,bob,1,2024-05-01T11:00:00.000Z,'
+        "1073741824,E2,8.8.8.8,C:\\evil.exe,WKS-1,bob,1,2024-05-01T11:00:00.000Z,"
         '2024-05-01T11:00:00.000Z,"[""443"", ""8443""]"',
     ]
 
@@ -79,11 +85,18 @@ def test_excel_safe(export: Path) -> None:
 
 @pytest.mark.parametrize(
     ("name", "fmt"),
-    [("out.csv", "csv"), ("out.ndjson", "ndjson"), ("out.jsonl", "ndjson"), ("out.json", "json"),
-     ("out.parquet", "parquet"), ("out.txt", "table")],
-)  # fmt: skip
-def test_format_from_extension_written_atomically(export: Path, tmp_path: Path, name: str,
-                                                  fmt: str) -> None:  # fmt: skip
+    [
+        ("out.csv", "csv"),
+        ("out.ndjson", "ndjson"),
+        ("out.jsonl", "ndjson"),
+        ("out.json", "json"),
+        ("out.parquet", "parquet"),
+        ("out.txt", "table"),
+    ],
+)
+def test_format_from_extension_written_atomically(
+    export: Path, tmp_path: Path, name: str, fmt: str
+) -> None:
     target = tmp_path / "results" / name
     target.parent.mkdir()
     result = invoke(str(export), "--now", NOW, "-o", str(target))
@@ -128,8 +141,17 @@ def test_nulls_are_empty_csv_fields_and_json_null(tmp_path: Path) -> None:
 
 def test_report(export: Path, tmp_path: Path) -> None:
     report = tmp_path / "run.json"
-    result = invoke(str(export), "--now", NOW, "--report", str(report), "--threshold", "1GiB",
-                    "--exclude-cidr", "9.9.9.0/24")  # fmt: skip
+    result = invoke(
+        str(export),
+        "--now",
+        NOW,
+        "--report",
+        str(report),
+        "--threshold",
+        "1GiB",
+        "--exclude-cidr",
+        "9.9.9.0/24",
+    )
     assert result.exit_code == 0
     data = json.loads(report.read_text())
     assert data["version"] == __version__
@@ -144,12 +166,22 @@ def test_report(export: Path, tmp_path: Path) -> None:
     assert source["sha256"] == hashlib.sha256(export.read_bytes()).hexdigest()
     assert source["size_bytes"] == export.stat().st_size
     assert data["counts"] == {
-        "records": 4, "malformed": 0, "valid": 4, "after_os_family": 4,
-        "after_category_action": 4, "after_time_window": 4, "after_public_destination": 3,
-        "groups": 3, "flagged": 2, "network_events": 4, "network_events_with_source_bytes": 4,
-    }  # fmt: skip
-    assert data["data_time_range"] == {"first": "2024-05-01T11:00:00.000Z",
-                                       "last": "2024-05-01T11:00:00.000Z"}  # fmt: skip
+        "records": 4,
+        "malformed": 0,
+        "valid": 4,
+        "after_os_family": 4,
+        "after_category_action": 4,
+        "after_time_window": 4,
+        "after_public_destination": 3,
+        "groups": 3,
+        "flagged": 2,
+        "network_events": 4,
+        "network_events_with_source_bytes": 4,
+    }
+    assert data["data_time_range"] == {
+        "first": "2024-05-01T11:00:00.000Z",
+        "last": "2024-05-01T11:00:00.000Z",
+    }
     assert isinstance(data["elapsed_seconds"], float)
 
 
@@ -216,8 +248,6 @@ def test_stdin_dash(export: Path) -> None:
 
 
 def test_table_values_cannot_drive_the_terminal(tmp_path: Path) -> None:
-    from egress_offline.writers import table_text
-
     hostile = "\x1b[2J\x1b]8;;http://x\x07link\x1b]8;;\x07\x1b]52;c;ZXZpbA==\x07[link=http://x]y[/link]\u202egpj.exe\x07\x00"
     frame = pl.DataFrame({"total_bytes_out": [GiB], "process.executable": [hostile]})
     text = table_text(frame, width=400)
@@ -248,20 +278,27 @@ def test_installed_command_runs_as_a_subprocess(export: Path, tmp_path: Path) ->
     target = tmp_path / "out.csv"
     done = subprocess.run(
         [exe, "hunt", str(export), "--now", NOW, "-o", str(target)],
-        capture_output=True, check=False, timeout=120,
-    )  # fmt: skip
+        capture_output=True,
+        check=False,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
     assert done.stdout == b""
     assert b"records read" in done.stderr
     assert target.read_text().splitlines()[1].startswith("3221225472,E1,")
-    missing = subprocess.run([exe, "hunt", str(tmp_path / "nope.ndjson")], capture_output=True,
-                             check=False, timeout=120)  # fmt: skip
+    missing = subprocess.run(
+        [exe, "hunt", str(tmp_path / "nope.ndjson")], capture_output=True, check=False, timeout=120
+    )
     assert missing.returncode == 1
     assert missing.stderr.decode().splitlines() == [
         f"Error: {tmp_path / 'nope.ndjson'}: no such file or directory; check the path"
     ]
-    module = subprocess.run([sys.executable, "-m", "egress_offline", "--version"],
-                            capture_output=True, check=False, timeout=120)  # fmt: skip
+    module = subprocess.run(
+        [sys.executable, "-m", "egress_offline", "--version"],
+        capture_output=True,
+        check=False,
+        timeout=120,
+    )
     assert module.stdout.decode().strip() == f"egress-offline {__version__}"
 
 
@@ -270,8 +307,11 @@ def test_broken_pipe_is_quiet(export: Path) -> None:
     assert exe
     done = subprocess.run(
         f"'{exe}' hunt '{export}' --now {NOW} --threshold 0 -q | head -c 1",
-        shell=True, capture_output=True, check=False, timeout=120,
-    )  # fmt: skip
+        shell=True,
+        capture_output=True,
+        check=False,
+        timeout=120,
+    )
     assert b"Traceback" not in done.stderr
 
 

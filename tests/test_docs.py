@@ -30,6 +30,13 @@ def test_two_setup_commands_at_the_top_and_ci_runs_the_second() -> None:
 
 
 def test_exit_codes_and_report_fields_are_documented() -> None:
-    for needle in ("| 0 |", "| 1 |", "| 2 |", "`sha256`", "`after_public_destination`",
-                   "`data_time_range`", "`excluded_cidrs`"):  # fmt: skip
+    for needle in (
+        "| 0 |",
+        "| 1 |",
+        "| 2 |",
+        "`sha256`",
+        "`after_public_destination`",
+        "`data_time_range`",
+        "`excluded_cidrs`",
+    ):
         assert needle in README

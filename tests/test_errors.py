@@ -6,6 +6,7 @@ import gzip
 import json
 from pathlib import Path
 
+import polars as pl
 import pytest
 from typer.testing import CliRunner
 
@@ -30,7 +31,9 @@ def good(tmp_path: Path) -> Path:
 def test_missing_file(tmp_path: Path) -> None:
     code, out, err = run(str(tmp_path / "missing.ndjson"))
     assert (code, out) == (1, "")
-    assert err == f"Error: {tmp_path / 'missing.ndjson'}: no such file or directory; check the path\n"
+    assert (
+        err == f"Error: {tmp_path / 'missing.ndjson'}: no such file or directory; check the path\n"
+    )
 
 
 def test_unsupported_file(tmp_path: Path) -> None:
@@ -45,8 +48,6 @@ def test_unsupported_file(tmp_path: Path) -> None:
 
 
 def test_corrupt_parquet_footer(tmp_path: Path) -> None:
-    import polars as pl
-
     path = tmp_path / "broken.parquet"
     pl.DataFrame({"source.bytes": [1, 2]}).write_parquet(path)
     data = path.read_bytes()
@@ -59,8 +60,6 @@ def test_corrupt_parquet_footer(tmp_path: Path) -> None:
 
 
 def test_parquet_without_the_needed_columns(tmp_path: Path) -> None:
-    import polars as pl
-
     path = tmp_path / "other.parquet"
     pl.DataFrame({"foo": [1]}).write_parquet(path)
     code, _, err = run(str(path))
@@ -90,7 +89,9 @@ def test_directory_without_exports(tmp_path: Path) -> None:
 def test_glob_matching_nothing(tmp_path: Path) -> None:
     code, _, err = run(str(tmp_path / "*.ndjson"))
     assert code == 1
-    assert err == f"Error: {tmp_path / '*.ndjson'}: the pattern matches no file; check the pattern\n"
+    assert (
+        err == f"Error: {tmp_path / '*.ndjson'}: the pattern matches no file; check the pattern\n"
+    )
 
 
 def test_invalid_json_document(tmp_path: Path) -> None:
@@ -137,15 +138,30 @@ def test_strict_null_line(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--window", "8x"], "--window: '8x' is not a duration; use a number with s, m, h or d, such as 8h, 90m or 1h30m"),
+        (
+            ["--window", "8x"],
+            "--window: '8x' is not a duration; use a number with s, m, h or d, such as 8h, 90m or 1h30m",
+        ),
         (["--window", "0h"], "--window: '0h' must be longer than zero"),
-        (["--threshold", "lots"], "--threshold: 'lots' is not a size; use bytes (1073741824) or a unit such as 500MB, 1GiB or 2TB"),
-        (["--now", "yesterday"], "--now: 'yesterday' is not 'latest', 'wall' or an ISO-8601 time such as 2024-05-01T12:00:00Z"),
-        (["--exclude-cidr", "10.0.0.0/33"], "--exclude-cidr: '10.0.0.0/33' is not a CIDR block or ip address (")  ,
+        (
+            ["--threshold", "lots"],
+            "--threshold: 'lots' is not a size; use bytes (1073741824) or a unit such as 500MB, 1GiB or 2TB",
+        ),
+        (
+            ["--now", "yesterday"],
+            "--now: 'yesterday' is not 'latest', 'wall' or an ISO-8601 time such as 2024-05-01T12:00:00Z",
+        ),
+        (
+            ["--exclude-cidr", "10.0.0.0/33"],
+            "--exclude-cidr: '10.0.0.0/33' is not a CIDR block or ip address (",
+        ),
         (["--format", "xml"], "--format: 'xml' is not one of csv, ndjson, json, parquet, table"),
-        (["-o", "result.xlsx"], "--output: cannot tell the format from 'result.xlsx'; add --format (csv, ndjson, json, parquet, table) or use .csv, .ndjson, .json or .parquet"),
+        (
+            ["-o", "result.xlsx"],
+            "--output: cannot tell the format from 'result.xlsx'; add --format (csv, ndjson, json, parquet, table) or use .csv, .ndjson, .json or .parquet",
+        ),
     ],
-)  # fmt: skip
+)
 def test_bad_option_values_exit_2(good: Path, args: list[str], message: str) -> None:
     code, out, err = run(str(good), *args)
     assert (code, out) == (2, "")
@@ -180,7 +196,10 @@ def test_output_may_not_be_an_input(good: Path) -> None:
     before = good.read_bytes()
     code, _, err = run(str(good), "-o", str(good), "--format", "csv")
     assert code == 2
-    assert err == f"Error: {good}: is one of the inputs; write the result to another file (evidence is never modified)\n"
+    assert (
+        err
+        == f"Error: {good}: is one of the inputs; write the result to another file (evidence is never modified)\n"
+    )
     assert good.read_bytes() == before
 
 

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import gzip
+import json
 import tempfile
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -28,8 +31,6 @@ def maybe(values: st.SearchStrategy[Any], *, lists: bool = True) -> st.SearchStr
 
 
 def _iso(ms: int, digits: int, zone: str) -> str:
-    from datetime import UTC, datetime, timedelta
-
     moment = datetime.fromtimestamp(ms / 1000, tz=UTC)
     offset = {"Z": 0, "+02:00": 120, "-0530": -330}[zone]
     local = moment + timedelta(minutes=offset)
@@ -50,15 +51,33 @@ timestamps = st.one_of(
     st.sampled_from(["yesterday", "2024-02-30T00:00:00Z"]),
 )
 in_window = st.one_of(
-    st.builds(_iso, st.integers(NOW_MS - HOUR, NOW_MS), st.sampled_from([7, 0, 3]),
-              st.sampled_from(["Z", "+02:00"])),
+    st.builds(
+        _iso,
+        st.integers(NOW_MS - HOUR, NOW_MS),
+        st.sampled_from([7, 0, 3]),
+        st.sampled_from(["Z", "+02:00"]),
+    ),
     st.integers(NOW_MS - HOUR, NOW_MS),
-)  # fmt: skip
-ips = st.sampled_from([
-    "8.8.8.8", "1.1.1.1", "::ffff:8.8.8.8", "10.1.2.3", "::ffff:10.1.2.3", "::10.1.2.3",
-    "192.168.1.1", "2001:4860::8888", "fe80::1", "::1", "not-an-ip", "203.0.113.9",
-    "64:ff9b::808:808", "fc00::1", "0.0.0.1",
-])  # fmt: skip
+)
+ips = st.sampled_from(
+    [
+        "8.8.8.8",
+        "1.1.1.1",
+        "::ffff:8.8.8.8",
+        "10.1.2.3",
+        "::ffff:10.1.2.3",
+        "::10.1.2.3",
+        "192.168.1.1",
+        "2001:4860::8888",
+        "fe80::1",
+        "::1",
+        "not-an-ip",
+        "203.0.113.9",
+        "64:ff9b::808:808",
+        "fc00::1",
+        "0.0.0.1",
+    ]
+)
 byte_values = st.one_of(
     st.integers(-5, 200),
     st.integers(2**62, 2**63 + 5),
@@ -110,8 +129,6 @@ def _compare(docs: list[dict[str, Any]], layout: str, **spec: Any) -> None:
         families=spec.get("families", ("windows",)),
         threshold=spec.get("threshold", 90),
     )
-    from datetime import UTC, datetime, timedelta
-
     now = spec.get("now_ms", NOW_MS)
     window = spec.get("window_ms", 2 * HOUR)
     hunt_spec = HuntSpec(
@@ -132,9 +149,11 @@ def _compare(docs: list[dict[str, Any]], layout: str, **spec: Any) -> None:
 
 
 SETTINGS = settings(
-    max_examples=60, deadline=None, derandomize=True,
+    max_examples=60,
+    deadline=None,
+    derandomize=True,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-)  # fmt: skip
+)
 
 
 @SETTINGS
@@ -155,8 +174,9 @@ def test_engine_matches_reference_across_options(
 ) -> None:
     now_ms: int | None = NOW_MS if mode == "fixed" else None
     window_ms = None if mode == "all-time" else 2 * HOUR
-    _compare(docs, "nested", now_ms=now_ms, window_ms=window_ms, threshold=threshold,
-             families=families)  # fmt: skip
+    _compare(
+        docs, "nested", now_ms=now_ms, window_ms=window_ms, threshold=threshold, families=families
+    )
 
 
 GARBAGE = [
@@ -182,9 +202,6 @@ GARBAGE = [
 def test_malformed_lines_are_counted_and_change_nothing_else(
     docs: list[dict[str, Any]], damage: list[tuple[int, bytes]], odd: list[int], gzipped: bool
 ) -> None:
-    import gzip
-    import json
-
     lines = []
     for i, doc in enumerate(docs):
         text = json.dumps(doc)
@@ -196,10 +213,9 @@ def test_malformed_lines_are_counted_and_change_nothing_else(
     anchor = {"event": {"category": "process"}}  # a last valid line: the file is NDJSON
     body = b"\n".join([*lines, json.dumps(anchor).encode()]) + b"\n"
     reference = reference_hunt([*docs, anchor], now_ms=NOW_MS, window_ms=2 * HOUR, threshold=90)
-    from datetime import UTC, datetime, timedelta
-
-    spec = HuntSpec(now=datetime.fromtimestamp(NOW_MS / 1000, tz=UTC),
-                    window=timedelta(hours=2), threshold=90)  # fmt: skip
+    spec = HuntSpec(
+        now=datetime.fromtimestamp(NOW_MS / 1000, tz=UTC), window=timedelta(hours=2), threshold=90
+    )
     with tempfile.TemporaryDirectory() as scratch:
         path = Path(scratch) / ("damaged.ndjson.gz" if gzipped else "damaged.ndjson")
         path.write_bytes(gzip.compress(body) if gzipped else body)

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import gzip
 import importlib.util
 from pathlib import Path
+
+import polars as pl
+from polars.testing import assert_frame_equal
 
 from egress_offline import HuntSpec, run_hunt
 
@@ -21,10 +25,15 @@ def _generator():  # type: ignore[no-untyped-def]
 def test_sample_flags_exactly_the_planted_groups() -> None:
     generator = _generator()
     result = run_hunt([str(SAMPLE_DIR)], HuntSpec())
-    planted = {(exe, address): total for _label, _h, _f, _p, exe, _ip, address, total, _t, _n, flag
-               in generator.PLANTED if flag}  # fmt: skip
-    got = {(r["process.executable"], r["destination.address"]): r["total_bytes_out"]
-           for r in result.rows.to_dicts()}  # fmt: skip
+    planted = {
+        (exe, address): total
+        for _label, _h, _f, _p, exe, _ip, address, total, _t, _n, flag in generator.PLANTED
+        if flag
+    }
+    got = {
+        (r["process.executable"], r["destination.address"]): r["total_bytes_out"]
+        for r in result.rows.to_dicts()
+    }
     assert got == planted
     assert [r["connections"] for r in result.rows.to_dicts()] == [40, 25, 12]
     assert result.counts.records == 3169
@@ -35,8 +44,9 @@ def test_sample_flags_exactly_the_planted_groups() -> None:
 
 def test_near_misses_are_each_caught_by_their_own_rule() -> None:
     wide = run_hunt([str(SAMPLE_DIR)], HuntSpec(window=None, os_families=None))
-    flagged = {r["process.executable"].rsplit("\\", 1)[-1].rsplit("/", 1)[-1]
-               for r in wide.rows.to_dicts()}  # fmt: skip
+    flagged = {
+        r["process.executable"].rsplit("\\", 1)[-1].rsplit("/", 1)[-1] for r in wide.rows.to_dicts()
+    }
     # with no time and OS filter, the old OneDrive upload and linux curl appear too
     assert {"OneDrive.exe", "curl"} <= flagged
     # private destinations, the IPv4-mapped private one and the near miss never do
@@ -44,11 +54,6 @@ def test_near_misses_are_each_caught_by_their_own_rule() -> None:
 
 
 def test_committed_samples_are_what_the_seeded_generator_writes(tmp_path: Path) -> None:
-    import gzip
-
-    import polars as pl
-    from polars.testing import assert_frame_equal
-
     for path in _generator().write(tmp_path):
         committed = SAMPLE_DIR / path.name
         if path.suffix == ".parquet":  # compare content: writer versions differ in metadata

@@ -2,22 +2,30 @@
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.helpers import DELETE, GiB, event, hunt
+from egress_offline import HuntSpec, run_hunt
+from egress_offline.ranges import parse_cidr
+from tests.helpers import DELETE, NOW, GiB, event, hunt
 
 
 def totals(docs: list[Any], tmp_path: Path, **spec: Any) -> list[tuple[Any, ...]]:
     result = hunt(docs, tmp_path, **spec)
     return [
-        (r["total_bytes_out"], r["process.entity_id"], r["destination.address"],
-         r["process.executable"], r["connections"])
+        (
+            r["total_bytes_out"],
+            r["process.entity_id"],
+            r["destination.address"],
+            r["process.executable"],
+            r["connections"],
+        )
         for r in result.rows.iter_rows(named=True)
-    ]  # fmt: skip
+    ]
 
 
 # 1. time -----------------------------------------------------------------------------
@@ -131,8 +139,6 @@ def test_cidr_match(tmp_path: Path, ip: Any, kept: bool) -> None:
 
 
 def test_extra_cidrs_are_excluded_too(tmp_path: Path) -> None:
-    from egress_offline.ranges import parse_cidr
-
     docs = [event(), event(**{"destination.ip": "1.1.1.1", "process.entity_id": "E2"})]
     rows = totals(docs, tmp_path, extra_cidrs=(parse_cidr("8.8.8.0/24"),))
     assert rows == [(GiB, "E2", "8.8.8.8", "C:\\evil.exe", 1)]
@@ -195,16 +201,11 @@ def test_multi_valued_keys_put_the_row_in_every_group(tmp_path: Path) -> None:
     ],
 )
 def test_source_bytes_coercion(tmp_path: Path, value: Any, total: int | None) -> None:
-    import json
-
     path = tmp_path / "one.ndjson"
     doc = event()
     doc["source"]["bytes"] = "__VALUE__"
     literal = "1e400" if value == 1e400 else json.dumps(value)
     path.write_text(json.dumps(doc).replace('"__VALUE__"', literal) + "\n")
-    from egress_offline import HuntSpec, run_hunt
-    from tests.helpers import NOW
-
     result = run_hunt([str(path)], HuntSpec(now=NOW, threshold=0))
     got = result.rows["total_bytes_out"].to_list()
     assert got == ([] if total is None else [total])
@@ -224,8 +225,12 @@ def test_a_group_with_no_values_is_null_and_never_flagged(tmp_path: Path) -> Non
 def test_a_sum_beyond_int64_is_null(tmp_path: Path) -> None:
     docs = [event(**{"source.bytes": 2**62}) for _ in range(2)]
     assert totals(docs, tmp_path, threshold=0) == []
-    docs = [event(**{"source.bytes": 2**62}), event(**{"source.bytes": 2**62 - 1}),
-            event(**{"source.bytes": 2**62 - 1}), event(**{"source.bytes": -(2**62)})]  # fmt: skip
+    docs = [
+        event(**{"source.bytes": 2**62}),
+        event(**{"source.bytes": 2**62 - 1}),
+        event(**{"source.bytes": 2**62 - 1}),
+        event(**{"source.bytes": -(2**62)}),
+    ]
     assert totals(docs, tmp_path, threshold=0) == [(2**63 - 2, "E1", "8.8.8.8", "C:\\evil.exe", 4)]
 
 
@@ -246,16 +251,31 @@ def test_threshold_is_inclusive(tmp_path: Path) -> None:
 def test_output_columns_order_and_context(tmp_path: Path) -> None:
     docs = [
         event(**{"destination.port": 443}),
-        event(**{"destination.port": 8443, "user.name": "bob", "@timestamp": "2024-05-01T11:30:00Z"}),
-        event(**{"process.entity_id": "E9", "source.bytes": 3 * GiB,
-                 "destination.as": {"organization": {"name": "GOOGLE"}}}),
-    ]  # fmt: skip
+        event(
+            **{"destination.port": 8443, "user.name": "bob", "@timestamp": "2024-05-01T11:30:00Z"}
+        ),
+        event(
+            **{
+                "process.entity_id": "E9",
+                "source.bytes": 3 * GiB,
+                "destination.as": {"organization": {"name": "GOOGLE"}},
+            }
+        ),
+    ]
     result = hunt(docs, tmp_path)
     assert result.rows.columns == [
-        "total_bytes_out", "process.entity_id", "destination.address", "process.executable",
-        "host.name", "user.name", "connections", "first_seen", "last_seen",
-        "destination.port", "destination.as.organization.name",
-    ]  # fmt: skip
+        "total_bytes_out",
+        "process.entity_id",
+        "destination.address",
+        "process.executable",
+        "host.name",
+        "user.name",
+        "connections",
+        "first_seen",
+        "last_seen",
+        "destination.port",
+        "destination.as.organization.name",
+    ]
     first, second = result.rows.to_dicts()
     assert first["process.entity_id"] == "E9"
     assert first["destination.as.organization.name"] == ["GOOGLE"]
@@ -273,8 +293,10 @@ def test_optional_context_columns_are_left_out_when_absent(tmp_path: Path) -> No
 
 
 def test_sorted_by_total_then_keys_with_every_row(tmp_path: Path) -> None:
-    docs = [event(**{"process.entity_id": f"P{i:04d}", "source.bytes": GiB + i % 3})
-            for i in range(1500)]  # fmt: skip
+    docs = [
+        event(**{"process.entity_id": f"P{i:04d}", "source.bytes": GiB + i % 3})
+        for i in range(1500)
+    ]
     rows = totals(docs, tmp_path)
     assert len(rows) == 1500  # no 1000-row cap
     assert rows[0] == (GiB + 2, "P0002", "8.8.8.8", "C:\\evil.exe", 1)
