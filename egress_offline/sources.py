@@ -56,6 +56,7 @@ _ZSTD_MAGIC: Final = b"\x28\xb5\x2f\xfd"
 _PARQUET_MAGIC: Final = b"PAR1"
 _PEEK: Final = 64 * 1024
 _BLOCK: Final = 8 * 1024 * 1024
+_CHUNK_ROWS: Final = 65_536  # rows a streamed batch holds: large enough to amortise per-batch work
 _BISECT_FLOOR: Final = 32  # below this many lines a failing slice is decoded line by line
 MAX_POSITIONS: Final = 5  # how many malformed positions a file report keeps
 POS: Final = "__pos"
@@ -451,7 +452,7 @@ def _fast_ndjson(file: InputFile, report: FileReport, *, strict: bool) -> Iterat
         pl.col(POS).cast(pl.Int64),
         pl.col("line").str.strip_prefix("\ufeff").str.json_decode(DOCUMENT_DTYPE).alias("__doc"),
     )
-    for batch in _fields_from_docs(decoded, "__doc").collect_batches():
+    for batch in _fields_from_docs(decoded, "__doc").collect_batches(chunk_size=_CHUNK_ROWS):
         yield _take_good(batch, report, strict=strict)
 
 
@@ -774,7 +775,7 @@ def _parquet_batches(file: InputFile, report: FileReport) -> Iterator[pl.DataFra
         for batch in (
             scan.with_row_index(POS, offset=1)
             .select(pl.col(POS).cast(pl.Int64), *selection[1:])
-            .collect_batches()
+            .collect_batches(chunk_size=_CHUNK_ROWS)
         ):
             report.records += batch.height
             yield batch
