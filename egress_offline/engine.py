@@ -59,7 +59,6 @@ _OPTIONAL_COLUMNS: Final = (f.DEST_PORT, f.DEST_AS_ORG)
 _TS: Final = "__ts"
 _SUM: Final = "__sum"
 _N: Final = "__n"
-_SPILL_BYTES: Final = 128 * 1024 * 1024
 _LONG_MIN: Final = -(2**63)
 _LONG_MAX: Final = 2**63 - 1
 
@@ -100,49 +99,33 @@ class HuntResult:
 
 
 class _Spill:
-    """Candidate rows: in memory while small, then as Arrow IPC files in a scratch dir."""
+    """Candidate rows, written to uncompressed Arrow IPC files in a scratch directory as
+    they come: nothing is held in memory, and the final pass memory-maps the files."""
 
     def __init__(self, directory: Path) -> None:
         self._directory = directory
-        self._frames: list[pl.DataFrame] = []
-        self._held: int = 0
         self._files: list[Path] = []
 
-    def mark(self) -> tuple[int, int]:
-        return len(self._frames), len(self._files)
+    def mark(self) -> int:
+        return len(self._files)
 
-    def rollback(self, mark: tuple[int, int]) -> None:
+    def rollback(self, mark: int) -> None:
         """Drop what was added since ``mark`` (a file the fast reader gave up on)."""
-        frames, files = mark
-        del self._frames[frames:]
-        for path in self._files[files:]:
+        for path in self._files[mark:]:
             path.unlink()
-        del self._files[files:]
-        self._held = int(sum(frame.estimated_size() for frame in self._frames))
+        del self._files[mark:]
 
     def add(self, frame: pl.DataFrame) -> None:
         if frame.height == 0:
             return
-        self._frames.append(frame)
-        self._held += int(frame.estimated_size())
-        if self._held >= _SPILL_BYTES:
-            self._flush()
-
-    def _flush(self) -> None:
-        if not self._frames:
-            return
-        path = self._directory / f"spill-{len(self._files):05d}.arrow"
-        pl.concat(self._frames, how="vertical").write_ipc(path, compression="lz4")
+        path = self._directory / f"spill-{len(self._files):06d}.arrow"
+        frame.write_ipc(path, compression="uncompressed")
         self._files.append(path)
-        self._frames.clear()
-        self._held = 0
 
     def scan(self, schema: dict[str, Any]) -> pl.LazyFrame:
-        parts = [pl.scan_ipc(self._files)] if self._files else []
-        parts += [frame.lazy() for frame in self._frames]
-        if not parts:
+        if not self._files:
             return pl.LazyFrame(schema=schema)
-        return pl.concat(parts, how="vertical")
+        return pl.scan_ipc(self._files)
 
 
 def _candidate_schema() -> dict[str, Any]:
@@ -277,16 +260,14 @@ def _aggregate(
             .otherwise(pl.col(name))
             .alias(name)
         ).explode(name)
-    groups = exploded.group_by(list(f.GROUP_FIELDS)).agg(
+    keys = list(f.GROUP_FIELDS)
+    # Only streamable aggregations here: memory holds the groups, never their events.
+    groups = exploded.group_by(keys).agg(
         pl.col(_SUM).sum().alias("__total"),
         pl.col(_N).cast(pl.Int64).sum().alias("__values"),
         pl.len().cast(pl.Int64).alias(CONNECTIONS),
         pl.col(_TS).min().alias(FIRST_SEEN),
         pl.col(_TS).max().alias(LAST_SEEN),
-        *[
-            pl.col(name).explode().drop_nulls().unique().sort().alias(name)
-            for name in f.CONTEXT_FIELDS
-        ],
     )
     total = (
         pl.when(
@@ -302,6 +283,7 @@ def _aggregate(
     flagged = summed.filter(pl.col(TOTAL) >= spec.threshold).with_columns(
         pl.col(FIRST_SEEN, LAST_SEEN).cast(pl.Datetime("ms", "UTC"))
     )
+    flagged = _with_context(flagged, exploded, keys)
     flagged = flagged.sort(
         [TOTAL, *f.GROUP_FIELDS],
         descending=[True, False, False, False],
@@ -314,6 +296,27 @@ def _aggregate(
         if flagged.height and flagged.get_column(name).list.len().max() == 0
     ]
     return flagged.drop(empty) if flagged.height else flagged
+
+
+def _with_context(flagged: pl.DataFrame, events: pl.LazyFrame, keys: list[str]) -> pl.DataFrame:
+    """Each context field's distinct values per flagged group, from distinct (keys, value)
+    pairs of the flagged groups only, so that memory holds values, not events."""
+    wanted = flagged.lazy().select(keys)
+    for name in f.CONTEXT_FIELDS:
+        values = (
+            events.select(*keys, name)
+            .explode(name)
+            .drop_nulls(name)
+            .join(wanted, on=keys, how="semi", nulls_equal=True)
+            .unique()
+            .group_by(keys)
+            .agg(pl.col(name).sort())
+            .collect(engine="streaming")
+        )
+        flagged = flagged.join(values, on=keys, how="left", nulls_equal=True).with_columns(
+            pl.col(name).fill_null(pl.lit([], dtype=f.TEXT_LIST))
+        )
+    return flagged
 
 
 def _sha256(path: Path) -> str:
