@@ -182,3 +182,53 @@ def keyed(rows: list[dict[str, Any]]) -> dict[tuple[Any, ...], dict[str, Any]]:
     return {
         (r["process.entity_id"], r["destination.address"], r["process.executable"]): r for r in rows
     }
+
+
+def _text(value: Any) -> str | None:
+    if value is None or isinstance(value, dict):
+        return None
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return json.dumps(value)
+    return str(value)
+
+
+PARQUET_COLUMNS = (
+    "@timestamp",
+    "host.os.family",
+    "host.name",
+    "event.category",
+    "event.action",
+    "destination.ip",
+    "destination.address",
+    "destination.port",
+    "process.entity_id",
+    "process.executable",
+    "source.bytes",
+    "user.name",
+    "destination.as.organization.name",
+)
+
+
+@layout("parquet-text-lists")
+def _parquet(docs: list[dict[str, Any]], directory: Path) -> Path:
+    """A Spark-style flat export: every field a list-of-strings column, dotted names."""
+    path = directory / "flat.parquet"
+    rows = [flatten_keys(d) for d in docs]
+    columns: dict[str, list[list[str | None] | None]] = {}
+    for name in PARQUET_COLUMNS:
+        values: list[list[str | None] | None] = []
+        for row in rows:
+            value = row.get(name)
+            if value is None or isinstance(value, dict):
+                values.append(None)
+            elif isinstance(value, list):
+                values.append([_text(v) for v in value])
+            else:
+                values.append([_text(value)])
+        columns[name] = values
+    pl.DataFrame(columns, schema={n: pl.List(pl.String) for n in PARQUET_COLUMNS}).write_parquet(
+        path
+    )
+    return path
