@@ -480,71 +480,58 @@ def _decompressed_blocks(
 
 
 def _gunzip(handle: IO[bytes], note_damage: Any) -> Iterator[bytes]:
-    decoder = zlib.decompressobj(wbits=31)
-    offset = 0  # compressed bytes consumed, for the damage message
-    while True:
-        chunk = handle.read(_BLOCK)
-        if not chunk:
-            if not decoder.eof and (decoder.unconsumed_tail or offset):
-                note_damage(f"gzip data ends early at byte {offset} (truncated copy)")
-            return
-        data = chunk
-        while data:
-            try:
-                out = decoder.decompress(data)
-            except zlib.error as exc:
-                note_damage(f"gzip data is corrupt near byte {offset} ({exc})")
-                return
-            if out:
-                yield out
-            if decoder.eof:
-                rest = decoder.unused_data
-                offset += len(data) - len(rest)
-                if rest.startswith(_GZIP_MAGIC):
-                    decoder = zlib.decompressobj(wbits=31)  # the next member
-                    data = rest
-                    continue
-                if rest.strip(b"\x00"):
-                    note_damage(f"{len(rest)} bytes that are not gzip after byte {offset}")
-                    return
-                # NUL padding after the last member: ignored, and the stream goes on
-                data = b""
-            else:
-                offset += len(data)
-                data = b""
+    yield from _members(
+        handle, new_decoder=lambda: zlib.decompressobj(wbits=31), magic=_GZIP_MAGIC,
+        kind="gzip", errors=(zlib.error,), note_damage=note_damage,
+    )  # fmt: skip
 
 
 def _unzstd(handle: IO[bytes], note_damage: Any) -> Iterator[bytes]:
     import zstandard  # noqa: PLC0415 - only zstd inputs need it
 
-    decoder = zstandard.ZstdDecompressor().decompressobj()
-    offset = 0
+    yield from _members(
+        handle, new_decoder=lambda: zstandard.ZstdDecompressor().decompressobj(),
+        magic=_ZSTD_MAGIC, kind="zstd", errors=(zstandard.ZstdError,), note_damage=note_damage,
+    )  # fmt: skip
+
+
+def _members(handle: IO[bytes], *, new_decoder: Any, magic: bytes, kind: str,
+             errors: tuple[type[Exception], ...], note_damage: Any) -> Iterator[bytes]:  # fmt: skip
+    """Decompress concatenated gzip members or zstd frames, delivering everything before
+    the first damage (a cut, corrupt data, or bytes that are not another member). NUL
+    padding after the last member, as crashed writers leave, is not damage."""
+    decoder = new_decoder()
+    offset = 0  # compressed bytes consumed, for the damage message
+    started = False
     while chunk := handle.read(_BLOCK):
         data = chunk
         while data:
+            if decoder.eof:
+                if data.startswith(magic):
+                    decoder = new_decoder()  # the next member
+                elif not data.strip(b"\x00"):
+                    offset += len(data)
+                    break
+                else:
+                    note_damage(f"{len(data)} bytes that are not {kind} after byte {offset}")
+                    return
             try:
                 out = decoder.decompress(data)
-            except zstandard.ZstdError as exc:
-                note_damage(f"zstd data is corrupt near byte {offset} ({exc})")
+            except errors as exc:
+                note_damage(f"{kind} data is corrupt near byte {offset} ({exc})")
                 return
+            started = True
             if out:
                 yield out
             if decoder.eof:
                 rest = decoder.unused_data
                 offset += len(data) - len(rest)
-                if rest.startswith(_ZSTD_MAGIC):
-                    decoder = zstandard.ZstdDecompressor().decompressobj()  # the next frame
-                    data = rest
-                    continue
-                if rest.strip(b"\x00"):
-                    note_damage(f"{len(rest)} bytes that are not zstd after byte {offset}")
-                    return
-                data = b""
+                data = rest
             else:
                 offset += len(data)
                 data = b""
-    if not decoder.eof and offset:
-        note_damage(f"zstd data ends early at byte {offset} (truncated copy)")
+    if started and not decoder.eof:
+        note_damage(f"{kind} data ends early at byte {offset} (truncated copy)")
 
 
 def _careful_ndjson(file: InputFile, report: FileReport, *, strict: bool) -> Iterator[pl.DataFrame]:

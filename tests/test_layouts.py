@@ -332,3 +332,18 @@ def test_stdin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     result = run_hunt(["-"], HuntSpec(now=NOW))
     assert pairs(result) == EXPECTED
     assert result.files[0].name == "<stdin>"
+
+
+def test_gzip_member_ending_exactly_at_a_read_block(tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    from egress_offline import sources
+
+    a, b, c = docs3()
+    first = gzip.compress(ndjson([a]) + b"garbage\n")  # damage: the careful reader runs
+    path = tmp_path / "members.gz"
+    path.write_bytes(first + gzip.compress(ndjson([b, c])))
+    monkeypatch.setattr(sources, "_BLOCK", len(first))
+    result = result_of(path)
+    assert pairs(result) == EXPECTED
+    assert (result.files[0].reader, result.counts.malformed) == ("careful", 1)
+    assert result.files[0].damage is None
