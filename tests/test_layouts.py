@@ -15,7 +15,7 @@ import polars as pl
 import pytest
 import zstandard
 
-from egress_offline import HuntSpec, run_hunt
+from egress_offline import HuntSpec, run_hunt, sources
 from tests.helpers import LAYOUTS, NOW, GiB, event, flatten_keys, hit, ndjson
 
 SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "samples"
@@ -336,8 +336,6 @@ def test_stdin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_gzip_member_ending_exactly_at_a_read_block(tmp_path: Path,
                                                     monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
-    from egress_offline import sources
-
     a, b, c = docs3()
     first = gzip.compress(ndjson([a]) + b"garbage\n")  # damage: the careful reader runs
     path = tmp_path / "members.gz"
