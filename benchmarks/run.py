@@ -1,0 +1,247 @@
+"""egress-offline against DuckDB, plain Polars and the raw floor, on the same files, in one run.
+
+    pip install '.[bench]'
+    python benchmarks/run.py --sizes 250MB,500MB,1GB,4GB --formats ndjson,gz,parquet
+    python benchmarks/run.py --smoke      # tiny data, every contender once, rows checked, no timing
+
+Every contender runs as its own process (so that its peak anonymous memory, RssAnon, is its
+own) and writes its flagged rows; the script checks that all of them flag the same rows.
+Data comes from the seeded generator in ``benchmarks/generate.py`` and is reused across runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import platform
+import shutil
+import sys
+import tempfile
+import textwrap
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from generate import ensure
+from peakmem import measure
+
+HERE = Path(__file__).resolve().parent
+EXE = shutil.which("egress-offline", path=str(Path(sys.executable).parent)) or "egress-offline"
+
+# The hunt as DuckDB's best query: explicit columns, then the CIDR exclusion applied exactly
+# to the distinct destination addresses with egress-offline's own range matcher.
+DUCKDB = textwrap.dedent(
+    """
+    import sys, duckdb, polars as pl
+    from egress_offline.ranges import classify, SEED_CIDRS, parse_cidr
+    path, fmt, now, out = sys.argv[1:5]
+    if fmt == "parquet":
+        source = f"read_parquet('{path}')"
+    else:
+        columns = {"@timestamp": "VARCHAR", "host": "STRUCT(os STRUCT(family VARCHAR))",
+                   "event": "STRUCT(category VARCHAR[], action VARCHAR)",
+                   "destination": "STRUCT(ip VARCHAR, address VARCHAR)",
+                   "process": "STRUCT(entity_id VARCHAR, executable VARCHAR)",
+                   "source": "STRUCT(bytes BIGINT)"}
+        source = f"read_ndjson('{path}', columns={columns!r}, format='newline_delimited')"
+    con = duckdb.connect()
+    con.execute("SET threads TO 2")
+    pre = con.sql(f'''
+        SELECT process.entity_id AS eid, destination.address AS daddr,
+               process.executable AS exe, destination.ip AS dip, sum(source.bytes) AS total
+        FROM {source}
+        WHERE date_trunc('millisecond', try_cast("@timestamp" AS TIMESTAMPTZ))
+                > TIMESTAMPTZ '{now}' - INTERVAL 8 HOUR
+          AND host.os.family = 'windows' AND len(event.category) = 1
+          AND event.category[1] = 'network' AND event.action = 'disconnect_received'
+        GROUP BY ALL''').pl()
+    blocks = tuple(parse_cidr(c) for c in SEED_CIDRS)
+    table = classify(pre["dip"].drop_nulls().unique().to_list(), blocks)
+    public = table.filter(pl.col("ip_canon").is_not_null() & ~pl.col("ip_excluded"))["ip_text"]
+    rows = (pre.filter(pl.col("dip").is_in(public.implode()))
+               .group_by("eid", "daddr", "exe").agg(pl.col("total").sum())
+               .filter(pl.col("total") >= 1073741824))
+    rows.select("total", "eid", "daddr", "exe").write_csv(out)
+    """
+)
+
+# The plain Polars query a capable user would write: scan_ndjson with a subset schema.
+POLARS = textwrap.dedent(
+    """
+    import sys, polars as pl
+    from datetime import datetime, timedelta
+    from egress_offline.ranges import classify, SEED_CIDRS, parse_cidr
+    path, fmt, now, out = sys.argv[1:5]
+    S, L = pl.String, pl.List(pl.String)
+    schema = {"@timestamp": S, "host": pl.Struct({"os": pl.Struct({"family": S})}),
+              "event": pl.Struct({"category": L, "action": S}),
+              "destination": pl.Struct({"ip": S, "address": S}),
+              "process": pl.Struct({"entity_id": S, "executable": S}),
+              "source": pl.Struct({"bytes": pl.Int64})}
+    lf = pl.scan_parquet(path) if fmt == "parquet" else pl.scan_ndjson(path, schema=schema)
+    cutoff = datetime.fromisoformat(now.replace("Z", "+00:00")) - timedelta(hours=8)
+    ts = pl.col("@timestamp").str.to_datetime(time_zone="UTC", strict=False).dt.truncate("1ms")
+    pre = (lf.filter((ts > cutoff)
+                     & (pl.col("host").struct.field("os").struct.field("family") == "windows")
+                     & (pl.col("event").struct.field("category") == ["network"])
+                     & (pl.col("event").struct.field("action") == "disconnect_received"))
+             .group_by(eid=pl.col("process").struct.field("entity_id"),
+                       daddr=pl.col("destination").struct.field("address"),
+                       exe=pl.col("process").struct.field("executable"),
+                       dip=pl.col("destination").struct.field("ip"))
+             .agg(total=pl.col("source").struct.field("bytes").sum())
+             .collect(engine="streaming"))
+    blocks = tuple(parse_cidr(c) for c in SEED_CIDRS)
+    table = classify(pre["dip"].drop_nulls().unique().to_list(), blocks)
+    public = table.filter(pl.col("ip_canon").is_not_null() & ~pl.col("ip_excluded"))["ip_text"]
+    rows = (pre.filter(pl.col("dip").is_in(public.implode()))
+               .group_by("eid", "daddr", "exe").agg(pl.col("total").sum())
+               .filter(pl.col("total") >= 1073741824))
+    rows.select("total", "eid", "daddr", "exe").write_csv(out)
+    """
+)
+
+
+def contenders(path: Path, fmt: str, now: str, out: Path) -> dict[str, list[str]]:
+    python = sys.executable
+    runs = {
+        "egress-offline": [EXE, "hunt", str(path), "--now", now, "-q", "-o", str(out)],
+        "duckdb": [python, "-c", DUCKDB, str(path), fmt, now, str(out)],
+        "polars scan": [python, "-c", POLARS, str(path), fmt, now, str(out)],
+    }
+    if fmt == "ndjson":
+        runs["cat > /dev/null"] = ["sh", "-c", f"cat '{path}' > /dev/null"]
+        runs["grep -c -F"] = ["sh", "-c", f"grep -c -F disconnect_received '{path}' > /dev/null"]
+    if fmt == "gz":
+        runs["zcat > /dev/null"] = ["sh", "-c", f"gzip -dc '{path}' > /dev/null"]
+        del runs["polars scan"]  # scan_ndjson reads .gz too, but it is the same query
+    if fmt == "parquet":
+        runs["egress-offline"] = [EXE, "hunt", str(path), "--now", now, "-q", "-o", str(out)]
+    return runs
+
+
+def rows_of(out: Path, tool: str) -> set[tuple[str, ...]]:
+    with out.open() as handle:
+        reader = csv.reader(handle)
+        next(reader, None)
+        if tool == "egress-offline":
+            return {(r[0], r[1], r[2], r[3]) for r in reader}
+        return {tuple(r[:4]) for r in reader}
+
+
+def duckdb_available() -> bool:
+    try:
+        import duckdb  # noqa: F401, PLC0415
+    except ImportError:
+        return False
+    return True
+
+
+def bench(
+    sizes: list[str], formats: list[str], repeat: int, smoke: bool, data: Path
+) -> list[dict[str, Any]]:
+    results = []
+    for size in sizes:
+        files, meta = ensure(data, size, set(formats))
+        for fmt in formats:
+            path = files[fmt]
+            mb = files["ndjson"].stat().st_size / 1e6
+            agreed: set[tuple[str, ...]] | None = None
+            for tool, command in contenders(path, fmt, meta["now"], Path("x")).items():
+                if tool == "duckdb" and not duckdb_available():
+                    print(
+                        f"  {tool}: not installed (pip install '.[bench]'), skipped",
+                        file=sys.stderr,
+                    )
+                    continue
+                best = None
+                with tempfile.TemporaryDirectory() as scratch:
+                    out = Path(scratch) / "rows.csv"
+                    command = [str(out) if part == "x" else part for part in command]
+                    for _ in range(1 if smoke else repeat):
+                        seconds, peak, code = measure(command)
+                        if code != 0:
+                            raise SystemExit(f"{tool} failed on {path} (exit {code})")
+                        if best is None or seconds < best[0]:
+                            best = (seconds, peak)
+                    if out.exists():
+                        rows = rows_of(out, tool)
+                        if agreed is None:
+                            agreed = rows
+                        elif rows != agreed:
+                            raise SystemExit(
+                                f"{tool} flags other rows than the first contender on {path}"
+                            )
+                assert best is not None
+                results.append(
+                    {
+                        "size": size,
+                        "format": fmt,
+                        "tool": tool,
+                        "seconds": best[0],
+                        "mb_per_s": mb / best[0],
+                        "peak_rss_anon_mib": best[1] / 1024,
+                        "flagged": None if agreed is None else len(agreed),
+                    }
+                )
+                if not smoke:
+                    print(
+                        f"{size:>6} {fmt:8} {tool:16} {best[0]:7.2f} s {mb / best[0]:8.0f} MB/s "
+                        f"{best[1] / 1024:6.0f} MiB",
+                        file=sys.stderr,
+                    )
+            if smoke:
+                print(
+                    f"smoke {size} {fmt}: all contenders flag the same {len(agreed or ())} rows",
+                    file=sys.stderr,
+                )
+    return results
+
+
+def ratios(results: list[dict[str, Any]]) -> list[str]:
+    lines = []
+    by = {(r["size"], r["format"], r["tool"]): r for r in results}
+    for (size, fmt, tool), r in by.items():
+        if tool != "egress-offline":
+            continue
+        duck = by.get((size, fmt, "duckdb"))
+        if duck:
+            lines.append(
+                f"| {size} | {fmt} | {r['seconds']:.2f} | {duck['seconds']:.2f} | "
+                f"{r['seconds'] / duck['seconds']:.2f} | {r['peak_rss_anon_mib']:.0f} | "
+                f"{duck['peak_rss_anon_mib']:.0f} |"
+            )
+    return lines
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="250MB,500MB,1GB,4GB")
+    parser.add_argument("--formats", default="ndjson,gz,parquet")
+    parser.add_argument("--repeat", type=int, default=2)
+    parser.add_argument("--data", type=Path, default=HERE / "data")
+    parser.add_argument("--smoke", action="store_true", help="tiny data, no timing: for CI")
+    parser.add_argument("--json", type=Path, help="also write every measurement here")
+    args = parser.parse_args()
+    sizes = ["2MB"] if args.smoke else args.sizes.split(",")
+    data = Path(tempfile.mkdtemp(prefix="egress-bench-")) if args.smoke else args.data
+    results = bench(sizes, args.formats.split(","), args.repeat, args.smoke, data)
+    if args.smoke:
+        shutil.rmtree(data, ignore_errors=True)
+        return
+    print(
+        f"machine: {platform.platform()}, {os.cpu_count()} cores, Python {platform.python_version()}"
+    )
+    print(
+        "| size | format | egress-offline s | duckdb s | ratio | egress-offline MiB | duckdb MiB |"
+    )
+    print("|---|---|---|---|---|---|---|")
+    print("\n".join(ratios(results)))
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
