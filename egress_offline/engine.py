@@ -34,7 +34,14 @@ from egress_offline.normalise import (
     sum_longs,
 )
 from egress_offline.ranges import classify
-from egress_offline.sources import RESTART, FileReport, Inputs, open_inputs, read_batches
+from egress_offline.sources import (
+    RESTART,
+    FileReport,
+    Inputs,
+    Prefilter,
+    open_inputs,
+    read_batches,
+)
 from egress_offline.spec import HuntSpec
 
 __all__ = ["OUTPUT_COLUMNS", "Counts", "HuntResult", "run_hunt"]
@@ -71,14 +78,12 @@ class Counts:
     records: int = 0
     malformed: int = 0
     valid: int = 0
-    os_family: int = 0
-    category_action: int = 0
+    event_match: int = 0  # host.os.family, event.category and event.action all match
     time_window: int = 0
     public_destination: int = 0
     groups: int = 0
     flagged: int = 0
-    network_events: int = 0
-    network_with_bytes: int = 0
+    event_match_with_bytes: int = 0
 
 
 @dataclass
@@ -162,23 +167,16 @@ def _reduce_batch(
     ).with_columns(
         os_ok.alias("__os_ok"),
         (category_ok & action_ok).alias("__ca_ok"),
-        pl.col("__cat").list.contains("network").alias("__network"),
     )
+    match = pl.col("__os_ok") & pl.col("__ca_ok")
     stats = flagged.select(
         pl.col(_TS).min().alias("first"),
         pl.col(_TS).max().alias("last"),
-        pl.col("__os_ok").sum().alias("os"),
-        (pl.col("__os_ok") & pl.col("__ca_ok")).sum().alias("ca"),
-        pl.col("__network").sum().alias("net"),
-        (pl.col("__network") & (pl.col(f.SOURCE_BYTES).list.drop_nulls().list.len() > 0))
-        .sum()
-        .alias("net_bytes"),
+        match.sum().alias("match"),
+        (match & (pl.col(f.SOURCE_BYTES).list.drop_nulls().list.len() > 0)).sum().alias("bytes"),
     ).row(0, named=True)
-    counts.valid += batch.height
-    counts.os_family += stats["os"]
-    counts.category_action += stats["ca"]
-    counts.network_events += stats["net"]
-    counts.network_with_bytes += stats["net_bytes"]
+    counts.event_match += stats["match"]
+    counts.event_match_with_bytes += stats["bytes"]
     if stats["first"] is not None:
         extent[0] = min(extent[0], stats["first"])
         extent[1] = max(extent[1], stats["last"])
@@ -360,6 +358,7 @@ def run_hunt(
                 report.sha256 = _sha256(file.path)
         counts.records = sum(r.records for r in reports)
         counts.malformed = sum(r.malformed for r in reports)
+        counts.valid = counts.records - counts.malformed
         first_ms, last_ms = (extent[0], extent[1]) if extent[0] <= extent[1] else (None, None)
         now_ms = _resolve_now(spec, last_ms)
         window_ms = spec.window_ms
@@ -381,38 +380,23 @@ def run_hunt(
     return result
 
 
-def _read_file(
-    file: Any,
-    report: FileReport,
-    *,
-    spec: HuntSpec,
-    counts: Counts,
-    spill: _Spill,
-    extent: list[int],
-) -> None:
+def _read_file(file: Any, report: FileReport, *, spec: HuntSpec, counts: Counts,
+               spill: _Spill, extent: list[int]) -> None:  # fmt: skip
     mark = spill.mark()
-    before = (
-        counts.valid,
-        counts.os_family,
-        counts.category_action,
-        counts.network_events,
-        counts.network_with_bytes,
-        list(extent),
-    )
-    for batch in read_batches(file, report, strict=spec.strict):
+    saved = (counts.event_match, counts.event_match_with_bytes, list(extent))
+    # --strict checks every line in full, so it reads without the prefilter
+    prefilter = None if spec.strict else Prefilter(families=spec.os_families)
+    for batch in read_batches(file, report, strict=spec.strict, prefilter=prefilter):
         if batch is RESTART:
             spill.rollback(mark)
-            (
-                counts.valid,
-                counts.os_family,
-                counts.category_action,
-                counts.network_events,
-                counts.network_with_bytes,
-                saved,
-            ) = before
-            extent[:] = saved
+            counts.event_match, counts.event_match_with_bytes, old = saved
+            extent[:] = old
             continue
         _reduce_batch(batch, spec, counts, spill, extent)
+    if report.first_ms is not None and report.last_ms is not None:
+        # timestamps of the records the prefilter passed over
+        extent[0] = min(extent[0], report.first_ms)
+        extent[1] = max(extent[1], report.last_ms)
 
 
 def _warnings(result: HuntResult, inputs: Inputs) -> list[str]:
@@ -435,12 +419,12 @@ def _warnings(result: HuntResult, inputs: Inputs) -> list[str]:
             f"events from {_iso(result.data_first)} to {_iso(result.data_last)}; "
             "use --now latest to anchor the window on the newest event, or --all-time"
         )
-    if counts.valid and counts.network_events == 0:
+    if counts.valid and counts.event_match == 0:
         notes.append(
-            "the input holds no network events (event.category: network); "
-            "is it an Elastic Endpoint network export (logs-endpoint.events.network-*)?"
+            "the input holds no network disconnect_received events of the chosen OS family; "
+            "this hunt reads Elastic Defend network events (logs-endpoint.events.network-*)"
         )
-    elif counts.network_events and counts.network_with_bytes == 0:
+    elif counts.event_match and counts.event_match_with_bytes == 0:
         notes.append(
             "the input's network events carry no source.bytes at all, so this hunt "
             "cannot run on this data (Sysmon event 3 and Windows event 5156 do not log "

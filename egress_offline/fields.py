@@ -103,5 +103,29 @@ def document_dtype() -> pl.Struct:
     return pl.Struct({**{f.name: f.dtype for f in source.fields}, "_source": source})
 
 
+def nested_path(field: str) -> tuple[str, ...]:
+    """The fully nested path of a field, as Elasticsearch stores ``_source``."""
+    return (field,) if field == TIMESTAMP else tuple(field.split("."))
+
+
+def _nested_dtype() -> pl.Struct:
+    tree: dict[str, object] = {}
+    for field in FIELDS:
+        *parents, leaf = nested_path(field)
+        node = tree
+        for key in parents:
+            node = node.setdefault(key, {})  # type: ignore[assignment]
+        node[leaf] = TEXT_LIST
+
+    def build(node: dict[str, object]) -> pl.Struct:
+        return pl.Struct(
+            {k: build(v) if isinstance(v, dict) else v for k, v in sorted(node.items())}  # type: ignore[misc]
+        )
+
+    return build(tree)
+
+
 SOURCE_DTYPE: Final = _source_dtype()
+#: The fields at their nested paths only: what most lines of a real export hold.
+NESTED_DTYPE: Final = _nested_dtype()
 DOCUMENT_DTYPE: Final = document_dtype()

@@ -56,6 +56,11 @@ def _timestamp_element(text: pl.Expr) -> pl.Expr:
     return pl.coalesce(local_ms - offset_ms, epoch_ms)
 
 
+def timestamp_text_ms(text: pl.Expr) -> pl.Expr:
+    """Epoch milliseconds of one timestamp text (ISO-8601 or epoch millis), or null."""
+    return _timestamp_element(text)
+
+
 def parse_timestamp(name: str = f.TIMESTAMP) -> pl.Expr:
     """Epoch milliseconds of a ``date`` field, or null when missing, malformed or
     multi-valued. ISO-8601 (no offset means UTC) or epoch milliseconds; digits below the

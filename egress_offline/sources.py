@@ -37,7 +37,14 @@ from typing import IO, Any, Final, Literal
 import polars as pl
 
 from egress_offline.errors import DataError, InputError
-from egress_offline.fields import DOCUMENT_DTYPE, FIELDS, TEXT_LIST, key_paths
+from egress_offline.fields import (
+    DOCUMENT_DTYPE,
+    FIELDS,
+    NESTED_DTYPE,
+    TEXT_LIST,
+    key_paths,
+    nested_path,
+)
 
 __all__ = [
     "RESTART",
@@ -93,12 +100,16 @@ class FileReport:
     damage: str | None = None
     reader: Literal["fast", "careful"] = "fast"
     sha256: str | None = None
+    #: @timestamp range (epoch ms) of the records the prefilter passed over undecoded
+    first_ms: int | None = None
+    last_ms: int | None = None
 
     def reset(self) -> None:
         self.records = 0
         self.malformed = 0
         self.positions.clear()
         self.damage = None
+        self.first_ms = self.last_ms = None
 
     def note_malformed(self, position: int, reason: str, *, strict: bool) -> None:
         if strict:
@@ -117,6 +128,29 @@ class Inputs:
 
     files: list[InputFile]
     skipped: list[str]
+
+
+@dataclass(frozen=True)
+class Prefilter:
+    """Which NDJSON lines can possibly match, judged from their text alone.
+
+    A record matches only if ``event.action`` is exactly ``disconnect_received`` and (unless
+    ``families`` is None) ``host.os.family`` is one of ``families``. In JSON text such a
+    value appears either literally or written with a ``\\u`` escape, so a line holding
+    neither cannot match and is never decoded: it is counted, checked for the shape of a
+    JSON object, and its ``@timestamp`` is read for the data's time range.
+    """
+
+    families: tuple[str, ...] | None
+    action: str = "disconnect_received"
+
+    def could_match(self, line: pl.Expr) -> pl.Expr:
+        wanted = line.str.contains(self.action, literal=True)
+        if self.families is not None:
+            wanted &= pl.any_horizontal(
+                [line.str.contains(family, literal=True) for family in self.families]
+            )
+        return wanted | line.str.contains("\\u", literal=True)
 
 
 # ---------------------------------------------------------------------------- discovery
@@ -420,7 +454,8 @@ def _python_frame(rows: list[tuple[int, dict[str, list[str | None]]]]) -> pl.Dat
 # ------------------------------------------------------------------------------ reading
 
 
-def read_batches(file: InputFile, report: FileReport, *, strict: bool) -> Iterator[Any]:
+def read_batches(file: InputFile, report: FileReport, *, strict: bool,
+                 prefilter: Prefilter | None = None) -> Iterator[Any]:  # fmt: skip
     """Field batches of one file (see the module docstring), malformed records noted in
     ``report``. May yield :data:`RESTART` once, then the careful reader's batches."""
     if file.format == "parquet":
@@ -431,7 +466,7 @@ def read_batches(file: InputFile, report: FileReport, *, strict: bool) -> Iterat
         return
     started = False
     try:
-        for batch in _fast_ndjson(file, report, strict=strict):
+        for batch in _fast_ndjson(file, report, strict=strict, prefilter=prefilter):
             started = True
             yield batch
         return
@@ -446,14 +481,73 @@ def read_batches(file: InputFile, report: FileReport, *, strict: bool) -> Iterat
     yield from _careful_ndjson(file, report, strict=strict)
 
 
-def _fast_ndjson(file: InputFile, report: FileReport, *, strict: bool) -> Iterator[pl.DataFrame]:
-    lines = pl.scan_lines(file.path, name="line", row_index_name=POS, row_index_offset=1)
-    decoded = lines.filter(pl.col("line").str.contains(r"\S")).select(
-        pl.col(POS).cast(pl.Int64),
-        pl.col("line").str.strip_prefix("\ufeff").str.json_decode(DOCUMENT_DTYPE).alias("__doc"),
+_SHAPE_START: Final = r"^[\s\ufeff]*\{"
+_SHAPE_END: Final = r"\}\s*$"
+# The first @timestamp value: text or number, alone or in an array; an array that goes on
+# after it (",") holds several values, which make no timestamp, as in the engine.
+_TS_ANY: Final = r'"@timestamp"\s*:\s*(\[?)\s*"?([^",\]\s]*)"?\s*(,?)'
+# A line that may hold a hunt field somewhere other than its nested path: a hit's
+# _source, a \u escape, or a dotted key that starts one of the fields.
+_GENERAL: Final = (
+    r'_source|\\u|"(?:host|os|event|destination|as|organization|process|source|user)\.'
+)
+
+
+def _fast_ndjson(file: InputFile, report: FileReport, *, strict: bool,
+                 prefilter: Prefilter | None) -> Iterator[pl.DataFrame]:  # fmt: skip
+    lines = pl.scan_lines(file.path, name="line", row_index_name=POS, row_index_offset=1).filter(
+        pl.col("line").str.contains(r"\S")
     )
-    for batch in _fields_from_docs(decoded, "__doc").collect_batches(chunk_size=_CHUNK_ROWS):
+    if prefilter is not None:
+        could = prefilter.could_match(pl.col("line"))
+        _skim(lines.filter(~could), report, strict=strict)
+        lines = lines.filter(could)
+    text = pl.col("line").str.strip_prefix("\ufeff")
+    general = pl.col("line").str.contains(_GENERAL)
+    # Most lines hold each field only at its nested path: a small schema, read directly.
+    nested = lines.filter(~general).select(
+        pl.col(POS).cast(pl.Int64), text.str.json_decode(NESTED_DTYPE).alias("__doc")
+    )
+    nested_fields = nested.select(
+        POS,
+        pl.col("__doc").is_null().alias(_BAD),
+        *[_merge([_path_expr(pl.col("__doc"), nested_path(name))]).alias(name) for name in FIELDS],
+    )
+    exact = lines.filter(general).select(
+        pl.col(POS).cast(pl.Int64), text.str.json_decode(DOCUMENT_DTYPE).alias("__doc")
+    )
+    both = pl.concat([nested_fields, _fields_from_docs(exact, "__doc")], how="vertical")
+    for batch in both.collect_batches(chunk_size=_CHUNK_ROWS):
         yield _take_good(batch, report, strict=strict)
+
+
+def _skim(lines: pl.LazyFrame, report: FileReport, *, strict: bool) -> None:
+    """Account for lines that cannot match without decoding them: count them, count
+    those not shaped like a JSON object as malformed, and take their @timestamp range."""
+    from egress_offline.normalise import timestamp_text_ms  # noqa: PLC0415 - no cycle
+
+    text = pl.col("line")
+    bad = ~(text.str.contains(_SHAPE_START) & text.str.contains(_SHAPE_END))
+    found = text.str.extract_groups(_TS_ANY)
+    several = (found.struct.field("1") == "[") & (found.struct.field("3") == ",")
+    stamp = pl.when(~several).then(found.struct.field("2"))
+    summary = (
+        lines.select(bad.alias("bad"), POS, timestamp_text_ms(stamp).alias("ts"))
+        .select(
+            pl.len().alias("records"),
+            pl.col("bad").sum().alias("bad"),
+            pl.col(POS).filter(pl.col("bad")).head(MAX_POSITIONS).implode().alias("positions"),
+            pl.col("ts").min().alias("first"),
+            pl.col("ts").max().alias("last"),
+        )
+        .collect(engine="streaming")
+        .row(0, named=True)
+    )
+    report.records += summary["records"]
+    for position in summary["positions"]:
+        report.note_malformed(position, "not a complete JSON object", strict=strict)
+    report.malformed += summary["bad"] - len(summary["positions"])
+    report.first_ms, report.last_ms = summary["first"], summary["last"]
 
 
 def _take_good(batch: pl.DataFrame, report: FileReport, *, strict: bool) -> pl.DataFrame:

@@ -67,9 +67,10 @@ def test_summary_goes_to_stderr_and_adds_up(export: Path) -> None:
     lines = result.stderr.splitlines()
     assert lines[0].split() == ["records", "read", "4"]
     assert lines[1].split() == ["malformed,", "skipped", "0"]
-    assert lines[6].split() == ["destination.ip", "public", "3"]
-    assert lines[8].split() == ["flagged", "(>=", "1073741824", "bytes)", "2"]
-    assert lines[5].split() == ["@timestamp", "in", "window", "4"]
+    assert lines[5].split() == ["destination.ip", "public", "3"]
+    assert lines[3].split() == ["windows", "network", "disconnect_received", "4"]
+    assert lines[4].split() == ["@timestamp", "in", "window", "4"]
+    assert lines[7].split() == ["flagged", "(>=", "1073741824", "bytes)", "2"]
     assert "window: @timestamp > 2024-05-01T04:00:00.000Z" in result.stderr
     assert "data:   2024-05-01T11:00:00.000Z .. 2024-05-01T11:00:00.000Z" in result.stderr
 
@@ -169,14 +170,12 @@ def test_report(export: Path, tmp_path: Path) -> None:
         "records": 4,
         "malformed": 0,
         "valid": 4,
-        "after_os_family": 4,
-        "after_category_action": 4,
+        "after_event_match": 4,
         "after_time_window": 4,
         "after_public_destination": 3,
         "groups": 3,
         "flagged": 2,
-        "network_events": 4,
-        "network_events_with_source_bytes": 4,
+        "event_match_with_source_bytes": 4,
     }
     assert data["data_time_range"] == {
         "first": "2024-05-01T11:00:00.000Z",

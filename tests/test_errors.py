@@ -113,7 +113,7 @@ def test_strict_stops_at_the_first_malformed_record(tmp_path: Path) -> None:
     )
     code, _, err = run(str(path))
     assert code == 0
-    assert "1 malformed skipped (first: line 2: not valid JSON" in err
+    assert "1 malformed skipped (first: line 2: not a complete JSON object)" in err
 
 
 def test_strict_names_a_truncated_gzip(tmp_path: Path) -> None:
