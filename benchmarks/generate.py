@@ -185,7 +185,7 @@ def generate(path: Path, size: int, *, seed: int = 7) -> dict[str, Any]:
                 dest_frag, _ = rng.choice(dests)
                 action = rng.choice(ACTIONS)
                 sent = rng.randint(0, 250_000)
-            family, host_frag, agent_frag, user = fleet.hosts[host_i]
+            _family, host_frag, agent_frag, user = fleet.hosts[host_i]
             _entity, proc_frag = fleet.processes[host_i][proc_i]
             kind = "end" if action == "disconnect_received" else "start"
             line = (

@@ -159,9 +159,9 @@ def bench(
                 best = None
                 with tempfile.TemporaryDirectory() as scratch:
                     out = Path(scratch) / "rows.csv"
-                    command = [str(out) if part == "x" else part for part in command]
+                    argv = [str(out) if part == "x" else part for part in command]
                     for _ in range(1 if smoke else repeat):
-                        seconds, peak, code = measure(command)
+                        seconds, peak, code = measure(argv)
                         if code != 0:
                             raise SystemExit(f"{tool} failed on {path} (exit {code})")
                         if best is None or seconds < best[0]:
