@@ -48,6 +48,7 @@ DUCKDB = textwrap.dedent(
         source = f"read_ndjson('{path}', columns={columns!r}, format='newline_delimited')"
     con = duckdb.connect()
     con.execute("SET threads TO 2")
+    con.execute("SET enable_progress_bar = false")
     pre = con.sql(f'''
         SELECT process.entity_id AS eid, destination.address AS daddr,
                process.executable AS exe, destination.ip AS dip, sum(source.bytes) AS total

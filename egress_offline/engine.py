@@ -30,8 +30,8 @@ from egress_offline.normalise import (
     exponent_texts,
     exponent_values,
     keyword,
-    parse_timestamp,
     sum_longs,
+    timestamps,
 )
 from egress_offline.ranges import classify
 from egress_offline.sources import (
@@ -160,7 +160,7 @@ def _reduce_batch(
         pl.col("__act").list.first() == "disconnect_received"
     )
     flagged = batch.with_columns(
-        parse_timestamp().alias(_TS),
+        timestamps(batch).alias(_TS),
         keyword(f.OS_FAMILY).alias("__os"),
         keyword(f.CATEGORY).alias("__cat"),
         keyword(f.ACTION).alias("__act"),
