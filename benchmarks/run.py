@@ -114,7 +114,12 @@ def contenders(path: Path, fmt: str, now: str, out: Path) -> dict[str, list[str]
     }
     if fmt == "ndjson":
         runs["cat > /dev/null"] = ["sh", "-c", f"cat '{path}' > /dev/null"]
-        runs["grep -c -F"] = ["sh", "-c", f"grep -c -F disconnect_received '{path}' > /dev/null"]
+        # through cat: GNU grep writing to /dev/null stops at the first match
+        runs["grep -c -F"] = [
+            "sh",
+            "-c",
+            f"grep -c -F disconnect_received '{path}' | cat > /dev/null",
+        ]
     if fmt == "gz":
         runs["zcat > /dev/null"] = ["sh", "-c", f"gzip -dc '{path}' > /dev/null"]
         del runs["polars scan"]  # scan_ndjson reads .gz too, but it is the same query

@@ -4,8 +4,9 @@ writes the result. The only module that imports typer or prints."""
 from __future__ import annotations
 
 import sys
+import time
 from pathlib import Path
-from typing import IO, Annotated, NoReturn
+from typing import IO, Annotated, Any, NoReturn
 
 import typer
 
@@ -21,7 +22,7 @@ from egress_offline.spec import (
     parse_size,
     read_cidr_file,
 )
-from egress_offline.writers import format_for, render, write_atomic
+from egress_offline.writers import format_for, inert, render, write_atomic
 
 app = typer.Typer(
     add_completion=False,
@@ -150,7 +151,9 @@ def hunt(
             "so spreadsheets do not run them as formulas.",
         ),
     ] = False,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No summary on stderr.")] = False,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="No summary and no progress bar on stderr.")
+    ] = False,
 ) -> None:
     """Flag processes that sent at least --threshold bytes to one public destination."""
     try:
@@ -167,7 +170,11 @@ def hunt(
         out_format = format_for(output, fmt, terminal=sys.stdout.isatty())
         if out_format == "parquet" and output is None and sys.stdout.isatty():
             raise UsageError("--format parquet: will not write binary to a terminal; add -o FILE")
-        result = run_hunt(paths, spec, hash_inputs=report is not None)
+        display = _ProgressDisplay(enabled=not quiet and sys.stderr.isatty())
+        try:
+            result = run_hunt(paths, spec, hash_inputs=report is not None, progress=display)
+        finally:
+            display.close()
         _check_not_an_input(output, result.files)
         _check_not_an_input(report, result.files)
         if output is None:
@@ -228,6 +235,52 @@ def _check_not_an_input(target: Path | None, files: list) -> None:  # type: igno
                 f"{target}: is one of the inputs; write the result to another file "
                 "(evidence is never modified)"
             )
+
+
+class _ProgressDisplay:
+    """Bytes read of each file, on standard error, once a run has taken two seconds."""
+
+    _DELAY = 2.0
+
+    def __init__(self, *, enabled: bool) -> None:
+        self._enabled = enabled
+        self._started = time.monotonic()
+        self._bar: Any = None
+        self._task: Any = None
+        self._file = 0
+
+    def __call__(self, name: str, number: int, files: int, fraction: float, size: int) -> None:
+        if not self._enabled or time.monotonic() - self._started < self._DELAY:
+            return
+        if self._bar is None:
+            from rich.console import Console  # noqa: PLC0415 - only when shown
+            from rich.progress import (  # noqa: PLC0415
+                BarColumn,
+                DownloadColumn,
+                Progress,
+                TextColumn,
+                TimeElapsedColumn,
+            )
+
+            self._bar = Progress(
+                TextColumn("{task.description}", markup=False),  # file names are data
+                BarColumn(),
+                DownloadColumn(),
+                TimeElapsedColumn(),
+                console=Console(stderr=True),
+                transient=True,
+            )
+            self._bar.start()
+        if number != self._file:
+            if self._task is not None:
+                self._bar.remove_task(self._task)
+            self._task = self._bar.add_task(f"[{number}/{files}] {inert(name)}", total=size)
+            self._file = number
+        self._bar.update(self._task, completed=int(fraction * size))
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.stop()
 
 
 def _write_bytes(sink: IO[bytes], payload: bytes) -> None:

@@ -17,9 +17,10 @@ from __future__ import annotations
 import hashlib
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any, Final
 
@@ -44,7 +45,7 @@ from egress_offline.sources import (
 )
 from egress_offline.spec import HuntSpec
 
-__all__ = ["OUTPUT_COLUMNS", "Counts", "HuntResult", "run_hunt"]
+__all__ = ["OUTPUT_COLUMNS", "Counts", "HuntResult", "ProgressHook", "run_hunt"]
 
 TOTAL: Final = "total_bytes_out"
 CONNECTIONS: Final = "connections"
@@ -325,14 +326,24 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+#: Called as reading goes on: (file shown to the user, its number from 1, how many files,
+#: fraction of that file read, its size in bytes). Never called by the library to print.
+ProgressHook = Callable[[str, int, int, float, int], None]
+
+
 def run_hunt(
-    paths: Sequence[str], spec: HuntSpec | None = None, *, hash_inputs: bool = False
+    paths: Sequence[str],
+    spec: HuntSpec | None = None,
+    *,
+    hash_inputs: bool = False,
+    progress: ProgressHook | None = None,
 ) -> HuntResult:
     """Run the hunt over ``paths`` (files, directories, globs, ``-`` for stdin).
 
     Raises :class:`~egress_offline.errors.InputError` for an input that cannot be read,
     :class:`~egress_offline.errors.DataError` for a malformed record under ``strict``.
     ``hash_inputs`` adds each file's SHA-256 to its report (it reads every file again).
+    ``progress`` is told how far reading has come, for a progress display.
     """
     spec = spec or HuntSpec()
     started = time.perf_counter()
@@ -344,7 +355,7 @@ def run_hunt(
         open_inputs(paths) as inputs,
     ):
         spill = _Spill(Path(scratch))
-        for file in inputs.files:
+        for number, file in enumerate(inputs.files, start=1):
             report = FileReport(
                 name=file.name,
                 format=file.format,
@@ -353,7 +364,11 @@ def run_hunt(
                 unit="line",
             )
             reports.append(report)
-            _read_file(file, report, spec=spec, counts=counts, spill=spill, extent=extent)
+            tell = None
+            if progress is not None:
+                tell = partial(progress, file.name, number, len(inputs.files))
+            _read_file(file, report, spec=spec, counts=counts, spill=spill, extent=extent,
+                       tell=tell)  # fmt: skip
             if hash_inputs:
                 report.sha256 = _sha256(file.path)
         counts.records = sum(r.records for r in reports)
@@ -381,7 +396,8 @@ def run_hunt(
 
 
 def _read_file(file: Any, report: FileReport, *, spec: HuntSpec, counts: Counts,
-               spill: _Spill, extent: list[int]) -> None:  # fmt: skip
+               spill: _Spill, extent: list[int],
+               tell: Callable[[float, int], None] | None = None) -> None:  # fmt: skip
     mark = spill.mark()
     saved = (counts.event_match, counts.event_match_with_bytes, list(extent))
     # --strict checks every line in full, so it reads without the prefilter
@@ -393,6 +409,10 @@ def _read_file(file: Any, report: FileReport, *, spec: HuntSpec, counts: Counts,
             extent[:] = old
             continue
         _reduce_batch(batch, spec, counts, spill, extent)
+        if tell is not None:
+            tell(report.progress, file.size)
+    if tell is not None:
+        tell(1.0, file.size)
     if report.first_ms is not None and report.last_ms is not None:
         # timestamps of the records the prefilter passed over
         extent[0] = min(extent[0], report.first_ms)

@@ -103,6 +103,8 @@ class FileReport:
     #: @timestamp range (epoch ms) of the records the prefilter passed over undecoded
     first_ms: int | None = None
     last_ms: int | None = None
+    #: how far reading has come, 0 to 1, for a progress display
+    progress: float = 0.0
 
     def reset(self) -> None:
         self.records = 0
@@ -110,6 +112,7 @@ class FileReport:
         self.positions.clear()
         self.damage = None
         self.first_ms = self.last_ms = None
+        self.progress = 0.0
 
     def note_malformed(self, position: int, reason: str, *, strict: bool) -> None:
         if strict:
@@ -481,10 +484,12 @@ def read_batches(file: InputFile, report: FileReport, *, strict: bool,
     yield from _careful_ndjson(file, report, strict=strict)
 
 
+_SKIM_SHARE: Final = 0.3  # of a file's progress: the skim, then the decoding
 _SHAPE_START: Final = r"^[\s\ufeff]*\{"
 _SHAPE_END: Final = r"\}\s*$"
 # The first @timestamp value: text or number, alone or in an array; an array that goes on
 # after it (",") holds several values, which make no timestamp, as in the engine.
+_TS_PLAIN: Final = r'"@timestamp":"([^"]*)"'
 _TS_ANY: Final = r'"@timestamp"\s*:\s*(\[?)\s*"?([^",\]\s]*)"?\s*(,?)'
 # A line that may hold a hunt field somewhere other than its nested path: a hit's
 # _source, a \u escape, or a dotted key that starts one of the fields.
@@ -498,56 +503,108 @@ def _fast_ndjson(file: InputFile, report: FileReport, *, strict: bool,
     lines = pl.scan_lines(file.path, name="line", row_index_name=POS, row_index_offset=1).filter(
         pl.col("line").str.contains(r"\S")
     )
+    general = pl.col("line").str.contains(_GENERAL)
+    candidates, generals = -1, -1  # unknown without the prefilter
     if prefilter is not None:
         could = prefilter.could_match(pl.col("line"))
-        _skim(lines.filter(~could), report, strict=strict)
+        candidates, generals = _skim(
+            lines.with_columns(could.alias("__could"), general.alias("__general")),
+            report,
+            strict=strict,
+        )
         lines = lines.filter(could)
+    report.progress = _SKIM_SHARE
+    if candidates == 0:
+        return
     text = pl.col("line").str.strip_prefix("\ufeff")
-    general = pl.col("line").str.contains(_GENERAL)
     # Most lines hold each field only at its nested path: a small schema, read directly.
     nested = lines.filter(~general).select(
         pl.col(POS).cast(pl.Int64), text.str.json_decode(NESTED_DTYPE).alias("__doc")
     )
-    nested_fields = nested.select(
-        POS,
-        pl.col("__doc").is_null().alias(_BAD),
-        *[_merge([_path_expr(pl.col("__doc"), nested_path(name))]).alias(name) for name in FIELDS],
-    )
-    exact = lines.filter(general).select(
-        pl.col(POS).cast(pl.Int64), text.str.json_decode(DOCUMENT_DTYPE).alias("__doc")
-    )
-    both = pl.concat([nested_fields, _fields_from_docs(exact, "__doc")], how="vertical")
-    for batch in both.collect_batches(chunk_size=_CHUNK_ROWS):
+    parts = [
+        nested.select(
+            POS,
+            pl.col("__doc").is_null().alias(_BAD),
+            *[
+                _merge([_path_expr(pl.col("__doc"), nested_path(name))]).alias(name)
+                for name in FIELDS
+            ],
+        )
+    ]
+    if generals != 0:  # hits, escapes and dotted keys: the general schema, merged exactly
+        exact = lines.filter(general).select(
+            pl.col(POS).cast(pl.Int64), text.str.json_decode(DOCUMENT_DTYPE).alias("__doc")
+        )
+        parts.append(_fields_from_docs(exact, "__doc"))
+    decoded = 0
+    for batch in pl.concat(parts, how="vertical").collect_batches(chunk_size=_CHUNK_ROWS):
+        decoded += batch.height
+        if candidates > 0:
+            report.progress = _SKIM_SHARE + (1 - _SKIM_SHARE) * min(1.0, decoded / candidates)
         yield _take_good(batch, report, strict=strict)
 
 
-def _skim(lines: pl.LazyFrame, report: FileReport, *, strict: bool) -> None:
-    """Account for lines that cannot match without decoding them: count them, count
-    those not shaped like a JSON object as malformed, and take their @timestamp range."""
+def _skim(lines: pl.LazyFrame, report: FileReport, *, strict: bool) -> tuple[int, int]:
+    """Account for the lines that cannot match (``__could`` false) without decoding them:
+    count them, count those not shaped like a JSON object as malformed, and take their
+    @timestamp range. Returns how many lines may match, and how many of those need the
+    general schema (``__general``)."""
     from egress_offline.normalise import timestamp_text_ms  # noqa: PLC0415 - no cycle
 
     text = pl.col("line")
+    skipped = ~pl.col("__could")
     bad = ~(text.str.contains(_SHAPE_START) & text.str.contains(_SHAPE_END))
-    found = text.str.extract_groups(_TS_ANY)
-    several = (found.struct.field("1") == "[") & (found.struct.field("3") == ",")
-    stamp = pl.when(~several).then(found.struct.field("2"))
+    # The canonical form first, parsed directly; any other form in a second, rarer pass.
+    plain = text.str.extract(_TS_PLAIN, 1)
+    canonical = pl.when(skipped).then(
+        plain.str.to_datetime("%Y-%m-%dT%H:%M:%S%.fZ", time_unit="ns", strict=False)
+    )
     summary = (
-        lines.select(bad.alias("bad"), POS, timestamp_text_ms(stamp).alias("ts"))
+        lines.select(
+            "__could",
+            "__general",
+            (bad & skipped).alias("bad"),
+            POS,
+            canonical.alias("ts"),
+            (skipped & canonical.is_null() & text.str.contains("@timestamp", literal=True)).alias(
+                "odd"
+            ),
+        )
         .select(
-            pl.len().alias("records"),
+            skipped.sum().alias("records"),
+            pl.col("__could").sum().alias("candidates"),
+            (pl.col("__could") & pl.col("__general")).sum().alias("generals"),
             pl.col("bad").sum().alias("bad"),
             pl.col(POS).filter(pl.col("bad")).head(MAX_POSITIONS).implode().alias("positions"),
-            pl.col("ts").min().alias("first"),
-            pl.col("ts").max().alias("last"),
+            pl.col("ts").min().dt.epoch("ns").alias("first"),
+            pl.col("ts").max().dt.epoch("ns").alias("last"),
+            pl.col("odd").sum().alias("odd"),
         )
         .collect(engine="streaming")
         .row(0, named=True)
     )
+    first = None if summary["first"] is None else summary["first"] // 1_000_000
+    last = None if summary["last"] is None else summary["last"] // 1_000_000
+    if summary["odd"]:
+        found = text.str.extract_groups(_TS_ANY)
+        several = (found.struct.field("1") == "[") & (found.struct.field("3") == ",")
+        stamp = timestamp_text_ms(pl.when(~several).then(found.struct.field("2")))
+        odd = (
+            lines.filter(skipped & text.str.contains("@timestamp", literal=True))
+            .filter(plain.str.to_datetime("%Y-%m-%dT%H:%M:%S%.fZ", strict=False).is_null())
+            .select(stamp.min().alias("first"), stamp.max().alias("last"))
+            .collect(engine="streaming")
+            .row(0, named=True)
+        )
+        if odd["first"] is not None:
+            first = odd["first"] if first is None else min(first, odd["first"])
+            last = odd["last"] if last is None else max(last, odd["last"])
     report.records += summary["records"]
     for position in summary["positions"]:
         report.note_malformed(position, "not a complete JSON object", strict=strict)
     report.malformed += summary["bad"] - len(summary["positions"])
-    report.first_ms, report.last_ms = summary["first"], summary["last"]
+    report.first_ms, report.last_ms = first, last
+    return int(summary["candidates"]), int(summary["generals"])
 
 
 def _take_good(batch: pl.DataFrame, report: FileReport, *, strict: bool) -> pl.DataFrame:
@@ -640,6 +697,7 @@ def _careful_ndjson(file: InputFile, report: FileReport, *, strict: bool) -> Ite
                 pending = data
                 continue
             pending = data[cut + 1 :]
+            report.progress = min(1.0, handle.tell() / max(1, file.size))
             batch = _careful_block(data[: cut + 1], line_no, report, strict=strict)
             line_no += data.count(b"\n", 0, cut + 1)
             if batch.height:
@@ -853,12 +911,14 @@ def _parquet_batches(file: InputFile, report: FileReport) -> Iterator[pl.DataFra
         ],
     ]
     try:
+        total = max(1, scan.select(pl.len()).collect().item())  # from the footer: cheap
         for batch in (
             scan.with_row_index(POS, offset=1)
             .select(pl.col(POS).cast(pl.Int64), *selection[1:])
             .collect_batches(chunk_size=_CHUNK_ROWS)
         ):
             report.records += batch.height
+            report.progress = min(1.0, report.records / total)
             yield batch
     except (pl.exceptions.PolarsError, OSError) as exc:
         raise InputError(

@@ -316,3 +316,29 @@ def test_broken_pipe_is_quiet(export: Path) -> None:
 
 def _unused() -> io.BytesIO:  # keep io imported for monkeypatching stdin in other tests
     return io.BytesIO()
+
+
+def test_progress_hook_reports_each_file_up_to_the_end(tmp_path: Path) -> None:
+    from egress_offline import run_hunt  # noqa: PLC0415
+
+    docs = [event(**{"process.entity_id": f"P{i}"}) for i in range(300)]
+    (tmp_path / "a.ndjson").write_bytes(ndjson(docs))
+    (tmp_path / "b.ndjson").write_bytes(ndjson(docs) + b"\xff\n")  # careful reader
+    pl.DataFrame({"source.bytes": [1, 2], "event.action": ["x", "y"]}).write_parquet(
+        tmp_path / "c.parquet"
+    )
+    calls: list[tuple[str, int, int, float, int]] = []
+    run_hunt([str(tmp_path)], progress=lambda *call: calls.append(call))
+    by_file: dict[int, list[float]] = {}
+    for _name, number, files, fraction, size in calls:
+        assert files == 3 and size > 0
+        by_file.setdefault(number, []).append(fraction)
+    assert sorted(by_file) == [1, 2, 3]
+    for fractions in by_file.values():
+        assert fractions == sorted(fractions)
+        assert fractions[-1] == 1.0
+
+
+def test_progress_display_stays_off_when_not_a_terminal(export: Path) -> None:
+    result = invoke(str(export), "--now", NOW)
+    assert "━" not in result.stderr and "\r" not in result.stderr
