@@ -61,6 +61,23 @@ def timestamp_text_ms(text: pl.Expr) -> pl.Expr:
     return _timestamp_element(text)
 
 
+def text_extent(texts: pl.Series) -> tuple[int | None, int | None]:
+    """Earliest and latest epoch ms among timestamp texts: the canonical form parsed
+    directly, any other by the general parser on those values only."""
+    frame = texts.alias("t").to_frame()
+    fast = frame.select(
+        pl.col("t")
+        .str.to_datetime("%Y-%m-%dT%H:%M:%S%.fZ", time_unit="ns", strict=False)
+        .dt.epoch("ns")
+        // 1_000_000
+    ).to_series()
+    odd = frame.filter(fast.is_null() & pl.col("t").is_not_null())
+    parsed = pl.concat([fast.drop_nulls(), odd.select(_timestamp_element(pl.col("t"))).to_series()])
+    if parsed.null_count() == parsed.len():
+        return None, None
+    return parsed.min(), parsed.max()  # type: ignore[return-value]
+
+
 def timestamps(frame: pl.DataFrame, name: str = f.TIMESTAMP) -> pl.Series:
     """:func:`parse_timestamp` of a whole frame, fast where the data is plain.
 

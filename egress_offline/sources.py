@@ -37,6 +37,7 @@ from typing import IO, Any, Final, Literal
 import polars as pl
 
 from egress_offline.errors import DataError, InputError
+from egress_offline.fields import ACTION as f_ACTION
 from egress_offline.fields import (
     DOCUMENT_DTYPE,
     FIELDS,
@@ -45,6 +46,8 @@ from egress_offline.fields import (
     key_paths,
     nested_path,
 )
+from egress_offline.fields import OS_FAMILY as f_OS_FAMILY
+from egress_offline.fields import TIMESTAMP as f_TIMESTAMP
 
 __all__ = [
     "RESTART",
@@ -462,7 +465,7 @@ def read_batches(file: InputFile, report: FileReport, *, strict: bool,
     """Field batches of one file (see the module docstring), malformed records noted in
     ``report``. May yield :data:`RESTART` once, then the careful reader's batches."""
     if file.format == "parquet":
-        yield from _parquet_batches(file, report)
+        yield from _parquet_batches(file, report, prefilter)
         return
     if file.format == "json":
         yield from _json_document_batches(file, report, strict=strict)
@@ -887,40 +890,68 @@ def _python_documents(
 # ------------------------------------------------------------------------------ parquet
 
 
-def _parquet_batches(file: InputFile, report: FileReport) -> Iterator[pl.DataFrame]:
+def _parquet_batches(file: InputFile, report: FileReport,
+                     prefilter: Prefilter | None = None) -> Iterator[pl.DataFrame]:  # fmt: skip
+    """Parquet, read through pyarrow's projection of nested leaves: only the hunt's fields
+    are read, never whole structs such as ``process`` or ``host``."""
+    import pyarrow.parquet as pq  # noqa: PLC0415 - only Parquet inputs need it
+
     report.unit = "row"
     try:
-        scan = pl.scan_parquet(file.path)
-        schema = scan.collect_schema()
-    except (pl.exceptions.PolarsError, OSError) as exc:
+        parquet = pq.ParquetFile(file.path)
+        leaves = [parquet.schema.column(i).path for i in range(len(parquet.schema))]
+    except Exception as exc:  # pyarrow raises several types for a damaged footer
         raise InputError(
             f"{file.name}: not a readable Parquet file ({_first_line(exc)}); "
             "the copy may be incomplete, export it again"
         ) from None
-    exprs = [_parquet_field(schema, name) for name in FIELDS]
-    if all(expr is None for expr in exprs):
+    # A dotted path selects a flat column of that name and a nested one alike.
+    wanted = [
+        path
+        for name in FIELDS
+        for path in (name, f"_source.{name}")
+        if any(leaf == path or leaf.startswith(path + ".") for leaf in leaves)
+    ]
+    if not wanted:
         raise InputError(
             f"{file.name}: the Parquet file has none of the columns the hunt reads "
             f"({', '.join(FIELDS)}), nested or dotted; is it an Endpoint network export?"
         )
-    selection = [
-        pl.int_range(1, pl.len() + 1, dtype=pl.Int64).alias(POS),
-        *[
-            (expr if expr is not None else pl.lit(None, dtype=TEXT_LIST)).alias(name)
-            for expr, name in zip(exprs, FIELDS, strict=True)
-        ],
-    ]
+    total = max(1, parquet.metadata.num_rows)
+    selection: list[pl.Expr] | None = None
+    could: pl.Expr = pl.lit(True)
+    stamp: pl.Expr = pl.lit(None, dtype=pl.Int64)
     try:
-        total = max(1, scan.select(pl.len()).collect().item())  # from the footer: cheap
-        for batch in (
-            scan.with_row_index(POS, offset=1)
-            .select(pl.col(POS).cast(pl.Int64), *selection[1:])
-            .collect_batches(chunk_size=_CHUNK_ROWS)
-        ):
-            report.records += batch.height
+        for record_batch in parquet.iter_batches(batch_size=_CHUNK_ROWS, columns=wanted):
+            frame = pl.from_arrow(record_batch)
+            assert isinstance(frame, pl.DataFrame)
+            if selection is None:
+                exprs = [_parquet_field(frame.schema, name) for name in FIELDS]
+                selection = [
+                    (expr if expr is not None else pl.lit(None, dtype=TEXT_LIST)).alias(name)
+                    for expr, name in zip(exprs, FIELDS, strict=True)
+                ]
+                if prefilter is not None:
+                    could = _parquet_could(frame.schema, prefilter)
+                    stamp = _parquet_timestamp(frame.schema)
+            first = report.records + 1
+            frame = frame.with_columns(
+                pl.int_range(first, first + frame.height, dtype=pl.Int64).alias(POS)
+            )
+            report.records += frame.height
+            if prefilter is not None:
+                # As for NDJSON: only rows whose raw action (and OS family) can match are
+                # turned into field lists; the others are counted and their time read.
+                marked = frame.with_columns(could.alias("__could"))
+                low, high = _extent(marked.filter(~pl.col("__could")).select(stamp).to_series())
+                if low is not None and high is not None:
+                    report.first_ms = low if report.first_ms is None else min(report.first_ms, low)
+                    report.last_ms = high if report.last_ms is None else max(report.last_ms, high)
+                frame = marked.filter(pl.col("__could"))
+            batch = frame.select(POS, *selection)
             report.progress = min(1.0, report.records / total)
             yield batch
-    except (pl.exceptions.PolarsError, OSError) as exc:
+    except (pl.exceptions.PolarsError, OSError, ValueError) as exc:
         raise InputError(
             f"{file.name}: Parquet data cannot be read ({_first_line(exc)}); "
             "the copy may be damaged, export it again"
@@ -931,8 +962,52 @@ def _first_line(exc: BaseException) -> str:
     return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
 
 
-def _parquet_field(schema: pl.Schema, name: str) -> pl.Expr | None:
-    found: list[pl.Expr] = []
+def _parquet_could(schema: pl.Schema, prefilter: Prefilter) -> pl.Expr:
+    """Rows whose raw columns may hold the action (and an OS family): a superset of the
+    rows that match, judged without building the field lists."""
+
+    def holds(name: str, value: str) -> pl.Expr:
+        tests = []
+        for expr, dtype in _parquet_raw(schema, name):
+            if isinstance(dtype, (pl.List, pl.Array)):
+                tests.append(expr.cast(pl.List(pl.String), strict=False).list.contains(value))
+            elif dtype in (pl.String, pl.Categorical) or isinstance(dtype, pl.Enum):
+                tests.append(expr.cast(pl.String) == value)
+            else:
+                tests.append(pl.lit(True))  # a type we cannot judge here: decode the row
+        return pl.any_horizontal(tests).fill_null(False) if tests else pl.lit(False)
+
+    could = holds(f_ACTION, prefilter.action)
+    if prefilter.families is not None:
+        could &= pl.any_horizontal([holds(f_OS_FAMILY, family) for family in prefilter.families])
+    return could
+
+
+def _parquet_timestamp(schema: pl.Schema) -> pl.Expr:
+    """The first raw @timestamp column as epoch ms, or as text to parse, for the data's
+    time range."""
+    for expr, dtype in _parquet_raw(schema, f_TIMESTAMP):
+        if isinstance(dtype, pl.Datetime):
+            moment = expr.dt.convert_time_zone("UTC") if dtype.time_zone else expr
+            return moment.dt.epoch("ms")
+        if dtype == pl.String:
+            return expr
+        if dtype.is_integer():
+            return expr.cast(pl.Int64)
+    return pl.lit(None, dtype=pl.Int64)
+
+
+def _extent(values: pl.Series) -> tuple[int | None, int | None]:
+    from egress_offline.normalise import text_extent  # noqa: PLC0415 - no cycle
+
+    if values.dtype == pl.String:
+        return text_extent(values)
+    return values.min(), values.max()  # type: ignore[return-value]
+
+
+def _parquet_raw(schema: pl.Schema, name: str) -> list[tuple[pl.Expr, Any]]:
+    """Every column (or struct field) that holds ``name``, with its type."""
+    found: list[tuple[pl.Expr, Any]] = []
     for prefix in ((), ("_source",)):
         for path in key_paths(name):
             full = (*prefix, *path)
@@ -942,11 +1017,15 @@ def _parquet_field(schema: pl.Schema, name: str) -> pl.Expr | None:
                 if not isinstance(dtype, pl.Struct):
                     dtype = None
                     break
-                sub = {f.name: f.dtype for f in dtype.fields}
-                dtype = sub.get(key)
+                dtype = {f.name: f.dtype for f in dtype.fields}.get(key)
                 expr = expr.struct.field(key)
             if dtype is not None:
-                found.append(_as_text_list(expr, dtype))
+                found.append((expr, dtype))
+    return found
+
+
+def _parquet_field(schema: pl.Schema, name: str) -> pl.Expr | None:
+    found = [_as_text_list(expr, dtype) for expr, dtype in _parquet_raw(schema, name)]
     return _merge(found) if found else None
 
 
