@@ -345,3 +345,40 @@ def test_gzip_member_ending_exactly_at_a_read_block(tmp_path: Path,
     assert pairs(result) == EXPECTED
     assert (result.files[0].reader, result.counts.malformed) == ("careful", 1)
     assert result.files[0].damage is None
+
+
+@pytest.mark.parametrize(
+    "late",
+    [
+        '{"@timestamp": "2024-05-01T20:00:00Z", "event": {"action": "x"}}',  # odd spacing
+        '{"@timestamp":"2024-05-01T20:00:00.0000000Z","event":{"action":"x"}}',  # canonical
+        '{"@timestamp":1714593600000,"event":{"action":"x"}}',  # epoch millis
+    ],
+)
+def test_records_that_cannot_match_still_anchor_latest(tmp_path: Path, late: str) -> None:
+    # 20:00 is 9 hours after the event at 11:00: the event falls out of the 8 h window.
+    path = tmp_path / "late.ndjson"
+    path.write_text(json.dumps(event()) + "\n" + late + "\n")
+    result = result_of(path, now="latest")
+    assert result.now is not None and result.now.isoformat() == "2024-05-01T20:00:00+00:00"
+    assert pairs(result) == []
+    assert result.counts.records == 2
+
+
+def test_parquet_rows_that_cannot_match_still_anchor_latest(tmp_path: Path) -> None:
+    path = tmp_path / "late.parquet"
+    pl.DataFrame(
+        {
+            "@timestamp": ["2024-05-01T11:00:00Z", "2024-05-01T20:00:00+00:00"],
+            "host.os.family": ["windows", "windows"],
+            "event.category": ["network", "network"],
+            "event.action": ["disconnect_received", "connection_attempted"],
+            "destination.ip": ["8.8.8.8", "8.8.8.8"],
+            "process.entity_id": ["E1", "E1"],
+            "source.bytes": [GiB, GiB],
+        }
+    ).write_parquet(path)
+    result = result_of(path, now="latest")
+    assert result.now is not None and result.now.isoformat() == "2024-05-01T20:00:00+00:00"
+    assert pairs(result) == []
+    assert result_of(path, now=NOW).rows.height == 1
