@@ -66,7 +66,8 @@ _ZSTD_MAGIC: Final = b"\x28\xb5\x2f\xfd"
 _PARQUET_MAGIC: Final = b"PAR1"
 _PEEK: Final = 64 * 1024
 _BLOCK: Final = 8 * 1024 * 1024
-_CHUNK_ROWS: Final = 65_536  # rows a streamed batch holds: large enough to amortise per-batch work
+_CHUNK_ROWS: Final = 16_384  # NDJSON rows a streamed batch holds: bounds memory, amortises work
+_PARQUET_ROWS: Final = 65_536  # Parquet rows a batch holds: narrow after projection
 _BISECT_FLOOR: Final = 32  # below this many lines a failing slice is decoded line by line
 MAX_POSITIONS: Final = 5  # how many malformed positions a file report keeps
 POS: Final = "__pos"
@@ -922,7 +923,7 @@ def _parquet_batches(file: InputFile, report: FileReport,
     could: pl.Expr = pl.lit(True)
     stamp: pl.Expr = pl.lit(None, dtype=pl.Int64)
     try:
-        for record_batch in parquet.iter_batches(batch_size=_CHUNK_ROWS, columns=wanted):
+        for record_batch in parquet.iter_batches(batch_size=_PARQUET_ROWS, columns=wanted):
             frame = pl.from_arrow(record_batch)
             assert isinstance(frame, pl.DataFrame)
             if selection is None:
