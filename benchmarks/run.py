@@ -30,10 +30,25 @@ from peakmem import measure
 HERE = Path(__file__).resolve().parent
 EXE = shutil.which("egress-offline", path=str(Path(sys.executable).parent)) or "egress-offline"
 
+# Both query contenders end alike: the CIDR exclusion applied exactly to the distinct
+# destination addresses (``pre`` is grouped by the keys and the ip), then the threshold.
+FINISH = textwrap.dedent(
+    """
+    blocks = tuple(parse_cidr(c) for c in SEED_CIDRS)
+    table = classify(pre["dip"].drop_nulls().unique().to_list(), blocks)
+    public = table.filter(pl.col("ip_canon").is_not_null() & ~pl.col("ip_excluded"))["ip_text"]
+    rows = (pre.filter(pl.col("dip").is_in(public.implode()))
+               .group_by("eid", "daddr", "exe").agg(pl.col("total").sum())
+               .filter(pl.col("total") >= 1073741824))
+    rows.select("total", "eid", "daddr", "exe").write_csv(out)
+    """
+)
+
 # The hunt as DuckDB's best query: explicit columns, then the CIDR exclusion applied exactly
 # to the distinct destination addresses with egress-offline's own range matcher.
-DUCKDB = textwrap.dedent(
-    """
+DUCKDB = (
+    textwrap.dedent(
+        """
     import sys, duckdb, polars as pl
     from egress_offline.ranges import classify, SEED_CIDRS, parse_cidr
     path, fmt, now, out = sys.argv[1:5]
@@ -58,19 +73,15 @@ DUCKDB = textwrap.dedent(
           AND host.os.family = 'windows' AND len(event.category) = 1
           AND event.category[1] = 'network' AND event.action = 'disconnect_received'
         GROUP BY ALL''').pl()
-    blocks = tuple(parse_cidr(c) for c in SEED_CIDRS)
-    table = classify(pre["dip"].drop_nulls().unique().to_list(), blocks)
-    public = table.filter(pl.col("ip_canon").is_not_null() & ~pl.col("ip_excluded"))["ip_text"]
-    rows = (pre.filter(pl.col("dip").is_in(public.implode()))
-               .group_by("eid", "daddr", "exe").agg(pl.col("total").sum())
-               .filter(pl.col("total") >= 1073741824))
-    rows.select("total", "eid", "daddr", "exe").write_csv(out)
     """
+    )
+    + FINISH
 )
 
 # The plain Polars query a capable user would write: scan_ndjson with a subset schema.
-POLARS = textwrap.dedent(
-    """
+POLARS = (
+    textwrap.dedent(
+        """
     import sys, polars as pl
     from datetime import datetime, timedelta
     from egress_offline.ranges import classify, SEED_CIDRS, parse_cidr
@@ -94,14 +105,9 @@ POLARS = textwrap.dedent(
                        dip=pl.col("destination").struct.field("ip"))
              .agg(total=pl.col("source").struct.field("bytes").sum())
              .collect(engine="streaming"))
-    blocks = tuple(parse_cidr(c) for c in SEED_CIDRS)
-    table = classify(pre["dip"].drop_nulls().unique().to_list(), blocks)
-    public = table.filter(pl.col("ip_canon").is_not_null() & ~pl.col("ip_excluded"))["ip_text"]
-    rows = (pre.filter(pl.col("dip").is_in(public.implode()))
-               .group_by("eid", "daddr", "exe").agg(pl.col("total").sum())
-               .filter(pl.col("total") >= 1073741824))
-    rows.select("total", "eid", "daddr", "exe").write_csv(out)
     """
+    )
+    + FINISH
 )
 
 
