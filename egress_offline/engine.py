@@ -441,8 +441,10 @@ def _warnings(result: HuntResult, inputs: Inputs) -> list[str]:
         )
     if counts.valid and counts.event_match == 0:
         notes.append(
-            "the input holds no network disconnect_received events of the chosen OS family; "
-            "this hunt reads Elastic Defend network events (logs-endpoint.events.network-*)"
+            "the input holds no network disconnect_received events of the chosen OS family, "
+            "so this hunt finds nothing here: it reads Elastic Defend network events "
+            "(logs-endpoint.events.network-*); Sysmon event 3 and Windows event 5156 are "
+            "not such events and do not log bytes"
         )
     elif counts.event_match and counts.event_match_with_bytes == 0:
         notes.append(

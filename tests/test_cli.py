@@ -342,3 +342,13 @@ def test_progress_hook_reports_each_file_up_to_the_end(tmp_path: Path) -> None:
 def test_progress_display_stays_off_when_not_a_terminal(export: Path) -> None:
     result = invoke(str(export), "--now", NOW)
     assert "━" not in result.stderr and "\r" not in result.stderr
+
+
+def test_sysmon_data_is_named(tmp_path: Path) -> None:
+    path = tmp_path / "sysmon.ndjson"
+    doc = event(**{"event.action": "Network connection detected (rule: NetworkConnect)"})
+    path.write_bytes(ndjson([doc, doc]))
+    result = invoke(str(path), "--now", NOW)
+    assert result.exit_code == 0
+    assert "holds no network disconnect_received events of the chosen OS family" in result.stderr
+    assert "Sysmon event 3 and Windows event 5156" in result.stderr
