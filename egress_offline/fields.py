@@ -125,7 +125,6 @@ def _nested_dtype() -> pl.Struct:
     return build(tree)
 
 
-SOURCE_DTYPE: Final = _source_dtype()
 #: The fields at their nested paths only: what most lines of a real export hold.
 NESTED_DTYPE: Final = _nested_dtype()
 DOCUMENT_DTYPE: Final = document_dtype()
