@@ -78,16 +78,16 @@ def key_paths(field: str) -> Iterator[tuple[str, ...]]:
         yield tuple(path)
 
 
-def _source_dtype() -> pl.Struct:
+def _struct_of(paths: list[tuple[str, ...]]) -> pl.Struct:
+    """The nested struct dtype holding a text list at each of ``paths``."""
     tree: dict[str, object] = {}
-    for field in FIELDS:
-        for path in key_paths(field):
-            node = tree
-            for key in path[:-1]:
-                child = node.setdefault(key, {})
-                assert isinstance(child, dict), f"{field} collides with a leaf at {key}"
-                node = child
-            node[path[-1]] = TEXT_LIST
+    for path in paths:
+        node = tree
+        for key in path[:-1]:
+            child = node.setdefault(key, {})
+            assert isinstance(child, dict), f"{'.'.join(path)} collides with a leaf at {key}"
+            node = child
+        node[path[-1]] = TEXT_LIST
 
     def build(node: dict[str, object]) -> pl.Struct:
         return pl.Struct(
@@ -95,36 +95,20 @@ def _source_dtype() -> pl.Struct:
         )
 
     return build(tree)
-
-
-def document_dtype() -> pl.Struct:
-    """The struct one JSON document is decoded into: the fields, also under ``_source``."""
-    source = _source_dtype()
-    return pl.Struct({**{f.name: f.dtype for f in source.fields}, "_source": source})
 
 
 def nested_path(field: str) -> tuple[str, ...]:
     """The fully nested path of a field, as Elasticsearch stores ``_source``."""
-    return (field,) if field == TIMESTAMP else tuple(field.split("."))
+    return next(key_paths(field))
 
 
-def _nested_dtype() -> pl.Struct:
-    tree: dict[str, object] = {}
-    for field in FIELDS:
-        *parents, leaf = nested_path(field)
-        node = tree
-        for key in parents:
-            node = node.setdefault(key, {})  # type: ignore[assignment]
-        node[leaf] = TEXT_LIST
-
-    def build(node: dict[str, object]) -> pl.Struct:
-        return pl.Struct(
-            {k: build(v) if isinstance(v, dict) else v for k, v in sorted(node.items())}  # type: ignore[misc]
-        )
-
-    return build(tree)
+def document_dtype() -> pl.Struct:
+    """The struct one JSON document is decoded into: every way of writing each field,
+    at the top level and under ``_source``."""
+    source = _struct_of([path for field in FIELDS for path in key_paths(field)])
+    return pl.Struct({**{f.name: f.dtype for f in source.fields}, "_source": source})
 
 
 #: The fields at their nested paths only: what most lines of a real export hold.
-NESTED_DTYPE: Final = _nested_dtype()
+NESTED_DTYPE: Final = _struct_of([nested_path(field) for field in FIELDS])
 DOCUMENT_DTYPE: Final = document_dtype()

@@ -33,7 +33,8 @@ def keyword(name: str) -> pl.Expr:
     return pl.col(name).list.drop_nulls().list.unique(maintain_order=True)
 
 
-def _timestamp_element(text: pl.Expr) -> pl.Expr:
+def timestamp_text_ms(text: pl.Expr) -> pl.Expr:
+    """Epoch milliseconds of one timestamp text (ISO-8601 or epoch millis), or null."""
     parts = text.str.extract_groups(_ISO)
     part = parts.struct.field
     fraction = part("7").fill_null("").str.slice(0, 3).str.pad_end(3, "0")
@@ -56,11 +57,6 @@ def _timestamp_element(text: pl.Expr) -> pl.Expr:
     return pl.coalesce(local_ms - offset_ms, epoch_ms)
 
 
-def timestamp_text_ms(text: pl.Expr) -> pl.Expr:
-    """Epoch milliseconds of one timestamp text (ISO-8601 or epoch millis), or null."""
-    return _timestamp_element(text)
-
-
 def text_extent(texts: pl.Series) -> tuple[int | None, int | None]:
     """Earliest and latest epoch ms among timestamp texts: the canonical form parsed
     directly, any other by the general parser on those values only."""
@@ -72,7 +68,7 @@ def text_extent(texts: pl.Series) -> tuple[int | None, int | None]:
         // 1_000_000
     ).to_series()
     odd = frame.filter(fast.is_null() & pl.col("t").is_not_null())
-    parsed = pl.concat([fast.drop_nulls(), odd.select(_timestamp_element(pl.col("t"))).to_series()])
+    parsed = pl.concat([fast.drop_nulls(), odd.select(timestamp_text_ms(pl.col("t"))).to_series()])
     if parsed.null_count() == parsed.len():
         return None, None
     return parsed.min(), parsed.max()  # type: ignore[return-value]
@@ -106,7 +102,7 @@ def timestamps(frame: pl.DataFrame, name: str = f.TIMESTAMP) -> pl.Series:
     result = indexed.get_column("__ts")
     retry = indexed.filter(pl.col("__ts").is_null() & (pl.col("__n") == 1))
     if retry.height:
-        parsed = retry.select("__i", _timestamp_element(pl.col("__one")).alias("__ts"))
+        parsed = retry.select("__i", timestamp_text_ms(pl.col("__one")).alias("__ts"))
         result = result.scatter(parsed["__i"], parsed["__ts"])
     several = indexed.filter(pl.col("__n") > 1)
     if several.height:
@@ -119,7 +115,7 @@ def parse_timestamp(name: str = f.TIMESTAMP) -> pl.Expr:
     """Epoch milliseconds of a ``date`` field, or null when missing, malformed or
     multi-valued. ISO-8601 (no offset means UTC) or epoch milliseconds; digits below the
     millisecond are dropped, as the ``date`` type does."""
-    values = pl.col(name).list.eval(_timestamp_element(pl.element())).list.drop_nulls()
+    values = pl.col(name).list.eval(timestamp_text_ms(pl.element())).list.drop_nulls()
     return pl.when(values.list.len() == 1).then(values.list.first())
 
 
