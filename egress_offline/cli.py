@@ -3,6 +3,7 @@ writes the result. The only module that imports typer or prints."""
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from pathlib import Path
@@ -288,8 +289,22 @@ def _write_bytes(sink: IO[bytes], payload: bytes) -> None:
 
 
 def run() -> None:
-    """Console-script entry point."""
-    app()
+    """Console-script entry point. Once the run is over and its output flushed, the
+    process ends at once: interpreter teardown (threads, modules) would only add time."""
+    code: int | str | None = 0
+    try:
+        app()
+    except SystemExit as done:
+        code = done.code
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except (BrokenPipeError, OSError):
+        code = code or 1
+    if isinstance(code, str):  # a message instead of a code, as SystemExit allows
+        print(code, file=sys.stderr)
+        code = 1
+    os._exit(code or 0)
 
 
 if __name__ == "__main__":

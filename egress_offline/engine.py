@@ -2,13 +2,15 @@
 
 Data flow::
 
-    sources (field batches) -> normalise -> row filters -> spill -> window -> CIDR
-        -> group and sum -> threshold -> HuntResult
+    sources (field batches, stamps) -> normalise -> row filters -> spill -> window
+        -> CIDR -> group and sum -> threshold -> HuntResult
 
-Each batch is reduced at once to counts and to the narrow *candidate* rows (right OS,
-category and action). Candidates are spilled to Arrow files on disk, so memory holds one
-batch and the groups, never the input. The time window is applied after the pass, because
-its anchor (``--now latest``) is the newest timestamp of the whole input. Destination
+Each batch is reduced at once to the narrow *candidate* rows (right OS, category and
+action) and the timestamps of the other records. Both are spilled to Arrow files on disk,
+so memory holds one batch and the groups, never the input. The window is applied exactly
+after the pass, because its anchor (``--now latest``) is the newest timestamp of the whole
+input; while reading, a :class:`~egress_offline.sources.TimeFloor` that never passes the
+final cutoff lets the readers skip records that are certainly too old. Destination
 addresses are classified once per distinct value.
 """
 
@@ -40,6 +42,8 @@ from egress_offline.sources import (
     FileReport,
     Inputs,
     Prefilter,
+    Stamps,
+    TimeFloor,
     open_inputs,
     read_batches,
 )
@@ -67,6 +71,8 @@ _OPTIONAL_COLUMNS: Final = (f.DEST_PORT, f.DEST_AS_ORG)
 _TS: Final = "__ts"
 _SUM: Final = "__sum"
 _N: Final = "__n"
+_HAS_BYTES: Final = "__has_bytes"
+_STAMP_FLUSH: Final = 1 << 20  # timestamps held before they go to the spill
 _LONG_MIN: Final = -(2**63)
 _LONG_MAX: Final = 2**63 - 1
 
@@ -79,8 +85,8 @@ class Counts:
     records: int = 0
     malformed: int = 0
     valid: int = 0
-    event_match: int = 0  # host.os.family, event.category and event.action all match
     time_window: int = 0
+    event_match: int = 0  # host.os.family, event.category and event.action all match
     public_destination: int = 0
     groups: int = 0
     flagged: int = 0
@@ -105,21 +111,24 @@ class HuntResult:
 
 
 class _Spill:
-    """Candidate rows, written to uncompressed Arrow IPC files in a scratch directory as
-    they come: nothing is held in memory, and the final pass memory-maps the files."""
+    """Candidate rows and the other records' timestamps, written to uncompressed Arrow IPC
+    files in a scratch directory as they come: memory holds neither, and the final pass
+    memory-maps the files."""
 
     def __init__(self, directory: Path) -> None:
         self._directory = directory
         self._files: list[Path] = []
+        self._stamp_files: list[Path] = []
+        self._stamps: list[pl.Series] = []
 
-    def mark(self) -> int:
-        return len(self._files)
+    def mark(self) -> tuple[int, int, int]:
+        return len(self._files), len(self._stamp_files), len(self._stamps)
 
-    def rollback(self, mark: int) -> None:
+    def rollback(self, mark: tuple[int, int, int]) -> None:
         """Drop what was added since ``mark`` (a file the fast reader gave up on)."""
-        for path in self._files[mark:]:
+        for path in [*self._files[mark[0] :], *self._stamp_files[mark[1] :]]:
             path.unlink()
-        del self._files[mark:]
+        del self._files[mark[0] :], self._stamp_files[mark[1] :], self._stamps[mark[2] :]
 
     def add(self, frame: pl.DataFrame) -> None:
         if frame.height == 0:
@@ -128,10 +137,30 @@ class _Spill:
         frame.write_ipc(path, compression="uncompressed")
         self._files.append(path)
 
+    def add_stamps(self, stamps: pl.Series) -> None:
+        if stamps.len() == 0:
+            return
+        self._stamps.append(stamps.alias(_TS))
+        if sum(s.len() for s in self._stamps) >= _STAMP_FLUSH:
+            self._flush()
+
+    def _flush(self) -> None:
+        path = self._directory / f"stamps-{len(self._stamp_files):06d}.arrow"
+        pl.concat(self._stamps).to_frame().write_ipc(path, compression="uncompressed")
+        self._stamp_files.append(path)
+        self._stamps.clear()
+
     def scan(self, schema: dict[str, Any]) -> pl.LazyFrame:
         if not self._files:
             return pl.LazyFrame(schema=schema)
         return pl.scan_ipc(self._files)
+
+    def count_stamps_after(self, cutoff_ms: int) -> int:
+        held = sum(int((s > cutoff_ms).sum()) for s in self._stamps)
+        if not self._stamp_files:
+            return held
+        stored = pl.scan_ipc(self._stamp_files).filter(pl.col(_TS) > cutoff_ms)
+        return held + int(stored.select(pl.len()).collect(engine="streaming").item())
 
 
 def _candidate_schema() -> dict[str, Any]:
@@ -142,14 +171,17 @@ def _candidate_schema() -> dict[str, Any]:
         **{name: text_list for name in f.GROUP_FIELDS},
         _SUM: pl.Int128,
         _N: pl.UInt32,
+        _HAS_BYTES: pl.Boolean,
         **{name: text_list for name in f.CONTEXT_FIELDS},
     }
 
 
 def _reduce_batch(
-    batch: pl.DataFrame, spec: HuntSpec, counts: Counts, spill: _Spill, extent: list[int]
+    batch: pl.DataFrame, spec: HuntSpec, spill: _Spill, extent: list[int], floor: TimeFloor
 ) -> None:
-    """Fold one field batch into the counts, the data's time extent and the spill."""
+    """Fold one field batch into the data's time extent and the spill: the candidate rows,
+    and the timestamps of the other records. Rows at or below the floor are certainly
+    outside the window, and are dropped."""
     single = pl.col("__os").list.len() == 1
     os_ok = (
         pl.lit(True)
@@ -165,23 +197,18 @@ def _reduce_batch(
         keyword(f.OS_FAMILY).alias("__os"),
         keyword(f.CATEGORY).alias("__cat"),
         keyword(f.ACTION).alias("__act"),
-    ).with_columns(
-        os_ok.alias("__os_ok"),
-        (category_ok & action_ok).alias("__ca_ok"),
-    )
-    match = pl.col("__os_ok") & pl.col("__ca_ok")
-    stats = flagged.select(
-        pl.col(_TS).min().alias("first"),
-        pl.col(_TS).max().alias("last"),
-        match.sum().alias("match"),
-        (match & (pl.col(f.SOURCE_BYTES).list.drop_nulls().list.len() > 0)).sum().alias("bytes"),
-    ).row(0, named=True)
-    counts.event_match += stats["match"]
-    counts.event_match_with_bytes += stats["bytes"]
-    if stats["first"] is not None:
-        extent[0] = min(extent[0], stats["first"])
-        extent[1] = max(extent[1], stats["last"])
-    candidates = flagged.filter(pl.col("__os_ok") & pl.col("__ca_ok"))
+    ).with_columns((os_ok & category_ok & action_ok).alias("__match"))
+    first, last = flagged.select(pl.col(_TS).min().alias("a"), pl.col(_TS).max().alias("b")).row(0)
+    if first is not None:
+        extent[0] = min(extent[0], first)
+        extent[1] = max(extent[1], last)
+        floor.observe(last)
+    low = floor.ms
+    if low is not None:
+        flagged = flagged.filter(pl.col(_TS) > low)
+    if spec.window is not None:
+        spill.add_stamps(flagged.filter(~pl.col("__match")).get_column(_TS).drop_nulls())
+    candidates = flagged.filter(pl.col("__match"))
     if candidates.height == 0:
         return
     exponents = exponent_values(candidates.select(exponent_texts()).to_series().to_list())
@@ -193,14 +220,17 @@ def _reduce_batch(
             *[keyword(name) for name in f.GROUP_FIELDS],
             total.alias(_SUM),
             present.alias(_N),
+            (pl.col(f.SOURCE_BYTES).list.drop_nulls().list.len() > 0).alias(_HAS_BYTES),
             *[keyword(name) for name in f.CONTEXT_FIELDS],
         )
     )
 
 
-def _resolve_now(spec: HuntSpec, latest_ms: int | None) -> int | None:
+def _fixed_now(spec: HuntSpec) -> int | None:
+    """The anchor in epoch ms when it is known before reading (``wall`` is the start of
+    the run), else None (``latest``)."""
     if spec.now == "latest":
-        return latest_ms
+        return None
     if spec.now == "wall":
         return int(time.time() * 1000)
     assert isinstance(spec.now, datetime)
@@ -212,16 +242,22 @@ def _moment(ms: int | None) -> datetime | None:
 
 
 def _aggregate(
-    candidates: pl.LazyFrame, spec: HuntSpec, cutoff_ms: int | None, counts: Counts
+    spill: _Spill, spec: HuntSpec, cutoff_ms: int | None, counts: Counts
 ) -> pl.DataFrame:
+    candidates = spill.scan(_candidate_schema())
     if spec.window is None:
         in_window = pl.lit(True)
+        counts.time_window = counts.valid
     elif cutoff_ms is None:  # no anchor for the window: nothing can be in it
         in_window = pl.lit(False)
+        counts.time_window = 0
     else:
         in_window = pl.col(_TS) > cutoff_ms
+        counts.time_window = spill.count_stamps_after(cutoff_ms)
     windowed = candidates.filter(in_window)
-    counts.time_window = windowed.select(pl.len()).collect(engine="streaming").item()
+    matched = windowed.select(pl.len(), pl.col(_HAS_BYTES).sum()).collect(engine="streaming")
+    counts.event_match, counts.event_match_with_bytes = (int(v or 0) for v in matched.row(0))
+    counts.time_window += counts.event_match
 
     addresses = windowed.select(pl.col(f.DEST_IP).explode().drop_nulls().unique())
     texts = addresses.collect(engine="streaming").to_series().to_list()
@@ -350,6 +386,12 @@ def run_hunt(
     counts = Counts()
     extent = [2**63 - 1, -(2**63)]
     reports: list[FileReport] = []
+    fixed_now = _fixed_now(spec)
+    window_ms = spec.window_ms
+    floor = TimeFloor(
+        window_ms=window_ms,
+        fixed_ms=None if window_ms is None or fixed_now is None else fixed_now - window_ms,
+    )
     with (
         tempfile.TemporaryDirectory(prefix="egress-offline-spill-") as scratch,
         open_inputs(paths) as inputs,
@@ -367,7 +409,7 @@ def run_hunt(
             tell = None
             if progress is not None:
                 tell = partial(progress, file.name, number, len(inputs.files))
-            _read_file(file, report, spec=spec, counts=counts, spill=spill, extent=extent,
+            _read_file(file, report, spec=spec, spill=spill, extent=extent, floor=floor,
                        tell=tell)  # fmt: skip
             if hash_inputs:
                 report.sha256 = _sha256(file.path)
@@ -375,10 +417,9 @@ def run_hunt(
         counts.malformed = sum(r.malformed for r in reports)
         counts.valid = counts.records - counts.malformed
         first_ms, last_ms = (extent[0], extent[1]) if extent[0] <= extent[1] else (None, None)
-        now_ms = _resolve_now(spec, last_ms)
-        window_ms = spec.window_ms
+        now_ms = last_ms if spec.now == "latest" else fixed_now
         cutoff_ms = None if window_ms is None or now_ms is None else now_ms - window_ms
-        rows = _aggregate(spill.scan(_candidate_schema()), spec, cutoff_ms, counts)
+        rows = _aggregate(spill, spec, cutoff_ms, counts)
         result = HuntResult(
             rows=rows,
             spec=spec,
@@ -395,20 +436,23 @@ def run_hunt(
     return result
 
 
-def _read_file(file: Any, report: FileReport, *, spec: HuntSpec, counts: Counts,
-               spill: _Spill, extent: list[int],
+def _read_file(file: Any, report: FileReport, *, spec: HuntSpec, spill: _Spill,
+               extent: list[int], floor: TimeFloor,
                tell: Callable[[float, int], None] | None = None) -> None:  # fmt: skip
     mark = spill.mark()
-    saved = (counts.event_match, counts.event_match_with_bytes, list(extent))
+    saved = (list(extent), floor.latest_ms)
     # --strict checks every line in full, so it reads without the prefilter
     prefilter = None if spec.strict else Prefilter(families=spec.os_families)
-    for batch in read_batches(file, report, strict=spec.strict, prefilter=prefilter):
+    batches = read_batches(file, report, strict=spec.strict, prefilter=prefilter, floor=floor)
+    for batch in batches:
         if batch is RESTART:
             spill.rollback(mark)
-            counts.event_match, counts.event_match_with_bytes, old = saved
-            extent[:] = old
+            extent[:], floor.latest_ms = list(saved[0]), saved[1]
             continue
-        _reduce_batch(batch, spec, counts, spill, extent)
+        if isinstance(batch, Stamps):
+            spill.add_stamps(batch.ms)
+        else:
+            _reduce_batch(batch, spec, spill, extent, floor)
         if tell is not None:
             tell(report.progress, file.size)
     if tell is not None:

@@ -13,7 +13,14 @@ import polars as pl
 
 from egress_offline import fields as f
 
-__all__ = ["keyword", "parse_long", "parse_timestamp", "sum_longs", "timestamps"]
+__all__ = [
+    "canonical_ms",
+    "keyword",
+    "parse_long",
+    "parse_timestamp",
+    "sum_longs",
+    "timestamps",
+]
 
 _ISO: Final = (
     r"^(\d{4})-(\d{2})-(\d{2})"
@@ -74,6 +81,21 @@ def text_extent(texts: pl.Series) -> tuple[int | None, int | None]:
     return parsed.min(), parsed.max()  # type: ignore[return-value]
 
 
+def canonical_ms(text: pl.Expr) -> pl.Expr:
+    """Epoch ms of a timestamp text in the canonical form Endpoint writes
+    (``2022-04-04T18:52:00.6007809Z``, from 1970 on), else null. Where it is not null it
+    equals :func:`timestamp_text_ms`; the readers use it to judge lines they never decode."""
+    length = text.str.len_bytes()
+    year = text.str.slice(0, 4)
+    canonical = (
+        ((length == 20) | ((length >= 22) & (length <= 30))) & (year >= "1970") & (year <= "9999")
+    )
+    return pl.when(canonical).then(
+        text.str.to_datetime("%Y-%m-%dT%H:%M:%S%.fZ", time_unit="ns", strict=False).dt.epoch("ns")
+        // 1_000_000
+    )
+
+
 def timestamps(frame: pl.DataFrame, name: str = f.TIMESTAMP) -> pl.Series:
     """:func:`parse_timestamp` of a whole frame, fast where the data is plain.
 
@@ -83,15 +105,7 @@ def timestamps(frame: pl.DataFrame, name: str = f.TIMESTAMP) -> pl.Series:
     """
     values = pl.col(name)
     single = pl.when(values.list.len() == 1).then(values.list.first())
-    length = single.str.len_bytes()
-    year = single.str.slice(0, 4)
-    canonical = (
-        ((length == 20) | ((length >= 22) & (length <= 30))) & (year >= "1970") & (year <= "9999")
-    )
-    fast = pl.when(canonical).then(
-        single.str.to_datetime("%Y-%m-%dT%H:%M:%S%.fZ", time_unit="ns", strict=False).dt.epoch("ns")
-        // 1_000_000
-    )
+    fast = canonical_ms(single)
     indexed = frame.select(
         pl.int_range(pl.len(), dtype=pl.UInt32).alias("__i"),
         values.list.len().alias("__n"),

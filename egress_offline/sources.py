@@ -48,12 +48,16 @@ from egress_offline.fields import (
 )
 from egress_offline.fields import OS_FAMILY as f_OS_FAMILY
 from egress_offline.fields import TIMESTAMP as f_TIMESTAMP
+from egress_offline.normalise import canonical_ms, timestamp_text_ms, timestamps
 
 __all__ = [
     "RESTART",
     "FileReport",
     "InputFile",
     "Inputs",
+    "Prefilter",
+    "Stamps",
+    "TimeFloor",
     "open_inputs",
     "read_batches",
 ]
@@ -158,6 +162,41 @@ class Prefilter:
                 [line.str.contains(family, literal=True) for family in self.families]
             )
         return wanted | line.str.contains("\\u", literal=True)
+
+
+@dataclass
+class TimeFloor:
+    """How old a record may be and still be in the window, as far as is known while
+    reading: records whose @timestamp (epoch ms) is at most :attr:`ms` are not in it.
+
+    With a fixed anchor (``--now wall`` or a time) that is the cutoff itself. With
+    ``--now latest`` the anchor is the newest timestamp of the whole input, so the floor
+    rises as newer records are seen: it is never above the final cutoff.
+    """
+
+    window_ms: int | None  # None: the hunt has no window, nothing is old
+    fixed_ms: int | None = None  # the cutoff, when the anchor is known before reading
+    latest_ms: int | None = None  # the newest timestamp seen so far
+
+    @property
+    def ms(self) -> int | None:
+        if self.window_ms is None:
+            return None
+        if self.fixed_ms is not None:
+            return self.fixed_ms
+        return None if self.latest_ms is None else self.latest_ms - self.window_ms
+
+    def observe(self, latest_ms: int | None) -> None:
+        if latest_ms is not None and (self.latest_ms is None or latest_ms > self.latest_ms):
+            self.latest_ms = latest_ms
+
+
+@dataclass(frozen=True)
+class Stamps:
+    """The @timestamps (epoch ms) of valid records a reader did not decode, because they
+    cannot match, that may be in the window: the engine counts them in its time step."""
+
+    ms: pl.Series
 
 
 # ---------------------------------------------------------------------------- discovery
@@ -462,18 +501,22 @@ def _python_frame(rows: list[tuple[int, dict[str, list[str | None]]]]) -> pl.Dat
 
 
 def read_batches(file: InputFile, report: FileReport, *, strict: bool,
-                 prefilter: Prefilter | None = None) -> Iterator[Any]:  # fmt: skip
+                 prefilter: Prefilter | None = None,
+                 floor: TimeFloor | None = None) -> Iterator[Any]:  # fmt: skip
     """Field batches of one file (see the module docstring), malformed records noted in
-    ``report``. May yield :data:`RESTART` once, then the careful reader's batches."""
+    ``report``; with a ``prefilter``, also :class:`Stamps` of the records not decoded
+    (when ``floor`` has a window). May yield :data:`RESTART` once, then the careful
+    reader's batches."""
+    floor = floor or TimeFloor(window_ms=None)
     if file.format == "parquet":
-        yield from _parquet_batches(file, report, prefilter)
+        yield from _parquet_batches(file, report, prefilter, floor)
         return
     if file.format == "json":
         yield from _json_document_batches(file, report, strict=strict)
         return
     started = False
     try:
-        for batch in _fast_ndjson(file, report, strict=strict, prefilter=prefilter):
+        for batch in _fast_ndjson(file, report, strict=strict, prefilter=prefilter, floor=floor):
             started = True
             yield batch
         return
@@ -488,7 +531,9 @@ def read_batches(file: InputFile, report: FileReport, *, strict: bool,
     yield from _careful_ndjson(file, report, strict=strict)
 
 
-_SKIM_SHARE: Final = 0.3  # of a file's progress: the skim, then the decoding
+_DECODE_PIECE: Final = 64  # lines decoded as one chunk (see _json_decode)
+_DECODE_BYTES: Final = 64 << 20  # text of lines to decode gathered before decoding
+_LINE_ROWS: Final = 16_384  # NDJSON lines a streamed batch holds (their text only where needed)
 _SHAPE_START: Final = r"^[\s\ufeff]*\{"
 _SHAPE_END: Final = r"\}\s*$"
 # The first @timestamp value: text or number, alone or in an array; an array that goes on
@@ -500,115 +545,277 @@ _TS_ANY: Final = r'"@timestamp"\s*:\s*(\[?)\s*"?([^",\]\s]*)"?\s*(,?)'
 _GENERAL: Final = (
     r'_source|\\u|"(?:host|os|event|destination|as|organization|process|source|user)\.'
 )
+# Columns of the line scan (see _fast_ndjson)
+_COULD: Final = "__could"
+_STAMP: Final = "__stamp"
+_ONE: Final = "__one"
+_SHAPED: Final = "__shaped"
+_BYTES: Final = "__bytes"
+
+
+def _prunable(floor_ms: int | None) -> pl.Expr:
+    """Lines that hold one ``@timestamp`` key, in the canonical form, at most ``floor_ms``.
+    Such a line is outside the window whatever else it holds: if the key is not the
+    record's own @timestamp, the record has none, and a record without one is outside
+    too. (Inside a JSON string a quote is escaped, so ``"@timestamp":"`` is always a key.)
+    """
+    if floor_ms is None:
+        return pl.lit(False)
+    return (pl.col(_ONE) & (pl.col(_STAMP) <= floor_ms)).fill_null(False)
+
+
+def _line_scan(path: Path, prefilter: Prefilter | None, floor_ms: int | None) -> pl.LazyFrame:
+    """Every line of a file, judged from its text in one streaming pass: may it match
+    (the prefilter), its canonical @timestamp, does it hold one ``@timestamp`` key, is it
+    shaped like a JSON object. The text itself leaves the scan only where a later step
+    needs it: lines that may match and are not older than ``floor_ms``, and lines whose
+    shape or timestamp must be looked at again. Each column is computed once, in stages
+    (the streaming engine does not share sub-expressions)."""
+    line = pl.col("line")
+    # --strict (no prefilter) decodes every record: nothing is judged from its text
+    could = line.str.contains(r"\S") if prefilter is None else prefilter.could_match(line)
+    old = _prunable(floor_ms) if prefilter is not None else pl.lit(False)
+    needed = (pl.col(_COULD) & ~old) | ~pl.col(_SHAPED) | pl.col(_STAMP).is_null()
+    return (
+        pl.scan_lines(path, name="line", row_index_name=POS, row_index_offset=1)
+        .with_columns(
+            could.alias(_COULD),
+            line.str.extract(_TS_PLAIN, 1).alias(_STAMP),
+            (line.str.count_matches('"@timestamp"', literal=True) == 1).alias(_ONE),
+            (line.str.starts_with("{") & line.str.ends_with("}")).alias(_SHAPED),
+            (line.str.len_bytes() + 1).alias(_BYTES),
+        )
+        .with_columns(canonical_ms(pl.col(_STAMP)).alias(_STAMP))
+        .select(
+            pl.col(POS).cast(pl.Int64),
+            _COULD,
+            _STAMP,
+            _ONE,
+            _SHAPED,
+            _BYTES,
+            pl.concat_str([pl.when(needed).then(line), pl.lit("")]).alias("line"),
+        )
+    )
 
 
 def _fast_ndjson(file: InputFile, report: FileReport, *, strict: bool,
-                 prefilter: Prefilter | None) -> Iterator[pl.DataFrame]:  # fmt: skip
-    lines = pl.scan_lines(file.path, name="line", row_index_name=POS, row_index_offset=1).filter(
-        pl.col("line").str.contains(r"\S")
-    )
-    general = pl.col("line").str.contains(_GENERAL)
-    candidates, generals = -1, -1  # unknown without the prefilter
-    if prefilter is not None:
-        could = prefilter.could_match(pl.col("line"))
-        candidates, generals = _skim(
-            lines.with_columns(could.alias("__could"), general.alias("__general")),
-            report,
-            strict=strict,
-        )
-        lines = lines.filter(could)
-    report.progress = _SKIM_SHARE
-    if candidates == 0:
-        return
-    text = pl.col("line").str.strip_prefix("\ufeff")
-    # Most lines hold each field only at its nested path: a small schema, read directly.
-    nested = lines.filter(~general).select(
-        pl.col(POS).cast(pl.Int64), text.str.json_decode(NESTED_DTYPE).alias("__doc")
-    )
-    parts = [
-        nested.select(
-            POS,
-            pl.col("__doc").is_null().alias(_BAD),
-            *[
-                _merge([_path_expr(pl.col("__doc"), nested_path(name))]).alias(name)
-                for name in FIELDS
-            ],
-        )
-    ]
-    if generals != 0:  # hits, escapes and dotted keys: the general schema, merged exactly
-        exact = lines.filter(general).select(
-            pl.col(POS).cast(pl.Int64), text.str.json_decode(DOCUMENT_DTYPE).alias("__doc")
-        )
-        parts.append(_fields_from_docs(exact, "__doc"))
-    decoded = 0
-    for batch in pl.concat(parts, how="vertical").collect_batches(chunk_size=_CHUNK_ROWS):
-        decoded += batch.height
-        if candidates > 0:
-            report.progress = _SKIM_SHARE + (1 - _SKIM_SHARE) * min(1.0, decoded / candidates)
-        yield _take_good(batch, report, strict=strict)
+                 prefilter: Prefilter | None, floor: TimeFloor) -> Iterator[Any]:  # fmt: skip
+    """One streaming pass over the lines (:func:`_line_scan`); each batch of judged lines
+    is accounted for and decoded here, vectorised."""
+    if prefilter is not None and floor.window_ms is not None and floor.fixed_ms is None:
+        floor.observe(_latest_sampled(file))
+    scan = _line_scan(file.path, prefilter, floor.ms if prefilter is not None else None)
+    expected = _text_size(file)
+    seen = 0
+    pending = _Pending()
+    for chunked in scan.collect_batches(chunk_size=_LINE_ROWS):
+        # a batch comes in many small chunks; every later step is much faster on one
+        batch = chunked.rechunk()
+        seen += int(batch.get_column(_BYTES).sum())
+        yield from _line_batch(batch, report, pending, strict=strict, prefilter=prefilter,
+                               floor=floor)  # fmt: skip
+        report.progress = min(0.99, seen / expected)
+    yield from pending.flush(report, strict=strict)
 
 
-def _skim(lines: pl.LazyFrame, report: FileReport, *, strict: bool) -> tuple[int, int]:
-    """Account for the lines that cannot match (``__could`` false) without decoding them:
-    count them, count those not shaped like a JSON object as malformed, and take their
-    @timestamp range. Returns how many lines may match, and how many of those need the
-    general schema (``__general``)."""
-    from egress_offline.normalise import timestamp_text_ms  # noqa: PLC0415 - no cycle
+class _Pending:
+    """Lines to decode, gathered up to a bound before they are decoded together: decoding
+    competes with the scan for the engine's threads, and is much faster after it."""
 
+    def __init__(self) -> None:
+        self.parts: list[pl.DataFrame] = []
+        self.size = 0
+
+    def add(self, lines: pl.DataFrame) -> bool:
+        """Keep ``lines`` (``__pos``, ``line``); True when it is time to flush."""
+        self.parts.append(lines)
+        self.size += int(lines.select(pl.col("line").str.len_bytes().sum()).item() or 0)
+        return self.size >= _DECODE_BYTES
+
+    def flush(self, report: FileReport, *, strict: bool) -> Iterator[pl.DataFrame]:
+        if not self.parts:
+            return
+        lines = pl.concat(self.parts).rechunk()
+        self.parts, self.size = [], 0
+        bad: list[tuple[int, str]] = []
+        fields = _decode_lines(lines, bad)
+        for position, reason in sorted(bad):
+            report.note_malformed(position, reason, strict=strict)
+        if fields.height:
+            yield fields
+
+
+def _line_batch(batch: pl.DataFrame, report: FileReport, pending: _Pending, *, strict: bool,
+                prefilter: Prefilter | None, floor: TimeFloor) -> Iterator[Any]:  # fmt: skip
+    """Account for one batch of judged lines: yield the @timestamps of the records not
+    decoded that may be in the window, and the decoded fields of those that may match."""
     text = pl.col("line")
-    skipped = ~pl.col("__could")
-    bad = ~(text.str.contains(_SHAPE_START) & text.str.contains(_SHAPE_END))
-    # The canonical form first, parsed directly; any other form in a second, rarer pass.
-    plain = text.str.extract(_TS_PLAIN, 1)
-    canonical = pl.when(skipped).then(
-        plain.str.to_datetime("%Y-%m-%dT%H:%M:%S%.fZ", time_unit="ns", strict=False)
+    # blank lines are not records; only lines not shaped like an object can be blank
+    blank = ~pl.col(_SHAPED) & ~text.str.contains(r"\S").fill_null(True)
+    frame = batch.filter(~blank) if batch.select(blank.any()).item() else batch
+    # the floor may have risen since the scan began (--now latest): judge again
+    decode = pl.col(_COULD)
+    if prefilter is not None:
+        decode &= ~_prunable(floor.ms)
+    wanted = frame.filter(decode)
+    rest = frame.filter(~decode)
+    bad: list[tuple[int, str]] = []
+    stamps = _account(rest, report, bad) if rest.height else None
+    flush = False
+    if wanted.height:
+        report.records += wanted.height
+        flush = pending.add(wanted.select(POS, text.str.strip_prefix("\ufeff")))
+    for position, reason in sorted(bad):
+        report.note_malformed(position, reason, strict=strict)
+    if stamps is not None:
+        floor.observe(report.last_ms)
+        if floor.window_ms is not None and stamps.len():
+            low = floor.ms
+            yield Stamps(stamps if low is None else stamps.filter(stamps > low))
+    if flush:
+        yield from pending.flush(report, strict=strict)
+
+
+def _account(rest: pl.DataFrame, report: FileReport, bad: list[tuple[int, str]]) -> pl.Series:
+    """Count records that are not decoded (those not shaped like a JSON object go to
+    ``bad``) and return the @timestamps (epoch ms) of the others: canonical ones from the
+    scan, any other form parsed here, on those lines only."""
+    report.records += rest.height
+    text = pl.col("line")
+    irregular = ~pl.col(_SHAPED) | pl.col(_STAMP).is_null()
+    if not rest.select(irregular.any()).item():
+        stamps = rest.get_column(_STAMP)
+    else:
+        shaped = pl.col(_SHAPED) | (
+            text.str.contains(_SHAPE_START) & text.str.contains(_SHAPE_END)
+        ).fill_null(False)
+        marked = rest.with_columns(shaped.alias(_SHAPED))
+        bad.extend(
+            (position, "not a complete JSON object")
+            for position in marked.filter(~pl.col(_SHAPED)).get_column(POS)
+        )
+        good = marked.filter(pl.col(_SHAPED))
+        odd = good.filter(pl.col(_STAMP).is_null() & text.str.contains("@timestamp", literal=True))
+        found = odd.select(POS, text.str.extract_groups(_TS_ANY).alias("__found")).unnest("__found")
+        several = (pl.col("1") == "[") & (pl.col("3") == ",")
+        parsed = found.select(timestamp_text_ms(pl.when(~several).then(pl.col("2")))).to_series()
+        stamps = pl.concat([good.get_column(_STAMP).drop_nulls(), parsed.cast(pl.Int64)])
+    stamps = stamps.drop_nulls()
+    if stamps.len():
+        low, high = int(stamps.min()), int(stamps.max())  # type: ignore[arg-type]
+        report.first_ms = low if report.first_ms is None else min(report.first_ms, low)
+        report.last_ms = high if report.last_ms is None else max(report.last_ms, high)
+    return stamps.alias(_STAMP)
+
+
+def _decode_lines(lines: pl.DataFrame, bad: list[tuple[int, str]]) -> pl.DataFrame:
+    """Field lists of lines that may match. Most hold each field only at its nested path
+    and decode with a small schema; hits, escapes and dotted keys with the general one.
+    A part that does not decode is bisected down to its bad lines (reasons to ``bad``)."""
+    general = lines.select(pl.col("line").str.contains(_GENERAL)).to_series()
+    parts: list[pl.DataFrame] = []
+    doc = pl.col("__doc")
+    nested = lines.filter(~general)
+    if nested.height:
+        try:
+            decoded = _json_decode(nested, NESTED_DTYPE)
+        except pl.exceptions.PolarsError:
+            _decode_bisect(_stripped(nested), parts, bad)
+        else:
+            parts.append(
+                decoded.select(
+                    POS,
+                    doc.is_null().alias(_BAD),
+                    *[_merge([_path_expr(doc, nested_path(name))]).alias(name) for name in FIELDS],
+                )
+            )
+    others = lines.filter(general)
+    if others.height:
+        try:
+            decoded = _json_decode(others, DOCUMENT_DTYPE)
+        except pl.exceptions.PolarsError:
+            _decode_bisect(_stripped(others), parts, bad)
+        else:
+            parts.append(_fields_from_docs(decoded, "__doc"))
+    if not parts:
+        return _python_frame([]).drop(_BAD)
+    merged = pl.concat(parts, how="vertical")
+    bad.extend((p, "not a JSON object (null)") for p in merged.filter(pl.col(_BAD))[POS])
+    return merged.filter(~pl.col(_BAD)).drop(_BAD)
+
+
+def _json_decode(lines: pl.DataFrame, dtype: Any) -> pl.DataFrame:
+    """``__pos`` and ``__doc``, the lines decoded. Polars decodes each chunk of a column
+    on its own, and many small chunks decode several times faster than one large one, so
+    the lines are cut into pieces first; the result is made one chunk again, on which
+    reading struct fields is many times faster."""
+    rows = lines.height
+    pieces = [lines.slice(start, _DECODE_PIECE) for start in range(0, max(rows, 1), _DECODE_PIECE)]
+    cut = pl.concat(pieces, rechunk=False) if len(pieces) > 1 else lines
+    return cut.select(POS, pl.col("line").str.json_decode(dtype).alias("__doc")).rechunk()
+
+
+def _stripped(lines: pl.DataFrame) -> pl.DataFrame:
+    return lines.with_columns(pl.col("line").str.strip_chars())
+
+
+_SAMPLE: Final = 256 * 1024  # bytes at each end of a file that seed --now latest
+
+
+def _latest_sampled(file: InputFile) -> int | None:
+    """A lower bound of the newest @timestamp of an uncompressed file, from whole lines in
+    its first and last bytes (exports are in time order, one way or the other), so that
+    ``--now latest`` can skip old lines from the start. Only lines whose decoded
+    @timestamp is the one the line scan reads count: the final anchor is then at least
+    this, whichever way the line is read."""
+    if file.compression != "none" or file.size == 0:
+        return None
+    with file.path.open("rb") as handle:
+        head = handle.read(_SAMPLE)
+        handle.seek(max(0, file.size - _SAMPLE))
+        tail = handle.read(_SAMPLE)
+    lines = head.split(b"\n")[:-1] + tail.split(b"\n")[1:]
+    rows: list[tuple[str, list[str | None]]] = []
+    for raw in lines:
+        try:
+            text = raw.decode("utf-8").strip()
+            fields = python_fields(_load(text))
+        except (ValueError, RecursionError):
+            continue
+        if isinstance(fields, dict):
+            rows.append((text, fields[f_TIMESTAMP]))
+    if not rows:
+        return None
+    sample = pl.DataFrame(
+        {"line": [t for t, _ in rows], f_TIMESTAMP: [v for _, v in rows]},
+        schema={"line": pl.String, f_TIMESTAMP: TEXT_LIST},
     )
-    summary = (
-        lines.select(
-            "__could",
-            "__general",
-            (bad & skipped).alias("bad"),
-            POS,
-            canonical.alias("ts"),
-            (skipped & canonical.is_null() & text.str.contains("@timestamp", literal=True)).alias(
-                "odd"
-            ),
-        )
-        .select(
-            skipped.sum().alias("records"),
-            pl.col("__could").sum().alias("candidates"),
-            (pl.col("__could") & pl.col("__general")).sum().alias("generals"),
-            pl.col("bad").sum().alias("bad"),
-            pl.col(POS).filter(pl.col("bad")).head(MAX_POSITIONS).implode().alias("positions"),
-            pl.col("ts").min().dt.epoch("ns").alias("first"),
-            pl.col("ts").max().dt.epoch("ns").alias("last"),
-            pl.col("odd").sum().alias("odd"),
-        )
-        .collect(engine="streaming")
-        .row(0, named=True)
+    scanned = canonical_ms(pl.col("line").str.extract(_TS_PLAIN, 1))
+    agreed = sample.with_columns(timestamps(sample).alias("__exact")).filter(
+        pl.col("__exact") == scanned
     )
-    first = None if summary["first"] is None else summary["first"] // 1_000_000
-    last = None if summary["last"] is None else summary["last"] // 1_000_000
-    if summary["odd"]:
-        found = text.str.extract_groups(_TS_ANY)
-        several = (found.struct.field("1") == "[") & (found.struct.field("3") == ",")
-        stamp = timestamp_text_ms(pl.when(~several).then(found.struct.field("2")))
-        odd = (
-            lines.filter(skipped & text.str.contains("@timestamp", literal=True))
-            .filter(plain.str.to_datetime("%Y-%m-%dT%H:%M:%S%.fZ", strict=False).is_null())
-            .select(stamp.min().alias("first"), stamp.max().alias("last"))
-            .collect(engine="streaming")
-            .row(0, named=True)
-        )
-        if odd["first"] is not None:
-            first = odd["first"] if first is None else min(first, odd["first"])
-            last = odd["last"] if last is None else max(last, odd["last"])
-    report.records += summary["records"]
-    for position in summary["positions"]:
-        report.note_malformed(position, "not a complete JSON object", strict=strict)
-    report.malformed += summary["bad"] - len(summary["positions"])
-    report.first_ms, report.last_ms = first, last
-    return int(summary["candidates"]), int(summary["generals"])
+    latest = agreed.get_column("__exact").max()
+    return None if latest is None else int(latest)  # type: ignore[arg-type]
+
+
+def _text_size(file: InputFile) -> int:
+    """The file's size once decompressed, estimated from its first compressed bytes, for
+    the progress display."""
+    if file.compression == "none":
+        return max(1, file.size)
+    sample = 256 * 1024
+    try:
+        with file.path.open("rb") as handle:
+            head = handle.read(sample)
+        if file.compression == "gzip":
+            out = len(zlib.decompressobj(wbits=31).decompress(head))
+        else:
+            import zstandard  # noqa: PLC0415 - only zstd inputs need it
+
+            out = len(zstandard.ZstdDecompressor().decompressobj().decompress(head))
+    except Exception:  # damage: the reader will say so; progress stays a guess
+        return max(1, file.size)
+    return max(1, file.size * max(1, out) // max(1, len(head)))
 
 
 def _take_good(batch: pl.DataFrame, report: FileReport, *, strict: bool) -> pl.DataFrame:
@@ -759,9 +966,7 @@ def _decode_bisect(
         return
     if frame.height > _BISECT_FLOOR:
         try:
-            decoded = frame.select(
-                POS, pl.col("line").str.json_decode(DOCUMENT_DTYPE).alias("__doc")
-            )
+            decoded = _json_decode(frame, DOCUMENT_DTYPE)
         except pl.exceptions.PolarsError:
             half = frame.height // 2
             _decode_bisect(frame.slice(0, half), out, bad)
@@ -891,8 +1096,8 @@ def _python_documents(
 # ------------------------------------------------------------------------------ parquet
 
 
-def _parquet_batches(file: InputFile, report: FileReport,
-                     prefilter: Prefilter | None = None) -> Iterator[pl.DataFrame]:  # fmt: skip
+def _parquet_batches(file: InputFile, report: FileReport, prefilter: Prefilter | None,
+                     floor: TimeFloor) -> Iterator[Any]:  # fmt: skip
     """Parquet, read through pyarrow's projection of nested leaves: only the hunt's fields
     are read, never whole structs such as ``process`` or ``host``."""
     import pyarrow.parquet as pq  # noqa: PLC0415 - only Parquet inputs need it
@@ -921,7 +1126,7 @@ def _parquet_batches(file: InputFile, report: FileReport,
     total = max(1, parquet.metadata.num_rows)
     selection: list[pl.Expr] | None = None
     could: pl.Expr = pl.lit(True)
-    stamp: pl.Expr = pl.lit(None, dtype=pl.Int64)
+    moment: Any = None
     try:
         for record_batch in parquet.iter_batches(batch_size=_PARQUET_ROWS, columns=wanted):
             frame = pl.from_arrow(record_batch)
@@ -934,24 +1139,39 @@ def _parquet_batches(file: InputFile, report: FileReport,
                 ]
                 if prefilter is not None:
                     could = _parquet_could(frame.schema, prefilter)
-                    stamp = _parquet_timestamp(frame.schema)
+                    moment = _parquet_moment(frame.schema)
             first = report.records + 1
             frame = frame.with_columns(
                 pl.int_range(first, first + frame.height, dtype=pl.Int64).alias(POS)
             )
             report.records += frame.height
-            if prefilter is not None:
-                # As for NDJSON: only rows whose raw action (and OS family) can match are
-                # turned into field lists; the others are counted and their time read.
-                marked = frame.with_columns(could.alias("__could"))
-                low, high = _extent(marked.filter(~pl.col("__could")).select(stamp).to_series())
-                if low is not None and high is not None:
-                    report.first_ms = low if report.first_ms is None else min(report.first_ms, low)
-                    report.last_ms = high if report.last_ms is None else max(report.last_ms, high)
-                frame = marked.filter(pl.col("__could"))
-            batch = frame.select(POS, *selection)
             report.progress = min(1.0, report.records / total)
-            yield batch
+            if prefilter is None:
+                yield frame.select(POS, *selection)
+                continue
+            # As for NDJSON: only rows whose raw action (and OS family) can match, and
+            # that are not older than the floor, are turned into field lists; the others
+            # are counted and their time read.
+            stamp = moment(frame) if moment is not None else _parquet_stamps(frame, selection)
+            low = floor.ms
+            fresh = pl.lit(True) if low is None else (pl.col(_STAMP) > low).fill_null(False)
+            marked = frame.with_columns(stamp.alias(_STAMP)).with_columns(
+                (could & fresh).alias(_COULD)
+            )
+            rest = marked.filter(~pl.col(_COULD)).get_column(_STAMP).drop_nulls()
+            if rest.len():
+                low_ms, high_ms = int(rest.min()), int(rest.max())  # type: ignore[arg-type]
+                report.first_ms = (
+                    low_ms if report.first_ms is None else min(report.first_ms, low_ms)
+                )
+                report.last_ms = high_ms if report.last_ms is None else max(report.last_ms, high_ms)
+                floor.observe(high_ms)
+                if floor.window_ms is not None:
+                    low = floor.ms
+                    yield Stamps(rest if low is None else rest.filter(rest > low))
+            batch = marked.filter(pl.col(_COULD)).select(POS, *selection)
+            if batch.height:
+                yield batch
     except (pl.exceptions.PolarsError, OSError, ValueError) as exc:
         raise InputError(
             f"{file.name}: Parquet data cannot be read ({_first_line(exc)}); "
@@ -984,26 +1204,25 @@ def _parquet_could(schema: pl.Schema, prefilter: Prefilter) -> pl.Expr:
     return could
 
 
-def _parquet_timestamp(schema: pl.Schema) -> pl.Expr:
-    """The first raw @timestamp column as epoch ms, or as text to parse, for the data's
-    time range."""
-    for expr, dtype in _parquet_raw(schema, f_TIMESTAMP):
-        if isinstance(dtype, pl.Datetime):
-            moment = expr.dt.convert_time_zone("UTC") if dtype.time_zone else expr
-            return moment.dt.epoch("ms")
-        if dtype == pl.String:
-            return expr
-        if dtype.is_integer():
-            return expr.cast(pl.Int64)
-    return pl.lit(None, dtype=pl.Int64)
+def _parquet_moment(schema: pl.Schema) -> Any:
+    """When a single plain column holds @timestamp: a function giving each row's
+    timestamp (epoch ms, exactly as the engine reads it) from a batch; else None."""
+    found = _parquet_raw(schema, f_TIMESTAMP)
+    if len(found) != 1:
+        return None
+    expr, dtype = found[0]
+    if isinstance(dtype, pl.Datetime):
+        instant = expr.dt.convert_time_zone("UTC") if dtype.time_zone else expr
+        return lambda frame: frame.select(instant.dt.epoch("ns") // 1_000_000).to_series()
+    if dtype.is_integer():
+        return lambda frame: frame.select(expr.cast(pl.Int64, strict=False)).to_series()
+    return None
 
 
-def _extent(values: pl.Series) -> tuple[int | None, int | None]:
-    from egress_offline.normalise import text_extent  # noqa: PLC0415 - no cycle
-
-    if values.dtype == pl.String:
-        return text_extent(values)
-    return values.min(), values.max()  # type: ignore[return-value]
+def _parquet_stamps(frame: pl.DataFrame, selection: list[pl.Expr]) -> pl.Series:
+    """Each row's @timestamp (epoch ms) by the engine's own rule, from its field list."""
+    stamp = frame.select(POS, selection[FIELDS.index(f_TIMESTAMP)])
+    return timestamps(stamp, f_TIMESTAMP)
 
 
 def _parquet_raw(schema: pl.Schema, name: str) -> list[tuple[pl.Expr, Any]]:

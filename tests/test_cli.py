@@ -68,8 +68,8 @@ def test_summary_goes_to_stderr_and_adds_up(export: Path) -> None:
     assert lines[0].split() == ["records", "read", "4"]
     assert lines[1].split() == ["malformed,", "skipped", "0"]
     assert lines[5].split() == ["destination.ip", "public", "3"]
-    assert lines[3].split() == ["windows", "network", "disconnect_received", "4"]
-    assert lines[4].split() == ["@timestamp", "in", "window", "4"]
+    assert lines[3].split() == ["@timestamp", "in", "window", "4"]
+    assert lines[4].split() == ["windows", "network", "disconnect_received", "4"]
     assert lines[7].split() == ["flagged", "(>=", "1073741824", "bytes)", "2"]
     assert "window: @timestamp > 2024-05-01T04:00:00.000Z" in result.stderr
     assert "data:   2024-05-01T11:00:00.000Z .. 2024-05-01T11:00:00.000Z" in result.stderr

@@ -1,0 +1,173 @@
+"""Lines older than the window are skipped before decoding; nothing in it may be lost.
+
+Every case is also run with ``strict=True``, which decodes every line and skips nothing by
+time, and the two must agree on the rows and on every count.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import pytest
+
+from egress_offline import HuntSpec, run_hunt
+from tests.helpers import NOW, GiB, event, ndjson
+
+HOUR = timedelta(hours=1)
+
+
+def stamp(moment: Any) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.%f") + "0Z"
+
+
+def both(path: Path, **spec: Any) -> Any:
+    """The fast result, after checking that it equals the strict one in rows and counts."""
+    fast = run_hunt([str(path)], HuntSpec(**spec))
+    strict = run_hunt([str(path)], HuntSpec(strict=True, **spec))
+    assert fast.rows.to_dicts() == strict.rows.to_dicts()
+    assert asdict(fast.counts) == asdict(strict.counts)
+    assert (fast.now, fast.data_first, fast.data_last) == (
+        strict.now,
+        strict.data_first,
+        strict.data_last,
+    )
+    return fast
+
+
+def entities(result: Any) -> list[str]:
+    return [row["process.entity_id"] for row in result.rows.to_dicts()]
+
+
+def write(tmp_path: Path, docs: list[Any], name: str = "x.ndjson") -> Path:
+    path = tmp_path / name
+    path.write_bytes(ndjson(docs))
+    return path
+
+
+def test_a_nested_old_timestamp_key_before_the_real_one_does_not_hide_it(
+    tmp_path: Path,
+) -> None:
+    doc = {"meta": {"@timestamp": "2001-01-01T00:00:00.0000000Z"}, **event()}
+    path = tmp_path / "x.ndjson"
+    path.write_text(json.dumps(doc) + "\n")
+    assert entities(both(path, now=NOW)) == ["E1"]
+    assert entities(both(path)) == ["E1"]  # --now latest
+
+
+def test_a_record_whose_only_timestamp_is_nested_is_outside_the_window(
+    tmp_path: Path,
+) -> None:
+    doc = event(**{"@timestamp": None})
+    del doc["@timestamp"]
+    docs = [
+        {"meta": {"@timestamp": stamp(NOW - HOUR)}, **doc},  # in the window, but not its own
+        event(**{"process.entity_id": "E2"}),
+    ]
+    result = both(write(tmp_path, docs), now=NOW)
+    assert entities(result) == ["E2"]
+
+
+@pytest.mark.parametrize("order", ["ascending", "descending"])
+def test_latest_anchor_in_either_time_order(tmp_path: Path, order: str) -> None:
+    docs = [
+        event(
+            **{
+                "@timestamp": stamp(NOW - i * HOUR),
+                "process.entity_id": f"E{i}",
+                "source.bytes": GiB,
+            }
+        )
+        for i in range(48)
+    ]
+    if order == "ascending":
+        docs.reverse()
+    result = both(write(tmp_path, docs))  # --now latest: NOW itself is the newest event
+    assert sorted(entities(result)) == sorted(f"E{i}" for i in range(8))
+    assert result.counts.time_window == 8
+
+
+def test_a_nested_timestamp_in_a_line_that_cannot_match(tmp_path: Path) -> None:
+    """With a fixed anchor it changes nothing. With --now latest, a line that is not
+    decoded gives its first @timestamp key, wherever it is, to the anchor: a documented
+    limit (the README's "Doubtful" list) that --strict removes."""
+    fake = {"note": {"@timestamp": stamp(NOW + 100 * HOUR)}, "message": "no timestamp"}
+    docs = [event(**{"@timestamp": stamp(NOW - i * HOUR)}) for i in range(10, -1, -1)]
+    path = write(tmp_path, [*docs, fake])
+    fast = run_hunt([str(path)], HuntSpec(now=NOW))
+    strict = run_hunt([str(path)], HuntSpec(now=NOW, strict=True))
+    assert fast.rows.to_dicts() == strict.rows.to_dicts()
+    assert fast.counts.event_match == strict.counts.event_match == 8
+    # the count of records in the window reads the line's timestamp by pattern too
+    assert (fast.counts.time_window, strict.counts.time_window) == (9, 8)
+    assert run_hunt([str(path)], HuntSpec(strict=True)).now == NOW
+    assert run_hunt([str(path)], HuntSpec()).now == NOW + 100 * HOUR
+
+
+def test_the_window_start_is_exclusive_to_the_millisecond(tmp_path: Path) -> None:
+    cutoff = NOW - 8 * HOUR
+    docs = [
+        event(**{"@timestamp": "2024-05-01T04:00:00.0000000Z", "process.entity_id": "at"}),
+        event(**{"@timestamp": "2024-05-01T04:00:00.0009999Z", "process.entity_id": "same-ms"}),
+        event(**{"@timestamp": "2024-05-01T04:00:00.0010000Z", "process.entity_id": "next-ms"}),
+    ]
+    assert stamp(cutoff).startswith("2024-05-01T04:00:00")
+    assert entities(both(write(tmp_path, docs), now=NOW)) == ["next-ms"]
+
+
+def test_records_in_the_window_are_counted_whatever_they_are(tmp_path: Path) -> None:
+    docs = [
+        event(),
+        event(**{"host.os.family": "linux"}),  # in the window, another OS
+        event(**{"event.action": "connection_attempted"}),
+        event(**{"@timestamp": "2024-04-30T01:00:00Z"}),  # outside
+        {"@timestamp": "2024-05-01T10:00:00Z", "message": "not a network event"},
+    ]
+    result = both(write(tmp_path, docs), now=NOW)
+    assert (result.counts.time_window, result.counts.event_match) == (4, 1)
+
+
+def test_files_anchor_latest_together(tmp_path: Path) -> None:
+    old = write(
+        tmp_path,
+        [event(**{"@timestamp": stamp(NOW - 30 * HOUR), "process.entity_id": "old"})],
+        "a.ndjson",
+    )
+    new = write(tmp_path, [event(**{"process.entity_id": "new"})], "b.ndjson")
+    for paths in ([old, new], [new, old]):
+        result = run_hunt([str(p) for p in paths], HuntSpec())
+        assert entities(result) == ["new"]
+        assert result.counts.time_window == 1
+
+
+@pytest.mark.parametrize("kind", ["datetime", "string", "epoch-ms"])
+def test_parquet_rows_are_skipped_by_time_exactly(tmp_path: Path, kind: str) -> None:
+    moments = [NOW - i * HOUR for i in range(12)] + [NOW - 8 * HOUR]
+    frame = pl.DataFrame(
+        {
+            "@timestamp": moments,
+            "host.os.family": ["windows"] * len(moments),
+            "event.category": [["network"]] * len(moments),
+            "event.action": ["disconnect_received"] * len(moments),
+            "destination.ip": ["8.8.8.8"] * len(moments),
+            "destination.address": ["8.8.8.8"] * len(moments),
+            "process.entity_id": [f"E{i}" for i in range(len(moments))],
+            "process.executable": ["x.exe"] * len(moments),
+            "source.bytes": [GiB] * len(moments),
+        }
+    )
+    column = pl.col("@timestamp")
+    if kind == "string":
+        frame = frame.with_columns(column.dt.strftime("%Y-%m-%dT%H:%M:%S%.fZ"))
+    elif kind == "epoch-ms":
+        frame = frame.with_columns(column.dt.epoch("ms"))
+    path = tmp_path / "x.parquet"
+    frame.write_parquet(path)
+    for spec in ({"now": NOW}, {}):
+        result = both(path, **spec)
+        assert sorted(entities(result)) == sorted(f"E{i}" for i in range(8))
+        assert result.counts.time_window == 8
