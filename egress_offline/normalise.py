@@ -64,21 +64,16 @@ def timestamp_text_ms(text: pl.Expr) -> pl.Expr:
     return pl.coalesce(local_ms - offset_ms, epoch_ms)
 
 
-def text_extent(texts: pl.Series) -> tuple[int | None, int | None]:
-    """Earliest and latest epoch ms among timestamp texts: the canonical form parsed
-    directly, any other by the general parser on those values only."""
-    frame = texts.alias("t").to_frame()
-    fast = frame.select(
-        pl.col("t")
-        .str.to_datetime("%Y-%m-%dT%H:%M:%S%.fZ", time_unit="ns", strict=False)
-        .dt.epoch("ns")
-        // 1_000_000
-    ).to_series()
-    odd = frame.filter(fast.is_null() & pl.col("t").is_not_null())
-    parsed = pl.concat([fast.drop_nulls(), odd.select(timestamp_text_ms(pl.col("t"))).to_series()])
-    if parsed.null_count() == parsed.len():
-        return None, None
-    return parsed.min(), parsed.max()  # type: ignore[return-value]
+def text_ms(texts: pl.Series) -> pl.Series:
+    """Epoch ms of each timestamp text, as :func:`timestamps` reads one value: the
+    canonical form parsed directly, any other by the general parser, on those rows only."""
+    frame = texts.alias("t").to_frame().with_row_index("__i")
+    fast = frame.select(canonical_ms(pl.col("t"))).to_series()
+    retry = frame.filter(fast.is_null() & pl.col("t").is_not_null())
+    if retry.height:
+        parsed = retry.select("__i", timestamp_text_ms(pl.col("t")).alias("ms"))
+        fast = fast.scatter(parsed["__i"], parsed["ms"])
+    return fast.alias(texts.name)
 
 
 def canonical_ms(text: pl.Expr) -> pl.Expr:

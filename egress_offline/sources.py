@@ -48,7 +48,7 @@ from egress_offline.fields import (
 )
 from egress_offline.fields import OS_FAMILY as f_OS_FAMILY
 from egress_offline.fields import TIMESTAMP as f_TIMESTAMP
-from egress_offline.normalise import canonical_ms, timestamp_text_ms, timestamps
+from egress_offline.normalise import canonical_ms, text_ms, timestamp_text_ms, timestamps
 
 __all__ = [
     "RESTART",
@@ -532,8 +532,8 @@ def read_batches(file: InputFile, report: FileReport, *, strict: bool,
 
 
 _DECODE_PIECE: Final = 64  # lines decoded as one chunk (see _json_decode)
-_DECODE_BYTES: Final = 64 << 20  # text of lines to decode gathered before decoding
-_LINE_ROWS: Final = 16_384  # NDJSON lines a streamed batch holds (their text only where needed)
+_DECODE_BYTES: Final = 32 << 20  # text of lines to decode gathered before decoding
+_LINE_ROWS: Final = 32_768  # NDJSON lines a streamed batch holds (their text only where needed)
 _SHAPE_START: Final = r"^[\s\ufeff]*\{"
 _SHAPE_END: Final = r"\}\s*$"
 # The first @timestamp value: text or number, alone or in an array; an array that goes on
@@ -1216,6 +1216,8 @@ def _parquet_moment(schema: pl.Schema) -> Any:
         return lambda frame: frame.select(instant.dt.epoch("ns") // 1_000_000).to_series()
     if dtype.is_integer():
         return lambda frame: frame.select(expr.cast(pl.Int64, strict=False)).to_series()
+    if dtype == pl.String:
+        return lambda frame: text_ms(frame.select(expr).to_series())
     return None
 
 
