@@ -533,7 +533,7 @@ def read_batches(file: InputFile, report: FileReport, *, strict: bool,
 
 _DECODE_PIECE: Final = 64  # lines decoded as one chunk (see _json_decode)
 _DECODE_BYTES: Final = 32 << 20  # text of lines to decode gathered before decoding
-_LINE_ROWS: Final = 32_768  # NDJSON lines a streamed batch holds (their text only where needed)
+_LINE_ROWS: Final = 16_384  # NDJSON lines a streamed batch holds (their text only where needed)
 _SHAPE_START: Final = r"^[\s\ufeff]*\{"
 _SHAPE_END: Final = r"\}\s*$"
 # The first @timestamp value: text or number, alone or in an array; an array that goes on
