@@ -15,6 +15,7 @@ from egress_offline import fields as f
 
 __all__ = [
     "canonical_ms",
+    "in_pieces",
     "keyword",
     "parse_long",
     "parse_timestamp",
@@ -64,11 +65,22 @@ def timestamp_text_ms(text: pl.Expr) -> pl.Expr:
     return pl.coalesce(local_ms - offset_ms, epoch_ms)
 
 
+def in_pieces(frame: pl.DataFrame, rows: int) -> pl.DataFrame:
+    """``frame`` cut into chunks of ``rows`` (no copy). Polars runs an eager expression on
+    each chunk of a column in parallel, so parsing and decoding are several times faster
+    on many small chunks than on one large one."""
+    if frame.height <= rows:
+        return frame
+    return pl.concat(
+        [frame.slice(start, rows) for start in range(0, frame.height, rows)], rechunk=False
+    )
+
+
 def text_ms(texts: pl.Series) -> pl.Series:
     """Epoch ms of each timestamp text, as :func:`timestamps` reads one value: the
     canonical form parsed directly, any other by the general parser, on those rows only."""
     frame = texts.alias("t").to_frame().with_row_index("__i")
-    fast = frame.select(canonical_ms(pl.col("t"))).to_series()
+    fast = in_pieces(frame, 8192).select(canonical_ms(pl.col("t"))).to_series().rechunk()
     retry = frame.filter(fast.is_null() & pl.col("t").is_not_null())
     if retry.height:
         parsed = retry.select("__i", timestamp_text_ms(pl.col("t")).alias("ms"))

@@ -48,7 +48,13 @@ from egress_offline.fields import (
 )
 from egress_offline.fields import OS_FAMILY as f_OS_FAMILY
 from egress_offline.fields import TIMESTAMP as f_TIMESTAMP
-from egress_offline.normalise import canonical_ms, text_ms, timestamp_text_ms, timestamps
+from egress_offline.normalise import (
+    canonical_ms,
+    in_pieces,
+    text_ms,
+    timestamp_text_ms,
+    timestamps,
+)
 
 __all__ = [
     "RESTART",
@@ -745,13 +751,10 @@ def _decode_lines(lines: pl.DataFrame, bad: list[tuple[int, str]]) -> pl.DataFra
 
 
 def _json_decode(lines: pl.DataFrame, dtype: Any) -> pl.DataFrame:
-    """``__pos`` and ``__doc``, the lines decoded. Polars decodes each chunk of a column
-    on its own, and many small chunks decode several times faster than one large one, so
-    the lines are cut into pieces first; the result is made one chunk again, on which
-    reading struct fields is many times faster."""
-    rows = lines.height
-    pieces = [lines.slice(start, _DECODE_PIECE) for start in range(0, max(rows, 1), _DECODE_PIECE)]
-    cut = pl.concat(pieces, rechunk=False) if len(pieces) > 1 else lines
+    """``__pos`` and ``__doc``, the lines decoded. Lines are decoded in pieces (many small
+    chunks decode about five times faster than one large one); the result is made one
+    chunk again, from which struct fields are read many times faster."""
+    cut = in_pieces(lines, _DECODE_PIECE)
     return cut.select(POS, pl.col("line").str.json_decode(dtype).alias("__doc")).rechunk()
 
 
