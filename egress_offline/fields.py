@@ -8,7 +8,7 @@ those places and merges what it finds, as the cluster would.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from functools import cache
 from typing import Final
 
 import polars as pl
@@ -61,13 +61,15 @@ KEYWORD_FIELDS: Final = frozenset(FIELDS) - {SOURCE_BYTES, TIMESTAMP}
 TEXT_LIST: Final = pl.List(pl.String)
 
 
-def key_paths(field: str) -> Iterator[tuple[str, ...]]:
-    """Yield every way of splitting ``field`` into object keys.
+@cache
+def key_paths(field: str) -> tuple[tuple[str, ...], ...]:
+    """Every way of splitting ``field`` into object keys.
 
     ``host.os.family`` -> ``(host, os, family)``, ``(host, os.family)``,
     ``(host.os, family)``, ``(host.os.family,)``.
     """
     parts = field.split(".")
+    paths = []
     for mask in range(1 << (len(parts) - 1)):
         path: list[str] = [parts[0]]
         for i, part in enumerate(parts[1:]):
@@ -75,7 +77,8 @@ def key_paths(field: str) -> Iterator[tuple[str, ...]]:
                 path[-1] += "." + part
             else:
                 path.append(part)
-        yield tuple(path)
+        paths.append(tuple(path))
+    return tuple(paths)
 
 
 def _struct_of(paths: list[tuple[str, ...]]) -> pl.Struct:
@@ -99,7 +102,7 @@ def _struct_of(paths: list[tuple[str, ...]]) -> pl.Struct:
 
 def nested_path(field: str) -> tuple[str, ...]:
     """The fully nested path of a field, as Elasticsearch stores ``_source``."""
-    return next(key_paths(field))
+    return key_paths(field)[0]
 
 
 def document_dtype() -> pl.Struct:

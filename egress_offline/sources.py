@@ -539,7 +539,8 @@ def read_batches(file: InputFile, report: FileReport, *, strict: bool,
 
 _DECODE_PIECE: Final = 64  # lines decoded as one chunk (see _json_decode)
 _DECODE_BYTES: Final = 32 << 20  # text of lines to decode gathered before decoding
-_LINE_ROWS: Final = 16_384  # NDJSON lines a streamed batch holds (their text only where needed)
+_LINE_ROWS: Final = 16_384  # NDJSON lines a streamed batch holds, at least
+_MAX_LINE_ROWS: Final = 1 << 20  # and at most
 _SHAPE_START: Final = r"^[\s\ufeff]*\{"
 _SHAPE_END: Final = r"\}\s*$"
 # The first @timestamp value: text or number, alone or in an array; an array that goes on
@@ -581,7 +582,9 @@ def _line_scan(path: Path, prefilter: Prefilter | None, floor_ms: int | None) ->
     # --strict (no prefilter) decodes every record: nothing is judged from its text
     could = line.str.contains(r"\S") if prefilter is None else prefilter.could_match(line)
     old = _prunable(floor_ms) if prefilter is not None else pl.lit(False)
-    needed = (pl.col(_COULD) & ~old) | ~pl.col(_SHAPED) | pl.col(_STAMP).is_null()
+    # an @timestamp that is not canonical is parsed later; a line without one needs nothing
+    odd = pl.col(_STAMP).is_null() & line.str.contains('"@timestamp"', literal=True)
+    needed = (pl.col(_COULD) & ~old) | ~pl.col(_SHAPED) | odd
     return (
         pl.scan_lines(path, name="line", row_index_name=POS, row_index_offset=1)
         .with_columns(
@@ -604,6 +607,19 @@ def _line_scan(path: Path, prefilter: Prefilter | None, floor_ms: int | None) ->
     )
 
 
+def _batch_rows(file: InputFile) -> int:
+    """Lines per batch: about 32 MiB of text, judged from the lines in the first 64 KiB,
+    between 16Ki and 1Mi lines (tiny lines would otherwise make many tiny batches)."""
+    try:
+        peek = _peek_text(file.path, file.compression)
+    except Exception:  # damage: the reader will say so
+        return _LINE_ROWS
+    lines = peek.count(b"\n")
+    if lines == 0:
+        return _LINE_ROWS
+    return max(_LINE_ROWS, min(_MAX_LINE_ROWS, (32 << 20) * lines // len(peek)))
+
+
 def _fast_ndjson(file: InputFile, report: FileReport, *, strict: bool,
                  prefilter: Prefilter | None, floor: TimeFloor) -> Iterator[Any]:  # fmt: skip
     """One streaming pass over the lines (:func:`_line_scan`); each batch of judged lines
@@ -614,7 +630,7 @@ def _fast_ndjson(file: InputFile, report: FileReport, *, strict: bool,
     expected = _text_size(file)
     seen = 0
     pending = _Pending()
-    for chunked in scan.collect_batches(chunk_size=_LINE_ROWS):
+    for chunked in scan.collect_batches(chunk_size=_batch_rows(file)):
         # a batch comes in many small chunks; every later step is much faster on one
         batch = chunked.rechunk()
         seen += int(batch.get_column(_BYTES).sum())
@@ -688,7 +704,7 @@ def _account(rest: pl.DataFrame, report: FileReport, bad: list[tuple[int, str]])
     scan, any other form parsed here, on those lines only."""
     report.records += rest.height
     text = pl.col("line")
-    irregular = ~pl.col(_SHAPED) | pl.col(_STAMP).is_null()
+    irregular = ~pl.col(_SHAPED) | (pl.col(_STAMP).is_null() & text.is_not_null())
     if not rest.select(irregular.any()).item():
         stamps = rest.get_column(_STAMP)
     else:
@@ -702,10 +718,12 @@ def _account(rest: pl.DataFrame, report: FileReport, bad: list[tuple[int, str]])
         )
         good = marked.filter(pl.col(_SHAPED))
         odd = good.filter(pl.col(_STAMP).is_null() & text.str.contains("@timestamp", literal=True))
-        found = odd.select(POS, text.str.extract_groups(_TS_ANY).alias("__found")).unnest("__found")
-        several = (pl.col("1") == "[") & (pl.col("3") == ",")
-        parsed = found.select(timestamp_text_ms(pl.when(~several).then(pl.col("2")))).to_series()
-        stamps = pl.concat([good.get_column(_STAMP).drop_nulls(), parsed.cast(pl.Int64)])
+        stamps = good.get_column(_STAMP).drop_nulls()
+        if odd.height:
+            found = odd.select(text.str.extract_groups(_TS_ANY).alias("__found")).unnest("__found")
+            several = (pl.col("1") == "[") & (pl.col("3") == ",")
+            parsed = found.select(timestamp_text_ms(pl.when(~several).then(pl.col("2"))))
+            stamps = pl.concat([stamps, parsed.to_series().cast(pl.Int64)])
     stamps = stamps.drop_nulls()
     if stamps.len():
         low, high = int(stamps.min()), int(stamps.max())  # type: ignore[arg-type]
@@ -763,6 +781,7 @@ def _stripped(lines: pl.DataFrame) -> pl.DataFrame:
 
 
 _SAMPLE: Final = 256 * 1024  # bytes at each end of a file that seed --now latest
+_SAMPLE_LINES: Final = 256  # lines at most, at each end
 
 
 def _latest_sampled(file: InputFile) -> int | None:
@@ -777,7 +796,12 @@ def _latest_sampled(file: InputFile) -> int | None:
         head = handle.read(_SAMPLE)
         handle.seek(max(0, file.size - _SAMPLE))
         tail = handle.read(_SAMPLE)
-    lines = head.split(b"\n")[:-1] + tail.split(b"\n")[1:]
+    # the last whole lines of each end that hold a timestamp key, a bounded number
+    marked = [
+        [line for line in part if b'"@timestamp"' in line]
+        for part in (head.split(b"\n")[:-1], tail.split(b"\n")[1:])
+    ]
+    lines = marked[0][:_SAMPLE_LINES] + marked[1][-_SAMPLE_LINES:]
     rows: list[tuple[str, list[str | None]]] = []
     for raw in lines:
         try:
