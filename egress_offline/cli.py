@@ -171,6 +171,8 @@ def hunt(
         out_format = format_for(output, fmt, terminal=sys.stdout.isatty())
         if out_format == "parquet" and output is None and sys.stdout.isatty():
             raise UsageError("--format parquet: will not write binary to a terminal; add -o FILE")
+        for target in (output, report):
+            _check_outside_inputs(target, paths)
         display = _ProgressDisplay(enabled=not quiet and sys.stderr.isatty())
         try:
             result = run_hunt(paths, spec, hash_inputs=report is not None, progress=display)
@@ -224,6 +226,29 @@ def _build_spec(
         extra_cidrs=extra,
         strict=strict,
     )
+
+
+def _check_outside_inputs(target: Path | None, paths: list[str]) -> None:
+    """Before reading: an output file is never an input, nor inside an input directory
+    (the evidence is never written to)."""
+    if target is None:
+        return
+    resolved = target.resolve()
+    for raw in paths:
+        given = Path(raw)
+        if raw == "-" or not given.exists():
+            continue
+        place = given.resolve()
+        if place == resolved:
+            raise UsageError(
+                f"{target}: is one of the inputs; write the result to another file "
+                "(evidence is never modified)"
+            )
+        if given.is_dir() and resolved.is_relative_to(place):
+            raise UsageError(
+                f"{target}: is inside the input directory {raw}; write the result outside "
+                "it (input directories are never written to)"
+            )
 
 
 def _check_not_an_input(target: Path | None, files: list) -> None:  # type: ignore[type-arg]

@@ -47,7 +47,7 @@ from egress_offline.sources import (
     open_inputs,
     read_batches,
 )
-from egress_offline.spec import HuntSpec
+from egress_offline.spec import HuntSpec, iso_ms
 
 __all__ = ["OUTPUT_COLUMNS", "Counts", "HuntResult", "ProgressHook", "run_hunt"]
 
@@ -106,6 +106,12 @@ class HuntResult:
     cutoff: datetime | None
     data_first: datetime | None
     data_last: datetime | None
+    #: the same four as epoch ms: a ``date`` may lie beyond datetime's years 1-9999, where
+    #: the datetime above is None
+    now_ms: int | None = None
+    cutoff_ms: int | None = None
+    first_ms: int | None = None
+    last_ms: int | None = None
     warnings: list[str] = field(default_factory=list)
     elapsed_seconds: float = 0.0
 
@@ -238,7 +244,13 @@ def _fixed_now(spec: HuntSpec) -> int | None:
 
 
 def _moment(ms: int | None) -> datetime | None:
-    return None if ms is None else datetime.fromtimestamp(ms / 1000, tz=UTC)
+    """A datetime, or None when there is none or it lies outside years 1-9999."""
+    if ms is None:
+        return None
+    try:
+        return datetime.fromtimestamp(ms / 1000, tz=UTC)
+    except (ValueError, OverflowError, OSError):
+        return None
 
 
 def _aggregate(
@@ -430,6 +442,10 @@ def run_hunt(
             cutoff=_moment(cutoff_ms),
             data_first=_moment(first_ms),
             data_last=_moment(last_ms),
+            now_ms=now_ms,
+            cutoff_ms=cutoff_ms,
+            first_ms=first_ms,
+            last_ms=last_ms,
         )
     result.warnings = _warnings(result, inputs)
     result.elapsed_seconds = time.perf_counter() - started
@@ -467,20 +483,20 @@ def _warnings(result: HuntResult, inputs: Inputs) -> list[str]:
     counts = result.counts
     spec = result.spec
     notes: list[str] = []
-    if counts.valid and result.data_last is None:
+    if counts.valid and result.last_ms is None:
         notes.append(
             "no record has a valid @timestamp, so no window can be placed; "
             "use --all-time to hunt without one"
         )
     elif (
         spec.window is not None
-        and result.cutoff is not None
-        and result.data_last is not None
-        and result.data_last <= result.cutoff
+        and result.cutoff_ms is not None
+        and result.last_ms is not None
+        and result.last_ms <= result.cutoff_ms
     ):
         notes.append(
-            f"the window (after {_iso(result.cutoff)}) holds no events, but the data has "
-            f"events from {_iso(result.data_first)} to {_iso(result.data_last)}; "
+            f"the window (after {iso_ms(result.cutoff_ms)}) holds no events, but the data has "
+            f"events from {iso_ms(result.first_ms)} to {iso_ms(result.last_ms)}; "
             "use --now latest to anchor the window on the newest event, or --all-time"
         )
     if counts.valid and counts.event_match == 0:
@@ -497,9 +513,3 @@ def _warnings(result: HuntResult, inputs: Inputs) -> list[str]:
             "bytes; Elastic Defend network events do)"
         )
     return notes
-
-
-def _iso(moment: datetime | None) -> str:
-    if moment is None:
-        return "-"
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"

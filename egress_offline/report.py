@@ -8,19 +8,13 @@ own time range, what was flagged, and how long it took.
 from __future__ import annotations
 
 import json
-from datetime import datetime
 from typing import Any
 
 from egress_offline.engine import HuntResult
+from egress_offline.spec import iso_ms
 from egress_offline.writers import inert
 
 __all__ = ["report_dict", "summary_lines"]
-
-
-def _iso(moment: datetime | None) -> str | None:
-    if moment is None:
-        return None
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
 
 def _window_text(result: HuntResult) -> str:
@@ -28,10 +22,10 @@ def _window_text(result: HuntResult) -> str:
     if spec.window is None:
         return "all time (no time filter)"
     anchor = spec.now if isinstance(spec.now, str) else "fixed"
-    if result.now is None:
+    if result.now_ms is None:
         return f"{_duration(spec.window.total_seconds())} before now ({anchor}): no anchor"
     return (
-        f"@timestamp > {_iso(result.cutoff)}  (now {_iso(result.now)} [{anchor}] "
+        f"@timestamp > {iso_ms(result.cutoff_ms)}  (now {iso_ms(result.now_ms)} [{anchor}] "
         f"- {_duration(spec.window.total_seconds())})"
     )
 
@@ -64,7 +58,7 @@ def summary_lines(result: HuntResult) -> list[str]:
     lines = [f"{label:<{width}}{count:>12,}" for label, count in steps]
     lines += [
         f"window: {_window_text(result)}",
-        f"data:   {_iso(result.data_first) or '-'} .. {_iso(result.data_last) or '-'}",
+        f"data:   {iso_ms(result.first_ms) or '-'} .. {iso_ms(result.last_ms) or '-'}",
     ]
     for file in result.files:
         if file.malformed or file.damage:
@@ -91,9 +85,9 @@ def report_dict(result: HuntResult, *, version: str) -> dict[str, Any]:
         "hunt": "Egress Network Connections with Total Bytes Greater than Threshold",
         "parameters": {
             "now_mode": spec.now if isinstance(spec.now, str) else "fixed",
-            "now": _iso(result.now),
+            "now": iso_ms(result.now_ms),
             "window_seconds": None if spec.window is None else spec.window.total_seconds(),
-            "window_start_exclusive": _iso(result.cutoff),
+            "window_start_exclusive": iso_ms(result.cutoff_ms),
             "os_families": None if spec.os_families is None else list(spec.os_families),
             "threshold_bytes": spec.threshold,
             "excluded_cidrs": [block.text for block in spec.cidrs],
@@ -126,7 +120,7 @@ def report_dict(result: HuntResult, *, version: str) -> dict[str, Any]:
             "flagged": counts.flagged,
             "event_match_with_source_bytes": counts.event_match_with_bytes,
         },
-        "data_time_range": {"first": _iso(result.data_first), "last": _iso(result.data_last)},
+        "data_time_range": {"first": iso_ms(result.first_ms), "last": iso_ms(result.last_ms)},
         "warnings": result.warnings,
         "elapsed_seconds": round(result.elapsed_seconds, 3),
     }

@@ -1,0 +1,201 @@
+"""Hostile input: extremes, interrupted runs, a full disk, and where output may go.
+
+(Damaged compression and damaged lines are in test_layouts.py, unreadable inputs in
+test_errors.py, attacker-chosen strings in test_cli.py and test_writers.py, random damage in
+test_fuzz.py.)
+"""
+
+from __future__ import annotations
+
+import errno
+import gzip
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from egress_offline import HuntSpec, run_hunt
+from egress_offline import engine as engine_module
+from egress_offline import writers as writers_module
+from egress_offline.cli import app
+from tests.helpers import NOW, GiB, event, ndjson
+
+NOW_TEXT = "2024-05-01T12:00:00Z"
+
+
+def run(*args: str) -> tuple[int, str, str]:
+    result = CliRunner().invoke(app, ["hunt", *args])
+    return result.exit_code, result.stdout, result.stderr
+
+
+def entities(result: object) -> list[tuple[int, str]]:
+    rows = result.rows.to_dicts()  # type: ignore[attr-defined]
+    return [(r["total_bytes_out"], r["process.entity_id"]) for r in rows]
+
+
+def around(middle: bytes) -> bytes:
+    """A line between two good records, E1 before and E2 after."""
+    return ndjson([event()]) + middle + b"\n" + ndjson([event(**{"process.entity_id": "E2"})])
+
+
+# ------------------------------------------------------------------------------ extremes
+
+
+@pytest.mark.parametrize("gzipped", [False, True])
+def test_a_50_mb_line_among_normal_ones(tmp_path: Path, gzipped: bool) -> None:
+    huge = event(**{"process.entity_id": "BIG"})
+    huge["message"] = "A" * (50 * 1024 * 1024)
+    body = around(json.dumps(huge).encode())
+    path = tmp_path / ("x.ndjson.gz" if gzipped else "x.ndjson")
+    path.write_bytes(gzip.compress(body, compresslevel=1) if gzipped else body)
+    result = run_hunt([str(path)], HuntSpec(now=NOW))
+    assert entities(result) == [(GiB, "BIG"), (GiB, "E1"), (GiB, "E2")]
+    assert (result.counts.records, result.counts.malformed) == (3, 0)
+
+
+@pytest.mark.parametrize("can_match", [True, False])
+def test_nesting_100000_levels_deep(tmp_path: Path, can_match: bool) -> None:
+    """Valid JSON that no cluster would index (its parser stops at 1,000 levels): a line
+    that may match is decoded, found too deep and counted as malformed; one that cannot
+    match is judged by its shape. Either way the records around it are untouched."""
+    deep = "[" * 100_000 + "]" * 100_000
+    doc = event(**{"process.entity_id": "DEEP"}) if can_match else {"message": "x"}
+    line = json.dumps(doc)[:-1] + ', "x": ' + deep + "}"
+    path = tmp_path / "deep.ndjson"
+    path.write_bytes(around(line.encode()))
+    result = run_hunt([str(path)], HuntSpec(now=NOW))
+    assert entities(result) == [(GiB, "E1"), (GiB, "E2")]
+    assert result.counts.records == 3
+    if can_match:
+        assert result.files[0].positions == ["line 2: nested too deeply to decode"]
+    else:
+        assert result.counts.malformed == 0
+
+
+def test_ten_million_tiny_events(tmp_path: Path) -> None:
+    path = tmp_path / "tiny.ndjson"
+    with path.open("wb") as out:
+        out.write(ndjson([event()]))
+        for _ in range(100):
+            out.write(b"{}\n" * 100_000)
+        out.write(ndjson([event(**{"process.entity_id": "E2"})]))
+    started = time.perf_counter()
+    result = run_hunt([str(path)], HuntSpec(now=NOW))
+    assert entities(result) == [(GiB, "E1"), (GiB, "E2")]
+    assert (result.counts.records, result.counts.malformed) == (10_000_002, 0)
+    # not a speed target (those live in benchmarks/): a guard against per-line Python
+    assert time.perf_counter() - started < 120
+
+
+# ------------------------------------------------------------------ where output may go
+
+
+def test_output_inside_an_input_directory_is_refused_before_reading(tmp_path: Path) -> None:
+    evidence = tmp_path / "evidence"
+    evidence.mkdir()
+    (evidence / "a.ndjson").write_bytes(ndjson([event()]))
+    before = sorted(p.name for p in evidence.iterdir())
+    code, _, err = run(str(evidence), "-o", str(evidence / "sub" / "out.csv"))
+    assert code == 2
+    assert err == (
+        f"Error: {evidence / 'sub' / 'out.csv'}: is inside the input directory {evidence}; "
+        "write the result outside it (input directories are never written to)\n"
+    )
+    code, _, err = run(str(evidence), "--report", str(evidence / "report.json"))
+    assert code == 2
+    assert "is inside the input directory" in err
+    assert sorted(p.name for p in evidence.iterdir()) == before
+
+
+def test_scratch_files_never_go_into_input_directories(tmp_path: Path) -> None:
+    evidence = tmp_path / "evidence"
+    evidence.mkdir()
+    (evidence / "a.ndjson").write_bytes(ndjson([event()] * 50))
+    (evidence / "b.ndjson.gz").write_bytes(gzip.compress(ndjson([event()]) + b"junk\n"))
+    before = {p: p.stat().st_mtime_ns for p in evidence.rglob("*")}
+    code, _, _ = run(str(evidence), "-o", str(tmp_path / "out.csv"), "-q")
+    assert code == 0
+    assert {p: p.stat().st_mtime_ns for p in evidence.rglob("*")} == before
+
+
+# ------------------------------------------------------------------- interrupted runs
+
+
+def test_ctrl_c_while_reading_leaves_no_output(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "x.ndjson"
+    path.write_bytes(ndjson([event()]))
+
+    def interrupted(*_args: object, **_kwargs: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(engine_module, "_reduce_batch", interrupted)
+    target = tmp_path / "out.csv"
+    code, _, err = run(str(path), "-o", str(target))
+    assert code == 130
+    assert err == "Error: interrupted; no output file was written\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["x.ndjson"]
+
+
+def test_ctrl_c_on_the_installed_command(tmp_path: Path) -> None:
+    """A real SIGINT to the installed command while it reads standard input."""
+    exe = shutil.which("egress-offline", path=str(Path(sys.executable).parent))
+    assert exe, "egress-offline is not installed: pip install ."
+    target = tmp_path / "out.csv"
+    process = subprocess.Popen(
+        [exe, "hunt", "-", "-o", str(target)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert process.stdin is not None
+    process.stdin.write(ndjson([event()]))
+    process.stdin.flush()
+    time.sleep(2)  # started, and blocked reading the open pipe
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 130
+    assert err.decode().splitlines() == ["Error: interrupted; no output file was written"]
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_full_disk_while_writing_leaves_no_partial_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "x.ndjson"
+    path.write_bytes(ndjson([event()]))
+    target = tmp_path / "out.csv"
+
+    def full(_fd: int) -> None:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(writers_module.os, "fsync", full)
+    code, _, err = run(str(path), "-o", str(target), "--now", NOW_TEXT)
+    assert code == 1
+    assert err == "Error: output: No space left on device; nothing was written\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["x.ndjson"]
+
+
+def test_timestamps_beyond_the_years_python_can_show(tmp_path: Path) -> None:
+    """A date field holds epoch ms far outside years 1-9999; the summary and the report
+    still show them, in ISO-8601's signed form."""
+    far = 253402300800000  # 10000-01-01
+    path = tmp_path / "x.ndjson"
+    path.write_bytes(
+        ndjson([event(**{"@timestamp": far}), event(**{"@timestamp": -62135596800001})])
+    )
+    code, _, err = run(
+        str(path), "--report", str(tmp_path / "r.json"), "-o", str(tmp_path / "o.csv")
+    )
+    assert code == 0, err
+    assert "data:   0000-12-31T23:59:59.999Z .. +10000-01-01T00:00:00.000Z" in err
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert report["parameters"]["now"] == "+10000-01-01T00:00:00.000Z"
