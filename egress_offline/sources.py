@@ -19,6 +19,7 @@ for that file so far must be dropped, because the careful reader starts the file
 
 from __future__ import annotations
 
+import bisect
 import glob
 import json
 import math
@@ -119,24 +120,31 @@ class FileReport:
     last_ms: int | None = None
     #: how far reading has come, 0 to 1, for a progress display
     progress: float = 0.0
+    _order: list[int] = field(default_factory=list, repr=False)  # positions' numbers
 
     def reset(self) -> None:
         self.records = 0
         self.malformed = 0
         self.positions.clear()
+        self._order.clear()
         self.damage = None
         self.first_ms = self.last_ms = None
         self.progress = 0.0
 
     def note_malformed(self, position: int, reason: str, *, strict: bool) -> None:
+        """Count a malformed record; keep the first few by position, whatever the order
+        in which they are found (lines that may match are decoded later)."""
         if strict:
             raise DataError(
                 f"{self.name}: {self.unit} {position}: {reason}; "
                 "run without --strict to skip and count malformed records"
             )
         self.malformed += 1
-        if len(self.positions) < MAX_POSITIONS:
-            self.positions.append(f"{self.unit} {position}: {reason}")
+        at = bisect.bisect(self._order, position)
+        if at < MAX_POSITIONS:
+            self._order.insert(at, position)
+            self.positions.insert(at, f"{self.unit} {position}: {reason}")
+            del self._order[MAX_POSITIONS:], self.positions[MAX_POSITIONS:]
 
 
 @dataclass

@@ -199,3 +199,49 @@ def test_timestamps_beyond_the_years_python_can_show(tmp_path: Path) -> None:
     assert "data:   0000-12-31T23:59:59.999Z .. +10000-01-01T00:00:00.000Z" in err
     report = json.loads((tmp_path / "r.json").read_text())
     assert report["parameters"]["now"] == "+10000-01-01T00:00:00.000Z"
+
+
+# ------------------------------------------------------------------------ damaged lines
+
+
+def test_lines_that_are_not_objects_and_nul_padding(tmp_path: Path) -> None:
+    path = tmp_path / "x.ndjson"
+    path.write_bytes(
+        around(b'42\n"disconnect_received windows"\nnull\ntrue\n[]')
+        + b"\x00" * 64  # a crashed writer's padding, with no newline
+    )
+    result = run_hunt([str(path)], HuntSpec(now=NOW))
+    assert entities(result) == [(GiB, "E1"), (GiB, "E2")]
+    report = result.files[0]
+    assert (report.records, report.malformed) == (8, 6)
+    assert report.positions[:2] == [
+        "line 2: not a complete JSON object",
+        "line 3: not a JSON object (a str)",
+    ]
+
+
+@pytest.mark.parametrize("can_match", [True, False])
+def test_duplicate_keys_the_first_wins(tmp_path: Path, can_match: bool) -> None:
+    first = '"process": {"entity_id": "FIRST", "executable": "a.exe"}'
+    second = '"process": {"entity_id": "SECOND", "executable": "b.exe"}'
+    doc = json.dumps(event())[1:-1].replace('"process": {"entity_id": "E1", ', '"p": {')
+    line = "{" + first + ", " + doc + ", " + second + "}"
+    if not can_match:  # a \\u escape makes the line take the general, exact schema
+        line = line.replace('"a.exe"', '"\\u0061.exe"')
+    path = tmp_path / "x.ndjson"
+    path.write_text(line + "\n")
+    result = run_hunt([str(path)], HuntSpec(now=NOW))
+    assert entities(result) == [(GiB, "FIRST")]
+    assert result.rows["process.executable"].to_list() == ["a.exe"]
+
+
+def test_attacker_strings_are_kept_verbatim_in_data_files(tmp_path: Path) -> None:
+    hostile = "=cmd|'/C calc'!A0 \x1b]52;c;ZXZpbA==\x07 \u202egpj.exe [red]x[/]"
+    path = tmp_path / "x.ndjson"
+    path.write_bytes(ndjson([event(**{"process.executable": hostile})]))
+    for name in ("o.csv", "o.ndjson", "o.json"):
+        code, _, _ = run(str(path), "--now", NOW_TEXT, "-q", "-o", str(tmp_path / name))
+        assert code == 0
+    assert json.loads((tmp_path / "o.ndjson").read_text())["process.executable"] == hostile
+    assert json.loads((tmp_path / "o.json").read_text())[0]["process.executable"] == hostile
+    assert hostile in (tmp_path / "o.csv").read_text()
