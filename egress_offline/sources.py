@@ -553,7 +553,7 @@ _SHAPE_START: Final = r"^[\s\ufeff]*\{"
 _SHAPE_END: Final = r"\}\s*$"
 # The first @timestamp value: text or number, alone or in an array; an array that goes on
 # after it (",") holds several values, which make no timestamp, as in the engine.
-_TS_PLAIN: Final = r'"@timestamp":"([^"]*)"'
+_TS_KEY: Final = '"@timestamp":"'
 _TS_ANY: Final = r'"@timestamp"\s*:\s*(\[?)\s*"?([^",\]\s]*)"?\s*(,?)'
 # A line that may hold a hunt field somewhere other than its nested path: a hit's
 # _source, a \u escape, or a dotted key that starts one of the fields.
@@ -579,6 +579,16 @@ def _prunable(floor_ms: int | None) -> pl.Expr:
     return (pl.col(_ONE) & (pl.col(_STAMP) <= floor_ms)).fill_null(False)
 
 
+def _plain_stamp_text(line: pl.Expr) -> pl.Expr:
+    """The text of the first ``"@timestamp":"..."`` value, as far as a canonical one can
+    reach (30 bytes), found literally rather than by a regular expression (about twice as
+    fast). Anything longer, cut inside a character, or not closed by a quote there is not
+    canonical, and comes out as text that :func:`canonical_ms` rejects, or null."""
+    start = line.str.find(_TS_KEY, literal=True) + len(_TS_KEY)
+    head = line.cast(pl.Binary).bin.slice(start, 31).cast(pl.String, strict=False)
+    return head.str.head(head.str.find('"', literal=True))
+
+
 def _line_scan(path: Path, prefilter: Prefilter | None, floor_ms: int | None) -> pl.LazyFrame:
     """Every line of a file, judged from its text in one streaming pass: may it match
     (the prefilter), its canonical @timestamp, does it hold one ``@timestamp`` key, is it
@@ -597,7 +607,7 @@ def _line_scan(path: Path, prefilter: Prefilter | None, floor_ms: int | None) ->
         pl.scan_lines(path, name="line", row_index_name=POS, row_index_offset=1)
         .with_columns(
             could.alias(_COULD),
-            line.str.extract(_TS_PLAIN, 1).alias(_STAMP),
+            _plain_stamp_text(line).alias(_STAMP),
             (line.str.count_matches('"@timestamp"', literal=True) == 1).alias(_ONE),
             (line.str.starts_with("{") & line.str.ends_with("}")).alias(_SHAPED),
             (line.str.len_bytes() + 1).alias(_BYTES),
@@ -825,7 +835,7 @@ def _latest_sampled(file: InputFile) -> int | None:
         {"line": [t for t, _ in rows], f_TIMESTAMP: [v for _, v in rows]},
         schema={"line": pl.String, f_TIMESTAMP: TEXT_LIST},
     )
-    scanned = canonical_ms(pl.col("line").str.extract(_TS_PLAIN, 1))
+    scanned = canonical_ms(_plain_stamp_text(pl.col("line")))
     agreed = sample.with_columns(timestamps(sample).alias("__exact")).filter(
         pl.col("__exact") == scanned
     )
