@@ -122,7 +122,7 @@ class _Spill:
     memory-maps the files."""
 
     def __init__(self, directory: Path) -> None:
-        self._directory = directory
+        self.directory = directory
         self._files: list[Path] = []
         self._stamp_files: list[Path] = []
         self._stamps: list[pl.Series] = []
@@ -139,7 +139,7 @@ class _Spill:
     def add(self, frame: pl.DataFrame) -> None:
         if frame.height == 0:
             return
-        path = self._directory / f"spill-{len(self._files):06d}.arrow"
+        path = self.directory / f"spill-{len(self._files):06d}.arrow"
         frame.write_ipc(path, compression="uncompressed")
         self._files.append(path)
 
@@ -151,7 +151,7 @@ class _Spill:
             self._flush()
 
     def _flush(self) -> None:
-        path = self._directory / f"stamps-{len(self._stamp_files):06d}.arrow"
+        path = self.directory / f"stamps-{len(self._stamp_files):06d}.arrow"
         pl.concat(self._stamps).to_frame().write_ipc(path, compression="uncompressed")
         self._stamp_files.append(path)
         self._stamps.clear()
@@ -297,6 +297,10 @@ def _aggregate(
             )
         )
     )
+    # written once (streamed), then read by the count, the grouping and the context
+    public_path = spill.directory / "public.arrow"
+    public.sink_ipc(public_path)
+    public = pl.scan_ipc(public_path)
     counts.public_destination = public.select(pl.len()).collect(engine="streaming").item()
 
     exploded = public
@@ -330,7 +334,7 @@ def _aggregate(
     flagged = summed.filter(pl.col(TOTAL) >= spec.threshold).with_columns(
         pl.col(FIRST_SEEN, LAST_SEEN).cast(pl.Datetime("ms", "UTC"))
     )
-    flagged = _with_context(flagged, exploded, keys)
+    flagged = _with_context(flagged, exploded, keys, spill.directory)
     flagged = flagged.sort(
         [TOTAL, *f.GROUP_FIELDS],
         descending=[True, False, False, False],
@@ -345,16 +349,23 @@ def _aggregate(
     return flagged.drop(empty) if flagged.height else flagged
 
 
-def _with_context(flagged: pl.DataFrame, events: pl.LazyFrame, keys: list[str]) -> pl.DataFrame:
-    """Each context field's distinct values per flagged group, from distinct (keys, value)
-    pairs of the flagged groups only, so that memory holds values, not events."""
+def _with_context(
+    flagged: pl.DataFrame, events: pl.LazyFrame, keys: list[str], scratch: Path
+) -> pl.DataFrame:
+    """Each context field's distinct values per flagged group. The events of the flagged
+    groups are written once to a scratch file (streamed, so memory holds no events), and
+    each field's distinct (keys, value) pairs are taken from there."""
     wanted = flagged.lazy().select(keys)
+    subset = scratch / "flagged-events.arrow"
+    events.select(*keys, *f.CONTEXT_FIELDS).join(
+        wanted, on=keys, how="semi", nulls_equal=True
+    ).sink_ipc(subset)
     for name in f.CONTEXT_FIELDS:
         values = (
-            events.select(*keys, name)
+            pl.scan_ipc(subset)
+            .select(*keys, name)
             .explode(name)
             .drop_nulls(name)
-            .join(wanted, on=keys, how="semi", nulls_equal=True)
             .unique()
             .group_by(keys)
             .agg(pl.col(name).sort())
