@@ -161,12 +161,19 @@ class _Spill:
             return pl.LazyFrame(schema=schema)
         return pl.scan_ipc(self._files)
 
-    def count_stamps_after(self, cutoff_ms: int) -> int:
-        held = sum(int((s > cutoff_ms).sum()) for s in self._stamps)
+    def count_stamps(self, *, after: int | None = None, before: int | None = None) -> int:
+        """How many timestamps are in (``after``, ``before``)."""
+        bounds = pl.lit(True)
+        if after is not None:
+            bounds &= pl.col(_TS) > after
+        if before is not None:
+            bounds &= pl.col(_TS) < before
+        frames = [s.to_frame() for s in self._stamps]
+        held = sum(frame.select(bounds.sum()).item() for frame in frames)
         if not self._stamp_files:
-            return held
-        stored = pl.scan_ipc(self._stamp_files).filter(pl.col(_TS) > cutoff_ms)
-        return held + int(stored.select(pl.len()).collect(engine="streaming").item())
+            return int(held)
+        stored = pl.scan_ipc(self._stamp_files).filter(bounds)
+        return int(held) + int(stored.select(pl.len()).collect(engine="streaming").item())
 
 
 def _candidate_schema() -> dict[str, Any]:
@@ -253,27 +260,21 @@ def _moment(ms: int | None) -> datetime | None:
         return None
 
 
-def _aggregate(
-    spill: _Spill, spec: HuntSpec, cutoff_ms: int | None, counts: Counts
-) -> pl.DataFrame:
+def public_events(
+    spill: _Spill, cidrs: tuple[Any, ...], in_period: pl.Expr, counts: Counts
+) -> pl.LazyFrame:
+    """The candidate rows in the period whose destination is public, one row per group
+    key combination (a multi-valued key puts the row in each of its groups). Counts the
+    event matches in the period and the public ones. The rows are written once to the
+    scratch directory, and read from there by every later step."""
     candidates = spill.scan(_candidate_schema())
-    if spec.window is None:
-        in_window = pl.lit(True)
-        counts.time_window = counts.valid
-    elif cutoff_ms is None:  # no anchor for the window: nothing can be in it
-        in_window = pl.lit(False)
-        counts.time_window = 0
-    else:
-        in_window = pl.col(_TS) > cutoff_ms
-        counts.time_window = spill.count_stamps_after(cutoff_ms)
-    windowed = candidates.filter(in_window)
+    windowed = candidates.filter(in_period)
     matched = windowed.select(pl.len(), pl.col(_HAS_BYTES).sum()).collect(engine="streaming")
     counts.event_match, counts.event_match_with_bytes = (int(v or 0) for v in matched.row(0))
-    counts.time_window += counts.event_match
 
     addresses = windowed.select(pl.col(f.DEST_IP).explode().drop_nulls().unique())
     texts = addresses.collect(engine="streaming").to_series().to_list()
-    table = classify(texts, spec.cidrs)
+    table = classify(texts, cidrs)
     valid = table.filter(pl.col("ip_canon").is_not_null())
     canon = (
         pl.col(f.DEST_IP)
@@ -311,6 +312,23 @@ def _aggregate(
             .otherwise(pl.col(name))
             .alias(name)
         ).explode(name)
+    return exploded
+
+
+def _aggregate(
+    spill: _Spill, spec: HuntSpec, cutoff_ms: int | None, counts: Counts
+) -> pl.DataFrame:
+    if spec.window is None:
+        in_window = pl.lit(True)
+        counts.time_window = counts.valid
+    elif cutoff_ms is None:  # no anchor for the window: nothing can be in it
+        in_window = pl.lit(False)
+        counts.time_window = 0
+    else:
+        in_window = pl.col(_TS) > cutoff_ms
+        counts.time_window = spill.count_stamps(after=cutoff_ms)
+    exploded = public_events(spill, spec.cidrs, in_window, counts)
+    counts.time_window += counts.event_match
     keys = list(f.GROUP_FIELDS)
     # Only streamable aggregations here: memory holds the groups, never their events.
     groups = exploded.group_by(keys).agg(
