@@ -6,6 +6,8 @@ from __future__ import annotations
 import os
 import sys
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Annotated, Any, NoReturn
 
@@ -14,15 +16,23 @@ import typer
 from egress_offline import __version__
 from egress_offline.engine import run_hunt
 from egress_offline.errors import EgressError, UsageError
-from egress_offline.ranges import parse_cidr
-from egress_offline.report import report_json, summary_lines
+from egress_offline.ranges import CidrBlock, parse_cidr
+from egress_offline.report import (
+    report_json,
+    summary_lines,
+    sweep_report_json,
+    sweep_summary_lines,
+)
 from egress_offline.spec import (
     HuntSpec,
+    SweepSpec,
     parse_duration,
     parse_now,
     parse_size,
+    parse_time,
     read_cidr_file,
 )
+from egress_offline.sweep import run_sweep
 from egress_offline.writers import format_for, inert, render, write_atomic
 
 app = typer.Typer(
@@ -55,17 +65,106 @@ def main(
     """Offline threat hunting over Elastic Endpoint exports."""
 
 
+# Options that hunt and sweep share, declared once.
+Paths = Annotated[
+    list[str],
+    typer.Argument(
+        metavar="PATH",
+        help="Export files, directories (searched recursively), globs, or - for stdin. "
+        "NDJSON (.gz/.zst too), a JSON array or _search response, or Parquet.",
+        show_default=False,
+    ),
+]
+OsFamily = Annotated[
+    list[str] | None,
+    typer.Option(
+        help="host.os.family to keep (repeatable); 'any' removes the filter. Default: windows.",
+        show_default=False,
+        metavar="NAME",
+    ),
+]
+Threshold = Annotated[
+    str,
+    typer.Option(
+        metavar="SIZE",
+        help="Flag groups at or above this: bytes, KB/MB/GB/TB or KiB/MiB/GiB/TiB.",
+    ),
+]
+ExcludeCidr = Annotated[
+    list[str] | None,
+    typer.Option(
+        help="Another non-public range to exclude (repeatable).",
+        show_default=False,
+        metavar="CIDR",
+    ),
+]
+ExcludeCidrFile = Annotated[
+    Path | None,
+    typer.Option(
+        help="File of ranges to exclude, one per line, # comments.",
+        show_default=False,
+        metavar="FILE",
+    ),
+]
+Output = Annotated[
+    Path | None,
+    typer.Option(
+        "--output",
+        "-o",
+        help="Write the rows here (atomically); default stdout.",
+        show_default=False,
+        metavar="FILE",
+    ),
+]
+Format = Annotated[
+    str | None,
+    typer.Option(
+        "--format",
+        metavar="FORMAT",
+        help="csv, ndjson, json, parquet or table; default from the "
+        "output's extension, else table on a terminal and csv when piped.",
+        show_default=False,
+    ),
+]
+Report = Annotated[
+    Path | None,
+    typer.Option(
+        help="Write a JSON run report: parameters, inputs with SHA-256, counts.",
+        show_default=False,
+        metavar="FILE",
+    ),
+]
+Strict = Annotated[
+    bool, typer.Option("--strict", help="Stop at the first malformed record (exit 1).")
+]
+ExcelSafe = Annotated[
+    bool,
+    typer.Option(
+        "--excel-safe",
+        help="CSV: prefix cells starting with = + - @ with a quote "
+        "so spreadsheets do not run them as formulas.",
+    ),
+]
+Quiet = Annotated[
+    bool, typer.Option("--quiet", "-q", help="No summary and no progress bar on stderr.")
+]
+
+
+@dataclass(frozen=True)
+class _Delivery:
+    """Where and how a command's result goes."""
+
+    paths: list[str]
+    output: Path | None
+    fmt: str | None
+    report: Path | None
+    excel_safe: bool
+    quiet: bool
+
+
 @app.command()
 def hunt(
-    paths: Annotated[
-        list[str],
-        typer.Argument(
-            metavar="PATH",
-            help="Export files, directories (searched recursively), globs, or - for stdin. "
-            "NDJSON (.gz/.zst too), a JSON array or _search response, or Parquet.",
-            show_default=False,
-        ),
-    ],
+    paths: Paths,
     *,
     now: Annotated[
         str,
@@ -82,116 +181,126 @@ def hunt(
         ),
     ] = "8h",
     all_time: Annotated[bool, typer.Option("--all-time", help="No time filter.")] = False,
-    os_family: Annotated[
-        list[str] | None,
-        typer.Option(
-            help="host.os.family to keep (repeatable); 'any' removes the filter. Default: windows.",
-            show_default=False,
-            metavar="NAME",
-        ),
-    ] = None,
-    threshold: Annotated[
-        str,
-        typer.Option(
-            metavar="SIZE",
-            help="Flag groups at or above this: bytes, KB/MB/GB/TB or KiB/MiB/GiB/TiB.",
-        ),
-    ] = "1073741824",
-    exclude_cidr: Annotated[
-        list[str] | None,
-        typer.Option(
-            help="Another non-public range to exclude (repeatable).",
-            show_default=False,
-            metavar="CIDR",
-        ),
-    ] = None,
-    exclude_cidr_file: Annotated[
-        Path | None,
-        typer.Option(
-            help="File of ranges to exclude, one per line, # comments.",
-            show_default=False,
-            metavar="FILE",
-        ),
-    ] = None,
-    output: Annotated[
-        Path | None,
-        typer.Option(
-            "--output",
-            "-o",
-            help="Write the rows here (atomically); default stdout.",
-            show_default=False,
-            metavar="FILE",
-        ),
-    ] = None,
-    fmt: Annotated[
-        str | None,
-        typer.Option(
-            "--format",
-            metavar="FORMAT",
-            help="csv, ndjson, json, parquet or table; default from the "
-            "output's extension, else table on a terminal and csv when piped.",
-            show_default=False,
-        ),
-    ] = None,
-    report: Annotated[
-        Path | None,
-        typer.Option(
-            help="Write a JSON run report: parameters, inputs with SHA-256, counts.",
-            show_default=False,
-            metavar="FILE",
-        ),
-    ] = None,
-    strict: Annotated[
-        bool, typer.Option("--strict", help="Stop at the first malformed record (exit 1).")
-    ] = False,
-    excel_safe: Annotated[
-        bool,
-        typer.Option(
-            "--excel-safe",
-            help="CSV: prefix cells starting with = + - @ with a quote "
-            "so spreadsheets do not run them as formulas.",
-        ),
-    ] = False,
-    quiet: Annotated[
-        bool, typer.Option("--quiet", "-q", help="No summary and no progress bar on stderr.")
-    ] = False,
+    os_family: OsFamily = None,
+    threshold: Threshold = "1073741824",
+    exclude_cidr: ExcludeCidr = None,
+    exclude_cidr_file: ExcludeCidrFile = None,
+    output: Output = None,
+    fmt: Format = None,
+    report: Report = None,
+    strict: Strict = False,
+    excel_safe: ExcelSafe = False,
+    quiet: Quiet = False,
 ) -> None:
     """Flag processes that sent at least --threshold bytes to one public destination."""
-    try:
-        spec = _build_spec(
-            now=now,
-            window=window,
-            all_time=all_time,
-            os_family=os_family,
-            threshold=threshold,
-            exclude_cidr=exclude_cidr,
-            exclude_cidr_file=exclude_cidr_file,
+    delivery = _Delivery(paths, output, fmt, report, excel_safe, quiet)
+
+    def build() -> HuntSpec:
+        families, extra = _filters(os_family, exclude_cidr, exclude_cidr_file)
+        return HuntSpec(
+            now=parse_now(now),
+            window=None if all_time else parse_duration(window),
+            os_families=families,
+            threshold=parse_size(threshold),
+            extra_cidrs=extra,
             strict=strict,
         )
-        out_format = format_for(output, fmt, terminal=sys.stdout.isatty())
-        if out_format == "parquet" and output is None and sys.stdout.isatty():
+
+    _run(delivery, build, run_hunt, summary_lines, report_json)
+
+
+@app.command()
+def sweep(
+    paths: Paths,
+    *,
+    window: Annotated[
+        str,
+        typer.Option(
+            metavar="DURATION",
+            help="The sliding window in which a group's bytes are summed: s, m, h, d.",
+        ),
+    ] = "8h",
+    since: Annotated[
+        str | None,
+        typer.Option(
+            metavar="TIME",
+            help="Sweep events at or after this ISO-8601 time only.",
+            show_default=False,
+        ),
+    ] = None,
+    until: Annotated[
+        str | None,
+        typer.Option(
+            metavar="TIME",
+            help="Sweep events before this ISO-8601 time only.",
+            show_default=False,
+        ),
+    ] = None,
+    os_family: OsFamily = None,
+    threshold: Threshold = "1073741824",
+    exclude_cidr: ExcludeCidr = None,
+    exclude_cidr_file: ExcludeCidrFile = None,
+    output: Output = None,
+    fmt: Format = None,
+    report: Report = None,
+    strict: Strict = False,
+    excel_safe: ExcelSafe = False,
+    quiet: Quiet = False,
+) -> None:
+    """Flag every process that sent at least --threshold bytes to one public destination
+    within any --window, over the whole dump (a true sliding window)."""
+    delivery = _Delivery(paths, output, fmt, report, excel_safe, quiet)
+
+    def build() -> SweepSpec:
+        families, extra = _filters(os_family, exclude_cidr, exclude_cidr_file)
+        return SweepSpec(
+            window=parse_duration(window),
+            since=None if since is None else parse_time(since, "--since"),
+            until=None if until is None else parse_time(until, "--until"),
+            os_families=families,
+            threshold=parse_size(threshold),
+            extra_cidrs=extra,
+            strict=strict,
+        )
+
+    _run(delivery, build, run_sweep, sweep_summary_lines, sweep_report_json)
+
+
+def _run(delivery: _Delivery, build: Callable[[], Any], runner: Callable[..., Any],
+         summary: Callable[[Any], list[str]],
+         report_of: Callable[..., bytes]) -> None:  # fmt: skip
+    """Build the spec, run, write the rows, the report and the summary; map every error a
+    user can cause to one line and an exit code."""
+    try:
+        spec = build()
+        out_format = format_for(delivery.output, delivery.fmt, terminal=sys.stdout.isatty())
+        if out_format == "parquet" and delivery.output is None and sys.stdout.isatty():
             raise UsageError("--format parquet: will not write binary to a terminal; add -o FILE")
-        for target in (output, report):
-            _check_outside_inputs(target, paths)
-        display = _ProgressDisplay(enabled=not quiet and sys.stderr.isatty())
+        for target in (delivery.output, delivery.report):
+            _check_outside_inputs(target, delivery.paths)
+        display = _ProgressDisplay(enabled=not delivery.quiet and sys.stderr.isatty())
         try:
-            result = run_hunt(paths, spec, hash_inputs=report is not None, progress=display)
+            result = runner(
+                delivery.paths, spec, hash_inputs=delivery.report is not None, progress=display
+            )
         finally:
             display.close()
-        _check_not_an_input(output, result.files)
-        _check_not_an_input(report, result.files)
-        if output is None:
+        _check_not_an_input(delivery.output, result.files)
+        _check_not_an_input(delivery.report, result.files)
+        excel_safe = delivery.excel_safe
+        if delivery.output is None:
             render(result.rows, out_format, sys.stdout.buffer, excel_safe=excel_safe)
             sys.stdout.buffer.flush()
         else:
             write_atomic(
-                output, lambda sink: render(result.rows, out_format, sink, excel_safe=excel_safe)
+                delivery.output,
+                lambda sink: render(result.rows, out_format, sink, excel_safe=excel_safe),
             )
-        if report is not None:
-            payload = report_json(result, version=__version__)
-            write_atomic(report, lambda sink: _write_bytes(sink, payload))
-        if not quiet:
-            sys.stderr.write("\n".join(summary_lines(result)) + "\n")
+        if delivery.report is not None:
+            payload = report_of(result, version=__version__)
+            write_atomic(delivery.report, lambda sink: _write_bytes(sink, payload))
+        if not delivery.quiet:
+            sys.stderr.write("\n".join(summary(result)) + "\n")
     except EgressError as exc:
         _fail(str(exc), exc.exit_code)
     except KeyboardInterrupt:
@@ -203,29 +312,14 @@ def hunt(
         _fail(f"{exc.filename or 'output'}: {exc.strerror}; nothing was written", 1)
 
 
-def _build_spec(
-    *,
-    now: str,
-    window: str,
-    all_time: bool,
-    os_family: list[str] | None,
-    threshold: str,
-    exclude_cidr: list[str] | None,
-    exclude_cidr_file: Path | None,
-    strict: bool,
-) -> HuntSpec:
+def _filters(
+    os_family: list[str] | None, exclude_cidr: list[str] | None, exclude_cidr_file: Path | None
+) -> tuple[tuple[str, ...] | None, tuple[CidrBlock, ...]]:
     families = tuple(os_family or ["windows"])
     extra = tuple(parse_cidr(text) for text in exclude_cidr or [])
     if exclude_cidr_file is not None:
         extra += read_cidr_file(exclude_cidr_file)
-    return HuntSpec(
-        now=parse_now(now),
-        window=None if all_time else parse_duration(window),
-        os_families=None if "any" in families else families,
-        threshold=parse_size(threshold),
-        extra_cidrs=extra,
-        strict=strict,
-    )
+    return (None if "any" in families else families), extra
 
 
 def _check_outside_inputs(target: Path | None, paths: list[str]) -> None:

@@ -47,7 +47,7 @@ from egress_offline.sources import (
     open_inputs,
     read_batches,
 )
-from egress_offline.spec import HuntSpec, iso_ms
+from egress_offline.spec import HuntSpec, SweepSpec, iso_ms
 
 __all__ = ["OUTPUT_COLUMNS", "Counts", "HuntResult", "ProgressHook", "run_hunt"]
 
@@ -156,6 +156,10 @@ class _Spill:
         self._stamp_files.append(path)
         self._stamps.clear()
 
+    @property
+    def files(self) -> list[Path]:
+        return list(self._files)
+
     def scan(self, schema: dict[str, Any]) -> pl.LazyFrame:
         if not self._files:
             return pl.LazyFrame(schema=schema)
@@ -190,7 +194,11 @@ def _candidate_schema() -> dict[str, Any]:
 
 
 def _reduce_batch(
-    batch: pl.DataFrame, spec: HuntSpec, spill: _Spill, extent: list[int], floor: TimeFloor
+    batch: pl.DataFrame,
+    spec: HuntSpec | SweepSpec,
+    spill: _Spill,
+    extent: list[int],
+    floor: TimeFloor,
 ) -> None:
     """Fold one field batch into the data's time extent and the spill: the candidate rows,
     and the timestamps of the other records. Rows at or below the floor are certainly
@@ -287,21 +295,29 @@ def public_events(
         .list.unique()
     )
     by_canon = valid.unique("ip_canon")
-    public = (
-        windowed.with_columns(canon.alias("__canon"))
-        .filter(pl.col("__canon").list.len() == 1)
-        .filter(
-            ~pl.col("__canon")
-            .list.first()
-            .replace_strict(
-                by_canon["ip_canon"], by_canon["ip_excluded"], default=None, return_dtype=pl.Boolean
-            )
+    public_only = (
+        pl.col("__canon")
+        .list.first()
+        .replace_strict(
+            by_canon["ip_canon"], by_canon["ip_excluded"], default=None, return_dtype=pl.Boolean
         )
+        .not_()
     )
-    # written once (streamed), then read by the count, the grouping and the context
-    public_path = spill.directory / "public.arrow"
-    public.sink_ipc(public_path)
-    public = pl.scan_ipc(public_path)
+    # One spilled batch at a time, eagerly: the streaming engine would hold every row for
+    # the list expression. Written to scratch, then read by every later step.
+    public_paths = []
+    for number, path in enumerate(spill.files):
+        part = (
+            pl.read_ipc(path)
+            .filter(in_period)
+            .with_columns(canon.alias("__canon"))
+            .filter((pl.col("__canon").list.len() == 1) & public_only)
+            .drop("__canon")
+        )
+        if part.height:
+            public_paths.append(spill.directory / f"public-{number:06d}.arrow")
+            part.write_ipc(public_paths[-1], compression="uncompressed")
+    public = pl.scan_ipc(public_paths) if public_paths else candidates.clear()
     counts.public_destination = public.select(pl.len()).collect(engine="streaming").item()
 
     exploded = public
@@ -425,8 +441,6 @@ def run_hunt(
     spec = spec or HuntSpec()
     started = time.perf_counter()
     counts = Counts()
-    extent = [2**63 - 1, -(2**63)]
-    reports: list[FileReport] = []
     fixed_now = _fixed_now(spec)
     window_ms = spec.window_ms
     floor = TimeFloor(
@@ -438,26 +452,9 @@ def run_hunt(
         open_inputs(paths) as inputs,
     ):
         spill = _Spill(Path(scratch))
-        for number, file in enumerate(inputs.files, start=1):
-            report = FileReport(
-                name=file.name,
-                format=file.format,
-                compression=file.compression,
-                size=file.size,
-                unit="line",
-            )
-            reports.append(report)
-            tell = None
-            if progress is not None:
-                tell = partial(progress, file.name, number, len(inputs.files))
-            _read_file(file, report, spec=spec, spill=spill, extent=extent, floor=floor,
-                       tell=tell)  # fmt: skip
-            if hash_inputs:
-                report.sha256 = _sha256(file.path)
-        counts.records = sum(r.records for r in reports)
-        counts.malformed = sum(r.malformed for r in reports)
-        counts.valid = counts.records - counts.malformed
-        first_ms, last_ms = (extent[0], extent[1]) if extent[0] <= extent[1] else (None, None)
+        reports, first_ms, last_ms = read_inputs(
+            inputs, spec, spill, floor, counts, hash_inputs=hash_inputs, progress=progress
+        )
         now_ms = last_ms if spec.now == "latest" else fixed_now
         cutoff_ms = None if window_ms is None or now_ms is None else now_ms - window_ms
         rows = _aggregate(spill, spec, cutoff_ms, counts)
@@ -481,7 +478,45 @@ def run_hunt(
     return result
 
 
-def _read_file(file: Any, report: FileReport, *, spec: HuntSpec, spill: _Spill,
+def read_inputs(
+    inputs: Inputs,
+    spec: HuntSpec | SweepSpec,
+    spill: _Spill,
+    floor: TimeFloor,
+    counts: Counts,
+    *,
+    hash_inputs: bool,
+    progress: ProgressHook | None,
+) -> tuple[list[FileReport], int | None, int | None]:
+    """Read every input into ``spill``; count records. Returns the file reports and the
+    data's first and last @timestamp (epoch ms)."""
+    extent = [2**63 - 1, -(2**63)]
+    reports: list[FileReport] = []
+    for number, file in enumerate(inputs.files, start=1):
+        report = FileReport(
+            name=file.name,
+            format=file.format,
+            compression=file.compression,
+            size=file.size,
+            unit="line",
+        )
+        reports.append(report)
+        tell = None
+        if progress is not None:
+            tell = partial(progress, file.name, number, len(inputs.files))
+        _read_file(file, report, spec=spec, spill=spill, extent=extent, floor=floor,
+                   tell=tell)  # fmt: skip
+        if hash_inputs:
+            report.sha256 = _sha256(file.path)
+    counts.records = sum(r.records for r in reports)
+    counts.malformed = sum(r.malformed for r in reports)
+    counts.valid = counts.records - counts.malformed
+    if extent[0] > extent[1]:
+        return reports, None, None
+    return reports, extent[0], extent[1]
+
+
+def _read_file(file: Any, report: FileReport, *, spec: HuntSpec | SweepSpec, spill: _Spill,
                extent: list[int], floor: TimeFloor,
                tell: Callable[[float, int], None] | None = None) -> None:  # fmt: skip
     mark = spill.mark()

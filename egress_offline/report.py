@@ -11,10 +11,17 @@ import json
 from typing import Any
 
 from egress_offline.engine import HuntResult
+from egress_offline.sources import FileReport
 from egress_offline.spec import iso_ms
+from egress_offline.sweep import SweepResult
 from egress_offline.writers import inert
 
-__all__ = ["report_dict", "summary_lines"]
+__all__ = [
+    "report_dict",
+    "summary_lines",
+    "sweep_report_dict",
+    "sweep_summary_lines",
+]
 
 
 def _window_text(result: HuntResult) -> str:
@@ -60,20 +67,44 @@ def summary_lines(result: HuntResult) -> list[str]:
         f"window: {_window_text(result)}",
         f"data:   {iso_ms(result.first_ms) or '-'} .. {iso_ms(result.last_ms) or '-'}",
     ]
-    for file in result.files:
+    lines += _file_lines(result.files, result.skipped)
+    lines.extend(f"warning: {note}" for note in result.warnings)
+    lines.append(f"elapsed {result.elapsed_seconds:.2f} s")
+    return lines
+
+
+def _file_lines(files: list[FileReport], skipped: list[str]) -> list[str]:
+    lines = []
+    for file in files:
         if file.malformed or file.damage:
             where = "; ".join(file.positions)
             more = f" (first: {where})" if where else ""
             lines.append(f"{inert(file.name)}: {file.malformed:,} malformed skipped{more}")
             if file.damage:
                 lines.append(f"{inert(file.name)}: {file.damage}")
-    for path in result.skipped[:10]:
+    for path in skipped[:10]:
         lines.append(f"skipped: {inert(path)}")
-    if len(result.skipped) > 10:
-        lines.append(f"skipped: ... and {len(result.skipped) - 10} more")
-    lines.extend(f"warning: {note}" for note in result.warnings)
-    lines.append(f"elapsed {result.elapsed_seconds:.2f} s")
+    if len(skipped) > 10:
+        lines.append(f"skipped: ... and {len(skipped) - 10} more")
     return lines
+
+
+def _inputs(files: list[FileReport]) -> list[dict[str, Any]]:
+    return [
+        {
+            "path": file.name,
+            "format": file.format,
+            "compression": file.compression,
+            "size_bytes": file.size,
+            "sha256": file.sha256,
+            "records": file.records,
+            "malformed": file.malformed,
+            "malformed_first": file.positions,
+            "damage": file.damage,
+            "reader": file.reader,
+        }
+        for file in files
+    ]
 
 
 def report_dict(result: HuntResult, *, version: str) -> dict[str, Any]:
@@ -93,21 +124,7 @@ def report_dict(result: HuntResult, *, version: str) -> dict[str, Any]:
             "excluded_cidrs": [block.text for block in spec.cidrs],
             "strict": spec.strict,
         },
-        "inputs": [
-            {
-                "path": file.name,
-                "format": file.format,
-                "compression": file.compression,
-                "size_bytes": file.size,
-                "sha256": file.sha256,
-                "records": file.records,
-                "malformed": file.malformed,
-                "malformed_first": file.positions,
-                "damage": file.damage,
-                "reader": file.reader,
-            }
-            for file in result.files
-        ],
+        "inputs": _inputs(result.files),
         "skipped_paths": result.skipped,
         "counts": {
             "records": counts.records,
@@ -128,3 +145,72 @@ def report_dict(result: HuntResult, *, version: str) -> dict[str, Any]:
 
 def report_json(result: HuntResult, *, version: str) -> bytes:
     return (json.dumps(report_dict(result, version=version), indent=2) + "\n").encode("utf-8")
+
+
+def sweep_summary_lines(result: SweepResult) -> list[str]:
+    """The sweep's summary; every record is accounted for and the counts add up."""
+    c = result.counts
+    spec = result.spec
+    families = "any" if spec.os_families is None else ",".join(spec.os_families)
+    window = _duration(spec.window.total_seconds())
+    steps = [
+        ("records read", c.records),
+        ("  malformed, skipped", c.malformed),
+        ("  valid", c.valid),
+        ("@timestamp in period", c.time_window),
+        (f"{families} network disconnect_received", c.event_match),
+        ("destination.ip public", c.public_destination),
+        ("groups", c.groups),
+        (f"flagged (>= {spec.threshold} bytes in any {window})", c.flagged),
+    ]
+    width = max(len(label) for label, _ in steps) + 2
+    lines = [f"{label:<{width}}{count:>12,}" for label, count in steps]
+    period = f"{iso_ms(spec.since_ms) or 'the start'} .. {iso_ms(spec.until_ms) or 'the end'}"
+    lines += [
+        f"period: {period} (until exclusive); sliding window {window}",
+        f"data:   {iso_ms(result.first_ms) or '-'} .. {iso_ms(result.last_ms) or '-'}",
+    ]
+    lines += _file_lines(result.files, result.skipped)
+    lines.extend(f"warning: {note}" for note in result.warnings)
+    lines.append(f"elapsed {result.elapsed_seconds:.2f} s")
+    return lines
+
+
+def sweep_report_dict(result: SweepResult, *, version: str) -> dict[str, Any]:
+    spec = result.spec
+    counts = result.counts
+    return {
+        "tool": "egress-offline",
+        "version": version,
+        "sweep": "Egress Network Connections with Total Bytes Greater than Threshold, "
+        "in any sliding window",
+        "parameters": {
+            "window_seconds": spec.window.total_seconds(),
+            "since": iso_ms(spec.since_ms),
+            "until_exclusive": iso_ms(spec.until_ms),
+            "os_families": None if spec.os_families is None else list(spec.os_families),
+            "threshold_bytes": spec.threshold,
+            "excluded_cidrs": [block.text for block in spec.cidrs],
+            "strict": spec.strict,
+        },
+        "inputs": _inputs(result.files),
+        "skipped_paths": result.skipped,
+        "counts": {
+            "records": counts.records,
+            "malformed": counts.malformed,
+            "valid": counts.valid,
+            "after_period": counts.time_window,
+            "after_event_match": counts.event_match,
+            "after_public_destination": counts.public_destination,
+            "groups": counts.groups,
+            "flagged": counts.flagged,
+        },
+        "partitions": result.partitions,
+        "data_time_range": {"first": iso_ms(result.first_ms), "last": iso_ms(result.last_ms)},
+        "warnings": result.warnings,
+        "elapsed_seconds": round(result.elapsed_seconds, 3),
+    }
+
+
+def sweep_report_json(result: SweepResult, *, version: str) -> bytes:
+    return (json.dumps(sweep_report_dict(result, version=version), indent=2) + "\n").encode()

@@ -78,7 +78,7 @@ _PARQUET_MAGIC: Final = b"PAR1"
 _PEEK: Final = 64 * 1024
 _BLOCK: Final = 8 * 1024 * 1024
 _CHUNK_ROWS: Final = 16_384  # NDJSON rows a streamed batch holds: bounds memory, amortises work
-_PARQUET_ROWS: Final = 65_536  # Parquet rows a batch holds: narrow after projection
+_PARQUET_ROWS: Final = 16_384  # Parquet rows a batch holds: narrow after projection
 _BISECT_FLOOR: Final = 32  # below this many lines a failing slice is decoded line by line
 MAX_POSITIONS: Final = 5  # how many malformed positions a file report keeps
 POS: Final = "__pos"
@@ -546,7 +546,7 @@ def read_batches(file: InputFile, report: FileReport, *, strict: bool,
 
 
 _DECODE_PIECE: Final = 64  # lines decoded as one chunk (see _json_decode)
-_DECODE_BYTES: Final = 32 << 20  # text of lines to decode gathered before decoding
+_DECODE_BYTES: Final = 16 << 20  # text of lines to decode gathered before decoding
 _LINE_ROWS: Final = 16_384  # NDJSON lines a streamed batch holds, at least
 _MAX_LINE_ROWS: Final = 1 << 20  # and at most
 _SHAPE_START: Final = r"^[\s\ufeff]*\{"

@@ -20,10 +20,12 @@ __all__ = [
     "DEFAULT_WINDOW",
     "HuntSpec",
     "NowMode",
+    "SweepSpec",
     "iso_ms",
     "parse_duration",
     "parse_now",
     "parse_size",
+    "parse_time",
     "read_cidr_file",
 ]
 
@@ -80,12 +82,16 @@ def parse_now(text: str) -> NowMode | datetime:
     lowered = text.strip().lower()
     if lowered in ("latest", "wall"):
         return lowered  # type: ignore[return-value]
+    return parse_time(text, "--now", "'latest', 'wall' or ")
+
+
+def parse_time(text: str, option: str, alternatives: str = "") -> datetime:
+    """An ISO-8601 time; a time without offset is UTC."""
     try:
         moment = datetime.fromisoformat(text.strip().replace("z", "Z"))
     except ValueError:
         raise UsageError(
-            f"--now: {text!r} is not 'latest', 'wall' or an ISO-8601 time such as "
-            "2024-05-01T12:00:00Z"
+            f"{option}: {text!r} is not {alternatives}an ISO-8601 time such as 2024-05-01T12:00:00Z"
         ) from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
@@ -152,6 +158,57 @@ class HuntSpec:
     @property
     def window_ms(self) -> int | None:
         return None if self.window is None else int(self.window.total_seconds() * 1000)
+
+
+@dataclass(frozen=True, kw_only=True)
+class SweepSpec:
+    """What to sweep a historical dump for: the hunt's row filters, no anchor time, and a
+    sliding ``window`` in which a group's bytes are summed. ``since`` (inclusive) and
+    ``until`` (exclusive) bound the period swept; None leaves it open. Validated on
+    construction, never changed."""
+
+    window: timedelta = DEFAULT_WINDOW
+    since: datetime | None = None
+    until: datetime | None = None
+    os_families: tuple[str, ...] | None = ("windows",)
+    threshold: int = DEFAULT_THRESHOLD
+    extra_cidrs: tuple[CidrBlock, ...] = ()
+    strict: bool = False
+    seed_cidrs: tuple[CidrBlock, ...] = field(
+        default_factory=lambda: tuple(parse_cidr(c) for c in SEED_CIDRS), repr=False
+    )
+
+    def __post_init__(self) -> None:
+        if self.window <= timedelta(0):
+            raise UsageError("window: must be longer than zero")
+        for name in ("since", "until"):
+            moment = getattr(self, name)
+            if moment is not None and moment.tzinfo is None:
+                raise UsageError(f"{name}: a time needs a UTC offset")
+        if self.since is not None and self.until is not None and self.since >= self.until:
+            raise UsageError("since: must be before until")
+        if isinstance(self.threshold, bool) or not isinstance(self.threshold, int):
+            raise UsageError("threshold: must be a whole number of bytes")
+        if not 0 <= self.threshold < 2**63:
+            raise UsageError("threshold: must be between 0 and 2^63-1 bytes")
+        if self.os_families is not None and not self.os_families:
+            raise UsageError("os_families: give at least one family, or None for any")
+
+    @property
+    def cidrs(self) -> tuple[CidrBlock, ...]:
+        return self.seed_cidrs + self.extra_cidrs
+
+    @property
+    def window_ms(self) -> int:
+        return int(self.window.total_seconds() * 1000)
+
+    @property
+    def since_ms(self) -> int | None:
+        return None if self.since is None else int(self.since.timestamp() * 1000)
+
+    @property
+    def until_ms(self) -> int | None:
+        return None if self.until is None else int(self.until.timestamp() * 1000)
 
 
 def iso_ms(ms: int | None) -> str | None:

@@ -173,12 +173,12 @@ def table_text(rows: pl.DataFrame, *, width: int | None = None) -> str:
         table.add_column(
             Text(name),
             overflow="fold",
-            justify="right" if name in ("total_bytes_out", "connections") else "left",
+            justify="right" if name in ("total_bytes_out", "peak_bytes", "connections") else "left",
         )
     for record in rows.iter_rows(named=True):
         cells = []
         for name, value in record.items():
-            if name == "total_bytes_out":
+            if name in ("total_bytes_out", "peak_bytes"):
                 text = human_bytes(value)
             elif value is None:
                 text = ""

@@ -1,0 +1,232 @@
+"""sweep: every exfiltration episode in a historical dump, not only the last 8 hours.
+
+Data flow::
+
+    sources -> normalise -> row filters (as the hunt) -> spill -> period -> CIDR
+        -> keys exploded -> hash partitions on disk -> per group, a sliding window over
+        its sorted events -> peak -> threshold -> SweepResult
+
+For each group, the sum of ``source.bytes`` over the events in ``(t - window, t]`` is
+taken at every event time ``t`` (a true sliding window: every episode, wherever it
+starts), and the largest is the group's peak. Events with equal timestamps are all in
+each other's windows. The events are split by a hash of the group keys into partitions
+written to disk and read one at a time, so memory holds one partition's events, never the
+whole dump.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Final
+
+import polars as pl
+
+from egress_offline import fields as f
+from egress_offline.engine import (
+    _N,
+    _SUM,
+    _TS,
+    CONNECTIONS,
+    FIRST_SEEN,
+    LAST_SEEN,
+    TOTAL,
+    Counts,
+    ProgressHook,
+    _moment,
+    _Spill,
+    _with_context,
+    public_events,
+    read_inputs,
+)
+from egress_offline.sources import FileReport, TimeFloor, open_inputs
+from egress_offline.spec import SweepSpec
+
+__all__ = ["SWEEP_COLUMNS", "SweepResult", "run_sweep"]
+
+PEAK: Final = "peak_bytes"
+PEAK_START: Final = "peak_window_start"
+PEAK_END: Final = "peak_window_end"
+#: Output columns, in order. The last two are dropped when no flagged row has a value.
+SWEEP_COLUMNS: Final = (
+    PEAK,
+    *f.GROUP_FIELDS,
+    PEAK_START,
+    PEAK_END,
+    TOTAL,
+    f.HOST_NAME,
+    f.USER_NAME,
+    CONNECTIONS,
+    FIRST_SEEN,
+    LAST_SEEN,
+    f.DEST_PORT,
+    f.DEST_AS_ORG,
+)
+_OPTIONAL: Final = (f.DEST_PORT, f.DEST_AS_ORG)
+_PARTITION_ROWS: Final = 100_000  # events a partition holds, about
+_LONG_MIN: Final = -(2**63)
+_LONG_MAX: Final = 2**63 - 1
+
+
+@dataclass
+class SweepResult:
+    """The flagged groups and everything needed to report how they were found."""
+
+    rows: pl.DataFrame
+    spec: SweepSpec
+    counts: Counts
+    files: list[FileReport]
+    skipped: list[str]
+    data_first: datetime | None
+    data_last: datetime | None
+    first_ms: int | None = None
+    last_ms: int | None = None
+    partitions: int = 1
+    warnings: list[str] = field(default_factory=list)
+    elapsed_seconds: float = 0.0
+
+
+def run_sweep(
+    paths: list[str],
+    spec: SweepSpec | None = None,
+    *,
+    hash_inputs: bool = False,
+    progress: ProgressHook | None = None,
+) -> SweepResult:
+    """Sweep ``paths`` (files, directories, globs, ``-``) for every group whose bytes in
+    some window reach the threshold. Raises as :func:`~egress_offline.run_hunt` does."""
+    spec = spec or SweepSpec()
+    started = time.perf_counter()
+    counts = Counts()
+    since, until = spec.since_ms, spec.until_ms
+    # records before `since` can be skipped unread, as the hunt skips those before its window
+    floor = TimeFloor(
+        window_ms=spec.window_ms if since is not None else None,
+        fixed_ms=None if since is None else since - 1,
+    )
+    with (
+        tempfile.TemporaryDirectory(prefix="egress-offline-sweep-") as scratch,
+        open_inputs(paths) as inputs,
+    ):
+        spill = _Spill(Path(scratch))
+        reports, first_ms, last_ms = read_inputs(
+            inputs, spec, spill, floor, counts, hash_inputs=hash_inputs, progress=progress
+        )
+        in_period = pl.col(_TS).is_not_null()
+        if since is not None:
+            in_period &= pl.col(_TS) >= since
+        if until is not None:
+            in_period &= pl.col(_TS) < until
+        events = public_events(spill, spec.cidrs, in_period, counts)
+        if since is None and until is None:
+            counts.time_window = counts.valid
+        else:
+            low = None if since is None else since - 1
+            counts.time_window = spill.count_stamps(after=low, before=until)
+            counts.time_window += counts.event_match
+        rows, partitions = _peaks(events, spec, counts, Path(scratch))
+        result = SweepResult(
+            rows=rows,
+            spec=spec,
+            counts=counts,
+            files=reports,
+            skipped=inputs.skipped,
+            data_first=_moment(first_ms),
+            data_last=_moment(last_ms),
+            first_ms=first_ms,
+            last_ms=last_ms,
+            partitions=partitions,
+        )
+    if counts.valid and counts.event_match == 0:
+        result.warnings.append(
+            "the period holds no network disconnect_received events of the chosen OS "
+            "family, so the sweep finds nothing here"
+        )
+    result.elapsed_seconds = time.perf_counter() - started
+    return result
+
+
+def _peaks(
+    events: pl.LazyFrame, spec: SweepSpec, counts: Counts, scratch: Path
+) -> tuple[pl.DataFrame, int]:
+    keys = list(f.GROUP_FIELDS)
+    narrow = scratch / "sweep-events.arrow"
+    events.select(*keys, _TS, _SUM, _N).sink_ipc(narrow)
+    total = pl.scan_ipc(narrow).select(pl.len()).collect(engine="streaming").item()
+    partitions = max(1, -(-total // _PARTITION_ROWS))
+    found = []
+    for part in range(partitions):
+        scan = pl.scan_ipc(narrow)
+        if partitions > 1:
+            scan = scan.filter(pl.struct(keys).hash(seed=7) % partitions == part)
+        found.append(group_peaks(scan.collect(engine="streaming"), spec.window_ms))
+    summed = pl.concat(found) if found else group_peaks(pl.DataFrame(), spec.window_ms)
+    counts.groups = summed.height
+    flagged = summed.filter(pl.col(PEAK) >= spec.threshold).with_columns(
+        pl.col(PEAK_START, PEAK_END, FIRST_SEEN, LAST_SEEN).cast(pl.Datetime("ms", "UTC"))
+    )
+    flagged = _with_context(flagged, events, keys, scratch)
+    flagged = flagged.sort(
+        [PEAK, *keys], descending=[True, False, False, False], nulls_last=True
+    ).select(SWEEP_COLUMNS)
+    counts.flagged = flagged.height
+    empty = [
+        name
+        for name in _OPTIONAL
+        if flagged.height and flagged.get_column(name).list.len().max() == 0
+    ]
+    return (flagged.drop(empty) if flagged.height else flagged), partitions
+
+
+def _long(total: pl.Expr, values: pl.Expr) -> pl.Expr:
+    """An exact sum as a long: null with no values, or beyond the long range."""
+    fits = (values > 0) & (total >= _LONG_MIN) & (total <= _LONG_MAX)
+    return pl.when(fits).then(total).cast(pl.Int64)
+
+
+def group_peaks(events: pl.DataFrame, window_ms: int) -> pl.DataFrame:
+    """Per group of ``events`` (the keys, ``__ts``, ``__sum``, ``__n``): the peak window
+    sum, the first and last event of the peak window (the earliest such window on ties),
+    and the group's totals over all its events."""
+    keys = list(f.GROUP_FIELDS)
+    if events.height == 0:
+        return pl.DataFrame(
+            schema={
+                **{name: pl.String for name in keys},
+                PEAK: pl.Int64,
+                PEAK_START: pl.Int64,
+                PEAK_END: pl.Int64,
+                TOTAL: pl.Int64,
+                CONNECTIONS: pl.Int64,
+                FIRST_SEEN: pl.Int64,
+                LAST_SEEN: pl.Int64,
+            }
+        )
+    ordered = events.sort([*keys, _TS], nulls_last=True)
+    windows = ordered.rolling(
+        index_column=_TS, period=f"{window_ms}i", closed="right", group_by=keys
+    ).agg(
+        pl.col(_SUM).sum().alias("__wsum"),
+        pl.col(_N).cast(pl.Int64).sum().alias("__wn"),
+        pl.col(_TS).min().alias(PEAK_START),
+    )
+    peaks = (
+        windows.with_columns(_long(pl.col("__wsum"), pl.col("__wn")).alias(PEAK))
+        .filter(pl.col(PEAK).is_not_null())
+        .sort([*keys, PEAK, _TS], descending=[False, False, False, True, False], nulls_last=True)
+        .group_by(keys, maintain_order=True)
+        .first()
+        .select(*keys, PEAK, PEAK_START, pl.col(_TS).alias(PEAK_END))
+    )
+    totals = events.group_by(keys).agg(
+        _long(pl.col(_SUM).sum(), pl.col(_N).cast(pl.Int64).sum()).alias(TOTAL),
+        pl.len().cast(pl.Int64).alias(CONNECTIONS),
+        pl.col(_TS).min().alias(FIRST_SEEN),
+        pl.col(_TS).max().alias(LAST_SEEN),
+    )
+    return totals.join(peaks, on=keys, how="left", nulls_equal=True).select(
+        *keys, PEAK, PEAK_START, PEAK_END, TOTAL, CONNECTIONS, FIRST_SEEN, LAST_SEEN
+    )
