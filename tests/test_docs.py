@@ -40,3 +40,14 @@ def test_exit_codes_and_report_fields_are_documented() -> None:
         "`excluded_cidrs`",
     ):
         assert needle in README
+
+
+def test_every_option_of_sweep_is_documented() -> None:
+    text = CliRunner().invoke(app, ["sweep", "--help"], env={"COLUMNS": "200"}).stdout
+    options = set(re.findall(r"(--[a-z][a-z-]+)", text)) - {"--help"}
+    assert {"--window", "--since", "--until"} <= options
+    sweep_section = README.split("### Sweep", 1)[1].split("### Library", 1)[0]
+    missing = sorted(
+        o for o in options if f"`{o}" not in sweep_section and f" {o}" not in sweep_section
+    )
+    assert not missing, f"undocumented sweep options: {missing}"

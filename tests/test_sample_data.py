@@ -62,3 +62,21 @@ def test_committed_samples_are_what_the_seeded_generator_writes(tmp_path: Path) 
             assert gzip.decompress(path.read_bytes()) == gzip.decompress(committed.read_bytes())
         else:
             assert path.read_bytes() == committed.read_bytes(), path.name
+
+
+def test_sweep_finds_the_planted_groups_and_the_earlier_upload() -> None:
+    from egress_offline.spec import SweepSpec  # noqa: PLC0415
+    from egress_offline.sweep import run_sweep  # noqa: PLC0415
+
+    result = run_sweep([str(SAMPLE_DIR)], SweepSpec())
+    flagged = [
+        (r["process.executable"].rsplit("\\", 1)[-1], r["peak_bytes"])
+        for r in result.rows.to_dicts()
+    ]
+    assert flagged == [
+        ("OneDrive.exe", 3514998934),  # outside the hunt's last 8 hours, not outside all
+        ("rclone.exe", 3344682261),
+        ("svhost.exe", 1073745920),
+        ("powershell.exe", 1073741824),
+    ]
+    assert result.counts.records == 3169
