@@ -68,9 +68,10 @@ OUTPUT_COLUMNS: Final = (
     f.DEST_AS_ORG,
 )
 _OPTIONAL_COLUMNS: Final = (f.DEST_PORT, f.DEST_AS_ORG)
-_TS: Final = "__ts"
-_SUM: Final = "__sum"
-_N: Final = "__n"
+#: Columns of the candidate rows: event time (epoch ms), exact byte sum, values summed
+TS: Final = "__ts"
+SUM: Final = "__sum"
+N: Final = "__n"
 _HAS_BYTES: Final = "__has_bytes"
 _STAMP_FLUSH: Final = 1 << 20  # timestamps held before they go to the spill
 _LONG_MIN: Final = -(2**63)
@@ -116,7 +117,7 @@ class HuntResult:
     elapsed_seconds: float = 0.0
 
 
-class _Spill:
+class Spill:
     """Candidate rows and the other records' timestamps, written to uncompressed Arrow IPC
     files in a scratch directory as they come: memory holds neither, and the final pass
     memory-maps the files."""
@@ -146,7 +147,7 @@ class _Spill:
     def add_stamps(self, stamps: pl.Series) -> None:
         if stamps.len() == 0:
             return
-        self._stamps.append(stamps.alias(_TS))
+        self._stamps.append(stamps.alias(TS))
         if sum(s.len() for s in self._stamps) >= _STAMP_FLUSH:
             self._flush()
 
@@ -169,9 +170,9 @@ class _Spill:
         """How many timestamps are in (``after``, ``before``)."""
         bounds = pl.lit(True)
         if after is not None:
-            bounds &= pl.col(_TS) > after
+            bounds &= pl.col(TS) > after
         if before is not None:
-            bounds &= pl.col(_TS) < before
+            bounds &= pl.col(TS) < before
         frames = [s.to_frame() for s in self._stamps]
         held = sum(frame.select(bounds.sum()).item() for frame in frames)
         if not self._stamp_files:
@@ -183,11 +184,11 @@ class _Spill:
 def _candidate_schema() -> dict[str, Any]:
     text_list = f.TEXT_LIST
     return {
-        _TS: pl.Int64,
+        TS: pl.Int64,
         f.DEST_IP: text_list,
         **{name: text_list for name in f.GROUP_FIELDS},
-        _SUM: pl.Int128,
-        _N: pl.UInt32,
+        SUM: pl.Int128,
+        N: pl.UInt32,
         _HAS_BYTES: pl.Boolean,
         **{name: text_list for name in f.CONTEXT_FIELDS},
     }
@@ -196,7 +197,7 @@ def _candidate_schema() -> dict[str, Any]:
 def _reduce_batch(
     batch: pl.DataFrame,
     spec: HuntSpec | SweepSpec,
-    spill: _Spill,
+    spill: Spill,
     extent: list[int],
     floor: TimeFloor,
 ) -> None:
@@ -214,21 +215,21 @@ def _reduce_batch(
         pl.col("__act").list.first() == "disconnect_received"
     )
     flagged = batch.with_columns(
-        timestamps(batch).alias(_TS),
+        timestamps(batch).alias(TS),
         keyword(f.OS_FAMILY).alias("__os"),
         keyword(f.CATEGORY).alias("__cat"),
         keyword(f.ACTION).alias("__act"),
     ).with_columns((os_ok & category_ok & action_ok).alias("__match"))
-    first, last = flagged.select(pl.col(_TS).min().alias("a"), pl.col(_TS).max().alias("b")).row(0)
+    first, last = flagged.select(pl.col(TS).min().alias("a"), pl.col(TS).max().alias("b")).row(0)
     if first is not None:
         extent[0] = min(extent[0], first)
         extent[1] = max(extent[1], last)
         floor.observe(last)
     low = floor.ms
     if low is not None:
-        flagged = flagged.filter(pl.col(_TS) > low)
+        flagged = flagged.filter(pl.col(TS) > low)
     if spec.window is not None:
-        spill.add_stamps(flagged.filter(~pl.col("__match")).get_column(_TS).drop_nulls())
+        spill.add_stamps(flagged.filter(~pl.col("__match")).get_column(TS).drop_nulls())
     candidates = flagged.filter(pl.col("__match"))
     if candidates.height == 0:
         return
@@ -236,11 +237,11 @@ def _reduce_batch(
     total, present = sum_longs(f.SOURCE_BYTES, exponents)
     spill.add(
         candidates.select(
-            _TS,
+            TS,
             keyword(f.DEST_IP),
             *[keyword(name) for name in f.GROUP_FIELDS],
-            total.alias(_SUM),
-            present.alias(_N),
+            total.alias(SUM),
+            present.alias(N),
             (pl.col(f.SOURCE_BYTES).list.drop_nulls().list.len() > 0).alias(_HAS_BYTES),
             *[keyword(name) for name in f.CONTEXT_FIELDS],
         )
@@ -258,7 +259,7 @@ def _fixed_now(spec: HuntSpec) -> int | None:
     return int(spec.now.timestamp() * 1000)
 
 
-def _moment(ms: int | None) -> datetime | None:
+def moment_of(ms: int | None) -> datetime | None:
     """A datetime, or None when there is none or it lies outside years 1-9999."""
     if ms is None:
         return None
@@ -269,7 +270,7 @@ def _moment(ms: int | None) -> datetime | None:
 
 
 def public_events(
-    spill: _Spill, cidrs: tuple[Any, ...], in_period: pl.Expr, counts: Counts
+    spill: Spill, cidrs: tuple[Any, ...], in_period: pl.Expr, counts: Counts
 ) -> pl.LazyFrame:
     """The candidate rows in the period whose destination is public, one row per group
     key combination (a multi-valued key puts the row in each of its groups). Counts the
@@ -331,9 +332,7 @@ def public_events(
     return exploded
 
 
-def _aggregate(
-    spill: _Spill, spec: HuntSpec, cutoff_ms: int | None, counts: Counts
-) -> pl.DataFrame:
+def _aggregate(spill: Spill, spec: HuntSpec, cutoff_ms: int | None, counts: Counts) -> pl.DataFrame:
     if spec.window is None:
         in_window = pl.lit(True)
         counts.time_window = counts.valid
@@ -341,18 +340,18 @@ def _aggregate(
         in_window = pl.lit(False)
         counts.time_window = 0
     else:
-        in_window = pl.col(_TS) > cutoff_ms
+        in_window = pl.col(TS) > cutoff_ms
         counts.time_window = spill.count_stamps(after=cutoff_ms)
     exploded = public_events(spill, spec.cidrs, in_window, counts)
     counts.time_window += counts.event_match
     keys = list(f.GROUP_FIELDS)
     # Only streamable aggregations here: memory holds the groups, never their events.
     groups = exploded.group_by(keys).agg(
-        pl.col(_SUM).sum().alias("__total"),
-        pl.col(_N).cast(pl.Int64).sum().alias("__values"),
+        pl.col(SUM).sum().alias("__total"),
+        pl.col(N).cast(pl.Int64).sum().alias("__values"),
         pl.len().cast(pl.Int64).alias(CONNECTIONS),
-        pl.col(_TS).min().alias(FIRST_SEEN),
-        pl.col(_TS).max().alias(LAST_SEEN),
+        pl.col(TS).min().alias(FIRST_SEEN),
+        pl.col(TS).max().alias(LAST_SEEN),
     )
     total = (
         pl.when(
@@ -368,7 +367,7 @@ def _aggregate(
     flagged = summed.filter(pl.col(TOTAL) >= spec.threshold).with_columns(
         pl.col(FIRST_SEEN, LAST_SEEN).cast(pl.Datetime("ms", "UTC"))
     )
-    flagged = _with_context(flagged, exploded, keys, spill.directory)
+    flagged = with_context(flagged, exploded, keys, spill.directory)
     flagged = flagged.sort(
         [TOTAL, *f.GROUP_FIELDS],
         descending=[True, False, False, False],
@@ -383,7 +382,7 @@ def _aggregate(
     return flagged.drop(empty) if flagged.height else flagged
 
 
-def _with_context(
+def with_context(
     flagged: pl.DataFrame, events: pl.LazyFrame, keys: list[str], scratch: Path
 ) -> pl.DataFrame:
     """Each context field's distinct values per flagged group. The events of the flagged
@@ -451,7 +450,7 @@ def run_hunt(
         tempfile.TemporaryDirectory(prefix="egress-offline-spill-") as scratch,
         open_inputs(paths) as inputs,
     ):
-        spill = _Spill(Path(scratch))
+        spill = Spill(Path(scratch))
         reports, first_ms, last_ms = read_inputs(
             inputs, spec, spill, floor, counts, hash_inputs=hash_inputs, progress=progress
         )
@@ -464,10 +463,10 @@ def run_hunt(
             counts=counts,
             files=reports,
             skipped=inputs.skipped,
-            now=_moment(now_ms),
-            cutoff=_moment(cutoff_ms),
-            data_first=_moment(first_ms),
-            data_last=_moment(last_ms),
+            now=moment_of(now_ms),
+            cutoff=moment_of(cutoff_ms),
+            data_first=moment_of(first_ms),
+            data_last=moment_of(last_ms),
             now_ms=now_ms,
             cutoff_ms=cutoff_ms,
             first_ms=first_ms,
@@ -481,7 +480,7 @@ def run_hunt(
 def read_inputs(
     inputs: Inputs,
     spec: HuntSpec | SweepSpec,
-    spill: _Spill,
+    spill: Spill,
     floor: TimeFloor,
     counts: Counts,
     *,
@@ -516,7 +515,7 @@ def read_inputs(
     return reports, extent[0], extent[1]
 
 
-def _read_file(file: Any, report: FileReport, *, spec: HuntSpec | SweepSpec, spill: _Spill,
+def _read_file(file: Any, report: FileReport, *, spec: HuntSpec | SweepSpec, spill: Spill,
                extent: list[int], floor: TimeFloor,
                tell: Callable[[float, int], None] | None = None) -> None:  # fmt: skip
     mark = spill.mark()

@@ -27,20 +27,20 @@ import polars as pl
 
 from egress_offline import fields as f
 from egress_offline.engine import (
-    _N,
-    _SUM,
-    _TS,
     CONNECTIONS,
     FIRST_SEEN,
     LAST_SEEN,
+    SUM,
     TOTAL,
+    TS,
     Counts,
+    N,
     ProgressHook,
-    _moment,
-    _Spill,
-    _with_context,
+    Spill,
+    moment_of,
     public_events,
     read_inputs,
+    with_context,
 )
 from egress_offline.sources import FileReport, TimeFloor, open_inputs
 from egress_offline.spec import SweepSpec
@@ -111,15 +111,15 @@ def run_sweep(
         tempfile.TemporaryDirectory(prefix="egress-offline-sweep-") as scratch,
         open_inputs(paths) as inputs,
     ):
-        spill = _Spill(Path(scratch))
+        spill = Spill(Path(scratch))
         reports, first_ms, last_ms = read_inputs(
             inputs, spec, spill, floor, counts, hash_inputs=hash_inputs, progress=progress
         )
-        in_period = pl.col(_TS).is_not_null()
+        in_period = pl.col(TS).is_not_null()
         if since is not None:
-            in_period &= pl.col(_TS) >= since
+            in_period &= pl.col(TS) >= since
         if until is not None:
-            in_period &= pl.col(_TS) < until
+            in_period &= pl.col(TS) < until
         events = public_events(spill, spec.cidrs, in_period, counts)
         if since is None and until is None:
             counts.time_window = counts.valid
@@ -134,8 +134,8 @@ def run_sweep(
             counts=counts,
             files=reports,
             skipped=inputs.skipped,
-            data_first=_moment(first_ms),
-            data_last=_moment(last_ms),
+            data_first=moment_of(first_ms),
+            data_last=moment_of(last_ms),
             first_ms=first_ms,
             last_ms=last_ms,
             partitions=partitions,
@@ -154,7 +154,7 @@ def _peaks(
 ) -> tuple[pl.DataFrame, int]:
     keys = list(f.GROUP_FIELDS)
     narrow = scratch / "sweep-events.arrow"
-    events.select(*keys, _TS, _SUM, _N).sink_ipc(narrow)
+    events.select(*keys, TS, SUM, N).sink_ipc(narrow)
     total = pl.scan_ipc(narrow).select(pl.len()).collect(engine="streaming").item()
     partitions = max(1, -(-total // _PARTITION_ROWS))
     found = []
@@ -168,7 +168,7 @@ def _peaks(
     flagged = summed.filter(pl.col(PEAK) >= spec.threshold).with_columns(
         pl.col(PEAK_START, PEAK_END, FIRST_SEEN, LAST_SEEN).cast(pl.Datetime("ms", "UTC"))
     )
-    flagged = _with_context(flagged, events, keys, scratch)
+    flagged = with_context(flagged, events, keys, scratch)
     flagged = flagged.sort(
         [PEAK, *keys], descending=[True, False, False, False], nulls_last=True
     ).select(SWEEP_COLUMNS)
@@ -205,27 +205,27 @@ def group_peaks(events: pl.DataFrame, window_ms: int) -> pl.DataFrame:
                 LAST_SEEN: pl.Int64,
             }
         )
-    ordered = events.sort([*keys, _TS], nulls_last=True)
+    ordered = events.sort([*keys, TS], nulls_last=True)
     windows = ordered.rolling(
-        index_column=_TS, period=f"{window_ms}i", closed="right", group_by=keys
+        index_column=TS, period=f"{window_ms}i", closed="right", group_by=keys
     ).agg(
-        pl.col(_SUM).sum().alias("__wsum"),
-        pl.col(_N).cast(pl.Int64).sum().alias("__wn"),
-        pl.col(_TS).min().alias(PEAK_START),
+        pl.col(SUM).sum().alias("__wsum"),
+        pl.col(N).cast(pl.Int64).sum().alias("__wn"),
+        pl.col(TS).min().alias(PEAK_START),
     )
     peaks = (
         windows.with_columns(_long(pl.col("__wsum"), pl.col("__wn")).alias(PEAK))
         .filter(pl.col(PEAK).is_not_null())
-        .sort([*keys, PEAK, _TS], descending=[False, False, False, True, False], nulls_last=True)
+        .sort([*keys, PEAK, TS], descending=[False, False, False, True, False], nulls_last=True)
         .group_by(keys, maintain_order=True)
         .first()
-        .select(*keys, PEAK, PEAK_START, pl.col(_TS).alias(PEAK_END))
+        .select(*keys, PEAK, PEAK_START, pl.col(TS).alias(PEAK_END))
     )
     totals = events.group_by(keys).agg(
-        _long(pl.col(_SUM).sum(), pl.col(_N).cast(pl.Int64).sum()).alias(TOTAL),
+        _long(pl.col(SUM).sum(), pl.col(N).cast(pl.Int64).sum()).alias(TOTAL),
         pl.len().cast(pl.Int64).alias(CONNECTIONS),
-        pl.col(_TS).min().alias(FIRST_SEEN),
-        pl.col(_TS).max().alias(LAST_SEEN),
+        pl.col(TS).min().alias(FIRST_SEEN),
+        pl.col(TS).max().alias(LAST_SEEN),
     )
     return totals.join(peaks, on=keys, how="left", nulls_equal=True).select(
         *keys, PEAK, PEAK_START, PEAK_END, TOTAL, CONNECTIONS, FIRST_SEEN, LAST_SEEN
