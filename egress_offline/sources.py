@@ -547,7 +547,8 @@ def read_batches(file: InputFile, report: FileReport, *, strict: bool,
 
 _DECODE_PIECE: Final = 64  # lines decoded as one chunk (see _json_decode)
 _DECODE_BYTES: Final = 16 << 20  # text of lines to decode gathered before decoding
-_LINE_ROWS: Final = 16_384  # NDJSON lines a streamed batch holds, at least
+_LINE_ROWS: Final = 16_384  # NDJSON lines a streamed batch holds, when nothing is known
+_MIN_LINE_ROWS: Final = 4_096  # at least
 _MAX_LINE_ROWS: Final = 1 << 20  # and at most
 _SHAPE_START: Final = r"^[\s\ufeff]*\{"
 _SHAPE_END: Final = r"\}\s*$"
@@ -625,9 +626,10 @@ def _line_scan(path: Path, prefilter: Prefilter | None, floor_ms: int | None) ->
     )
 
 
-def _batch_rows(file: InputFile) -> int:
-    """Lines per batch: about 32 MiB of text, judged from the lines in the first 64 KiB,
-    between 16Ki and 1Mi lines (tiny lines would otherwise make many tiny batches)."""
+def _batch_rows(file: InputFile, text_bytes: int) -> int:
+    """Lines per batch: about ``text_bytes`` of text, judged from the lines in the first
+    64 KiB, between 4Ki and 1Mi lines (tiny lines would otherwise make many tiny
+    batches)."""
     try:
         peek = _peek_text(file.path, file.compression)
     except Exception:  # damage: the reader will say so
@@ -635,7 +637,7 @@ def _batch_rows(file: InputFile) -> int:
     lines = peek.count(b"\n")
     if lines == 0:
         return _LINE_ROWS
-    return max(_LINE_ROWS, min(_MAX_LINE_ROWS, (32 << 20) * lines // len(peek)))
+    return max(_MIN_LINE_ROWS, min(_MAX_LINE_ROWS, text_bytes * lines // len(peek)))
 
 
 def _fast_ndjson(file: InputFile, report: FileReport, *, strict: bool,
@@ -648,7 +650,9 @@ def _fast_ndjson(file: InputFile, report: FileReport, *, strict: bool,
     expected = _text_size(file)
     seen = 0
     pending = _Pending()
-    for chunked in scan.collect_batches(chunk_size=_batch_rows(file)):
+    # with --strict every line's text leaves the scan: smaller batches bound memory
+    text_bytes = 32 << 20 if prefilter is not None else 8 << 20
+    for chunked in scan.collect_batches(chunk_size=_batch_rows(file, text_bytes)):
         # a batch comes in many small chunks; every later step is much faster on one
         batch = chunked.rechunk()
         seen += int(batch.get_column(_BYTES).sum())
