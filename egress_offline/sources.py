@@ -78,7 +78,7 @@ _PARQUET_MAGIC: Final = b"PAR1"
 _PEEK: Final = 64 * 1024
 _BLOCK: Final = 8 * 1024 * 1024
 _CHUNK_ROWS: Final = 16_384  # NDJSON rows a streamed batch holds: bounds memory, amortises work
-_PARQUET_ROWS: Final = 16_384  # Parquet rows a batch holds: narrow after projection
+_PARQUET_ROWS: Final = 65_536  # Parquet rows a batch holds: narrow after projection
 _BISECT_FLOOR: Final = 32  # below this many lines a failing slice is decoded line by line
 MAX_POSITIONS: Final = 5  # how many malformed positions a file report keeps
 POS: Final = "__pos"
@@ -326,20 +326,33 @@ def _describe(path: Path, *, name: str, explicit: bool) -> InputFile | str:
 
 
 def _peek_text(path: Path, compression: Compression) -> bytes:
+    """The first 64 KiB of a file's text. A compressed file is read 64 KiB at a time and
+    only as far as that needs (one 8 MiB block of gzip is 0.4 s of decompression)."""
     with path.open("rb") as handle:
         if compression == "none":
             return handle.read(_PEEK)
-        chunks = []
-        total = 0
-        try:
-            for block in _decompressed_blocks(handle, compression, _note_nothing):
-                chunks.append(block)
-                total += len(block)
-                if total >= _PEEK:
+        out = bytearray()
+        decoder = _new_decoder(compression)
+        while len(out) < _PEEK and (chunk := handle.read(_PEEK)):
+            data = chunk
+            while data and len(out) < _PEEK:
+                try:
+                    out += decoder.decompress(data)
+                except Exception:  # damage: what came before it is the peek
+                    return bytes(out[:_PEEK])
+                if not decoder.eof:
                     break
-        except EOFError:
-            pass
-        return b"".join(chunks)[:_PEEK]
+                data = decoder.unused_data.lstrip(b"\x00")  # the next member, if any
+                decoder = _new_decoder(compression)
+        return bytes(out[:_PEEK])
+
+
+def _new_decoder(compression: Compression) -> Any:
+    if compression == "gzip":
+        return zlib.decompressobj(wbits=31)
+    import zstandard  # noqa: PLC0415 - only zstd inputs need it
+
+    return zstandard.ZstdDecompressor().decompressobj()
 
 
 def _note_nothing(_message: str) -> None:
