@@ -658,7 +658,11 @@ def _fast_ndjson(file: InputFile, report: FileReport, *, strict: bool,
     """One streaming pass over the lines (:func:`_line_scan`); each batch of judged lines
     is accounted for and decoded here, vectorised."""
     if prefilter is not None and floor.window_ms is not None and floor.fixed_ms is None:
-        floor.observe(_latest_sampled(file))
+        # --now latest: a first bound on the anchor lets old lines be skipped from the start
+        if file.compression == "none":
+            floor.observe(_latest_sampled(file))
+        else:  # no end to sample: a quick pass that only reads timestamps
+            floor.observe(_latest_scanned(file, prefilter))
     scan = _line_scan(file.path, prefilter, floor.ms if prefilter is not None else None)
     expected = _text_size(file)
     seen = 0
@@ -813,6 +817,31 @@ def _json_decode(lines: pl.DataFrame, dtype: Any) -> pl.DataFrame:
 
 def _stripped(lines: pl.DataFrame) -> pl.DataFrame:
     return lines.with_columns(pl.col("line").str.strip_chars())
+
+
+def _latest_scanned(file: InputFile, prefilter: Prefilter) -> int | None:
+    """The newest canonical @timestamp among the lines that cannot match and are shaped
+    like an object: those give theirs to the ``latest`` anchor whatever else happens, so
+    the anchor is at least this. One quick streaming pass, for compressed files, whose
+    end cannot be sampled."""
+    line = pl.col("line")
+    try:
+        latest = (
+            pl.scan_lines(file.path, name="line")
+            .with_columns(
+                prefilter.could_match(line).alias(_COULD),
+                _plain_stamp_text(line).alias(_STAMP),
+                (line.str.starts_with("{") & line.str.ends_with("}")).alias(_SHAPED),
+            )
+            .select(
+                pl.when(~pl.col(_COULD) & pl.col(_SHAPED)).then(canonical_ms(pl.col(_STAMP))).max()
+            )
+            .collect(engine="streaming")
+            .item()
+        )
+    except (pl.exceptions.PolarsError, OSError, ValueError):
+        return None  # damage: the reading that follows says what and where
+    return None if latest is None else int(latest)
 
 
 _SAMPLE: Final = 256 * 1024  # bytes at each end of a file that seed --now latest
