@@ -1215,59 +1215,115 @@ def _parquet_batches(file: InputFile, report: FileReport, prefilter: Prefilter |
             f"({', '.join(FIELDS)}), nested or dotted; is it an Endpoint network export?"
         )
     total = max(1, parquet.metadata.num_rows)
-    selection: list[pl.Expr] | None = None
-    could: pl.Expr = pl.lit(True)
-    moment: Any = None
     try:
-        for record_batch in parquet.iter_batches(batch_size=_PARQUET_ROWS, columns=wanted):
-            frame = pl.from_arrow(record_batch)
-            assert isinstance(frame, pl.DataFrame)
-            if selection is None:
-                exprs = [_parquet_field(frame.schema, name) for name in FIELDS]
-                selection = [
-                    (expr if expr is not None else pl.lit(None, dtype=TEXT_LIST)).alias(name)
-                    for expr, name in zip(exprs, FIELDS, strict=True)
-                ]
-                if prefilter is not None:
-                    could = _parquet_could(frame.schema, prefilter)
-                    moment = _parquet_moment(frame.schema)
-            first = report.records + 1
-            frame = frame.with_columns(
-                pl.int_range(first, first + frame.height, dtype=pl.Int64).alias(POS)
+        if prefilter is None:
+            yield from _parquet_all(parquet, wanted, report, total)
+        else:
+            yield from _parquet_judged(
+                parquet, wanted, report, total, prefilter=prefilter, floor=floor
             )
-            report.records += frame.height
-            report.progress = min(1.0, report.records / total)
-            if prefilter is None:
-                yield frame.select(POS, *selection)
-                continue
-            # As for NDJSON: only rows whose raw action (and OS family) can match, and
-            # that are not older than the floor, are turned into field lists; the others
-            # are counted and their time read.
-            stamp = moment(frame) if moment is not None else _parquet_stamps(frame, selection)
-            low = floor.ms
-            fresh = pl.lit(True) if low is None else (pl.col(_STAMP) > low).fill_null(False)
-            marked = frame.with_columns(stamp.alias(_STAMP)).with_columns(
-                (could & fresh).alias(_COULD)
-            )
-            rest = marked.filter(~pl.col(_COULD)).get_column(_STAMP).drop_nulls()
-            if rest.len():
-                low_ms, high_ms = int(rest.min()), int(rest.max())  # type: ignore[arg-type]
-                report.first_ms = (
-                    low_ms if report.first_ms is None else min(report.first_ms, low_ms)
-                )
-                report.last_ms = high_ms if report.last_ms is None else max(report.last_ms, high_ms)
-                floor.observe(high_ms)
-                if floor.window_ms is not None:
-                    low = floor.ms
-                    yield Stamps(rest if low is None else rest.filter(rest > low))
-            batch = marked.filter(pl.col(_COULD)).select(POS, *selection)
-            if batch.height:
-                yield batch
     except (pl.exceptions.PolarsError, OSError, ValueError) as exc:
         raise InputError(
             f"{file.name}: Parquet data cannot be read ({_first_line(exc)}); "
             "the copy may be damaged, export it again"
         ) from None
+
+
+def _selection(schema: pl.Schema) -> list[pl.Expr]:
+    exprs = [_parquet_field(schema, name) for name in FIELDS]
+    return [
+        (expr if expr is not None else pl.lit(None, dtype=TEXT_LIST)).alias(name)
+        for expr, name in zip(exprs, FIELDS, strict=True)
+    ]
+
+
+def _positioned(record_batch: Any, first: int) -> pl.DataFrame:
+    frame = pl.from_arrow(record_batch)
+    assert isinstance(frame, pl.DataFrame)
+    return frame.with_columns(pl.int_range(first, first + frame.height, dtype=pl.Int64).alias(POS))
+
+
+def _parquet_all(parquet: Any, wanted: list[str], report: FileReport,
+                 total: int) -> Iterator[pl.DataFrame]:  # fmt: skip
+    """--strict: every row, as field lists."""
+    selection: list[pl.Expr] | None = None
+    for record_batch in parquet.iter_batches(batch_size=_PARQUET_ROWS, columns=wanted):
+        frame = _positioned(record_batch, report.records + 1)
+        selection = selection or _selection(frame.schema)
+        report.records += frame.height
+        report.progress = min(1.0, report.records / total)
+        yield frame.select(POS, *selection)
+
+
+_JUDGED: Final = (f_TIMESTAMP, f_ACTION, f_OS_FAMILY)
+
+
+def _parquet_judged(parquet: Any, wanted: list[str], report: FileReport, total: int, *,
+                    prefilter: Prefilter, floor: TimeFloor) -> Iterator[Any]:  # fmt: skip
+    """As for NDJSON: only rows whose raw action (and OS family) can match, and that are
+    not older than the floor, are turned into field lists; the others are counted and
+    their time read. Each row group is judged first from the three columns that decide,
+    and the others are read only for a row group where some row survives."""
+    judged = [path for path in wanted if any(path in (name, f"_source.{name}") for name in _JUDGED)]
+    selection: list[pl.Expr] | None = None
+    for group in range(parquet.metadata.num_row_groups):
+        first = report.records + 1
+        masks = []
+        for record_batch in parquet.iter_batches(
+            batch_size=_PARQUET_ROWS, row_groups=[group], columns=judged
+        ):
+            frame = _positioned(record_batch, report.records + 1)
+            report.records += frame.height
+            report.progress = min(1.0, report.records / total)
+            keep = _judge(frame, prefilter, floor, report)
+            masks.append(keep.mask)
+            if keep.stamps is not None:
+                yield keep.stamps
+        if not masks:
+            continue
+        mask = pl.concat(masks)
+        if not mask.any():
+            continue
+        offset = 0
+        for record_batch in parquet.iter_batches(
+            batch_size=_PARQUET_ROWS, row_groups=[group], columns=wanted
+        ):
+            frame = _positioned(record_batch, first + offset)
+            selection = selection or _selection(frame.schema)
+            part = mask.slice(offset, frame.height)
+            offset += frame.height
+            if part.any():
+                yield frame.filter(part).select(POS, *selection)
+
+
+@dataclass(frozen=True)
+class _Judgement:
+    mask: pl.Series  # rows to decode
+    stamps: Stamps | None  # timestamps of the others that may be in the window
+
+
+def _judge(frame: pl.DataFrame, prefilter: Prefilter, floor: TimeFloor,
+           report: FileReport) -> _Judgement:  # fmt: skip
+    moment = _parquet_moment(frame.schema)
+    if moment is not None:
+        stamp = moment(frame)
+    else:
+        stamp = _parquet_stamps(frame, _selection(frame.schema))
+    could = _parquet_could(frame.schema, prefilter)
+    low = floor.ms
+    fresh = pl.lit(True) if low is None else (pl.col(_STAMP) > low).fill_null(False)
+    marked = frame.with_columns(stamp.alias(_STAMP)).with_columns((could & fresh).alias(_COULD))
+    rest = marked.filter(~pl.col(_COULD)).get_column(_STAMP).drop_nulls()
+    stamps = None
+    if rest.len():
+        low_ms, high_ms = int(rest.min()), int(rest.max())  # type: ignore[arg-type]
+        report.first_ms = low_ms if report.first_ms is None else min(report.first_ms, low_ms)
+        report.last_ms = high_ms if report.last_ms is None else max(report.last_ms, high_ms)
+        floor.observe(high_ms)
+        if floor.window_ms is not None:
+            low = floor.ms
+            stamps = Stamps(rest if low is None else rest.filter(rest > low))
+    return _Judgement(marked.get_column(_COULD), stamps)
 
 
 def _first_line(exc: BaseException) -> str:
