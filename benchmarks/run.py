@@ -111,7 +111,9 @@ POLARS = (
 )
 
 
-def contenders(path: Path, fmt: str, now: str, out: Path) -> dict[str, list[str]]:
+def contenders(
+    path: Path, fmt: str, now: str, out: Path, *, sweep: bool = False
+) -> dict[str, list[str]]:
     python = sys.executable
     runs = {
         "egress-offline": [EXE, "hunt", str(path), "--now", now, "-q", "-o", str(out)],
@@ -131,6 +133,8 @@ def contenders(path: Path, fmt: str, now: str, out: Path) -> dict[str, list[str]
         del runs["polars scan"]  # scan_ndjson reads .gz too, but it is the same query
     if fmt == "parquet":
         runs["egress-offline"] = [EXE, "hunt", str(path), "--now", now, "-q", "-o", str(out)]
+    if sweep:  # the whole dump in sliding windows: timed, its rows not compared
+        runs["egress-offline sweep"] = [EXE, "sweep", str(path), "-q", "-o", str(out)]
     return runs
 
 
@@ -152,8 +156,9 @@ def duckdb_available() -> bool:
 
 
 def bench(
-    sizes: list[str], formats: list[str], repeat: int, smoke: bool, data: Path
-) -> list[dict[str, Any]]:
+    sizes: list[str], formats: list[str], repeat: int, smoke: bool, data: Path, *,
+    sweep: bool = False,
+) -> list[dict[str, Any]]:  # fmt: skip
     results = []
     for size in sizes:
         files, meta = ensure(data, size, set(formats))
@@ -161,7 +166,8 @@ def bench(
             path = files[fmt]
             mb = files["ndjson"].stat().st_size / 1e6
             agreed: set[tuple[str, ...]] | None = None
-            for tool, command in contenders(path, fmt, meta["now"], Path("x")).items():
+            runs = contenders(path, fmt, meta["now"], Path("x"), sweep=sweep)
+            for tool, command in runs.items():
                 if tool == "duckdb" and not duckdb_available():
                     print(
                         f"  {tool}: not installed (pip install '.[bench]'), skipped",
@@ -178,7 +184,7 @@ def bench(
                             raise SystemExit(f"{tool} failed on {path} (exit {code})")
                         if best is None or seconds < best[0]:
                             best = (seconds, peak)
-                    if out.exists():
+                    if out.exists() and tool != "egress-offline sweep":
                         rows = rows_of(out, tool)
                         if agreed is None:
                             agreed = rows
@@ -236,10 +242,14 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=HERE / "data")
     parser.add_argument("--smoke", action="store_true", help="tiny data, no timing: for CI")
     parser.add_argument("--json", type=Path, help="also write every measurement here")
+    parser.add_argument(
+        "--sweep", action="store_true", help="also time `egress-offline sweep` on each file"
+    )
     args = parser.parse_args()
     sizes = ["2MB"] if args.smoke else args.sizes.split(",")
     data = Path(tempfile.mkdtemp(prefix="egress-bench-")) if args.smoke else args.data
-    results = bench(sizes, args.formats.split(","), args.repeat, args.smoke, data)
+    sweep = args.sweep or args.smoke
+    results = bench(sizes, args.formats.split(","), args.repeat, args.smoke, data, sweep=sweep)
     if args.smoke:
         shutil.rmtree(data, ignore_errors=True)
         return
