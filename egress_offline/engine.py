@@ -33,6 +33,7 @@ from egress_offline.normalise import (
     exponent_texts,
     exponent_values,
     keyword,
+    long_or_null,
     sum_longs,
     timestamps,
 )
@@ -74,8 +75,6 @@ SUM: Final = "__sum"
 N: Final = "__n"
 _HAS_BYTES: Final = "__has_bytes"
 _STAMP_FLUSH: Final = 1 << 20  # timestamps held before they go to the spill
-_LONG_MIN: Final = -(2**63)
-_LONG_MAX: Final = 2**63 - 1
 
 
 @dataclass
@@ -353,26 +352,24 @@ def _aggregate(spill: Spill, spec: HuntSpec, cutoff_ms: int | None, counts: Coun
         pl.col(TS).min().alias(FIRST_SEEN),
         pl.col(TS).max().alias(LAST_SEEN),
     )
-    total = (
-        pl.when(
-            (pl.col("__values") > 0)
-            & (pl.col("__total") >= _LONG_MIN)
-            & (pl.col("__total") <= _LONG_MAX)
-        )
-        .then(pl.col("__total"))
-        .cast(pl.Int64)
-    )
+    total = long_or_null(pl.col("__total"), pl.col("__values"))
     summed = groups.with_columns(total.alias(TOTAL)).collect(engine="streaming")
     counts.groups = summed.height
     flagged = summed.filter(pl.col(TOTAL) >= spec.threshold).with_columns(
         pl.col(FIRST_SEEN, LAST_SEEN).cast(pl.Datetime("ms", "UTC"))
     )
-    flagged = with_context(flagged, exploded, keys, spill.directory)
+    return finish(flagged, exploded, spill.directory, counts, by=TOTAL, columns=OUTPUT_COLUMNS)
+
+
+def finish(flagged: pl.DataFrame, events: pl.LazyFrame, scratch: Path, counts: Counts, *,
+           by: str, columns: tuple[str, ...]) -> pl.DataFrame:  # fmt: skip
+    """The flagged groups as output: their context from ``events``, largest ``by`` first
+    then by key, in ``columns``; the optional columns are left out when no row has one."""
+    keys = list(f.GROUP_FIELDS)
+    flagged = with_context(flagged, events, keys, scratch)
     flagged = flagged.sort(
-        [TOTAL, *f.GROUP_FIELDS],
-        descending=[True, False, False, False],
-        nulls_last=True,
-    ).select(OUTPUT_COLUMNS)
+        [by, *keys], descending=[True, False, False, False], nulls_last=True
+    ).select(columns)
     counts.flagged = flagged.height
     empty = [
         name

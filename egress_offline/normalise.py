@@ -17,6 +17,7 @@ __all__ = [
     "canonical_ms",
     "in_pieces",
     "keyword",
+    "long_or_null",
     "parse_long",
     "parse_timestamp",
     "sum_longs",
@@ -173,6 +174,13 @@ def exponent_values(texts: list[str]) -> dict[str, int | None]:
             continue
         values[text] = number if _LONG_MIN <= number <= _LONG_MAX else None
     return values
+
+
+def long_or_null(total: pl.Expr, values: pl.Expr) -> pl.Expr:
+    """An exact (Int128) sum as a ``long``: null when no value was summed, or when it lies
+    outside the long range (as the cluster's sum gives)."""
+    fits = (values > 0) & (total >= _LONG_MIN) & (total <= _LONG_MAX)
+    return pl.when(fits).then(total).cast(pl.Int64)
 
 
 def sum_longs(name: str, exponents: dict[str, int | None]) -> tuple[pl.Expr, pl.Expr]:

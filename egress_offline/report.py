@@ -49,22 +49,45 @@ def _duration(seconds: float) -> str:
 
 def summary_lines(result: HuntResult) -> list[str]:
     """A short human summary; every record is accounted for and the counts add up."""
+    return _summary(
+        result,
+        time_step="@timestamp in window",
+        flagged=f"flagged (>= {result.spec.threshold} bytes)",
+        where=f"window: {_window_text(result)}",
+    )
+
+
+def sweep_summary_lines(result: SweepResult) -> list[str]:
+    """The sweep's summary, in the same form."""
+    spec = result.spec
+    window = _duration(spec.window.total_seconds())
+    period = f"{iso_ms(spec.since_ms) or 'the start'} .. {iso_ms(spec.until_ms) or 'the end'}"
+    return _summary(
+        result,
+        time_step="@timestamp in period",
+        flagged=f"flagged (>= {spec.threshold} bytes in any {window})",
+        where=f"period: {period} (until exclusive); sliding window {window}",
+    )
+
+
+def _summary(result: HuntResult | SweepResult, *, time_step: str, flagged: str,
+             where: str) -> list[str]:  # fmt: skip
     c = result.counts
     families = "any" if result.spec.os_families is None else ",".join(result.spec.os_families)
     steps = [
         ("records read", c.records),
         ("  malformed, skipped", c.malformed),
         ("  valid", c.valid),
-        ("@timestamp in window", c.time_window),
+        (time_step, c.time_window),
         (f"{families} network disconnect_received", c.event_match),
         ("destination.ip public", c.public_destination),
         ("groups", c.groups),
-        (f"flagged (>= {result.spec.threshold} bytes)", c.flagged),
+        (flagged, c.flagged),
     ]
     width = max(len(label) for label, _ in steps) + 2
     lines = [f"{label:<{width}}{count:>12,}" for label, count in steps]
     lines += [
-        f"window: {_window_text(result)}",
+        where,
         f"data:   {iso_ms(result.first_ms) or '-'} .. {iso_ms(result.last_ms) or '-'}",
     ]
     lines += _file_lines(result.files, result.skipped)
@@ -109,85 +132,56 @@ def _inputs(files: list[FileReport]) -> list[dict[str, Any]]:
 
 def report_dict(result: HuntResult, *, version: str) -> dict[str, Any]:
     spec = result.spec
-    counts = result.counts
-    return {
-        "tool": "egress-offline",
-        "version": version,
-        "hunt": "Egress Network Connections with Total Bytes Greater than Threshold",
-        "parameters": {
+    return _report(
+        result,
+        version=version,
+        title={"hunt": "Egress Network Connections with Total Bytes Greater than Threshold"},
+        parameters={
             "now_mode": spec.now if isinstance(spec.now, str) else "fixed",
             "now": iso_ms(result.now_ms),
             "window_seconds": None if spec.window is None else spec.window.total_seconds(),
             "window_start_exclusive": iso_ms(result.cutoff_ms),
-            "os_families": None if spec.os_families is None else list(spec.os_families),
-            "threshold_bytes": spec.threshold,
-            "excluded_cidrs": [block.text for block in spec.cidrs],
-            "strict": spec.strict,
         },
-        "inputs": _inputs(result.files),
-        "skipped_paths": result.skipped,
-        "counts": {
-            "records": counts.records,
-            "malformed": counts.malformed,
-            "valid": counts.valid,
-            "after_time_window": counts.time_window,
-            "after_event_match": counts.event_match,
-            "after_public_destination": counts.public_destination,
-            "groups": counts.groups,
-            "flagged": counts.flagged,
-            "event_match_with_source_bytes": counts.event_match_with_bytes,
-        },
-        "data_time_range": {"first": iso_ms(result.first_ms), "last": iso_ms(result.last_ms)},
-        "warnings": result.warnings,
-        "elapsed_seconds": round(result.elapsed_seconds, 3),
-    }
+        time_key="after_time_window",
+        extra_counts={"event_match_with_source_bytes": result.counts.event_match_with_bytes},
+    )
 
 
 def report_json(result: HuntResult, *, version: str) -> bytes:
-    return (json.dumps(report_dict(result, version=version), indent=2) + "\n").encode("utf-8")
-
-
-def sweep_summary_lines(result: SweepResult) -> list[str]:
-    """The sweep's summary; every record is accounted for and the counts add up."""
-    c = result.counts
-    spec = result.spec
-    families = "any" if spec.os_families is None else ",".join(spec.os_families)
-    window = _duration(spec.window.total_seconds())
-    steps = [
-        ("records read", c.records),
-        ("  malformed, skipped", c.malformed),
-        ("  valid", c.valid),
-        ("@timestamp in period", c.time_window),
-        (f"{families} network disconnect_received", c.event_match),
-        ("destination.ip public", c.public_destination),
-        ("groups", c.groups),
-        (f"flagged (>= {spec.threshold} bytes in any {window})", c.flagged),
-    ]
-    width = max(len(label) for label, _ in steps) + 2
-    lines = [f"{label:<{width}}{count:>12,}" for label, count in steps]
-    period = f"{iso_ms(spec.since_ms) or 'the start'} .. {iso_ms(spec.until_ms) or 'the end'}"
-    lines += [
-        f"period: {period} (until exclusive); sliding window {window}",
-        f"data:   {iso_ms(result.first_ms) or '-'} .. {iso_ms(result.last_ms) or '-'}",
-    ]
-    lines += _file_lines(result.files, result.skipped)
-    lines.extend(f"warning: {note}" for note in result.warnings)
-    lines.append(f"elapsed {result.elapsed_seconds:.2f} s")
-    return lines
+    return _json(report_dict(result, version=version))
 
 
 def sweep_report_dict(result: SweepResult, *, version: str) -> dict[str, Any]:
+    spec = result.spec
+    return _report(
+        result,
+        version=version,
+        title={
+            "sweep": "Egress Network Connections with Total Bytes Greater than Threshold, "
+            "in any sliding window"
+        },
+        parameters={
+            "window_seconds": spec.window.total_seconds(),
+            "since": iso_ms(spec.since_ms),
+            "until_exclusive": iso_ms(spec.until_ms),
+        },
+        time_key="after_period",
+        extra={"partitions": result.partitions},
+    )
+
+
+def _report(result: HuntResult | SweepResult, *, version: str, title: dict[str, Any],
+            parameters: dict[str, Any], time_key: str,
+            extra_counts: dict[str, Any] | None = None,
+            extra: dict[str, Any] | None = None) -> dict[str, Any]:  # fmt: skip
     spec = result.spec
     counts = result.counts
     return {
         "tool": "egress-offline",
         "version": version,
-        "sweep": "Egress Network Connections with Total Bytes Greater than Threshold, "
-        "in any sliding window",
+        **title,
         "parameters": {
-            "window_seconds": spec.window.total_seconds(),
-            "since": iso_ms(spec.since_ms),
-            "until_exclusive": iso_ms(spec.until_ms),
+            **parameters,
             "os_families": None if spec.os_families is None else list(spec.os_families),
             "threshold_bytes": spec.threshold,
             "excluded_cidrs": [block.text for block in spec.cidrs],
@@ -199,13 +193,14 @@ def sweep_report_dict(result: SweepResult, *, version: str) -> dict[str, Any]:
             "records": counts.records,
             "malformed": counts.malformed,
             "valid": counts.valid,
-            "after_period": counts.time_window,
+            time_key: counts.time_window,
             "after_event_match": counts.event_match,
             "after_public_destination": counts.public_destination,
             "groups": counts.groups,
             "flagged": counts.flagged,
+            **(extra_counts or {}),
         },
-        "partitions": result.partitions,
+        **(extra or {}),
         "data_time_range": {"first": iso_ms(result.first_ms), "last": iso_ms(result.last_ms)},
         "warnings": result.warnings,
         "elapsed_seconds": round(result.elapsed_seconds, 3),
@@ -213,4 +208,8 @@ def sweep_report_dict(result: SweepResult, *, version: str) -> dict[str, Any]:
 
 
 def sweep_report_json(result: SweepResult, *, version: str) -> bytes:
-    return (json.dumps(sweep_report_dict(result, version=version), indent=2) + "\n").encode()
+    return _json(sweep_report_dict(result, version=version))
+
+
+def _json(report: dict[str, Any]) -> bytes:
+    return (json.dumps(report, indent=2) + "\n").encode("utf-8")

@@ -77,7 +77,6 @@ _ZSTD_MAGIC: Final = b"\x28\xb5\x2f\xfd"
 _PARQUET_MAGIC: Final = b"PAR1"
 _PEEK: Final = 64 * 1024
 _BLOCK: Final = 8 * 1024 * 1024
-_CHUNK_ROWS: Final = 16_384  # NDJSON rows a streamed batch holds: bounds memory, amortises work
 _PARQUET_ROWS: Final = 65_536  # Parquet rows a batch holds: narrow after projection
 _BISECT_FLOOR: Final = 32  # below this many lines a failing slice is decoded line by line
 MAX_POSITIONS: Final = 5  # how many malformed positions a file report keeps
@@ -98,6 +97,10 @@ class InputFile:
     size: int
     format: Format
     compression: Compression
+    #: from the first 64 KiB of text: the size once decompressed, estimated (for progress),
+    #: and the mean line length (for batch sizes); 0 when unknown
+    text_size: int = 0
+    line_bytes: int = 0
 
 
 @dataclass
@@ -130,6 +133,13 @@ class FileReport:
         self.damage = None
         self.first_ms = self.last_ms = None
         self.progress = 0.0
+
+    def cover(self, stamps: pl.Series) -> None:
+        """Widen the @timestamp range of the records passed over to take in ``stamps``."""
+        if stamps.len():
+            low, high = int(stamps.min()), int(stamps.max())  # type: ignore[arg-type]
+            self.first_ms = low if self.first_ms is None else min(self.first_ms, low)
+            self.last_ms = high if self.last_ms is None else max(self.last_ms, high)
 
     def note_malformed(self, position: int, reason: str, *, strict: bool) -> None:
         """Count a malformed record; keep the first few by position, whatever the order
@@ -199,6 +209,14 @@ class TimeFloor:
         if self.fixed_ms is not None:
             return self.fixed_ms
         return None if self.latest_ms is None else self.latest_ms - self.window_ms
+
+    def stamps(self, ms: pl.Series) -> Stamps | None:
+        """The timestamps of records not decoded that may be in the window, to count
+        there; None when the hunt has no window (every valid record is in it)."""
+        if self.window_ms is None:
+            return None
+        low = self.ms
+        return Stamps(ms if low is None else ms.filter(ms > low))
 
     def observe(self, latest_ms: int | None) -> None:
         if latest_ms is not None and (self.latest_ms is None or latest_ms > self.latest_ms):
@@ -308,11 +326,11 @@ def _describe(path: Path, *, name: str, explicit: bool) -> InputFile | str:
             return reason
         return InputFile(path, name, size, "ndjson", "none")
     try:
-        peek = _peek_text(path, compression)
+        peek, produced, consumed = _peek_text(path, compression)
     except InputError:
         raise
     except Exception:  # anything undecodable here is simply not ours
-        peek = b""
+        peek, produced, consumed = b"", 0, 0
     fmt = _sniff_json(peek)
     if fmt is None:
         reason = "not an NDJSON, JSON or Parquet export (skipped)"
@@ -322,15 +340,22 @@ def _describe(path: Path, *, name: str, explicit: bool) -> InputFile | str:
                 "a JSON array or _search response, or Parquet"
             )
         return reason
-    return InputFile(path, name, size, fmt, compression)
+    lines = peek.count(b"\n")
+    return InputFile(
+        path, name, size, fmt, compression,
+        text_size=size * produced // consumed if consumed else 0,
+        line_bytes=len(peek) // lines if lines else 0,
+    )  # fmt: skip
 
 
-def _peek_text(path: Path, compression: Compression) -> bytes:
-    """The first 64 KiB of a file's text. A compressed file is read 64 KiB at a time and
-    only as far as that needs (one 8 MiB block of gzip is 0.4 s of decompression)."""
+def _peek_text(path: Path, compression: Compression) -> tuple[bytes, int, int]:
+    """The first 64 KiB of a file's text, how much text was decompressed to get it, and
+    from how many bytes of the file. A compressed file is read 64 KiB at a time and only as
+    far as that needs (one 8 MiB block of gzip is 0.4 s of decompression)."""
     with path.open("rb") as handle:
         if compression == "none":
-            return handle.read(_PEEK)
+            head = handle.read(_PEEK)
+            return head, len(head), len(head)
         out = bytearray()
         decoder = _new_decoder(compression)
         while len(out) < _PEEK and (chunk := handle.read(_PEEK)):
@@ -339,12 +364,12 @@ def _peek_text(path: Path, compression: Compression) -> bytes:
                 try:
                     out += decoder.decompress(data)
                 except Exception:  # damage: what came before it is the peek
-                    return bytes(out[:_PEEK])
+                    return bytes(out[:_PEEK]), len(out), handle.tell()
                 if not decoder.eof:
                     break
                 data = decoder.unused_data.lstrip(b"\x00")  # the next member, if any
                 decoder = _new_decoder(compression)
-        return bytes(out[:_PEEK])
+        return bytes(out[:_PEEK]), len(out), handle.tell()
 
 
 def _new_decoder(compression: Compression) -> Any:
@@ -353,10 +378,6 @@ def _new_decoder(compression: Compression) -> Any:
     import zstandard  # noqa: PLC0415 - only zstd inputs need it
 
     return zstandard.ZstdDecompressor().decompressobj()
-
-
-def _note_nothing(_message: str) -> None:
-    return None
 
 
 def _sniff_json(peek: bytes) -> Format | None:
@@ -640,17 +661,11 @@ def _line_scan(path: Path, prefilter: Prefilter | None, floor_ms: int | None) ->
 
 
 def _batch_rows(file: InputFile, text_bytes: int) -> int:
-    """Lines per batch: about ``text_bytes`` of text, judged from the lines in the first
-    64 KiB, between 4Ki and 1Mi lines (tiny lines would otherwise make many tiny
-    batches)."""
-    try:
-        peek = _peek_text(file.path, file.compression)
-    except Exception:  # damage: the reader will say so
+    """Lines per batch: about ``text_bytes`` of text, between 4Ki and 1Mi lines (tiny
+    lines would otherwise make many tiny batches)."""
+    if not file.line_bytes:
         return _LINE_ROWS
-    lines = peek.count(b"\n")
-    if lines == 0:
-        return _LINE_ROWS
-    return max(_MIN_LINE_ROWS, min(_MAX_LINE_ROWS, text_bytes * lines // len(peek)))
+    return max(_MIN_LINE_ROWS, min(_MAX_LINE_ROWS, text_bytes // file.line_bytes))
 
 
 def _fast_ndjson(file: InputFile, report: FileReport, *, strict: bool,
@@ -664,7 +679,7 @@ def _fast_ndjson(file: InputFile, report: FileReport, *, strict: bool,
         else:  # no end to sample: a quick pass that only reads timestamps
             floor.observe(_latest_scanned(file, prefilter))
     scan = _line_scan(file.path, prefilter, floor.ms if prefilter is not None else None)
-    expected = _text_size(file)
+    expected = max(1, file.text_size or file.size)
     seen = 0
     pending = _Pending()
     # with --strict every line's text leaves the scan: smaller batches bound memory
@@ -700,7 +715,7 @@ class _Pending:
         self.parts, self.size = [], 0
         bad: list[tuple[int, str]] = []
         fields = _decode_lines(lines, bad)
-        for position, reason in sorted(bad):
+        for position, reason in sorted(bad):  # --strict stops at the first
             report.note_malformed(position, reason, strict=strict)
         if fields.height:
             yield fields
@@ -726,13 +741,13 @@ def _line_batch(batch: pl.DataFrame, report: FileReport, pending: _Pending, *, s
     if wanted.height:
         report.records += wanted.height
         flush = pending.add(wanted.select(POS, text.str.strip_prefix("\ufeff")))
-    for position, reason in sorted(bad):
+    for position, reason in bad:  # in line order; the report keeps the first few
         report.note_malformed(position, reason, strict=strict)
     if stamps is not None:
         floor.observe(report.last_ms)
-        if floor.window_ms is not None and stamps.len():
-            low = floor.ms
-            yield Stamps(stamps if low is None else stamps.filter(stamps > low))
+        counted = floor.stamps(stamps) if stamps.len() else None
+        if counted is not None:
+            yield counted
     if flush:
         yield from pending.flush(report, strict=strict)
 
@@ -764,10 +779,7 @@ def _account(rest: pl.DataFrame, report: FileReport, bad: list[tuple[int, str]])
             parsed = found.select(timestamp_text_ms(pl.when(~several).then(pl.col("2"))))
             stamps = pl.concat([stamps, parsed.to_series().cast(pl.Int64)])
     stamps = stamps.drop_nulls()
-    if stamps.len():
-        low, high = int(stamps.min()), int(stamps.max())  # type: ignore[arg-type]
-        report.first_ms = low if report.first_ms is None else min(report.first_ms, low)
-        report.last_ms = high if report.last_ms is None else max(report.last_ms, high)
+    report.cover(stamps)
     return stamps.alias(_STAMP)
 
 
@@ -776,30 +788,21 @@ def _decode_lines(lines: pl.DataFrame, bad: list[tuple[int, str]]) -> pl.DataFra
     and decode with a small schema; hits, escapes and dotted keys with the general one.
     A part that does not decode is bisected down to its bad lines (reasons to ``bad``)."""
     general = lines.select(pl.col("line").str.contains(_GENERAL)).to_series()
-    parts: list[pl.DataFrame] = []
     doc = pl.col("__doc")
-    nested = lines.filter(~general)
-    if nested.height:
+    nested_fields = [_merge([_path_expr(doc, nested_path(name))]).alias(name) for name in FIELDS]
+    parts: list[pl.DataFrame] = []
+    for part, dtype, fields in (
+        (lines.filter(~general), NESTED_DTYPE, nested_fields),
+        (lines.filter(general), DOCUMENT_DTYPE, doc_field_exprs(doc)),
+    ):
+        if part.height == 0:
+            continue
         try:
-            decoded = _json_decode(nested, NESTED_DTYPE)
+            decoded = _json_decode(part, dtype)
         except pl.exceptions.PolarsError:
-            _decode_bisect(_stripped(nested), parts, bad)
+            _decode_bisect(_stripped(part), parts, bad)
         else:
-            parts.append(
-                decoded.select(
-                    POS,
-                    doc.is_null().alias(_BAD),
-                    *[_merge([_path_expr(doc, nested_path(name))]).alias(name) for name in FIELDS],
-                )
-            )
-    others = lines.filter(general)
-    if others.height:
-        try:
-            decoded = _json_decode(others, DOCUMENT_DTYPE)
-        except pl.exceptions.PolarsError:
-            _decode_bisect(_stripped(others), parts, bad)
-        else:
-            parts.append(_fields_from_docs(decoded, "__doc"))
+            parts.append(decoded.select(POS, doc.is_null().alias(_BAD), *fields))
     if not parts:
         return _python_frame([]).drop(_BAD)
     merged = pl.concat(parts, how="vertical")
@@ -887,26 +890,6 @@ def _latest_sampled(file: InputFile) -> int | None:
     )
     latest = agreed.get_column("__exact").max()
     return None if latest is None else int(latest)  # type: ignore[arg-type]
-
-
-def _text_size(file: InputFile) -> int:
-    """The file's size once decompressed, estimated from its first compressed bytes, for
-    the progress display."""
-    if file.compression == "none":
-        return max(1, file.size)
-    sample = 256 * 1024
-    try:
-        with file.path.open("rb") as handle:
-            head = handle.read(sample)
-        if file.compression == "gzip":
-            out = len(zlib.decompressobj(wbits=31).decompress(head))
-        else:
-            import zstandard  # noqa: PLC0415 - only zstd inputs need it
-
-            out = len(zstandard.ZstdDecompressor().decompressobj().decompress(head))
-    except Exception:  # damage: the reader will say so; progress stays a guess
-        return max(1, file.size)
-    return max(1, file.size * max(1, out) // max(1, len(head)))
 
 
 def _take_good(batch: pl.DataFrame, report: FileReport, *, strict: bool) -> pl.DataFrame:
@@ -1266,6 +1249,7 @@ def _parquet_judged(parquet: Any, wanted: list[str], report: FileReport, total: 
     and the others are read only for a row group where some row survives."""
     judged = [path for path in wanted if any(path in (name, f"_source.{name}") for name in _JUDGED)]
     selection: list[pl.Expr] | None = None
+    rules: tuple[pl.Expr, Any] | None = None  # from the judged columns' schema, once
     for group in range(parquet.metadata.num_row_groups):
         first = report.records + 1
         masks = []
@@ -1275,7 +1259,11 @@ def _parquet_judged(parquet: Any, wanted: list[str], report: FileReport, total: 
             frame = _positioned(record_batch, report.records + 1)
             report.records += frame.height
             report.progress = min(1.0, report.records / total)
-            keep = _judge(frame, prefilter, floor, report)
+            rules = rules or (
+                _parquet_could(frame.schema, prefilter),
+                _parquet_moment(frame.schema),
+            )
+            keep = _judge(frame, rules, floor, report)
             masks.append(keep.mask)
             if keep.stamps is not None:
                 yield keep.stamps
@@ -1302,28 +1290,22 @@ class _Judgement:
     stamps: Stamps | None  # timestamps of the others that may be in the window
 
 
-def _judge(frame: pl.DataFrame, prefilter: Prefilter, floor: TimeFloor,
+def _judge(frame: pl.DataFrame, rules: tuple[pl.Expr, Any], floor: TimeFloor,
            report: FileReport) -> _Judgement:  # fmt: skip
-    moment = _parquet_moment(frame.schema)
+    """Which rows of a batch of the deciding columns to decode (``rules``: the prefilter's
+    expression, and the timestamp reader when one plain column holds it)."""
+    could, moment = rules
     if moment is not None:
         stamp = moment(frame)
     else:
         stamp = _parquet_stamps(frame, _selection(frame.schema))
-    could = _parquet_could(frame.schema, prefilter)
     low = floor.ms
     fresh = pl.lit(True) if low is None else (pl.col(_STAMP) > low).fill_null(False)
     marked = frame.with_columns(stamp.alias(_STAMP)).with_columns((could & fresh).alias(_COULD))
     rest = marked.filter(~pl.col(_COULD)).get_column(_STAMP).drop_nulls()
-    stamps = None
-    if rest.len():
-        low_ms, high_ms = int(rest.min()), int(rest.max())  # type: ignore[arg-type]
-        report.first_ms = low_ms if report.first_ms is None else min(report.first_ms, low_ms)
-        report.last_ms = high_ms if report.last_ms is None else max(report.last_ms, high_ms)
-        floor.observe(high_ms)
-        if floor.window_ms is not None:
-            low = floor.ms
-            stamps = Stamps(rest if low is None else rest.filter(rest > low))
-    return _Judgement(marked.get_column(_COULD), stamps)
+    report.cover(rest)
+    floor.observe(report.last_ms)
+    return _Judgement(marked.get_column(_COULD), floor.stamps(rest) if rest.len() else None)
 
 
 def _first_line(exc: BaseException) -> str:

@@ -20,6 +20,7 @@ __all__ = [
     "DEFAULT_WINDOW",
     "HuntSpec",
     "NowMode",
+    "RowFilters",
     "SweepSpec",
     "iso_ms",
     "parse_duration",
@@ -116,17 +117,10 @@ def read_cidr_file(path: Path) -> tuple[CidrBlock, ...]:
 
 
 @dataclass(frozen=True, kw_only=True)
-class HuntSpec:
-    """What to hunt for. Built once, validated on construction, never changed.
+class RowFilters:
+    """What hunt and sweep share: the row filters and the threshold. ``os_families``:
+    ``None`` means any. ``extra_cidrs``: blocks excluded in addition to the seed's 26."""
 
-    ``now``: ``"latest"`` (the newest ``@timestamp`` in the input), ``"wall"`` (the clock,
-    as ES|QL's ``now()``) or a fixed aware time. ``window``: the look-back; ``None`` means
-    all time. ``os_families``: ``None`` means any. ``extra_cidrs``: blocks excluded in
-    addition to the seed's 26.
-    """
-
-    now: NowMode | datetime = "latest"
-    window: timedelta | None = DEFAULT_WINDOW
     os_families: tuple[str, ...] | None = ("windows",)
     threshold: int = DEFAULT_THRESHOLD
     extra_cidrs: tuple[CidrBlock, ...] = ()
@@ -136,13 +130,6 @@ class HuntSpec:
     )
 
     def __post_init__(self) -> None:
-        if isinstance(self.now, datetime):
-            if self.now.tzinfo is None:
-                raise UsageError("now: a fixed time needs a UTC offset")
-        elif self.now not in ("latest", "wall"):
-            raise UsageError(f"now: {self.now!r} is not 'latest', 'wall' or a time")
-        if self.window is not None and self.window <= timedelta(0):
-            raise UsageError("window: must be longer than zero")
         if isinstance(self.threshold, bool) or not isinstance(self.threshold, int):
             raise UsageError("threshold: must be a whole number of bytes")
         if not 0 <= self.threshold < 2**63:
@@ -155,13 +142,36 @@ class HuntSpec:
         """Every excluded block: the seed's 26, then the extra ones."""
         return self.seed_cidrs + self.extra_cidrs
 
+
+@dataclass(frozen=True, kw_only=True)
+class HuntSpec(RowFilters):
+    """What to hunt for. Built once, validated on construction, never changed.
+
+    ``now``: ``"latest"`` (the newest ``@timestamp`` in the input), ``"wall"`` (the clock,
+    as ES|QL's ``now()``) or a fixed aware time. ``window``: the look-back; ``None`` means
+    all time.
+    """
+
+    now: NowMode | datetime = "latest"
+    window: timedelta | None = DEFAULT_WINDOW
+
+    def __post_init__(self) -> None:
+        if isinstance(self.now, datetime):
+            if self.now.tzinfo is None:
+                raise UsageError("now: a fixed time needs a UTC offset")
+        elif self.now not in ("latest", "wall"):
+            raise UsageError(f"now: {self.now!r} is not 'latest', 'wall' or a time")
+        if self.window is not None and self.window <= timedelta(0):
+            raise UsageError("window: must be longer than zero")
+        super().__post_init__()
+
     @property
     def window_ms(self) -> int | None:
-        return None if self.window is None else int(self.window.total_seconds() * 1000)
+        return None if self.window is None else _ms(self.window)
 
 
 @dataclass(frozen=True, kw_only=True)
-class SweepSpec:
+class SweepSpec(RowFilters):
     """What to sweep a historical dump for: the hunt's row filters, no anchor time, and a
     sliding ``window`` in which a group's bytes are summed. ``since`` (inclusive) and
     ``until`` (exclusive) bound the period swept; None leaves it open. Validated on
@@ -170,13 +180,6 @@ class SweepSpec:
     window: timedelta = DEFAULT_WINDOW
     since: datetime | None = None
     until: datetime | None = None
-    os_families: tuple[str, ...] | None = ("windows",)
-    threshold: int = DEFAULT_THRESHOLD
-    extra_cidrs: tuple[CidrBlock, ...] = ()
-    strict: bool = False
-    seed_cidrs: tuple[CidrBlock, ...] = field(
-        default_factory=lambda: tuple(parse_cidr(c) for c in SEED_CIDRS), repr=False
-    )
 
     def __post_init__(self) -> None:
         if self.window <= timedelta(0):
@@ -187,28 +190,25 @@ class SweepSpec:
                 raise UsageError(f"{name}: a time needs a UTC offset")
         if self.since is not None and self.until is not None and self.since >= self.until:
             raise UsageError("since: must be before until")
-        if isinstance(self.threshold, bool) or not isinstance(self.threshold, int):
-            raise UsageError("threshold: must be a whole number of bytes")
-        if not 0 <= self.threshold < 2**63:
-            raise UsageError("threshold: must be between 0 and 2^63-1 bytes")
-        if self.os_families is not None and not self.os_families:
-            raise UsageError("os_families: give at least one family, or None for any")
-
-    @property
-    def cidrs(self) -> tuple[CidrBlock, ...]:
-        return self.seed_cidrs + self.extra_cidrs
+        super().__post_init__()
 
     @property
     def window_ms(self) -> int:
-        return int(self.window.total_seconds() * 1000)
+        return _ms(self.window)
 
     @property
     def since_ms(self) -> int | None:
-        return None if self.since is None else int(self.since.timestamp() * 1000)
+        return None if self.since is None else _ms(self.since)
 
     @property
     def until_ms(self) -> int | None:
-        return None if self.until is None else int(self.until.timestamp() * 1000)
+        return None if self.until is None else _ms(self.until)
+
+
+def _ms(value: datetime | timedelta) -> int:
+    """Epoch milliseconds of a time, or milliseconds of a duration."""
+    seconds = value.timestamp() if isinstance(value, datetime) else value.total_seconds()
+    return int(seconds * 1000)
 
 
 def iso_ms(ms: int | None) -> str | None:

@@ -30,6 +30,7 @@ from egress_offline.engine import (
     CONNECTIONS,
     FIRST_SEEN,
     LAST_SEEN,
+    OUTPUT_COLUMNS,
     SUM,
     TOTAL,
     TS,
@@ -37,11 +38,12 @@ from egress_offline.engine import (
     N,
     ProgressHook,
     Spill,
+    finish,
     moment_of,
     public_events,
     read_inputs,
-    with_context,
 )
+from egress_offline.normalise import long_or_null
 from egress_offline.sources import FileReport, TimeFloor, open_inputs
 from egress_offline.spec import SweepSpec
 
@@ -50,25 +52,16 @@ __all__ = ["SWEEP_COLUMNS", "SweepResult", "run_sweep"]
 PEAK: Final = "peak_bytes"
 PEAK_START: Final = "peak_window_start"
 PEAK_END: Final = "peak_window_end"
-#: Output columns, in order. The last two are dropped when no flagged row has a value.
+#: Output columns, in order: the hunt's, after the peak and its window. The last two are
+#: dropped when no flagged row has a value.
 SWEEP_COLUMNS: Final = (
     PEAK,
     *f.GROUP_FIELDS,
     PEAK_START,
     PEAK_END,
-    TOTAL,
-    f.HOST_NAME,
-    f.USER_NAME,
-    CONNECTIONS,
-    FIRST_SEEN,
-    LAST_SEEN,
-    f.DEST_PORT,
-    f.DEST_AS_ORG,
+    *(name for name in OUTPUT_COLUMNS if name not in f.GROUP_FIELDS),
 )
-_OPTIONAL: Final = (f.DEST_PORT, f.DEST_AS_ORG)
 _PARTITION_ROWS: Final = 100_000  # events a partition holds, about
-_LONG_MIN: Final = -(2**63)
-_LONG_MAX: Final = 2**63 - 1
 
 
 @dataclass
@@ -163,28 +156,12 @@ def _peaks(
         if partitions > 1:
             scan = scan.filter(pl.struct(keys).hash(seed=7) % partitions == part)
         found.append(group_peaks(scan.collect(engine="streaming"), spec.window_ms))
-    summed = pl.concat(found) if found else group_peaks(pl.DataFrame(), spec.window_ms)
+    summed = pl.concat(found)
     counts.groups = summed.height
     flagged = summed.filter(pl.col(PEAK) >= spec.threshold).with_columns(
         pl.col(PEAK_START, PEAK_END, FIRST_SEEN, LAST_SEEN).cast(pl.Datetime("ms", "UTC"))
     )
-    flagged = with_context(flagged, events, keys, scratch)
-    flagged = flagged.sort(
-        [PEAK, *keys], descending=[True, False, False, False], nulls_last=True
-    ).select(SWEEP_COLUMNS)
-    counts.flagged = flagged.height
-    empty = [
-        name
-        for name in _OPTIONAL
-        if flagged.height and flagged.get_column(name).list.len().max() == 0
-    ]
-    return (flagged.drop(empty) if flagged.height else flagged), partitions
-
-
-def _long(total: pl.Expr, values: pl.Expr) -> pl.Expr:
-    """An exact sum as a long: null with no values, or beyond the long range."""
-    fits = (values > 0) & (total >= _LONG_MIN) & (total <= _LONG_MAX)
-    return pl.when(fits).then(total).cast(pl.Int64)
+    return finish(flagged, events, scratch, counts, by=PEAK, columns=SWEEP_COLUMNS), partitions
 
 
 def group_peaks(events: pl.DataFrame, window_ms: int) -> pl.DataFrame:
@@ -214,7 +191,7 @@ def group_peaks(events: pl.DataFrame, window_ms: int) -> pl.DataFrame:
         pl.col(TS).min().alias(PEAK_START),
     )
     peaks = (
-        windows.with_columns(_long(pl.col("__wsum"), pl.col("__wn")).alias(PEAK))
+        windows.with_columns(long_or_null(pl.col("__wsum"), pl.col("__wn")).alias(PEAK))
         .filter(pl.col(PEAK).is_not_null())
         .sort([*keys, PEAK, TS], descending=[False, False, False, True, False], nulls_last=True)
         .group_by(keys, maintain_order=True)
@@ -222,7 +199,7 @@ def group_peaks(events: pl.DataFrame, window_ms: int) -> pl.DataFrame:
         .select(*keys, PEAK, PEAK_START, pl.col(TS).alias(PEAK_END))
     )
     totals = events.group_by(keys).agg(
-        _long(pl.col(SUM).sum(), pl.col(N).cast(pl.Int64).sum()).alias(TOTAL),
+        long_or_null(pl.col(SUM).sum(), pl.col(N).cast(pl.Int64).sum()).alias(TOTAL),
         pl.len().cast(pl.Int64).alias(CONNECTIONS),
         pl.col(TS).min().alias(FIRST_SEEN),
         pl.col(TS).max().alias(LAST_SEEN),
