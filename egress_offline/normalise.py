@@ -29,6 +29,7 @@ _ISO: Final = (
     r"(?:T(\d{2})(?::(\d{2})(?::(\d{2})(?:\.(\d{1,9}))?)?)?)?"
     r"(Z|[+-]\d{2}(?::?\d{2})?)?$"
 )
+_CANONICAL: Final = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,9})?Z$"
 _EPOCH: Final = r"^([+-]?\d+)(?:\.\d*)?$"
 _DECIMAL_INT: Final = r"^([+-]?\d+)\.\d*$"
 _DECIMAL_ZERO: Final = r"^[+-]?\.\d+$"
@@ -92,16 +93,21 @@ def text_ms(texts: pl.Series) -> pl.Series:
 def canonical_ms(text: pl.Expr) -> pl.Expr:
     """Epoch ms of a timestamp text in the canonical form Endpoint writes
     (``2022-04-04T18:52:00.6007809Z``, from 1970 on), else null. Where it is not null it
-    equals :func:`timestamp_text_ms`; the readers use it to judge lines they never decode."""
+    equals :func:`timestamp_text_ms`; the readers use it to judge lines they never decode.
+
+    The seconds are parsed at millisecond resolution (a nanosecond parse overflows after
+    2262) and the fraction's first three digits are added: twice as fast as parsing the
+    whole text with ``%.f``, and the shape is checked first, as the general rule does."""
+    shaped = text.str.contains(_CANONICAL) & (text.str.slice(0, 4) >= "1970")
+    seconds = (
+        text.str.slice(0, 19)
+        .str.to_datetime("%Y-%m-%dT%H:%M:%S", time_unit="ms", strict=False)
+        .dt.epoch("ms")
+    )
     length = text.str.len_bytes()
-    year = text.str.slice(0, 4)
-    canonical = (
-        ((length == 20) | ((length >= 22) & (length <= 30))) & (year >= "1970") & (year <= "9999")
-    )
-    return pl.when(canonical).then(
-        text.str.to_datetime("%Y-%m-%dT%H:%M:%S%.fZ", time_unit="ns", strict=False).dt.epoch("ns")
-        // 1_000_000
-    )
+    millis = text.str.slice(20, length - 21).str.slice(0, 3).str.pad_end(3, "0")
+    fraction = pl.when(length == 20).then(0).otherwise(millis.cast(pl.Int64, strict=False))
+    return pl.when(shaped).then(seconds + fraction)
 
 
 def timestamps(frame: pl.DataFrame, name: str = f.TIMESTAMP) -> pl.Series:

@@ -9,10 +9,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import polars as pl
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from egress_offline import HuntSpec, run_hunt
+from egress_offline.normalise import canonical_ms, timestamp_text_ms
 from tests.helpers import LAYOUTS, NOW, keyed, rows_of
 from tests.reference import reference_hunt
 
@@ -235,3 +237,45 @@ def test_malformed_lines_are_counted_and_change_nothing_else(
 def shaped(line: bytes) -> bool:
     text = line.strip()
     return text.startswith(b"{") and text.endswith(b"}")
+
+
+def _edit(text: str, edits: list[tuple[int, str]]) -> str:
+    for place, char in edits:
+        where = place % (len(text) + 1)
+        text = text[:where] + char + text[where + (1 if char else 0) :]
+    return text
+
+
+_CANONICAL_LIKE = st.builds(
+    _edit,
+    st.sampled_from(
+        [
+            "2026-11-18T16:00:00.0000001Z",
+            "1970-01-01T00:00:00Z",
+            "2024-02-29T23:59:59.999999999Z",
+            "9999-12-31T23:59:59.9Z",
+            "1969-12-31T23:59:59.9Z",
+            "2026-11-18T16:00:60Z",
+        ]
+    ),
+    st.lists(
+        st.tuples(st.integers(0, 30), st.sampled_from(["", *"0123456789-T:.Z+ x٣"])),
+        max_size=2,
+    ),
+)
+
+
+@given(st.lists(_CANONICAL_LIKE, min_size=1, max_size=50))
+@settings(max_examples=300, deadline=None)
+def test_the_canonical_timestamp_parse_agrees_with_the_general_one(texts: list[str]) -> None:
+    """The readers judge undecoded lines by :func:`canonical_ms`; wherever it gives a
+    value, that value must be the general rule's."""
+    frame = pl.DataFrame({"t": texts})
+    fast = frame.select(canonical_ms(pl.col("t"))).to_series()
+    general = frame.select(timestamp_text_ms(pl.col("t"))).to_series()
+    known = fast.is_not_null()
+    assert fast.filter(known).to_list() == general.filter(known).to_list()
+    assert fast.filter(pl.Series(texts) == "9999-12-31T23:59:59.9Z").to_list() in (
+        [],
+        [253402300799900] * texts.count("9999-12-31T23:59:59.9Z"),
+    )

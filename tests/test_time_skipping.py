@@ -179,3 +179,24 @@ def test_parquet_rows_are_skipped_by_time_exactly(tmp_path: Path, kind: str) -> 
         result = both(path, **spec)
         assert sorted(entities(result)) == sorted(f"E{i}" for i in range(8))
         assert result.counts.time_window == 8
+
+
+@pytest.mark.parametrize("fmt", ["ndjson", "parquet"])
+def test_canonical_looking_timestamps_are_judged_by_the_general_rule(
+    tmp_path: Path, fmt: str
+) -> None:
+    """Year 9999 is after ``now() - 8 hours``, so in the window (a nanosecond parse once
+    overflowed it into 1816 and skipped the line); a one-digit month is no date at all."""
+    docs = [
+        event(**{"@timestamp": "9999-12-31T23:59:59.9Z", "process.entity_id": "future"}),
+        event(**{"@timestamp": "2024-5-01T10:00:00.50Z", "process.entity_id": "no-date"}),
+        event(**{"@timestamp": "2024-05-01T10:00:00Z", "process.entity_id": "plain"}),
+    ]
+    path = write(tmp_path, docs)
+    if fmt == "parquet":
+        parquet = tmp_path / "x.parquet"
+        pl.read_ndjson(path).write_parquet(parquet)
+        path = parquet
+    result = both(path, now=NOW)
+    assert sorted(entities(result)) == ["future", "plain"]
+    assert result.counts.time_window == 2
