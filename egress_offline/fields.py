@@ -8,7 +8,9 @@ those places and merges what it finds, as the cluster would.
 
 from __future__ import annotations
 
-from functools import cache
+import re
+from dataclasses import dataclass
+from functools import cache, cached_property
 from typing import Final
 
 import polars as pl
@@ -17,9 +19,10 @@ __all__ = [
     "CONTEXT_FIELDS",
     "FIELDS",
     "GROUP_FIELDS",
+    "HUNT",
     "KEYWORD_FIELDS",
     "TEXT_LIST",
-    "document_dtype",
+    "FieldSet",
     "key_paths",
 ]
 
@@ -105,13 +108,34 @@ def nested_path(field: str) -> tuple[str, ...]:
     return key_paths(field)[0]
 
 
-def document_dtype() -> pl.Struct:
-    """The struct one JSON document is decoded into: every way of writing each field,
-    at the top level and under ``_source``."""
-    source = _struct_of([path for field in FIELDS for path in key_paths(field)])
-    return pl.Struct({**{f.name: f.dtype for f in source.fields}, "_source": source})
+@dataclass(frozen=True)
+class FieldSet:
+    """The fields a reader decodes, each as a text list; nothing else in a document is
+    looked at. The hunt and sweep read :data:`HUNT`; ``pivot`` reads more."""
+
+    names: tuple[str, ...]
+    reader: str = "the hunt"  # what reads them, and what it expects, for messages
+    export: str = "Endpoint network export"
+
+    @cached_property
+    def nested_dtype(self) -> pl.Struct:
+        """The fields at their nested paths only: what most lines of a real export hold."""
+        return _struct_of([nested_path(name) for name in self.names])
+
+    @cached_property
+    def document_dtype(self) -> pl.Struct:
+        """The struct one JSON document is decoded into: every way of writing each
+        field, at the top level and under ``_source``."""
+        source = _struct_of([path for name in self.names for path in key_paths(name)])
+        return pl.Struct({**{f.name: f.dtype for f in source.fields}, "_source": source})
+
+    @cached_property
+    def general(self) -> str:
+        """A pattern for lines that may hold a field somewhere other than its nested
+        path: a hit's ``_source``, a ``\\u`` escape, or a dotted key that starts one of
+        the fields (``"host.``, ``"os.``, ...)."""
+        heads = sorted({part for name in self.names for part in name.split(".")[:-1]})
+        return r'_source|\\u|"(?:' + "|".join(map(re.escape, heads)) + r")\."
 
 
-#: The fields at their nested paths only: what most lines of a real export hold.
-NESTED_DTYPE: Final = _struct_of([nested_path(field) for field in FIELDS])
-DOCUMENT_DTYPE: Final = document_dtype()
+HUNT: Final = FieldSet(FIELDS)

@@ -40,10 +40,10 @@ import polars as pl
 from egress_offline.errors import DataError, InputError
 from egress_offline.fields import ACTION as f_ACTION
 from egress_offline.fields import (
-    DOCUMENT_DTYPE,
     FIELDS,
-    NESTED_DTYPE,
+    HUNT,
     TEXT_LIST,
+    FieldSet,
     key_paths,
     nested_path,
 )
@@ -186,6 +186,25 @@ class Prefilter:
                 [line.str.contains(family, literal=True) for family in self.families]
             )
         return wanted | line.str.contains("\\u", literal=True)
+
+
+@dataclass(frozen=True)
+class IdPrefilter:
+    """NDJSON lines that may hold one of ``values`` as a JSON string: literally, or written
+    with an escape that could stand for one of its characters (a ``\\u`` escape; ``\\/``
+    for a slash; any backslash when a value holds a character JSON must escape)."""
+
+    values: tuple[str, ...]
+
+    def could_match(self, line: pl.Expr) -> pl.Expr:
+        wanted = pl.any_horizontal([line.str.contains(v, literal=True) for v in self.values])
+        text = "".join(self.values)
+        if any(c in '"\\' or ord(c) < 0x20 for c in text):
+            return wanted | line.str.contains("\\", literal=True)
+        wanted |= line.str.contains("\\u", literal=True)
+        if "/" in text:
+            wanted |= line.str.contains("\\/", literal=True)
+        return wanted
 
 
 @dataclass
@@ -434,12 +453,12 @@ def _path_expr(root: pl.Expr, path: tuple[str, ...]) -> pl.Expr:
     return expr
 
 
-def doc_field_exprs(doc: pl.Expr) -> list[pl.Expr]:
+def doc_field_exprs(doc: pl.Expr, fields: FieldSet = HUNT) -> list[pl.Expr]:
     """Field columns from a decoded document: from ``_source`` when it is there (an
     elasticdump or ``_search`` hit), else from the document itself."""
     source = doc.struct.field("_source")
     exprs = []
-    for name in FIELDS:
+    for name in fields.names:
         paths = list(key_paths(name))
         top = _merge([_path_expr(doc, p) for p in paths])
         inner = _merge([_path_expr(source, p) for p in paths])
@@ -447,8 +466,10 @@ def doc_field_exprs(doc: pl.Expr) -> list[pl.Expr]:
     return exprs
 
 
-def _fields_from_docs(frame: pl.DataFrame | pl.LazyFrame, doc: str) -> Any:
-    return frame.select(POS, pl.col(doc).is_null().alias(_BAD), *doc_field_exprs(pl.col(doc)))
+def _fields_from_docs(frame: pl.DataFrame | pl.LazyFrame, doc: str, fields: FieldSet) -> Any:
+    return frame.select(
+        POS, pl.col(doc).is_null().alias(_BAD), *doc_field_exprs(pl.col(doc), fields)
+    )
 
 
 # ---------------------------------------------------------- the Python fallback decoder
@@ -502,7 +523,7 @@ def _texts(value: Any, out: list[str | None]) -> None:
     # an object where a value belongs is not indexable as this field: treated as missing
 
 
-def python_fields(doc: Any) -> dict[str, list[str | None]] | str:
+def python_fields(doc: Any, fields: FieldSet = HUNT) -> dict[str, list[str | None]] | str:
     """Field lists of one parsed document, or the reason it is not a document."""
     if not isinstance(doc, dict):
         return f"not a JSON object (a {type(doc).__name__.replace('dict', 'object')})"
@@ -511,8 +532,8 @@ def python_fields(doc: Any) -> dict[str, list[str | None]] | str:
         root = doc["_source"]
         if not isinstance(root, dict):
             return "_source is not an object"
-    fields: dict[str, list[str | None]] = {}
-    for name in FIELDS:
+    out: dict[str, list[str | None]] = {}
+    for name in fields.names:
         values: list[str | None] = []
         for path in key_paths(name):
             node: Any = root
@@ -525,21 +546,23 @@ def python_fields(doc: Any) -> dict[str, list[str | None]] | str:
         for value in values:
             if value is not None:
                 value.encode("utf-8")  # a lone surrogate escape raises here
-        fields[name] = values
-    return fields
+        out[name] = values
+    return out
 
 
-def _python_frame(rows: list[tuple[int, dict[str, list[str | None]]]]) -> pl.DataFrame:
+def _python_frame(
+    rows: list[tuple[int, dict[str, list[str | None]]]], fields: FieldSet
+) -> pl.DataFrame:
     schema: dict[str, Any] = {
         POS: pl.Int64,
         _BAD: pl.Boolean,
-        **{name: TEXT_LIST for name in FIELDS},
+        **{name: TEXT_LIST for name in fields.names},
     }
     return pl.DataFrame(
         {
             POS: [pos for pos, _ in rows],
             _BAD: [False] * len(rows),
-            **{name: [fields[name] for _, fields in rows] for name in FIELDS},
+            **{name: [values[name] for _, values in rows] for name in fields.names},
         },
         schema=schema,
     )
@@ -549,22 +572,25 @@ def _python_frame(rows: list[tuple[int, dict[str, list[str | None]]]]) -> pl.Dat
 
 
 def read_batches(file: InputFile, report: FileReport, *, strict: bool,
-                 prefilter: Prefilter | None = None,
-                 floor: TimeFloor | None = None) -> Iterator[Any]:  # fmt: skip
+                 prefilter: Prefilter | IdPrefilter | None = None,
+                 floor: TimeFloor | None = None,
+                 fields: FieldSet = HUNT) -> Iterator[Any]:  # fmt: skip
     """Field batches of one file (see the module docstring), malformed records noted in
     ``report``; with a ``prefilter``, also :class:`Stamps` of the records not decoded
     (when ``floor`` has a window). May yield :data:`RESTART` once, then the careful
     reader's batches."""
     floor = floor or TimeFloor(window_ms=None)
     if file.format == "parquet":
-        yield from _parquet_batches(file, report, prefilter, floor)
+        yield from _parquet_batches(file, report, prefilter, floor, fields)
         return
     if file.format == "json":
-        yield from _json_document_batches(file, report, strict=strict)
+        yield from _json_document_batches(file, report, strict=strict, fields=fields)
         return
     started = False
     try:
-        for batch in _fast_ndjson(file, report, strict=strict, prefilter=prefilter, floor=floor):
+        for batch in _fast_ndjson(
+            file, report, strict=strict, prefilter=prefilter, floor=floor, fields=fields
+        ):
             started = True
             yield batch
         return
@@ -576,7 +602,7 @@ def read_batches(file: InputFile, report: FileReport, *, strict: bool,
         yield RESTART
     report.reset()
     report.reader = "careful"
-    yield from _careful_ndjson(file, report, strict=strict)
+    yield from _careful_ndjson(file, report, strict=strict, fields=fields)
 
 
 _DECODE_PIECE: Final = 64  # lines decoded as one chunk (see _json_decode)
@@ -590,11 +616,6 @@ _SHAPE_END: Final = r"\}\s*$"
 # after it (",") holds several values, which make no timestamp, as in the engine.
 _TS_KEY: Final = '"@timestamp":"'
 _TS_ANY: Final = r'"@timestamp"\s*:\s*(\[?)\s*"?([^",\]\s]*)"?\s*(,?)'
-# A line that may hold a hunt field somewhere other than its nested path: a hit's
-# _source, a \u escape, or a dotted key that starts one of the fields.
-_GENERAL: Final = (
-    r'_source|\\u|"(?:host|os|event|destination|as|organization|process|source|user)\.'
-)
 # Columns of the line scan (see _fast_ndjson)
 _COULD: Final = "__could"
 _STAMP: Final = "__stamp"
@@ -624,7 +645,9 @@ def _plain_stamp_text(line: pl.Expr) -> pl.Expr:
     return head.str.head(head.str.find('"', literal=True))
 
 
-def _line_scan(path: Path, prefilter: Prefilter | None, floor_ms: int | None) -> pl.LazyFrame:
+def _line_scan(
+    path: Path, prefilter: Prefilter | IdPrefilter | None, floor_ms: int | None
+) -> pl.LazyFrame:
     """Every line of a file, judged from its text in one streaming pass: may it match
     (the prefilter), its canonical @timestamp, does it hold one ``@timestamp`` key, is it
     shaped like a JSON object. The text itself leaves the scan only where a later step
@@ -669,10 +692,11 @@ def _batch_rows(file: InputFile, text_bytes: int) -> int:
 
 
 def _fast_ndjson(file: InputFile, report: FileReport, *, strict: bool,
-                 prefilter: Prefilter | None, floor: TimeFloor) -> Iterator[Any]:  # fmt: skip
+                 prefilter: Prefilter | IdPrefilter | None, floor: TimeFloor,
+                 fields: FieldSet) -> Iterator[Any]:  # fmt: skip
     """One streaming pass over the lines (:func:`_line_scan`); each batch of judged lines
     is accounted for and decoded here, vectorised."""
-    if prefilter is not None and floor.window_ms is not None and floor.fixed_ms is None:
+    if isinstance(prefilter, Prefilter) and floor.window_ms is not None and floor.fixed_ms is None:
         # --now latest: a first bound on the anchor lets old lines be skipped from the start
         if file.compression == "none":
             floor.observe(_latest_sampled(file))
@@ -681,7 +705,7 @@ def _fast_ndjson(file: InputFile, report: FileReport, *, strict: bool,
     scan = _line_scan(file.path, prefilter, floor.ms if prefilter is not None else None)
     expected = max(1, file.text_size or file.size)
     seen = 0
-    pending = _Pending()
+    pending = _Pending(fields)
     # with --strict every line's text leaves the scan: smaller batches bound memory
     text_bytes = 32 << 20 if prefilter is not None else 8 << 20
     for chunked in scan.collect_batches(chunk_size=_batch_rows(file, text_bytes)):
@@ -698,7 +722,8 @@ class _Pending:
     """Lines to decode, gathered up to a bound before they are decoded together: decoding
     competes with the scan for the engine's threads, and is much faster after it."""
 
-    def __init__(self) -> None:
+    def __init__(self, fields: FieldSet) -> None:
+        self.fields = fields
         self.parts: list[pl.DataFrame] = []
         self.size = 0
 
@@ -714,15 +739,16 @@ class _Pending:
         lines = pl.concat(self.parts).rechunk()
         self.parts, self.size = [], 0
         bad: list[tuple[int, str]] = []
-        fields = _decode_lines(lines, bad)
+        decoded = _decode_lines(lines, bad, self.fields)
         for position, reason in sorted(bad):  # --strict stops at the first
             report.note_malformed(position, reason, strict=strict)
-        if fields.height:
-            yield fields
+        if decoded.height:
+            yield decoded
 
 
 def _line_batch(batch: pl.DataFrame, report: FileReport, pending: _Pending, *, strict: bool,
-                prefilter: Prefilter | None, floor: TimeFloor) -> Iterator[Any]:  # fmt: skip
+                prefilter: Prefilter | IdPrefilter | None,
+                floor: TimeFloor) -> Iterator[Any]:  # fmt: skip
     """Account for one batch of judged lines: yield the @timestamps of the records not
     decoded that may be in the window, and the decoded fields of those that may match."""
     text = pl.col("line")
@@ -783,28 +809,30 @@ def _account(rest: pl.DataFrame, report: FileReport, bad: list[tuple[int, str]])
     return stamps.alias(_STAMP)
 
 
-def _decode_lines(lines: pl.DataFrame, bad: list[tuple[int, str]]) -> pl.DataFrame:
+def _decode_lines(
+    lines: pl.DataFrame, bad: list[tuple[int, str]], fields: FieldSet
+) -> pl.DataFrame:
     """Field lists of lines that may match. Most hold each field only at its nested path
     and decode with a small schema; hits, escapes and dotted keys with the general one.
     A part that does not decode is bisected down to its bad lines (reasons to ``bad``)."""
-    general = lines.select(pl.col("line").str.contains(_GENERAL)).to_series()
+    general = lines.select(pl.col("line").str.contains(fields.general)).to_series()
     doc = pl.col("__doc")
-    nested_fields = [_merge([_path_expr(doc, nested_path(name))]).alias(name) for name in FIELDS]
+    nested = [_merge([_path_expr(doc, nested_path(name))]).alias(name) for name in fields.names]
     parts: list[pl.DataFrame] = []
-    for part, dtype, fields in (
-        (lines.filter(~general), NESTED_DTYPE, nested_fields),
-        (lines.filter(general), DOCUMENT_DTYPE, doc_field_exprs(doc)),
+    for part, dtype, columns in (
+        (lines.filter(~general), fields.nested_dtype, nested),
+        (lines.filter(general), fields.document_dtype, doc_field_exprs(doc, fields)),
     ):
         if part.height == 0:
             continue
         try:
             decoded = _json_decode(part, dtype)
         except pl.exceptions.PolarsError:
-            _decode_bisect(_stripped(part), parts, bad)
+            _decode_bisect(_stripped(part), parts, bad, fields)
         else:
-            parts.append(decoded.select(POS, doc.is_null().alias(_BAD), *fields))
+            parts.append(decoded.select(POS, doc.is_null().alias(_BAD), *columns))
     if not parts:
-        return _python_frame([]).drop(_BAD)
+        return _python_frame([], fields).drop(_BAD)
     merged = pl.concat(parts, how="vertical")
     bad.extend((p, "not a JSON object (null)") for p in merged.filter(pl.col(_BAD))[POS])
     return merged.filter(~pl.col(_BAD)).drop(_BAD)
@@ -970,7 +998,9 @@ def _members(handle: IO[bytes], *, new_decoder: Any, magic: bytes, kind: str,
         note_damage(f"{kind} data ends early at byte {offset} (truncated copy)")
 
 
-def _careful_ndjson(file: InputFile, report: FileReport, *, strict: bool) -> Iterator[pl.DataFrame]:
+def _careful_ndjson(
+    file: InputFile, report: FileReport, *, strict: bool, fields: FieldSet
+) -> Iterator[pl.DataFrame]:
     damage: list[str] = []
     line_no = 0
     with file.path.open("rb") as handle:
@@ -983,12 +1013,12 @@ def _careful_ndjson(file: InputFile, report: FileReport, *, strict: bool) -> Ite
                 continue
             pending = data[cut + 1 :]
             report.progress = min(1.0, handle.tell() / max(1, file.size))
-            batch = _careful_block(data[: cut + 1], line_no, report, strict=strict)
+            batch = _careful_block(data[: cut + 1], line_no, report, strict=strict, fields=fields)
             line_no += data.count(b"\n", 0, cut + 1)
             if batch.height:
                 yield batch
         if pending:
-            batch = _careful_block(pending, line_no, report, strict=strict)
+            batch = _careful_block(pending, line_no, report, strict=strict, fields=fields)
             if batch.height:
                 yield batch
     if damage:
@@ -999,7 +1029,8 @@ def _careful_ndjson(file: InputFile, report: FileReport, *, strict: bool) -> Ite
             )
 
 
-def _careful_block(block: bytes, first: int, report: FileReport, *, strict: bool) -> pl.DataFrame:
+def _careful_block(block: bytes, first: int, report: FileReport, *, strict: bool,
+                   fields: FieldSet) -> pl.DataFrame:  # fmt: skip
     """Decode one block of whole lines; ``first`` lines of the file precede it."""
     raw_lines = block.split(b"\n")
     if block.endswith(b"\n"):
@@ -1024,44 +1055,44 @@ def _careful_block(block: bytes, first: int, report: FileReport, *, strict: bool
     report.records += frame.height + undecodable.height
     out: list[pl.DataFrame] = []
     bad: list[tuple[int, str]] = [(p, "bytes that are not UTF-8") for p in undecodable[POS]]
-    _decode_bisect(frame, out, bad)
+    _decode_bisect(frame, out, bad, fields)
     for pos, reason in sorted(bad):
         report.note_malformed(pos, reason, strict=strict)
     if not out:
-        return _python_frame([]).drop(_BAD)
+        return _python_frame([], fields).drop(_BAD)
     merged = pl.concat(out, how="vertical")
     return merged.drop(_BAD)
 
 
 def _decode_bisect(
-    frame: pl.DataFrame, out: list[pl.DataFrame], bad: list[tuple[int, str]]
+    frame: pl.DataFrame, out: list[pl.DataFrame], bad: list[tuple[int, str]], fields: FieldSet
 ) -> None:
     if frame.height == 0:
         return
     if frame.height > _BISECT_FLOOR:
         try:
-            decoded = _json_decode(frame, DOCUMENT_DTYPE)
+            decoded = _json_decode(frame, fields.document_dtype)
         except pl.exceptions.PolarsError:
             half = frame.height // 2
-            _decode_bisect(frame.slice(0, half), out, bad)
-            _decode_bisect(frame.slice(half), out, bad)
+            _decode_bisect(frame.slice(0, half), out, bad, fields)
+            _decode_bisect(frame.slice(half), out, bad, fields)
             return
-        fields = _fields_from_docs(decoded, "__doc")
-        bad.extend((p, "not a JSON object (null)") for p in fields.filter(pl.col(_BAD))[POS])
-        out.append(fields.filter(~pl.col(_BAD)))
+        columns = _fields_from_docs(decoded, "__doc", fields)
+        bad.extend((p, "not a JSON object (null)") for p in columns.filter(pl.col(_BAD))[POS])
+        out.append(columns.filter(~pl.col(_BAD)))
         return
     rows: list[tuple[int, dict[str, list[str | None]]]] = []
     for pos, text in frame.iter_rows():
-        result = _python_record(text)
+        result = _python_record(text, fields)
         if isinstance(result, str):
             bad.append((pos, result))
         else:
             rows.append((pos, result))
     if rows:
-        out.append(_python_frame(rows))
+        out.append(_python_frame(rows, fields))
 
 
-def _python_record(text: str) -> dict[str, list[str | None]] | str:
+def _python_record(text: str, fields: FieldSet) -> dict[str, list[str | None]] | str:
     try:
         doc = _load(text)
     except RecursionError:
@@ -1069,13 +1100,13 @@ def _python_record(text: str) -> dict[str, list[str | None]] | str:
     except ValueError as exc:
         return f"not valid JSON ({str(exc).split(':')[0]})"
     try:
-        return python_fields(doc)
+        return python_fields(doc, fields)
     except UnicodeEncodeError:
         return "a string holds an invalid unicode escape"
 
 
 def _json_document_batches(
-    file: InputFile, report: FileReport, *, strict: bool
+    file: InputFile, report: FileReport, *, strict: bool, fields: FieldSet
 ) -> Iterator[pl.DataFrame]:
     """A file that is one JSON value: an array of documents or hits, a ``_search``
     response (``hits.hits``), or a single pretty-printed document. Held in memory whole."""
@@ -1092,34 +1123,33 @@ def _json_document_batches(
             f"{file.name}: byte {exc.start} is not UTF-8, so the JSON document cannot be "
             "read; re-export it as UTF-8 NDJSON"
         ) from None
-    docs = _vector_documents(text)
+    docs = _vector_documents(text, fields)
     if docs is None:
-        yield from _python_documents(file, text, report, strict=strict)
+        yield from _python_documents(file, text, report, strict=strict, fields=fields)
         return
-    yield _take_good(_fields_from_docs(docs, "__doc"), report, strict=strict)
+    yield _take_good(_fields_from_docs(docs, "__doc", fields), report, strict=strict)
 
 
-_SEARCH_DTYPE: Final = pl.Struct(
-    {
-        **{f.name: f.dtype for f in DOCUMENT_DTYPE.fields},
-        "hits": pl.Struct({"hits": pl.List(DOCUMENT_DTYPE)}),
-    }
-)
-
-
-def _vector_documents(text: str) -> pl.DataFrame | None:
+def _vector_documents(text: str, fields: FieldSet) -> pl.DataFrame | None:
     series = pl.Series("raw", [text])
+    document = fields.document_dtype
+    search = pl.Struct(
+        {
+            **{f.name: f.dtype for f in document.fields},
+            "hits": pl.Struct({"hits": pl.List(document)}),
+        }
+    )
     try:
         if text.lstrip().startswith("["):
-            docs = series.str.json_decode(pl.List(DOCUMENT_DTYPE)).explode()
+            docs = series.str.json_decode(pl.List(document)).explode()
         else:
-            decoded = series.str.json_decode(_SEARCH_DTYPE)
+            decoded = series.str.json_decode(search)
             hits = decoded.struct.field("hits").struct.field("hits")
             if hits.is_null().all():
                 docs = (
-                    decoded.struct.rename_fields([f.name for f in _SEARCH_DTYPE.fields])
+                    decoded.struct.rename_fields([f.name for f in search.fields])
                     .to_frame("d")
-                    .select(pl.col("d").struct.field(*[f.name for f in DOCUMENT_DTYPE.fields]))
+                    .select(pl.col("d").struct.field(*[f.name for f in document.fields]))
                     .select(pl.struct(pl.all()).alias("__doc"))
                     .to_series()
                 )
@@ -1132,7 +1162,7 @@ def _vector_documents(text: str) -> pl.DataFrame | None:
 
 
 def _python_documents(
-    file: InputFile, text: str, report: FileReport, *, strict: bool
+    file: InputFile, text: str, report: FileReport, *, strict: bool, fields: FieldSet
 ) -> Iterator[pl.DataFrame]:
     try:
         value = _load(text)
@@ -1157,21 +1187,22 @@ def _python_documents(
     for pos, doc in enumerate(docs, start=1):
         report.records += 1
         try:
-            result = python_fields(doc)
+            result = python_fields(doc, fields)
         except UnicodeEncodeError:
             result = "a string holds an invalid unicode escape"
         if isinstance(result, str):
             report.note_malformed(pos, result, strict=strict)
         else:
             rows.append((pos, result))
-    yield _python_frame(rows).drop(_BAD)
+    yield _python_frame(rows, fields).drop(_BAD)
 
 
 # ------------------------------------------------------------------------------ parquet
 
 
-def _parquet_batches(file: InputFile, report: FileReport, prefilter: Prefilter | None,
-                     floor: TimeFloor) -> Iterator[Any]:  # fmt: skip
+def _parquet_batches(file: InputFile, report: FileReport,
+                     prefilter: Prefilter | IdPrefilter | None, floor: TimeFloor,
+                     fields: FieldSet) -> Iterator[Any]:  # fmt: skip
     """Parquet, read through pyarrow's projection of nested leaves: only the hunt's fields
     are read, never whole structs such as ``process`` or ``host``."""
     import pyarrow.parquet as pq  # noqa: PLC0415 - only Parquet inputs need it
@@ -1188,19 +1219,19 @@ def _parquet_batches(file: InputFile, report: FileReport, prefilter: Prefilter |
     # A dotted path selects a flat column of that name and a nested one alike.
     wanted = [
         path
-        for name in FIELDS
+        for name in fields.names
         for path in (name, f"_source.{name}")
         if any(leaf == path or leaf.startswith(path + ".") for leaf in leaves)
     ]
     if not wanted:
         raise InputError(
-            f"{file.name}: the Parquet file has none of the columns the hunt reads "
-            f"({', '.join(FIELDS)}), nested or dotted; is it an Endpoint network export?"
+            f"{file.name}: the Parquet file has none of the columns {fields.reader} reads "
+            f"({', '.join(fields.names)}), nested or dotted; is it an {fields.export}?"
         )
     total = max(1, parquet.metadata.num_rows)
     try:
-        if prefilter is None:
-            yield from _parquet_all(parquet, wanted, report, total)
+        if not isinstance(prefilter, Prefilter):  # --strict, or pivot: every row
+            yield from _parquet_all(parquet, wanted, report, total, fields)
         else:
             yield from _parquet_judged(
                 parquet, wanted, report, total, prefilter=prefilter, floor=floor
@@ -1212,11 +1243,11 @@ def _parquet_batches(file: InputFile, report: FileReport, prefilter: Prefilter |
         ) from None
 
 
-def _selection(schema: pl.Schema) -> list[pl.Expr]:
-    exprs = [_parquet_field(schema, name) for name in FIELDS]
+def _selection(schema: pl.Schema, fields: FieldSet = HUNT) -> list[pl.Expr]:
+    exprs = [_parquet_field(schema, name) for name in fields.names]
     return [
         (expr if expr is not None else pl.lit(None, dtype=TEXT_LIST)).alias(name)
-        for expr, name in zip(exprs, FIELDS, strict=True)
+        for expr, name in zip(exprs, fields.names, strict=True)
     ]
 
 
@@ -1226,13 +1257,13 @@ def _positioned(record_batch: Any, first: int) -> pl.DataFrame:
     return frame.with_columns(pl.int_range(first, first + frame.height, dtype=pl.Int64).alias(POS))
 
 
-def _parquet_all(parquet: Any, wanted: list[str], report: FileReport,
-                 total: int) -> Iterator[pl.DataFrame]:  # fmt: skip
-    """--strict: every row, as field lists."""
+def _parquet_all(parquet: Any, wanted: list[str], report: FileReport, total: int,
+                 fields: FieldSet) -> Iterator[pl.DataFrame]:  # fmt: skip
+    """Every row, as field lists (--strict, and pivot)."""
     selection: list[pl.Expr] | None = None
     for record_batch in parquet.iter_batches(batch_size=_PARQUET_ROWS, columns=wanted):
         frame = _positioned(record_batch, report.records + 1)
-        selection = selection or _selection(frame.schema)
+        selection = selection or _selection(frame.schema, fields)
         report.records += frame.height
         report.progress = min(1.0, report.records / total)
         yield frame.select(POS, *selection)
