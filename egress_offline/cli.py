@@ -3,6 +3,7 @@ writes the result. The only module that imports typer or prints."""
 
 from __future__ import annotations
 
+import glob
 import os
 import sys
 import time
@@ -16,8 +17,10 @@ import typer
 from egress_offline import __version__
 from egress_offline.engine import run_hunt
 from egress_offline.errors import EgressError, UsageError
+from egress_offline.pivot import run_pivot, split_arguments
 from egress_offline.ranges import CidrBlock, parse_cidr
 from egress_offline.report import (
+    pivot_summary_lines,
     report_json,
     summary_lines,
     sweep_report_json,
@@ -33,7 +36,14 @@ from egress_offline.spec import (
     read_cidr_file,
 )
 from egress_offline.sweep import run_sweep
-from egress_offline.writers import format_for, inert, render, write_atomic
+from egress_offline.writers import (
+    format_for,
+    inert,
+    pivot_format_for,
+    render,
+    render_pivot,
+    write_atomic,
+)
 
 app = typer.Typer(
     add_completion=False,
@@ -264,6 +274,70 @@ def sweep(
         )
 
     _run(delivery, build, run_sweep, sweep_summary_lines, sweep_report_json)
+
+
+@app.command()
+def pivot(
+    arguments: Annotated[
+        list[str],
+        typer.Argument(
+            metavar="ENTITY_ID... PATH...",
+            help="process.entity_id values, then export files, directories, globs or - "
+            "(an argument naming an existing file or directory is a path).",
+            show_default=False,
+        ),
+    ],
+    *,
+    output: Output = None,
+    fmt: Annotated[
+        str | None,
+        typer.Option(
+            "--format",
+            metavar="FORMAT",
+            help="table, json or ndjson (one line per entity id); default from the "
+            "output's extension, else table on a terminal and json when piped.",
+            show_default=False,
+        ),
+    ] = None,
+    strict: Strict = False,
+    quiet: Quiet = False,
+) -> None:
+    """Everything the export holds about processes: start event, parent, children,
+    network per destination, and queries to continue on a cluster."""
+    try:
+        ids, paths = split_arguments(arguments, _names_input)
+        out_format = pivot_format_for(output, fmt, terminal=sys.stdout.isatty())
+        _check_outside_inputs(output, paths)
+        display = _ProgressDisplay(enabled=not quiet and sys.stderr.isatty())
+        try:
+            result = run_pivot(ids, paths, strict=strict, progress=display)
+        finally:
+            display.close()
+        _check_not_an_input(output, result.files)
+        payload = result.as_dict()
+        if output is None:
+            render_pivot(payload, out_format, sys.stdout.buffer)
+            sys.stdout.buffer.flush()
+        else:
+            write_atomic(output, lambda sink: render_pivot(payload, out_format, sink))
+        if not quiet:
+            sys.stderr.write("\n".join(pivot_summary_lines(result)) + "\n")
+    except EgressError as exc:
+        _fail(str(exc), exc.exit_code)
+    except KeyboardInterrupt:
+        _fail("interrupted; no output file was written", 130)
+    except BrokenPipeError:
+        sys.stderr.close()
+        raise typer.Exit(1) from None
+    except OSError as exc:
+        _fail(f"{exc.filename or 'output'}: {exc.strerror}; nothing was written", 1)
+
+
+def _names_input(argument: str) -> bool:
+    """Does ``argument`` name an input: an existing path, or a glob that matches one."""
+    if Path(argument).exists():
+        return True
+    return bool(set("*?[") & set(argument)) and bool(glob.glob(argument, recursive=True))
 
 
 def _run(delivery: _Delivery, build: Callable[[], Any], runner: Callable[..., Any],

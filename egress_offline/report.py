@@ -11,12 +11,14 @@ import json
 from typing import Any
 
 from egress_offline.engine import HuntResult
+from egress_offline.pivot import PivotResult
 from egress_offline.sources import FileReport
 from egress_offline.spec import iso_ms
 from egress_offline.sweep import SweepResult
 from egress_offline.writers import inert
 
 __all__ = [
+    "pivot_summary_lines",
     "report_dict",
     "summary_lines",
     "sweep_report_dict",
@@ -92,6 +94,20 @@ def _summary(result: HuntResult | SweepResult, *, time_step: str, flagged: str,
     ]
     lines += _file_lines(result.files, result.skipped)
     lines.extend(f"warning: {note}" for note in result.warnings)
+    lines.append(f"elapsed {result.elapsed_seconds:.2f} s")
+    return lines
+
+
+def pivot_summary_lines(result: PivotResult) -> list[str]:
+    """What pivot read and found, for standard error."""
+    found = len(result.entities) - len(result.unknown)
+    lines = [
+        f"records read {result.records:>26,}",
+        f"  malformed, skipped {result.malformed:>18,}",
+        f"entity ids found {found:>22,} of {len(result.entities):,}",
+    ]
+    lines += [f"not found: {inert(entity)}" for entity in result.unknown]
+    lines += _file_lines(result.files, result.skipped)
     lines.append(f"elapsed {result.elapsed_seconds:.2f} s")
     return lines
 

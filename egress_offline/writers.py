@@ -15,7 +15,7 @@ import re
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import IO, Final, Literal
+from typing import IO, Any, Final, Literal
 
 import polars as pl
 
@@ -202,3 +202,152 @@ def table_text(rows: pl.DataFrame, *, width: int | None = None) -> str:
     )
     console.print(table)
     return buffer.getvalue()
+
+
+# ------------------------------------------------------------------------------ pivot
+
+PIVOT_FORMATS: Final = ("table", "json", "ndjson")
+
+
+def pivot_format_for(output: Path | None, requested: str | None, *, terminal: bool) -> str:
+    """``--format`` for pivot: given, else from the output's extension, else ``table`` on
+    a terminal and ``json`` when piped."""
+    if requested:
+        if requested not in PIVOT_FORMATS:
+            raise UsageError(
+                f"--format: {requested!r} is not one of {', '.join(PIVOT_FORMATS)} for pivot"
+            )
+        return requested
+    if output is not None:
+        found = _EXTENSIONS.get(output.suffix.lower())
+        if found not in PIVOT_FORMATS:
+            raise UsageError(
+                f"--output: cannot tell the format from {output.name!r}; add --format "
+                f"({', '.join(PIVOT_FORMATS)}) or use .txt, .json or .ndjson"
+            )
+        return found
+    return "table" if terminal else "json"
+
+
+def render_pivot(pivot: dict[str, Any], fmt: str, sink: IO[bytes]) -> None:
+    """A pivot result (its ``as_dict()``): JSON whole, NDJSON one line per entity id,
+    or a text report to read."""
+    if fmt == "json":
+        sink.write(json.dumps(pivot, ensure_ascii=False, indent=2).encode("utf-8") + b"\n")
+    elif fmt == "ndjson":
+        for entity in pivot["entities"]:
+            sink.write(json.dumps(entity, ensure_ascii=False).encode("utf-8") + b"\n")
+    else:
+        sink.write(pivot_text(pivot).encode("utf-8"))
+
+
+def _shown(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, list):
+        return inert(", ".join(str(v) for v in value))
+    return inert(str(value))
+
+
+def _process_lines(process: dict[str, Any], indent: str) -> list[str]:
+    signature = process.get("process.code_signature.subject_name")
+    trusted = process.get("process.code_signature.trusted")
+    status = process.get("process.code_signature.status")
+    signed = (
+        f"{_shown(signature)} (trusted: {_shown(trusted)}, status: {_shown(status)})"
+        if signature is not None or trusted is not None
+        else "none recorded"
+    )
+    user = process.get("user.name")
+    domain = process.get("user.domain")
+    who = _shown(user) if domain is None else f"{_shown(domain)}\\{_shown(user)}"
+    pairs = [
+        ("executable", _shown(process.get("process.executable"))),
+        ("pid", _shown(process.get("process.pid"))),
+        ("host / user", f"{_shown(process.get('host.name'))} / {who}"),
+        ("started", _shown(process.get("@timestamp"))),
+        ("command line", _shown(process.get("process.command_line"))),
+        ("sha256", _shown(process.get("process.hash.sha256"))),
+        ("sha1", _shown(process.get("process.hash.sha1"))),
+        ("md5", _shown(process.get("process.hash.md5"))),
+        ("code signature", signed),
+    ]
+    return [f"{indent}{label:<15} {value}" for label, value in pairs]
+
+
+def _columns(rows: list[list[str]], indent: str) -> list[str]:
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return [
+        indent
+        + "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        for row in rows
+    ]
+
+
+def pivot_text(pivot: dict[str, Any]) -> str:
+    """The text report of a pivot: per entity id, its process, parent, children, network
+    timeline, and the queries to run on a cluster."""
+    lines: list[str] = []
+    for entity in pivot["entities"]:
+        lines.append(f"process.entity_id {inert(entity['entity_id'])}")
+        if not entity["found"]:
+            lines.append(
+                "  not found: no event in the export has this process.entity_id or "
+                "process.parent.entity_id"
+            )
+            lines.append("")
+            continue
+        process = entity["process"]
+        source = entity["process_source"]
+        lines.append(f"  {entity['events']} events; process from its {source}")
+        lines.extend(_process_lines(process, "  "))
+        parent = entity["parent"]
+        if parent is not None:
+            lines.append("  parent (its start event)")
+            lines.append(f"    {'entity id':<15} {_shown(parent['process.entity_id'])}")
+            lines.extend(_process_lines(parent, "    "))
+        else:
+            parent_id = process.get("process.parent.entity_id")
+            lines.append(f"  parent          {_shown(parent_id)} (no start event in the export)")
+        children = entity["children"]
+        lines.append(f"  children ({len(children)})")
+        if children:
+            rows = [["started", "pid", "executable", "command line", "entity id"]]
+            rows += [
+                [
+                    _shown(c["@timestamp"]),
+                    _shown(c["process.pid"]),
+                    _shown(c["process.executable"]),
+                    _shown(c["process.command_line"]),
+                    _shown(c["process.entity_id"]),
+                ]
+                for c in children
+            ]
+            lines.extend(_columns(rows, "    "))
+        network = entity["network"]
+        lines.append(f"  network, per destination ({len(network)})")
+        if network:
+            rows = [
+                ["first seen", "last seen", "destination", "ip", "port", "bytes out",
+                 "bytes in", "events"]
+            ]  # fmt: skip
+            rows += [
+                [
+                    _shown(n["first_seen"]),
+                    _shown(n["last_seen"]),
+                    _shown(n["destination.address"]),
+                    _shown(n["destination.ip"]),
+                    _shown(n["destination.port"]),
+                    _shown(n["bytes_out"]),
+                    _shown(n["bytes_in"]),
+                    _shown(n["events"]),
+                ]
+                for n in network
+            ]
+            lines.extend(_columns(rows, "    "))
+        lines.append("")
+    lines.append("ES|QL (paste into Discover or the ES|QL console):")
+    lines.extend("  " + inert(line) for line in pivot["esql"].splitlines())
+    lines.append("KQL:")
+    lines.append("  " + inert(pivot["kql"]))
+    return "\n".join(lines) + "\n"

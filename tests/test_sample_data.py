@@ -36,7 +36,7 @@ def test_sample_flags_exactly_the_planted_groups() -> None:
     }
     assert got == planted
     assert [r["connections"] for r in result.rows.to_dicts()] == [40, 25, 12]
-    assert result.counts.records == 3169
+    assert result.counts.records == 3186
     assert result.counts.malformed == 0
     assert {f.format for f in result.files} == {"ndjson", "parquet"}
     assert [Path(s.split(":")[0]).name for s in result.skipped] == ["generate.py"]
@@ -79,4 +79,4 @@ def test_sweep_finds_the_planted_groups_and_the_earlier_upload() -> None:
         ("svhost.exe", 1073745920),
         ("powershell.exe", 1073741824),
     ]
-    assert result.counts.records == 3169
+    assert result.counts.records == 3186

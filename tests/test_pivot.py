@@ -1,0 +1,243 @@
+"""pivot: everything an export holds about given processes."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import pytest
+from typer.testing import CliRunner
+
+from egress_offline.cli import app
+from egress_offline.errors import UsageError
+from egress_offline.pivot import esql_query, kql_filter, run_pivot, split_arguments
+from tests.helpers import LAYOUTS, event, flatten_keys
+
+SAMPLE_DIR = Path(__file__).resolve().parents[1] / "sample_data"
+RCLONE = "MTE3MDMxODktMGVjOS00OTYxLTgwNWUtOGVkMmZjNGMwNDNiLTczMTItMTMyOTM1NDkxMDkuNzM1OTUwNQ=="
+RCLONE_PARENT = "MTE3MDMxODktMGVjOS00OTYxLTgwNWUtOGVkMmZjNGMwNDNiLTczMTEtMS41MDAwMDAw"
+# OneDrive: network events only, no process events in the sample
+ONEDRIVE = "MTE3MDMxODktMGVjOS00OTYxLTgwNWUtOGVkMmZjNGMwNDNiLTY2MDAtMTMyOTM1NDkxMDkuNzM1OTUwNQ=="
+
+
+def start(entity: str, *, parent: str | None = None, ts: str = "2024-05-01T09:00:00Z",
+          exe: str = "C:\\evil.exe", **more: Any) -> dict[str, Any]:  # fmt: skip
+    """A process start event."""
+    process: dict[str, Any] = {"entity_id": entity, "executable": exe, "pid": 42}
+    if parent is not None:
+        process["parent"] = {"entity_id": parent}
+    process.update(more)
+    return {
+        "@timestamp": ts,
+        "event": {"category": ["process"], "action": "start", "type": ["start"]},
+        "process": process,
+        "host": {"name": "WKS-1"},
+        "user": {"name": "alice"},
+    }
+
+
+def test_the_sample_rclone_process_whole() -> None:
+    result = run_pivot([RCLONE], [str(SAMPLE_DIR)])
+    assert result.unknown == []
+    assert result.records == 3186
+    (entity,) = result.entities
+    assert entity.events == 42  # 40 network events, its start and its end
+    assert entity.process_source == "start event"
+    assert entity.process == {
+        "@timestamp": "2026-11-20T09:25:00.000Z",
+        "process.executable": "C:\\Users\\jdoe\\AppData\\Local\\Temp\\rclone.exe",
+        "process.name": "rclone.exe",
+        "process.pid": "7312",
+        "process.command_line": (
+            "rclone.exe copy C:\\Users\\jdoe\\Documents remote:loot --transfers 8 -q"
+        ),
+        "process.parent.entity_id": RCLONE_PARENT,
+        "process.parent.executable": "C:\\Windows\\System32\\cmd.exe",
+        "process.hash.sha256": "831154ef" * 8,
+        "process.hash.sha1": "831154ef" * 5,
+        "process.hash.md5": "831154ef" * 4,
+        "process.code_signature.subject_name": None,
+        "process.code_signature.trusted": None,
+        "process.code_signature.status": None,
+        "user.name": "jdoe",
+        "user.domain": "CORP",
+        "host.name": "WIN-WKS-03",
+    }
+    assert entity.parent is not None
+    assert entity.parent["process.entity_id"] == RCLONE_PARENT
+    assert entity.parent["process.command_line"] == (
+        "cmd.exe /c C:\\Users\\jdoe\\AppData\\Local\\Temp\\run.bat"
+    )
+    assert entity.parent["process.code_signature.trusted"] == "true"
+    assert [(c["process.pid"], c["process.executable"]) for c in entity.children] == [
+        ("7400", "C:\\Windows\\System32\\conhost.exe"),
+        ("7404", "C:\\Windows\\System32\\cmd.exe"),
+    ]
+    assert entity.network == [
+        {
+            "destination.address": "185.220.101.7",
+            "destination.ip": ["185.220.101.7"],
+            "bytes_out": 3344682261,  # the hunt's total_bytes_out for this group
+            "bytes_in": 1009810,
+            "events": 40,
+            "destination.port": ["443"],
+            "event.action": ["disconnect_received"],
+            "first_seen": "2026-11-20T09:29:59.965Z",
+            "last_seen": "2026-11-20T15:29:59.562Z",
+        }
+    ]
+
+
+def test_a_process_with_network_events_only() -> None:
+    (entity,) = run_pivot([ONEDRIVE], [str(SAMPLE_DIR)]).entities
+    assert entity.process_source == "other events"
+    assert entity.process is not None
+    assert entity.process["process.executable"].endswith("OneDrive.exe")
+    assert entity.process["process.command_line"] is None
+    assert entity.parent is None  # its parent's start event is not in the export
+    assert entity.children == []
+    assert [(n["destination.address"], n["events"]) for n in entity.network] == [
+        ("13.107.42.14", 16)
+    ]
+
+
+def test_unknown_and_repeated_ids() -> None:
+    result = run_pivot(["nope", RCLONE, "nope"], [str(SAMPLE_DIR)])
+    assert [e.entity_id for e in result.entities] == ["nope", RCLONE]
+    assert result.unknown == ["nope"]
+    unknown = result.as_dict()["entities"][0]
+    assert unknown["found"] is False
+    assert (unknown["process"], unknown["network"], unknown["children"]) == (None, [], [])
+
+
+def _family(tmp_path: Path) -> list[dict[str, Any]]:
+    return [
+        start("P", ts="2024-05-01T08:00:00Z", exe="C:\\parent.exe"),
+        start("E1", parent="P", ts="2024-05-01T09:00:00Z", command_line="evil.exe -x"),
+        event(**{"destination.bytes": 10, "process.parent.entity_id": "P"}),
+        event(**{"destination.address": "b.example", "@timestamp": "2024-05-01T08:30:00Z"}),
+        event(**{"process.entity_id": "C1", "process.parent.entity_id": "E1"}),  # child, no start
+        start("C2", parent="E1", ts="2024-05-01T09:05:00Z", exe="C:\\child.exe"),
+        start("OTHER", ts="2024-05-01T09:06:00Z"),
+    ]
+
+
+@pytest.mark.parametrize("name", sorted(set(LAYOUTS) - {"parquet-text-lists"}))
+def test_every_layout_gives_the_same_pivot(tmp_path: Path, name: str) -> None:
+    path = LAYOUTS[name](_family(tmp_path), tmp_path)
+    (entity,) = run_pivot(["E1"], [str(path)]).entities
+    _check_family(entity)
+
+
+def _check_family(entity: Any) -> None:
+    assert entity.events == 3
+    assert entity.process["process.command_line"] == "evil.exe -x"
+    assert entity.process["@timestamp"] == "2024-05-01T09:00:00.000Z"
+    assert entity.parent["process.executable"] == "C:\\parent.exe"
+    assert [(c["process.entity_id"], c["source"]) for c in entity.children] == [
+        ("C2", "start event"),
+        ("C1", "other events"),
+    ]
+    assert [(n["destination.address"], n["bytes_out"], n["bytes_in"]) for n in entity.network] == [
+        ("b.example", 1024**3, None),
+        ("8.8.8.8", 1024**3, 10),
+    ]
+
+
+def test_parquet(tmp_path: Path) -> None:
+    path = tmp_path / "flat.parquet"
+    pl.DataFrame([flatten_keys(d) for d in _family(tmp_path)]).write_parquet(path)
+    (entity,) = run_pivot(["E1"], [str(path)]).entities
+    _check_family(entity)
+
+
+def test_damaged_lines_are_skipped_and_counted_once(tmp_path: Path) -> None:
+    path = tmp_path / "damaged.ndjson"
+    lines = [json.dumps(d) for d in _family(tmp_path)]
+    lines.insert(3, '{"process": {"entity_id": "E1", "broken')
+    path.write_text("\n".join(lines) + "\n")
+    result = run_pivot(["E1"], [str(path)])
+    assert (result.records, result.malformed) == (8, 1)
+    _check_family(result.entities[0])
+
+
+@pytest.mark.parametrize(
+    ("written", "entity"),
+    [
+        ('"ab\\/cd"', "ab/cd"),  # an escaped slash, as some writers do
+        ('"\\u0045\\u0031"', "E1"),  # \u escapes
+        ('"say \\"hi\\""', 'say "hi"'),  # a value JSON must escape
+    ],
+)
+def test_an_escaped_id_is_still_found(tmp_path: Path, written: str, entity: str) -> None:
+    doc = json.dumps(event(**{"process.entity_id": "PLACEHOLDER"}))
+    path = tmp_path / "x.ndjson"
+    path.write_text(doc.replace('"PLACEHOLDER"', written) + "\n")
+    (found,) = run_pivot([entity], [str(path)]).entities
+    assert found.events == 1
+
+
+def test_queries_quote_ids() -> None:
+    ids = ['a"b', "c\\d"]
+    assert esql_query(ids).splitlines()[1] == (
+        '| WHERE process.entity_id IN ("a\\"b", "c\\\\d") '
+        'OR process.parent.entity_id IN ("a\\"b", "c\\\\d")'
+    )
+    assert kql_filter(ids) == (
+        'process.entity_id : ("a\\"b" or "c\\\\d") or process.parent.entity_id : ("a\\"b" or "c\\\\d")'
+    )
+
+
+def test_arguments_split_into_ids_and_paths() -> None:
+    exists = {"dump.ndjson", "dir"}.__contains__
+    assert split_arguments(["E1", "E2", "dump.ndjson", "dir", "E1"], exists) == (
+        ["E1", "E2"],
+        ["dump.ndjson", "dir"],
+    )
+    with pytest.raises(
+        UsageError, match=r"no export given .* read as entity ids: E1, gone\.ndjson"
+    ):
+        split_arguments(["E1", "gone.ndjson"], exists)
+    with pytest.raises(UsageError, match="no entity id given"):
+        split_arguments(["dump.ndjson"], exists)
+
+
+def test_cli_table_json_ndjson_and_errors(tmp_path: Path) -> None:
+    runner = CliRunner()
+    table = runner.invoke(app, ["pivot", RCLONE, "nope", str(SAMPLE_DIR), "--format", "table"])
+    assert table.exit_code == 0
+    assert "rclone.exe copy C:\\Users\\jdoe\\Documents remote:loot" in table.stdout
+    assert "not found: no event in the export" in table.stdout
+    assert "FROM logs-endpoint.events.*" in table.stdout
+    assert "entity ids found                      1 of 2" in table.stderr
+    assert "not found: nope" in table.stderr
+    out = tmp_path / "pivot.json"
+    done = runner.invoke(app, ["pivot", RCLONE, str(SAMPLE_DIR), "-o", str(out), "-q"])
+    assert done.exit_code == 0 and done.stderr == ""
+    whole = json.loads(out.read_text())
+    assert whole["entities"][0]["network"][0]["bytes_out"] == 3344682261
+    assert whole["esql"].startswith("FROM logs-endpoint.events.*")
+    lines = runner.invoke(app, ["pivot", RCLONE, ONEDRIVE, str(SAMPLE_DIR), "--format", "ndjson"])
+    assert [json.loads(x)["entity_id"] for x in lines.stdout.splitlines()] == [RCLONE, ONEDRIVE]
+    bad = runner.invoke(app, ["pivot", RCLONE, str(SAMPLE_DIR), "--format", "csv"])
+    assert bad.exit_code == 2
+    assert "'csv' is not one of table, json, ndjson for pivot" in bad.stderr
+    missing = runner.invoke(app, ["pivot", RCLONE, str(tmp_path / "gone.ndjson")])
+    assert missing.exit_code == 2
+    assert "no export given" in missing.stderr
+
+
+def test_installed_command(tmp_path: Path) -> None:
+    exe = Path(sys.executable).parent / "egress-offline"
+    done = subprocess.run(
+        [str(exe), "pivot", RCLONE, str(SAMPLE_DIR)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["entities"][0]["children"][1]["process.pid"] == "7404"
