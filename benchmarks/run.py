@@ -3,6 +3,7 @@
     pip install '.[bench]'
     python benchmarks/run.py --sizes 250MB,500MB,1GB,4GB --formats ndjson,gz,parquet
     python benchmarks/run.py --smoke      # tiny data, every contender once, rows checked, no timing
+    python benchmarks/run.py --sizes 4GB --sweep --pivot   # also time sweep, and pivot
 
 Every contender runs as its own process (so that its peak anonymous memory, RssAnon, is its
 own) and writes its flagged rows; the script checks that all of them flag the same rows.
@@ -20,6 +21,7 @@ import shutil
 import sys
 import tempfile
 import textwrap
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -157,7 +159,7 @@ def duckdb_available() -> bool:
 
 def bench(
     sizes: list[str], formats: list[str], repeat: int, smoke: bool, data: Path, *,
-    sweep: bool = False,
+    sweep: bool = False, pivot: bool = False,
 ) -> list[dict[str, Any]]:  # fmt: skip
     results = []
     for size in sizes:
@@ -167,7 +169,8 @@ def bench(
             mb = files["ndjson"].stat().st_size / 1e6
             agreed: set[tuple[str, ...]] | None = None
             runs = contenders(path, fmt, meta["now"], Path("x"), sweep=sweep)
-            for tool, command in runs.items():
+            hunted: dict[str, str] = {}  # the hunt's top entity id, for pivot
+            for tool, command in _with_pivot(runs, path, hunted if pivot else None):
                 if tool == "duckdb" and not duckdb_available():
                     print(
                         f"  {tool}: not installed (pip install '.[bench]'), skipped",
@@ -184,7 +187,9 @@ def bench(
                             raise SystemExit(f"{tool} failed on {path} (exit {code})")
                         if best is None or seconds < best[0]:
                             best = (seconds, peak)
-                    if out.exists() and tool != "egress-offline sweep":
+                    if tool == "egress-offline" and out.exists():
+                        hunted["id"] = _top_entity(out)
+                    if out.exists() and tool not in EXTRA_TOOLS:
                         rows = rows_of(out, tool)
                         if agreed is None:
                             agreed = rows
@@ -218,6 +223,30 @@ def bench(
     return results
 
 
+EXTRA_TOOLS = ("egress-offline sweep", "egress-offline pivot")
+
+
+def _with_pivot(
+    runs: dict[str, list[str]], path: Path, hunted: dict[str, str] | None
+) -> Iterator[tuple[str, list[str]]]:
+    """The contenders, then (given ``hunted``) ``egress-offline pivot`` on the entity id
+    the hunt flagged first in this file: known only once the hunt has run, so the command
+    is built lazily."""
+    yield from runs.items()
+    if hunted is not None:
+        if "id" not in hunted:
+            raise SystemExit(f"the hunt flagged nothing in {path}: nothing to pivot on")
+        command = [EXE, "pivot", hunted["id"], str(path), "-q", "--format", "json", "-o", "x"]
+        yield "egress-offline pivot", command
+
+
+def _top_entity(out: Path) -> str:
+    with out.open() as handle:
+        reader = csv.reader(handle)
+        next(reader, None)
+        return next(reader)[1]
+
+
 def ratios(results: list[dict[str, Any]]) -> list[str]:
     lines = []
     by = {(r["size"], r["format"], r["tool"]): r for r in results}
@@ -245,11 +274,19 @@ def main() -> None:
     parser.add_argument(
         "--sweep", action="store_true", help="also time `egress-offline sweep` on each file"
     )
+    parser.add_argument(
+        "--pivot",
+        action="store_true",
+        help="also time `egress-offline pivot` on each file, on the hunt's top entity id",
+    )
     args = parser.parse_args()
     sizes = ["2MB"] if args.smoke else args.sizes.split(",")
     data = Path(tempfile.mkdtemp(prefix="egress-bench-")) if args.smoke else args.data
     sweep = args.sweep or args.smoke
-    results = bench(sizes, args.formats.split(","), args.repeat, args.smoke, data, sweep=sweep)
+    pivot = args.pivot or args.smoke
+    results = bench(
+        sizes, args.formats.split(","), args.repeat, args.smoke, data, sweep=sweep, pivot=pivot
+    )
     if args.smoke:
         shutil.rmtree(data, ignore_errors=True)
         return
