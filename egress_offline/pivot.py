@@ -334,7 +334,9 @@ def _children(events: pl.DataFrame, entity: str) -> list[dict[str, Any]]:
 
 
 def _network(net: pl.DataFrame) -> list[dict[str, Any]]:
-    """The process's network events summed per destination.address, as a timeline."""
+    """The process's network events summed per destination.address, as a timeline.
+    ``connections`` counts the finished ones (``disconnect_received``, which carries the
+    bytes), as the hunt's column does; ``events`` counts every action."""
     if net.height == 0:
         return []
     texts = [
@@ -364,6 +366,7 @@ def _network(net: pl.DataFrame) -> list[dict[str, Any]]:
             long_or_null(pl.col("__out").sum(), pl.col("__out_n").sum()).alias("bytes_out"),
             long_or_null(pl.col("__in").sum(), pl.col("__in_n").sum()).alias("bytes_in"),
             pl.len().alias("events"),
+            _has(f.ACTION, "disconnect_received").sum().alias("connections"),
             pl.col(f.DEST_PORT).explode().drop_nulls().unique().sort().alias(f.DEST_PORT),
             pl.col(f.ACTION).explode().drop_nulls().unique().sort().alias(f.ACTION),
             pl.col(_TS).min().alias("first_seen"),

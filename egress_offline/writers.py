@@ -329,7 +329,7 @@ def pivot_text(pivot: dict[str, Any]) -> str:
         if network:
             rows = [
                 ["first seen", "last seen", "destination", "ip", "port", "bytes out",
-                 "bytes in", "events"]
+                 "bytes in", "connections", "events"]
             ]  # fmt: skip
             rows += [
                 [
@@ -340,6 +340,7 @@ def pivot_text(pivot: dict[str, Any]) -> str:
                     _shown(n["destination.port"]),
                     _shown(n["bytes_out"]),
                     _shown(n["bytes_in"]),
+                    _shown(n["connections"]),
                     _shown(n["events"]),
                 ]
                 for n in network

@@ -84,6 +84,7 @@ def test_the_sample_rclone_process_whole() -> None:
             "bytes_out": 3344682261,  # the hunt's total_bytes_out for this group
             "bytes_in": 1009810,
             "events": 40,
+            "connections": 40,
             "destination.port": ["443"],
             "event.action": ["disconnect_received"],
             "first_seen": "2026-11-20T09:29:59.965Z",
@@ -241,3 +242,14 @@ def test_installed_command(tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["entities"][0]["children"][1]["process.pid"] == "7404"
+
+
+def test_stdin_is_read_twice_and_values_cannot_drive_the_terminal(tmp_path: Path) -> None:
+    docs = _family(tmp_path)
+    docs[1]["process"]["command_line"] = "evil.exe \x1b[2J\u202e"
+    text = "".join(json.dumps(d) + "\n" for d in docs)
+    done = CliRunner().invoke(app, ["pivot", "E1", "-", "--format", "table", "-q"], input=text)
+    assert done.exit_code == 0, done.stderr
+    assert "command line    evil.exe \\x1b[2J\\u202e" in done.stdout
+    assert "\x1b" not in done.stdout and "\u202e" not in done.stdout
+    assert "C:\\parent.exe" in done.stdout  # the parent, found in the second pass
