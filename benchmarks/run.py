@@ -32,7 +32,7 @@ from peakmem import measure
 HERE = Path(__file__).resolve().parent
 EXE = shutil.which("egress-offline", path=str(Path(sys.executable).parent)) or "egress-offline"
 
-# Both query contenders end alike: the CIDR exclusion applied exactly to the distinct
+# The Polars contender ends so: the CIDR exclusion applied exactly to the distinct
 # destination addresses (``pre`` is grouped by the keys and the ip), then the threshold.
 FINISH = textwrap.dedent(
     """
@@ -47,12 +47,13 @@ FINISH = textwrap.dedent(
 )
 
 # The hunt as DuckDB's best query: explicit columns, then the CIDR exclusion applied exactly
-# to the distinct destination addresses with egress-offline's own range matcher.
-DUCKDB = (
-    textwrap.dedent(
-        """
-    import sys, duckdb, polars as pl
-    from egress_offline.ranges import classify, SEED_CIDRS, parse_cidr
+# to the distinct destination addresses with egress-offline's own range matcher (plain
+# Python: the script imports no Polars, whose start-up would count against DuckDB), and
+# the threshold in DuckDB.
+DUCKDB = textwrap.dedent(
+    """
+    import sys, duckdb
+    from egress_offline.ranges import SEED_CIDRS, parse_cidr, parse_ip
     path, fmt, now, out = sys.argv[1:5]
     if fmt == "parquet":
         source = f"read_parquet('{path}')"
@@ -66,7 +67,8 @@ DUCKDB = (
     con = duckdb.connect()
     con.execute("SET threads TO 2")
     con.execute("SET enable_progress_bar = false")
-    pre = con.sql(f'''
+    con.execute(f'''
+        CREATE TEMP TABLE pre AS
         SELECT process.entity_id AS eid, destination.address AS daddr,
                process.executable AS exe, destination.ip AS dip, sum(source.bytes) AS total
         FROM {source}
@@ -74,10 +76,19 @@ DUCKDB = (
                 > TIMESTAMPTZ '{now}' - INTERVAL 8 HOUR
           AND host.os.family = 'windows' AND len(event.category) = 1
           AND event.category[1] = 'network' AND event.action = 'disconnect_received'
-        GROUP BY ALL''').pl()
+        GROUP BY ALL''')
+    blocks = [parse_cidr(c) for c in SEED_CIDRS]
+    public = []
+    for (text,) in con.execute("SELECT DISTINCT dip FROM pre WHERE dip IS NOT NULL").fetchall():
+        value = parse_ip(text)
+        if value is not None and not any(block.contains(value) for block in blocks):
+            public.append(text)
+    con.execute(f'''
+        COPY (SELECT sum(total) AS total, eid, daddr, exe FROM pre
+              WHERE list_contains($public, dip)
+              GROUP BY eid, daddr, exe HAVING sum(total) >= 1073741824)
+        TO '{out}' (HEADER)''', {"public": public})
     """
-    )
-    + FINISH
 )
 
 # The plain Polars query a capable user would write: scan_ndjson with a subset schema.

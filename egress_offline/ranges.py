@@ -11,11 +11,12 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Final
-
-import polars as pl
+from typing import TYPE_CHECKING, Final
 
 from egress_offline.errors import UsageError
+
+if TYPE_CHECKING:
+    import polars as pl
 
 __all__ = ["SEED_CIDRS", "CidrBlock", "classify", "parse_cidr", "parse_ip"]
 
@@ -105,6 +106,8 @@ def classify(addresses: Iterable[str], blocks: tuple[CidrBlock, ...]) -> pl.Data
     Malformed addresses are invalid: Fleet's templates set ``ignore_malformed``, so the
     cluster sees them as null and ``not CIDR_MATCH(null, ...)`` drops the row.
     """
+    import polars as pl  # noqa: PLC0415 - the matcher itself needs no Polars
+
     texts: list[str] = []
     canon: list[str | None] = []
     excluded: list[bool | None] = []

@@ -71,3 +71,11 @@ def test_the_pivot_example_is_the_real_output() -> None:
     done = CliRunner().invoke(app, [*arguments, "--format", "table", "-q"])
     assert done.exit_code == 0
     assert done.stdout == shown
+
+
+def test_the_package_exports_match_their_homes() -> None:
+    import egress_offline  # noqa: PLC0415
+
+    assert sorted(egress_offline.__all__) == sorted([*egress_offline._HOMES, "__version__"])
+    for name in egress_offline._HOMES:
+        assert getattr(egress_offline, name).__name__ == name
