@@ -7,7 +7,8 @@ import glob
 import os
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Annotated, Any, NoReturn
@@ -304,7 +305,7 @@ def pivot(
 ) -> None:
     """Everything the export holds about processes: start event, parent, children,
     network per destination, and queries to continue on a cluster."""
-    try:
+    with _user_errors():
         ids, paths = split_arguments(arguments, _names_input)
         out_format = pivot_format_for(output, fmt, terminal=sys.stdout.isatty())
         _check_outside_inputs(output, paths)
@@ -322,15 +323,6 @@ def pivot(
             write_atomic(output, lambda sink: render_pivot(payload, out_format, sink))
         if not quiet:
             sys.stderr.write("\n".join(pivot_summary_lines(result)) + "\n")
-    except EgressError as exc:
-        _fail(str(exc), exc.exit_code)
-    except KeyboardInterrupt:
-        _fail("interrupted; no output file was written", 130)
-    except BrokenPipeError:
-        sys.stderr.close()
-        raise typer.Exit(1) from None
-    except OSError as exc:
-        _fail(f"{exc.filename or 'output'}: {exc.strerror}; nothing was written", 1)
 
 
 def _names_input(argument: str) -> bool:
@@ -345,7 +337,7 @@ def _run(delivery: _Delivery, build: Callable[[], Any], runner: Callable[..., An
          report_of: Callable[..., bytes]) -> None:  # fmt: skip
     """Build the spec, run, write the rows, the report and the summary; map every error a
     user can cause to one line and an exit code."""
-    try:
+    with _user_errors():
         spec = build()
         out_format = format_for(delivery.output, delivery.fmt, terminal=sys.stdout.isatty())
         if out_format == "parquet" and delivery.output is None and sys.stdout.isatty():
@@ -375,6 +367,13 @@ def _run(delivery: _Delivery, build: Callable[[], Any], runner: Callable[..., An
             write_atomic(delivery.report, lambda sink: _write_bytes(sink, payload))
         if not delivery.quiet:
             sys.stderr.write("\n".join(summary(result)) + "\n")
+
+
+@contextmanager
+def _user_errors() -> Iterator[None]:
+    """Every error a user can cause, as one line on standard error and an exit code."""
+    try:
+        yield
     except EgressError as exc:
         _fail(str(exc), exc.exit_code)
     except KeyboardInterrupt:

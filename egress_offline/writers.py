@@ -275,8 +275,36 @@ def _process_lines(process: dict[str, Any], indent: str) -> list[str]:
     return [f"{indent}{label:<15} {value}" for label, value in pairs]
 
 
-def _columns(rows: list[list[str]], indent: str) -> list[str]:
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+#: The pivot report's two tables: (heading, key) per column.
+_CHILD_COLUMNS: Final = (
+    ("started", "@timestamp"),
+    ("pid", "process.pid"),
+    ("executable", "process.executable"),
+    ("command line", "process.command_line"),
+    ("entity id", "process.entity_id"),
+)
+_NETWORK_COLUMNS: Final = (
+    ("first seen", "first_seen"),
+    ("last seen", "last_seen"),
+    ("destination", "destination.address"),
+    ("ip", "destination.ip"),
+    ("port", "destination.port"),
+    ("bytes out", "bytes_out"),
+    ("bytes in", "bytes_in"),
+    ("connections", "connections"),
+    ("events", "events"),
+)
+
+
+def _columns(
+    columns: tuple[tuple[str, str], ...], records: list[dict[str, Any]], indent: str
+) -> list[str]:
+    """``records`` as aligned text columns under their headings; nothing when empty."""
+    if not records:
+        return []
+    rows = [[heading for heading, _ in columns]]
+    rows += [[_shown(record[key]) for _, key in columns] for record in records]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(columns))]
     return [
         indent
         + "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
@@ -311,41 +339,10 @@ def pivot_text(pivot: dict[str, Any]) -> str:
             lines.append(f"  parent          {_shown(parent_id)} (no start event in the export)")
         children = entity["children"]
         lines.append(f"  children ({len(children)})")
-        if children:
-            rows = [["started", "pid", "executable", "command line", "entity id"]]
-            rows += [
-                [
-                    _shown(c["@timestamp"]),
-                    _shown(c["process.pid"]),
-                    _shown(c["process.executable"]),
-                    _shown(c["process.command_line"]),
-                    _shown(c["process.entity_id"]),
-                ]
-                for c in children
-            ]
-            lines.extend(_columns(rows, "    "))
+        lines.extend(_columns(_CHILD_COLUMNS, children, "    "))
         network = entity["network"]
         lines.append(f"  network, per destination ({len(network)})")
-        if network:
-            rows = [
-                ["first seen", "last seen", "destination", "ip", "port", "bytes out",
-                 "bytes in", "connections", "events"]
-            ]  # fmt: skip
-            rows += [
-                [
-                    _shown(n["first_seen"]),
-                    _shown(n["last_seen"]),
-                    _shown(n["destination.address"]),
-                    _shown(n["destination.ip"]),
-                    _shown(n["destination.port"]),
-                    _shown(n["bytes_out"]),
-                    _shown(n["bytes_in"]),
-                    _shown(n["connections"]),
-                    _shown(n["events"]),
-                ]
-                for n in network
-            ]
-            lines.extend(_columns(rows, "    "))
+        lines.extend(_columns(_NETWORK_COLUMNS, network, "    "))
         lines.append("")
     lines.append("ES|QL (paste into Discover or the ES|QL console):")
     lines.extend("  " + inert(line) for line in pivot["esql"].splitlines())
