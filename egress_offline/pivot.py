@@ -7,8 +7,10 @@ Data flow::
         parents' start events -> per id: its start event, its parent's, its children,
         its network events summed per destination -> PivotResult (+ ES|QL and KQL)
 
-Memory holds the events of the requested processes and their children, never the export.
-A value is kept as the export wrote it; a field with several values keeps them all.
+Memory holds the process events (start, end) of the ids, their parents and children, and
+of every other event only summaries per process and per destination: never the network
+events of a busy process. A value is kept as the export wrote it; a field with several
+values keeps them all.
 """
 
 from __future__ import annotations
@@ -183,17 +185,19 @@ def run_pivot(
     started = time.perf_counter()
     with open_inputs(paths) as inputs:
         own_or_child = _any_of(f.ENTITY_ID, wanted) | _any_of(PARENT_ID, wanted)
-        events, reports = _collect(inputs, wanted, own_or_child, strict=strict, progress=progress)
-        parents = _parent_ids(events, wanted)
-        parent_events = pl.DataFrame()
-        missing = [p for p in parents if p not in wanted]
+        found, reports = _gather(inputs, wanted, own_or_child, strict=strict, progress=progress)
+        seen = found.seen()
+        missing = [p for p in _parent_ids(seen, wanted) if p not in wanted]
+        processes = found.processes()
         if missing:  # a parent's start event holds neither id: read again for it
-            parent_events, _ = _collect(
-                inputs, missing, _any_of(f.ENTITY_ID, missing), strict=strict, progress=None
-            )
-        everything = pl.concat([events, parent_events]) if parent_events.height else events
+            parents, _ = _gather(
+                inputs, missing, _any_of(f.ENTITY_ID, missing) & _has(f.CATEGORY, "process"),
+                strict=strict, progress=None,
+            )  # fmt: skip
+            processes = pl.concat([processes, parents.processes()])
+        network = found.network()
         result = PivotResult(
-            entities=[_pivot_one(entity, events, everything) for entity in wanted],
+            entities=[_pivot_one(entity, seen, processes, network) for entity in wanted],
             files=reports,
             skipped=inputs.skipped,
             records=sum(r.records for r in reports),
@@ -207,35 +211,12 @@ def _any_of(name: str, values: list[str]) -> pl.Expr:
     return pl.col(name).list.eval(pl.element().is_in(values)).list.any().fill_null(False)
 
 
-def _collect(inputs: Inputs, ids: list[str], keep: pl.Expr, *, strict: bool,
-             progress: ProgressHook | None) -> tuple[pl.DataFrame, list[FileReport]]:  # fmt: skip
-    """The decoded events ``keep`` selects, from every file, with their timestamps."""
-    prefilter = IdPrefilter(tuple(ids))
-    parts: list[pl.DataFrame] = []
-    reports: list[FileReport] = []
-    for number, file in enumerate(inputs.files, start=1):
-        report = FileReport(file.name, file.format, file.compression, file.size, unit="line")
-        reports.append(report)
-        tell = None if progress is None else partial(progress, file.name, number, len(inputs.files))
-        mark = len(parts)
-        for batch in read_batches(
-            file, report, strict=strict, prefilter=prefilter, fields=PIVOT_FIELDS
-        ):
-            if batch is RESTART:  # the careful reader starts the file again
-                del parts[mark:]
-                continue
-            if isinstance(batch, Stamps):
-                continue
-            chosen = batch.filter(keep)
-            if chosen.height:
-                parts.append(_detached(chosen.drop("__pos")))
-            if tell is not None:
-                tell(report.progress, file.size)
-    if not parts:
-        schema = {name: f.TEXT_LIST for name in PIVOT_FIELDS.names}
-        return pl.DataFrame(schema={**schema, _TS: pl.Int64}), reports
-    events = pl.concat(parts).rechunk()
-    return events.with_columns(timestamps(events).alias(_TS)), reports
+def _has(name: str, value: str) -> pl.Expr:
+    return pl.col(name).list.contains(value).fill_null(False)
+
+
+def _is_start() -> pl.Expr:
+    return _has(f.CATEGORY, "process") & (_has(EVENT_TYPE, "start") | _has(f.ACTION, "start"))
 
 
 def _detached(frame: pl.DataFrame) -> pl.DataFrame:
@@ -248,97 +229,205 @@ def _detached(frame: pl.DataFrame) -> pl.DataFrame:
     return pl.read_ipc(buffer)
 
 
-def _parent_ids(events: pl.DataFrame, ids: list[str]) -> list[str]:
-    own = events.filter(_any_of(f.ENTITY_ID, ids))
-    values = own.select(pl.col(PARENT_ID).explode().drop_nulls().unique().sort()).to_series()
-    return values.to_list()
+_ENTITY: Final = "__entity"
+_EVENTS: Final = "__events"
+_COMPACT: Final = 64  # summaries gathered before they are merged into one
 
 
-def _has(name: str, value: str) -> pl.Expr:
-    return pl.col(name).list.contains(value).fill_null(False)
+def _values(name: str) -> pl.Expr:
+    """In a group: the distinct values of a text-list column, in order of appearance."""
+    return pl.col(name).explode().drop_nulls().unique(maintain_order=True)
 
 
-def _is_start() -> pl.Expr:
-    return _has(f.CATEGORY, "process") & (_has(EVENT_TYPE, "start") | _has(f.ACTION, "start"))
+def _describing() -> list[pl.Expr]:
+    """Aggregations that describe a process from its events (see :func:`_describe`)."""
+    return [
+        pl.col(_TS).min(),
+        *[_values(name).alias(name) for name in PROCESS_FIELDS if name != f.TIMESTAMP],
+    ]
 
 
-def _pivot_one(entity: str, events: pl.DataFrame, everything: pl.DataFrame) -> EntityPivot:
-    own = events.filter(_any_of(f.ENTITY_ID, [entity]))
-    pivot = EntityPivot(entity_id=entity, events=own.height)
-    starts = own.filter(_is_start()).sort(_TS, nulls_last=True)
-    if starts.height:
-        pivot.process, pivot.process_source = _describe(starts.head(1)), "start event"
-    elif own.height:
-        pivot.process, pivot.process_source = _describe(own), "other events"
-    parent_ids = own.select(pl.col(PARENT_ID).explode().drop_nulls().unique()).to_series()
-    if starts.height:  # the start event names the parent
-        parent_ids = starts.head(1).select(pl.col(PARENT_ID).explode().drop_nulls()).to_series()
-    parent_starts = (
-        everything.filter(_any_of(f.ENTITY_ID, parent_ids.to_list()) & _is_start())
-        .sort(_TS, nulls_last=True)
-        .head(1)
+def _merge_seen(frame: pl.DataFrame) -> pl.DataFrame:
+    return frame.group_by(_ENTITY, maintain_order=True).agg(pl.col(_EVENTS).sum(), *_describing())
+
+
+_NETWORK_KEYS: Final = [_ENTITY, f.DEST_ADDRESS]
+_SUMS: Final = ("__out", "__out_n", "__in", "__in_n", "events", "connections")
+_SETS: Final = (f.DEST_IP, f.DEST_PORT, f.ACTION)
+
+
+def _merge_network(frame: pl.DataFrame) -> pl.DataFrame:
+    return frame.group_by(_NETWORK_KEYS).agg(
+        *[pl.col(name).sum() for name in _SUMS],
+        *[pl.col(name).explode().drop_nulls().unique().sort() for name in _SETS],
+        pl.col("first_seen").min(),
+        pl.col("last_seen").max(),
     )
-    if parent_starts.height:
-        pivot.parent = {f.ENTITY_ID: _one(parent_starts, f.ENTITY_ID), **_describe(parent_starts)}
-    pivot.children = _children(events, entity)
-    pivot.network = _network(own.filter(_has(f.CATEGORY, "network")))
+
+
+class _Found:
+    """What reading keeps of the selected events: process events whole (there are few),
+    and of all events only summaries per process (and per destination for the ids'
+    network events), merged as they come. Memory holds processes and destinations, never
+    the events of a busy process."""
+
+    def __init__(self, ids: list[str]) -> None:
+        self.ids = ids
+        self._processes: list[pl.DataFrame] = []
+        self._seen: list[pl.DataFrame] = []
+        self._network: list[pl.DataFrame] = []
+
+    def mark(self) -> tuple[int, int, int]:
+        return len(self._processes), len(self._seen), len(self._network)
+
+    def rollback(self, mark: tuple[int, int, int]) -> None:
+        """Forget what came after ``mark`` (the careful reader starts a file again)."""
+        del self._processes[mark[0] :], self._seen[mark[1] :], self._network[mark[2] :]
+
+    def add(self, batch: pl.DataFrame) -> None:
+        batch = _detached(batch.drop("__pos"))  # what is kept must not pin the whole batch
+        events = batch.with_columns(timestamps(batch).alias(_TS))
+        process = events.filter(_has(f.CATEGORY, "process"))
+        if process.height:
+            self._processes.append(process)
+        by_entity = events.with_columns(keyword(f.ENTITY_ID).alias(_ENTITY)).explode(_ENTITY)
+        self._seen.append(
+            by_entity.drop_nulls(_ENTITY)
+            .group_by(_ENTITY, maintain_order=True)
+            .agg(pl.len().alias(_EVENTS), *_describing())
+        )
+        network = by_entity.filter(pl.col(_ENTITY).is_in(self.ids) & _has(f.CATEGORY, "network"))
+        if network.height:
+            self._network.append(_network_summary(network))
+        if len(self._seen) >= _COMPACT:
+            self._seen = [_merge_seen(pl.concat(self._seen))]
+        if len(self._network) >= _COMPACT:
+            self._network = [_merge_network(pl.concat(self._network))]
+
+    def processes(self) -> pl.DataFrame:
+        if not self._processes:
+            schema = {name: f.TEXT_LIST for name in PIVOT_FIELDS.names}
+            return pl.DataFrame(schema={**schema, _TS: pl.Int64})
+        return pl.concat(self._processes)
+
+    def seen(self) -> pl.DataFrame:
+        """Per entity id found: its event count, and what its events say of it."""
+        if not self._seen:
+            return pl.DataFrame(schema={_ENTITY: pl.String, _EVENTS: pl.UInt32, _TS: pl.Int64})
+        return _merge_seen(pl.concat(self._seen))
+
+    def network(self) -> pl.DataFrame:
+        if not self._network:
+            return pl.DataFrame(schema={_ENTITY: pl.String})
+        return _merge_network(pl.concat(self._network))
+
+
+def _gather(inputs: Inputs, ids: list[str], keep: pl.Expr, *, strict: bool,
+            progress: ProgressHook | None) -> tuple[_Found, list[FileReport]]:  # fmt: skip
+    """The events ``keep`` selects, from every file, summarised as they come."""
+    prefilter = IdPrefilter(tuple(ids))
+    found = _Found(ids)
+    reports: list[FileReport] = []
+    for number, file in enumerate(inputs.files, start=1):
+        report = FileReport(file.name, file.format, file.compression, file.size, unit="line")
+        reports.append(report)
+        tell = None if progress is None else partial(progress, file.name, number, len(inputs.files))
+        mark = found.mark()
+        for batch in read_batches(
+            file, report, strict=strict, prefilter=prefilter, fields=PIVOT_FIELDS
+        ):
+            if batch is RESTART:
+                found.rollback(mark)
+                continue
+            if isinstance(batch, Stamps):
+                continue
+            chosen = batch.filter(keep)
+            if chosen.height:
+                found.add(chosen)
+            if tell is not None:
+                tell(report.progress, file.size)
+    return found, reports
+
+
+def _parent_ids(seen: pl.DataFrame, ids: list[str]) -> list[str]:
+    own = seen.filter(pl.col(_ENTITY).is_in(ids))
+    if own.height == 0:
+        return []
+    return own.select(_values(PARENT_ID).sort()).to_series().to_list()
+
+
+def _one(values: list[str] | None) -> Any:
+    """A field's distinct values: None, the value, or a list of values."""
+    if not values:
+        return None
+    return values[0] if len(values) == 1 else values
+
+
+def _describe(summary: dict[str, Any]) -> dict[str, Any]:
+    """The process fields of a summary (of one start event, or of all a process's events)."""
+    return {
+        name: iso_ms(summary[_TS]) if name == f.TIMESTAMP else _one(summary[name])
+        for name in PROCESS_FIELDS
+    }
+
+
+def _start_of(entities: list[str], processes: pl.DataFrame) -> dict[str, Any] | None:
+    """The earliest start event of any of ``entities``, described (with its
+    ``process.entity_id``); None without one."""
+    starts = processes.filter(_any_of(f.ENTITY_ID, entities) & _is_start())
+    if starts.height == 0:
+        return None
+    first = starts.sort(_TS, nulls_last=True).head(1).with_columns(pl.lit(0).alias(_ENTITY))
+    summary = first.group_by(_ENTITY).agg(*_describing(), _values(f.ENTITY_ID).alias("__id"))
+    row = summary.row(0, named=True)
+    return {**_describe(row), f.ENTITY_ID: _one(row["__id"])}
+
+
+def _pivot_one(entity: str, seen: pl.DataFrame, processes: pl.DataFrame,
+               network: pl.DataFrame) -> EntityPivot:  # fmt: skip
+    own = seen.filter(pl.col(_ENTITY) == entity)
+    pivot = EntityPivot(entity_id=entity, events=int(own[_EVENTS].sum()) if own.height else 0)
+    start = _start_of([entity], processes)
+    if start is not None:
+        start.pop(f.ENTITY_ID)
+        pivot.process, pivot.process_source = start, "start event"
+    elif own.height:
+        pivot.process, pivot.process_source = _describe(own.row(0, named=True)), "other events"
+    parent_ids = pivot.process[PARENT_ID] if pivot.process else None
+    if parent_ids is not None:
+        parent = _start_of(parent_ids if isinstance(parent_ids, list) else [parent_ids], processes)
+        if parent is not None:
+            pivot.parent = {f.ENTITY_ID: parent.pop(f.ENTITY_ID), **parent}
+    pivot.children = _children(entity, seen, processes)
+    pivot.network = _network(network.filter(pl.col(_ENTITY) == entity))
     return pivot
 
 
-def _one(frame: pl.DataFrame, name: str) -> Any:
-    """A field's distinct values over ``frame``: None, the value, or a list of values."""
-    values = frame.select(keyword(name).explode().drop_nulls().unique(maintain_order=True))
-    found = values.to_series().to_list()
-    return None if not found else found[0] if len(found) == 1 else found
-
-
-def _describe(frame: pl.DataFrame) -> dict[str, Any]:
-    """The process fields of ``frame`` (one start event, or all of a process's events)."""
-    out: dict[str, Any] = {}
-    for name in PROCESS_FIELDS:
-        if name == f.TIMESTAMP:
-            out[name] = iso_ms(frame.get_column(_TS).min())  # type: ignore[arg-type]
-        else:
-            out[name] = _one(frame, name)
-    return out
-
-
-def _children(events: pl.DataFrame, entity: str) -> list[dict[str, Any]]:
+def _children(entity: str, seen: pl.DataFrame, processes: pl.DataFrame) -> list[dict[str, Any]]:
     """One row per child process: its start event when the export has it, else what its
-    other events say; in order of first appearance."""
-    children = events.filter(
-        _any_of(PARENT_ID, [entity]) & ~_any_of(f.ENTITY_ID, [entity])
-    ).with_columns(keyword(f.ENTITY_ID).alias("__child"))
-    if children.height == 0:
-        return []
+    other events say; in order of start."""
+    children = seen.filter(pl.col(PARENT_ID).list.contains(entity) & (pl.col(_ENTITY) != entity))
     rows = []
-    for (child,), part in children.explode("__child").group_by("__child", maintain_order=True):
-        if child is None:
-            continue
-        starts = part.filter(_is_start()).sort(_TS, nulls_last=True)
-        chosen = starts.head(1) if starts.height else part
-        described = _describe(chosen)
+    for child in children.iter_rows(named=True):
+        start = _start_of([child[_ENTITY]], processes)
+        described = start if start is not None else _describe(child)
         rows.append(
             {
-                f.ENTITY_ID: child,
+                f.ENTITY_ID: child[_ENTITY],
                 f.TIMESTAMP: described[f.TIMESTAMP],
                 f.EXECUTABLE: described[f.EXECUTABLE],
                 "process.pid": described["process.pid"],
                 "process.command_line": described["process.command_line"],
-                "events": part.height,
-                "source": "start event" if starts.height else "other events",
+                "events": child[_EVENTS],
+                "source": "start event" if start is not None else "other events",
             }
         )
     rows.sort(key=lambda row: (row[f.TIMESTAMP] is None, row[f.TIMESTAMP] or ""))
     return rows
 
 
-def _network(net: pl.DataFrame) -> list[dict[str, Any]]:
-    """The process's network events summed per destination.address, as a timeline.
-    ``connections`` counts the finished ones (``disconnect_received``, which carries the
-    bytes), as the hunt's column does; ``events`` counts every action."""
-    if net.height == 0:
-        return []
+def _network_summary(net: pl.DataFrame) -> pl.DataFrame:
+    """One batch of an id's network events (``_ENTITY`` set), summed per destination."""
     texts = [
         text
         for name in (f.SOURCE_BYTES, DEST_BYTES)
@@ -348,7 +437,7 @@ def _network(net: pl.DataFrame) -> list[dict[str, Any]]:
     out_sum, out_n = sum_longs(f.SOURCE_BYTES, exponents)
     in_sum, in_n = sum_longs(DEST_BYTES, exponents)
     address = keyword(f.DEST_ADDRESS)
-    rows = (
+    return (
         net.with_columns(
             pl.when(address.list.len() == 0)
             .then(pl.lit([None], dtype=f.TEXT_LIST))
@@ -360,20 +449,39 @@ def _network(net: pl.DataFrame) -> list[dict[str, Any]]:
             in_n.alias("__in_n"),
         )
         .explode("__address")
-        .group_by("__address")
+        .group_by(_ENTITY, "__address")
         .agg(
-            pl.col(f.DEST_IP).explode().drop_nulls().unique().sort().alias(f.DEST_IP),
-            long_or_null(pl.col("__out").sum(), pl.col("__out_n").sum()).alias("bytes_out"),
-            long_or_null(pl.col("__in").sum(), pl.col("__in_n").sum()).alias("bytes_in"),
+            pl.col("__out").sum(),
+            pl.col("__out_n").sum(),
+            pl.col("__in").sum(),
+            pl.col("__in_n").sum(),
             pl.len().alias("events"),
             _has(f.ACTION, "disconnect_received").sum().alias("connections"),
-            pl.col(f.DEST_PORT).explode().drop_nulls().unique().sort().alias(f.DEST_PORT),
-            pl.col(f.ACTION).explode().drop_nulls().unique().sort().alias(f.ACTION),
+            *[_values(name).sort().alias(name) for name in _SETS],
             pl.col(_TS).min().alias("first_seen"),
             pl.col(_TS).max().alias("last_seen"),
         )
-        .sort("first_seen", "__address", nulls_last=True)
         .rename({"__address": f.DEST_ADDRESS})
+    )
+
+
+def _network(summary: pl.DataFrame) -> list[dict[str, Any]]:
+    """The id's network events summed per destination.address, as a timeline.
+    ``connections`` counts the finished ones (``disconnect_received``, which carries the
+    bytes), as the hunt's column does; ``events`` counts every action."""
+    if summary.height == 0:
+        return []
+    rows = summary.sort("first_seen", f.DEST_ADDRESS, nulls_last=True).select(
+        f.DEST_ADDRESS,
+        f.DEST_IP,
+        long_or_null(pl.col("__out"), pl.col("__out_n")).alias("bytes_out"),
+        long_or_null(pl.col("__in"), pl.col("__in_n")).alias("bytes_in"),
+        pl.col("events").cast(pl.Int64),
+        pl.col("connections").cast(pl.Int64),
+        f.DEST_PORT,
+        f.ACTION,
+        "first_seen",
+        "last_seen",
     )
     result = []
     for row in rows.to_dicts():

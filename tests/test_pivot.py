@@ -253,3 +253,25 @@ def test_stdin_is_read_twice_and_values_cannot_drive_the_terminal(tmp_path: Path
     assert "command line    evil.exe \\x1b[2J\\u202e" in done.stdout
     assert "\x1b" not in done.stdout and "\u202e" not in done.stdout
     assert "C:\\parent.exe" in done.stdout  # the parent, found in the second pass
+
+
+def test_summaries_merged_while_reading_give_the_same_pivot(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Events are kept only as summaries, merged every few batches: one file per event
+    gives one batch per event, and merging after every one changes nothing."""
+    docs = [
+        *_family(tmp_path),
+        event(**{"destination.address": "b.example", "source.bytes": "1.5e3"}),
+        event(**{"destination.address": "c.example", "event.action": "connection_attempted"}),
+    ]
+    for i, doc in enumerate(docs):
+        (tmp_path / f"{i:02d}.ndjson").write_text(json.dumps(doc) + "\n")
+    whole = run_pivot(["E1"], [str(tmp_path)]).as_dict()
+    monkeypatch.setattr("egress_offline.pivot._COMPACT", 1)
+    merged = run_pivot(["E1"], [str(tmp_path)]).as_dict()
+    assert merged == whole
+    network = {n["destination.address"]: n for n in whole["entities"][0]["network"]}
+    assert network["b.example"]["bytes_out"] == 1024**3 + 1500
+    assert (network["c.example"]["connections"], network["c.example"]["events"]) == (0, 1)
+    assert whole["entities"][0]["events"] == 5
