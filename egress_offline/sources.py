@@ -607,6 +607,8 @@ def read_batches(file: InputFile, report: FileReport, *, strict: bool,
 
 _DECODE_PIECE: Final = 64  # lines decoded as one chunk (see _json_decode)
 _DECODE_BYTES: Final = 16 << 20  # text of lines to decode gathered before decoding
+_PARKED_BYTES: Final = 64 << 20  # text of lines held back in memory (see _Parked)
+_PARK_TEXT: Final = 1536 << 20  # compressed files up to this (decompressed) hold lines back
 _LINE_ROWS: Final = 16_384  # NDJSON lines a streamed batch holds, when nothing is known
 _MIN_LINE_ROWS: Final = 4_096  # at least
 _MAX_LINE_ROWS: Final = 1 << 20  # and at most
@@ -696,26 +698,86 @@ def _fast_ndjson(file: InputFile, report: FileReport, *, strict: bool,
                  fields: FieldSet) -> Iterator[Any]:  # fmt: skip
     """One streaming pass over the lines (:func:`_line_scan`); each batch of judged lines
     is accounted for and decoded here, vectorised."""
-    if isinstance(prefilter, Prefilter) and floor.window_ms is not None and floor.fixed_ms is None:
-        # --now latest: a first bound on the anchor lets old lines be skipped from the start
-        if file.compression == "none":
-            floor.observe(_latest_sampled(file))
-        else:  # no end to sample: a quick pass that only reads timestamps
-            floor.observe(_latest_scanned(file, prefilter))
+    latest = (
+        isinstance(prefilter, Prefilter) and floor.window_ms is not None and floor.fixed_ms is None
+    )
+    # --now latest: a first bound on the anchor lets old lines be skipped from the start.
+    # An uncompressed file is sampled at its ends. A compressed one cannot be: lines that
+    # may match are held back until they are old (_Parked), unless the file is long, when
+    # a quick first pass over its timestamps costs less.
+    held_back = latest and file.compression != "none" and file.text_size <= _PARK_TEXT
+    if latest and file.compression == "none":
+        floor.observe(_latest_sampled(file))
+    elif latest and not held_back:
+        assert isinstance(prefilter, Prefilter)
+        floor.observe(_latest_scanned(file, prefilter))
     scan = _line_scan(file.path, prefilter, floor.ms if prefilter is not None else None)
     expected = max(1, file.text_size or file.size)
     seen = 0
     pending = _Pending(fields)
     # with --strict every line's text leaves the scan: smaller batches bound memory
     text_bytes = 32 << 20 if prefilter is not None else 8 << 20
+    parked = _Parked() if held_back else None
     for chunked in scan.collect_batches(chunk_size=_batch_rows(file, text_bytes)):
         # a batch comes in many small chunks; every later step is much faster on one
         batch = chunked.rechunk()
         seen += int(batch.get_column(_BYTES).sum())
+        if parked is not None:
+            batch = parked.keep(batch, floor)
+            if parked.size > _PARKED_BYTES:
+                # more text than that may still be in the window: decode it as it comes
+                for held in parked.release():
+                    yield from _line_batch(held, report, pending, strict=strict,
+                                           prefilter=prefilter, floor=floor)  # fmt: skip
+                parked = None
         yield from _line_batch(batch, report, pending, strict=strict, prefilter=prefilter,
                                floor=floor)  # fmt: skip
         report.progress = min(0.99, seen / expected)
+    for held in parked.release() if parked is not None else ():
+        yield from _line_batch(held, report, pending, strict=strict, prefilter=prefilter,
+                               floor=floor)  # fmt: skip
     yield from pending.flush(report, strict=strict)
+
+
+class _Parked:
+    """Judged lines that may match and are not yet known to be old, held back until they
+    are (``--now latest``, compressed files). A compressed file cannot be sampled at its
+    end, so the floor only rises as reading goes, and in a file in time order every line
+    looks new when it is read. Held back, most become old while reading goes on and are
+    skipped undecoded like any other old line; the rest are decoded at the end of the
+    file. The held lines are judged again after every batch; their text is bounded by
+    :data:`_PARKED_BYTES` (see :func:`_fast_ndjson` for what happens beyond)."""
+
+    def __init__(self) -> None:
+        self.held: list[pl.DataFrame] = []
+        self.size = 0
+
+    def keep(self, batch: pl.DataFrame, floor: TimeFloor) -> pl.DataFrame:
+        """Hold back the lines of ``batch`` to decode that are not old yet, and give back
+        the rest of it with the lines held before that are old now."""
+        old = _prunable(floor.ms)
+        later = pl.col(_COULD) & ~old
+        out = [batch.filter(~later)]
+        held, self.held = [*self.held, batch.filter(later)], []
+        for part in held:
+            count = int(part.select(old.sum()).item())
+            if count == part.height:  # whole parts, most often: no copy
+                out.append(part)
+            elif count == 0:
+                self.held.append(part)
+            else:
+                out.append(part.filter(old))
+                self.held.append(part.filter(~old))
+        self.held = [part for part in self.held if part.height]
+        self.size = sum(
+            int(part.select(pl.col("line").str.len_bytes().sum()).item() or 0) for part in self.held
+        )
+        return pl.concat([part for part in out if part.height] or out[:1])
+
+    def release(self) -> list[pl.DataFrame]:
+        """Every line still held, to be judged with the floor as it is now."""
+        held, self.held, self.size = self.held, [], 0
+        return held
 
 
 class _Pending:

@@ -89,7 +89,7 @@ def test_latest_anchor_in_either_time_order(tmp_path: Path, order: str, gzipped:
     if order == "ascending":
         docs.reverse()
     path = write(tmp_path, docs)
-    if gzipped:  # sampled by a quick first pass instead of at its ends
+    if gzipped:  # no end to sample: lines that may match wait until they are old
         packed = tmp_path / "x.ndjson.gz"
         packed.write_bytes(gzip.compress(path.read_bytes()))
         path.unlink()
@@ -200,3 +200,43 @@ def test_canonical_looking_timestamps_are_judged_by_the_general_rule(
     result = both(path, now=NOW)
     assert sorted(entities(result)) == ["future", "plain"]
     assert result.counts.time_window == 2
+
+
+@pytest.mark.parametrize(
+    ("held", "long"),
+    [(64 << 20, False), (1, False), (64 << 20, True)],
+    ids=["held-back", "too-much-held", "long-file-first-pass"],
+)
+def test_latest_over_a_compressed_file_in_time_order(
+    tmp_path: Path, held: int, long: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--now latest over a gzipped export in time order, read in several batches. Lines
+    that may match are held back until the rising floor says they are old; beyond
+    ``held`` bytes the rest are decoded as they come; a long file gets a quick first pass
+    over its timestamps instead. Every way, the rows and counts equal --strict's."""
+    monkeypatch.setattr("egress_offline.sources._PARKED_BYTES", held)
+    if long:
+        monkeypatch.setattr("egress_offline.sources._PARK_TEXT", -1)
+    monkeypatch.setattr("egress_offline.sources._batch_rows", lambda _file, _text: 1000)
+    docs = []
+    for i in range(12_000, -1, -1):  # 48 hours, one event every 14.4 s, oldest first
+        moment = NOW - i * 14_400 * timedelta(milliseconds=1)
+        family = "windows" if i % 2 else "debian"  # the others raise the floor
+        docs.append(
+            event(
+                **{
+                    "@timestamp": stamp(moment),
+                    "host.os.family": family,
+                    "process.entity_id": f"E{i % 7}",
+                    "source.bytes": GiB // 128,
+                }
+            )
+        )
+    path = tmp_path / "x.ndjson.gz"
+    compact = b"".join(json.dumps(d, separators=(",", ":")).encode() + b"\n" for d in docs)
+    path.write_bytes(gzip.compress(compact))  # as exports are written: no spaces
+    result = both(path)
+    assert result.files[0].reader == "fast"
+    assert result.counts.time_window == 2000
+    assert result.counts.event_match == 1000
+    assert sorted(entities(result)) == [f"E{i}" for i in range(7)]
