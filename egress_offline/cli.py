@@ -282,14 +282,23 @@ def pivot(
     arguments: Annotated[
         list[str],
         typer.Argument(
-            metavar="ENTITY_ID... PATH...",
-            help="process.entity_id values, then export files, directories, globs or - "
-            "(an argument naming an existing file or directory is a path).",
+            metavar="ENTITY_ID|PATH",
+            help="process.entity_id values and export files, directories, globs or -: "
+            "an argument naming an existing file or directory is a path, any other an id.",
             show_default=False,
         ),
     ],
     *,
-    output: Output = None,
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            "--output",
+            "-o",
+            help="Write the result here (atomically); default stdout.",
+            show_default=False,
+            metavar="FILE",
+        ),
+    ] = None,
     fmt: Annotated[
         str | None,
         typer.Option(
