@@ -182,9 +182,9 @@ class Prefilter:
     def could_match(self, line: pl.Expr) -> pl.Expr:
         wanted = line.str.contains(self.action, literal=True)
         if self.families is not None:
-            wanted &= pl.any_horizontal(
-                [line.str.contains(family, literal=True) for family in self.families]
-            )
+            # the families are looked for only in lines that hold the action
+            holding = pl.when(wanted).then(line)
+            wanted = holding.str.contains_any(list(self.families)).fill_null(False)
         return wanted | line.str.contains("\\u", literal=True)
 
 
@@ -661,18 +661,29 @@ def _line_scan(
     could = line.str.contains(r"\S") if prefilter is None else prefilter.could_match(line)
     old = _prunable(floor_ms) if prefilter is not None else pl.lit(False)
     # an @timestamp that is not canonical is parsed later; a line without one needs nothing
-    odd = pl.col(_STAMP).is_null() & line.str.contains('"@timestamp"', literal=True)
+    odd = (
+        pl.when(pl.col(_STAMP).is_null())
+        .then(line)
+        .str.contains('"@timestamp"', literal=True)
+        .fill_null(False)
+    )
     needed = (pl.col(_COULD) & ~old) | ~pl.col(_SHAPED) | odd
     return (
         pl.scan_lines(path, name="line", row_index_name=POS, row_index_offset=1)
         .with_columns(
             could.alias(_COULD),
             _plain_stamp_text(line).alias(_STAMP),
-            (line.str.count_matches('"@timestamp"', literal=True) == 1).alias(_ONE),
             (line.str.starts_with("{") & line.str.ends_with("}")).alias(_SHAPED),
             (line.str.len_bytes() + 1).alias(_BYTES),
         )
-        .with_columns(canonical_ms(pl.col(_STAMP)).alias(_STAMP))
+        .with_columns(
+            canonical_ms(pl.col(_STAMP)).alias(_STAMP),
+            # only a line that may match can be skipped for its age (_prunable)
+            (
+                pl.when(pl.col(_COULD)).then(line).str.count_matches('"@timestamp"', literal=True)
+                == 1
+            ).alias(_ONE),
+        )
         .select(
             pl.col(POS).cast(pl.Int64),
             _COULD,
