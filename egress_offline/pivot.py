@@ -313,7 +313,9 @@ class _Found:
     def seen(self) -> pl.DataFrame:
         """Per entity id found: its event count, and what its events say of it."""
         if not self._seen:
-            return pl.DataFrame(schema={_ENTITY: pl.String, _EVENTS: pl.UInt32, _TS: pl.Int64})
+            schema: dict[str, Any] = {_ENTITY: pl.String, _EVENTS: pl.UInt32, _TS: pl.Int64}
+            schema.update({name: f.TEXT_LIST for name in PROCESS_FIELDS if name != f.TIMESTAMP})
+            return pl.DataFrame(schema=schema)
         return _merge_seen(pl.concat(self._seen))
 
     def network(self) -> pl.DataFrame:

@@ -10,6 +10,8 @@ from typing import Any
 
 import polars as pl
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from egress_offline.cli import app
@@ -113,6 +115,9 @@ def test_unknown_and_repeated_ids() -> None:
     unknown = result.as_dict()["entities"][0]
     assert unknown["found"] is False
     assert (unknown["process"], unknown["network"], unknown["children"]) == (None, [], [])
+    alone = run_pivot(["nope"], [str(SAMPLE_DIR)])  # nothing found at all
+    assert alone.unknown == ["nope"]
+    assert alone.records == 3186
 
 
 def _family(tmp_path: Path) -> list[dict[str, Any]]:
@@ -275,3 +280,112 @@ def test_summaries_merged_while_reading_give_the_same_pivot(
     assert network["b.example"]["bytes_out"] == 1024**3 + 1500
     assert (network["c.example"]["connections"], network["c.example"]["events"]) == (0, 1)
     assert whole["entities"][0]["events"] == 5
+
+
+# -------------------------------------------------------- held to a model, at random
+
+_ENTITY_VALUES = st.sampled_from(["A", "B", "C", ["A", "B"], ["A", "A"], None])
+_RANDOM_EVENTS = st.lists(
+    st.fixed_dictionaries(
+        {
+            "entity": _ENTITY_VALUES,
+            "parent": st.sampled_from(["A", "P", ["A", "P"], None]),
+            "category": st.sampled_from(["network", "process", ["network", "x"]]),
+            "action": st.sampled_from(["disconnect_received", "connection_attempted", "start"]),
+            "address": st.sampled_from(["x.example", "y.example", ["x.example", "z"], None]),
+            "bytes": st.one_of(
+                st.none(), st.integers(0, 2**40), st.lists(st.integers(0, 99), max_size=3)
+            ),
+            "minute": st.integers(0, 50),
+            "file": st.integers(0, 3),
+        }
+    ),
+    max_size=40,
+)
+
+
+def _values(value: Any) -> list[Any]:
+    return [] if value is None else value if isinstance(value, list) else [value]
+
+
+def _model(rows: list[dict[str, Any]], entity: str) -> dict[str, Any]:
+    """What pivot must say of ``entity``'s events and network, by hand."""
+    own = [r for r in rows if entity in _values(r["entity"])]
+    network: dict[Any, dict[str, Any]] = {}
+    for r in own:
+        if "network" not in _values(r["category"]):
+            continue
+        for address in dict.fromkeys(_values(r["address"])) or [None]:
+            slot = network.setdefault(
+                address, {"out": 0, "n": 0, "events": 0, "connections": 0, "minutes": []}
+            )
+            slot["out"] += sum(_values(r["bytes"]))
+            slot["n"] += len(_values(r["bytes"]))
+            slot["events"] += 1
+            slot["connections"] += r["action"] == "disconnect_received"
+            slot["minutes"].append(r["minute"])
+    children = {
+        child
+        for r in rows
+        if entity in _values(r["parent"])
+        for child in _values(r["entity"])
+        if child != entity
+    }
+    return {
+        "events": len(own),
+        "network": {
+            address: (
+                slot["out"] if slot["n"] else None,
+                slot["events"],
+                slot["connections"],
+                min(slot["minutes"]),
+                max(slot["minutes"]),
+            )
+            for address, slot in network.items()
+        },
+        "children": children,
+    }
+
+
+def _as_doc(row: dict[str, Any]) -> dict[str, Any]:
+    doc: dict[str, Any] = {
+        "@timestamp": f"2024-05-01T10:{row['minute']:02d}:00.0000000Z",
+        "event": {"category": row["category"], "action": row["action"]},
+        "process": {"entity_id": row["entity"], "parent": {"entity_id": row["parent"]}},
+        "destination": {"address": row["address"]},
+        "source": {"bytes": row["bytes"]},
+    }
+    return doc
+
+
+@given(_RANDOM_EVENTS, st.sampled_from([1, 2, 64]))
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+def test_pivot_agrees_with_a_model_on_random_events(
+    tmp_path_factory: pytest.TempPathFactory, rows: list[dict[str, Any]], compact: int
+) -> None:
+    """Random events over several files (one batch each), summaries merged every
+    ``compact`` batches: events, network per destination and children as the model says."""
+    directory = tmp_path_factory.mktemp("pivot")
+    for number in range(4):
+        part = [_as_doc(r) for r in rows if r["file"] == number]
+        (directory / f"{number}.ndjson").write_text("".join(json.dumps(d) + "\n" for d in part))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("egress_offline.pivot._COMPACT", compact)
+        result = run_pivot(["A", "B"], [str(directory)])
+    for entity in result.entities:
+        expected = _model(rows, entity.entity_id)
+        assert entity.events == expected["events"]
+        got = {
+            n["destination.address"]: (
+                n["bytes_out"],
+                n["events"],
+                n["connections"],
+                int(n["first_seen"][14:16]),
+                int(n["last_seen"][14:16]),
+            )
+            for n in entity.network
+        }
+        assert got == expected["network"]
+        assert {c["process.entity_id"] for c in entity.children} == expected["children"]
