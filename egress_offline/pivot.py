@@ -63,6 +63,7 @@ PROCESS_FIELDS: Final = (
     "process.hash.sha256",
     "process.hash.sha1",
     "process.hash.md5",
+    "process.code_signature.exists",
     "process.code_signature.subject_name",
     "process.code_signature.trusted",
     "process.code_signature.status",

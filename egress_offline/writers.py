@@ -253,11 +253,12 @@ def _process_lines(process: dict[str, Any], indent: str) -> list[str]:
     signature = process.get("process.code_signature.subject_name")
     trusted = process.get("process.code_signature.trusted")
     status = process.get("process.code_signature.status")
-    signed = (
-        f"{_shown(signature)} (trusted: {_shown(trusted)}, status: {_shown(status)})"
-        if signature is not None or trusted is not None
-        else "none recorded"
-    )
+    if signature is not None or trusted is not None:
+        signed = f"{_shown(signature)} (trusted: {_shown(trusted)}, status: {_shown(status)})"
+    elif process.get("process.code_signature.exists") == "false":
+        signed = "unsigned (exists: false)"
+    else:
+        signed = "none recorded"
     user = process.get("user.name")
     domain = process.get("user.domain")
     who = _shown(user) if domain is None else f"{_shown(domain)}\\{_shown(user)}"

@@ -62,6 +62,7 @@ def test_the_sample_rclone_process_whole() -> None:
         "process.hash.sha256": "831154ef" * 8,
         "process.hash.sha1": "831154ef" * 5,
         "process.hash.md5": "831154ef" * 4,
+        "process.code_signature.exists": "false",
         "process.code_signature.subject_name": None,
         "process.code_signature.trusted": None,
         "process.code_signature.status": None,
