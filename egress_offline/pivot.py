@@ -191,9 +191,10 @@ def run_pivot(
         missing = [p for p in _parent_ids(seen, wanted) if p not in wanted]
         processes = found.processes()
         if missing:  # a parent's start event holds neither id: read again for it
+            again = None if progress is None else _second_pass(progress, len(inputs.files))
             parents, _ = _gather(
                 inputs, missing, _any_of(f.ENTITY_ID, missing) & _has(f.CATEGORY, "process"),
-                strict=strict, progress=None,
+                strict=strict, progress=again,
             )  # fmt: skip
             processes = pl.concat([processes, parents.processes()])
         network = found.network()
@@ -206,6 +207,15 @@ def run_pivot(
         )
     result.elapsed_seconds = time.perf_counter() - started
     return result
+
+
+def _second_pass(progress: ProgressHook, files: int) -> ProgressHook:
+    """Progress of the second pass, told as files of their own: ``[2/2] name (parents)``."""
+
+    def tell(name: str, number: int, _files: int, fraction: float, size: int) -> None:
+        progress(f"{name} (parents)", number + files, 2 * files, fraction, size)
+
+    return tell
 
 
 def _any_of(name: str, values: list[str]) -> pl.Expr:

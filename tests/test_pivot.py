@@ -390,3 +390,14 @@ def test_pivot_agrees_with_a_model_on_random_events(
         }
         assert got == expected["network"]
         assert {c["process.entity_id"] for c in entity.children} == expected["children"]
+
+
+def test_progress_is_told_for_both_passes() -> None:
+    told: list[tuple[str, int, int]] = []
+    run_pivot(
+        [RCLONE],
+        [str(SAMPLE_DIR / "endpoint-process.ndjson.gz")],
+        progress=lambda name, number, files, _fraction, _size: told.append((name, number, files)),
+    )
+    assert told[0][1:] == (1, 1)
+    assert told[-1] == (told[0][0] + " (parents)", 2, 2)
