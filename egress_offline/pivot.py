@@ -39,7 +39,7 @@ from egress_offline.sources import (
     RESTART,
     FileReport,
     IdPrefilter,
-    Inputs,
+    InputFile,
     Stamps,
     open_inputs,
     read_batches,
@@ -186,18 +186,22 @@ def run_pivot(
     started = time.perf_counter()
     with open_inputs(paths) as inputs:
         own_or_child = _any_of(f.ENTITY_ID, wanted) | _any_of(PARENT_ID, wanted)
-        found, reports = _gather(inputs, wanted, own_or_child, strict=strict, progress=progress)
-        seen = found.seen()
+        first = _gather(inputs.files, wanted, own_or_child, strict=strict, progress=progress)
+        seen = first.found.seen()
         missing = [p for p in _parent_ids(seen, wanted) if p not in wanted]
-        processes = found.processes()
-        if missing:  # a parent's start event holds neither id: read again for it
+        processes = first.found.processes()
+        if missing and first.with_processes:
+            # a parent's start event holds neither id: read again for it, in the files
+            # that may hold process events at all
             again = None if progress is None else _second_pass(progress, len(inputs.files))
-            parents, _ = _gather(
-                inputs, missing, _any_of(f.ENTITY_ID, missing) & _has(f.CATEGORY, "process"),
+            parents = _gather(
+                first.with_processes, missing,
+                _any_of(f.ENTITY_ID, missing) & _has(f.CATEGORY, "process"),
                 strict=strict, progress=again,
             )  # fmt: skip
-            processes = pl.concat([processes, parents.processes()])
-        network = found.network()
+            processes = pl.concat([processes, parents.found.processes()])
+        network = first.found.network()
+        reports = first.reports
         result = PivotResult(
             entities=[_pivot_one(entity, seen, processes, network) for entity in wanted],
             files=reports,
@@ -335,31 +339,48 @@ class _Found:
         return _merge_network(pl.concat(self._network))
 
 
-def _gather(inputs: Inputs, ids: list[str], keep: pl.Expr, *, strict: bool,
-            progress: ProgressHook | None) -> tuple[_Found, list[FileReport]]:  # fmt: skip
-    """The events ``keep`` selects, from every file, summarised as they come."""
-    prefilter = IdPrefilter(tuple(ids))
-    found = _Found(ids)
-    reports: list[FileReport] = []
-    for number, file in enumerate(inputs.files, start=1):
+#: Lines that may hold a process event: ``"process"`` as a value (followed by ``,`` ``]``
+#: or ``}``, where a key is followed by ``:``), or anything written with a ``\\u`` escape.
+_PROCESS_HINT: Final = r'"process"\s*[,\]}]|\\u'
+
+
+@dataclass
+class _Gathered:
+    found: _Found
+    reports: list[FileReport]
+    #: the files that may hold process events: only those are read again for parents
+    with_processes: list[InputFile]
+
+
+def _gather(files: list[InputFile], ids: list[str], keep: pl.Expr, *, strict: bool,
+            progress: ProgressHook | None) -> _Gathered:  # fmt: skip
+    """The events ``keep`` selects, from every file, summarised as they come; and which
+    files may hold process events (a decoded one, or a line that may be one)."""
+    prefilter = IdPrefilter(tuple(ids), hint=_PROCESS_HINT)
+    gathered = _Gathered(_Found(ids), [], [])
+    for number, file in enumerate(files, start=1):
         report = FileReport(file.name, file.format, file.compression, file.size, unit="line")
-        reports.append(report)
-        tell = None if progress is None else partial(progress, file.name, number, len(inputs.files))
-        mark = found.mark()
+        gathered.reports.append(report)
+        tell = None if progress is None else partial(progress, file.name, number, len(files))
+        mark = gathered.found.mark()
+        processes = False
         for batch in read_batches(
             file, report, strict=strict, prefilter=prefilter, fields=PIVOT_FIELDS
         ):
             if batch is RESTART:
-                found.rollback(mark)
+                gathered.found.rollback(mark)
                 continue
             if isinstance(batch, Stamps):
                 continue
+            processes = processes or bool(batch.select(_has(f.CATEGORY, "process").any()).item())
             chosen = batch.filter(keep)
             if chosen.height:
-                found.add(chosen)
+                gathered.found.add(chosen)
             if tell is not None:
                 tell(report.progress, file.size)
-    return found, reports
+        if processes or report.hinted:
+            gathered.with_processes.append(file)
+    return gathered
 
 
 def _parent_ids(seen: pl.DataFrame, ids: list[str]) -> list[str]:

@@ -117,6 +117,8 @@ class FileReport:
     positions: list[str] = field(default_factory=list)
     damage: str | None = None
     reader: Literal["fast", "careful"] = "fast"
+    #: some line not decoded matched the prefilter's hint (:class:`IdPrefilter`)
+    hinted: bool = False
     sha256: str | None = None
     #: @timestamp range (epoch ms) of the records the prefilter passed over undecoded
     first_ms: int | None = None
@@ -195,6 +197,8 @@ class IdPrefilter:
     for a slash; any backslash when a value holds a character JSON must escape)."""
 
     values: tuple[str, ...]
+    #: a pattern noted per file when any line matches it (see ``FileReport.hinted``)
+    hint: str | None = None
 
     def could_match(self, line: pl.Expr) -> pl.Expr:
         wanted = pl.any_horizontal([line.str.contains(v, literal=True) for v in self.values])
@@ -624,6 +628,7 @@ _STAMP: Final = "__stamp"
 _ONE: Final = "__one"
 _SHAPED: Final = "__shaped"
 _BYTES: Final = "__bytes"
+_HINT: Final = "__hint"
 
 
 def _prunable(floor_ms: int | None) -> pl.Expr:
@@ -668,6 +673,8 @@ def _line_scan(
         .fill_null(False)
     )
     needed = (pl.col(_COULD) & ~old) | ~pl.col(_SHAPED) | odd
+    hint = getattr(prefilter, "hint", None)
+    hinted = [line.str.contains(hint).alias(_HINT)] if hint is not None else []
     return (
         pl.scan_lines(path, name="line", row_index_name=POS, row_index_offset=1)
         .with_columns(
@@ -675,6 +682,7 @@ def _line_scan(
             _plain_stamp_text(line).alias(_STAMP),
             (line.str.starts_with("{") & line.str.ends_with("}")).alias(_SHAPED),
             (line.str.len_bytes() + 1).alias(_BYTES),
+            *hinted,
         )
         .with_columns(
             canonical_ms(pl.col(_STAMP)).alias(_STAMP),
@@ -691,6 +699,7 @@ def _line_scan(
             _ONE,
             _SHAPED,
             _BYTES,
+            *([_HINT] if hinted else []),
             pl.concat_str([pl.when(needed).then(line), pl.lit("")]).alias("line"),
         )
     )
@@ -825,6 +834,8 @@ def _line_batch(batch: pl.DataFrame, report: FileReport, pending: _Pending, *, s
     """Account for one batch of judged lines: yield the @timestamps of the records not
     decoded that may be in the window, and the decoded fields of those that may match."""
     text = pl.col("line")
+    if _HINT in batch.columns and not report.hinted:
+        report.hinted = bool(batch.get_column(_HINT).any())
     # blank lines are not records; only lines not shaped like an object can be blank
     blank = ~pl.col(_SHAPED) & ~text.str.contains(r"\S").fill_null(True)
     frame = batch.filter(~blank) if batch.select(blank.any()).item() else batch

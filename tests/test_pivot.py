@@ -401,3 +401,37 @@ def test_progress_is_told_for_both_passes() -> None:
     )
     assert told[0][1:] == (1, 1)
     assert told[-1] == (told[0][0] + " (parents)", 2, 2)
+
+
+def test_the_second_pass_reads_only_files_that_may_hold_process_events(tmp_path: Path) -> None:
+    """Network events alone: no second pass. A process event whose category is written
+    with an escape, in another file: that file is read again, and the parent found."""
+    told: list[str] = []
+
+    def hook(name: str, _number: int, _files: int, _fraction: float, _size: int) -> None:
+        told.append(name)
+
+    network = tmp_path / "network.ndjson"
+    network.write_text(json.dumps(event(**{"process.parent.entity_id": "P"})) + "\n")
+    (entity,) = run_pivot(["E1"], [str(network)], progress=hook).entities
+    assert entity.parent is None
+    assert not [name for name in told if name.endswith("(parents)")]
+
+    escaped = tmp_path / "process.ndjson"
+    text = json.dumps(start("P", exe="C:\\parent.exe"), separators=(",", ":"))
+    escaped.write_text(text.replace('["process"]', '["proc\\u0065ss"]') + "\n")
+    told.clear()
+    (entity,) = run_pivot(["E1"], [str(network), str(escaped)], progress=hook).entities
+    assert entity.parent is not None
+    assert entity.parent["process.executable"] == "C:\\parent.exe"
+    assert {name for name in told if name.endswith("(parents)")} == {f"{escaped} (parents)"}
+
+
+def test_parquet_process_events_are_found_in_the_second_pass(tmp_path: Path) -> None:
+    network = tmp_path / "network.ndjson"
+    network.write_text(json.dumps(event(**{"process.parent.entity_id": "P"})) + "\n")
+    processes = tmp_path / "processes.parquet"
+    pl.DataFrame([flatten_keys(start("P", exe="C:\\parent.exe"))]).write_parquet(processes)
+    (entity,) = run_pivot(["E1"], [str(network), str(processes)]).entities
+    assert entity.parent is not None
+    assert entity.parent["process.executable"] == "C:\\parent.exe"
