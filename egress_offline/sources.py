@@ -735,8 +735,9 @@ def _fast_ndjson(file: InputFile, report: FileReport, *, strict: bool,
     expected = max(1, file.text_size or file.size)
     seen = 0
     pending = _Pending(fields)
-    # with --strict every line's text leaves the scan: smaller batches bound memory
-    text_bytes = 32 << 20 if prefilter is not None else 8 << 20
+    # with --strict every line's text leaves the scan, and with no window (sweep, pivot,
+    # --all-time) every line that may match is decoded: smaller batches bound memory
+    text_bytes = 8 << 20 if prefilter is None else 32 << 20 if floor.window_ms else 16 << 20
     parked = _Parked() if held_back else None
     for chunked in scan.collect_batches(chunk_size=_batch_rows(file, text_bytes)):
         # a batch comes in many small chunks; every later step is much faster on one
