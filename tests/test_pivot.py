@@ -435,3 +435,29 @@ def test_parquet_process_events_are_found_in_the_second_pass(tmp_path: Path) -> 
     (entity,) = run_pivot(["E1"], [str(network), str(processes)]).entities
     assert entity.parent is not None
     assert entity.parent["process.executable"] == "C:\\parent.exe"
+
+
+SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "samples"
+
+
+@pytest.mark.skipif(
+    not SAMPLES.is_dir(), reason="the real Elastic samples live in ../shared/samples"
+)
+def test_pivot_on_the_real_elastic_sample_event(tmp_path: Path) -> None:
+    """The real network event, as one NDJSON line: its process (no start event), its
+    code signature and its one destination. Its parent id is its own id."""
+    doc = json.loads((SAMPLES / "endpoint-package_sample_event.json").read_text())
+    path = tmp_path / "sample.ndjson"
+    path.write_text(json.dumps(doc, separators=(",", ":")) + "\n")
+    (entity,) = run_pivot([doc["process"]["entity_id"]], [str(path)]).entities
+    assert entity.process_source == "other events"
+    assert entity.process is not None
+    assert entity.process["process.code_signature.subject_name"] == "Google LLC"
+    assert entity.process["process.code_signature.status"] == "errorExpired"
+    assert entity.children == [] and entity.parent is None
+    (network,) = entity.network
+    assert (network["destination.address"], network["bytes_out"], network["bytes_in"]) == (
+        "64.233.191.95",
+        498,
+        4923,
+    )
