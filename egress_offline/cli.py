@@ -38,9 +38,9 @@ from egress_offline.spec import (
 )
 from egress_offline.sweep import run_sweep
 from egress_offline.writers import (
+    PIVOT_FORMATS,
     format_for,
     inert,
-    pivot_format_for,
     render,
     render_pivot,
     write_atomic,
@@ -316,7 +316,10 @@ def pivot(
     network per destination, and queries to continue on a cluster."""
     with _user_errors():
         ids, paths = split_arguments(arguments, _names_input)
-        out_format = pivot_format_for(output, fmt, terminal=sys.stdout.isatty())
+        out_format = format_for(
+            output, fmt, terminal=sys.stdout.isatty(), formats=PIVOT_FORMATS, piped="json",
+            extensions=".txt, .json or .ndjson", command="pivot",
+        )  # fmt: skip
         _check_outside_inputs(output, paths)
         display = _ProgressDisplay(enabled=not quiet and sys.stderr.isatty())
         try:

@@ -102,18 +102,30 @@ class HuntResult:
     counts: Counts
     files: list[FileReport]
     skipped: list[str]
-    now: datetime | None
-    cutoff: datetime | None
-    data_first: datetime | None
-    data_last: datetime | None
-    #: the same four as epoch ms: a ``date`` may lie beyond datetime's years 1-9999, where
-    #: the datetime above is None
+    #: the anchor, the window's exclusive start and the data's time range, in epoch ms: a
+    #: ``date`` may lie beyond datetime's years 1-9999 (the properties below are None there)
     now_ms: int | None = None
     cutoff_ms: int | None = None
     first_ms: int | None = None
     last_ms: int | None = None
     warnings: list[str] = field(default_factory=list)
     elapsed_seconds: float = 0.0
+
+    @property
+    def now(self) -> datetime | None:
+        return moment_of(self.now_ms)
+
+    @property
+    def cutoff(self) -> datetime | None:
+        return moment_of(self.cutoff_ms)
+
+    @property
+    def data_first(self) -> datetime | None:
+        return moment_of(self.first_ms)
+
+    @property
+    def data_last(self) -> datetime | None:
+        return moment_of(self.last_ms)
 
 
 class Spill:
@@ -460,10 +472,6 @@ def run_hunt(
             counts=counts,
             files=reports,
             skipped=inputs.skipped,
-            now=moment_of(now_ms),
-            cutoff=moment_of(cutoff_ms),
-            data_first=moment_of(first_ms),
-            data_last=moment_of(last_ms),
             now_ms=now_ms,
             cutoff_ms=cutoff_ms,
             first_ms=first_ms,

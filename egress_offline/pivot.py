@@ -201,13 +201,12 @@ def run_pivot(
             )  # fmt: skip
             processes = pl.concat([processes, parents.found.processes()])
         network = first.found.network()
-        reports = first.reports
         result = PivotResult(
             entities=[_pivot_one(entity, seen, processes, network) for entity in wanted],
-            files=reports,
+            files=first.reports,
             skipped=inputs.skipped,
-            records=sum(r.records for r in reports),
-            malformed=sum(r.malformed for r in reports),
+            records=sum(r.records for r in first.reports),
+            malformed=sum(r.malformed for r in first.reports),
         )
     result.elapsed_seconds = time.perf_counter() - started
     return result

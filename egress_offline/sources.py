@@ -673,7 +673,7 @@ def _line_scan(
         .fill_null(False)
     )
     needed = (pl.col(_COULD) & ~old) | ~pl.col(_SHAPED) | odd
-    hint = getattr(prefilter, "hint", None)
+    hint = prefilter.hint if isinstance(prefilter, IdPrefilter) else None
     hinted = [line.str.contains(hint).alias(_HINT)] if hint is not None else []
     return (
         pl.scan_lines(path, name="line", row_index_name=POS, row_index_offset=1)
@@ -770,8 +770,11 @@ class _Parked:
     :data:`_PARKED_BYTES` (see :func:`_fast_ndjson` for what happens beyond)."""
 
     def __init__(self) -> None:
-        self.held: list[pl.DataFrame] = []
-        self.size = 0
+        self.held: list[tuple[pl.DataFrame, int]] = []  # parts, and the bytes of their text
+
+    @property
+    def size(self) -> int:
+        return sum(size for _, size in self.held)
 
     def keep(self, batch: pl.DataFrame, floor: TimeFloor) -> pl.DataFrame:
         """Hold back the lines of ``batch`` to decode that are not old yet, and give back
@@ -779,26 +782,29 @@ class _Parked:
         old = _prunable(floor.ms)
         later = pl.col(_COULD) & ~old
         out = [batch.filter(~later)]
-        held, self.held = [*self.held, batch.filter(later)], []
-        for part in held:
+        fresh = batch.filter(later)
+        held, self.held = [*self.held, (fresh, _text_bytes(fresh))], []
+        for part, size in held:
             count = int(part.select(old.sum()).item())
             if count == part.height:  # whole parts, most often: no copy
                 out.append(part)
             elif count == 0:
-                self.held.append(part)
+                if part.height:
+                    self.held.append((part, size))
             else:
                 out.append(part.filter(old))
-                self.held.append(part.filter(~old))
-        self.held = [part for part in self.held if part.height]
-        self.size = sum(
-            int(part.select(pl.col("line").str.len_bytes().sum()).item() or 0) for part in self.held
-        )
+                kept = part.filter(~old)
+                self.held.append((kept, _text_bytes(kept)))
         return pl.concat([part for part in out if part.height] or out[:1])
 
     def release(self) -> list[pl.DataFrame]:
         """Every line still held, to be judged with the floor as it is now."""
-        held, self.held, self.size = self.held, [], 0
-        return held
+        held, self.held = self.held, []
+        return [part for part, _ in held]
+
+
+def _text_bytes(lines: pl.DataFrame) -> int:
+    return int(lines.select(pl.col("line").str.len_bytes().sum()).item() or 0)
 
 
 class _Pending:
@@ -813,7 +819,7 @@ class _Pending:
     def add(self, lines: pl.DataFrame) -> bool:
         """Keep ``lines`` (``__pos``, ``line``); True when it is time to flush."""
         self.parts.append(lines)
-        self.size += int(lines.select(pl.col("line").str.len_bytes().sum()).item() or 0)
+        self.size += _text_bytes(lines)
         return self.size >= _DECODE_BYTES
 
     def flush(self, report: FileReport, *, strict: bool) -> Iterator[pl.DataFrame]:

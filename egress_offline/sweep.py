@@ -73,13 +73,19 @@ class SweepResult:
     counts: Counts
     files: list[FileReport]
     skipped: list[str]
-    data_first: datetime | None
-    data_last: datetime | None
-    first_ms: int | None = None
+    first_ms: int | None = None  # the data's time range, epoch ms
     last_ms: int | None = None
     partitions: int = 1
     warnings: list[str] = field(default_factory=list)
     elapsed_seconds: float = 0.0
+
+    @property
+    def data_first(self) -> datetime | None:
+        return moment_of(self.first_ms)
+
+    @property
+    def data_last(self) -> datetime | None:
+        return moment_of(self.last_ms)
 
 
 def run_sweep(
@@ -127,8 +133,6 @@ def run_sweep(
             counts=counts,
             files=reports,
             skipped=inputs.skipped,
-            data_first=moment_of(first_ms),
-            data_last=moment_of(last_ms),
             first_ms=first_ms,
             last_ms=last_ms,
             partitions=partitions,

@@ -39,23 +39,27 @@ _UNSAFE: Final = re.compile(
 _ISO_MS: Final = "%Y-%m-%dT%H:%M:%S%.3fZ"
 
 
-def format_for(output: Path | None, requested: str | None, *, terminal: bool) -> OutputFormat:
-    """``--format`` if given; else from the output file's extension; else ``table`` on a
-    terminal and ``csv`` when piped."""
+def format_for(output: Path | None, requested: str | None, *, terminal: bool,
+               formats: tuple[str, ...] = FORMATS, piped: str = "csv",
+               extensions: str = ".csv, .ndjson, .json or .parquet",
+               command: str = "") -> OutputFormat:  # fmt: skip
+    """``--format`` if given (one of ``formats``); else from the output file's last known
+    extension; else ``table`` on a terminal and ``piped`` when piped. ``extensions`` and
+    ``command`` word the messages."""
+    of = f" for {command}" if command else ""
     if requested:
-        if requested not in FORMATS:
-            raise UsageError(f"--format: {requested!r} is not one of {', '.join(FORMATS)}")
+        if requested not in formats:
+            raise UsageError(f"--format: {requested!r} is not one of {', '.join(formats)}{of}")
         return requested  # type: ignore[return-value]
     if output is not None:
-        suffixes = [s.lower() for s in output.suffixes]
-        for suffix in reversed(suffixes):
-            if suffix in _EXTENSIONS:
-                return _EXTENSIONS[suffix]  # type: ignore[return-value]
+        known = [_EXTENSIONS[s] for s in (s.lower() for s in output.suffixes) if s in _EXTENSIONS]
+        if known and known[-1] in formats:
+            return known[-1]  # type: ignore[return-value]
         raise UsageError(
             f"--output: cannot tell the format from {output.name!r}; "
-            f"add --format ({', '.join(FORMATS)}) or use .csv, .ndjson, .json or .parquet"
+            f"add --format ({', '.join(formats)}) or use {extensions}"
         )
-    return "table" if terminal else "csv"
+    return "table" if terminal else piped  # type: ignore[return-value]
 
 
 def _flat_text(rows: pl.DataFrame) -> pl.DataFrame:
@@ -207,26 +211,6 @@ def table_text(rows: pl.DataFrame, *, width: int | None = None) -> str:
 # ------------------------------------------------------------------------------ pivot
 
 PIVOT_FORMATS: Final = ("table", "json", "ndjson")
-
-
-def pivot_format_for(output: Path | None, requested: str | None, *, terminal: bool) -> str:
-    """``--format`` for pivot: given, else from the output's extension, else ``table`` on
-    a terminal and ``json`` when piped."""
-    if requested:
-        if requested not in PIVOT_FORMATS:
-            raise UsageError(
-                f"--format: {requested!r} is not one of {', '.join(PIVOT_FORMATS)} for pivot"
-            )
-        return requested
-    if output is not None:
-        found = _EXTENSIONS.get(output.suffix.lower())
-        if found not in PIVOT_FORMATS:
-            raise UsageError(
-                f"--output: cannot tell the format from {output.name!r}; add --format "
-                f"({', '.join(PIVOT_FORMATS)}) or use .txt, .json or .ndjson"
-            )
-        return found
-    return "table" if terminal else "json"
 
 
 def render_pivot(pivot: dict[str, Any], fmt: str, sink: IO[bytes]) -> None:
