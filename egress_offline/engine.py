@@ -93,8 +93,23 @@ class Counts:
     event_match_with_bytes: int = 0
 
 
+class DataRange:
+    """The data's time range as datetimes, from a result's ``first_ms`` and ``last_ms``."""
+
+    first_ms: int | None
+    last_ms: int | None
+
+    @property
+    def data_first(self) -> datetime | None:
+        return moment_of(self.first_ms)
+
+    @property
+    def data_last(self) -> datetime | None:
+        return moment_of(self.last_ms)
+
+
 @dataclass
-class HuntResult:
+class HuntResult(DataRange):
     """The flagged rows and everything needed to report how they were found."""
 
     rows: pl.DataFrame
@@ -118,14 +133,6 @@ class HuntResult:
     @property
     def cutoff(self) -> datetime | None:
         return moment_of(self.cutoff_ms)
-
-    @property
-    def data_first(self) -> datetime | None:
-        return moment_of(self.first_ms)
-
-    @property
-    def data_last(self) -> datetime | None:
-        return moment_of(self.last_ms)
 
 
 class Spill:

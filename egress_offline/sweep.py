@@ -19,7 +19,6 @@ from __future__ import annotations
 import tempfile
 import time
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 from typing import Final
 
@@ -35,11 +34,11 @@ from egress_offline.engine import (
     TOTAL,
     TS,
     Counts,
+    DataRange,
     N,
     ProgressHook,
     Spill,
     finish,
-    moment_of,
     public_events,
     read_inputs,
 )
@@ -65,7 +64,7 @@ _PARTITION_ROWS: Final = 100_000  # events a partition holds, about
 
 
 @dataclass
-class SweepResult:
+class SweepResult(DataRange):
     """The flagged groups and everything needed to report how they were found."""
 
     rows: pl.DataFrame
@@ -78,14 +77,6 @@ class SweepResult:
     partitions: int = 1
     warnings: list[str] = field(default_factory=list)
     elapsed_seconds: float = 0.0
-
-    @property
-    def data_first(self) -> datetime | None:
-        return moment_of(self.first_ms)
-
-    @property
-    def data_last(self) -> datetime | None:
-        return moment_of(self.last_ms)
 
 
 def run_sweep(
