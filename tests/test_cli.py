@@ -301,6 +301,26 @@ def test_installed_command_runs_as_a_subprocess(export: Path, tmp_path: Path) ->
     assert module.stdout.decode().strip() == f"egress-offline {__version__}"
 
 
+def test_a_run_loads_only_what_it_needs(export: Path, tmp_path: Path) -> None:
+    """Start-up is a fixed cost of every run. An NDJSON hunt loads neither pyarrow (only
+    Parquet needs it) nor rich (only progress bars and tables) nor pydantic (typer 0.29
+    builds pydantic adapters for every option on every run: 0.3 s, hence the pin)."""
+    code = (
+        "import sys\n"
+        "from egress_offline.cli import app\n"
+        "try:\n"
+        f"    app(['hunt', {str(export)!r}, '-q', '--now', {NOW!r}, '-o', {str(tmp_path / 'o.csv')!r}])\n"
+        "except SystemExit as done:\n"
+        "    assert not done.code, done.code\n"
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'pyarrow', 'rich', 'pydantic'}))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=False, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "[]\n"
+
+
 def test_broken_pipe_is_quiet(export: Path) -> None:
     exe = shutil.which("egress-offline", path=str(Path(sys.executable).parent))
     assert exe
