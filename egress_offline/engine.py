@@ -34,6 +34,7 @@ from egress_offline.normalise import (
     exponent_values,
     keyword,
     long_or_null,
+    present,
     sum_longs,
     timestamps,
 )
@@ -252,15 +253,15 @@ def _reduce_batch(
     if candidates.height == 0:
         return
     exponents = exponent_values(candidates.select(exponent_texts()).to_series().to_list())
-    total, present = sum_longs(f.SOURCE_BYTES, exponents)
+    total, parsed = sum_longs(f.SOURCE_BYTES, exponents)
     spill.add(
         candidates.select(
             TS,
             keyword(f.DEST_IP),
             *[keyword(name) for name in f.GROUP_FIELDS],
             total.alias(SUM),
-            present.alias(N),
-            (pl.col(f.SOURCE_BYTES).list.drop_nulls().list.len() > 0).alias(_HAS_BYTES),
+            parsed.alias(N),
+            (present(pl.col(f.SOURCE_BYTES)).list.len() > 0).alias(_HAS_BYTES),
             *[keyword(name) for name in f.CONTEXT_FIELDS],
         )
     )
@@ -303,16 +304,13 @@ def public_events(
     texts = addresses.collect(engine="streaming").to_series().to_list()
     table = classify(texts, cidrs)
     valid = table.filter(pl.col("ip_canon").is_not_null())
-    canon = (
-        pl.col(f.DEST_IP)
-        .list.eval(
+    canon = present(
+        pl.col(f.DEST_IP).list.eval(
             pl.element().replace_strict(
                 valid["ip_text"], valid["ip_canon"], default=None, return_dtype=pl.String
             )
         )
-        .list.drop_nulls()
-        .list.unique()
-    )
+    ).list.unique()
     by_canon = valid.unique("ip_canon")
     public_only = (
         pl.col("__canon")
