@@ -253,7 +253,8 @@ _CANONICAL_LIKE = st.builds(
             "2026-11-18T16:00:00.0000001Z",
             "1970-01-01T00:00:00Z",
             "2024-02-29T23:59:59.999999999Z",
-            "9999-12-31T23:59:59.9Z",
+            "9999-12-31T23:59:59.900Z",
+            "2026-11-18T16:00:00.5Z",
             "1969-12-31T23:59:59.9Z",
             "2026-11-18T16:00:60Z",
         ]
@@ -275,7 +276,26 @@ def test_the_canonical_timestamp_parse_agrees_with_the_general_one(texts: list[s
     general = frame.select(timestamp_text_ms(pl.col("t"))).to_series()
     known = fast.is_not_null()
     assert fast.filter(known).to_list() == general.filter(known).to_list()
-    assert fast.filter(pl.Series(texts) == "9999-12-31T23:59:59.9Z").to_list() in (
-        [],
-        [253402300799900] * texts.count("9999-12-31T23:59:59.9Z"),
+    assert fast.filter(pl.Series(texts) == "9999-12-31T23:59:59.900Z").to_list() == (
+        [253402300799900] * texts.count("9999-12-31T23:59:59.900Z")
     )
+
+
+def test_the_canonical_parse_reads_what_it_can_and_leaves_the_rest() -> None:
+    """No fraction, or one of three digits or more: read (first three digits). A shorter
+    fraction, a year before 1970 or any other shape: null, for the general rule."""
+    texts = [
+        "2026-11-18T16:00:00Z",
+        "2026-11-18T16:00:00.123Z",
+        "2026-11-18T16:00:00.0823822Z",
+        "2026-11-18T16:00:00.999999999Z",
+        "2026-11-18T16:00:00.5Z",
+        "2026-11-18T16:00:00.12Z",
+        "1969-12-31T23:59:59.999Z",
+        "2026-11-18T16:00:00.1234567890Z",
+        "2026-11-18 16:00:00.123Z",
+        None,
+    ]
+    base = 1795017600000
+    got = pl.DataFrame({"t": texts}).select(canonical_ms(pl.col("t"))).to_series().to_list()
+    assert got == [base, base + 123, base + 82, base + 999, None, None, None, None, None, None]

@@ -188,9 +188,12 @@ def test_canonical_looking_timestamps_are_judged_by_the_general_rule(
     tmp_path: Path, fmt: str
 ) -> None:
     """Year 9999 is after ``now() - 8 hours``, so in the window (a nanosecond parse once
-    overflowed it into 1816 and skipped the line); a one-digit month is no date at all."""
+    overflowed it into 1816 and skipped the line); a one-digit month is no date at all.
+    A fraction of three digits or more is read by the canonical parse, a shorter one by
+    the general rule."""
     docs = [
         event(**{"@timestamp": "9999-12-31T23:59:59.9Z", "process.entity_id": "future"}),
+        event(**{"@timestamp": "9999-12-31T23:59:59.123Z", "process.entity_id": "future-ms"}),
         event(**{"@timestamp": "2024-5-01T10:00:00.50Z", "process.entity_id": "no-date"}),
         event(**{"@timestamp": "2024-05-01T10:00:00Z", "process.entity_id": "plain"}),
     ]
@@ -200,8 +203,8 @@ def test_canonical_looking_timestamps_are_judged_by_the_general_rule(
         pl.read_ndjson(path).write_parquet(parquet)
         path = parquet
     result = both(path, now=NOW)
-    assert sorted(entities(result)) == ["future", "plain"]
-    assert result.counts.time_window == 2
+    assert sorted(entities(result)) == ["future", "future-ms", "plain"]
+    assert result.counts.time_window == 3
 
 
 @pytest.mark.parametrize(
