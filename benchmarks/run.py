@@ -92,6 +92,28 @@ DUCKDB = textwrap.dedent(
     """
 )
 
+# The floor of egress-offline's stack: start Polars (and pyarrow, for Parquet) and read
+# what the hunt reads, computing nothing: every line's text, or the hunt's Parquet leaves.
+# No Python, Polars and pyarrow program can run the hunt faster than this.
+FLOOR = textwrap.dedent(
+    """
+    import sys, polars as pl
+    path, fmt = sys.argv[1:3]
+    if fmt == "parquet":
+        import pyarrow.parquet as pq
+        from egress_offline.fields import HUNT
+        parquet = pq.ParquetFile(path)
+        leaves = [parquet.schema.column(i).path for i in range(len(parquet.schema))]
+        wanted = [leaf for leaf in leaves
+                  if any(leaf == name or leaf.startswith(name + ".") for name in HUNT.names)]
+        for batch in parquet.iter_batches(batch_size=65_536, columns=wanted):
+            pass
+    else:
+        (pl.scan_lines(path).select(pl.col("line").str.len_bytes().sum())
+           .collect(engine="streaming"))
+    """
+)
+
 # The plain Polars query a capable user would write: scan_ndjson with a subset schema.
 POLARS = (
     textwrap.dedent(
@@ -133,6 +155,7 @@ def contenders(
         "egress-offline": [EXE, "hunt", str(path), "--now", now, "-q", "-o", str(out)],
         "duckdb": [python, "-c", DUCKDB, str(path), fmt, now, str(out)],
         "polars scan": [python, "-c", POLARS, str(path), fmt, now, str(out)],
+        "stack floor": [python, "-c", FLOOR, str(path), fmt],
     }
     if fmt == "ndjson":
         runs["cat > /dev/null"] = ["sh", "-c", f"cat '{path}' > /dev/null"]
@@ -266,10 +289,12 @@ def ratios(results: list[dict[str, Any]]) -> list[str]:
         if tool != "egress-offline":
             continue
         duck = by.get((size, fmt, "duckdb"))
-        if duck:
+        floor = by.get((size, fmt, "stack floor"))
+        if duck and floor:
             lines.append(
                 f"| {size} | {fmt} | {r['seconds']:.2f} | {duck['seconds']:.2f} | "
-                f"{r['seconds'] / duck['seconds']:.2f} | {r['peak_rss_anon_mib']:.0f} | "
+                f"{r['seconds'] / duck['seconds']:.2f} | {floor['seconds']:.2f} | "
+                f"{floor['seconds'] / duck['seconds']:.2f} | {r['peak_rss_anon_mib']:.0f} | "
                 f"{duck['peak_rss_anon_mib']:.0f} |"
             )
     return lines
@@ -319,9 +344,10 @@ def main() -> None:
         f"machine: {platform.platform()}, {os.cpu_count()} cores, Python {platform.python_version()}"
     )
     print(
-        "| size | format | egress-offline s | duckdb s | ratio | egress-offline MiB | duckdb MiB |"
+        "| size | format | egress-offline s | duckdb s | ratio | stack floor s | floor ratio "
+        "| egress-offline MiB | duckdb MiB |"
     )
-    print("|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|")
     print("\n".join(ratios(results)))
     if args.json:
         args.json.write_text(json.dumps(results, indent=2) + "\n")
