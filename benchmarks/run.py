@@ -308,7 +308,7 @@ def compile_package() -> None:
 
     spec = importlib.util.find_spec("egress_offline")
     if spec and spec.origin:
-        compileall.compile_dir(Path(spec.origin).parent, quiet=1)
+        compileall.compile_dir(Path(spec.origin).parent, quiet=1, force=True)
 
 
 def main() -> None:
