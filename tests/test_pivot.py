@@ -17,6 +17,7 @@ from typer.testing import CliRunner
 from egress_offline.cli import app
 from egress_offline.errors import UsageError
 from egress_offline.pivot import esql_query, kql_filter, run_pivot, split_arguments
+from egress_offline.sources import IdPrefilter
 from tests.helpers import LAYOUTS, event, flatten_keys
 
 SAMPLE_DIR = Path(__file__).resolve().parents[1] / "sample_data"
@@ -186,6 +187,25 @@ def test_an_escaped_id_is_still_found(tmp_path: Path, written: str, entity: str)
     path.write_text(doc.replace('"PLACEHOLDER"', written) + "\n")
     (found,) = run_pivot([entity], [str(path)]).entities
     assert found.events == 1
+
+
+def test_ids_with_pattern_characters_and_many_ids(tmp_path: Path) -> None:
+    """The prefilter asks one pattern for every id: characters that mean something in a
+    pattern are taken literally ("a+b" is not "aab"), and hundreds of ids cost one pass
+    of the fast reader."""
+    odd = ["a+b", "(x)|y", "a.b*c?", "[z]^$", "{2}"]
+    lines = pl.Series([json.dumps({"id": text}) for text in [*odd, "aab", "y", "axbc", "zz"]])
+    could = IdPrefilter(tuple(odd)).could_match(pl.col("line"))
+    assert lines.to_frame("line").select(could).to_series().to_list() == [True] * 5 + [False] * 4
+    docs = [event(**{"process.entity_id": entity}) for entity in [*odd, "aab", "y", "axbc"]]
+    path = tmp_path / "x.ndjson"
+    path.write_text("".join(json.dumps(doc) + "\n" for doc in docs))
+    many = [*odd, *(f"absent-{n}" for n in range(300))]
+    result = run_pivot(many, [str(path)])
+    found = {e.entity_id: e.events for e in result.entities if e.events}
+    assert found == dict.fromkeys(odd, 1)
+    assert len(result.unknown) == 300
+    assert result.files[0].reader == "fast"
 
 
 def test_queries_quote_ids() -> None:

@@ -298,3 +298,15 @@ def test_latest_over_gzip_agrees_with_strict_at_random(
         patch.setattr("egress_offline.sources._PARKED_BYTES", held)
         patch.setattr("egress_offline.sources._batch_rows", lambda _file, _text: 8)
         both(path)
+
+
+def test_an_os_family_with_pattern_characters_is_taken_literally(tmp_path: Path) -> None:
+    """The prefilter looks for the families as one pattern: "win+dows" must find the
+    family written "win+dows" (a pattern would have found "winndows" instead)."""
+    docs = [
+        event(**{"host.os.family": "win+dows", "process.entity_id": "literal"}),
+        event(**{"host.os.family": "winndows", "process.entity_id": "pattern"}),
+    ]
+    result = both(write(tmp_path, docs), now=NOW, os_families=("win+dows", "(x"))
+    assert entities(result) == ["literal"]
+    assert result.files[0].reader == "fast"  # not the careful reader after a bad pattern
