@@ -50,6 +50,8 @@ def test_every_layout(tmp_path: Path, name: str) -> None:
     assert pairs(result) == EXPECTED
     assert result.counts.records == 3
     assert result.counts.malformed == 0
+    # clean data never needs the careful reader: a fast-path error would send it there
+    assert [f.reader for f in result.files] == ["fast"]
 
 
 def test_logstash_json_lines(tmp_path: Path) -> None:

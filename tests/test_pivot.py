@@ -137,8 +137,10 @@ def _family(tmp_path: Path) -> list[dict[str, Any]]:
 @pytest.mark.parametrize("name", sorted(set(LAYOUTS) - {"parquet-text-lists"}))
 def test_every_layout_gives_the_same_pivot(tmp_path: Path, name: str) -> None:
     path = LAYOUTS[name](_family(tmp_path), tmp_path)
-    (entity,) = run_pivot(["E1"], [str(path)]).entities
+    result = run_pivot(["E1"], [str(path)])
+    (entity,) = result.entities
     _check_family(entity)
+    assert [f.reader for f in result.files] == ["fast"]
 
 
 def _check_family(entity: Any) -> None:
