@@ -1384,6 +1384,8 @@ def _parquet_judged(parquet: Any, wanted: list[str], report: FileReport, total: 
     their time read. Each row group is judged first from the three columns that decide,
     and the others are read only for a row group where some row survives."""
     judged = [path for path in wanted if any(path in (name, f"_source.{name}") for name in _JUDGED)]
+    if floor.window_ms is not None and floor.fixed_ms is None:  # --now latest
+        floor.observe(_parquet_latest_sampled(parquet, judged))
     selection: list[pl.Expr] | None = None
     rules: tuple[pl.Expr, Any] | None = None  # from the judged columns' schema, once
     for group in range(parquet.metadata.num_row_groups):
@@ -1418,6 +1420,30 @@ def _parquet_judged(parquet: Any, wanted: list[str], report: FileReport, total: 
             offset += frame.height
             if part.any():
                 yield frame.filter(part).select(POS, *selection)
+
+
+def _parquet_latest_sampled(parquet: Any, judged: list[str]) -> int | None:
+    """A lower bound of the newest @timestamp of a Parquet file, from its first and last
+    row groups (exports are in time order, one way or the other), so that ``--now
+    latest`` can skip old rows from the start. Each row's timestamp is read as the judge
+    and the engine read it, so the final anchor is at least this."""
+    last = parquet.metadata.num_row_groups - 1
+    newest: int | None = None
+    for group in sorted({0, last}) if last >= 0 else ():
+        for record_batch in parquet.iter_batches(
+            batch_size=_PARQUET_ROWS, row_groups=[group], columns=judged
+        ):
+            frame = _positioned(record_batch, 1)
+            moment = _parquet_moment(frame.schema)
+            stamps = (
+                moment(frame)
+                if moment is not None
+                else _parquet_stamps(frame, _selection(frame.schema))
+            )
+            high = stamps.max()
+            if high is not None and (newest is None or int(high) > newest):  # type: ignore[arg-type]
+                newest = int(high)  # type: ignore[arg-type]
+    return newest
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from egress_offline import HuntSpec, run_hunt
+from egress_offline import HuntSpec, run_hunt, sources
 from tests.helpers import NOW, GiB, event, ndjson
 
 HOUR = timedelta(hours=1)
@@ -99,6 +99,36 @@ def test_latest_anchor_in_either_time_order(tmp_path: Path, order: str, gzipped:
     result = both(path)  # --now latest: NOW itself is the newest event
     assert sorted(entities(result)) == sorted(f"E{i}" for i in range(8))
     assert result.counts.time_window == 8
+
+
+@pytest.mark.parametrize("lists", [False, True], ids=["plain", "text-lists"])
+@pytest.mark.parametrize("order", ["ascending", "descending"])
+def test_latest_over_parquet_is_seeded_from_its_end_row_groups(
+    tmp_path: Path, order: str, lists: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--now latest over Parquet: the first and last row groups give a lower bound of the
+    anchor before reading, so old rows are skipped from the start (a rising bound alone
+    skips nothing in a file in time order)."""
+    docs = [
+        event(**{"@timestamp": stamp(NOW - i * HOUR), "process.entity_id": f"E{i}"})
+        for i in range(48)
+    ]
+    if order == "ascending":
+        docs.reverse()
+    frame = pl.read_ndjson(write(tmp_path, docs))
+    if lists:  # every value in a one-element list, as some exports write them
+        frame = frame.with_columns(pl.concat_list("@timestamp").alias("@timestamp"))
+    path = tmp_path / "x.parquet"
+    frame.write_parquet(path, row_group_size=5)
+    seen: list[int | None] = []
+    real = sources._parquet_latest_sampled
+    monkeypatch.setattr(
+        sources, "_parquet_latest_sampled", lambda *args: seen.append(real(*args)) or seen[-1]
+    )
+    result = both(path)
+    assert sorted(entities(result)) == sorted(f"E{i}" for i in range(8))
+    assert result.counts.time_window == 8
+    assert seen == [int(NOW.timestamp() * 1000)]
 
 
 def test_a_nested_timestamp_in_a_line_that_cannot_match(tmp_path: Path) -> None:
