@@ -612,7 +612,7 @@ def read_batches(file: InputFile, report: FileReport, *, strict: bool,
     yield from _careful_ndjson(file, report, strict=strict, fields=fields)
 
 
-_DECODE_PIECE: Final = 64  # lines decoded as one chunk (see _json_decode)
+_DECODE_PIECE: Final = 128  # lines decoded as one chunk (see _json_decode)
 _DECODE_BYTES: Final = 16 << 20  # text of lines to decode gathered before decoding
 _PARKED_BYTES: Final = 64 << 20  # text of lines held back in memory (see _Parked)
 _PARK_TEXT: Final = 1536 << 20  # compressed files up to this (decompressed) hold lines back
