@@ -772,37 +772,62 @@ class _Parked:
     :data:`_PARKED_BYTES` (see :func:`_fast_ndjson` for what happens beyond)."""
 
     def __init__(self) -> None:
-        self.held: list[tuple[pl.DataFrame, int]] = []  # parts, and the bytes of their text
+        self.held: list[_Held] = []
 
     @property
     def size(self) -> int:
-        return sum(size for _, size in self.held)
+        return sum(part.size for part in self.held)
 
     def keep(self, batch: pl.DataFrame, floor: TimeFloor) -> pl.DataFrame:
         """Hold back the lines of ``batch`` to decode that are not old yet, and give back
-        the rest of it with the lines held before that are old now."""
-        old = _prunable(floor.ms)
+        the rest of it with the lines held before that are old now. A part whose lines
+        are all old, or none, is told from its timestamps' range, without a look at it."""
+        low = floor.ms
+        old = _prunable(low)
         later = pl.col(_COULD) & ~old
         out = [batch.filter(~later)]
-        fresh = batch.filter(later)
-        held, self.held = [*self.held, (fresh, _text_bytes(fresh))], []
-        for part, size in held:
-            count = int(part.select(old.sum()).item())
-            if count == part.height:  # whole parts, most often: no copy
-                out.append(part)
-            elif count == 0:
-                if part.height:
-                    self.held.append((part, size))
+        held, self.held = [*self.held, _Held.of(batch.filter(later))], []
+        for part in held:
+            if part.frame.height == 0:
+                continue
+            if low is not None and part.all_turn_old and part.newest <= low:  # type: ignore[operator]
+                out.append(part.frame)  # whole parts, most often: no copy
+            elif low is None or part.oldest is None or part.oldest > low:
+                self.held.append(part)
             else:
-                out.append(part.filter(old))
-                kept = part.filter(~old)
-                self.held.append((kept, _text_bytes(kept)))
+                out.append(part.frame.filter(old))
+                self.held.append(_Held.of(part.frame.filter(~old)))
         return pl.concat([part for part in out if part.height] or out[:1])
 
     def release(self) -> list[pl.DataFrame]:
         """Every line still held, to be judged with the floor as it is now."""
         held, self.held = self.held, []
-        return [part for part, _ in held]
+        return [part.frame for part in held]
+
+
+@dataclass(frozen=True)
+class _Held:
+    """A part of the held lines: the bytes of its text, and the range of the timestamps
+    by which its lines can turn old (one canonical @timestamp key each, see
+    :func:`_prunable`): ``oldest`` is None when none can, ``all_turn_old`` says whether
+    every line can."""
+
+    frame: pl.DataFrame
+    size: int
+    oldest: int | None
+    newest: int | None
+    all_turn_old: bool
+
+    @staticmethod
+    def of(frame: pl.DataFrame) -> _Held:
+        can = (pl.col(_ONE) & pl.col(_STAMP).is_not_null()).fill_null(False)
+        size, oldest, newest, every = frame.select(
+            pl.col("line").str.len_bytes().sum().alias("size"),
+            pl.col(_STAMP).filter(can).min().alias("oldest"),
+            pl.col(_STAMP).filter(can).max().alias("newest"),
+            can.all().alias("all"),
+        ).row(0)
+        return _Held(frame, int(size or 0), oldest, newest, bool(every) and frame.height > 0)
 
 
 def _text_bytes(lines: pl.DataFrame) -> int:
