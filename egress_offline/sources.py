@@ -790,7 +790,12 @@ class _Parked:
         for part in held:
             if part.frame.height == 0:
                 continue
-            if low is not None and part.all_turn_old and part.newest <= low:  # type: ignore[operator]
+            if (
+                low is not None
+                and part.all_turn_old
+                and part.newest is not None
+                and part.newest <= low
+            ):
                 out.append(part.frame)  # whole parts, most often: no copy
             elif low is None or part.oldest is None or part.oldest > low:
                 self.held.append(part)
@@ -1472,9 +1477,9 @@ def _parquet_latest_sampled(parquet: Any, judged: list[str]) -> int | None:
                 if moment is not None
                 else _parquet_stamps(frame, _selection(frame.schema))
             )
-            high = stamps.max()
-            if high is not None and (newest is None or int(high) > newest):  # type: ignore[arg-type]
-                newest = int(high)  # type: ignore[arg-type]
+            high = stamps.cast(pl.Int64).max()
+            if isinstance(high, int) and (newest is None or high > newest):
+                newest = high
     return newest
 
 
