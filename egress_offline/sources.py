@@ -232,6 +232,11 @@ class TimeFloor:
     latest_ms: int | None = None  # the newest timestamp seen so far
 
     @property
+    def rising(self) -> bool:
+        """Is the anchor unknown before reading (``--now latest``), so the floor rises?"""
+        return self.window_ms is not None and self.fixed_ms is None
+
+    @property
     def ms(self) -> int | None:
         if self.window_ms is None:
             return None
@@ -720,9 +725,7 @@ def _fast_ndjson(file: InputFile, report: FileReport, *, strict: bool,
                  fields: FieldSet) -> Iterator[Any]:  # fmt: skip
     """One streaming pass over the lines (:func:`_line_scan`); each batch of judged lines
     is accounted for and decoded here, vectorised."""
-    latest = (
-        isinstance(prefilter, Prefilter) and floor.window_ms is not None and floor.fixed_ms is None
-    )
+    latest = isinstance(prefilter, Prefilter) and floor.rising
     # --now latest: a first bound on the anchor lets old lines be skipped from the start.
     # An uncompressed file is sampled at its ends. A compressed one cannot be: lines that
     # may match are held back until they are old (_Parked), unless the file is long, when
@@ -1421,7 +1424,7 @@ def _parquet_judged(parquet: Any, wanted: list[str], report: FileReport, total: 
     their time read. Each row group is judged first from the three columns that decide,
     and the others are read only for a row group where some row survives."""
     judged = [path for path in wanted if any(path in (name, f"_source.{name}") for name in _JUDGED)]
-    if floor.window_ms is not None and floor.fixed_ms is None:  # --now latest
+    if floor.rising:
         floor.observe(_parquet_latest_sampled(parquet, judged))
     selection: list[pl.Expr] | None = None
     rules: tuple[pl.Expr, Any] | None = None  # from the judged columns' schema, once
@@ -1471,13 +1474,7 @@ def _parquet_latest_sampled(parquet: Any, judged: list[str]) -> int | None:
             batch_size=_PARQUET_ROWS, row_groups=[group], columns=judged
         ):
             frame = _positioned(record_batch, 1)
-            moment = _parquet_moment(frame.schema)
-            stamps = (
-                moment(frame)
-                if moment is not None
-                else _parquet_stamps(frame, _selection(frame.schema))
-            )
-            high = stamps.cast(pl.Int64).max()
+            high = _row_stamps(frame, _parquet_moment(frame.schema)).cast(pl.Int64).max()
             if isinstance(high, int) and (newest is None or high > newest):
                 newest = high
     return newest
@@ -1494,10 +1491,7 @@ def _judge(frame: pl.DataFrame, rules: tuple[pl.Expr, Any], floor: TimeFloor,
     """Which rows of a batch of the deciding columns to decode (``rules``: the prefilter's
     expression, and the timestamp reader when one plain column holds it)."""
     could, moment = rules
-    if moment is not None:
-        stamp = moment(frame)
-    else:
-        stamp = _parquet_stamps(frame, _selection(frame.schema))
+    stamp = _row_stamps(frame, moment)
     low = floor.ms
     fresh = pl.lit(True) if low is None else (pl.col(_STAMP) > low).fill_null(False)
     marked = frame.with_columns(stamp.alias(_STAMP)).with_columns((could & fresh).alias(_COULD))
@@ -1547,6 +1541,12 @@ def _parquet_moment(schema: pl.Schema) -> Any:
     if dtype == pl.String:
         return lambda frame: text_ms(frame.select(expr).to_series())
     return None
+
+
+def _row_stamps(frame: pl.DataFrame, moment: Any) -> pl.Series:
+    """Each row's @timestamp (epoch ms) as the engine reads it: by ``moment`` (see
+    :func:`_parquet_moment`) when one plain column holds it, else from the field lists."""
+    return moment(frame) if moment is not None else _parquet_stamps(frame, _selection(frame.schema))
 
 
 def _parquet_stamps(frame: pl.DataFrame, selection: list[pl.Expr]) -> pl.Series:
