@@ -135,7 +135,8 @@ class FieldSet:
         path: a hit's ``_source``, a ``\\u`` escape, or a dotted key that starts one of
         the fields (``"host.``, ``"os.``, ...)."""
         heads = sorted({part for name in self.names for part in name.split(".")[:-1]})
-        return r'_source|\\u|"(?:' + "|".join(map(re.escape, heads)) + r")\."
+        dotted = [r'|"(?:' + "|".join(map(re.escape, heads)) + r")\."] if heads else []
+        return "".join([r"_source|\\u", *dotted])
 
 
 HUNT: Final = FieldSet(FIELDS)

@@ -629,25 +629,28 @@ _SHAPE_END: Final = r"\}\s*$"
 # The first @timestamp value: text or number, alone or in an array; an array that goes on
 # after it (",") holds several values, which make no timestamp, as in the engine.
 _TS_KEY: Final = '"@timestamp":"'
+#: decodes only the record's own @timestamp, in every layout (see _account)
+_TIMESTAMP_ONLY: Final = FieldSet((f_TIMESTAMP,))
 _TS_ANY: Final = r'"@timestamp"\s*:\s*(\[?)\s*"?([^",\]\s]*)"?\s*(,?)'
 # Columns of the line scan (see _fast_ndjson)
 _COULD: Final = "__could"
 _STAMP: Final = "__stamp"
-_ONE: Final = "__one"
+_KEYS: Final = "__keys"
 _SHAPED: Final = "__shaped"
 _BYTES: Final = "__bytes"
 _HINT: Final = "__hint"
 
 
 def _prunable(floor_ms: int | None) -> pl.Expr:
-    """Lines that hold one ``@timestamp`` key, in the canonical form, at most ``floor_ms``.
-    Such a line is outside the window whatever else it holds: if the key is not the
-    record's own @timestamp, the record has none, and a record without one is outside
-    too. (Inside a JSON string a quote is escaped, so ``"@timestamp":"`` is always a key.)
+    """Lines whose timestamp, read from their text, is at most ``floor_ms``: they hold one
+    ``@timestamp`` key (:func:`_timestamp_keys`), in the canonical form. Such a line is
+    outside the window whatever else it holds: if the key is not the record's own
+    @timestamp, the record has none, and a record without one is outside too. (Inside a
+    JSON string a quote is escaped, so ``"@timestamp":"`` is always a key.)
     """
     if floor_ms is None:
         return pl.lit(False)
-    return (pl.col(_ONE) & (pl.col(_STAMP) <= floor_ms)).fill_null(False)
+    return (pl.col(_STAMP) <= floor_ms).fill_null(False)
 
 
 def _plain_stamp_text(line: pl.Expr) -> pl.Expr:
@@ -660,11 +663,19 @@ def _plain_stamp_text(line: pl.Expr) -> pl.Expr:
     return head.str.head(head.str.find('"', literal=True))
 
 
+def _timestamp_keys(line: pl.Expr) -> pl.Expr:
+    """How many ``"@timestamp"`` keys a line holds. The first ``"@timestamp":"`` value is
+    the record's own only when there is one: a second may be the record's, after one
+    nested in another object. (A record whose only key is nested has no @timestamp of its
+    own; Elasticsearch's data streams refuse such a document, see the README.)"""
+    return line.str.count_matches(_any_of('"@timestamp"'))
+
+
 def _line_scan(
     path: Path, prefilter: Prefilter | IdPrefilter | None, floor_ms: int | None
 ) -> pl.LazyFrame:
     """Every line of a file, judged from its text in one streaming pass: may it match
-    (the prefilter), its canonical @timestamp, does it hold one ``@timestamp`` key, is it
+    (the prefilter), its canonical @timestamp if it holds one ``@timestamp`` key, is it
     shaped like a JSON object. The text itself leaves the scan only where a later step
     needs it: lines that may match and are not older than ``floor_ms``, and lines whose
     shape or timestamp must be looked at again. Each column is computed once, in stages
@@ -673,13 +684,9 @@ def _line_scan(
     # --strict (no prefilter) decodes every record: nothing is judged from its text
     could = line.str.contains(r"\S") if prefilter is None else prefilter.could_match(line)
     old = _prunable(floor_ms) if prefilter is not None else pl.lit(False)
-    # an @timestamp that is not canonical is parsed later; a line without one needs nothing
-    odd = (
-        pl.when(pl.col(_STAMP).is_null())
-        .then(line)
-        .str.contains(_any_of('"@timestamp"'))
-        .fill_null(False)
-    )
+    # an @timestamp that is not canonical, or a line with several keys, is read later; a
+    # line without one needs nothing
+    odd = pl.col(_STAMP).is_null() & (pl.col(_KEYS) > 0)
     needed = (pl.col(_COULD) & ~old) | ~pl.col(_SHAPED) | odd
     hint = prefilter.hint if isinstance(prefilter, IdPrefilter) else None
     hinted = [line.str.contains(hint).alias(_HINT)] if hint is not None else []
@@ -690,20 +697,17 @@ def _line_scan(
             _plain_stamp_text(line).alias(_STAMP),
             (line.str.starts_with("{") & line.str.ends_with("}")).alias(_SHAPED),
             (line.str.len_bytes() + 1).alias(_BYTES),
+            _timestamp_keys(line).alias(_KEYS),
             *hinted,
         )
         .with_columns(
-            canonical_ms(pl.col(_STAMP)).alias(_STAMP),
-            # only a line that may match can be skipped for its age (_prunable)
-            (
-                pl.when(pl.col(_COULD)).then(line).str.count_matches(_any_of('"@timestamp"')) == 1
-            ).alias(_ONE),
+            # with several keys the first may be nested in another object: not the record's
+            pl.when(pl.col(_KEYS) == 1).then(canonical_ms(pl.col(_STAMP))).alias(_STAMP),
         )
         .select(
             pl.col(POS).cast(pl.Int64),
             _COULD,
             _STAMP,
-            _ONE,
             _SHAPED,
             _BYTES,
             *([_HINT] if hinted else []),
@@ -828,7 +832,7 @@ class _Held:
 
     @staticmethod
     def of(frame: pl.DataFrame) -> _Held:
-        can = (pl.col(_ONE) & pl.col(_STAMP).is_not_null()).fill_null(False)
+        can = pl.col(_STAMP).is_not_null()
         size, oldest, newest, every = frame.select(
             pl.col("line").str.len_bytes().sum().alias("size"),
             pl.col(_STAMP).filter(can).min().alias("oldest"),
@@ -911,44 +915,48 @@ def _account(frame: pl.DataFrame, skip: pl.Expr, report: FileReport,
              bad: list[tuple[int, str]]) -> pl.Series:  # fmt: skip
     """Count the records of ``frame`` that are not decoded (``skip``; those not shaped
     like a JSON object go to ``bad``) and return the @timestamps (epoch ms) of the others:
-    canonical ones from the scan, any other form parsed here, on those lines only."""
+    canonical ones from the scan, any other form parsed here, on those lines only. A line
+    with several ``@timestamp`` keys is decoded for its own (its damage goes to ``bad``)."""
     text = pl.col("line")
     irregular = ~pl.col(_SHAPED) | (pl.col(_STAMP).is_null() & text.is_not_null())
     skipped, odd = frame.select(skip.sum().alias("n"), (skip & irregular).any().alias("odd")).row(0)
     report.records += skipped
     if not odd:
         stamps = frame.select(pl.col(_STAMP).filter(skip)).to_series()
-    else:
-        rest = frame.filter(skip)
-        shaped = pl.col(_SHAPED) | (
-            text.str.contains(_SHAPE_START) & text.str.contains(_SHAPE_END)
-        ).fill_null(False)
-        marked = rest.with_columns(shaped.alias(_SHAPED))
-        bad.extend(
-            (position, "not a complete JSON object")
-            for position in marked.filter(~pl.col(_SHAPED)).get_column(POS)
-        )
-        good = marked.filter(pl.col(_SHAPED))
-        odd_stamps = good.filter(
-            pl.col(_STAMP).is_null() & text.str.contains(_any_of("@timestamp"))
-        )
-        stamps = good.get_column(_STAMP).drop_nulls()
-        if odd_stamps.height:
-            found = odd_stamps.select(text.str.extract_groups(_TS_ANY).alias("__found")).unnest(
-                "__found"
-            )
-            several = (pl.col("1") == "[") & (pl.col("3") == ",")
-            parsed = found.select(timestamp_text_ms(pl.when(~several).then(pl.col("2"))))
-            stamps = pl.concat([stamps, parsed.to_series().cast(pl.Int64)])
-    stamps = stamps.drop_nulls()
+        report.cover(stamps.drop_nulls())
+        return stamps.drop_nulls()
+    rest = frame.filter(skip)
+    shaped = pl.col(_SHAPED) | (
+        text.str.contains(_SHAPE_START) & text.str.contains(_SHAPE_END)
+    ).fill_null(False)
+    marked = rest.with_columns(shaped.alias(_SHAPED))
+    bad.extend(
+        (position, "not a complete JSON object")
+        for position in marked.filter(~pl.col(_SHAPED)).get_column(POS)
+    )
+    good = marked.filter(pl.col(_SHAPED))
+    keys = _timestamp_keys(text)
+    parts = [good.get_column(_STAMP)]
+    single = good.filter(pl.col(_STAMP).is_null() & (keys == 1))
+    if single.height:  # one key, not in the canonical form: read by a pattern
+        found = single.select(text.str.extract_groups(_TS_ANY).alias("__found")).unnest("__found")
+        several = (pl.col("1") == "[") & (pl.col("3") == ",")
+        parsed = found.select(timestamp_text_ms(pl.when(~several).then(pl.col("2"))))
+        parts.append(parsed.to_series().cast(pl.Int64))
+    keyed = good.filter(pl.col(_STAMP).is_null() & (keys > 1))
+    if keyed.height:  # several keys: the first may be nested in another object
+        lines = keyed.select(POS, text.str.strip_prefix("\ufeff"))
+        decoded = _decode_lines(lines, bad, _TIMESTAMP_ONLY)
+        parts.append(timestamps(decoded).cast(pl.Int64))
+    stamps = pl.concat(parts).drop_nulls().alias(_STAMP)
     report.cover(stamps)
-    return stamps.alias(_STAMP)
+    return stamps
 
 
 def _decode_lines(
     lines: pl.DataFrame, bad: list[tuple[int, str]], fields: FieldSet
 ) -> pl.DataFrame:
-    """Field lists of lines that may match. Most hold each field only at its nested path
+    """Field lists of ``lines``. Most hold each field only at its nested path
     and decode with a small schema; hits, escapes and dotted keys with the general one.
     A part that does not decode is bisected down to its bad lines (reasons to ``bad``)."""
     general = lines.select(pl.col("line").str.contains(fields.general)).to_series()
@@ -996,10 +1004,10 @@ def _stripped(lines: pl.DataFrame) -> pl.DataFrame:
 
 
 def _latest_scanned(file: InputFile, prefilter: Prefilter) -> int | None:
-    """The newest canonical @timestamp among the lines that cannot match and are shaped
-    like an object: those give theirs to the ``latest`` anchor whatever else happens, so
-    the anchor is at least this. One quick streaming pass, for compressed files, whose
-    end cannot be sampled."""
+    """The newest canonical @timestamp among the lines that cannot match, are shaped like
+    an object and hold one ``@timestamp`` key: those give theirs to the ``latest`` anchor
+    whatever else happens, so the anchor is at least this. One quick streaming pass, for
+    compressed files, whose end cannot be sampled."""
     line = pl.col("line")
     try:
         latest = (
@@ -1008,9 +1016,12 @@ def _latest_scanned(file: InputFile, prefilter: Prefilter) -> int | None:
                 prefilter.could_match(line).alias(_COULD),
                 _plain_stamp_text(line).alias(_STAMP),
                 (line.str.starts_with("{") & line.str.ends_with("}")).alias(_SHAPED),
+                (_timestamp_keys(line) == 1).alias(_KEYS),
             )
             .select(
-                pl.when(~pl.col(_COULD) & pl.col(_SHAPED)).then(canonical_ms(pl.col(_STAMP))).max()
+                pl.when(~pl.col(_COULD) & pl.col(_SHAPED) & pl.col(_KEYS))
+                .then(canonical_ms(pl.col(_STAMP)))
+                .max()
             )
             .collect(engine="streaming")
             .item()

@@ -98,6 +98,25 @@ def _nested(docs: list[dict[str, Any]], directory: Path) -> Path:
     return path
 
 
+def compact(docs: list[Any]) -> bytes:
+    """NDJSON as Endpoint and Elasticsearch write it: no space after ``:`` or ``,``."""
+    return b"".join(json.dumps(d, separators=(",", ":")).encode() + b"\n" for d in docs)
+
+
+@layout("compact")
+def _compact(docs: list[dict[str, Any]], directory: Path) -> Path:
+    path = directory / "compact.ndjson"
+    path.write_bytes(compact(docs))
+    return path
+
+
+@layout("compact-gzip")
+def _compact_gzip(docs: list[dict[str, Any]], directory: Path) -> Path:
+    path = directory / "compact.ndjson.gz"
+    path.write_bytes(gzip.compress(compact(docs)))
+    return path
+
+
 @layout("dotted")
 def _dotted(docs: list[dict[str, Any]], directory: Path) -> Path:
     path = directory / "dotted.jsonl"

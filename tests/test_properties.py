@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from egress_offline import HuntSpec, run_hunt
 from egress_offline.normalise import canonical_ms, timestamp_text_ms
 from tests.helpers import LAYOUTS, NOW, keyed, rows_of
-from tests.reference import reference_hunt
+from tests.reference import reference_hunt, timestamp_of
 
 NOW_MS = int(NOW.timestamp() * 1000)
 HOUR = 3_600_000
@@ -110,9 +110,14 @@ def documents(draw: st.DrawFn) -> dict[str, Any]:
         "source.bytes": usually(st.integers(60, 120), byte_values),
         "user.name": maybe(st.sampled_from(["u1", "u2"])),
     }
+    values = {dotted: draw(strategy) for dotted, strategy in fields.items()}
     doc: dict[str, Any] = {}
-    for dotted, strategy in fields.items():
-        value = draw(strategy)
+    # sometimes an @timestamp key nested in another object comes before the record's own
+    # (a record whose only one is nested is a documented limit of the fast reader)
+    nested = draw(st.one_of(st.just(MISSING), st.just(MISSING), timestamps))
+    if nested is not MISSING and values["@timestamp"] is not MISSING:
+        doc["meta"] = {"@timestamp": nested}
+    for dotted, value in values.items():
         if value is MISSING:
             continue
         parts = [dotted] if dotted == "@timestamp" else dotted.split(".")
@@ -145,6 +150,14 @@ def _compare(docs: list[dict[str, Any]], layout: str, **spec: Any) -> None:
     assert keyed(rows_of(result)) == keyed(reference)
     assert result.counts.records == len(docs)
     assert result.counts.malformed == 0
+    # the anchor, the data's time range and the count in the window, as the cluster's
+    stamps = [t for t in (timestamp_of(d) for d in docs) if t is not None]
+    if stamps:
+        assert (result.first_ms, result.last_ms) == (min(stamps), max(stamps))
+    if window is not None and stamps:
+        anchor = max(stamps) if now is None else now
+        assert result.now_ms == anchor
+        assert result.counts.time_window == sum(t > anchor - window for t in stamps)
     assert [r["total_bytes_out"] for r in rows_of(result)] == sorted(
         (r["total_bytes_out"] for r in reference), reverse=True
     )
@@ -170,14 +183,19 @@ def test_engine_matches_reference_in_every_layout(docs: list[dict[str, Any]], la
     threshold=st.sampled_from([0, 1, 150, 2**62]),
     families=st.sampled_from([("windows",), ("windows", "linux"), None]),
     mode=st.sampled_from(["fixed", "latest", "all-time"]),
+    layout=st.sampled_from(["nested", "compact", "compact-gzip"]),
 )
 def test_engine_matches_reference_across_options(
-    docs: list[dict[str, Any]], threshold: int, families: tuple[str, ...] | None, mode: str
+    docs: list[dict[str, Any]],
+    threshold: int,
+    families: tuple[str, ...] | None,
+    mode: str,
+    layout: str,
 ) -> None:
     now_ms: int | None = NOW_MS if mode == "fixed" else None
     window_ms = None if mode == "all-time" else 2 * HOUR
     _compare(
-        docs, "nested", now_ms=now_ms, window_ms=window_ms, threshold=threshold, families=families
+        docs, layout, now_ms=now_ms, window_ms=window_ms, threshold=threshold, families=families
     )
 
 

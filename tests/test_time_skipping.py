@@ -19,6 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from egress_offline import HuntSpec, run_hunt, sources
+from egress_offline.errors import DataError
 from tests.helpers import NOW, GiB, event, ndjson
 
 HOUR = timedelta(hours=1)
@@ -146,6 +147,63 @@ def test_a_nested_timestamp_in_a_line_that_cannot_match(tmp_path: Path) -> None:
     assert (fast.counts.time_window, strict.counts.time_window) == (9, 8)
     assert run_hunt([str(path)], HuntSpec(strict=True)).now == NOW
     assert run_hunt([str(path)], HuntSpec()).now == NOW + 100 * HOUR
+
+
+@pytest.mark.parametrize("reading", ["plain", "gzip-held-back", "gzip-first-pass"])
+@pytest.mark.parametrize("nested", [-100, 100], ids=["older", "newer"])
+@pytest.mark.parametrize("compact", [True, False], ids=["compact", "spaced"])
+def test_a_nested_timestamp_key_before_the_records_own_in_a_line_that_cannot_match(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, reading: str, nested: int, compact: bool
+) -> None:
+    """A line that is not decoded gives a timestamp read from its text only when it holds
+    one ``"@timestamp"`` key. With several, the first may be nested in another object, so
+    the line is decoded for its own: the anchor, the count in the window and the time
+    range stay exact (a newer nested key first used to move the anchor and lose rows)."""
+    doc = event(**{"event.action": "connection_attempted", "process.entity_id": "X"})
+    other = {"meta": {"@timestamp": stamp(NOW + nested * HOUR)}, **doc}
+    other["@timestamp"] = stamp(NOW - HOUR)
+    docs = [event(**{"@timestamp": stamp(NOW - i * HOUR)}) for i in range(10, -1, -1)]
+    # at both ends, where an uncompressed file is sampled, and in the middle
+    lines = [other, *docs[:5], other, *docs[5:], other]
+    path = tmp_path / "x.ndjson"
+    # compact, as Endpoint writes it, its timestamps are read from the text without a pattern
+    separators = (",", ":") if compact else (", ", ": ")
+    path.write_text("".join(json.dumps(doc, separators=separators) + "\n" for doc in lines))
+    if reading != "plain":
+        packed = tmp_path / "x.ndjson.gz"
+        packed.write_bytes(gzip.compress(path.read_bytes()))
+        path.unlink()
+        path = packed
+    if reading == "gzip-first-pass":  # as a file beyond 1.5 GB decompressed
+        monkeypatch.setattr(sources, "_PARK_TEXT", 0)
+    for now in (None, NOW):
+        result = both(path, **({} if now is None else {"now": now}))
+        assert entities(result) == ["E1"]
+        assert (result.now, result.data_first, result.data_last) == (
+            NOW,
+            NOW - 10 * HOUR,
+            NOW,
+        )
+        assert (result.counts.records, result.counts.time_window) == (14, 11)
+
+
+def test_a_line_with_several_timestamp_keys_that_is_not_json_is_malformed(
+    tmp_path: Path,
+) -> None:
+    """Such a line is decoded for its timestamp, so damage inside it is found, as
+    ``--strict`` finds it."""
+    broken = '{"meta":{"@timestamp":"2024-05-01T10:00:00Z"},"@timestamp":"2024-05-01T10:00:00Z",}'
+    path = tmp_path / "x.ndjson"
+    path.write_bytes(ndjson([event()]) + broken.encode() + b"\n")
+    result = run_hunt([str(path)], HuntSpec(now=NOW))
+    assert (result.counts.records, result.counts.malformed) == (2, 1)
+    assert entities(result) == ["E1"]
+    (report,) = result.files
+    assert report.positions == [
+        "line 2: not valid JSON (Expecting property name enclosed in double quotes)"
+    ]
+    with pytest.raises(DataError, match="line 2: not valid JSON"):
+        run_hunt([str(path)], HuntSpec(now=NOW, strict=True))
 
 
 def test_the_window_start_is_exclusive_to_the_millisecond(tmp_path: Path) -> None:
