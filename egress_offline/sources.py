@@ -641,6 +641,12 @@ _BYTES: Final = "__bytes"
 _HINT: Final = "__hint"
 
 
+def _filled(line: pl.Expr) -> pl.Expr:
+    """Does a line hold more than white space? A byte order mark before it is not a
+    record either: it says how the text is encoded (decoding strips it too)."""
+    return line.str.strip_prefix("\ufeff").str.contains(r"\S")
+
+
 def _prunable(floor_ms: int | None) -> pl.Expr:
     """Lines whose timestamp, read from their text, is at most ``floor_ms``: they hold one
     ``@timestamp`` key (:func:`_timestamp_keys`), in the canonical form. Such a line is
@@ -682,7 +688,7 @@ def _line_scan(
     (the streaming engine does not share sub-expressions)."""
     line = pl.col("line")
     # --strict (no prefilter) decodes every record: nothing is judged from its text
-    could = line.str.contains(r"\S") if prefilter is None else prefilter.could_match(line)
+    could = _filled(line) if prefilter is None else prefilter.could_match(line)
     old = _prunable(floor_ms) if prefilter is not None else pl.lit(False)
     # an @timestamp that is not canonical, or a line with several keys, is read later; a
     # line without one needs nothing
@@ -883,7 +889,7 @@ def _line_batch(batch: pl.DataFrame, report: FileReport, pending: _Pending, *, s
     if _HINT in batch.columns and not report.hinted:
         report.hinted = bool(batch.get_column(_HINT).any())
     # blank lines are not records; only lines not shaped like an object can be blank
-    blank = ~pl.col(_SHAPED) & ~text.str.contains(r"\S").fill_null(True)
+    blank = ~pl.col(_SHAPED) & ~_filled(text).fill_null(True)
     frame = batch.filter(~blank) if batch.select(blank.any()).item() else batch
     # the floor may have risen since the scan began (--now latest): judge again
     decode = pl.col(_COULD)
@@ -1205,7 +1211,7 @@ def _careful_block(block: bytes, first: int, report: FileReport, *, strict: bool
         schema={POS: pl.Int64, "line": pl.String},
     )
     undecodable = frame.filter(pl.col("line").is_null())
-    frame = frame.filter(pl.col("line").str.contains(r"\S")).with_columns(
+    frame = frame.filter(_filled(pl.col("line"))).with_columns(
         pl.col("line").str.strip_prefix("\ufeff").str.strip_chars()
     )
     report.records += frame.height + undecodable.height

@@ -118,6 +118,26 @@ def test_crlf_bom_and_blank_lines(tmp_path: Path) -> None:
     assert result.counts.records == 3
 
 
+@pytest.mark.parametrize("body", [b"\xef\xbb\xbf", b"\xef\xbb\xbf\r\n", b"\xef\xbb\xbf \n\n"])
+@pytest.mark.parametrize("packing", ["none", "gzip", "zstd"])
+@pytest.mark.parametrize("strict", [False, True])
+def test_a_file_of_only_a_byte_order_mark_is_empty(
+    tmp_path: Path, body: bytes, packing: str, strict: bool
+) -> None:
+    """The mark says how the text is encoded; it is not a record, damaged or not."""
+    path = tmp_path / "empty.ndjson"
+    packed = {
+        "none": body,
+        "gzip": gzip.compress(body),
+        "zstd": zstandard.ZstdCompressor().compress(body),
+    }[packing]
+    path.write_bytes(packed)
+    for now in (NOW, "latest"):
+        result = result_of(path, strict=strict, now=now)
+        assert (result.counts.records, result.counts.malformed) == (0, 0)
+        assert result.files[0].positions == []
+
+
 def test_gzip_with_several_members_and_nul_padding(tmp_path: Path) -> None:
     a, b, c = docs3()
     path = tmp_path / "members.gz"
