@@ -501,6 +501,7 @@ def read_inputs(
     data's first and last @timestamp (epoch ms)."""
     extent = [2**63 - 1, -(2**63)]
     reports: list[FileReport] = []
+    floor.sample(inputs.files)
     for number, file in enumerate(inputs.files, start=1):
         report = FileReport(
             name=file.name,

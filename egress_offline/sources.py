@@ -230,6 +230,8 @@ class TimeFloor:
     window_ms: int | None  # None: the hunt has no window, nothing is old
     fixed_ms: int | None = None  # the cutoff, when the anchor is known before reading
     latest_ms: int | None = None  # the newest timestamp seen so far
+    #: files whose ends have given their bound already (:meth:`sample`)
+    sampled: set[InputFile] = field(default_factory=set)
 
     @property
     def rising(self) -> bool:
@@ -251,6 +253,18 @@ class TimeFloor:
             return None
         low = self.ms
         return Stamps(ms if low is None else ms.filter(ms > low))
+
+    def sample(self, files: Sequence[InputFile]) -> None:
+        """``--now latest`` over several files: take a bound from the ends of every NDJSON
+        file (the start of a compressed one) before any is read. Each file alone looks new
+        when it is read, so in a directory in time order every early file was decoded
+        whole; with the newest file's bound, their old lines are skipped as in one file."""
+        if not self.rising:
+            return
+        for file in files:
+            if file.format == "ndjson":
+                self.observe(_latest_sampled(file))
+                self.sampled.add(file)
 
     def observe(self, latest_ms: int | None) -> None:
         if latest_ms is not None and (self.latest_ms is None or latest_ms > self.latest_ms):
@@ -736,14 +750,15 @@ def _fast_ndjson(file: InputFile, report: FileReport, *, strict: bool,
     """One streaming pass over the lines (:func:`_line_scan`); each batch of judged lines
     is accounted for and decoded here, vectorised."""
     latest = isinstance(prefilter, Prefilter) and floor.rising
-    # --now latest: a first bound on the anchor lets old lines be skipped from the start.
-    # An uncompressed file is sampled at its ends. A compressed one cannot be: lines that
-    # may match are held back until they are old (_Parked), unless the file is long, when
-    # a quick first pass over its timestamps costs less.
-    held_back = latest and file.compression != "none" and file.text_size <= _PARK_TEXT
-    if latest and file.compression == "none":
+    # --now latest: a first bound on the anchor lets old lines be skipped from the start:
+    # from the file's ends, sampled here or before any file was read (TimeFloor.sample).
+    # A compressed file's end cannot be sampled: lines that may match are held back until
+    # they are old (_Parked), unless the file is long, when a quick first pass over its
+    # timestamps costs less.
+    if latest and file not in floor.sampled:
         floor.observe(_latest_sampled(file))
-    elif latest and not held_back:
+    held_back = latest and file.compression != "none" and file.text_size <= _PARK_TEXT
+    if latest and file.compression != "none" and not held_back:
         assert isinstance(prefilter, Prefilter)
         floor.observe(_latest_scanned(file, prefilter))
     scan = _line_scan(file.path, prefilter, floor.ms if prefilter is not None else None)
@@ -1037,49 +1052,61 @@ def _latest_scanned(file: InputFile, prefilter: Prefilter) -> int | None:
     return None if latest is None else int(latest)
 
 
-_SAMPLE: Final = 256 * 1024  # bytes at each end of a file that seed --now latest
-_SAMPLE_LINES: Final = 256  # lines at most, at each end
+_SAMPLE: Final = 64 * 1024  # bytes at each end of a file that seed --now latest
+_SAMPLE_LINES: Final = 16  # lines at most, at each end
 
 
 def _latest_sampled(file: InputFile) -> int | None:
-    """A lower bound of the newest @timestamp of an uncompressed file, from whole lines in
-    its first and last bytes (exports are in time order, one way or the other), so that
-    ``--now latest`` can skip old lines from the start. Only lines whose decoded
+    """A lower bound of the newest @timestamp of a file, from whole lines in its first and
+    last bytes (exports are in time order, one way or the other; of a compressed file, its
+    first only), so that ``--now latest`` can skip old lines from the start. Only lines whose decoded
     @timestamp is the one the line scan reads count: the final anchor is then at least
-    this, whichever way the line is read."""
-    if file.compression != "none" or file.size == 0:
+    this, whichever way the line is read. The lines are decoded vectorised: a directory
+    of many small files samples each one."""
+    if file.size == 0:
         return None
-    with file.path.open("rb") as handle:
-        head = handle.read(_SAMPLE)
-        handle.seek(max(0, file.size - _SAMPLE))
-        tail = handle.read(_SAMPLE)
+    if file.compression != "none":  # only its start can be read without reading it all
+        head, tail = _peek_text(file.path, file.compression)[0], b""
+    else:
+        with file.path.open("rb") as handle:
+            head = handle.read(_SAMPLE)
+            handle.seek(max(0, file.size - _SAMPLE))
+            tail = handle.read(_SAMPLE)
     # the last whole lines of each end that hold a timestamp key, a bounded number
     marked = [
         [line for line in part if b'"@timestamp"' in line]
         for part in (head.split(b"\n")[:-1], tail.split(b"\n")[1:])
     ]
-    lines = marked[0][:_SAMPLE_LINES] + marked[1][-_SAMPLE_LINES:]
-    rows: list[tuple[str, list[str | None]]] = []
-    for raw in lines:
-        try:
-            text = raw.decode("utf-8").strip()
-            fields = python_fields(_load(text))
-        except (ValueError, RecursionError):
-            continue
-        if isinstance(fields, dict):
-            rows.append((text, fields[f_TIMESTAMP]))
-    if not rows:
+    texts = [
+        line.decode("utf-8", errors="replace")
+        for line in marked[0][:_SAMPLE_LINES] + marked[1][-_SAMPLE_LINES:]
+    ]
+    if not texts:
         return None
-    sample = pl.DataFrame(
-        {"line": [t for t, _ in rows], f_TIMESTAMP: [v for _, v in rows]},
-        schema={"line": pl.String, f_TIMESTAMP: TEXT_LIST},
+    lines = pl.LazyFrame({"line": texts}, schema={"line": pl.String}).with_columns(
+        pl.col("line").str.strip_prefix("\ufeff").str.strip_chars()
     )
-    scanned = canonical_ms(_plain_stamp_text(pl.col("line")))
-    agreed = sample.with_columns(timestamps(sample).alias("__exact")).filter(
-        pl.col("__exact") == scanned
-    )
-    latest = agreed.get_column("__exact").max()
-    return None if latest is None else int(latest)  # type: ignore[arg-type]
+    # the record's one @timestamp value, decoded, where it is the text the scan reads
+    value = pl.col(f_TIMESTAMP)
+    agreed = pl.when((value.list.len() == 1) & (value.list.first() == pl.col(_STAMP)))
+    newest = canonical_ms(agreed.then(value.list.first())).max()
+    try:  # one query: its fixed cost, not the lines, is what a small file pays
+        latest = (
+            lines.with_columns(
+                pl.col("line").str.json_decode(_TIMESTAMP_ONLY.document_dtype).alias("__doc"),
+                _plain_stamp_text(pl.col("line")).alias(_STAMP),
+            )
+            .select(*doc_field_exprs(pl.col("__doc"), _TIMESTAMP_ONLY), _STAMP)
+            .select(newest)
+            .collect(engine="in-memory")
+            .item()
+        )
+    except pl.exceptions.PolarsError:  # a damaged line: decode the others on their own
+        numbered = lines.with_row_index(POS).with_columns(pl.col(POS).cast(pl.Int64)).collect()
+        decoded = _decode_lines(numbered, [], _TIMESTAMP_ONLY)
+        stamps = numbered.select(POS, _plain_stamp_text(pl.col("line")).alias(_STAMP))
+        latest = decoded.join(stamps, on=POS).select(newest).item()
+    return None if latest is None else int(latest)
 
 
 def _take_good(batch: pl.DataFrame, report: FileReport, *, strict: bool) -> pl.DataFrame:

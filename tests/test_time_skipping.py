@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 
 from egress_offline import HuntSpec, run_hunt, sources
 from egress_offline.errors import DataError
-from tests.helpers import NOW, GiB, event, ndjson
+from tests.helpers import NOW, GiB, compact, event, ndjson
 
 HOUR = timedelta(hours=1)
 
@@ -227,6 +227,35 @@ def test_records_in_the_window_are_counted_whatever_they_are(tmp_path: Path) -> 
     ]
     result = both(write(tmp_path, docs), now=NOW)
     assert (result.counts.time_window, result.counts.event_match) == (4, 1)
+
+
+@pytest.mark.parametrize("gzipped", [False, True])
+@pytest.mark.parametrize("order", ["ascending", "descending"])
+def test_a_directory_in_time_order_decodes_only_its_window_under_latest(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, order: str, gzipped: bool
+) -> None:
+    """--now latest over many files: the ends of every file (the start of a compressed
+    one) are sampled before any is read, so the early files' old lines are skipped too
+    (each file alone looks new when it is read, and was decoded whole)."""
+    hours = list(range(47, -1, -1))
+    if order == "descending":
+        hours.reverse()
+    for n, i in enumerate(hours):
+        doc = event(**{"@timestamp": stamp(NOW - i * HOUR), "process.entity_id": f"E{i}"})
+        body = compact([doc, doc])
+        name = f"part-{n:02d}.ndjson" + (".gz" if gzipped else "")
+        (tmp_path / name).write_bytes(gzip.compress(body) if gzipped else body)
+    result = both(tmp_path)
+    assert sorted(entities(result)) == sorted(f"E{i}" for i in range(8))
+    decoded: list[int] = []
+    real = sources._decode_lines
+    monkeypatch.setattr(
+        sources,
+        "_decode_lines",
+        lambda lines, *args: decoded.append(lines.height) or real(lines, *args),
+    )
+    run_hunt([str(tmp_path)], HuntSpec())
+    assert sum(decoded) == 16  # the 8 hours in the window, two events each
 
 
 def test_files_anchor_latest_together(tmp_path: Path) -> None:
