@@ -700,6 +700,21 @@ def _line_scan(
     needs it: lines that may match and are not older than ``floor_ms``, and lines whose
     shape or timestamp must be looked at again. Each column is computed once, in stages
     (the streaming engine does not share sub-expressions)."""
+    judged, parsed, kept = _line_stages(prefilter, floor_ms)
+    return (
+        pl.scan_lines(path, name="line", row_index_name=POS, row_index_offset=1)
+        .with_columns(*judged)
+        .with_columns(*parsed)
+        .select(*kept)
+    )
+
+
+@lru_cache(maxsize=64)
+def _line_stages(
+    prefilter: Prefilter | IdPrefilter | None, floor_ms: int | None
+) -> tuple[tuple[pl.Expr, ...], tuple[pl.Expr, ...], tuple[pl.Expr, ...]]:
+    """The expressions of :func:`_line_scan`'s three stages, built once for the files
+    that share them (about 1.5 ms each time: a directory of small files pays it often)."""
     line = pl.col("line")
     # --strict (no prefilter) decodes every record: nothing is judged from its text
     could = _filled(line) if prefilter is None else prefilter.could_match(line)
@@ -710,30 +725,26 @@ def _line_scan(
     needed = (pl.col(_COULD) & ~old) | ~pl.col(_SHAPED) | odd
     hint = prefilter.hint if isinstance(prefilter, IdPrefilter) else None
     hinted = [line.str.contains(hint).alias(_HINT)] if hint is not None else []
-    return (
-        pl.scan_lines(path, name="line", row_index_name=POS, row_index_offset=1)
-        .with_columns(
-            could.alias(_COULD),
-            _plain_stamp_text(line).alias(_STAMP),
-            (line.str.starts_with("{") & line.str.ends_with("}")).alias(_SHAPED),
-            (line.str.len_bytes() + 1).alias(_BYTES),
-            _timestamp_keys(line).alias(_KEYS),
-            *hinted,
-        )
-        .with_columns(
-            # with several keys the first may be nested in another object: not the record's
-            pl.when(pl.col(_KEYS) == 1).then(canonical_ms(pl.col(_STAMP))).alias(_STAMP),
-        )
-        .select(
-            pl.col(POS).cast(pl.Int64),
-            _COULD,
-            _STAMP,
-            _SHAPED,
-            _BYTES,
-            *([_HINT] if hinted else []),
-            pl.concat_str([pl.when(needed).then(line), pl.lit("")]).alias("line"),
-        )
+    judged = (
+        could.alias(_COULD),
+        _plain_stamp_text(line).alias(_STAMP),
+        (line.str.starts_with("{") & line.str.ends_with("}")).alias(_SHAPED),
+        (line.str.len_bytes() + 1).alias(_BYTES),
+        _timestamp_keys(line).alias(_KEYS),
+        *hinted,
     )
+    # with several keys the first may be nested in another object: not the record's
+    parsed = (pl.when(pl.col(_KEYS) == 1).then(canonical_ms(pl.col(_STAMP))).alias(_STAMP),)
+    kept = (
+        pl.col(POS).cast(pl.Int64),
+        pl.col(_COULD),
+        pl.col(_STAMP),
+        pl.col(_SHAPED),
+        pl.col(_BYTES),
+        *([pl.col(_HINT)] if hinted else []),
+        pl.concat_str([pl.when(needed).then(line), pl.lit("")]).alias("line"),
+    )
+    return judged, parsed, kept
 
 
 def _batch_rows(file: InputFile, text_bytes: int) -> int:
