@@ -29,7 +29,7 @@ import sys
 import tempfile
 import zlib
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from decimal import Decimal
 from functools import lru_cache
@@ -954,9 +954,9 @@ def _account(frame: pl.DataFrame, skip: pl.Expr, report: FileReport,
     skipped, odd = frame.select(skip.sum().alias("n"), (skip & irregular).any().alias("odd")).row(0)
     report.records += skipped
     if not odd:
-        stamps = frame.select(pl.col(_STAMP).filter(skip)).to_series()
-        report.cover(stamps.drop_nulls())
-        return stamps.drop_nulls()
+        stamps = frame.select(pl.col(_STAMP).filter(skip).drop_nulls()).to_series()
+        report.cover(stamps)
+        return stamps
     rest = frame.filter(skip)
     shaped = pl.col(_SHAPED) | (
         text.str.contains(_SHAPE_START) & text.str.contains(_SHAPE_END)
@@ -1070,10 +1070,10 @@ _SAMPLE_LINES: Final = 16  # lines at most, at each end
 def _latest_sampled(file: InputFile) -> int | None:
     """A lower bound of the newest @timestamp of a file, from whole lines in its first and
     last bytes (exports are in time order, one way or the other; of a compressed file, its
-    first only), so that ``--now latest`` can skip old lines from the start. Only lines whose decoded
-    @timestamp is the one the line scan reads count: the final anchor is then at least
-    this, whichever way the line is read. The lines are decoded vectorised: a directory
-    of many small files samples each one."""
+    first bytes only), so that ``--now latest`` can skip old lines from the start. Only
+    lines whose decoded @timestamp is the one the line scan reads count: the final anchor
+    is then at least this, whichever way the line is read. The lines are decoded
+    vectorised, in one query: a directory of many small files samples each one."""
     if file.size == 0:
         return None
     if file.compression != "none":  # only its start can be read without reading it all
@@ -1083,15 +1083,16 @@ def _latest_sampled(file: InputFile) -> int | None:
             head = handle.read(_SAMPLE)
             handle.seek(max(0, file.size - _SAMPLE))
             tail = handle.read(_SAMPLE)
-    # the last whole lines of each end that hold a timestamp key, a bounded number
+    # whole lines at each end that hold a timestamp key, a bounded number; a line that is
+    # not UTF-8 is not a record (the careful reader counts it as malformed)
     marked = [
         [line for line in part if b'"@timestamp"' in line]
         for part in (head.split(b"\n")[:-1], tail.split(b"\n")[1:])
     ]
-    texts = [
-        line.decode("utf-8", errors="replace")
-        for line in marked[0][:_SAMPLE_LINES] + marked[1][-_SAMPLE_LINES:]
-    ]
+    texts = []
+    for line in marked[0][:_SAMPLE_LINES] + marked[1][-_SAMPLE_LINES:]:
+        with suppress(UnicodeDecodeError):
+            texts.append(line.decode("utf-8"))
     if not texts:
         return None
     lines = pl.LazyFrame({"line": texts}, schema={"line": pl.String}).with_columns(

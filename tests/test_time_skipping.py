@@ -258,6 +258,20 @@ def test_a_directory_in_time_order_decodes_only_its_window_under_latest(
     assert sum(decoded) == 16  # the 8 hours in the window, two events each
 
 
+def test_a_sampled_line_that_is_not_utf8_does_not_bound_the_anchor(tmp_path: Path) -> None:
+    """Every file's ends are sampled before any is read; a line there that the careful
+    reader will count as malformed must not raise the bound for the other files."""
+    docs = [event(**{"@timestamp": stamp(NOW - i * HOUR)}) for i in range(10, -1, -1)]
+    (tmp_path / "a.ndjson").write_bytes(compact(docs))
+    future = b'{"@timestamp":"' + stamp(NOW + 100 * HOUR).encode() + b'","note":"\xff"}\n'
+    (tmp_path / "b.ndjson").write_bytes(compact(docs[:1]) + future)
+    result = run_hunt([str(tmp_path)], HuntSpec())  # --strict stops at that line
+    assert result.now == NOW
+    assert entities(result) == ["E1"]
+    assert result.rows["total_bytes_out"].to_list() == [8 * GiB]
+    assert (result.counts.malformed, result.counts.time_window) == (1, 8)
+
+
 def test_files_anchor_latest_together(tmp_path: Path) -> None:
     old = write(
         tmp_path,
