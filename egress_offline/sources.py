@@ -1076,13 +1076,16 @@ def _latest_sampled(file: InputFile) -> int | None:
     vectorised, in one query: a directory of many small files samples each one."""
     if file.size == 0:
         return None
-    if file.compression != "none":  # only its start can be read without reading it all
-        head, tail = _peek_text(file.path, file.compression)[0], b""
-    else:
-        with file.path.open("rb") as handle:
-            head = handle.read(_SAMPLE)
-            handle.seek(max(0, file.size - _SAMPLE))
-            tail = handle.read(_SAMPLE)
+    try:
+        if file.compression != "none":  # only its start can be read without reading it all
+            head, tail = _peek_text(file.path, file.compression)[0], b""
+        else:
+            with file.path.open("rb") as handle:
+                head = handle.read(_SAMPLE)
+                handle.seek(max(0, file.size - _SAMPLE))
+                tail = handle.read(_SAMPLE)
+    except OSError:
+        return None  # the reading that follows says what and where
     # whole lines at each end that hold a timestamp key, a bounded number; a line that is
     # not UTF-8 is not a record (the careful reader counts it as malformed)
     marked = [

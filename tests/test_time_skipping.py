@@ -272,6 +272,22 @@ def test_a_sampled_line_that_is_not_utf8_does_not_bound_the_anchor(tmp_path: Pat
     assert (result.counts.malformed, result.counts.time_window) == (1, 8)
 
 
+@pytest.mark.parametrize("name", ["gone.ndjson", "gone.ndjson.gz"])
+def test_sampling_a_file_that_went_away_leaves_the_error_to_the_reading(
+    tmp_path: Path, name: str
+) -> None:
+    """The ends of every file are sampled before any is read; a file that can no longer
+    be read gives no bound there, and the reading that follows reports it."""
+    path = tmp_path / name
+    body = compact([event()])
+    path.write_bytes(gzip.compress(body) if name.endswith(".gz") else body)
+    with sources.open_inputs([str(path)]) as inputs:
+        path.unlink()
+        floor = sources.TimeFloor(window_ms=8 * 3_600_000)
+        floor.sample(inputs.files)
+    assert floor.latest_ms is None
+
+
 def test_files_anchor_latest_together(tmp_path: Path) -> None:
     old = write(
         tmp_path,
