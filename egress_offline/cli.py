@@ -479,7 +479,8 @@ class _ProgressDisplay:
         if number != self._file:
             if self._task is not None:
                 self._bar.remove_task(self._task)
-            self._task = self._bar.add_task(f"[{number}/{files}] {inert(name)}", total=size)
+            label = inert(name) if number == 0 else f"[{number}/{files}] {inert(name)}"
+            self._task = self._bar.add_task(label, total=size)
             self._file = number
         self._bar.update(self._task, completed=int(fraction * size))
 

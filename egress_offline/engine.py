@@ -433,8 +433,11 @@ def _sha256(path: Path) -> str:
 
 
 #: Called as reading goes on: (file shown to the user, its number from 1, how many files,
-#: fraction of that file read, its size in bytes). Never called by the library to print.
+#: fraction of that file read, its size in bytes). Before reading, ``--now latest`` samples
+#: the ends of every file: that is told as file number 0, named :data:`SAMPLING`, with the
+#: bytes it reads in all. Never called by the library to print.
 ProgressHook = Callable[[str, int, int, float, int], None]
+SAMPLING: Final = "sampling the ends of the files for --now latest"
 
 
 def run_hunt(
@@ -501,7 +504,10 @@ def read_inputs(
     data's first and last @timestamp (epoch ms)."""
     extent = [2**63 - 1, -(2**63)]
     reports: list[FileReport] = []
-    floor.sample(inputs.files)
+    sampling = None
+    if progress is not None:
+        sampling = partial(progress, SAMPLING, 0, len(inputs.files))
+    floor.sample(inputs.files, tell=sampling)
     for number, file in enumerate(inputs.files, start=1):
         report = FileReport(
             name=file.name,

@@ -28,7 +28,7 @@ import shutil
 import sys
 import tempfile
 import zlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -254,17 +254,24 @@ class TimeFloor:
         low = self.ms
         return Stamps(ms if low is None else ms.filter(ms > low))
 
-    def sample(self, files: Sequence[InputFile]) -> None:
+    def sample(
+        self, files: Sequence[InputFile], tell: Callable[[float, int], None] | None = None
+    ) -> None:
         """``--now latest`` over several files: take a bound from the ends of every NDJSON
         file (the start of a compressed one) before any is read. Each file alone looks new
         when it is read, so in a directory in time order every early file was decoded
-        whole; with the newest file's bound, their old lines are skipped as in one file."""
+        whole; with the newest file's bound, their old lines are skipped as in one file.
+        ``tell`` is told how far sampling has come and how many bytes it reads in all
+        (about 4.5 ms a file: 10,000 files take some 45 s)."""
         if not self.rising:
             return
-        for file in files:
-            if file.format == "ndjson":
-                self.observe(_latest_sampled(file))
-                self.sampled.add(file)
+        lines = [file for file in files if file.format == "ndjson"]
+        size = sum(min(file.size, 2 * _SAMPLE) for file in lines)
+        for done, file in enumerate(lines, start=1):
+            self.observe(_latest_sampled(file))
+            self.sampled.add(file)
+            if tell is not None:
+                tell(done / len(lines), size)
 
     def observe(self, latest_ms: int | None) -> None:
         if latest_ms is not None and (self.latest_ms is None or latest_ms > self.latest_ms):

@@ -8,6 +8,7 @@ import json
 import shutil
 import subprocess
 import sys
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -339,7 +340,8 @@ def _unused() -> io.BytesIO:  # keep io imported for monkeypatching stdin in oth
 
 
 def test_progress_hook_reports_each_file_up_to_the_end(tmp_path: Path) -> None:
-    from egress_offline import run_hunt  # noqa: PLC0415
+    from egress_offline import HuntSpec, run_hunt  # noqa: PLC0415
+    from egress_offline.engine import SAMPLING  # noqa: PLC0415
 
     docs = [event(**{"process.entity_id": f"P{i}"}) for i in range(300)]
     (tmp_path / "a.ndjson").write_bytes(ndjson(docs))
@@ -350,13 +352,20 @@ def test_progress_hook_reports_each_file_up_to_the_end(tmp_path: Path) -> None:
     calls: list[tuple[str, int, int, float, int]] = []
     run_hunt([str(tmp_path)], progress=lambda *call: calls.append(call))
     by_file: dict[int, list[float]] = {}
-    for _name, number, files, fraction, size in calls:
+    for name, number, files, fraction, size in calls:
         assert files == 3 and size > 0
+        assert (number == 0) == (name == SAMPLING)
         by_file.setdefault(number, []).append(fraction)
-    assert sorted(by_file) == [1, 2, 3]
+    # 0: --now latest samples the ends of the two NDJSON files before reading any
+    assert sorted(by_file) == [0, 1, 2, 3]
+    assert by_file[0] == [0.5, 1.0]
     for fractions in by_file.values():
         assert fractions == sorted(fractions)
         assert fractions[-1] == 1.0
+    calls.clear()
+    fixed = HuntSpec(now=datetime.fromisoformat(NOW))
+    run_hunt([str(tmp_path)], fixed, progress=lambda *call: calls.append(call))
+    assert sorted({call[1] for call in calls}) == [1, 2, 3]  # a fixed anchor samples nothing
 
 
 def test_progress_display_stays_off_when_not_a_terminal(export: Path) -> None:
