@@ -24,6 +24,7 @@ import glob
 import json
 import math
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -84,6 +85,10 @@ MAX_POSITIONS: Final = 5  # how many malformed positions a file report keeps
 POS: Final = "__pos"
 _BAD: Final = "__bad"
 _GLOB_CHARS: Final = frozenset("*?[")
+_LONE_SURROGATE: Final = re.compile("[\ud800-\udfff]")  # in a decoded str, never paired
+# JSON escapes of UTF-16 surrogates, and of a high one followed by a low one: a pair
+_SURROGATE_ESCAPE: Final = r"\\u[dD][89a-fA-F][0-9a-fA-F]{2}"
+_SURROGATE_PAIR: Final = r"\\u[dD][89abAB][0-9a-fA-F]{2}\\u[dD][c-fC-F][0-9a-fA-F]{2}"
 
 #: Sent in a batch stream when the fast reader gave up part-way through a file.
 RESTART: Final = object()
@@ -576,10 +581,9 @@ def python_fields(doc: Any, fields: FieldSet = HUNT) -> dict[str, list[str | Non
                     break
             if node is not None:
                 _texts(node, values)
-        for value in values:
-            if value is not None:
-                value.encode("utf-8")  # a lone surrogate escape raises here
-        out[name] = values
+        # a lone surrogate escape (\ud800) holds no character: Elasticsearch indexes it
+        # as U+FFFD, as Lucene writes an unpaired surrogate in UTF-8
+        out[name] = [None if v is None else _LONE_SURROGATE.sub("\ufffd", v) for v in values]
     return out
 
 
@@ -992,19 +996,50 @@ def _account(frame: pl.DataFrame, skip: pl.Expr, report: FileReport,
     return stamps
 
 
+def _lone_surrogates(text: pl.Expr) -> pl.Expr:
+    """Texts that may hold a lone UTF-16 surrogate escape (``\\ud800`` not followed by a
+    low one): more surrogate escapes than twice the pairs. Polars' decoder reads a lone
+    high one as NUL and fails on a lone low one, so these are decoded in Python, which
+    writes U+FFFD as Elasticsearch does. (An escaped backslash before ``ud800`` counts too:
+    such a text is only decoded more slowly.)"""
+    return text.str.count_matches(_SURROGATE_ESCAPE) > 2 * text.str.count_matches(_SURROGATE_PAIR)
+
+
+def _python_lines(
+    lines: pl.DataFrame, out: list[pl.DataFrame], bad: list[tuple[int, str]], fields: FieldSet
+) -> None:
+    """Decode ``lines`` one by one in Python: a few lines (a damaged part bisected down to
+    :data:`_BISECT_FLOOR`, or those of :func:`_lone_surrogates`)."""
+    rows: list[tuple[int, dict[str, list[str | None]]]] = []
+    for pos, text in lines.select(POS, pl.col("line").str.strip_chars()).iter_rows():
+        result = _python_record(text, fields)
+        if isinstance(result, str):
+            bad.append((pos, result))
+        else:
+            rows.append((pos, result))
+    if rows:
+        out.append(_python_frame(rows, fields))
+
+
 def _decode_lines(
     lines: pl.DataFrame, bad: list[tuple[int, str]], fields: FieldSet
 ) -> pl.DataFrame:
     """Field lists of ``lines``. Most hold each field only at its nested path
     and decode with a small schema; hits, escapes and dotted keys with the general one.
     A part that does not decode is bisected down to its bad lines (reasons to ``bad``)."""
-    general = lines.select(pl.col("line").str.contains(fields.general)).to_series()
+    text = pl.col("line")
+    general = lines.select(text.str.contains(fields.general)).to_series()
     doc = pl.col("__doc")
     nested, whole = _decoded_fields(fields)
     parts: list[pl.DataFrame] = []
+    escaped = lines.filter(general)  # only these can hold a \u escape
+    lone = escaped.select(_lone_surrogates(text)).to_series()
+    if lone.any():
+        _python_lines(escaped.filter(lone), parts, bad, fields)
+        escaped = escaped.filter(~lone)
     for part, dtype, columns in (
         (lines.filter(~general), fields.nested_dtype, nested),
-        (lines.filter(general), fields.document_dtype, whole),
+        (escaped, fields.document_dtype, whole),
     ):
         if part.height == 0:
             continue
@@ -1278,29 +1313,33 @@ def _careful_block(block: bytes, first: int, report: FileReport, *, strict: bool
 def _decode_bisect(
     frame: pl.DataFrame, out: list[pl.DataFrame], bad: list[tuple[int, str]], fields: FieldSet
 ) -> None:
+    """Decode ``frame``'s lines, bisecting a part that does not decode down to its bad
+    lines; lines with a lone surrogate escape are decoded in Python."""
+    lone = frame.select(_lone_surrogates(pl.col("line"))).to_series()
+    if lone.any():
+        _python_lines(frame.filter(lone), out, bad, fields)
+        frame = frame.filter(~lone)
+    _bisect(frame, out, bad, fields)
+
+
+def _bisect(
+    frame: pl.DataFrame, out: list[pl.DataFrame], bad: list[tuple[int, str]], fields: FieldSet
+) -> None:
     if frame.height == 0:
         return
-    if frame.height > _BISECT_FLOOR:
-        try:
-            decoded = _json_decode(frame, fields.document_dtype)
-        except pl.exceptions.PolarsError:
-            half = frame.height // 2
-            _decode_bisect(frame.slice(0, half), out, bad, fields)
-            _decode_bisect(frame.slice(half), out, bad, fields)
-            return
-        columns = _fields_from_docs(decoded, "__doc", fields)
-        bad.extend((p, "not a JSON object (null)") for p in columns.filter(pl.col(_BAD))[POS])
-        out.append(columns.filter(~pl.col(_BAD)))
+    if frame.height <= _BISECT_FLOOR:
+        _python_lines(frame, out, bad, fields)
         return
-    rows: list[tuple[int, dict[str, list[str | None]]]] = []
-    for pos, text in frame.iter_rows():
-        result = _python_record(text, fields)
-        if isinstance(result, str):
-            bad.append((pos, result))
-        else:
-            rows.append((pos, result))
-    if rows:
-        out.append(_python_frame(rows, fields))
+    try:
+        decoded = _json_decode(frame, fields.document_dtype)
+    except pl.exceptions.PolarsError:
+        half = frame.height // 2
+        _bisect(frame.slice(0, half), out, bad, fields)
+        _bisect(frame.slice(half), out, bad, fields)
+        return
+    columns = _fields_from_docs(decoded, "__doc", fields)
+    bad.extend((p, "not a JSON object (null)") for p in columns.filter(pl.col(_BAD))[POS])
+    out.append(columns.filter(~pl.col(_BAD)))
 
 
 def _python_record(text: str, fields: FieldSet) -> dict[str, list[str | None]] | str:
@@ -1310,10 +1349,7 @@ def _python_record(text: str, fields: FieldSet) -> dict[str, list[str | None]] |
         return "nested too deeply to decode"
     except ValueError as exc:
         return f"not valid JSON ({str(exc).split(':')[0]})"
-    try:
-        return python_fields(doc, fields)
-    except UnicodeEncodeError:
-        return "a string holds an invalid unicode escape"
+    return python_fields(doc, fields)
 
 
 def _json_document_batches(
@@ -1342,7 +1378,11 @@ def _json_document_batches(
 
 
 def _vector_documents(text: str, fields: FieldSet) -> pl.DataFrame | None:
+    """The documents of one JSON value, decoded vectorised; None when Polars cannot (a
+    lone surrogate escape among them too: see :func:`_lone_surrogates`)."""
     series = pl.Series("raw", [text])
+    if series.to_frame().select(_lone_surrogates(pl.col("raw"))).item():
+        return None
     document = fields.document_dtype
     search = pl.Struct(
         {

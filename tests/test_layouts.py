@@ -138,6 +138,56 @@ def test_a_file_of_only_a_byte_order_mark_is_empty(
         assert result.files[0].positions == []
 
 
+LONE_HIGH = "x\\ud800.exe"  # JSON text: a lone high surrogate escape
+LONE_LOW = "y\\udc00.exe"
+PAIR = "z\\ud83d\\ude00.exe"  # a pair: one character
+LITERAL = "w\\\\ud800.exe"  # an escaped backslash, then the letters "ud800"
+
+
+def _surrogate_lines(damage: bytes) -> bytes:
+    lines = [damage] if damage else []
+    for i, executable in enumerate((LONE_HIGH, LONE_LOW, PAIR, LITERAL)):
+        text = json.dumps(event(**{"process.entity_id": f"E{i}"}))
+        lines.append(text.replace('"C:\\\\evil.exe"', f'"{executable}"').encode())
+    return b"\n".join(lines) + b"\n"
+
+
+@pytest.mark.parametrize(
+    "reading",
+    ["fast", "strict", "careful", "bisected", "json-array"],
+)
+def test_a_lone_surrogate_escape_is_read_as_u_fffd_by_every_reader(
+    tmp_path: Path, reading: str
+) -> None:
+    """Elasticsearch indexes a lone UTF-16 surrogate (``\ud800``) as U+FFFD, as Lucene
+    writes an unpaired surrogate in UTF-8. Polars' decoder read a lone high one as NUL and
+    failed on a lone low one, which the Python decoder then counted as malformed, so a
+    record's bytes depended on its neighbours."""
+    damage = {
+        "careful": b"\xff",  # not UTF-8: the careful reader reads the whole file
+        # may match, so it is decoded with the others, and its part is bisected
+        "bisected": b'{"event": {"action": "disconnect_received"}, "host": {"os": '
+        b'{"family": "windows"}}, "x": NaN}',
+    }.get(reading, b"")
+    path = tmp_path / "s.ndjson"
+    body = _surrogate_lines(damage)
+    if reading == "json-array":
+        path = tmp_path / "s.json"
+        body = b"[" + b",".join(body.strip().split(b"\n")) + b"]"
+    path.write_bytes(body)
+    result = result_of(path, strict=reading == "strict")
+    executables = dict(
+        zip(result.rows["process.entity_id"], result.rows["process.executable"], strict=True)
+    )
+    assert executables == {
+        "E0": "x\ufffd.exe",
+        "E1": "y\ufffd.exe",
+        "E2": "z\U0001f600.exe",
+        "E3": "w\\ud800.exe",
+    }
+    assert result.counts.malformed == (1 if damage else 0)
+
+
 def test_gzip_with_several_members_and_nul_padding(tmp_path: Path) -> None:
     a, b, c = docs3()
     path = tmp_path / "members.gz"
