@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import re
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -210,7 +211,8 @@ def _text(value: Any) -> str | None:
         return "true" if value else "false"
     if isinstance(value, float):
         return json.dumps(value)
-    return str(value)
+    # Parquet holds UTF-8, which has no lone surrogates: an exporter writes U+FFFD
+    return re.sub("[\ud800-\udfff]", "\ufffd", str(value))
 
 
 PARQUET_COLUMNS = (

@@ -76,7 +76,8 @@ def _leaves(value: Any) -> list[Any]:
 def as_keyword(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
-    return str(value)
+    # a lone surrogate (a "\\ud800" escape with no pair) is indexed as U+FFFD by Lucene
+    return re.sub("[\ud800-\udfff]", "\ufffd", str(value))
 
 
 def keywords(values: list[Any]) -> list[str]:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import gzip
 import json
 import os
+import re
 import tempfile
 import zlib
 from datetime import UTC, datetime, timedelta
@@ -86,17 +87,16 @@ def _reject(token: str) -> Any:
     raise ValueError(token)
 
 
-def _encodable(value: Any) -> bool:
+def _as_indexed(value: Any) -> Any:
+    """Strings as Elasticsearch indexes them: a lone surrogate (a ``\\ud800`` escape
+    with no pair) becomes U+FFFD, as Lucene writes it."""
     if isinstance(value, str):
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError:
-            return False
+        return re.sub("[\ud800-\udfff]", "\ufffd", value)
     if isinstance(value, dict):
-        return all(_encodable(k) and _encodable(v) for k, v in value.items())
+        return {key: _as_indexed(item) for key, item in value.items()}
     if isinstance(value, list):
-        return all(_encodable(v) for v in value)
-    return True
+        return [_as_indexed(item) for item in value]
+    return value
 
 
 def surviving(text: bytes) -> tuple[list[dict[str, Any]], int]:
@@ -119,8 +119,8 @@ def surviving(text: bytes) -> tuple[list[dict[str, Any]], int]:
             )
         except (ValueError, RecursionError):
             continue
-        if isinstance(doc, dict) and _encodable(doc):
-            docs.append(doc)
+        if isinstance(doc, dict):
+            docs.append(_as_indexed(doc))
     return docs, records
 
 

@@ -106,7 +106,10 @@ def documents(draw: st.DrawFn) -> dict[str, Any]:
         "destination.address": usually(st.sampled_from(["a.example", "8.8.8.8"]), st.none()),
         "destination.port": maybe(st.sampled_from([443, 80])),
         "process.entity_id": usually(st.sampled_from(["E1", "E2", "E3"]), st.none()),
-        "process.executable": usually(st.sampled_from(["C:\\a.exe", "C:\\b.exe"]), st.none()),
+        "process.executable": usually(
+            st.sampled_from(["C:\\a.exe", "C:\\b.exe"]),
+            st.sampled_from(["C:\\a\ud800.exe", "C:\\a\udc00.exe", None]),  # lone surrogates
+        ),
         "source.bytes": usually(st.integers(60, 120), byte_values),
         "user.name": maybe(st.sampled_from(["u1", "u2"])),
     }
