@@ -101,11 +101,10 @@ FLOOR = textwrap.dedent(
     path, fmt = sys.argv[1:3]
     if fmt == "parquet":
         import pyarrow.parquet as pq
-        from egress_offline.fields import HUNT
+        from egress_offline.sources import parquet_columns
         parquet = pq.ParquetFile(path)
         leaves = [parquet.schema.column(i).path for i in range(len(parquet.schema))]
-        wanted = [leaf for leaf in leaves
-                  if any(leaf == name or leaf.startswith(name + ".") for name in HUNT.names)]
+        wanted = parquet_columns(leaves)  # the columns the hunt reads
         for batch in parquet.iter_batches(batch_size=65_536, columns=wanted):
             pass
     else:

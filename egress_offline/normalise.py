@@ -30,9 +30,9 @@ _ISO: Final = (
     r"(?:T(\d{2})(?::(\d{2})(?::(\d{2})(?:\.(\d{1,9}))?)?)?)?"
     r"(Z|[+-]\d{2}(?::?\d{2})?)?$"
 )
-_CANONICAL: Final = (  # years 1970 to 9999
+_CANONICAL: Final = (  # years 1970 to 9999; no fraction, or one of 3 to 9 digits
     r"^(?:19[7-9][0-9]|[2-9][0-9]{3})-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}"
-    r"(?:\.[0-9]{1,9})?Z$"
+    r"(?:\.[0-9]{3,9})?Z$"
 )
 _EPOCH: Final = r"^([+-]?\d+)(?:\.\d*)?$"
 _DECIMAL_INT: Final = r"^([+-]?\d+)\.\d*$"
@@ -117,12 +117,11 @@ def canonical_ms(text: pl.Expr) -> pl.Expr:
         .str.to_datetime("%Y-%m-%dT%H:%M:%S", time_unit="ms", strict=False)
         .dt.epoch("ms")
     )
-    # three digits of a longer fraction; nothing after the seconds is 0; a shorter
-    # fraction stays null
+    # the fraction's first three digits; no fraction (the text ends at 20 bytes) is 0
     millis = (
-        text.str.slice(20, 3)
-        .cast(pl.Int64, strict=False)
-        .fill_null(pl.when(text.str.len_bytes() == 20).then(0))
+        pl.when(text.str.len_bytes() == 20)
+        .then(0)
+        .otherwise(text.str.slice(20, 3).cast(pl.Int64, strict=False))
     )
     return pl.when(shaped).then(seconds + millis)
 

@@ -68,6 +68,7 @@ __all__ = [
     "Stamps",
     "TimeFloor",
     "open_inputs",
+    "parquet_columns",
     "read_batches",
 ]
 
@@ -267,10 +268,10 @@ class TimeFloor:
         when it is read, so in a directory in time order every early file was decoded
         whole; with the newest file's bound, their old lines are skipped as in one file.
         ``tell`` is told how far sampling has come and how many bytes it reads in all
-        (about 4.5 ms a file: 10,000 files take some 45 s)."""
+        (about 4.5 ms a file: 10,000 files take some 45 s). A file is sampled once."""
         if not self.rising:
             return
-        lines = [file for file in files if file.format == "ndjson"]
+        lines = [file for file in files if file.format == "ndjson" and file not in self.sampled]
         size = sum(min(file.size, 2 * _SAMPLE) for file in lines)
         for done, file in enumerate(lines, start=1):
             self.observe(_latest_sampled(file))
@@ -777,8 +778,8 @@ def _fast_ndjson(file: InputFile, report: FileReport, *, strict: bool,
     # A compressed file's end cannot be sampled: lines that may match are held back until
     # they are old (_Parked), unless the file is long, when a quick first pass over its
     # timestamps costs less.
-    if latest and file not in floor.sampled:
-        floor.observe(_latest_sampled(file))
+    if latest:
+        floor.sample([file])
     held_back = latest and file.compression != "none" and file.text_size <= _PARK_TEXT
     if latest and file.compression != "none" and not held_back:
         assert isinstance(prefilter, Prefilter)
@@ -1080,23 +1081,16 @@ def _stripped(lines: pl.DataFrame) -> pl.DataFrame:
 def _latest_scanned(file: InputFile, prefilter: Prefilter) -> int | None:
     """The newest canonical @timestamp among the lines that cannot match, are shaped like
     an object and hold one ``@timestamp`` key: those give theirs to the ``latest`` anchor
-    whatever else happens, so the anchor is at least this. One quick streaming pass, for
-    compressed files, whose end cannot be sampled."""
-    line = pl.col("line")
+    whatever else happens, so the anchor is at least this. One quick streaming pass, with
+    the line scan's own judgement (:func:`_line_stages`), for compressed files, whose end
+    cannot be sampled."""
+    judged, parsed, _ = _line_stages(prefilter, None)
     try:
         latest = (
             pl.scan_lines(file.path, name="line")
-            .with_columns(
-                prefilter.could_match(line).alias(_COULD),
-                _plain_stamp_text(line).alias(_STAMP),
-                (line.str.starts_with("{") & line.str.ends_with("}")).alias(_SHAPED),
-                (_timestamp_keys(line) == 1).alias(_KEYS),
-            )
-            .select(
-                pl.when(~pl.col(_COULD) & pl.col(_SHAPED) & pl.col(_KEYS))
-                .then(canonical_ms(pl.col(_STAMP)))
-                .max()
-            )
+            .with_columns(*judged)
+            .with_columns(*parsed)
+            .select(pl.col(_STAMP).filter(~pl.col(_COULD) & pl.col(_SHAPED)).max())
             .collect(engine="streaming")
             .item()
         )
@@ -1467,13 +1461,7 @@ def _parquet_batches(file: InputFile, report: FileReport,
             f"{file.name}: not a readable Parquet file ({_first_line(exc)}); "
             "the copy may be incomplete, export it again"
         ) from None
-    # A dotted path selects a flat column of that name and a nested one alike.
-    wanted = [
-        path
-        for name in fields.names
-        for path in (name, f"_source.{name}")
-        if any(leaf == path or leaf.startswith(path + ".") for leaf in leaves)
-    ]
+    wanted = parquet_columns(leaves, fields)
     if not wanted:
         raise InputError(
             f"{file.name}: the Parquet file has none of the columns {fields.reader} reads "
@@ -1492,6 +1480,19 @@ def _parquet_batches(file: InputFile, report: FileReport,
             f"{file.name}: Parquet data cannot be read ({_first_line(exc)}); "
             "the copy may be damaged, export it again"
         ) from None
+
+
+def parquet_columns(leaves: Sequence[str], fields: FieldSet = HUNT) -> list[str]:
+    """The columns to read of a Parquet file whose leaf columns are ``leaves`` (dotted
+    paths): each field's, flat or nested, also under ``_source``. A dotted path selects a
+    flat column of that name and a nested one alike, so only the hunt's leaves are read,
+    never whole structs such as ``process`` or ``host``."""
+    return [
+        path
+        for name in fields.names
+        for path in (name, f"_source.{name}")
+        if any(leaf == path or leaf.startswith(path + ".") for leaf in leaves)
+    ]
 
 
 def _selection(schema: pl.Schema, fields: FieldSet = HUNT) -> list[pl.Expr]:
