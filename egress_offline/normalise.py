@@ -30,10 +30,12 @@ _ISO: Final = (
     r"(?:T(\d{2})(?::(\d{2})(?::(\d{2})(?:\.(\d{1,9}))?)?)?)?"
     r"(Z|[+-]\d{2}(?::?\d{2})?)?$"
 )
-_CANONICAL: Final = (  # years 1970 to 9999; no fraction, or one of 3 to 9 digits
+_CANONICAL_FORM: Final = (  # years 1970 to 9999; no fraction, or one of 3 to 9 digits
     r"^(?:19[7-9][0-9]|[2-9][0-9]{3})-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}"
-    r"(?:\.[0-9]{3,9})?Z$"
+    r"(?:\.[0-9]{3,9})?Z"
 )
+_CANONICAL: Final = _CANONICAL_FORM + "$"
+_CANONICAL_QUOTED: Final = _CANONICAL_FORM + '"'  # the start of a JSON string's content
 _EPOCH: Final = r"^([+-]?\d+)(?:\.\d*)?$"
 _DECIMAL_INT: Final = r"^([+-]?\d+)\.\d*$"
 _DECIMAL_ZERO: Final = r"^[+-]?\.\d+$"
@@ -91,16 +93,18 @@ def in_pieces(frame: pl.DataFrame, rows: int) -> pl.DataFrame:
 def text_ms(texts: pl.Series) -> pl.Series:
     """Epoch ms of each timestamp text, as :func:`timestamps` reads one value: the
     canonical form parsed directly, any other by the general parser, on those rows only."""
-    frame = texts.alias("t").to_frame().with_row_index("__i")
-    fast = in_pieces(frame, 8192).select(canonical_ms(pl.col("t"))).to_series().rechunk()
-    retry = frame.filter(fast.is_null() & pl.col("t").is_not_null())
-    if retry.height:
-        parsed = retry.select("__i", timestamp_text_ms(pl.col("t")).alias("ms"))
-        fast = fast.scatter(parsed["__i"], parsed["ms"])
+    # the pieces hold the texts alone: with a row index beside them the parse took twice
+    # as long (2 million values: 0.39 s against 0.20 s)
+    pieces = in_pieces(texts.alias("t").to_frame(), 8192)
+    fast = pieces.select(canonical_ms(pl.col("t"))).to_series().rechunk()
+    retry = (fast.is_null() & texts.is_not_null()).arg_true()
+    if retry.len():
+        odd = texts.gather(retry).alias("t").to_frame()
+        fast = fast.scatter(retry, odd.select(timestamp_text_ms(pl.col("t"))).to_series())
     return fast.alias(texts.name)
 
 
-def canonical_ms(text: pl.Expr) -> pl.Expr:
+def canonical_ms(text: pl.Expr, *, quoted: bool = False) -> pl.Expr:
     """Epoch ms of a timestamp text in the canonical form Endpoint writes
     (``2022-04-04T18:52:00.6007809Z``, from 1970 on, with no fraction or one of at least
     three digits), else null. Where it is not null it equals :func:`timestamp_text_ms`;
@@ -110,16 +114,21 @@ def canonical_ms(text: pl.Expr) -> pl.Expr:
     The seconds are parsed at millisecond resolution (a nanosecond parse overflows after
     2262) and the fraction's first three digits are added: a third of the time of
     parsing the whole text with ``%.f``, and the shape is checked first, as the general
-    rule does."""
-    shaped = text.str.contains(_CANONICAL)
+    rule does.
+
+    With ``quoted``, ``text`` is the start of a JSON string's content, cut at a fixed
+    length: the timestamp must be followed by the string's closing quote, and what comes
+    after the quote is not read (cutting the text at the quote first took twice as long
+    as the whole parse)."""
+    shaped = text.str.contains(_CANONICAL_QUOTED if quoted else _CANONICAL)
     seconds = (
         text.str.slice(0, 19)
         .str.to_datetime("%Y-%m-%dT%H:%M:%S", time_unit="ms", strict=False)
         .dt.epoch("ms")
     )
-    # the fraction's first three digits; no fraction (the text ends at 20 bytes) is 0
+    # the fraction's first three digits; no fraction (a "Z" after the seconds) is 0
     millis = (
-        pl.when(text.str.len_bytes() == 20)
+        pl.when(text.str.slice(19, 1) == "Z")
         .then(0)
         .otherwise(text.str.slice(20, 3).cast(pl.Int64, strict=False))
     )

@@ -685,13 +685,18 @@ def _prunable(floor_ms: int | None) -> pl.Expr:
     return (pl.col(_STAMP) <= floor_ms).fill_null(False)
 
 
-def _plain_stamp_text(line: pl.Expr) -> pl.Expr:
-    """The text of the first ``"@timestamp":"..."`` value, as far as a canonical one can
-    reach (30 bytes), found literally rather than by a regular expression (about twice as
-    fast). Anything longer, cut inside a character, or not closed by a quote there is not
-    canonical, and comes out as text that :func:`canonical_ms` rejects, or null."""
+def _stamp_head(line: pl.Expr) -> pl.Expr:
+    """The first 31 bytes after the first ``"@timestamp":"``: as far as a canonical value
+    and its closing quote can reach, for ``canonical_ms(..., quoted=True)``. Anything
+    longer, or cut inside a character (null), is not canonical."""
     start = line.str.find(_TS_KEY, literal=True) + len(_TS_KEY)
-    head = line.cast(pl.Binary).bin.slice(start, 31).cast(pl.String, strict=False)
+    return line.cast(pl.Binary).bin.slice(start, 31).cast(pl.String, strict=False)
+
+
+def _plain_stamp_text(line: pl.Expr) -> pl.Expr:
+    """The text of the first ``"@timestamp":"..."`` value, as far as :func:`_stamp_head`
+    reaches; null where no quote closes it there."""
+    head = _stamp_head(line)
     return head.str.head(head.str.find('"', literal=True))
 
 
@@ -739,14 +744,16 @@ def _line_stages(
     hinted = [line.str.contains(hint).alias(_HINT)] if hint is not None else []
     judged = (
         could.alias(_COULD),
-        _plain_stamp_text(line).alias(_STAMP),
+        _stamp_head(line).alias(_STAMP),
         (line.str.starts_with("{") & line.str.ends_with("}")).alias(_SHAPED),
         (line.str.len_bytes() + 1).alias(_BYTES),
         _timestamp_keys(line).alias(_KEYS),
         *hinted,
     )
     # with several keys the first may be nested in another object: not the record's
-    parsed = (pl.when(pl.col(_KEYS) == 1).then(canonical_ms(pl.col(_STAMP))).alias(_STAMP),)
+    parsed = (
+        pl.when(pl.col(_KEYS) == 1).then(canonical_ms(pl.col(_STAMP), quoted=True)).alias(_STAMP),
+    )
     kept = (
         pl.col(POS).cast(pl.Int64),
         pl.col(_COULD),

@@ -297,6 +297,14 @@ def test_the_canonical_timestamp_parse_agrees_with_the_general_one(texts: list[s
     general = frame.select(timestamp_text_ms(pl.col("t"))).to_series()
     known = fast.is_not_null()
     assert fast.filter(known).to_list() == general.filter(known).to_list()
+    # the line scan reads the value's first 31 bytes, closing quote and what follows
+    heads = pl.DataFrame(
+        {"t": [(t + '","x":1}').encode()[:31].decode(errors="ignore") for t in texts]}
+    )
+    quoted = heads.select(canonical_ms(pl.col("t"), quoted=True)).to_series()
+    assert quoted.to_list() == [
+        v if len(t.encode()) <= 30 else None for t, v in zip(texts, fast.to_list(), strict=True)
+    ]
     assert fast.filter(pl.Series(texts) == "9999-12-31T23:59:59.900Z").to_list() == (
         [253402300799900] * texts.count("9999-12-31T23:59:59.900Z")
     )
