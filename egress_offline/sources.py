@@ -81,6 +81,7 @@ _PARQUET_MAGIC: Final = b"PAR1"
 _PEEK: Final = 64 * 1024
 _BLOCK: Final = 8 * 1024 * 1024
 _PARQUET_ROWS: Final = 65_536  # Parquet rows a batch holds: narrow after projection
+_JUDGED_ROWS: Final = 262_144  # rows of the three deciding Parquet columns judged at once
 _BISECT_FLOOR: Final = 32  # below this many lines a failing slice is decoded line by line
 MAX_POSITIONS: Final = 5  # how many malformed positions a file report keeps
 POS: Final = "__pos"
@@ -1546,7 +1547,7 @@ def _parquet_judged(parquet: Any, wanted: list[str], report: FileReport, total: 
         first = report.records + 1
         masks = []
         for record_batch in parquet.iter_batches(
-            batch_size=_PARQUET_ROWS, row_groups=[group], columns=judged
+            batch_size=_JUDGED_ROWS, row_groups=[group], columns=judged
         ):
             frame = _positioned(record_batch, report.records + 1)
             report.records += frame.height
