@@ -126,12 +126,9 @@ def canonical_ms(text: pl.Expr, *, quoted: bool = False) -> pl.Expr:
         .str.to_datetime("%Y-%m-%dT%H:%M:%S", time_unit="ms", strict=False)
         .dt.epoch("ms")
     )
-    # the fraction's first three digits; no fraction (a "Z" after the seconds) is 0
-    millis = (
-        pl.when(text.str.slice(19, 1) == "Z")
-        .then(0)
-        .otherwise(text.str.slice(20, 3).cast(pl.Int64, strict=False))
-    )
+    # the fraction's first three digits; with no fraction, what follows the "Z" (nothing,
+    # or the closing quote) is no number: 0
+    millis = text.str.slice(20, 3).cast(pl.Int64, strict=False).fill_null(0)
     return pl.when(shaped).then(seconds + millis)
 
 
