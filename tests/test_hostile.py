@@ -18,6 +18,7 @@ import sys
 import time
 from pathlib import Path
 
+import polars as pl
 import pytest
 from typer.testing import CliRunner
 
@@ -58,6 +59,52 @@ def test_a_50_mb_line_among_normal_ones(tmp_path: Path, gzipped: bool) -> None:
     result = run_hunt([str(path)], HuntSpec(now=NOW))
     assert entities(result) == [(GiB, "BIG"), (GiB, "E1"), (GiB, "E2")]
     assert (result.counts.records, result.counts.malformed) == (3, 0)
+
+
+def test_lines_longer_than_a_read_are_read_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """Polars reads a file of lines a few MiB at a time (``sources._READ_SIZE``): a line
+    longer than that spans reads, and must still be one record. Here every line does. The
+    setting is Polars' own (it says so when verbose), and is removed again afterwards."""
+    monkeypatch.delenv("POLARS_FORCE_NDJSON_READ_SIZE", raising=False)
+    monkeypatch.setattr("egress_offline.sources._READ_SIZE", 700)
+    docs = [event(**{"process.entity_id": f"E{i}"}) for i in range(40)]
+    docs[7]["message"] = "A" * 100_000
+    path = tmp_path / "x.ndjson"
+    path.write_bytes(ndjson(docs))
+    capfd.readouterr()
+    with pl.Config(verbose=True):
+        result = run_hunt([str(path)], HuntSpec(now=NOW))
+    assert "fixed_read_size: Some(700)" in capfd.readouterr().err
+    assert "POLARS_FORCE_NDJSON_READ_SIZE" not in os.environ
+    assert sorted(entities(result)) == sorted((GiB, f"E{i}") for i in range(40))
+    assert (result.counts.records, result.counts.malformed) == (40, 0)
+
+
+@pytest.mark.parametrize("user", [None, "123456"])
+def test_polars_own_reads_without_line_ends_or_when_set(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str],
+    user: str | None,
+) -> None:  # fmt: skip
+    """A file whose first 64 KiB hold no line end (one huge line, or old Mac line ends)
+    keeps Polars' growing reads: with fixed ones, a line of N reads is copied N times. A
+    read size the user has set is kept."""
+    if user is None:
+        monkeypatch.delenv("POLARS_FORCE_NDJSON_READ_SIZE", raising=False)
+    else:
+        monkeypatch.setenv("POLARS_FORCE_NDJSON_READ_SIZE", user)
+    huge = event(**{"process.entity_id": "BIG"})
+    huge["message"] = "A" * 70_000
+    path = tmp_path / "x.ndjson"
+    path.write_bytes(json.dumps(huge).encode())
+    capfd.readouterr()
+    with pl.Config(verbose=True):
+        assert entities(run_hunt([str(path)], HuntSpec(now=NOW))) == [(GiB, "BIG")]
+    assert f"fixed_read_size: {'None' if user is None else f'Some({user})'}" in (
+        capfd.readouterr().err
+    )
+    assert os.environ.get("POLARS_FORCE_NDJSON_READ_SIZE") == user
 
 
 @pytest.mark.parametrize("can_match", [True, False])
