@@ -1639,7 +1639,8 @@ def _judge(frame: pl.DataFrame, rules: tuple[pl.Expr, Any], floor: TimeFloor,
     low = floor.ms
     fresh = pl.lit(True) if low is None else (pl.col(_STAMP) > low).fill_null(False)
     marked = frame.with_columns(stamp.alias(_STAMP)).with_columns((could & fresh).alias(_COULD))
-    rest = marked.filter(~pl.col(_COULD)).get_column(_STAMP).drop_nulls()
+    # the stamps alone are filtered: the other columns' text need not be copied for them
+    rest = marked.select(pl.col(_STAMP).filter(~pl.col(_COULD)).drop_nulls()).to_series()
     report.cover(rest)
     floor.observe(report.last_ms)
     return _Judgement(marked.get_column(_COULD), floor.stamps(rest) if rest.len() else None)
