@@ -147,9 +147,13 @@ class FileReport:
     def cover(self, stamps: pl.Series) -> None:
         """Widen the @timestamp range of the records passed over to take in ``stamps``."""
         if stamps.len():
-            low, high = int(stamps.min()), int(stamps.max())  # type: ignore[arg-type]
-            self.first_ms = low if self.first_ms is None else min(self.first_ms, low)
-            self.last_ms = high if self.last_ms is None else max(self.last_ms, high)
+            self.cover_range(stamps.min(), stamps.max())  # type: ignore[arg-type]
+
+    def cover_range(self, low: int | None, high: int | None) -> None:
+        """Widen that range to take in ``low`` .. ``high`` (None: no timestamps)."""
+        if low is not None and high is not None:
+            self.first_ms = low if self.first_ms is None else min(self.first_ms, int(low))
+            self.last_ms = high if self.last_ms is None else max(self.last_ms, int(high))
 
     def note_malformed(self, position: int, reason: str, *, strict: bool) -> None:
         """Count a malformed record; keep the first few by position, whatever the order
@@ -260,6 +264,16 @@ class TimeFloor:
             return None
         low = self.ms
         return Stamps(ms if low is None else ms.filter(ms > low))
+
+    def stamps_of(self, frame: pl.DataFrame, ms: pl.Expr) -> Stamps | None:
+        """:meth:`stamps` of the timestamps ``ms`` selects from ``frame``, filtered in the
+        same query."""
+        if self.window_ms is None:
+            return None
+        low = self.ms
+        return Stamps(
+            frame.select(ms.drop_nulls() if low is None else ms.filter(ms > low)).to_series()
+        )
 
     def sample(
         self, files: Sequence[InputFile], tell: Callable[[float, int], None] | None = None
@@ -958,19 +972,57 @@ def _line_batch(batch: pl.DataFrame, report: FileReport, pending: _Pending, *, s
                 prefilter: Prefilter | IdPrefilter | None,
                 floor: TimeFloor) -> Iterator[Any]:  # fmt: skip
     """Account for one batch of judged lines: yield the @timestamps of the records not
-    decoded that may be in the window, and the decoded fields of those that may match."""
+    decoded that may be in the window, and the decoded fields of those that may match.
+    A batch whose lines are all plain (shaped like an object, with a canonical timestamp
+    or none) is accounted for in three queries: each query waits for threads that the scan
+    keeps busy, so fewer queries cost less (1 GB: 0.49 s before, in some ten)."""
     text = pl.col("line")
     if _HINT in batch.columns and not report.hinted:
         report.hinted = bool(batch.get_column(_HINT).any())
-    # blank lines are not records; only lines not shaped like an object can be blank
-    blank = ~pl.col(_SHAPED) & ~_filled(text).fill_null(True)
-    frame = batch.filter(~blank) if batch.select(blank.any()).item() else batch
     # the floor may have risen since the scan began (--now latest): judge again
     decode = pl.col(_COULD)
     if prefilter is not None:
         decode &= ~_prunable(floor.ms)
-    # only the columns each step needs are filtered: most lines are neither decoded nor
-    # odd, and the others' text need not be copied for them
+    skip = ~decode
+    stamp = pl.col(_STAMP)
+    # a blank line is not shaped like an object, so it is irregular too
+    irregular = ~pl.col(_SHAPED) | (stamp.is_null() & text.is_not_null())
+    odd, wanted_n, low, high = batch.select(
+        (skip & irregular).any().alias("odd"),
+        decode.sum().alias("decode"),
+        stamp.filter(skip).min().alias("low"),
+        stamp.filter(skip).max().alias("high"),
+    ).row(0)
+    if odd:
+        yield from _odd_line_batch(batch, report, pending, strict=strict, decode=decode,
+                                   floor=floor)  # fmt: skip
+        return
+    report.records += batch.height
+    report.cover_range(low, high)
+    flush = False
+    if wanted_n:
+        # only the columns each step needs are filtered: most lines are not decoded,
+        # and their text need not be copied for them
+        flush = pending.add(
+            batch.select(pl.col(POS).filter(decode), text.filter(decode).str.strip_prefix("\ufeff"))
+        )
+    if low is not None:
+        floor.observe(report.last_ms)
+        counted = floor.stamps_of(batch, stamp.filter(skip))
+        if counted is not None:
+            yield counted
+    if flush:
+        yield from pending.flush(report, strict=strict)
+
+
+def _odd_line_batch(batch: pl.DataFrame, report: FileReport, pending: _Pending, *,
+                    strict: bool, decode: pl.Expr, floor: TimeFloor) -> Iterator[Any]:  # fmt: skip
+    """:func:`_line_batch` for a batch with blank lines, lines not shaped like an object
+    or timestamps that are not canonical."""
+    text = pl.col("line")
+    # blank lines are not records; only lines not shaped like an object can be blank
+    blank = ~pl.col(_SHAPED) & ~_filled(text).fill_null(True)
+    frame = batch.filter(~blank) if batch.select(blank.any()).item() else batch
     wanted = frame.select(
         pl.col(POS).filter(decode), text.filter(decode).str.strip_prefix("\ufeff")
     )
