@@ -949,10 +949,11 @@ class _Pending:
         self.parts: list[pl.DataFrame] = []
         self.size = 0
 
-    def add(self, lines: pl.DataFrame) -> bool:
-        """Keep ``lines`` (``__pos``, ``line``); True when it is time to flush."""
+    def add(self, lines: pl.DataFrame, size: int | None = None) -> bool:
+        """Keep ``lines`` (``__pos``, ``line``; ``size`` bytes of text, when known);
+        True when it is time to flush."""
         self.parts.append(lines)
-        self.size += _text_bytes(lines)
+        self.size += _text_bytes(lines) if size is None else size
         return self.size >= _DECODE_BYTES
 
     def flush(self, report: FileReport, *, strict: bool) -> Iterator[pl.DataFrame]:
@@ -975,7 +976,7 @@ def _line_batch(batch: pl.DataFrame, report: FileReport, pending: _Pending, *, s
     decoded that may be in the window, and the decoded fields of those that may match.
     A batch whose lines are all plain (shaped like an object, with a canonical timestamp
     or none) is accounted for in three queries: each query waits for threads that the scan
-    keeps busy, so fewer queries cost less (1 GB: 0.49 s before, in some ten)."""
+    keeps busy, so fewer queries cost less (1 GB: 0.49 s in some ten before)."""
     text = pl.col("line")
     if _HINT in batch.columns and not report.hinted:
         report.hinted = bool(batch.get_column(_HINT).any())
@@ -987,9 +988,10 @@ def _line_batch(batch: pl.DataFrame, report: FileReport, pending: _Pending, *, s
     stamp = pl.col(_STAMP)
     # a blank line is not shaped like an object, so it is irregular too
     irregular = ~pl.col(_SHAPED) | (stamp.is_null() & text.is_not_null())
-    odd, wanted_n, low, high = batch.select(
+    odd, wanted_n, wanted_bytes, low, high = batch.select(
         (skip & irregular).any().alias("odd"),
         decode.sum().alias("decode"),
+        text.filter(decode).str.len_bytes().sum().alias("bytes"),
         stamp.filter(skip).min().alias("low"),
         stamp.filter(skip).max().alias("high"),
     ).row(0)
@@ -1003,9 +1005,10 @@ def _line_batch(batch: pl.DataFrame, report: FileReport, pending: _Pending, *, s
     if wanted_n:
         # only the columns each step needs are filtered: most lines are not decoded,
         # and their text need not be copied for them
-        flush = pending.add(
-            batch.select(pl.col(POS).filter(decode), text.filter(decode).str.strip_prefix("\ufeff"))
+        wanted = batch.select(
+            pl.col(POS).filter(decode), text.filter(decode).str.strip_prefix("\ufeff")
         )
+        flush = pending.add(wanted, wanted_bytes)
     if low is not None:
         floor.observe(report.last_ms)
         counted = floor.stamps_of(batch, stamp.filter(skip))
