@@ -737,17 +737,29 @@ def _reads_for(file: InputFile) -> Iterator[None]:
     MiB, each into fresh memory that the kernel must map and zero; reads of a few MiB reuse
     memory (1 GB of NDJSON: 80,000 page faults instead of 132,000, and the hunt about 7%
     faster). A line longer than a read is copied again with each further read, so a file
-    without line ends in its first 64 KiB (one huge line, or old Mac line ends) keeps
-    Polars' growing reads. A value the user has set is kept; the setting is removed again
-    afterwards, so that a library caller's own scans are left as they were."""
-    if _READ_SIZE_VAR in os.environ or not file.line_bytes:
+    without line ends in its first 64 KiB (one huge line, or old Mac line ends) is read
+    with Polars' growing reads.
+
+    Polars reads the setting from the environment when a scan starts. It is set once and
+    left set (the environment is changed as rarely as can be: Polars' threads read it),
+    so a library caller's own scans of lines read 4 MiB at a time too. A value the user
+    has set is kept."""
+    ours = str(_READ_SIZE)
+    current = os.environ.get(_READ_SIZE_VAR)
+    if current is not None and current != ours:  # the user's
         yield
-        return
-    os.environ[_READ_SIZE_VAR] = str(_READ_SIZE)
-    try:
+    elif file.line_bytes:
+        if current is None:
+            os.environ[_READ_SIZE_VAR] = ours
         yield
-    finally:
-        os.environ.pop(_READ_SIZE_VAR, None)
+    elif current is None:
+        yield
+    else:
+        del os.environ[_READ_SIZE_VAR]
+        try:
+            yield
+        finally:
+            os.environ[_READ_SIZE_VAR] = ours
 
 
 def _line_scan(

@@ -22,7 +22,7 @@ import polars as pl
 import pytest
 from typer.testing import CliRunner
 
-from egress_offline import HuntSpec, run_hunt
+from egress_offline import HuntSpec, run_hunt, sources
 from egress_offline import engine as engine_module
 from egress_offline import writers as writers_module
 from egress_offline.cli import app
@@ -66,7 +66,7 @@ def test_lines_longer_than_a_read_are_read_whole(
 ) -> None:
     """Polars reads a file of lines a few MiB at a time (``sources._READ_SIZE``): a line
     longer than that spans reads, and must still be one record. Here every line does. The
-    setting is Polars' own (it says so when verbose), and is removed again afterwards."""
+    setting is Polars' own (it says so when verbose), and is left set for later scans."""
     monkeypatch.delenv("POLARS_FORCE_NDJSON_READ_SIZE", raising=False)
     monkeypatch.setattr("egress_offline.sources._READ_SIZE", 700)
     docs = [event(**{"process.entity_id": f"E{i}"}) for i in range(40)]
@@ -77,19 +77,22 @@ def test_lines_longer_than_a_read_are_read_whole(
     with pl.Config(verbose=True):
         result = run_hunt([str(path)], HuntSpec(now=NOW))
     assert "fixed_read_size: Some(700)" in capfd.readouterr().err
-    assert "POLARS_FORCE_NDJSON_READ_SIZE" not in os.environ
+    assert os.environ["POLARS_FORCE_NDJSON_READ_SIZE"] == "700"
     assert sorted(entities(result)) == sorted((GiB, f"E{i}") for i in range(40))
     assert (result.counts.records, result.counts.malformed) == (40, 0)
 
 
-@pytest.mark.parametrize("user", [None, "123456"])
+@pytest.mark.parametrize("before", [None, "123456", "ours"])
 def test_polars_own_reads_without_line_ends_or_when_set(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str],
-    user: str | None,
+    before: str | None,
 ) -> None:  # fmt: skip
     """A file whose first 64 KiB hold no line end (one huge line, or old Mac line ends)
-    keeps Polars' growing reads: with fixed ones, a line of N reads is copied N times. A
-    read size the user has set is kept."""
+    is read with Polars' growing reads: with fixed ones, a line of N reads is copied N
+    times. A read size the user has set is kept; ours (set by an earlier scan) is set
+    again afterwards."""
+    ours = str(sources._READ_SIZE)
+    user = ours if before == "ours" else before
     if user is None:
         monkeypatch.delenv("POLARS_FORCE_NDJSON_READ_SIZE", raising=False)
     else:
@@ -101,9 +104,8 @@ def test_polars_own_reads_without_line_ends_or_when_set(
     capfd.readouterr()
     with pl.Config(verbose=True):
         assert entities(run_hunt([str(path)], HuntSpec(now=NOW))) == [(GiB, "BIG")]
-    assert f"fixed_read_size: {'None' if user is None else f'Some({user})'}" in (
-        capfd.readouterr().err
-    )
+    seen = "None" if before in (None, "ours") else f"Some({user})"
+    assert f"fixed_read_size: {seen}" in capfd.readouterr().err
     assert os.environ.get("POLARS_FORCE_NDJSON_READ_SIZE") == user
 
 
