@@ -152,8 +152,9 @@ class FileReport:
     def cover_range(self, low: int | None, high: int | None) -> None:
         """Widen that range to take in ``low`` .. ``high`` (None: no timestamps)."""
         if low is not None and high is not None:
-            self.first_ms = low if self.first_ms is None else min(self.first_ms, int(low))
-            self.last_ms = high if self.last_ms is None else max(self.last_ms, int(high))
+            low, high = int(low), int(high)
+            self.first_ms = low if self.first_ms is None else min(self.first_ms, low)
+            self.last_ms = high if self.last_ms is None else max(self.last_ms, high)
 
     def note_malformed(self, position: int, reason: str, *, strict: bool) -> None:
         """Count a malformed record; keep the first few by position, whatever the order
@@ -260,10 +261,7 @@ class TimeFloor:
     def stamps(self, ms: pl.Series) -> Stamps | None:
         """The timestamps of records not decoded that may be in the window, to count
         there; None when the hunt has no window (every valid record is in it)."""
-        if self.window_ms is None:
-            return None
-        low = self.ms
-        return Stamps(ms if low is None else ms.filter(ms > low))
+        return self.stamps_of(ms.to_frame(), pl.col(ms.name))
 
     def stamps_of(self, frame: pl.DataFrame, ms: pl.Expr) -> Stamps | None:
         """:meth:`stamps` of the timestamps ``ms`` selects from ``frame``, filtered in the
@@ -690,6 +688,19 @@ def _filled(line: pl.Expr) -> pl.Expr:
     return line.str.strip_prefix("\ufeff").str.contains(r"\S")
 
 
+def _irregular() -> pl.Expr:
+    """Judged lines that need a second look when they are not decoded: not shaped like an
+    object (blank lines too), or holding a timestamp the scan did not read."""
+    return ~pl.col(_SHAPED) | (pl.col(_STAMP).is_null() & pl.col("line").is_not_null())
+
+
+def _to_decode(frame: pl.DataFrame, decode: pl.Expr) -> pl.DataFrame:
+    """``__pos`` and ``line`` of the lines ``decode`` picks (only those columns are
+    filtered: most lines are not decoded, and their text need not be copied)."""
+    text = pl.col("line")
+    return frame.select(pl.col(POS).filter(decode), text.filter(decode).str.strip_prefix("\ufeff"))
+
+
 def _prunable(floor_ms: int | None) -> pl.Expr:
     """Lines whose timestamp, read from their text, is at most ``floor_ms``: they hold one
     ``@timestamp`` key (:func:`_timestamp_keys`), in the canonical form. Such a line is
@@ -998,10 +1009,8 @@ def _line_batch(batch: pl.DataFrame, report: FileReport, pending: _Pending, *, s
         decode &= ~_prunable(floor.ms)
     skip = ~decode
     stamp = pl.col(_STAMP)
-    # a blank line is not shaped like an object, so it is irregular too
-    irregular = ~pl.col(_SHAPED) | (stamp.is_null() & text.is_not_null())
     odd, wanted_n, wanted_bytes, low, high = batch.select(
-        (skip & irregular).any().alias("odd"),
+        (skip & _irregular()).any().alias("odd"),
         decode.sum().alias("decode"),
         text.filter(decode).str.len_bytes().sum().alias("bytes"),
         stamp.filter(skip).min().alias("low"),
@@ -1015,12 +1024,7 @@ def _line_batch(batch: pl.DataFrame, report: FileReport, pending: _Pending, *, s
     report.cover_range(low, high)
     flush = False
     if wanted_n:
-        # only the columns each step needs are filtered: most lines are not decoded,
-        # and their text need not be copied for them
-        wanted = batch.select(
-            pl.col(POS).filter(decode), text.filter(decode).str.strip_prefix("\ufeff")
-        )
-        flush = pending.add(wanted, wanted_bytes)
+        flush = pending.add(_to_decode(batch, decode), wanted_bytes)
     if low is not None:
         floor.observe(report.last_ms)
         counted = floor.stamps_of(batch, stamp.filter(skip))
@@ -1038,9 +1042,7 @@ def _odd_line_batch(batch: pl.DataFrame, report: FileReport, pending: _Pending, 
     # blank lines are not records; only lines not shaped like an object can be blank
     blank = ~pl.col(_SHAPED) & ~_filled(text).fill_null(True)
     frame = batch.filter(~blank) if batch.select(blank.any()).item() else batch
-    wanted = frame.select(
-        pl.col(POS).filter(decode), text.filter(decode).str.strip_prefix("\ufeff")
-    )
+    wanted = _to_decode(frame, decode)
     bad: list[tuple[int, str]] = []
     stamps = _account(frame, ~decode, report, bad)
     flush = False
@@ -1065,8 +1067,9 @@ def _account(frame: pl.DataFrame, skip: pl.Expr, report: FileReport,
     canonical ones from the scan, any other form parsed here, on those lines only. A line
     with several ``@timestamp`` keys is decoded for its own (its damage goes to ``bad``)."""
     text = pl.col("line")
-    irregular = ~pl.col(_SHAPED) | (pl.col(_STAMP).is_null() & text.is_not_null())
-    skipped, odd = frame.select(skip.sum().alias("n"), (skip & irregular).any().alias("odd")).row(0)
+    skipped, odd = frame.select(
+        skip.sum().alias("n"), (skip & _irregular()).any().alias("odd")
+    ).row(0)
     report.records += skipped
     if not odd:
         stamps = frame.select(pl.col(_STAMP).filter(skip).drop_nulls()).to_series()
