@@ -782,11 +782,12 @@ def _line_scan(
     needs it: lines that may match and are not older than ``floor_ms``, and lines whose
     shape or timestamp must be looked at again. Each column is computed once, in stages
     (the streaming engine does not share sub-expressions)."""
-    judged, parsed, kept = _line_stages(prefilter, floor_ms)
+    judged, parsed, searched, kept = _line_stages(prefilter, floor_ms)
     return (
         _lines(file, row_index_name=POS, row_index_offset=1)
         .with_columns(*judged)
         .with_columns(*parsed)
+        .with_columns(*searched)
         .select(*kept)
     )
 
@@ -794,13 +795,20 @@ def _line_scan(
 @lru_cache(maxsize=64)
 def _line_stages(
     prefilter: Prefilter | IdPrefilter | None, floor_ms: int | None
-) -> tuple[tuple[pl.Expr, ...], tuple[pl.Expr, ...], tuple[pl.Expr, ...]]:
-    """The expressions of :func:`_line_scan`'s three stages, built once for the files
+) -> tuple[tuple[pl.Expr, ...], ...]:
+    """The expressions of :func:`_line_scan`'s four stages, built once for the files
     that share them (about 1.5 ms each time: a directory of small files pays it often)."""
     line = pl.col("line")
-    # --strict (no prefilter) decodes every record: nothing is judged from its text
-    could = _filled(line) if prefilter is None else prefilter.could_match(line)
     old = _prunable(floor_ms) if prefilter is not None else pl.lit(False)
+    # --strict (no prefilter) decodes every record: nothing is judged from its text. A
+    # line already known to be old is not searched: it is not decoded whatever it holds
+    could = (
+        _filled(line)
+        if prefilter is None
+        else prefilter.could_match(pl.when(~old).then(line)).fill_null(False)
+        if floor_ms is not None
+        else prefilter.could_match(line)
+    )
     # an @timestamp that is not canonical, or a line with several keys, is read later; a
     # line without one needs nothing
     odd = pl.col(_STAMP).is_null() & (pl.col(_KEYS) > 0)
@@ -808,7 +816,6 @@ def _line_stages(
     hint = prefilter.hint if isinstance(prefilter, IdPrefilter) else None
     hinted = [line.str.contains(hint).alias(_HINT)] if hint is not None else []
     judged = (
-        could.alias(_COULD),
         _stamp_head(line).alias(_STAMP),
         (line.str.starts_with("{") & line.str.ends_with("}")).alias(_SHAPED),
         (line.str.len_bytes() + 1).alias(_BYTES),
@@ -819,6 +826,7 @@ def _line_stages(
     parsed = (
         pl.when(pl.col(_KEYS) == 1).then(canonical_ms(pl.col(_STAMP), quoted=True)).alias(_STAMP),
     )
+    searched = (could.alias(_COULD),)
     kept = (
         pl.col(POS).cast(pl.Int64),
         pl.col(_COULD),
@@ -828,7 +836,7 @@ def _line_stages(
         *([pl.col(_HINT)] if hinted else []),
         pl.concat_str([pl.when(needed).then(line), pl.lit("")]).alias("line"),
     )
-    return judged, parsed, kept
+    return judged, parsed, searched, kept
 
 
 def _batch_rows(file: InputFile, text_bytes: int) -> int:
@@ -1190,13 +1198,14 @@ def _latest_scanned(file: InputFile, prefilter: Prefilter) -> int | None:
     whatever else happens, so the anchor is at least this. One quick streaming pass, with
     the line scan's own judgement (:func:`_line_stages`), for compressed files, whose end
     cannot be sampled."""
-    judged, parsed, _ = _line_stages(prefilter, None)
+    judged, parsed, searched, _ = _line_stages(prefilter, None)
     try:
         with _reads_for(file):
             latest = (
                 _lines(file)
                 .with_columns(*judged)
                 .with_columns(*parsed)
+                .with_columns(*searched)
                 .select(pl.col(_STAMP).filter(~pl.col(_COULD) & pl.col(_SHAPED)).max())
                 .collect(engine="streaming")
                 .item()
