@@ -82,6 +82,28 @@ def test_lines_longer_than_a_read_are_read_whole(
     assert (result.counts.records, result.counts.malformed) == (40, 0)
 
 
+@pytest.mark.parametrize("user", [None, "5000"])
+def test_lines_across_fetched_pieces_are_read_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, user: str | None
+) -> None:
+    """Polars fetches the file's bytes ahead in pieces (``sources._FETCH_SIZE``), which
+    lines span: every line is still one record. The setting is set once and left set; a
+    value the user has set is kept."""
+    if user is None:
+        monkeypatch.delenv("POLARS_NDJSON_CHUNK_SIZE", raising=False)
+    else:
+        monkeypatch.setenv("POLARS_NDJSON_CHUNK_SIZE", user)
+    monkeypatch.setattr("egress_offline.sources._FETCH_SIZE", 700)
+    docs = [event(**{"process.entity_id": f"E{i}"}) for i in range(40)]
+    docs[7]["message"] = "A" * 100_000
+    path = tmp_path / "x.ndjson"
+    path.write_bytes(ndjson(docs))
+    result = run_hunt([str(path)], HuntSpec(now=NOW))
+    assert os.environ["POLARS_NDJSON_CHUNK_SIZE"] == (user or "700")
+    assert sorted(entities(result)) == sorted((GiB, f"E{i}") for i in range(40))
+    assert (result.counts.records, result.counts.malformed) == (40, 0)
+
+
 @pytest.mark.parametrize("before", [None, "123456", "ours"])
 def test_polars_own_reads_without_line_ends_or_when_set(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str],
