@@ -107,11 +107,7 @@ FLOOR = textwrap.dedent(
         wanted = parquet_columns(leaves)  # the columns the hunt reads
         for batch in parquet.iter_batches(batch_size=65_536, columns=wanted):
             pass
-    else:  # with the read settings the hunt gives Polars
-        import os
-        from egress_offline import sources as s
-        os.environ.setdefault(s._READ_SIZE_VAR, str(s._READ_SIZE))
-        os.environ.setdefault(s._FETCH_SIZE_VAR, str(s._FETCH_SIZE))
+    else:
         (pl.scan_lines(path).select(pl.col("line").str.len_bytes().sum())
            .collect(engine="streaming"))
     """
