@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import gzip
+import hashlib
 import io
+import itertools
 import json
 import shutil
 import sys
@@ -195,6 +197,26 @@ def test_gzip_with_several_members_and_nul_padding(tmp_path: Path) -> None:
     result = result_of(path)
     assert pairs(result) == EXPECTED
     assert result.files[0].damage is None
+
+
+@pytest.mark.parametrize("members", [1, 3])
+def test_a_compressed_file_is_peeked_at_only_as_far_as_needed(tmp_path: Path,
+                                                              members: int) -> None:  # fmt: skip
+    """The sniff reads a compressed file's first 64 KiB of text: from its first few KiB
+    when the file is small (decompressing more costs many small files dearly), across
+    members too, and the text it gives is the file's own."""
+    noise = [hashlib.sha256(str(i).encode()).hexdigest() * 4 for i in range(1500)]
+    text = b"".join(
+        ndjson([event(**{"process.entity_id": f"E{i}", "message": noise[i]})]) for i in range(1500)
+    )
+    cut = [0, len(text) // 3, 2 * len(text) // 3, len(text)] if members == 3 else [0, len(text)]
+    body = b"".join(gzip.compress(text[a:b]) for a, b in itertools.pairwise(cut))
+    path = tmp_path / "x.ndjson.gz"
+    path.write_bytes(body)
+    peek, produced, consumed = sources._peek_text(path, "gzip", len(body))
+    assert peek == text[: 64 * 1024]
+    assert produced >= 64 * 1024
+    assert consumed <= 3 * 8 * 1024 < len(body)
 
 
 def test_format_is_detected_from_content_not_name(tmp_path: Path) -> None:
