@@ -814,19 +814,17 @@ def _line_scan(
 def _line_stages(
     prefilter: Prefilter | IdPrefilter | None, floor_ms: int | None
 ) -> tuple[tuple[pl.Expr, ...], ...]:
-    """The expressions of :func:`_line_scan`'s four stages, built once for the files
-    that share them (about 1.5 ms each time: a directory of small files pays it often)."""
+    """The expressions of :func:`_line_scan`'s four stages (judged from the text, the
+    timestamp parsed, searched by the prefilter, kept), built once for the files that
+    share them (about 1.5 ms each time: a directory of small files pays it often)."""
     line = pl.col("line")
     old = _prunable(floor_ms) if prefilter is not None else pl.lit(False)
-    # --strict (no prefilter) decodes every record: nothing is judged from its text. A
-    # line already known to be old is not searched: it is not decoded whatever it holds
-    could = (
-        _filled(line)
-        if prefilter is None
-        else prefilter.could_match(pl.when(~old).then(line)).fill_null(False)
-        if floor_ms is not None
-        else prefilter.could_match(line)
-    )
+    if prefilter is None:  # --strict decodes every record: nothing is judged from its text
+        could = _filled(line)
+    elif floor_ms is None:
+        could = prefilter.could_match(line)
+    else:  # a line known to be old is never decoded, whatever it holds: not searched
+        could = prefilter.could_match(pl.when(~old).then(line)).fill_null(False)
     # an @timestamp that is not canonical, or a line with several keys, is read later; a
     # line without one needs nothing
     odd = pl.col(_STAMP).is_null() & (pl.col(_KEYS) > 0)
