@@ -39,7 +39,7 @@ from typing import IO, Any, Final, Literal
 
 import polars as pl
 
-from egress_offline.errors import DataError, InputError
+from egress_offline.errors import DataError, InputError, UsageError
 from egress_offline.fields import ACTION as f_ACTION
 from egress_offline.fields import (
     FIELDS,
@@ -319,6 +319,7 @@ def open_inputs(paths: Sequence[str]) -> Iterator[Inputs]:
     """
     if not paths:
         raise InputError("no input given; name files, directories, globs or - for stdin")
+    _check_read_settings()
     with tempfile.TemporaryDirectory(prefix="egress-offline-") as scratch:
         files: dict[Path, InputFile] = {}
         skipped: list[str] = []
@@ -749,6 +750,21 @@ def _timestamp_keys(line: pl.Expr) -> pl.Expr:
 def _lines(file: InputFile, **options: Any) -> pl.LazyFrame:
     """``pl.scan_lines`` of ``file``; run it inside :func:`_reads_for`."""
     return pl.scan_lines(file.path, name="line", **options)
+
+
+def _check_read_settings() -> None:
+    """Polars' read settings that :func:`_reads_for` keeps when the user has set them must
+    be sizes in bytes: Polars' threads panic on any other value, and every file would fall
+    back to the slow reader."""
+    for name, ours in ((_READ_SIZE_VAR, _READ_SIZE), (_FETCH_SIZE_VAR, _FETCH_SIZE)):
+        value = os.environ.get(name)
+        if value is not None and not (
+            value.isascii() and value.isdigit() and 0 < int(value) < 1 << 63
+        ):
+            raise UsageError(
+                f"the environment variable {name}={value!r} is not a size in bytes; "
+                f"unset it (egress-offline then uses {ours}) or set a whole number above 0"
+            )
 
 
 @contextmanager

@@ -169,6 +169,29 @@ def test_bad_option_values_exit_2(good: Path, args: list[str], message: str) -> 
     assert err.count("\n") == 1
 
 
+@pytest.mark.parametrize(
+    ("name", "value", "ours"),
+    [
+        ("POLARS_NDJSON_CHUNK_SIZE", "abc", 8388608),
+        ("POLARS_NDJSON_CHUNK_SIZE", "99999999999999999999", 8388608),
+        ("POLARS_FORCE_NDJSON_READ_SIZE", "0", 4194304),
+        ("POLARS_FORCE_NDJSON_READ_SIZE", "4 MiB", 4194304),
+    ],
+)
+def test_a_bad_polars_read_setting_exits_2(
+    good: Path, monkeypatch: pytest.MonkeyPatch, name: str, value: str, ours: int
+) -> None:
+    """Polars' threads panic on such a value (and every file fell back to the slow
+    reader): it is named before anything is read."""
+    monkeypatch.setenv(name, value)
+    code, out, err = run(str(good))
+    assert (code, out) == (2, "")
+    assert err == (
+        f"Error: the environment variable {name}={value!r} is not a size in bytes; "
+        f"unset it (egress-offline then uses {ours}) or set a whole number above 0\n"
+    )
+
+
 def test_bad_line_in_cidr_file_is_named(good: Path, tmp_path: Path) -> None:
     ranges = tmp_path / "ranges.txt"
     ranges.write_text("10.0.0.0/8\n# fine\nnot-a-range\n")
