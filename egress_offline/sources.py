@@ -319,7 +319,6 @@ def open_inputs(paths: Sequence[str]) -> Iterator[Inputs]:
     """
     if not paths:
         raise InputError("no input given; name files, directories, globs or - for stdin")
-    _check_read_settings()
     with tempfile.TemporaryDirectory(prefix="egress-offline-") as scratch:
         files: dict[Path, InputFile] = {}
         skipped: list[str] = []
@@ -356,6 +355,8 @@ def open_inputs(paths: Sequence[str]) -> Iterator[Inputs]:
                 f"no supported input files in {', '.join(paths)} "
                 f"({len(skipped)} other files skipped); give NDJSON, JSON or Parquet exports"
             )
+        if any(file.format == "ndjson" for file in files.values()):
+            _check_read_settings()
         yield Inputs(files=list(files.values()), skipped=skipped)
 
 
@@ -753,9 +754,9 @@ def _lines(file: InputFile, **options: Any) -> pl.LazyFrame:
 
 
 def _check_read_settings() -> None:
-    """Polars' read settings that :func:`_reads_for` keeps when the user has set them must
-    be sizes in bytes: Polars' threads panic on any other value, and every file would fall
-    back to the slow reader."""
+    """Before NDJSON is read: Polars' read settings that :func:`_reads_for` keeps when the
+    user has set them must be sizes in bytes. Polars' threads panic on any other value,
+    and every file would fall back to the slow reader."""
     for name, ours in ((_READ_SIZE_VAR, _READ_SIZE), (_FETCH_SIZE_VAR, _FETCH_SIZE)):
         value = os.environ.get(name)
         if value is not None and not (

@@ -182,7 +182,7 @@ def test_a_bad_polars_read_setting_exits_2(
     good: Path, monkeypatch: pytest.MonkeyPatch, name: str, value: str, ours: int
 ) -> None:
     """Polars' threads panic on such a value (and every file fell back to the slow
-    reader): it is named before anything is read."""
+    reader): it is named before anything is read. Parquet is read without it."""
     monkeypatch.setenv(name, value)
     code, out, err = run(str(good))
     assert (code, out) == (2, "")
@@ -190,6 +190,9 @@ def test_a_bad_polars_read_setting_exits_2(
         f"Error: the environment variable {name}={value!r} is not a size in bytes; "
         f"unset it (egress-offline then uses {ours}) or set a whole number above 0\n"
     )
+    parquet = good.with_suffix(".parquet")
+    pl.DataFrame({"@timestamp": ["2024-05-01T11:00:00Z"]}).write_parquet(parquet)
+    assert run(str(parquet), "--now", "2024-05-01T12:00:00Z")[0] == 0
 
 
 def test_bad_line_in_cidr_file_is_named(good: Path, tmp_path: Path) -> None:
