@@ -817,23 +817,25 @@ def _line_scan(
     needs it: lines that may match and are not older than ``floor_ms``, and lines whose
     shape or timestamp must be looked at again. Each column is computed once, in stages
     (the streaming engine does not share sub-expressions)."""
-    judged, parsed, searched, kept = _line_stages(prefilter, floor_ms)
-    return (
-        _lines(file, row_index_name=POS, row_index_offset=1)
-        .with_columns(*judged)
-        .with_columns(*parsed)
-        .with_columns(*searched)
-        .select(*kept)
-    )
+    stages, kept = _line_stages(prefilter, floor_ms)
+    return _judged(_lines(file, row_index_name=POS, row_index_offset=1), stages).select(*kept)
+
+
+def _judged(lines: pl.LazyFrame, stages: tuple[tuple[pl.Expr, ...], ...]) -> pl.LazyFrame:
+    """``lines`` with the judgement columns of :func:`_line_stages`, stage by stage."""
+    for stage in stages:
+        lines = lines.with_columns(*stage)
+    return lines
 
 
 @lru_cache(maxsize=64)
 def _line_stages(
     prefilter: Prefilter | IdPrefilter | None, floor_ms: int | None
-) -> tuple[tuple[pl.Expr, ...], ...]:
-    """The expressions of :func:`_line_scan`'s four stages (judged from the text, the
-    timestamp parsed, searched by the prefilter, kept), built once for the files that
-    share them (about 1.5 ms each time: a directory of small files pays it often)."""
+) -> tuple[tuple[tuple[pl.Expr, ...], ...], tuple[pl.Expr, ...]]:
+    """The expressions of :func:`_line_scan`: its three judging stages (judged from the
+    text, the timestamp parsed, searched by the prefilter; see :func:`_judged`) and the
+    columns kept, built once for the files that share them (about 1.5 ms each time: a
+    directory of small files pays it often)."""
     line = pl.col("line")
     old = _prunable(floor_ms) if prefilter is not None else pl.lit(False)
     if prefilter is None:  # --strict decodes every record: nothing is judged from its text
@@ -869,7 +871,7 @@ def _line_stages(
         *([pl.col(_HINT)] if hinted else []),
         pl.concat_str([pl.when(needed).then(line), pl.lit("")]).alias("line"),
     )
-    return judged, parsed, searched, kept
+    return (judged, parsed, searched), kept
 
 
 def _batch_rows(file: InputFile, text_bytes: int) -> int:
@@ -1231,14 +1233,11 @@ def _latest_scanned(file: InputFile, prefilter: Prefilter) -> int | None:
     whatever else happens, so the anchor is at least this. One quick streaming pass, with
     the line scan's own judgement (:func:`_line_stages`), for compressed files, whose end
     cannot be sampled."""
-    judged, parsed, searched, _ = _line_stages(prefilter, None)
+    stages, _ = _line_stages(prefilter, None)
     try:
         with _reads_for(file):
             latest = (
-                _lines(file)
-                .with_columns(*judged)
-                .with_columns(*parsed)
-                .with_columns(*searched)
+                _judged(_lines(file), stages)
                 .select(pl.col(_STAMP).filter(~pl.col(_COULD) & pl.col(_SHAPED)).max())
                 .collect(engine="streaming")
                 .item()

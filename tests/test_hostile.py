@@ -22,7 +22,7 @@ import polars as pl
 import pytest
 from typer.testing import CliRunner
 
-from egress_offline import HuntSpec, run_hunt, sources
+from egress_offline import HuntResult, HuntSpec, run_hunt, sources
 from egress_offline import engine as engine_module
 from egress_offline import writers as writers_module
 from egress_offline.cli import app
@@ -69,15 +69,25 @@ def test_lines_longer_than_a_read_are_read_whole(
     setting is Polars' own (it says so when verbose), and is left set for later scans."""
     monkeypatch.delenv("POLARS_FORCE_NDJSON_READ_SIZE", raising=False)
     monkeypatch.setattr("egress_offline.sources._READ_SIZE", 700)
-    docs = [event(**{"process.entity_id": f"E{i}"}) for i in range(40)]
-    docs[7]["message"] = "A" * 100_000
-    path = tmp_path / "x.ndjson"
-    path.write_bytes(ndjson(docs))
+    path = _forty_with_one_long_line(tmp_path)
     capfd.readouterr()
     with pl.Config(verbose=True):
         result = run_hunt([str(path)], HuntSpec(now=NOW))
     assert "fixed_read_size: Some(700)" in capfd.readouterr().err
     assert os.environ["POLARS_FORCE_NDJSON_READ_SIZE"] == "700"
+    _assert_forty_read_whole(result)
+
+
+def _forty_with_one_long_line(tmp_path: Path) -> Path:
+    """Forty matching events, one line of them 100 KB long."""
+    docs = [event(**{"process.entity_id": f"E{i}"}) for i in range(40)]
+    docs[7]["message"] = "A" * 100_000
+    path = tmp_path / "x.ndjson"
+    path.write_bytes(ndjson(docs))
+    return path
+
+
+def _assert_forty_read_whole(result: HuntResult) -> None:
     assert sorted(entities(result)) == sorted((GiB, f"E{i}") for i in range(40))
     assert (result.counts.records, result.counts.malformed) == (40, 0)
 
@@ -94,14 +104,9 @@ def test_lines_across_fetched_pieces_are_read_whole(
     else:
         monkeypatch.setenv("POLARS_NDJSON_CHUNK_SIZE", user)
     monkeypatch.setattr("egress_offline.sources._FETCH_SIZE", 700)
-    docs = [event(**{"process.entity_id": f"E{i}"}) for i in range(40)]
-    docs[7]["message"] = "A" * 100_000
-    path = tmp_path / "x.ndjson"
-    path.write_bytes(ndjson(docs))
-    result = run_hunt([str(path)], HuntSpec(now=NOW))
+    result = run_hunt([str(_forty_with_one_long_line(tmp_path))], HuntSpec(now=NOW))
     assert os.environ["POLARS_NDJSON_CHUNK_SIZE"] == (user or "700")
-    assert sorted(entities(result)) == sorted((GiB, f"E{i}") for i in range(40))
-    assert (result.counts.records, result.counts.malformed) == (40, 0)
+    _assert_forty_read_whole(result)
 
 
 @pytest.mark.parametrize("before", [None, "123456", "ours"])
