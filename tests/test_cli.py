@@ -381,3 +381,57 @@ def test_sysmon_data_is_named(tmp_path: Path) -> None:
     assert result.exit_code == 0
     assert "holds no network disconnect_received events of the chosen OS family" in result.stderr
     assert "Sysmon event 3 and Windows event 5156" in result.stderr
+
+
+def _progress_rows(width: int, *calls: tuple[str, int, int, float, int]) -> list[str]:
+    """What the progress display shows after ``calls`` (the run being past its delay),
+    drawn on a terminal ``width`` columns wide."""
+    from rich.console import Console  # noqa: PLC0415
+
+    from egress_offline.cli import _ProgressDisplay  # noqa: PLC0415
+
+    display = _ProgressDisplay(enabled=True, console=Console(file=io.StringIO(), width=width))
+    display._started -= 60
+    try:
+        for call in calls:
+            display(*call)
+        drawn = io.StringIO()
+        Console(file=drawn, width=width).print(display._bar.make_tasks_table(display._bar.tasks))
+    finally:
+        display.close()
+    return drawn.getvalue().splitlines()
+
+
+def test_progress_display_shows_the_sampling_of_file_ends() -> None:
+    """--now latest samples the ends of every file first (file number 0); on many files
+    that outlasts the display's delay. It used to fail there (KeyError: None)."""
+    from egress_offline.engine import SAMPLING  # noqa: PLC0415
+
+    for width in (60, 100):
+        rows = _progress_rows(width, (SAMPLING, 0, 3000, 0.4, 10**9))
+        assert len(rows) == 1 and len(rows[0]) <= width
+        assert rows[0].startswith("sampling the ends of the files"[: width - 46])
+        assert "0.4/1.0 GB" in rows[0]
+    rows = _progress_rows(100, (SAMPLING, 0, 3000, 1.0, 10**9), ("a.ndjson", 1, 3000, 0.5, 10**6))
+    assert len(rows) == 1 and rows[0].startswith("[1/3000] a.ndjson ━")
+    assert "0.5/1.0 MB" in rows[0]
+
+
+@pytest.mark.parametrize("width", [60, 80, 200])
+def test_progress_display_keeps_to_one_line_and_the_name_s_end(width: int) -> None:
+    name = "/cases/2026-11/host-0042/exports/logs-endpoint.events.network-default-000017.ndjson"
+    (row,) = _progress_rows(width, (name, 17, 240, 0.25, 4 * 10**9))
+    assert len(row) <= width
+    assert row.startswith("[17/240] ")
+    assert "1.0/4.0 GB" in row and "━" in row and "0:00:00" in row
+    shown = row.removeprefix("[17/240] ").split(" ━")[0]
+    assert shown == name if width == 200 else shown.startswith("\u2026")
+    assert name.endswith(shown.removeprefix("\u2026"))
+    assert "-000017.ndjson" in shown
+
+
+def test_shortened_keeps_the_end() -> None:
+    from egress_offline.cli import shortened  # noqa: PLC0415
+
+    assert shortened("abcdef", 6) == "abcdef"
+    assert shortened("abcdef", 4) == "\u2026def"
