@@ -8,8 +8,14 @@ can drop at will, so it overstates what a program really holds.
 
 from __future__ import annotations
 
+import fcntl
+import os
+import pty
+import struct
 import subprocess
 import sys
+import termios
+import threading
 import time
 
 
@@ -24,15 +30,40 @@ def rss_anon_kib(pid: int) -> int:
     return 0
 
 
-def measure(command: list[str]) -> tuple[float, int, int]:
-    """(seconds, peak RssAnon in KiB, exit code) of ``command``."""
+def measure(command: list[str], *, terminal: bool = False) -> tuple[float, int, int]:
+    """(seconds, peak RssAnon in KiB, exit code) of ``command``. With ``terminal``, its
+    standard output and error are a pseudo-terminal of 120 columns (what it writes there is
+    read and dropped), as when a user runs it in a terminal window."""
+    if terminal:
+        controller, tty = pty.openpty()
+        fcntl.ioctl(tty, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
+        drain = threading.Thread(target=_drain, args=(controller,), daemon=True)
+        drain.start()
     started = time.perf_counter()
-    process = subprocess.Popen(command)
+    if terminal:
+        process = subprocess.Popen(command, stdout=tty, stderr=tty)
+        os.close(tty)
+    else:
+        process = subprocess.Popen(command)
     peak = 0
     while process.poll() is None:
         peak = max(peak, rss_anon_kib(process.pid))
         time.sleep(0.02)
-    return time.perf_counter() - started, peak, process.returncode
+    seconds = time.perf_counter() - started
+    if terminal:
+        drain.join(timeout=5)
+        os.close(controller)
+    return seconds, peak, process.returncode
+
+
+def _drain(controller: int) -> None:
+    """Read what the command writes to its terminal until it closes it."""
+    while True:
+        try:
+            if not os.read(controller, 65536):
+                return
+        except OSError:  # EIO: the command's side of the terminal is closed
+            return
 
 
 if __name__ == "__main__":
