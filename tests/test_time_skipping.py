@@ -457,3 +457,31 @@ def test_an_os_family_with_pattern_characters_is_taken_literally(tmp_path: Path)
     result = both(write(tmp_path, docs), now=NOW, os_families=("win+dows", "(x"))
     assert entities(result) == ["literal"]
     assert result.files[0].reader == "fast"  # not the careful reader after a bad pattern
+
+
+@pytest.mark.parametrize("at_once", [1, 5, 8192])
+def test_the_ends_of_many_files_are_decoded_together(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, at_once: int
+) -> None:
+    """The lines sampled at the ends of many files are decoded in one query, some
+    thousands at a time. Whatever the grouping, the bound is the newest timestamp that
+    a line scan would read there; a damaged line, or a nested key, in one file's sample
+    gives no bound, and leaves the other lines theirs."""
+    monkeypatch.setattr(sources, "_SAMPLED_AT_ONCE", at_once)
+    for number in range(12):
+        docs = [event(**{"@timestamp": stamp(NOW - (40 - number - i) * HOUR)}) for i in range(3)]
+        (tmp_path / f"{number:02}.ndjson").write_bytes(compact(docs))
+    broken = b'{"@timestamp":"' + stamp(NOW + 50 * HOUR).encode() + b'","x":\n'
+    nested = compact([{"a": {"@timestamp": stamp(NOW + 60 * HOUR)}, **event()}])
+    (tmp_path / "03.ndjson").write_bytes((tmp_path / "03.ndjson").read_bytes() + broken)
+    (tmp_path / "07.ndjson").write_bytes((tmp_path / "07.ndjson").read_bytes() + nested)
+    (tmp_path / "12.ndjson.gz").write_bytes(
+        gzip.compress(compact([event(**{"@timestamp": stamp(NOW - 20 * HOUR)})]))
+    )
+    newest = NOW - 20 * HOUR
+    with sources.open_inputs([str(tmp_path)]) as inputs:
+        floor = sources.TimeFloor(window_ms=8 * 3_600_000)
+        told: list[float] = []
+        floor.sample(inputs.files, tell=lambda fraction, _size: told.append(fraction))
+    assert floor.latest_ms == int(newest.timestamp() * 1000)
+    assert len(told) == 13 and told[-1] == 1.0
