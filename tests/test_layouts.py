@@ -476,3 +476,34 @@ def test_parquet_rows_that_cannot_match_still_anchor_latest(tmp_path: Path) -> N
     assert result.now is not None and result.now.isoformat() == "2024-05-01T20:00:00+00:00"
     assert pairs(result) == []
     assert result_of(path, now=NOW).rows.height == 1
+
+
+def test_a_file_read_again_carefully_drops_its_own_gathered_rows_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Small field batches are gathered across files and reduced together between files.
+    A file the fast reader gives up on after it has yielded rows is read again by the
+    careful reader: its own gathered rows must go (or they would count twice), and the
+    earlier files' rows must stay. The fast reader is made to fail once it has yielded
+    the second file's rows (damage met late, as in a file of many GB)."""
+    monkeypatch.setattr(sources, "_DECODE_BYTES", 1)  # every batch's lines decoded at once
+    batches: list[int] = []
+    real = sources._line_batch
+
+    def failing(batch: pl.DataFrame, *args: Any, **kwargs: Any) -> Any:
+        batches.append(batch.height)
+        yield from real(batch, *args, **kwargs)
+        if len(batches) == 2:
+            raise pl.exceptions.ComputeError("damage met late")
+
+    monkeypatch.setattr(sources, "_line_batch", failing)
+    a = tmp_path / "a.ndjson"
+    a.write_bytes(ndjson([event(**{"source.bytes": 2 * GiB})] * 3))
+    b = tmp_path / "b.ndjson"
+    lines = 10_000  # batches of 4,096 lines at least
+    b.write_bytes(ndjson([event(**{"process.entity_id": "E2", "source.bytes": GiB})] * lines))
+    result = run_hunt([str(a), str(b)], HuntSpec(now=NOW))
+    assert batches == [3, lines]  # the careful reader does not use _line_batch
+    assert [report.reader for report in result.files] == ["fast", "careful"]
+    assert pairs(result) == [(lines * GiB, "E2"), (6 * GiB, "E1")]
+    assert (result.counts.records, result.counts.event_match) == (3 + lines, 3 + lines)
