@@ -43,6 +43,7 @@ from egress_offline.sources import (
     RESTART,
     FileReport,
     Inputs,
+    Pending,
     Prefilter,
     Stamps,
     TimeFloor,
@@ -511,6 +512,9 @@ def read_inputs(
         sampling = partial(progress, SAMPLING, 0, len(inputs.files))
     floor.sample(inputs.files, tell=sampling)
     gathered = _Gathered(partial(_reduce_batch, spec=spec, spill=spill, extent=extent, floor=floor))
+    # the lines to decode of small files, decoded together; --strict stops at the first
+    # malformed record, so it decodes each file's lines before the next file is read
+    pending = None if spec.strict else Pending(f.HUNT)
     for number, file in enumerate(inputs.files, start=1):
         report = FileReport(
             name=file.name,
@@ -524,10 +528,14 @@ def read_inputs(
         if progress is not None:
             tell = partial(progress, file.name, number, len(inputs.files))
         _read_file(file, report, spec=spec, spill=spill, extent=extent, floor=floor,
-                   gathered=gathered, tell=tell)  # fmt: skip
+                   gathered=gathered, pending=pending, tell=tell)  # fmt: skip
+        for decoded in pending.settle(strict=False) if pending is not None else ():
+            gathered.add(decoded)
         gathered.settle()
         if hash_inputs:
             report.sha256 = _sha256(file.path)
+    for decoded in pending.flush(strict=False) if pending is not None else ():
+        gathered.add(decoded)
     gathered.flush()
     counts.records = sum(r.records for r in reports)
     counts.malformed = sum(r.malformed for r in reports)
@@ -591,13 +599,15 @@ class _Gathered:
 
 def _read_file(file: Any, report: FileReport, *, spec: HuntSpec | SweepSpec, spill: Spill,
                extent: list[int], floor: TimeFloor, gathered: _Gathered,
+               pending: Pending | None,
                tell: Callable[[float, int], None] | None = None) -> None:  # fmt: skip
     mark = spill.mark()
     gathered.begin_file()
     saved = (list(extent), floor.latest_ms)
     # --strict checks every line in full, so it reads without the prefilter
     prefilter = None if spec.strict else Prefilter(families=spec.os_families)
-    batches = read_batches(file, report, strict=spec.strict, prefilter=prefilter, floor=floor)
+    batches = read_batches(file, report, strict=spec.strict, prefilter=prefilter, floor=floor,
+                           pending=pending)  # fmt: skip
     for batch in batches:
         if batch is RESTART:
             spill.rollback(mark)

@@ -64,6 +64,7 @@ __all__ = [
     "FileReport",
     "InputFile",
     "Inputs",
+    "Pending",
     "Prefilter",
     "Stamps",
     "TimeFloor",
@@ -641,11 +642,17 @@ def _python_frame(
 def read_batches(file: InputFile, report: FileReport, *, strict: bool,
                  prefilter: Prefilter | IdPrefilter | None = None,
                  floor: TimeFloor | None = None,
-                 fields: FieldSet = HUNT) -> Iterator[Any]:  # fmt: skip
+                 fields: FieldSet = HUNT,
+                 pending: Pending | None = None) -> Iterator[Any]:  # fmt: skip
     """Field batches of one file (see the module docstring), malformed records noted in
     ``report``; with a ``prefilter``, also :class:`Stamps` of the records not decoded
     (when ``floor`` has a window). May yield :data:`RESTART` once, then the careful
-    reader's batches."""
+    reader's batches.
+
+    ``pending``, shared across files, gathers the lines to decode of small files: the
+    file's last ones are left there for the caller to decode (:meth:`Pending.flush`)
+    after the file, with the next files' ones. Without it, every line is decoded
+    before the file's batches end."""
     floor = floor or TimeFloor(window_ms=None)
     if file.format == "parquet":
         yield from _parquet_batches(file, report, prefilter, floor, fields)
@@ -654,10 +661,11 @@ def read_batches(file: InputFile, report: FileReport, *, strict: bool,
         yield from _json_document_batches(file, report, strict=strict, fields=fields)
         return
     started = False
+    if pending is not None:
+        pending.begin_file()
     try:
-        for batch in _fast_ndjson(
-            file, report, strict=strict, prefilter=prefilter, floor=floor, fields=fields
-        ):
+        for batch in _fast_ndjson(file, report, strict=strict, prefilter=prefilter,
+                                  floor=floor, fields=fields, pending=pending):  # fmt: skip
             started = True
             yield batch
         return
@@ -665,6 +673,8 @@ def read_batches(file: InputFile, report: FileReport, *, strict: bool,
         raise
     except (pl.exceptions.PolarsError, OSError, ValueError):
         pass  # damage somewhere: start the file again with the careful reader
+    if pending is not None:  # the careful reader reads its lines again
+        pending.drop_file()
     if started:
         yield RESTART
     report.reset()
@@ -890,9 +900,10 @@ def _batch_rows(file: InputFile, text_bytes: int) -> int:
 
 def _fast_ndjson(file: InputFile, report: FileReport, *, strict: bool,
                  prefilter: Prefilter | IdPrefilter | None, floor: TimeFloor,
-                 fields: FieldSet) -> Iterator[Any]:  # fmt: skip
+                 fields: FieldSet, pending: Pending | None) -> Iterator[Any]:  # fmt: skip
     """One streaming pass over the lines (:func:`_line_scan`); each batch of judged lines
-    is accounted for and decoded here, vectorised."""
+    is accounted for and decoded here, vectorised (the last lines to decode are left in
+    a shared ``pending``, see :func:`read_batches`)."""
     latest = isinstance(prefilter, Prefilter) and floor.rising
     # --now latest: a first bound on the anchor lets old lines be skipped from the start:
     # from the file's ends, sampled here or before any file was read (TimeFloor.sample).
@@ -908,7 +919,8 @@ def _fast_ndjson(file: InputFile, report: FileReport, *, strict: bool,
     scan = _line_scan(file, prefilter, floor.ms if prefilter is not None else None)
     expected = max(1, file.text_size or file.size)
     seen = 0
-    pending = _Pending(fields)
+    shared = pending is not None
+    pending = pending if pending is not None else Pending(fields)
     # with --strict every line's text leaves the scan, and with no window (sweep, pivot,
     # --all-time) every line that may match is decoded: smaller batches bound memory
     text_bytes = 8 << 20 if prefilter is None else 32 << 20 if floor.window_ms else 16 << 20
@@ -932,7 +944,8 @@ def _fast_ndjson(file: InputFile, report: FileReport, *, strict: bool,
     for held in parked.release() if parked is not None else ():
         yield from _line_batch(held, report, pending, strict=strict, prefilter=prefilter,
                                floor=floor)  # fmt: skip
-    yield from pending.flush(report, strict=strict)
+    if not shared:
+        yield from pending.flush_file(strict=strict)
 
 
 class _Parked:
@@ -1012,36 +1025,78 @@ def _text_bytes(lines: pl.DataFrame) -> int:
     return int(lines.select(pl.col("line").str.len_bytes().sum()).item() or 0)
 
 
-class _Pending:
+class Pending:
     """Lines to decode, gathered up to a bound before they are decoded together: decoding
-    competes with the scan for the engine's threads, and is much faster after it."""
+    competes with the scan for the engine's threads, and is much faster after it. Each
+    decoding also has a fixed cost (some ten queries, about 8 ms) that a directory of
+    small files paid for each file: the hunt's engine shares one across files.
+
+    A file's own lines are decoded once they reach the bound (:meth:`flush_file`, while
+    it is read); the earlier files' ones only by the caller, between files
+    (:meth:`flush`), so that a file the fast reader gives up on can drop its own lines
+    (:meth:`drop_file`) and no earlier file's rows come out while it is read. Each part
+    keeps the report its malformed lines are counted in."""
 
     def __init__(self, fields: FieldSet) -> None:
         self.fields = fields
-        self.parts: list[pl.DataFrame] = []
-        self.size = 0
+        self.parts: list[tuple[FileReport, pl.DataFrame, int]] = []
+        self._start = 0  # the parts before it are the earlier files'
 
-    def add(self, lines: pl.DataFrame, size: int | None = None) -> bool:
-        """Keep ``lines`` (``__pos``, ``line``; ``size`` bytes of text, when known);
-        True when it is time to flush."""
-        self.parts.append(lines)
-        self.size += _text_bytes(lines) if size is None else size
-        return self.size >= _DECODE_BYTES
+    @property
+    def size(self) -> int:
+        """Bytes of text held, of every file."""
+        return sum(size for _, _, size in self.parts)
 
-    def flush(self, report: FileReport, *, strict: bool) -> Iterator[pl.DataFrame]:
-        if not self.parts:
+    def begin_file(self) -> None:
+        self._start = len(self.parts)
+
+    def drop_file(self) -> None:
+        del self.parts[self._start :]
+
+    def add(self, report: FileReport, lines: pl.DataFrame, size: int | None = None) -> bool:
+        """Keep ``lines`` (``__pos``, ``line``; ``size`` bytes of text, when known) of the
+        file ``report`` counts; True when its own lines should be decoded now."""
+        self.parts.append((report, lines, _text_bytes(lines) if size is None else size))
+        return sum(size for _, _, size in self.parts[self._start :]) >= _DECODE_BYTES
+
+    def flush_file(self, *, strict: bool) -> Iterator[pl.DataFrame]:
+        """Decode the current file's lines."""
+        yield from self._decode(self._start, strict=strict)
+
+    def flush(self, *, strict: bool) -> Iterator[pl.DataFrame]:
+        """Decode every file's lines."""
+        yield from self._decode(0, strict=strict)
+
+    def settle(self, *, strict: bool) -> Iterator[pl.DataFrame]:
+        """Between files: decode every file's lines once they reach the bound."""
+        if self.size >= _DECODE_BYTES:
+            yield from self.flush(strict=strict)
+
+    def _decode(self, start: int, *, strict: bool) -> Iterator[pl.DataFrame]:
+        parts, self.parts = self.parts[start:], self.parts[:start]
+        if not parts:
             return
-        lines = pl.concat(self.parts).rechunk()
-        self.parts, self.size = [], 0
+        # the lines are numbered in one sequence while decoded, and each malformed one is
+        # told to its own file's report at its own line number
+        firsts, owners, frames, number = [], [], [], 0
+        for report, lines, _ in parts:
+            firsts.append(number)
+            owners.append((report, lines.get_column(POS)))
+            frames.append(
+                lines.with_columns(pl.int_range(number, number + lines.height).alias(POS))
+            )
+            number += lines.height
         bad: list[tuple[int, str]] = []
-        decoded = _decode_lines(lines, bad, self.fields)
-        for position, reason in sorted(bad):  # --strict stops at the first
-            report.note_malformed(position, reason, strict=strict)
+        decoded = _decode_lines(pl.concat(frames).rechunk(), bad, self.fields)
+        for sequence, reason in sorted(bad):  # --strict stops at the first
+            owner = bisect.bisect(firsts, sequence) - 1
+            report, positions = owners[owner]
+            report.note_malformed(positions[sequence - firsts[owner]], reason, strict=strict)
         if decoded.height:
             yield decoded
 
 
-def _line_batch(batch: pl.DataFrame, report: FileReport, pending: _Pending, *, strict: bool,
+def _line_batch(batch: pl.DataFrame, report: FileReport, pending: Pending, *, strict: bool,
                 prefilter: Prefilter | IdPrefilter | None,
                 floor: TimeFloor) -> Iterator[Any]:  # fmt: skip
     """Account for one batch of judged lines: yield the @timestamps of the records not
@@ -1073,17 +1128,17 @@ def _line_batch(batch: pl.DataFrame, report: FileReport, pending: _Pending, *, s
     report.cover_range(low, high)
     flush = False
     if wanted_n:
-        flush = pending.add(_to_decode(batch, decode), wanted_bytes)
+        flush = pending.add(report, _to_decode(batch, decode), wanted_bytes)
     if low is not None:
         floor.observe(report.last_ms)
         counted = floor.stamps_of(batch, stamp.filter(skip))
         if counted is not None:
             yield counted
     if flush:
-        yield from pending.flush(report, strict=strict)
+        yield from pending.flush_file(strict=strict)
 
 
-def _odd_line_batch(batch: pl.DataFrame, report: FileReport, pending: _Pending, *,
+def _odd_line_batch(batch: pl.DataFrame, report: FileReport, pending: Pending, *,
                     strict: bool, decode: pl.Expr, floor: TimeFloor) -> Iterator[Any]:  # fmt: skip
     """:func:`_line_batch` for a batch with blank lines, lines not shaped like an object
     or timestamps that are not canonical."""
@@ -1097,7 +1152,7 @@ def _odd_line_batch(batch: pl.DataFrame, report: FileReport, pending: _Pending, 
     flush = False
     if wanted.height:
         report.records += wanted.height
-        flush = pending.add(wanted)
+        flush = pending.add(report, wanted)
     for position, reason in bad:  # in line order; the report keeps the first few
         report.note_malformed(position, reason, strict=strict)
     if stamps.len():
@@ -1106,7 +1161,7 @@ def _odd_line_batch(batch: pl.DataFrame, report: FileReport, pending: _Pending, 
         if counted is not None:
             yield counted
     if flush:
-        yield from pending.flush(report, strict=strict)
+        yield from pending.flush_file(strict=strict)
 
 
 def _account(frame: pl.DataFrame, skip: pl.Expr, report: FileReport,

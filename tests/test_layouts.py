@@ -507,3 +507,56 @@ def test_a_file_read_again_carefully_drops_its_own_gathered_rows_only(
     assert [report.reader for report in result.files] == ["fast", "careful"]
     assert pairs(result) == [(lines * GiB, "E2"), (6 * GiB, "E1")]
     assert (result.counts.records, result.counts.event_match) == (3 + lines, 3 + lines)
+
+
+def test_a_file_that_fails_before_yielding_drops_its_lines_to_decode(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The lines to decode of small files wait in one queue shared across files. A file
+    the fast reader gives up on before it has yielded anything is read again whole by
+    the careful reader: its lines must leave the queue, the earlier file's must stay."""
+    calls: list[int] = []
+    real = sources._line_batch
+
+    def failing(batch: pl.DataFrame, *args: Any, **kwargs: Any) -> Any:
+        calls.append(batch.height)
+        yield from real(batch, *args, **kwargs)  # every line may match: nothing yielded
+        if len(calls) == 2:
+            raise pl.exceptions.ComputeError("damage met late")
+
+    monkeypatch.setattr(sources, "_line_batch", failing)
+    (tmp_path / "a.ndjson").write_bytes(ndjson([event(**{"source.bytes": 2 * GiB})] * 3))
+    (tmp_path / "b.ndjson").write_bytes(
+        ndjson([event(**{"process.entity_id": "E2", "source.bytes": GiB})] * 5)
+    )
+    result = run_hunt([str(tmp_path)], HuntSpec(now=NOW))
+    assert calls == [3, 5]
+    assert [report.reader for report in result.files] == ["fast", "careful"]
+    assert pairs(result) == [(6 * GiB, "E1"), (5 * GiB, "E2")]
+    assert (result.counts.records, result.counts.event_match) == (8, 8)
+
+
+def test_lines_decoded_with_other_files_are_told_to_their_own_file(tmp_path: Path) -> None:
+    """Damage found when the small files' lines are decoded together is counted in each
+    line's own file, at its own line number, as when each file is read alone."""
+    good = event(**{"source.bytes": 2 * GiB})
+    # shaped like an object, may match, not JSON: found only when decoded
+    broken = json.dumps(event(**{"process.entity_id": "E9"}))[:-1] + ',"x":}'
+    names = []
+    for number in range(6):
+        lines = [json.dumps(good)] * (number + 1)
+        lines.insert(number % 3, broken)
+        names.append(tmp_path / f"{number}.ndjson")
+        names[-1].write_text("\n".join(lines) + "\n")
+    together = run_hunt([str(tmp_path)], HuntSpec(now=NOW))
+    for number, (path, report) in enumerate(zip(names, together.files, strict=True)):
+        alone = run_hunt([str(path)], HuntSpec(now=NOW)).files[0]
+        assert report.name == str(path)
+        assert (report.records, report.malformed, report.positions) == (
+            alone.records,
+            alone.malformed,
+            alone.positions,
+        )
+        assert report.positions[0].startswith(f"line {number % 3 + 1}: ")
+    assert pairs(together) == [(2 * GiB * sum(range(1, 7)), "E1")]
+    assert (together.counts.records, together.counts.malformed) == (sum(range(2, 8)), 6)
