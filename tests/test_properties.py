@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import itertools
 import json
 import tempfile
 from datetime import UTC, datetime, timedelta
@@ -253,6 +254,77 @@ def test_malformed_lines_are_counted_and_change_nothing_else(
         malformed = sum(not shaped(garbage) for _, garbage in damage)
     assert result.counts.malformed == malformed
     assert result.counts.valid == result.counts.records - malformed
+
+
+# damage found only when a line that may match is decoded (shaped like an object, in the
+# window); the damage above is mostly found before
+_MAY_MATCH = (
+    b'{"@timestamp": "'
+    + datetime.fromtimestamp((NOW_MS - HOUR) / 1000, tz=UTC)
+    .strftime("%Y-%m-%dT%H:%M:%S.000Z")
+    .encode()
+    + b'", "event": {"action": "disconnect_received"}, "host": {"os": {"family": "windows"}}, "x": }'
+)
+
+
+@settings(SETTINGS, max_examples=40)
+@given(
+    docs=st.lists(documents(), min_size=0, max_size=40),
+    cuts=st.lists(st.integers(0, 44), max_size=6),
+    gzipped=st.lists(st.booleans(), min_size=7, max_size=7),
+    damage=st.lists(st.tuples(st.integers(0, 40), st.sampled_from(GARBAGE)), max_size=3),
+    undecodable=st.lists(st.integers(0, 40), min_size=1, max_size=3),
+    latest=st.sampled_from([False, False, True]),
+)
+def test_a_directory_matches_the_reference_and_each_file_its_own_reading(
+    *,
+    docs: list[dict[str, Any]],
+    cuts: list[int],
+    gzipped: list[bool],
+    damage: list[tuple[int, bytes]],
+    undecodable: list[int],
+    latest: bool,
+) -> None:
+    """Small files' lines to decode and their decoded rows are gathered across files. Over
+    a directory the rows are the reference's over all its events; with a fixed anchor,
+    each file's report (records, malformed records and where) is the one it gets alone,
+    damaged files (the careful reader's) included."""
+    lines = [json.dumps(doc).encode() for doc in docs]
+    damage = damage + [(position, _MAY_MATCH) for position in undecodable]
+    for position, garbage in sorted(damage, key=lambda d: -d[0]):
+        lines.insert(min(position, len(lines)), garbage)
+    anchor = json.dumps({"event": {"category": "process"}}).encode()  # each file is NDJSON
+    bounds = [0, *sorted(min(cut, len(lines)) for cut in cuts), len(lines)]
+    parts = [lines[a:b] for a, b in itertools.pairwise(bounds)]
+    reference = reference_hunt(
+        [*docs, *[{"event": {"category": "process"}}] * len(parts)],
+        now_ms=None if latest else NOW_MS,
+        window_ms=2 * HOUR,
+        threshold=90,
+    )
+    spec = HuntSpec(
+        now="latest" if latest else datetime.fromtimestamp(NOW_MS / 1000, tz=UTC),
+        window=timedelta(hours=2),
+        threshold=90,
+    )
+    with tempfile.TemporaryDirectory() as scratch:
+        paths = []
+        for number, part in enumerate(parts):
+            body = b"\n".join([*part, anchor]) + b"\n"
+            packed = gzipped[number]
+            paths.append(Path(scratch) / f"{number:02}.ndjson{'.gz' if packed else ''}")
+            paths[-1].write_bytes(gzip.compress(body) if packed else body)
+        result = run_hunt([scratch], spec)
+        alone = [] if latest else [run_hunt([str(path)], spec).files[0] for path in paths]
+    assert keyed(rows_of(result)) == keyed(reference)
+    assert result.counts.records == len(lines) + len(parts)
+    for report, own in zip(result.files, alone, strict=not latest):
+        assert (report.records, report.malformed, report.positions, report.reader) == (
+            own.records,
+            own.malformed,
+            own.positions,
+            own.reader,
+        )
 
 
 def shaped(line: bytes) -> bool:
