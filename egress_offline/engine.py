@@ -41,6 +41,7 @@ from egress_offline.normalise import (
 from egress_offline.ranges import classify
 from egress_offline.sources import (
     RESTART,
+    FileParts,
     FileReport,
     Inputs,
     Pending,
@@ -545,7 +546,7 @@ def read_inputs(
     return reports, extent[0], extent[1]
 
 
-class _Gathered:
+class _Gathered(FileParts[pl.DataFrame]):
     """Small field batches, gathered across files and reduced together: each reduction
     costs some ten queries and a spill file whatever its size, which a directory of small
     files paid for each file (1,000 files of 92 KB: 13 ms a file). Only batches under
@@ -553,19 +554,12 @@ class _Gathered:
     reduced as they come, as before (larger frames raise the reduction's peak memory).
     Memory holds at most about twice :data:`_GATHER` bytes of them: a file's own batches
     are reduced once they reach it, and the earlier files' ones between files
-    (:meth:`settle`).
-
-    A file the fast reader gives up on drops its own gathered batches
-    (:meth:`drop_file`); the earlier files' ones are never reduced while a file is read,
-    so the spill's rollback to that file's start cannot take their rows with it."""
+    (:meth:`settle`), so the spill's rollback to the start of a file the fast reader
+    gives up on cannot take an earlier file's rows with it."""
 
     def __init__(self, reduce: Callable[[pl.DataFrame], None]) -> None:
+        super().__init__()
         self._reduce = reduce
-        self._parts: list[tuple[pl.DataFrame, int]] = []
-        self._start = 0  # the parts before it are the earlier files'
-
-    def begin_file(self) -> None:
-        self._start = len(self._parts)
 
     def add(self, batch: pl.DataFrame) -> None:
         if batch.height == 0:
@@ -575,26 +569,21 @@ class _Gathered:
             self._reduce(batch)
             return
         # only the fields: readers may add columns of their own (such as __pos)
-        self._parts.append((batch.select(f.FIELDS), size))
-        if sum(size for _, size in self._parts[self._start :]) >= _GATHER:
-            self._flush(self._start)
-
-    def drop_file(self) -> None:
-        del self._parts[self._start :]
+        self.parts.append((batch.select(f.FIELDS), size))
+        if self.own_size >= _GATHER:
+            self._reduce_all(self.take(own=True))
 
     def settle(self) -> None:
         """Between files: reduce what is gathered once it is large enough."""
-        if sum(size for _, size in self._parts) >= _GATHER:
+        if self.size >= _GATHER:
             self.flush()
 
     def flush(self) -> None:
-        self._flush(0)
+        self._reduce_all(self.take(own=False))
 
-    def _flush(self, start: int) -> None:
-        parts = [part for part, _ in self._parts[start:]]
-        del self._parts[start:]
-        if parts:
-            self._reduce(pl.concat(parts, rechunk=True))
+    def _reduce_all(self, batches: list[pl.DataFrame]) -> None:
+        if batches:
+            self._reduce(pl.concat(batches, rechunk=True))
 
 
 def _read_file(file: Any, report: FileReport, *, spec: HuntSpec | SweepSpec, spill: Spill,

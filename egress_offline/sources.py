@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
-from typing import IO, Any, Final, Literal
+from typing import IO, Any, Final, Generic, Literal, TypeVar
 
 import polars as pl
 
@@ -61,6 +61,7 @@ from egress_offline.normalise import (
 
 __all__ = [
     "RESTART",
+    "FileParts",
     "FileReport",
     "InputFile",
     "Inputs",
@@ -652,7 +653,7 @@ def read_batches(file: InputFile, report: FileReport, *, strict: bool,
     ``pending``, shared across files, gathers the lines to decode of small files: the
     file's last ones are left there for the caller to decode (:meth:`Pending.flush`)
     after the file, with the next files' ones. Without it, every line is decoded
-    before the file's batches end."""
+    before the file's batches end (in a queue of the file's own)."""
     floor = floor or TimeFloor(window_ms=None)
     if file.format == "parquet":
         yield from _parquet_batches(file, report, prefilter, floor, fields)
@@ -661,20 +662,21 @@ def read_batches(file: InputFile, report: FileReport, *, strict: bool,
         yield from _json_document_batches(file, report, strict=strict, fields=fields)
         return
     started = False
-    if pending is not None:
-        pending.begin_file()
+    queue = pending if pending is not None else Pending(fields)
+    queue.begin_file()
     try:
         for batch in _fast_ndjson(file, report, strict=strict, prefilter=prefilter,
-                                  floor=floor, fields=fields, pending=pending):  # fmt: skip
+                                  floor=floor, pending=queue):  # fmt: skip
             started = True
             yield batch
+        if pending is None:
+            yield from queue.flush(strict=strict)
         return
     except DataError:
         raise
     except (pl.exceptions.PolarsError, OSError, ValueError):
         pass  # damage somewhere: start the file again with the careful reader
-    if pending is not None:  # the careful reader reads its lines again
-        pending.drop_file()
+    queue.drop_file()  # the careful reader reads its lines again
     if started:
         yield RESTART
     report.reset()
@@ -900,10 +902,10 @@ def _batch_rows(file: InputFile, text_bytes: int) -> int:
 
 def _fast_ndjson(file: InputFile, report: FileReport, *, strict: bool,
                  prefilter: Prefilter | IdPrefilter | None, floor: TimeFloor,
-                 fields: FieldSet, pending: Pending | None) -> Iterator[Any]:  # fmt: skip
+                 pending: Pending) -> Iterator[Any]:  # fmt: skip
     """One streaming pass over the lines (:func:`_line_scan`); each batch of judged lines
-    is accounted for and decoded here, vectorised (the last lines to decode are left in
-    a shared ``pending``, see :func:`read_batches`)."""
+    is accounted for here, vectorised, and its lines to decode go to ``pending`` (the
+    last ones are left there, see :func:`read_batches`)."""
     latest = isinstance(prefilter, Prefilter) and floor.rising
     # --now latest: a first bound on the anchor lets old lines be skipped from the start:
     # from the file's ends, sampled here or before any file was read (TimeFloor.sample).
@@ -919,8 +921,6 @@ def _fast_ndjson(file: InputFile, report: FileReport, *, strict: bool,
     scan = _line_scan(file, prefilter, floor.ms if prefilter is not None else None)
     expected = max(1, file.text_size or file.size)
     seen = 0
-    shared = pending is not None
-    pending = pending if pending is not None else Pending(fields)
     # with --strict every line's text leaves the scan, and with no window (sweep, pivot,
     # --all-time) every line that may match is decoded: smaller batches bound memory
     text_bytes = 8 << 20 if prefilter is None else 32 << 20 if floor.window_ms else 16 << 20
@@ -944,8 +944,6 @@ def _fast_ndjson(file: InputFile, report: FileReport, *, strict: bool,
     for held in parked.release() if parked is not None else ():
         yield from _line_batch(held, report, pending, strict=strict, prefilter=prefilter,
                                floor=floor)  # fmt: skip
-    if not shared:
-        yield from pending.flush_file(strict=strict)
 
 
 class _Parked:
@@ -1025,7 +1023,44 @@ def _text_bytes(lines: pl.DataFrame) -> int:
     return int(lines.select(pl.col("line").str.len_bytes().sum()).item() or 0)
 
 
-class Pending:
+_Part = TypeVar("_Part")
+
+
+class FileParts(Generic[_Part]):
+    """Parts gathered across files, each with its size in bytes; those added since
+    :meth:`begin_file` are the current file's. A file that is read again drops its own
+    (:meth:`drop_file`); the earlier files' ones are taken only between files, so that
+    nothing of theirs comes out while a file is read (see :class:`Pending`)."""
+
+    def __init__(self) -> None:
+        self.parts: list[tuple[_Part, int]] = []
+        self._start = 0  # the parts before it are the earlier files'
+
+    def begin_file(self) -> None:
+        self._start = len(self.parts)
+
+    def drop_file(self) -> None:
+        del self.parts[self._start :]
+
+    @property
+    def size(self) -> int:
+        """Bytes of every file's parts."""
+        return sum(size for _, size in self.parts)
+
+    @property
+    def own_size(self) -> int:
+        """Bytes of the current file's parts."""
+        return sum(size for _, size in self.parts[self._start :])
+
+    def take(self, *, own: bool) -> list[_Part]:
+        """Remove and return the current file's parts (``own``), or every file's."""
+        start = self._start if own else 0
+        taken = [part for part, _ in self.parts[start:]]
+        del self.parts[start:]
+        return taken
+
+
+class Pending(FileParts[tuple[FileReport, pl.DataFrame]]):
     """Lines to decode, gathered up to a bound before they are decoded together: decoding
     competes with the scan for the engine's threads, and is much faster after it. Each
     decoding also has a fixed cost (some ten queries, about 8 ms) that a directory of
@@ -1038,48 +1073,37 @@ class Pending:
     keeps the report its malformed lines are counted in."""
 
     def __init__(self, fields: FieldSet) -> None:
+        super().__init__()
         self.fields = fields
-        self.parts: list[tuple[FileReport, pl.DataFrame, int]] = []
-        self._start = 0  # the parts before it are the earlier files'
-
-    @property
-    def size(self) -> int:
-        """Bytes of text held, of every file."""
-        return sum(size for _, _, size in self.parts)
-
-    def begin_file(self) -> None:
-        self._start = len(self.parts)
-
-    def drop_file(self) -> None:
-        del self.parts[self._start :]
 
     def add(self, report: FileReport, lines: pl.DataFrame, size: int | None = None) -> bool:
         """Keep ``lines`` (``__pos``, ``line``; ``size`` bytes of text, when known) of the
         file ``report`` counts; True when its own lines should be decoded now."""
-        self.parts.append((report, lines, _text_bytes(lines) if size is None else size))
-        return sum(size for _, _, size in self.parts[self._start :]) >= _DECODE_BYTES
+        self.parts.append(((report, lines), _text_bytes(lines) if size is None else size))
+        return self.own_size >= _DECODE_BYTES
 
     def flush_file(self, *, strict: bool) -> Iterator[pl.DataFrame]:
         """Decode the current file's lines."""
-        yield from self._decode(self._start, strict=strict)
+        yield from self._decode(self.take(own=True), strict=strict)
 
     def flush(self, *, strict: bool) -> Iterator[pl.DataFrame]:
         """Decode every file's lines."""
-        yield from self._decode(0, strict=strict)
+        yield from self._decode(self.take(own=False), strict=strict)
 
     def settle(self, *, strict: bool) -> Iterator[pl.DataFrame]:
         """Between files: decode every file's lines once they reach the bound."""
         if self.size >= _DECODE_BYTES:
             yield from self.flush(strict=strict)
 
-    def _decode(self, start: int, *, strict: bool) -> Iterator[pl.DataFrame]:
-        parts, self.parts = self.parts[start:], self.parts[:start]
+    def _decode(
+        self, parts: list[tuple[FileReport, pl.DataFrame]], *, strict: bool
+    ) -> Iterator[pl.DataFrame]:
         if not parts:
             return
         # the lines are numbered in one sequence while decoded, and each malformed one is
         # told to its own file's report at its own line number
         firsts, owners, frames, number = [], [], [], 0
-        for report, lines, _ in parts:
+        for report, lines in parts:
             firsts.append(number)
             owners.append((report, lines.get_column(POS)))
             frames.append(
