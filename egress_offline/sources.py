@@ -1768,27 +1768,53 @@ def _parquet_judged(parquet: Any, wanted: list[str], report: FileReport, total: 
                     prefilter: Prefilter, floor: TimeFloor) -> Iterator[Any]:  # fmt: skip
     """As for NDJSON: only rows whose raw action (and OS family) can match, and that are
     not older than the floor, are turned into field lists; the others are counted and
-    their time read. Each row group is judged first from the three columns that decide,
-    and the others are read only for a row group where some row survives."""
+    their time read. Each row group is judged first from the columns that decide, and the
+    others are read only for a row group where some row survives. Of the deciding
+    columns, the timestamps are read first: a row group whose rows are all older than the
+    floor needs nothing more (most of an export is older than its last hours)."""
     judged = [path for path in wanted if any(path in (name, f"_source.{name}") for name in _JUDGED)]
+    timed = [path for path in judged if path in (f_TIMESTAMP, f"_source.{f_TIMESTAMP}")]
+    rest = [path for path in judged if path not in timed]
     if floor.rising:
         floor.observe(_parquet_latest_sampled(parquet, judged))
     selection: list[pl.Expr] | None = None
-    rules: tuple[pl.Expr, Any] | None = None  # from the judged columns' schema, once
+    could: pl.Expr | None = None  # from the deciding columns' schema, once
+
+    def read(group: int, columns: list[str]) -> Iterator[pl.DataFrame]:
+        for record_batch in parquet.iter_batches(
+            batch_size=_JUDGED_ROWS, row_groups=[group], columns=columns
+        ):
+            yield _positioned(record_batch, 1)
+
     for group in range(parquet.metadata.num_row_groups):
         first = report.records + 1
-        masks = []
-        for record_batch in parquet.iter_batches(
-            batch_size=_JUDGED_ROWS, row_groups=[group], columns=judged
-        ):
-            frame = _positioned(record_batch, report.records + 1)
-            report.records += frame.height
-            report.progress = min(1.0, report.records / total)
-            rules = rules or (
-                _parquet_could(frame.schema, prefilter),
-                _parquet_moment(frame.schema),
+        # the timestamps alone are kept: a row group's texts may be large
+        stamps = [_row_stamps(frame) for frame in read(group, timed)] if timed else None
+        low = floor.ms
+        if stamps is not None and low is not None and not any(s.gt(low).any() for s in stamps):
+            for stamp in stamps:  # every row older than the floor
+                _pass_over(stamp.len(), stamp, floor, report, total)
+            continue
+        if not rest:  # no action column: no row can match
+            assert stamps is not None
+            judged_batches = [
+                (stamp, pl.repeat(False, stamp.len(), eager=True)) for stamp in stamps
+            ]
+        else:
+            frames = read(group, rest)
+            # the same row group in batches of the same size: the batches pair up
+            pairs = (
+                zip(frames, stamps, strict=True)
+                if stamps is not None
+                else ((frame, _row_stamps(frame)) for frame in frames)
             )
-            keep = _judge(frame, rules, floor, report)
+            judged_batches = []
+            for frame, stamp in pairs:
+                could = could if could is not None else _parquet_could(frame.schema, prefilter)
+                judged_batches.append((stamp, frame.select(could).to_series()))
+        masks = []
+        for stamp, could_match in judged_batches:
+            keep = _judge(stamp, could_match, floor, report, total)
             masks.append(keep.mask)
             if keep.stamps is not None:
                 yield keep.stamps
@@ -1821,7 +1847,7 @@ def _parquet_latest_sampled(parquet: Any, judged: list[str]) -> int | None:
             batch_size=_PARQUET_ROWS, row_groups=[group], columns=judged
         ):
             frame = _positioned(record_batch, 1)
-            high = _row_stamps(frame, _parquet_moment(frame.schema)).cast(pl.Int64).max()
+            high = _row_stamps(frame).cast(pl.Int64).max()
             if isinstance(high, int) and (newest is None or high > newest):
                 newest = high
     return newest
@@ -1833,20 +1859,29 @@ class _Judgement:
     stamps: Stamps | None  # timestamps of the others that may be in the window
 
 
-def _judge(frame: pl.DataFrame, rules: tuple[pl.Expr, Any], floor: TimeFloor,
-           report: FileReport) -> _Judgement:  # fmt: skip
-    """Which rows of a batch of the deciding columns to decode (``rules``: the prefilter's
-    expression, and the timestamp reader when one plain column holds it)."""
-    could, moment = rules
-    stamp = _row_stamps(frame, moment)
+def _judge(stamp: pl.Series, could: pl.Series, floor: TimeFloor, report: FileReport,
+           total: int) -> _Judgement:  # fmt: skip
+    """Which rows of a batch to decode: those that ``could`` match, by their deciding
+    columns, and are not older than the floor by their timestamps, ``stamp``."""
     low = floor.ms
     fresh = pl.lit(True) if low is None else (pl.col(_STAMP) > low).fill_null(False)
-    marked = frame.with_columns(stamp.alias(_STAMP)).with_columns((could & fresh).alias(_COULD))
+    marked = pl.DataFrame([stamp.alias(_STAMP), could.alias(_COULD)]).with_columns(
+        (pl.col(_COULD) & fresh).alias(_COULD)
+    )
     # the stamps alone are filtered: the other columns' text need not be copied for them
-    rest = marked.select(pl.col(_STAMP).filter(~pl.col(_COULD)).drop_nulls()).to_series()
-    report.cover(rest)
+    passed = marked.select(pl.col(_STAMP).filter(~pl.col(_COULD)).drop_nulls()).to_series()
+    _pass_over(stamp.len(), passed, floor, report, total)
+    return _Judgement(marked.get_column(_COULD), floor.stamps(passed) if passed.len() else None)
+
+
+def _pass_over(rows: int, stamps: pl.Series, floor: TimeFloor, report: FileReport,
+               total: int) -> None:  # fmt: skip
+    """Count ``rows`` read rows, and the timestamps of those not decoded in the report's
+    time range (and the rising floor)."""
+    report.records += rows
+    report.progress = min(1.0, report.records / total)
+    report.cover(stamps)
     floor.observe(report.last_ms)
-    return _Judgement(marked.get_column(_COULD), floor.stamps(rest) if rest.len() else None)
 
 
 def _first_line(exc: BaseException) -> str:
@@ -1891,9 +1926,10 @@ def _parquet_moment(schema: pl.Schema) -> Any:
     return None
 
 
-def _row_stamps(frame: pl.DataFrame, moment: Any) -> pl.Series:
-    """Each row's @timestamp (epoch ms) as the engine reads it: by ``moment`` (see
-    :func:`_parquet_moment`) when one plain column holds it, else from the field lists."""
+def _row_stamps(frame: pl.DataFrame) -> pl.Series:
+    """Each row's @timestamp (epoch ms) as the engine reads it: by
+    :func:`_parquet_moment` when one plain column holds it, else from the field lists."""
+    moment = _parquet_moment(frame.schema)
     return moment(frame) if moment is not None else _parquet_stamps(frame, _selection(frame.schema))
 
 

@@ -14,8 +14,9 @@ from pathlib import Path
 from typing import Any
 
 import polars as pl
+import pyarrow.parquet as pq
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from egress_offline import HuntSpec, run_hunt, sources
@@ -485,3 +486,106 @@ def test_the_ends_of_many_files_are_decoded_together(
         floor.sample(inputs.files, tell=lambda fraction, _size: told.append(fraction))
     assert floor.latest_ms == int(newest.timestamp() * 1000)
     assert len(told) == 13 and told[-1] == 1.0
+
+
+@pytest.mark.parametrize("anchor", ["fixed", "latest"])
+def test_parquet_row_groups_older_than_the_window_are_judged_by_their_timestamps_alone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, anchor: str
+) -> None:
+    """A row group whose rows are all older than the window is not read further than its
+    timestamps; one with a single row in the window is judged whole. A timestamp that
+    looks old but is not (its offset), or none at all, is judged by the general rule."""
+    docs = [
+        event(**{"@timestamp": stamp(NOW - (23 - i) * 2 * HOUR), "process.entity_id": f"E{i}"})
+        for i in range(24)
+    ]  # in time order, every 2 hours up to NOW: row groups of 4 rows, the last in the window
+    docs[4]["@timestamp"] = (NOW - 16 * HOUR).strftime("%Y-%m-%dT%H:%M:%S-12:00")  # NOW - 4h
+    docs[8]["@timestamp"] = None
+    path = tmp_path / "x.parquet"
+    pl.read_ndjson(write(tmp_path, docs)).write_parquet(path, row_group_size=4)
+    reads: list[tuple[int, tuple[str, ...]]] = []
+    real = pq.ParquetFile.iter_batches
+
+    def spy(self: Any, *args: Any, row_groups: Any = None, columns: Any = None, **kw: Any) -> Any:
+        reads.extend((group, tuple(columns)) for group in row_groups or ())
+        return real(self, *args, row_groups=row_groups, columns=columns, **kw)
+
+    monkeypatch.setattr(pq.ParquetFile, "iter_batches", spy)
+    result = both(path, **({"now": NOW} if anchor == "fixed" else {}))
+    assert sorted(entities(result)) == ["E20", "E21", "E22", "E23", "E4"]
+    assert result.counts.time_window == 5
+    assert (result.now, result.data_first, result.data_last) == (NOW, NOW - 46 * HOUR, NOW)
+    read_further = {group for group, columns in reads if "event.action" in columns}
+    sampled = {0, 5} if anchor == "latest" else set()  # the ends, for a first anchor
+    assert read_further == {1, 5} | sampled
+
+
+_TEXTS = st.sampled_from(["canonical", "offset", "short-fraction", "epoch", "none"])
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.integers(min_value=0, max_value=16 * 60),  # minutes before NOW
+            _TEXTS,
+            st.sampled_from(["windows", "linux"]),
+            st.sampled_from(["disconnect_received", "connection_attempted"]),
+            st.sampled_from(["A", "B", "C"]),
+        ),
+        min_size=1,
+        max_size=40,
+    ),
+    st.integers(min_value=1, max_value=9),
+    st.booleans(),
+    st.booleans(),
+)
+@example(  # a row group older than the window, its oldest row not first
+    [(720, "canonical", "windows", "disconnect_received", "A"),
+     (840, "canonical", "windows", "disconnect_received", "A"),
+     (600, "canonical", "windows", "disconnect_received", "A"),
+     (60, "canonical", "windows", "disconnect_received", "A")],
+    3, False, True,
+)  # fmt: skip
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+def test_parquet_row_groups_agree_with_strict_at_random(
+    tmp_path_factory: pytest.TempPathFactory,
+    rows: list[tuple[int, str, str, str, str]],
+    group_rows: int,
+    ordered: bool,
+    fixed: bool,
+) -> None:
+    """Random events in row groups of 1 to 9 rows, their timestamps written in every way
+    the general rule reads (or none): the rows, counts and time range equal --strict's,
+    which judges nothing before decoding."""
+    if ordered:  # newest first, as a search sorted by time gives them
+        rows = sorted(rows, key=lambda r: r[0])
+    texts = []
+    for minutes, style, *_ in rows:
+        moment = NOW - timedelta(minutes=minutes)
+        texts.append(
+            {
+                "canonical": stamp(moment),
+                "offset": (moment - 5 * HOUR).strftime("%Y-%m-%dT%H:%M:%S-05:00"),
+                "short-fraction": moment.strftime("%Y-%m-%dT%H:%M:%S.5Z"),
+                "epoch": str(int(moment.timestamp() * 1000)),
+                "none": None,
+            }[style]
+        )
+    frame = pl.DataFrame(
+        {
+            "@timestamp": pl.Series(texts, dtype=pl.String),
+            "host.os.family": [row[2] for row in rows],
+            "event.category": [["network"]] * len(rows),
+            "event.action": [row[3] for row in rows],
+            "destination.ip": ["8.8.8.8"] * len(rows),
+            "destination.address": ["8.8.8.8"] * len(rows),
+            "process.entity_id": [row[4] for row in rows],
+            "process.executable": ["x.exe"] * len(rows),
+            "source.bytes": [GiB // 4] * len(rows),
+        }
+    )
+    path = tmp_path_factory.mktemp("groups") / "x.parquet"
+    frame.write_parquet(path, row_group_size=group_rows)
+    both(path, **({"now": NOW} if fixed else {}))
