@@ -187,7 +187,7 @@ class Spill:
     def scan(self, schema: dict[str, Any]) -> pl.LazyFrame:
         if not self._files:
             return pl.LazyFrame(schema=schema)
-        return pl.scan_ipc(self._files)
+        return pl.scan_ipc(self._files, glob=False)
 
     def count_stamps(self, *, after: int | None = None, before: int | None = None) -> int:
         """How many timestamps are in (``after``, ``before``)."""
@@ -200,7 +200,7 @@ class Spill:
         held = sum(frame.select(bounds.sum()).item() for frame in frames)
         if not self._stamp_files:
             return int(held)
-        stored = pl.scan_ipc(self._stamp_files).filter(bounds)
+        stored = pl.scan_ipc(self._stamp_files, glob=False).filter(bounds)
         return int(held) + int(stored.select(pl.len()).collect(engine="streaming").item())
 
 
@@ -329,7 +329,8 @@ def public_events(
     public_paths = []
     for number, path in enumerate(spill.files):
         part = (
-            pl.read_ipc(path)
+            pl.scan_ipc(path, glob=False)
+            .collect()
             .filter(in_period)
             .with_columns(canon.alias("__canon"))
             .filter((pl.col("__canon").list.len() == 1) & public_only)
@@ -338,7 +339,7 @@ def public_events(
         if part.height:
             public_paths.append(spill.directory / f"public-{number:06d}.arrow")
             part.write_ipc(public_paths[-1], compression="uncompressed")
-    public = pl.scan_ipc(public_paths) if public_paths else candidates.clear()
+    public = pl.scan_ipc(public_paths, glob=False) if public_paths else candidates.clear()
     counts.public_destination = public.select(pl.len()).collect(engine="streaming").item()
 
     exploded = public
@@ -413,7 +414,7 @@ def with_context(
     ).sink_ipc(subset)
     for name in f.CONTEXT_FIELDS:
         values = (
-            pl.scan_ipc(subset)
+            pl.scan_ipc(subset, glob=False)
             .select(*keys, name)
             .explode(name)
             .drop_nulls(name)

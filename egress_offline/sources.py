@@ -768,7 +768,7 @@ def _timestamp_keys(line: pl.Expr) -> pl.Expr:
 
 def _lines(file: InputFile, **options: Any) -> pl.LazyFrame:
     """``pl.scan_lines`` of ``file``; run it inside :func:`_reads_for`."""
-    return pl.scan_lines(file.path, name="line", **options)
+    return pl.scan_lines(file.path, name="line", glob=False, **options)
 
 
 def _check_read_settings() -> None:

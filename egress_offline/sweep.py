@@ -143,11 +143,11 @@ def _peaks(
     keys = list(f.GROUP_FIELDS)
     narrow = scratch / "sweep-events.arrow"
     events.select(*keys, TS, SUM, N).sink_ipc(narrow)
-    total = pl.scan_ipc(narrow).select(pl.len()).collect(engine="streaming").item()
+    total = pl.scan_ipc(narrow, glob=False).select(pl.len()).collect(engine="streaming").item()
     partitions = max(1, -(-total // _PARTITION_ROWS))
     found = []
     for part in range(partitions):
-        scan = pl.scan_ipc(narrow)
+        scan = pl.scan_ipc(narrow, glob=False)
         if partitions > 1:
             scan = scan.filter(pl.struct(keys).hash(seed=7) % partitions == part)
         found.append(group_peaks(scan.collect(engine="streaming"), spec.window_ms))

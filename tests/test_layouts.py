@@ -9,6 +9,7 @@ import itertools
 import json
 import shutil
 import sys
+import tempfile
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -560,3 +561,25 @@ def test_lines_decoded_with_other_files_are_told_to_their_own_file(tmp_path: Pat
         assert report.positions[0].startswith(f"line {number % 3 + 1}: ")
     assert pairs(together) == [(2 * GiB * sum(range(1, 7)), "E1")]
     assert (together.counts.records, together.counts.malformed) == (sum(range(2, 8)), 6)
+
+
+@pytest.mark.parametrize("packing", ["none", "gzip"])
+def test_names_with_glob_characters_are_read_literally(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, packing: str
+) -> None:
+    """A file or scratch directory whose name holds ``[``, ``*`` or ``?`` is read as
+    named: Polars' readers expand such a path as a pattern unless told not to, and an
+    input named ``export[1].ndjson`` was read as empty (no records, no error)."""
+    folder = tmp_path / "case [7]"
+    folder.mkdir()
+    scratch = tmp_path / "tmp[*]"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    text = ndjson(docs3())
+    path = folder / ("export[1].ndjson" + (".gz" if packing == "gzip" else ""))
+    path.write_bytes(gzip.compress(text) if packing == "gzip" else text)
+    for spec in ({"now": NOW}, {}):
+        for given in (path, folder):
+            result = run_hunt([str(given)], HuntSpec(**spec))
+            assert pairs(result) == EXPECTED
+            assert result.counts.records == 3
