@@ -150,15 +150,27 @@ class Spill:
         self._files: list[Path] = []
         self._stamp_files: list[Path] = []
         self._stamps: list[pl.Series] = []
+        self._held = 0  # timestamps in _stamps
 
     def mark(self) -> tuple[int, int, int]:
-        return len(self._files), len(self._stamp_files), len(self._stamps)
+        return len(self._files), len(self._stamp_files), self._held
 
     def rollback(self, mark: tuple[int, int, int]) -> None:
-        """Drop what was added since ``mark`` (a file the fast reader gave up on)."""
-        for path in [*self._files[mark[0] :], *self._stamp_files[mark[1] :]]:
+        """Drop what was added since ``mark`` (a file the fast reader gave up on). The
+        timestamps held at the mark may have been written since, at the start of the
+        first stamp file after it: they are kept, held again."""
+        files, stamp_files, held = mark
+        earlier: pl.Series | None = None
+        if len(self._stamp_files) > stamp_files:
+            first = self._stamp_files[stamp_files]
+            earlier = pl.scan_ipc(first, glob=False).head(held).collect().to_series()
+        elif self._stamps:
+            earlier = pl.concat(self._stamps).head(held)
+        for path in [*self._files[files:], *self._stamp_files[stamp_files:]]:
             path.unlink()
-        del self._files[mark[0] :], self._stamp_files[mark[1] :], self._stamps[mark[2] :]
+        del self._files[files:], self._stamp_files[stamp_files:]
+        self._stamps = [earlier] if earlier is not None and earlier.len() else []
+        self._held = held
 
     def add(self, frame: pl.DataFrame) -> None:
         if frame.height == 0:
@@ -171,7 +183,8 @@ class Spill:
         if stamps.len() == 0:
             return
         self._stamps.append(stamps.alias(TS))
-        if sum(s.len() for s in self._stamps) >= _STAMP_FLUSH:
+        self._held += stamps.len()
+        if self._held >= _STAMP_FLUSH:
             self._flush()
 
     def _flush(self) -> None:
@@ -179,6 +192,7 @@ class Spill:
         pl.concat(self._stamps).to_frame().write_ipc(path, compression="uncompressed")
         self._stamp_files.append(path)
         self._stamps.clear()
+        self._held = 0
 
     @property
     def files(self) -> list[Path]:

@@ -18,7 +18,7 @@ import polars as pl
 import pytest
 import zstandard
 
-from egress_offline import HuntSpec, run_hunt, sources
+from egress_offline import HuntSpec, engine, run_hunt, sources
 from tests.helpers import LAYOUTS, NOW, GiB, event, flatten_keys, hit, ndjson
 
 SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "samples"
@@ -583,3 +583,33 @@ def test_names_with_glob_characters_are_read_literally(
             result = run_hunt([str(given)], HuntSpec(**spec))
             assert pairs(result) == EXPECTED
             assert result.counts.records == 3
+
+
+def test_a_file_read_again_carefully_keeps_the_earlier_files_timestamps(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The timestamps of records that cannot match are held, then written to the spill
+    in one file with those of earlier files. A file read again by the careful reader
+    drops its own from the count in the window, never an earlier file's, even when they
+    were written together since the file began."""
+    monkeypatch.setattr(engine, "_STAMP_FLUSH", 4)
+    batches: list[int] = []
+    real = sources._line_batch
+
+    def failing(batch: pl.DataFrame, *args: Any, **kwargs: Any) -> Any:
+        batches.append(batch.height)
+        yield from real(batch, *args, **kwargs)
+        if len(batches) == 2:
+            raise pl.exceptions.ComputeError("damage met late")
+
+    monkeypatch.setattr(sources, "_line_batch", failing)
+    linux = event(**{"host.os.family": "linux"})
+    a = tmp_path / "a.ndjson"
+    a.write_bytes(ndjson([linux] * 3))
+    b = tmp_path / "b.ndjson"
+    lines = 10_000  # batches of 4,096 lines at least: the first is yielded before the damage
+    b.write_bytes(ndjson([linux] * lines))
+    result = run_hunt([str(a), str(b)], HuntSpec(now=NOW))
+    assert batches == [3, lines]
+    assert [report.reader for report in result.files] == ["fast", "careful"]
+    assert (result.counts.records, result.counts.time_window) == (3 + lines, 3 + lines)
