@@ -290,9 +290,18 @@ class _Found:
         self._processes: list[pl.DataFrame] = []
         self._seen: list[pl.DataFrame] = []
         self._network: list[pl.DataFrame] = []
+        self._marked = (0, 0, 0)
 
     def mark(self) -> tuple[int, int, int]:
-        return len(self._processes), len(self._seen), len(self._network)
+        """Where a file begins. Summaries are merged only within a file, so that a
+        rollback here cannot lose an earlier file's or keep the file's own: the earlier
+        files' ones are merged here, once they are many."""
+        if len(self._seen) >= _COMPACT:
+            self._seen = [_merge_seen(pl.concat(self._seen))]
+        if len(self._network) >= _COMPACT:
+            self._network = [_merge_network(pl.concat(self._network))]
+        self._marked = (len(self._processes), len(self._seen), len(self._network))
+        return self._marked
 
     def rollback(self, mark: tuple[int, int, int]) -> None:
         """Forget what came after ``mark`` (the careful reader starts a file again)."""
@@ -313,10 +322,12 @@ class _Found:
         network = by_entity.filter(pl.col(_ENTITY).is_in(self.ids) & _has(f.CATEGORY, "network"))
         if network.height:
             self._network.append(_network_summary(network))
-        if len(self._seen) >= _COMPACT:
-            self._seen = [_merge_seen(pl.concat(self._seen))]
-        if len(self._network) >= _COMPACT:
-            self._network = [_merge_network(pl.concat(self._network))]
+        _, own_seen, own_network = self._marked  # where the file's own summaries start
+        if len(self._seen) - own_seen >= _COMPACT:
+            self._seen[own_seen:] = [_merge_seen(pl.concat(self._seen[own_seen:]))]
+        if len(self._network) - own_network >= _COMPACT:
+            merged = _merge_network(pl.concat(self._network[own_network:]))
+            self._network[own_network:] = [merged]
 
     def processes(self) -> pl.DataFrame:
         if not self._processes:

@@ -483,3 +483,33 @@ def test_pivot_on_the_real_elastic_sample_event(tmp_path: Path) -> None:
         498,
         4923,
     )
+
+
+def test_a_file_read_again_carefully_is_counted_once_after_summaries_merged(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A file the fast reader gives up on after it has yielded events is read again by
+    the careful reader: its summaries so far must go, the earlier files' stay, even when
+    summaries were merged while it was read."""
+    from egress_offline import sources  # noqa: PLC0415
+
+    monkeypatch.setattr("egress_offline.pivot._COMPACT", 2)
+    monkeypatch.setattr(sources, "_DECODE_BYTES", 1)  # every batch's lines decoded at once
+    batches: list[int] = []
+    real = sources._line_batch
+
+    def failing(batch: pl.DataFrame, *args: Any, **kwargs: Any) -> Any:
+        batches.append(batch.height)
+        yield from real(batch, *args, **kwargs)
+        if len(batches) == 4:
+            raise pl.exceptions.ComputeError("damage met late")
+
+    monkeypatch.setattr(sources, "_line_batch", failing)
+    for name in ("a", "b", "c"):
+        (tmp_path / f"{name}.ndjson").write_text(json.dumps(event()) + "\n")
+    lines = 10_000  # batches of 4,096 lines at least: the first is yielded before the damage
+    (tmp_path / "d.ndjson").write_text((json.dumps(event()) + "\n") * lines)
+    result = run_pivot(["E1"], [str(tmp_path)])
+    assert batches == [1, 1, 1, lines]
+    assert [report.reader for report in result.files] == ["fast"] * 3 + ["careful"]
+    assert result.as_dict()["entities"][0]["events"] == 3 + lines
