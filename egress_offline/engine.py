@@ -46,6 +46,7 @@ from egress_offline.sources import (
     Inputs,
     Pending,
     Prefilter,
+    Scanned,
     Stamps,
     TimeFloor,
     open_inputs,
@@ -531,6 +532,8 @@ def read_inputs(
     # the lines to decode of small files, decoded together; --strict stops at the first
     # malformed record, so it decodes each file's lines before the next file is read
     pending = None if spec.strict else Pending(f.HUNT)
+    # small files' lines are scanned together; --strict scans each file alone
+    scanned = None if spec.strict else Scanned(inputs.files)
     for number, file in enumerate(inputs.files, start=1):
         report = FileReport(
             name=file.name,
@@ -544,7 +547,7 @@ def read_inputs(
         if progress is not None:
             tell = partial(progress, file.name, number, len(inputs.files))
         _read_file(file, report, spec=spec, spill=spill, extent=extent, floor=floor,
-                   gathered=gathered, pending=pending, tell=tell)  # fmt: skip
+                   gathered=gathered, pending=pending, scanned=scanned, tell=tell)  # fmt: skip
         for decoded in pending.settle(strict=False) if pending is not None else ():
             gathered.add(decoded)
         gathered.settle()
@@ -603,7 +606,7 @@ class _Gathered(FileParts[pl.DataFrame]):
 
 def _read_file(file: Any, report: FileReport, *, spec: HuntSpec | SweepSpec, spill: Spill,
                extent: list[int], floor: TimeFloor, gathered: _Gathered,
-               pending: Pending | None,
+               pending: Pending | None, scanned: Scanned | None = None,
                tell: Callable[[float, int], None] | None = None) -> None:  # fmt: skip
     mark = spill.mark()
     gathered.begin_file()
@@ -611,7 +614,7 @@ def _read_file(file: Any, report: FileReport, *, spec: HuntSpec | SweepSpec, spi
     # --strict checks every line in full, so it reads without the prefilter
     prefilter = None if spec.strict else Prefilter(families=spec.os_families)
     batches = read_batches(file, report, strict=spec.strict, prefilter=prefilter, floor=floor,
-                           pending=pending)  # fmt: skip
+                           pending=pending, scanned=scanned)  # fmt: skip
     for batch in batches:
         if batch is RESTART:
             spill.rollback(mark)

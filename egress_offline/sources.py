@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import bisect
 import glob
+import itertools
 import json
 import math
 import os
@@ -67,6 +68,7 @@ __all__ = [
     "Inputs",
     "Pending",
     "Prefilter",
+    "Scanned",
     "Stamps",
     "TimeFloor",
     "open_inputs",
@@ -644,7 +646,8 @@ def read_batches(file: InputFile, report: FileReport, *, strict: bool,
                  prefilter: Prefilter | IdPrefilter | None = None,
                  floor: TimeFloor | None = None,
                  fields: FieldSet = HUNT,
-                 pending: Pending | None = None) -> Iterator[Any]:  # fmt: skip
+                 pending: Pending | None = None,
+                 scanned: Scanned | None = None) -> Iterator[Any]:  # fmt: skip
     """Field batches of one file (see the module docstring), malformed records noted in
     ``report``; with a ``prefilter``, also :class:`Stamps` of the records not decoded
     (when ``floor`` has a window). May yield :data:`RESTART` once, then the careful
@@ -653,7 +656,8 @@ def read_batches(file: InputFile, report: FileReport, *, strict: bool,
     ``pending``, shared across files, gathers the lines to decode of small files: the
     file's last ones are left there for the caller to decode (:meth:`Pending.flush`)
     after the file, with the next files' ones. Without it, every line is decoded
-    before the file's batches end (in a queue of the file's own)."""
+    before the file's batches end (in a queue of the file's own). ``scanned``, shared
+    too, scans small files' lines together ahead of their turn."""
     floor = floor or TimeFloor(window_ms=None)
     if file.format == "parquet":
         yield from _parquet_batches(file, report, prefilter, floor, fields)
@@ -666,7 +670,7 @@ def read_batches(file: InputFile, report: FileReport, *, strict: bool,
     queue.begin_file()
     try:
         for batch in _fast_ndjson(file, report, strict=strict, prefilter=prefilter,
-                                  floor=floor, pending=queue):  # fmt: skip
+                                  floor=floor, pending=queue, scanned=scanned):  # fmt: skip
             started = True
             yield batch
         if pending is None:
@@ -692,6 +696,9 @@ _DECODE_PIECE: Final = 128  # lines decoded as one chunk (see _json_decode)
 _DECODE_BYTES: Final = 16 << 20  # text of lines to decode gathered before decoding
 _PARKED_BYTES: Final = 64 << 20  # text of lines held back in memory (see _Parked)
 _PARK_TEXT: Final = 1536 << 20  # compressed files up to this (decompressed) hold lines back
+_SMALL_TEXT: Final = 4 << 20  # NDJSON files up to this much text are scanned together...
+_SCANNED_TEXT: Final = 32 << 20  # ...up to this much text at a time (see Scanned)
+_FILE: Final = "__file"
 _LINE_ROWS: Final = 16_384  # NDJSON lines a streamed batch holds, when nothing is known
 _MIN_LINE_ROWS: Final = 4_096  # at least
 _MAX_LINE_ROWS: Final = 1 << 20  # and at most
@@ -902,10 +909,11 @@ def _batch_rows(file: InputFile, text_bytes: int) -> int:
 
 def _fast_ndjson(file: InputFile, report: FileReport, *, strict: bool,
                  prefilter: Prefilter | IdPrefilter | None, floor: TimeFloor,
-                 pending: Pending) -> Iterator[Any]:  # fmt: skip
-    """One streaming pass over the lines (:func:`_line_scan`); each batch of judged lines
-    is accounted for here, vectorised, and its lines to decode go to ``pending`` (the
-    last ones are left there, see :func:`read_batches`)."""
+                 pending: Pending, scanned: Scanned | None = None) -> Iterator[Any]:  # fmt: skip
+    """One streaming pass over the lines (:func:`_line_scan`), or the lines ``scanned``
+    with other small files'; each batch of judged lines is accounted for here,
+    vectorised, and its lines to decode go to ``pending`` (the last ones are left there,
+    see :func:`read_batches`)."""
     latest = isinstance(prefilter, Prefilter) and floor.rising
     # --now latest: a first bound on the anchor lets old lines be skipped from the start:
     # from the file's ends, sampled here or before any file was read (TimeFloor.sample).
@@ -918,7 +926,8 @@ def _fast_ndjson(file: InputFile, report: FileReport, *, strict: bool,
     if latest and file.compression != "none" and not held_back:
         assert isinstance(prefilter, Prefilter)
         floor.observe(_latest_scanned(file, prefilter))
-    scan = _line_scan(file, prefilter, floor.ms if prefilter is not None else None)
+    floor_ms = floor.ms if prefilter is not None else None
+    ahead = scanned.take(file, prefilter, floor_ms) if scanned is not None else None
     expected = max(1, file.text_size or file.size)
     seen = 0
     # with --strict every line's text leaves the scan, and with no window (sweep, pivot,
@@ -926,7 +935,12 @@ def _fast_ndjson(file: InputFile, report: FileReport, *, strict: bool,
     text_bytes = 8 << 20 if prefilter is None else 32 << 20 if floor.window_ms else 16 << 20
     parked = _Parked() if held_back else None
     with _reads_for(file):
-        for chunked in scan.collect_batches(chunk_size=_batch_rows(file, text_bytes)):
+        if ahead is not None:
+            batches: Iterator[pl.DataFrame] = iter(ahead)
+        else:
+            scan = _line_scan(file, prefilter, floor_ms)
+            batches = scan.collect_batches(chunk_size=_batch_rows(file, text_bytes))
+        for chunked in batches:
             # a batch comes in many small chunks; every later step is much faster on one
             batch = chunked.rechunk()
             seen += int(batch.get_column(_BYTES).sum())
@@ -1118,6 +1132,93 @@ class Pending(FileParts[tuple[FileReport, pl.DataFrame]]):
             report.note_malformed(positions[sequence - firsts[owner]], reason, strict=strict)
         if decoded.height:
             yield decoded
+
+
+class Scanned:
+    """The judged lines of small NDJSON files, scanned together ahead of their turn.
+
+    Each scan of a file's lines has a fixed cost (the streaming engine's start, the
+    judging expressions' set-up: about 3 ms), which a directory of small files paid for
+    each file. When a small file's turn comes, it and the small files that follow it in
+    ``files`` are scanned in one query, up to :data:`_SCANNED_TEXT` of text, and each
+    file's judged lines are kept for its turn. A file is then read exactly as if it had
+    been scanned alone: its lines, numbered from 1, judged against the floor as it was at
+    the scan (a floor only rises, and every line is judged again against the floor as it
+    is when accounted for). If the scan together fails (a damaged file among them), each
+    file is scanned alone, as before, and meets its damage there."""
+
+    def __init__(self, files: Sequence[InputFile]) -> None:
+        self._files = list(files)
+        self._index = {file: number for number, file in enumerate(self._files)}
+        self._judged: dict[InputFile, list[pl.DataFrame]] = {}
+        self._alone: set[InputFile] = set()
+        self._prefilter: Prefilter | IdPrefilter | None = None  # the judged lines'
+
+    def take(self, file: InputFile, prefilter: Prefilter | IdPrefilter | None,
+             floor_ms: int | None) -> list[pl.DataFrame] | None:  # fmt: skip
+        """``file``'s judged lines (as :func:`_line_scan` gives them) as batches, or None
+        when it is to be scanned alone."""
+        if file in self._judged:
+            own = self._judged.pop(file)
+            return own if prefilter == self._prefilter else None
+        if file in self._alone or not _small(file) or file not in self._index:
+            return None
+        group = [file]
+        text = _text_estimate(file)
+        for later in itertools.islice(self._files, self._index[file] + 1, None):
+            if not _small(later) or later in self._judged or later in self._alone:
+                break
+            if text + _text_estimate(later) > _SCANNED_TEXT:
+                break
+            group.append(later)
+            text += _text_estimate(later)
+        if len(group) == 1:
+            return None
+        try:
+            judged = _scan_together(group, prefilter, floor_ms)
+        except (pl.exceptions.PolarsError, OSError, ValueError):
+            self._alone.update(group)
+            return None
+        self._judged.update(judged)
+        self._prefilter = prefilter
+        return self._judged.pop(file)
+
+
+def _small(file: InputFile) -> bool:
+    """Is ``file`` read with others in one scan (see :class:`Scanned`)? NDJSON of at most
+    :data:`_SMALL_TEXT` of text (estimated), whose first 64 KiB held whole lines or that
+    is shorter than that (an empty file, or one line without a line end)."""
+    if file.format != "ndjson":
+        return False
+    text = _text_estimate(file)
+    return text < _PEEK if not file.line_bytes else text <= _SMALL_TEXT
+
+
+def _text_estimate(file: InputFile) -> int:
+    return file.text_size or file.size
+
+
+def _scan_together(files: list[InputFile], prefilter: Prefilter | IdPrefilter | None,
+                   floor_ms: int | None) -> dict[InputFile, list[pl.DataFrame]]:  # fmt: skip
+    """:func:`_line_scan` of several files in one query: each file's judged lines."""
+    stages, kept = _line_stages(prefilter, floor_ms)
+    paths = [str(file.path) for file in files]
+    lines = pl.scan_lines(
+        paths, name="line", row_index_name=POS, glob=False, include_file_paths=_FILE
+    )
+    with _reads_for(next((file for file in files if file.line_bytes), files[0])):
+        judged = (
+            _judged(lines, stages)
+            .select(*kept, pl.col(_FILE))
+            # each line's number in its own file
+            .with_columns((pl.col(POS) - pl.col(POS).min().over(_FILE) + 1).alias(POS))
+            .collect(engine="streaming")
+        )
+    parts = judged.partition_by(_FILE, maintain_order=True, include_key=False, as_dict=True)
+    return {
+        file: [parts[(path,)]] if (path,) in parts else []
+        for file, path in zip(files, paths, strict=True)
+    }
 
 
 def _line_batch(batch: pl.DataFrame, report: FileReport, pending: Pending, *, strict: bool,

@@ -563,6 +563,94 @@ def test_lines_decoded_with_other_files_are_told_to_their_own_file(tmp_path: Pat
     assert (together.counts.records, together.counts.malformed) == (sum(range(2, 8)), 6)
 
 
+def _small_files(tmp_path: Path) -> list[Path]:
+    """Small files of every kind the line scan reads, each with something of its own."""
+    good = event(**{"source.bytes": GiB})
+    broken = json.dumps(event(**{"process.entity_id": "E9"}))[:-1] + ',"x":}'
+    texts = {
+        "a.ndjson": ndjson([good] * 2),
+        "b[1].ndjson": ndjson([good]).rstrip(b"\n"),  # no line end, a glob character
+        "c.ndjson": b"",
+        "d.ndjson": b"\r\n".join([json.dumps(good).encode(), b"", json.dumps(good).encode()]),
+        "e.ndjson": ndjson([good]) + broken.encode() + b"\n[1]\n" + ndjson([good]),
+        "f.ndjson.gz": gzip.compress(ndjson([good] * 3)),
+        "g.ndjson.zst": zstandard.ZstdCompressor().compress(ndjson([good] * 4)),
+        "h.ndjson": ndjson([event(**{"@timestamp": "2024-04-01T00:00:00Z"})] * 2),
+    }
+    for name, text in texts.items():
+        (tmp_path / name).write_bytes(text)
+    return [tmp_path / name for name in texts]
+
+
+@pytest.mark.parametrize("now", [NOW, "latest"])
+def test_small_files_scanned_together_are_each_read_as_if_alone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, now: Any
+) -> None:
+    """The lines of small files are judged in one scan, and each file's are then read
+    as its own: its line numbers, its damage, its records and time range are those it
+    has when read alone, whatever its compression or last line."""
+    paths = _small_files(tmp_path)
+    groups: list[int] = []
+    real = sources._scan_together
+    monkeypatch.setattr(
+        sources, "_scan_together", lambda files, *a: groups.append(len(files)) or real(files, *a)
+    )
+    together = run_hunt([str(tmp_path)], HuntSpec(now=now))
+    assert groups == [len(paths)]
+    events = 0
+    for path, report in zip(paths, together.files, strict=True):
+        result = run_hunt([str(path)], HuntSpec(now=NOW))
+        alone, events = result.files[0], events + result.counts.event_match
+        assert report.name == str(path)
+        assert (report.records, report.malformed, report.positions, report.reader) == (
+            alone.records,
+            alone.malformed,
+            alone.positions,
+            "fast",
+        )
+        assert (report.first_ms, report.last_ms) == (alone.first_ms, alone.last_ms)
+    reports = {Path(report.name).name: report for report in together.files}
+    assert reports["e.ndjson"].positions == [
+        "line 2: not valid JSON (Expecting value)",
+        "line 3: not a complete JSON object",
+    ]
+    assert [reports[name].records for name in ("b[1].ndjson", "c.ndjson", "d.ndjson")] == [1, 0, 2]
+    assert pairs(together) == [(14 * GiB, "E1")]
+    assert (together.counts.records, together.counts.malformed) == (18, 2)
+    assert together.counts.event_match == events == 14
+
+
+def test_a_damaged_file_among_small_files_has_them_scanned_alone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """When the scan together fails (bytes that are not UTF-8 in one file), each file is
+    scanned alone: the damaged one is read by the careful reader, the others as before,
+    and nothing is counted twice."""
+    paths = _small_files(tmp_path)
+    (tmp_path / "e.ndjson").write_bytes(ndjson([event(**{"source.bytes": GiB})]) + b"\xff\n")
+    failed: list[int] = []
+    real = sources._scan_together
+
+    def spy(files: Any, *args: Any) -> Any:
+        try:
+            return real(files, *args)
+        except pl.exceptions.PolarsError:
+            failed.append(len(files))
+            raise
+
+    monkeypatch.setattr(sources, "_scan_together", spy)
+    result = run_hunt([str(tmp_path)], HuntSpec(now=NOW))
+    assert failed == [len(paths)]
+    readers = {Path(report.name).name: report.reader for report in result.files}
+    assert readers == {
+        path.name: "careful" if path.name == "e.ndjson" else "fast" for path in paths
+    }
+    reports = {Path(report.name).name: report for report in result.files}
+    assert reports["e.ndjson"].positions == ["line 2: bytes that are not UTF-8"]
+    assert pairs(result) == [(13 * GiB, "E1")]
+    assert (result.counts.records, result.counts.malformed) == (16, 1)
+
+
 @pytest.mark.parametrize("packing", ["none", "gzip"])
 def test_names_with_glob_characters_are_read_literally(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, packing: str
