@@ -923,6 +923,9 @@ def _fast_ndjson(file: InputFile, report: FileReport, *, strict: bool,
     if latest:
         floor.sample([file])
     held_back = latest and file.compression != "none" and file.text_size <= _PARK_TEXT
+    # (a small file scanned with others comes in one batch, accounted for already: held
+    # back, its lines would be judged again only after its own batch, which costs more,
+    # 1,000 gzip files of 1 MB: 2 ms a file, than decoding the few that would turn old)
     if latest and file.compression != "none" and not held_back:
         assert isinstance(prefilter, Prefilter)
         floor.observe(_latest_scanned(file, prefilter))
@@ -933,14 +936,15 @@ def _fast_ndjson(file: InputFile, report: FileReport, *, strict: bool,
     # with --strict every line's text leaves the scan, and with no window (sweep, pivot,
     # --all-time) every line that may match is decoded: smaller batches bound memory
     text_bytes = 8 << 20 if prefilter is None else 32 << 20 if floor.window_ms else 16 << 20
+    if ahead is not None:
+        for batch, accounted in ahead:
+            yield from _line_batch(batch, report, pending, strict=strict, prefilter=prefilter,
+                                   floor=floor, accounted=accounted)  # fmt: skip
+        return
     parked = _Parked() if held_back else None
     with _reads_for(file):
-        if ahead is not None:
-            batches: Iterator[pl.DataFrame] = iter(ahead)
-        else:
-            scan = _line_scan(file, prefilter, floor_ms)
-            batches = scan.collect_batches(chunk_size=_batch_rows(file, text_bytes))
-        for chunked in batches:
+        scan = _line_scan(file, prefilter, floor_ms)
+        for chunked in scan.collect_batches(chunk_size=_batch_rows(file, text_bytes)):
             # a batch comes in many small chunks; every later step is much faster on one
             batch = chunked.rechunk()
             seen += int(batch.get_column(_BYTES).sum())
@@ -1150,14 +1154,14 @@ class Scanned:
     def __init__(self, files: Sequence[InputFile]) -> None:
         self._files = list(files)
         self._index = {file: number for number, file in enumerate(self._files)}
-        self._judged: dict[InputFile, list[pl.DataFrame]] = {}
+        self._judged: dict[InputFile, list[tuple[pl.DataFrame, _Accounted]]] = {}
         self._alone: set[InputFile] = set()
         self._prefilter: Prefilter | IdPrefilter | None = None  # the judged lines'
 
     def take(self, file: InputFile, prefilter: Prefilter | IdPrefilter | None,
-             floor_ms: int | None) -> list[pl.DataFrame] | None:  # fmt: skip
-        """``file``'s judged lines (as :func:`_line_scan` gives them) as batches, or None
-        when it is to be scanned alone."""
+             floor_ms: int | None) -> list[tuple[pl.DataFrame, _Accounted]] | None:  # fmt: skip
+        """``file``'s judged lines (as :func:`_line_scan` gives them) as batches, each
+        with what accounting for it takes, or None when it is to be scanned alone."""
         if file in self._judged:
             own = self._judged.pop(file)
             return own if prefilter == self._prefilter else None
@@ -1198,40 +1202,105 @@ def _text_estimate(file: InputFile) -> int:
     return file.text_size or file.size
 
 
-def _scan_together(files: list[InputFile], prefilter: Prefilter | IdPrefilter | None,
-                   floor_ms: int | None) -> dict[InputFile, list[pl.DataFrame]]:  # fmt: skip
-    """:func:`_line_scan` of several files in one query: each file's judged lines."""
+def _split(frame: pl.DataFrame) -> dict[str, pl.DataFrame]:
+    """``frame``'s rows by their file (the path), in order, without the path."""
+    parts = frame.partition_by(_FILE, maintain_order=True, include_key=False, as_dict=True)
+    return {str(key[0]): part for key, part in parts.items()}
+
+
+_NO_LINES: Final = pl.DataFrame(schema={POS: pl.Int64, "line": pl.String})
+_NO_STAMPS: Final = pl.Series(_STAMP, [], dtype=pl.Int64)
+
+
+@dataclass(frozen=True)
+class _Accounted:
+    """What accounting for a small file's judged lines takes (see :func:`_line_batch`),
+    found for the files scanned together in a few queries, instead of a few for each file.
+    The lines were judged against the floor as it was at the scan: exact, as the floor
+    only rises (a line judged again later may only turn old)."""
+
+    odd: bool  # some line not decoded needs a second look: accounted for alone
+    wanted: pl.DataFrame  # __pos and text of the lines to decode
+    wanted_bytes: int
+    low: int | None  # @timestamp range of the lines not decoded
+    high: int | None
+    stamps: pl.Series  # theirs that may be in the window
+
+
+def _scan_together(
+    files: list[InputFile], prefilter: Prefilter | IdPrefilter | None, floor_ms: int | None
+) -> dict[InputFile, list[tuple[pl.DataFrame, _Accounted]]]:
+    """:func:`_line_scan` of several files in one query: each file's judged lines, and
+    what accounting for them takes."""
     stages, kept = _line_stages(prefilter, floor_ms)
     paths = [str(file.path) for file in files]
-    lines = pl.scan_lines(
+    scan = pl.scan_lines(
         paths, name="line", row_index_name=POS, glob=False, include_file_paths=_FILE
     )
     with _reads_for(next((file for file in files if file.line_bytes), files[0])):
         judged = (
-            _judged(lines, stages)
+            _judged(scan, stages)
             .select(*kept, pl.col(_FILE))
             # each line's number in its own file
             .with_columns((pl.col(POS) - pl.col(POS).min().over(_FILE) + 1).alias(POS))
             .collect(engine="streaming")
         )
-    parts = judged.partition_by(_FILE, maintain_order=True, include_key=False, as_dict=True)
+    # lines older than floor_ms were judged unable to match in the scan (_line_stages)
+    decode, text, stamp = pl.col(_COULD), pl.col("line"), pl.col(_STAMP)
+    skip = ~decode
+    sums = judged.group_by(_FILE).agg(
+        (skip & _irregular()).any().alias("odd"),
+        text.filter(decode).str.len_bytes().sum().alias("bytes"),
+        stamp.filter(skip).min().alias("low"),
+        stamp.filter(skip).max().alias("high"),
+    )
+    fresh = stamp.is_not_null() if floor_ms is None else stamp > floor_ms
+    wanted = _split(
+        judged.filter(decode).select(_FILE, POS, text.str.strip_prefix("\ufeff"))  # _to_decode
+    )
+    stamps = _split(judged.filter(skip & fresh).select(_FILE, stamp))
+    lines = _split(judged)
+    accounted: dict[str, _Accounted] = {}
+    for path, odd, size, low, high in sums.iter_rows():
+        accounted[path] = _Accounted(
+            odd=odd,
+            wanted=wanted.get(path, _NO_LINES),
+            wanted_bytes=int(size or 0),
+            low=low,
+            high=high,
+            stamps=stamps[path].to_series() if path in stamps else _NO_STAMPS,
+        )
     return {
-        file: [parts[(path,)]] if (path,) in parts else []
+        file: [(lines[path], accounted[path])] if path in lines else []
         for file, path in zip(files, paths, strict=True)
     }
 
 
 def _line_batch(batch: pl.DataFrame, report: FileReport, pending: Pending, *, strict: bool,
-                prefilter: Prefilter | IdPrefilter | None,
-                floor: TimeFloor) -> Iterator[Any]:  # fmt: skip
+                prefilter: Prefilter | IdPrefilter | None, floor: TimeFloor,
+                accounted: _Accounted | None = None) -> Iterator[Any]:  # fmt: skip
     """Account for one batch of judged lines: yield the @timestamps of the records not
     decoded that may be in the window, and the decoded fields of those that may match.
     A batch whose lines are all plain (shaped like an object, with a canonical timestamp
     or none) is accounted for in three queries: each query waits for threads that the scan
-    keeps busy, so fewer queries cost less (1 GB: 0.49 s in some ten before)."""
+    keeps busy, so fewer queries cost less (1 GB: 0.49 s in some ten before); or in none,
+    ``accounted`` for already with other small files' (see :class:`Scanned`)."""
     text = pl.col("line")
     if _HINT in batch.columns and not report.hinted:
         report.hinted = bool(batch.get_column(_HINT).any())
+    if accounted is not None and not accounted.odd:
+        report.records += batch.height
+        report.cover_range(accounted.low, accounted.high)
+        flush = bool(accounted.wanted.height) and pending.add(
+            report, accounted.wanted, accounted.wanted_bytes
+        )
+        if accounted.low is not None:
+            floor.observe(report.last_ms)
+            if floor.window_ms is not None and accounted.stamps.len():
+                yield Stamps(accounted.stamps)
+        if flush:
+            yield from pending.flush_file(strict=strict)
+        return
     # the floor may have risen since the scan began (--now latest): judge again
     decode = pl.col(_COULD)
     if prefilter is not None:
