@@ -4,6 +4,7 @@
     python benchmarks/run.py --sizes 250MB,500MB,1GB,4GB --formats ndjson,gz,parquet
     python benchmarks/run.py --smoke      # tiny data, every contender once, rows checked, no timing
     python benchmarks/run.py --sizes 4GB --sweep --pivot   # also time sweep, and pivot
+    python benchmarks/run.py --sizes 1GB --files 200,1000  # also on the file cut in pieces
 
 Every contender runs as its own process (so that its peak anonymous memory, RssAnon, is its
 own) and writes its flagged rows; the script checks that every run flags the same rows. The
@@ -19,6 +20,7 @@ from __future__ import annotations
 import argparse
 import compileall
 import csv
+import gzip
 import json
 import os
 import platform
@@ -155,7 +157,12 @@ POLARS = (
 def contenders(
     path: Path, fmt: str, now: str, out: Path, *, sweep: bool = False
 ) -> dict[str, list[str]]:
+    """The commands to time on ``path``: a file, or a directory of pieces of one (see
+    :func:`split_files`), which egress-offline is given as it is and the others as a
+    pattern of its files."""
     python = sys.executable
+    pattern = str(path / ("*.ndjson.gz" if fmt == "gz" else "*.ndjson")) if path.is_dir() else ""
+    shell = f"{path}/*" if pattern else f"'{path}'"  # the files, for sh
     runs = {
         "egress-offline": [EXE, "hunt", str(path), "--now", now, "-q", "-o", str(out)],
         # the default anchor, the newest @timestamp (a few ms before the fixed one): timed,
@@ -164,24 +171,48 @@ def contenders(
         # as a user runs it in a terminal window: the progress bar (after two seconds) and
         # the summary, on a pseudo-terminal; the same rows as with -q
         "egress-offline on a terminal": [EXE, "hunt", str(path), "--now", now, "-o", str(out)],
-        "duckdb": [python, "-c", DUCKDB, str(path), fmt, now, str(out)],
-        "polars scan": [python, "-c", POLARS, str(path), fmt, now, str(out)],
-        "stack floor": [python, "-c", FLOOR, str(path), fmt],
+        "duckdb": [python, "-c", DUCKDB, pattern or str(path), fmt, now, str(out)],
+        "polars scan": [python, "-c", POLARS, pattern or str(path), fmt, now, str(out)],
+        "stack floor": [python, "-c", FLOOR, pattern or str(path), fmt],
     }
     if fmt == "ndjson":
-        runs["cat > /dev/null"] = ["sh", "-c", f"cat '{path}' > /dev/null"]
+        runs["cat > /dev/null"] = ["sh", "-c", f"cat {shell} > /dev/null"]
         # through cat: GNU grep writing to /dev/null stops at the first match
         runs["grep -c -F"] = [
             "sh",
             "-c",
-            f"grep -c -F disconnect_received '{path}' | cat > /dev/null",
+            f"cat {shell} | grep -c -F disconnect_received | cat > /dev/null",
         ]
     if fmt == "gz":
-        runs["zcat > /dev/null"] = ["sh", "-c", f"gzip -dc '{path}' > /dev/null"]
+        runs["zcat > /dev/null"] = ["sh", "-c", f"gzip -dc {shell} > /dev/null"]
         del runs["polars scan"]  # scan_ndjson reads .gz too, but it is the same query
     if sweep:  # the whole dump in sliding windows: timed, its rows not compared
         runs["egress-offline sweep"] = [EXE, "sweep", str(path), "-q", "-o", str(out)]
     return runs
+
+
+def split_files(source: Path, fmt: str, parts: int) -> Path:
+    """The NDJSON file ``source`` cut into ``parts`` files of whole lines, in time order,
+    plain or gzip (``fmt``): a directory of rotated logs, or an export in pieces, as batch
+    jobs read them. Made once, next to ``source``."""
+    directory = source.with_name(f"{source.name.split('.')[0]}-{parts}files-{fmt}")
+    done = directory / ".complete"
+    if done.exists():
+        return directory
+    shutil.rmtree(directory, ignore_errors=True)
+    directory.mkdir()
+    share = source.stat().st_size // parts
+    with source.open("rb") as handle:
+        for number in range(parts):
+            text = handle.read() if number == parts - 1 else handle.read(share)
+            text += handle.readline()  # on to the end of the line
+            name = directory / f"part-{number:05d}.ndjson"
+            if fmt == "gz":
+                name.with_name(name.name + ".gz").write_bytes(gzip.compress(text, mtime=0))
+            else:
+                name.write_bytes(text)
+    done.touch()
+    return directory
 
 
 def rows_of(out: Path, tool: str) -> set[tuple[str, ...]]:
@@ -203,16 +234,23 @@ def duckdb_available() -> bool:
 
 def bench(
     sizes: list[str], formats: list[str], repeat: int, smoke: bool, data: Path, *,
-    sweep: bool = False, pivot: bool = False,
+    sweep: bool = False, pivot: bool = False, parts: list[int] | None = None,
 ) -> list[dict[str, Any]]:  # fmt: skip
     """Time every contender ``repeat`` times on each file, in rounds (each round runs
     every contender once, in turn), so that a drift in the machine's speed weighs on all
-    of them alike. Reports each one's best time and its highest peak memory."""
+    of them alike. Reports each one's best time and its highest peak memory. With
+    ``parts``, also on each NDJSON and gzip file cut into that many files."""
     results = []
     for size in sizes:
         files, meta = ensure(data, size, set(formats))
-        for fmt in formats:
-            path = files[fmt]
+        inputs = [(fmt, files[fmt], fmt) for fmt in formats]
+        inputs += [
+            (fmt, split_files(files["ndjson"], fmt, count), f"{fmt} in {count} files")
+            for count in parts or ()
+            for fmt in formats
+            if fmt in ("ndjson", "gz")
+        ]
+        for fmt, path, label in inputs:
             mb = files["ndjson"].stat().st_size / 1e6
             runs = contenders(path, fmt, meta["now"], Path("x"), sweep=sweep)
             if not duckdb_available():
@@ -247,7 +285,7 @@ def bench(
                 results.append(
                     {
                         "size": size,
-                        "format": fmt,
+                        "format": label,
                         "tool": tool,
                         "seconds": best,
                         "runs_seconds": [round(seconds, 3) for seconds, _ in measured],
@@ -258,14 +296,14 @@ def bench(
                 )
                 if not smoke:
                     print(
-                        f"{size:>6} {fmt:8} {tool:28} {best:7.2f} s {mb / best:8.0f} MB/s "
+                        f"{size:>6} {label:8} {tool:28} {best:7.2f} s {mb / best:8.0f} MB/s "
                         f"{peak / 1024:6.0f} MiB  (runs: "
                         f"{', '.join(f'{seconds:.2f}' for seconds, _ in measured)})",
                         file=sys.stderr,
                     )
             if smoke:
                 print(
-                    f"smoke {size} {fmt}: all contenders flag the same {len(agreed or ())} rows",
+                    f"smoke {size} {label}: all contenders flag the same {len(agreed or ())} rows",
                     file=sys.stderr,
                 )
     return results
@@ -355,6 +393,12 @@ def main() -> None:
         "--sweep", action="store_true", help="also time `egress-offline sweep` on each file"
     )
     parser.add_argument(
+        "--files",
+        default="",
+        help="also cut each NDJSON and gzip file into this many files (comma-separated "
+        "counts), and time every contender on the directory of them",
+    )
+    parser.add_argument(
         "--pivot",
         action="store_true",
         help="also time `egress-offline pivot` on each file, on the hunt's top entity id",
@@ -366,9 +410,11 @@ def main() -> None:
     pivot = args.pivot or args.smoke
     if not args.smoke:
         compile_package()
+    parts = [3] if args.smoke else [int(count) for count in args.files.split(",") if count]
     results = bench(
-        sizes, args.formats.split(","), args.repeat, args.smoke, data, sweep=sweep, pivot=pivot
-    )
+        sizes, args.formats.split(","), args.repeat, args.smoke, data,
+        sweep=sweep, pivot=pivot, parts=parts,
+    )  # fmt: skip
     if args.smoke:
         shutil.rmtree(data, ignore_errors=True)
         return
