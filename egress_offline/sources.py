@@ -923,9 +923,6 @@ def _fast_ndjson(file: InputFile, report: FileReport, *, strict: bool,
     if latest:
         floor.sample([file])
     held_back = latest and file.compression != "none" and file.text_size <= _PARK_TEXT
-    # (a small file scanned with others comes in one batch, accounted for already: held
-    # back, its lines would be judged again only after its own batch, which costs more,
-    # 1,000 gzip files of 1 MB: 2 ms a file, than decoding the few that would turn old)
     if latest and file.compression != "none" and not held_back:
         assert isinstance(prefilter, Prefilter)
         floor.observe(_latest_scanned(file, prefilter))
@@ -937,6 +934,9 @@ def _fast_ndjson(file: InputFile, report: FileReport, *, strict: bool,
     # --all-time) every line that may match is decoded: smaller batches bound memory
     text_bytes = 8 << 20 if prefilter is None else 32 << 20 if floor.window_ms else 16 << 20
     if ahead is not None:
+        # one batch, accounted for already; not held back: that would judge its lines
+        # again only after its own batch, which costs more (1,000 gzip files of 1 MB:
+        # 2 ms a file) than decoding the few that would turn old
         for batch, accounted in ahead:
             yield from _line_batch(batch, report, pending, strict=strict, prefilter=prefilter,
                                    floor=floor, accounted=accounted)  # fmt: skip
@@ -1145,11 +1145,12 @@ class Scanned:
     judging expressions' set-up: about 3 ms), which a directory of small files paid for
     each file. When a small file's turn comes, it and the small files that follow it in
     ``files`` are scanned in one query, up to :data:`_SCANNED_TEXT` of text, and each
-    file's judged lines are kept for its turn. A file is then read exactly as if it had
-    been scanned alone: its lines, numbered from 1, judged against the floor as it was at
-    the scan (a floor only rises, and every line is judged again against the floor as it
-    is when accounted for). If the scan together fails (a damaged file among them), each
-    file is scanned alone, as before, and meets its damage there."""
+    file's judged lines are kept for its turn, with what accounting for them takes (see
+    :class:`_Accounted`). A file is then read as if it had been scanned alone: its own
+    line numbers, damage, records and time range. Its lines were judged against the floor
+    as it was at the scan, which is exact: a floor only rises. If the scan together fails
+    (a damaged file among them), each file is scanned alone, as before, and meets its
+    damage there."""
 
     def __init__(self, files: Sequence[InputFile]) -> None:
         self._files = list(files)
