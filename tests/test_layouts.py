@@ -19,7 +19,16 @@ import pytest
 import zstandard
 
 from egress_offline import HuntSpec, engine, run_hunt, sources
-from tests.helpers import LAYOUTS, NOW, GiB, event, flatten_keys, hit, ndjson
+from tests.helpers import (
+    LAYOUTS,
+    NOW,
+    GiB,
+    event,
+    fail_after_batches,
+    flatten_keys,
+    hit,
+    ndjson,
+)
 
 SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "samples"
 needs_samples = pytest.mark.skipif(
@@ -488,16 +497,7 @@ def test_a_file_read_again_carefully_drops_its_own_gathered_rows_only(
     earlier files' rows must stay. The fast reader is made to fail once it has yielded
     the second file's rows (damage met late, as in a file of many GB)."""
     monkeypatch.setattr(sources, "_DECODE_BYTES", 1)  # every batch's lines decoded at once
-    batches: list[int] = []
-    real = sources._line_batch
-
-    def failing(batch: pl.DataFrame, *args: Any, **kwargs: Any) -> Any:
-        batches.append(batch.height)
-        yield from real(batch, *args, **kwargs)
-        if len(batches) == 2:
-            raise pl.exceptions.ComputeError("damage met late")
-
-    monkeypatch.setattr(sources, "_line_batch", failing)
+    batches = fail_after_batches(monkeypatch, 2)
     a = tmp_path / "a.ndjson"
     a.write_bytes(ndjson([event(**{"source.bytes": 2 * GiB})] * 3))
     b = tmp_path / "b.ndjson"
@@ -516,16 +516,7 @@ def test_a_file_that_fails_before_yielding_drops_its_lines_to_decode(
     """The lines to decode of small files wait in one queue shared across files. A file
     the fast reader gives up on before it has yielded anything is read again whole by
     the careful reader: its lines must leave the queue, the earlier file's must stay."""
-    calls: list[int] = []
-    real = sources._line_batch
-
-    def failing(batch: pl.DataFrame, *args: Any, **kwargs: Any) -> Any:
-        calls.append(batch.height)
-        yield from real(batch, *args, **kwargs)  # every line may match: nothing yielded
-        if len(calls) == 2:
-            raise pl.exceptions.ComputeError("damage met late")
-
-    monkeypatch.setattr(sources, "_line_batch", failing)
+    calls = fail_after_batches(monkeypatch, 2)  # every line may match: nothing yielded
     (tmp_path / "a.ndjson").write_bytes(ndjson([event(**{"source.bytes": 2 * GiB})] * 3))
     (tmp_path / "b.ndjson").write_bytes(
         ndjson([event(**{"process.entity_id": "E2", "source.bytes": GiB})] * 5)
@@ -695,16 +686,7 @@ def test_a_file_read_again_carefully_keeps_the_earlier_files_timestamps(
     drops its own from the count in the window, never an earlier file's, even when they
     were written together since the file began."""
     monkeypatch.setattr(engine, "_STAMP_FLUSH", 4)
-    batches: list[int] = []
-    real = sources._line_batch
-
-    def failing(batch: pl.DataFrame, *args: Any, **kwargs: Any) -> Any:
-        batches.append(batch.height)
-        yield from real(batch, *args, **kwargs)
-        if len(batches) == 2:
-            raise pl.exceptions.ComputeError("damage met late")
-
-    monkeypatch.setattr(sources, "_line_batch", failing)
+    batches = fail_after_batches(monkeypatch, 2)
     linux = event(**{"host.os.family": "linux"})
     a = tmp_path / "a.ndjson"
     a.write_bytes(ndjson([linux] * 3))

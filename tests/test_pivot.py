@@ -18,7 +18,7 @@ from egress_offline.cli import app
 from egress_offline.errors import UsageError
 from egress_offline.pivot import esql_query, kql_filter, run_pivot, split_arguments
 from egress_offline.sources import IdPrefilter
-from tests.helpers import LAYOUTS, event, flatten_keys
+from tests.helpers import LAYOUTS, event, fail_after_batches, flatten_keys
 
 SAMPLE_DIR = Path(__file__).resolve().parents[1] / "sample_data"
 RCLONE = "MTE3MDMxODktMGVjOS00OTYxLTgwNWUtOGVkMmZjNGMwNDNiLTczMTItMTMyOTM1NDkxMDkuNzM1OTUwNQ=="
@@ -491,20 +491,9 @@ def test_a_file_read_again_carefully_is_counted_once_after_summaries_merged(
     """A file the fast reader gives up on after it has yielded events is read again by
     the careful reader: its summaries so far must go, the earlier files' stay, even when
     summaries were merged while it was read."""
-    from egress_offline import sources  # noqa: PLC0415
-
     monkeypatch.setattr("egress_offline.pivot._COMPACT", 2)
-    monkeypatch.setattr(sources, "_DECODE_BYTES", 1)  # every batch's lines decoded at once
-    batches: list[int] = []
-    real = sources._line_batch
-
-    def failing(batch: pl.DataFrame, *args: Any, **kwargs: Any) -> Any:
-        batches.append(batch.height)
-        yield from real(batch, *args, **kwargs)
-        if len(batches) == 4:
-            raise pl.exceptions.ComputeError("damage met late")
-
-    monkeypatch.setattr(sources, "_line_batch", failing)
+    monkeypatch.setattr("egress_offline.sources._DECODE_BYTES", 1)  # decoded at once
+    batches = fail_after_batches(monkeypatch, 4)
     for name in ("a", "b", "c"):
         (tmp_path / f"{name}.ndjson").write_text(json.dumps(event()) + "\n")
     lines = 10_000  # batches of 4,096 lines at least: the first is yielded before the damage
