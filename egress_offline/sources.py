@@ -1507,7 +1507,8 @@ _SAMPLE: Final = 64 * 1024  # bytes at each end of a file that seed --now latest
 _SAMPLE_LINES: Final = 16  # lines at most, at each end
 
 
-_SAMPLED_AT_ONCE: Final = 8192  # sampled lines decoded together (at most some 16 MiB)
+_SAMPLED_AT_ONCE: Final = 8192  # sampled lines judged together (at most some 16 MiB)
+_DECODED_NEWEST: Final = 64  # of them, decoded at a time, newest first (see _latest_of)
 
 
 def _sample_lines(file: InputFile) -> list[str]:
@@ -1542,12 +1543,27 @@ def _latest_of(texts: list[str]) -> int | None:
     """A lower bound of the newest @timestamp of the files whose sampled lines are
     ``texts`` (:func:`_sample_lines`). Only lines whose decoded @timestamp is the one the
     line scan reads count: the final anchor is then at least this, whichever way the line
-    is read. The lines are decoded vectorised, in one query."""
+    is read. The lines are decoded newest first by that reading, a few at a time, until
+    one counts: no older line can give a newer bound (before, all were decoded: 1,000
+    files, 32,000 lines, 0.86 s)."""
     if not texts:
         return None
-    lines = pl.LazyFrame({"line": texts}, schema={"line": pl.String}).with_columns(
+    lines = pl.DataFrame({"line": texts}, schema={"line": pl.String}).with_columns(
         pl.col("line").str.strip_prefix("\ufeff").str.strip_chars()
     )
+    # only a line whose canonical @timestamp the scan reads can count
+    read = canonical_ms(_plain_stamp_text(pl.col("line")))
+    ranked = lines.filter(read.is_not_null()).sort(read, descending=True, maintain_order=True)
+    for start in range(0, ranked.height, _DECODED_NEWEST):
+        latest = _agreed_newest(ranked.slice(start, _DECODED_NEWEST).lazy())
+        if latest is not None:
+            return latest
+    return None
+
+
+def _agreed_newest(lines: pl.LazyFrame) -> int | None:
+    """The newest @timestamp of ``lines`` (``line``) decoded that is the one the line
+    scan reads, in one query; a damaged line is passed over."""
     # the record's one @timestamp value, decoded, where it is the text the scan reads
     value = pl.col(f_TIMESTAMP)
     agreed = pl.when((value.list.len() == 1) & (value.list.first() == pl.col(_STAMP)))

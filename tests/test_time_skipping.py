@@ -460,15 +460,18 @@ def test_an_os_family_with_pattern_characters_is_taken_literally(tmp_path: Path)
     assert result.files[0].reader == "fast"  # not the careful reader after a bad pattern
 
 
+@pytest.mark.parametrize("decoded", [1, 2, 64])
 @pytest.mark.parametrize("at_once", [1, 5, 8192])
 def test_the_ends_of_many_files_are_decoded_together(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, at_once: int
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, at_once: int, decoded: int
 ) -> None:
-    """The lines sampled at the ends of many files are decoded in one query, some
-    thousands at a time. Whatever the grouping, the bound is the newest timestamp that
-    a line scan would read there; a damaged line, or a nested key, in one file's sample
-    gives no bound, and leaves the other lines theirs."""
+    """The lines sampled at the ends of many files are judged in one query, some
+    thousands at a time, and decoded newest first, a few at a time, until one counts.
+    Whatever the grouping, the bound is the newest timestamp that a line scan would read
+    there; a damaged line, or a nested key, in one file's sample gives no bound (here
+    they are the newest by their text), and leaves the other lines theirs."""
     monkeypatch.setattr(sources, "_SAMPLED_AT_ONCE", at_once)
+    monkeypatch.setattr(sources, "_DECODED_NEWEST", decoded)
     for number in range(12):
         docs = [event(**{"@timestamp": stamp(NOW - (40 - number - i) * HOUR)}) for i in range(3)]
         (tmp_path / f"{number:02}.ndjson").write_bytes(compact(docs))
