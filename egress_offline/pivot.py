@@ -40,6 +40,7 @@ from egress_offline.sources import (
     FileReport,
     IdPrefilter,
     InputFile,
+    Scanned,
     Stamps,
     open_inputs,
     read_batches,
@@ -368,6 +369,7 @@ def _gather(files: list[InputFile], ids: list[str], keep: pl.Expr, *, strict: bo
     files may hold process events (a decoded one, or a line that may be one)."""
     prefilter = IdPrefilter(tuple(ids), hint=_PROCESS_HINT)
     gathered = _Gathered(_Found(ids), [], [])
+    scanned = None if strict else Scanned(files)  # small files' lines, scanned together
     for number, file in enumerate(files, start=1):
         report = FileReport(file.name, file.format, file.compression, file.size, unit="line")
         gathered.reports.append(report)
@@ -375,8 +377,9 @@ def _gather(files: list[InputFile], ids: list[str], keep: pl.Expr, *, strict: bo
         mark = gathered.found.mark()
         processes = False
         for batch in read_batches(
-            file, report, strict=strict, prefilter=prefilter, fields=PIVOT_FIELDS
-        ):
+            file, report, strict=strict, prefilter=prefilter, fields=PIVOT_FIELDS,
+            scanned=scanned,
+        ):  # fmt: skip
             if batch is RESTART:
                 gathered.found.rollback(mark)
                 continue
