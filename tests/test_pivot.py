@@ -485,13 +485,17 @@ def test_pivot_on_the_real_elastic_sample_event(tmp_path: Path) -> None:
     )
 
 
+@pytest.mark.parametrize("waiting", [1, 900, 4 << 20])  # 900: about three events
 def test_a_file_read_again_carefully_is_counted_once_after_summaries_merged(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, waiting: int
 ) -> None:
     """A file the fast reader gives up on after it has yielded events is read again by
     the careful reader: its summaries so far must go, the earlier files' stay, even when
-    summaries were merged while it was read."""
+    summaries were merged while it was read, and whenever the events waiting to be
+    summarised are (each batch's at once; some files' together, between files; all at
+    the end)."""
     monkeypatch.setattr("egress_offline.pivot._COMPACT", 2)
+    monkeypatch.setattr("egress_offline.pivot._WAITING", waiting)
     monkeypatch.setattr("egress_offline.sources._DECODE_BYTES", 1)  # decoded at once
     batches = fail_after_batches(monkeypatch, 4)
     for name in ("a", "b", "c"):
