@@ -41,8 +41,8 @@ from egress_offline.normalise import (
 from egress_offline.ranges import classify
 from egress_offline.sources import (
     RESTART,
-    FileParts,
     FileReport,
+    Gathered,
     Inputs,
     Pending,
     Prefilter,
@@ -564,44 +564,28 @@ def read_inputs(
     return reports, extent[0], extent[1]
 
 
-class _Gathered(FileParts[pl.DataFrame]):
+class _Gathered(Gathered):
     """Small field batches, gathered across files and reduced together: each reduction
     costs some ten queries and a spill file whatever its size, which a directory of small
     files paid for each file (1,000 files of 92 KB: 13 ms a file). Only batches under
     :data:`_SMALL` bytes are gathered, as small files give: a large file's batches are
     reduced as they come, as before (larger frames raise the reduction's peak memory).
-    Memory holds at most about twice :data:`_GATHER` bytes of them: a file's own batches
-    are reduced once they reach it, and the earlier files' ones between files
-    (:meth:`settle`), so the spill's rollback to the start of a file the fast reader
-    gives up on cannot take an earlier file's rows with it."""
+    Memory holds at most about twice :data:`_GATHER` bytes of them (see
+    :class:`~egress_offline.sources.Gathered`)."""
 
     def __init__(self, reduce: Callable[[pl.DataFrame], None]) -> None:
-        super().__init__()
+        super().__init__(reduce, _GATHER)
         self._reduce = reduce
 
-    def add(self, batch: pl.DataFrame) -> None:
+    def add(self, batch: pl.DataFrame, size: int | None = None) -> None:
         if batch.height == 0:
             return
-        size = int(batch.estimated_size())
+        size = int(batch.estimated_size()) if size is None else size
         if size >= _SMALL:
             self._reduce(batch)
             return
         # only the fields: readers may add columns of their own (such as __pos)
-        self.parts.append((batch.select(f.FIELDS), size))
-        if self.own_size >= _GATHER:
-            self._reduce_all(self.take(own=True))
-
-    def settle(self) -> None:
-        """Between files: reduce what is gathered once it is large enough."""
-        if self.size >= _GATHER:
-            self.flush()
-
-    def flush(self) -> None:
-        self._reduce_all(self.take(own=False))
-
-    def _reduce_all(self, batches: list[pl.DataFrame]) -> None:
-        if batches:
-            self._reduce(pl.concat(batches, rechunk=True))
+        super().add(batch.select(f.FIELDS), size)
 
 
 def _read_file(file: Any, report: FileReport, *, spec: HuntSpec | SweepSpec, spill: Spill,

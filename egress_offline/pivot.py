@@ -38,8 +38,8 @@ from egress_offline.normalise import (
 from egress_offline.sources import (
     POS,
     RESTART,
-    FileParts,
     FileReport,
+    Gathered,
     IdPrefilter,
     InputFile,
     Scanned,
@@ -373,7 +373,10 @@ def _gather(files: list[InputFile], ids: list[str], keep: pl.Expr, *, strict: bo
     prefilter = IdPrefilter(tuple(ids), hint=_PROCESS_HINT)
     gathered = _Gathered(_Found(ids), [], [])
     scanned = None if strict else Scanned(files)  # small files' lines, scanned together
-    waiting = _Waiting(gathered.found)
+    # selected events wait to be summarised together: each summary costs some twenty
+    # queries whatever its size (about 19 ms), which every batch holding the process's
+    # events paid (1,000 gzip files: 828 summaries, 15.5 s)
+    waiting = Gathered(gathered.found.add, _WAITING)
     for number, file in enumerate(files, start=1):
         report = FileReport(file.name, file.format, file.compression, file.size, unit="line")
         gathered.reports.append(report)
@@ -395,44 +398,13 @@ def _gather(files: list[InputFile], ids: list[str], keep: pl.Expr, *, strict: bo
             processes = processes or bool(batch.select(_has(f.CATEGORY, "process").any()).item())
             chosen = batch.filter(keep)
             if chosen.height:
-                waiting.add(chosen.select(POS, *PIVOT_FIELDS.names))
+                waiting.add(chosen.select(POS, *PIVOT_FIELDS.names), int(chosen.estimated_size()))
             if tell is not None:
                 tell(report.progress, file.size)
         if processes or report.hinted:
             gathered.with_processes.append(file)
     waiting.flush()
     return gathered
-
-
-class _Waiting(FileParts[pl.DataFrame]):
-    """Selected events waiting to be summarised (:meth:`_Found.add`), gathered across
-    files: a summary costs some twenty queries whatever its size (about 19 ms), which a
-    directory of small files paid for each file that holds the process's events (1,000
-    gzip files: 828 summaries, 15.5 s). A file's own events are summarised once they
-    reach :data:`_WAITING` bytes while it is read, the earlier files' only between files
-    (before the next file's mark), so that a rollback to the start of a file cannot take
-    an earlier file's summaries with it."""
-
-    def __init__(self, found: _Found) -> None:
-        super().__init__()
-        self._found = found
-
-    def add(self, events: pl.DataFrame) -> None:
-        self.parts.append((events, int(events.estimated_size())))
-        if self.own_size >= _WAITING:
-            self._summarise(self.take(own=True))
-
-    def settle(self) -> None:
-        """Between files: summarise what waits once it is large enough."""
-        if self.size >= _WAITING:
-            self.flush()
-
-    def flush(self) -> None:
-        self._summarise(self.take(own=False))
-
-    def _summarise(self, parts: list[pl.DataFrame]) -> None:
-        if parts:
-            self._found.add(pl.concat(parts, rechunk=True))
 
 
 def _parent_ids(seen: pl.DataFrame, ids: list[str]) -> list[str]:

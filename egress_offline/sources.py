@@ -64,6 +64,7 @@ __all__ = [
     "RESTART",
     "FileParts",
     "FileReport",
+    "Gathered",
     "InputFile",
     "Inputs",
     "Pending",
@@ -1076,6 +1077,37 @@ class FileParts(Generic[_Part]):
         taken = [part for part, _ in self.parts[start:]]
         del self.parts[start:]
         return taken
+
+
+class Gathered(FileParts[pl.DataFrame]):
+    """Frames gathered across files, up to ``bound`` bytes, then handed to ``consume``
+    together: for work that costs much whatever its size (some ten or twenty queries),
+    which a directory of small files would pay for each file. A file's own frames are
+    handed over once they reach the bound while it is read, the earlier files' only
+    between files (:meth:`settle`), so that a rollback to the start of a file the fast
+    reader gives up on (:meth:`drop_file` drops its own) never takes an earlier file's
+    with it."""
+
+    def __init__(self, consume: Callable[[pl.DataFrame], None], bound: int) -> None:
+        super().__init__()
+        self._consume, self._bound = consume, bound
+
+    def add(self, frame: pl.DataFrame, size: int) -> None:
+        self.parts.append((frame, size))
+        if self.own_size >= self._bound:
+            self._hand(self.take(own=True))
+
+    def settle(self) -> None:
+        """Between files: hand over what is gathered once it is large enough."""
+        if self.size >= self._bound:
+            self.flush()
+
+    def flush(self) -> None:
+        self._hand(self.take(own=False))
+
+    def _hand(self, frames: list[pl.DataFrame]) -> None:
+        if frames:
+            self._consume(pl.concat(frames, rechunk=True))
 
 
 class Pending(FileParts[tuple[FileReport, pl.DataFrame]]):
