@@ -398,7 +398,9 @@ def _gather(files: list[InputFile], ids: list[str], keep: pl.Expr, *, strict: bo
             processes = processes or bool(batch.select(_has(f.CATEGORY, "process").any()).item())
             chosen = batch.filter(keep)
             if chosen.height:
-                waiting.add(chosen.select(POS, *PIVOT_FIELDS.names), int(chosen.estimated_size()))
+                # detached: what waits must not pin the whole batch's memory
+                events = _detached(chosen.select(POS, *PIVOT_FIELDS.names))
+                waiting.add(events, int(events.estimated_size()))
             if tell is not None:
                 tell(report.progress, file.size)
         if processes or report.hinted:
