@@ -79,7 +79,7 @@ SUM: Final = "__sum"
 N: Final = "__n"
 _HAS_BYTES: Final = "__has_bytes"
 _STAMP_FLUSH: Final = 1 << 20  # timestamps held before they go to the spill
-_SMALL: Final = 1 << 20  # a field batch of fewer bytes is gathered (see _Gathered)...
+_SMALL: Final = 1 << 20  # a field batch of fewer bytes is gathered (see read_inputs)...
 _GATHER: Final = 8 << 20  # ...with others, up to this many bytes, before it is reduced
 
 
@@ -528,7 +528,13 @@ def read_inputs(
     if progress is not None:
         sampling = partial(progress, SAMPLING, 0, len(inputs.files))
     floor.sample(inputs.files, tell=sampling)
-    gathered = _Gathered(partial(_reduce_batch, spec=spec, spill=spill, extent=extent, floor=floor))
+    # Small field batches are gathered across files and reduced together: each reduction
+    # costs some ten queries and a spill file whatever its size, which a directory of
+    # small files paid for each file (1,000 files of 92 KB: 13 ms a file). A large file's
+    # batches are reduced as they come (gathering them raised 4 GB Parquet's peak memory
+    # from 233 to 301 MiB). Memory holds at most about twice _GATHER bytes of them.
+    reduce = partial(_reduce_batch, spec=spec, spill=spill, extent=extent, floor=floor)
+    gathered = Gathered(reduce, _GATHER, alone=_SMALL, columns=f.FIELDS)
     # the lines to decode of small files, decoded together; --strict stops at the first
     # malformed record, so it decodes each file's lines before the next file is read
     pending = None if spec.strict else Pending(f.HUNT)
@@ -564,32 +570,8 @@ def read_inputs(
     return reports, extent[0], extent[1]
 
 
-class _Gathered(Gathered):
-    """Small field batches, gathered across files and reduced together: each reduction
-    costs some ten queries and a spill file whatever its size, which a directory of small
-    files paid for each file (1,000 files of 92 KB: 13 ms a file). Only batches under
-    :data:`_SMALL` bytes are gathered, as small files give: a large file's batches are
-    reduced as they come, as before (larger frames raise the reduction's peak memory).
-    Memory holds at most about twice :data:`_GATHER` bytes of them (see
-    :class:`~egress_offline.sources.Gathered`)."""
-
-    def __init__(self, reduce: Callable[[pl.DataFrame], None]) -> None:
-        super().__init__(reduce, _GATHER)
-        self._reduce = reduce
-
-    def add(self, batch: pl.DataFrame, size: int | None = None) -> None:
-        if batch.height == 0:
-            return
-        size = int(batch.estimated_size()) if size is None else size
-        if size >= _SMALL:
-            self._reduce(batch)
-            return
-        # only the fields: readers may add columns of their own (such as __pos)
-        super().add(batch.select(f.FIELDS), size)
-
-
 def _read_file(file: Any, report: FileReport, *, spec: HuntSpec | SweepSpec, spill: Spill,
-               extent: list[int], floor: TimeFloor, gathered: _Gathered,
+               extent: list[int], floor: TimeFloor, gathered: Gathered,
                pending: Pending | None, scanned: Scanned | None = None,
                tell: Callable[[float, int], None] | None = None) -> None:  # fmt: skip
     mark = spill.mark()

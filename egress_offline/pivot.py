@@ -312,7 +312,9 @@ class _Found:
         del self._processes[mark[0] :], self._seen[mark[1] :], self._network[mark[2] :]
 
     def add(self, batch: pl.DataFrame) -> None:
-        batch = _detached(batch.drop("__pos"))  # what is kept must not pin the whole batch
+        """Summarise ``batch``: selected events, detached from the batches they were read
+        in (see :func:`_gather`), so that what is kept pins none of them."""
+        batch = batch.drop("__pos")
         events = batch.with_columns(timestamps(batch).alias(_TS))
         process = events.filter(_has(f.CATEGORY, "process"))
         if process.height:
@@ -359,7 +361,9 @@ _PROCESS_HINT: Final = r'"process"\s*[,\]}]|\\u'
 
 
 @dataclass
-class _Gathered:
+class _Pass:
+    """What one pass over the files found."""
+
     found: _Found
     reports: list[FileReport]
     #: the files that may hold process events: only those are read again for parents
@@ -367,11 +371,11 @@ class _Gathered:
 
 
 def _gather(files: list[InputFile], ids: list[str], keep: pl.Expr, *, strict: bool,
-            progress: ProgressHook | None) -> _Gathered:  # fmt: skip
+            progress: ProgressHook | None) -> _Pass:  # fmt: skip
     """The events ``keep`` selects, from every file, summarised as they come; and which
     files may hold process events (a decoded one, or a line that may be one)."""
     prefilter = IdPrefilter(tuple(ids), hint=_PROCESS_HINT)
-    gathered = _Gathered(_Found(ids), [], [])
+    gathered = _Pass(_Found(ids), [], [])
     scanned = None if strict else Scanned(files)  # small files' lines, scanned together
     # selected events wait to be summarised together: each summary costs some twenty
     # queries whatever its size (about 19 ms), which every batch holding the process's
@@ -399,8 +403,7 @@ def _gather(files: list[InputFile], ids: list[str], keep: pl.Expr, *, strict: bo
             chosen = batch.filter(keep)
             if chosen.height:
                 # detached: what waits must not pin the whole batch's memory
-                events = _detached(chosen.select(POS, *PIVOT_FIELDS.names))
-                waiting.add(events, int(events.estimated_size()))
+                waiting.add(_detached(chosen.select(POS, *PIVOT_FIELDS.names)))
             if tell is not None:
                 tell(report.progress, file.size)
         if processes or report.hinted:

@@ -732,11 +732,15 @@ def _irregular() -> pl.Expr:
     return ~pl.col(_SHAPED) | (pl.col(_STAMP).is_null() & pl.col("line").is_not_null())
 
 
-def _to_decode(frame: pl.DataFrame, decode: pl.Expr) -> pl.DataFrame:
-    """``__pos`` and ``line`` of the lines ``decode`` picks (only those columns are
-    filtered: most lines are not decoded, and their text need not be copied)."""
+def _to_decode(frame: pl.DataFrame, decode: pl.Expr, *keep: str) -> pl.DataFrame:
+    """``__pos`` and ``line`` (and the columns ``keep``) of the lines ``decode`` picks
+    (only those columns are filtered: most lines are not decoded, and their text need not
+    be copied)."""
     text = pl.col("line")
-    return frame.select(pl.col(POS).filter(decode), text.filter(decode).str.strip_prefix("\ufeff"))
+    return frame.select(
+        *[pl.col(name).filter(decode) for name in (*keep, POS)],
+        text.filter(decode).str.strip_prefix("\ufeff"),
+    )
 
 
 def _prunable(floor_ms: int | None) -> pl.Expr:
@@ -929,7 +933,7 @@ def _fast_ndjson(file: InputFile, report: FileReport, *, strict: bool,
         floor.observe(_latest_scanned(file, prefilter))
     floor_ms = floor.ms if prefilter is not None else None
     ahead = scanned.take(file, prefilter, floor_ms) if scanned is not None else None
-    expected = max(1, file.text_size or file.size)
+    expected = max(1, _text_estimate(file))
     seen = 0
     # with --strict every line's text leaves the scan, and with no window (sweep, pivot,
     # --all-time) every line that may match is decoded: smaller batches bound memory
@@ -1088,11 +1092,23 @@ class Gathered(FileParts[pl.DataFrame]):
     reader gives up on (:meth:`drop_file` drops its own) never takes an earlier file's
     with it."""
 
-    def __init__(self, consume: Callable[[pl.DataFrame], None], bound: int) -> None:
+    def __init__(self, consume: Callable[[pl.DataFrame], None], bound: int, *,
+                 alone: int | None = None, columns: Sequence[str] = ()) -> None:  # fmt: skip
         super().__init__()
-        self._consume, self._bound = consume, bound
+        self._consume, self._bound, self._alone = consume, bound, alone
+        self._columns = list(columns)
 
-    def add(self, frame: pl.DataFrame, size: int) -> None:
+    def add(self, frame: pl.DataFrame) -> None:
+        """Gather ``frame`` (only ``columns``, when given: readers may add columns of
+        their own); one of at least ``alone`` bytes is handed over at once, by itself
+        (gathering large frames only raises peak memory)."""
+        if frame.height == 0:
+            return
+        frame = frame.select(self._columns) if self._columns else frame
+        size = int(frame.estimated_size())
+        if self._alone is not None and size >= self._alone:
+            self._consume(frame)
+            return
         self.parts.append((frame, size))
         if self.own_size >= self._bound:
             self._hand(self.take(own=True))
@@ -1288,9 +1304,7 @@ def _scan_together(
         stamp.filter(skip).max().alias("high"),
     )
     fresh = stamp.is_not_null() if floor_ms is None else stamp > floor_ms
-    wanted = _split(
-        judged.filter(decode).select(_FILE, POS, text.str.strip_prefix("\ufeff"))  # _to_decode
-    )
+    wanted = _split(_to_decode(judged, decode, _FILE))
     stamps = _split(judged.filter(skip & fresh).select(_FILE, stamp))
     lines = _split(judged)
     accounted: dict[str, _Accounted] = {}
@@ -1580,11 +1594,12 @@ def _latest_of(texts: list[str]) -> int | None:
     files, 32,000 lines, 0.86 s)."""
     if not texts:
         return None
-    lines = pl.DataFrame({"line": texts}, schema={"line": pl.String}).with_columns(
-        pl.col("line").str.strip_prefix("\ufeff").str.strip_chars()
+    line = pl.col("line").str.strip_prefix("\ufeff").str.strip_chars()
+    lines = pl.DataFrame({"line": texts}, schema={"line": pl.String}).select(
+        line, _plain_stamp_text(line).alias(_STAMP)
     )
     # only a line whose canonical @timestamp the scan reads can count
-    read = canonical_ms(_plain_stamp_text(pl.col("line")))
+    read = canonical_ms(pl.col(_STAMP))
     ranked = lines.filter(read.is_not_null()).sort(read, descending=True, maintain_order=True)
     for start in range(0, ranked.height, _DECODED_NEWEST):
         latest = _agreed_newest(ranked.slice(start, _DECODED_NEWEST).lazy())
@@ -1595,7 +1610,7 @@ def _latest_of(texts: list[str]) -> int | None:
 
 def _agreed_newest(lines: pl.LazyFrame) -> int | None:
     """The newest @timestamp of ``lines`` (``line``) decoded that is the one the line
-    scan reads, in one query; a damaged line is passed over."""
+    scan reads (``__stamp``), in one query; a damaged line is passed over."""
     # the record's one @timestamp value, decoded, where it is the text the scan reads
     value = pl.col(f_TIMESTAMP)
     agreed = pl.when((value.list.len() == 1) & (value.list.first() == pl.col(_STAMP)))
@@ -1603,8 +1618,7 @@ def _agreed_newest(lines: pl.LazyFrame) -> int | None:
     try:
         latest = (
             lines.with_columns(
-                pl.col("line").str.json_decode(_TIMESTAMP_ONLY.document_dtype).alias("__doc"),
-                _plain_stamp_text(pl.col("line")).alias(_STAMP),
+                pl.col("line").str.json_decode(_TIMESTAMP_ONLY.document_dtype).alias("__doc")
             )
             .select(*doc_field_exprs(pl.col("__doc"), _TIMESTAMP_ONLY), _STAMP)
             .select(newest)
@@ -1613,9 +1627,8 @@ def _agreed_newest(lines: pl.LazyFrame) -> int | None:
         )
     except pl.exceptions.PolarsError:  # a damaged line: decode the others on their own
         numbered = lines.with_row_index(POS).with_columns(pl.col(POS).cast(pl.Int64)).collect()
-        decoded = _decode_lines(numbered, [], _TIMESTAMP_ONLY)
-        stamps = numbered.select(POS, _plain_stamp_text(pl.col("line")).alias(_STAMP))
-        latest = decoded.join(stamps, on=POS).select(newest).item()
+        decoded = _decode_lines(numbered.select(POS, "line"), [], _TIMESTAMP_ONLY)
+        latest = decoded.join(numbered.select(POS, _STAMP), on=POS).select(newest).item()
     return None if latest is None else int(latest)
 
 

@@ -528,9 +528,9 @@ def test_events_that_wait_to_be_summarised_hold_none_of_their_batch(
     waited: list[bool] = []
     real_add = sources.Gathered.add
 
-    def add(self: Any, frame: pl.DataFrame, size: int) -> None:
+    def add(self: Any, frame: pl.DataFrame) -> None:
         waited.append(id(frame) in detached)
-        real_add(self, frame, size)
+        real_add(self, frame)
 
     monkeypatch.setattr(pivot, "_detached", detach)
     monkeypatch.setattr(sources.Gathered, "add", add)
