@@ -2020,9 +2020,17 @@ def _parquet_judged(parquet: Any, wanted: list[str], report: FileReport, total: 
 
     for group in range(parquet.metadata.num_row_groups):
         first = report.records + 1
-        # the timestamps alone are kept: a row group's texts may be large
-        stamps = [_row_stamps(frame) for frame in read(group, timed)] if timed else None
+        texts = list(read(group, timed)) if timed else None
         low = floor.ms
+        if texts is not None and low is not None:
+            span = _plain_span(texts)
+            if span is not None and (span[1] is None or span[1] <= low):
+                # every row older than the floor, known from the newest text alone
+                report.cover_range(*span)
+                _pass_over(sum(frame.height for frame in texts), _NO_STAMPS, floor, report, total)
+                continue
+        # the timestamps alone are kept: a row group's texts may be large
+        stamps = [_row_stamps(frame) for frame in texts] if texts is not None else None
         if stamps is not None and low is not None and not any(s.gt(low).any() for s in stamps):
             for stamp in stamps:  # every row older than the floor
                 _pass_over(stamp.len(), stamp, floor, report, total)
@@ -2065,6 +2073,39 @@ def _parquet_judged(parquet: Any, wanted: list[str], report: FileReport, total: 
             offset += frame.height
             if part.any():
                 yield frame.filter(part).select(POS, *selection)
+
+
+def _plain_span(frames: list[pl.DataFrame]) -> tuple[int | None, int | None] | None:
+    """The oldest and newest @timestamp (epoch ms, as the engine reads them) of a row
+    group's timestamp column, read from its least and greatest texts, when that is exact;
+    else None, and each row's timestamp must be read.
+
+    It is exact when one plain text column holds the timestamps and every text in it has
+    the same length and ends in ``Z``: the general rule then reads every one of them in a
+    single shape of fixed-width fields (``2022-04-04T18:52:00.6007809Z``), or not at all,
+    so text order is time order. A text that cannot be read lies between the two and
+    counts for nothing either way; the least and greatest themselves must read."""
+    found = _parquet_raw(frames[0].schema, f_TIMESTAMP)
+    if len(found) != 1 or found[0][1] != pl.String:
+        return None
+    text = pl.col(_STAMP)
+    width = text.str.len_bytes()
+    row = pl.concat([frame.select(found[0][0].alias(_STAMP)) for frame in frames]).select(
+        width.min().alias("narrow"),
+        width.max().alias("wide"),
+        text.str.ends_with("Z").all().alias("zoned"),
+        text.min().alias("low"),
+        text.max().alias("high"),
+    )
+    narrow, wide, zoned, low, high = row.row(0)
+    if low is None:  # no timestamps at all
+        return None, None
+    if narrow != wide or not zoned:
+        return None
+    low_ms, high_ms = text_ms(pl.Series([low, high], dtype=pl.String)).to_list()
+    if low_ms is None or high_ms is None:
+        return None
+    return low_ms, high_ms
 
 
 def _parquet_latest_sampled(parquet: Any, judged: list[str]) -> int | None:

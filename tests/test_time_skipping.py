@@ -9,7 +9,7 @@ from __future__ import annotations
 import gzip
 import json
 from dataclasses import asdict
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -523,7 +523,10 @@ def test_parquet_row_groups_older_than_the_window_are_judged_by_their_timestamps
     assert read_further == {1, 5} | sampled
 
 
-_TEXTS = st.sampled_from(["canonical", "offset", "short-fraction", "epoch", "none"])
+_TEXTS = st.sampled_from(
+    ["canonical", "offset", "short-fraction", "epoch", "none", "no-fraction", "leap-second",
+     "bad-hour", "bad-least", "bad-greatest", "lowercase"]
+)  # fmt: skip
 
 
 @given(
@@ -574,6 +577,13 @@ def test_parquet_row_groups_agree_with_strict_at_random(
                 "short-fraction": moment.strftime("%Y-%m-%dT%H:%M:%S.5Z"),
                 "epoch": str(int(moment.timestamp() * 1000)),
                 "none": None,
+                "no-fraction": moment.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                # the width of the canonical form, read or not by the general rule
+                "leap-second": moment.strftime("%Y-%m-%dT%H:%M:60.0000000Z"),
+                "bad-hour": moment.strftime("%Y-%m-%dT25:%M:%S.0000000Z"),
+                "bad-least": "0000-00-00T00:00:00.0000000Z",
+                "bad-greatest": "9999-99-99T99:99:99.9999999Z",
+                "lowercase": stamp(moment).lower(),
             }[style]
         )
     frame = pl.DataFrame(
@@ -592,3 +602,38 @@ def test_parquet_row_groups_agree_with_strict_at_random(
     path = tmp_path_factory.mktemp("groups") / "x.parquet"
     frame.write_parquet(path, row_group_size=group_rows)
     both(path, **({"now": NOW} if fixed else {}))
+
+
+@pytest.mark.parametrize(
+    ("texts", "span"),
+    [
+        (["2026-11-20T10:00:00.5000000Z", None, "2026-11-20T09:00:00.0009999Z"],
+         ("2026-11-20T09:00:00.000Z", "2026-11-20T10:00:00.500Z")),
+        # a text of the same width that the general rule cannot read counts for nothing
+        (["2026-11-20T10:00:00.5000000Z", "2026-11-20T09:99:00.0000000Z",
+          "2026-11-20T09:00:00.0000000Z"],
+         ("2026-11-20T09:00:00.000Z", "2026-11-20T10:00:00.500Z")),
+        ([None, None], (None, None)),
+        # widths differ, the least or greatest is unreadable, or no Z: every row is read
+        (["2026-11-20T10:00:00Z", "2026-11-20T09:00:00.0000000Z"], None),
+        (["2026-11-20T10:00:00.5000000Z", "9999-99-99T99:99:99.9999999Z"], None),
+        (["0000-00-00T00:00:00.0000000Z", "2026-11-20T10:00:00.5000000Z"], None),
+        (["2026-11-20T10:00:00.0000+0500", "2026-11-20T09:00:00.0000+0500"], None),
+    ],
+)  # fmt: skip
+def test_a_row_groups_timestamp_span_is_read_from_its_texts_only_when_exact(
+    texts: list[str | None], span: tuple[str | None, str | None] | None
+) -> None:
+    frames = [pl.DataFrame({"@timestamp": pl.Series(texts[:1], dtype=pl.String)}),
+              pl.DataFrame({"@timestamp": pl.Series(texts[1:], dtype=pl.String)})]  # fmt: skip
+    expected = (
+        None
+        if span is None
+        else tuple(
+            None if text is None else int(datetime.fromisoformat(text).timestamp() * 1000)
+            for text in span
+        )
+    )
+    assert sources._plain_span(frames) == expected
+    listed = [frame.select(pl.concat_list("@timestamp")) for frame in frames]
+    assert sources._plain_span(listed) is None  # not a plain text column: read row by row
