@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import polars as pl
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from hypothesis import HealthCheck, example, given, settings
@@ -637,3 +638,37 @@ def test_a_row_groups_timestamp_span_is_read_from_its_texts_only_when_exact(
     assert sources._plain_span(frames) == expected
     listed = [frame.select(pl.concat_list("@timestamp")) for frame in frames]
     assert sources._plain_span(listed) is None  # not a plain text column: read row by row
+
+
+def test_parquet_rows_kept_are_picked_before_polars_sees_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Of a row group where some row may match, only the rows kept are converted to
+    Polars, copied out of the batch: a Polars filter would leave them pointing into the
+    whole batch's buffers, and a sparse export held every batch (1 GB at 4 GB)."""
+    docs = [
+        event(**{"process.entity_id": f"E{i}", **({} if i % 50 else {"source.bytes": GiB})})
+        for i in range(300)
+    ]
+    for doc in docs[1::2]:
+        doc["event"]["action"] = "connection_attempted"
+    path = tmp_path / "x.parquet"
+    pl.read_ndjson(write(tmp_path, docs)).write_parquet(path, row_group_size=100)
+    converted: list[tuple[int, bool]] = []
+    real = pl.from_arrow
+
+    def spy(data: Any, *args: Any, **kwargs: Any) -> Any:
+        converted.append((data.num_rows, "process" in data.schema.names))
+        return real(data, *args, **kwargs)
+
+    monkeypatch.setattr(pl, "from_arrow", spy)
+    result = run_hunt([str(path)], HuntSpec(now=NOW, threshold=1))
+    assert sorted(entities(result)) == sorted(f"E{i}" for i in range(0, 300, 2))
+    assert sorted(rows for rows, wide in converted if wide) == [50, 50, 50]
+
+
+def test_kept_rows_keep_their_positions() -> None:
+    batch = pa.record_batch({"a": ["v", "w", "x", "y", "z"]})
+    keep = pl.Series([False, True, False, False, True])
+    frame = sources._kept(batch, keep, 11)
+    assert frame.to_dicts() == [{"a": "w", sources.POS: 12}, {"a": "z", sources.POS: 15}]
