@@ -150,8 +150,11 @@ def _destination(ip: str, rng: random.Random) -> tuple[str, str]:
     return _dumps(dest)[:-1] + ',"bytes":', address
 
 
-def generate(path: Path, size: int, *, seed: int = 7) -> dict[str, Any]:
-    """Write about ``size`` bytes of NDJSON to ``path``; return the metadata."""
+def generate(path: Path, size: int, *, seed: int = 7, sparse: int = 0) -> dict[str, Any]:
+    """Write about ``size`` bytes of NDJSON to ``path``; return the metadata. With
+    ``sparse``, only one in ``sparse`` of the events that would be ``disconnect_received``
+    is (the others are ``connection_accepted``), the planted ones aside: an export where
+    the hunt keeps a few rows of each batch."""
     rng = random.Random(seed)
     fleet = Fleet(rng)
     dests = [_destination(ip, rng) for ip in PUBLIC_V4 + PUBLIC_V6 + MAPPED_PUBLIC + PRIVATE
@@ -184,6 +187,8 @@ def generate(path: Path, size: int, *, seed: int = 7) -> dict[str, Any]:
                 proc_i = rng.randrange(len(fleet.processes[host_i]))
                 dest_frag, _ = rng.choice(dests)
                 action = rng.choice(ACTIONS)
+                if sparse and action == "disconnect_received" and rng.randrange(sparse):
+                    action = "connection_accepted"
                 sent = rng.randint(0, 250_000)
             _family, host_frag, agent_frag, user = fleet.hosts[host_i]
             _entity, proc_frag = fleet.processes[host_i][proc_i]
@@ -210,7 +215,7 @@ def generate(path: Path, size: int, *, seed: int = 7) -> dict[str, Any]:
                 lines.clear()
         out.write("".join(lines))
     return {"now": EXPORT_END.isoformat().replace("+00:00", "Z"), "events": count,
-            "bytes": written, "seed": seed}  # fmt: skip
+            "bytes": written, "seed": seed, "sparse": sparse}  # fmt: skip
 
 
 def parse_size(text: str) -> int:
@@ -256,17 +261,18 @@ def write_formats(plain: Path, formats: set[str]) -> dict[str, Path]:
 
 
 def ensure(
-    directory: Path, size_text: str, formats: set[str], seed: int = 7
+    directory: Path, size_text: str, formats: set[str], seed: int = 7, sparse: int = 0
 ) -> tuple[dict[str, Path], dict[str, Any]]:
     """Generate (or reuse) the export of ``size_text`` in ``directory``."""
     directory.mkdir(parents=True, exist_ok=True)
     size = parse_size(size_text)
-    plain = directory / f"endpoint-{size_text.lower()}-s{seed}.ndjson"
+    kind = f"-sparse{sparse}" if sparse else ""
+    plain = directory / f"endpoint-{size_text.lower()}-s{seed}{kind}.ndjson"
     meta_path = plain.with_suffix(".meta.json")
     if plain.exists() and meta_path.exists():
         meta = json.loads(meta_path.read_text())
     else:
-        meta = generate(plain, size, seed=seed)
+        meta = generate(plain, size, seed=seed, sparse=sparse)
         meta_path.write_text(json.dumps(meta, indent=2) + "\n")
     return write_formats(plain, formats), meta
 
@@ -277,8 +283,14 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "data")
     parser.add_argument("--formats", default="ndjson,gz,zst,parquet")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument(
+        "--sparse", type=int, default=0, metavar="N",
+        help="only one in N of the disconnect_received events (the planted ones aside)",
+    )  # fmt: skip
     args = parser.parse_args()
-    made, meta = ensure(args.out, args.size, set(args.formats.split(",")), args.seed)
+    made, meta = ensure(
+        args.out, args.size, set(args.formats.split(",")), args.seed, sparse=args.sparse
+    )
     for kind, path in made.items():
         print(f"{kind:8} {path} ({path.stat().st_size:,} bytes)")
     print(f"events {meta['events']:,}, now {meta['now']}")

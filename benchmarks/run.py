@@ -235,6 +235,7 @@ def duckdb_available() -> bool:
 def bench(
     sizes: list[str], formats: list[str], repeat: int, smoke: bool, data: Path, *,
     sweep: bool = False, pivot: bool = False, parts: list[int] | None = None,
+    sparse: int = 0,
 ) -> list[dict[str, Any]]:  # fmt: skip
     """Time every contender ``repeat`` times on each file, in rounds (each round runs
     every contender once, in turn), so that a drift in the machine's speed weighs on all
@@ -242,7 +243,7 @@ def bench(
     ``parts``, also on each NDJSON and gzip file cut into that many files."""
     results = []
     for size in sizes:
-        files, meta = ensure(data, size, set(formats))
+        files, meta = ensure(data, size, set(formats), sparse=sparse)
         inputs = [(fmt, files[fmt], fmt) for fmt in formats]
         inputs += [
             (fmt, split_files(files["ndjson"], fmt, count), f"{fmt} in {count} files")
@@ -403,6 +404,14 @@ def main() -> None:
         action="store_true",
         help="also time `egress-offline pivot` on each file, on the hunt's top entity id",
     )
+    parser.add_argument(
+        "--sparse",
+        type=int,
+        default=0,
+        metavar="N",
+        help="on exports where only one in N of the disconnect_received events is one "
+        "(the planted ones aside): the hunt keeps a few rows of each batch",
+    )
     args = parser.parse_args()
     sizes = ["2MB"] if args.smoke else args.sizes.split(",")
     data = Path(tempfile.mkdtemp(prefix="egress-bench-")) if args.smoke else args.data
@@ -413,7 +422,7 @@ def main() -> None:
     parts = [3] if args.smoke else [int(count) for count in args.files.split(",") if count]
     results = bench(
         sizes, args.formats.split(","), args.repeat, args.smoke, data,
-        sweep=sweep, pivot=pivot, parts=parts,
+        sweep=sweep, pivot=pivot, parts=parts, sparse=args.sparse,
     )  # fmt: skip
     if args.smoke:
         shutil.rmtree(data, ignore_errors=True)
