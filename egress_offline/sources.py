@@ -2097,6 +2097,8 @@ def _plain_span(frames: list[pl.DataFrame]) -> tuple[int | None, int | None] | N
     single shape of fixed-width fields (``2022-04-04T18:52:00.6007809Z``), or not at all,
     so text order is time order. A text that cannot be read lies between the two and
     counts for nothing either way; the least and greatest themselves must read."""
+    if not frames:  # a row group of no rows
+        return None, None
     found = _parquet_raw(frames[0].schema, f_TIMESTAMP)
     if len(found) != 1 or found[0][1] != pl.String:
         return None

@@ -672,3 +672,23 @@ def test_kept_rows_keep_their_positions() -> None:
     keep = pl.Series([False, True, False, False, True])
     frame = sources._kept(batch, keep, 11)
     assert frame.to_dicts() == [{"a": "w", sources.POS: 12}, {"a": "z", sources.POS: 15}]
+
+
+@pytest.mark.parametrize("anchor", ["fixed", "latest"])
+def test_parquet_files_with_empty_row_groups_are_read(tmp_path: Path, anchor: str) -> None:
+    """A file of no rows has one row group of none; a writer may leave an empty row
+    group between others. Neither is an error."""
+    empty = pa.table({"@timestamp": pa.array([], pa.string()),
+                      "event.action": pa.array([], pa.string())})  # fmt: skip
+    pq.write_table(empty, tmp_path / "empty.parquet")
+    old, new = (stamp(NOW - 20 * HOUR), stamp(NOW - HOUR))
+    with pq.ParquetWriter(tmp_path / "gaps.parquet", empty.schema) as writer:
+        for texts in ([old], [], [new]):
+            actions = ["x"] * len(texts)
+            writer.write_table(
+                pa.table({"@timestamp": texts, "event.action": actions}, empty.schema)
+            )
+    spec = {"now": NOW} if anchor == "fixed" else {}
+    assert both(tmp_path / "empty.parquet", **spec).counts.records == 0
+    gaps = both(tmp_path / "gaps.parquet", **spec)
+    assert (gaps.counts.records, gaps.counts.time_window) == (2, 1)
