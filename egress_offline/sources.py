@@ -1988,9 +1988,22 @@ def _kept(record_batch: Any, keep: pl.Series, first: int) -> pl.DataFrame:
     the whole batch's buffers, and a few rows kept from each of many batches (a sparse
     export) held every one of them (4 GB, one row in 2,000 matching: 1 GB of memory).
     Only the rows kept are converted, too."""
-    frame = pl.from_arrow(record_batch.filter(keep.to_arrow()))
+    frame = pl.from_arrow(_arrow_filter()(record_batch, keep.to_arrow()))
     assert isinstance(frame, pl.DataFrame)
     return frame.with_columns((keep.arg_true().cast(pl.Int64) + first).alias(POS))
+
+
+@lru_cache(maxsize=1)
+def _arrow_filter() -> Callable[[Any, Any], Any]:
+    """pyarrow's filter kernel. ``RecordBatch.filter`` first imports ``pyarrow.compute``,
+    which builds a wrapper for every kernel (about 0.08 s, a tenth of a small Parquet
+    hunt); the kernel is called directly through the module that holds it (0.01 s),
+    or through ``filter`` where a pyarrow version moves it."""
+    try:
+        from pyarrow._compute import call_function  # noqa: PLC0415
+    except ImportError:  # pragma: no cover - another pyarrow's layout
+        return lambda batch, mask: batch.filter(mask)
+    return lambda batch, mask: call_function("filter", [batch, mask])
 
 
 def _parquet_all(parquet: Any, wanted: list[str], report: FileReport, total: int,
