@@ -2109,7 +2109,9 @@ def _plain_span(frames: list[pl.DataFrame]) -> tuple[int | None, int | None] | N
     the same length and ends in ``Z``: the general rule then reads every one of them in a
     single shape of fixed-width fields (``2022-04-04T18:52:00.6007809Z``), or not at all,
     so text order is time order. A text that cannot be read lies between the two and
-    counts for nothing either way; the least and greatest themselves must read."""
+    counts for nothing either way; the least and greatest themselves must read. One
+    exception: the rule reads a 60th second (``10:00:60.5Z`` is ``10:01:00.5Z``), which
+    sorts before ``10:01:00.0Z``; a column holding one is read row by row."""
     if not frames:  # a row group of no rows
         return None, None
     found = _parquet_raw(frames[0].schema, f_TIMESTAMP)
@@ -2121,13 +2123,14 @@ def _plain_span(frames: list[pl.DataFrame]) -> tuple[int | None, int | None] | N
         width.min().alias("narrow"),
         width.max().alias("wide"),
         text.str.ends_with("Z").all().alias("zoned"),
+        (text.str.slice(17, 2) == "60").any().alias("leap"),  # the seconds, if any
         text.min().alias("low"),
         text.max().alias("high"),
     )
-    narrow, wide, zoned, low, high = row.row(0)
+    narrow, wide, zoned, leap, low, high = row.row(0)
     if low is None:  # no timestamps at all
         return None, None
-    if narrow != wide or not zoned:
+    if narrow != wide or not zoned or leap:
         return None
     low_ms, high_ms = text_ms(pl.Series([low, high], dtype=pl.String)).to_list()
     if low_ms is None or high_ms is None:

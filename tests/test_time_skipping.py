@@ -546,6 +546,11 @@ _TEXTS = st.sampled_from(
     st.booleans(),
     st.booleans(),
 )
+@example(  # a 60th second, read as 08:00:00.500 (in the window), sorts before 08:00:00
+    [(481, "leap-second", "windows", "disconnect_received", "A"),
+     (480, "canonical", "windows", "disconnect_received", "A")],
+    2, False, True,
+)  # fmt: skip
 @example(  # a row group older than the window, its oldest row not first
     [(720, "canonical", "windows", "disconnect_received", "A"),
      (840, "canonical", "windows", "disconnect_received", "A"),
@@ -580,7 +585,7 @@ def test_parquet_row_groups_agree_with_strict_at_random(
                 "none": None,
                 "no-fraction": moment.strftime("%Y-%m-%dT%H:%M:%SZ"),
                 # the width of the canonical form, read or not by the general rule
-                "leap-second": moment.strftime("%Y-%m-%dT%H:%M:60.0000000Z"),
+                "leap-second": moment.strftime("%Y-%m-%dT%H:%M:60.5000000Z"),
                 "bad-hour": moment.strftime("%Y-%m-%dT25:%M:%S.0000000Z"),
                 "bad-least": "0000-00-00T00:00:00.0000000Z",
                 "bad-greatest": "9999-99-99T99:99:99.9999999Z",
@@ -620,6 +625,8 @@ def test_parquet_row_groups_agree_with_strict_at_random(
         (["2026-11-20T10:00:00.5000000Z", "9999-99-99T99:99:99.9999999Z"], None),
         (["0000-00-00T00:00:00.0000000Z", "2026-11-20T10:00:00.5000000Z"], None),
         (["2026-11-20T10:00:00.0000+0500", "2026-11-20T09:00:00.0000+0500"], None),
+        # a 60th second reads as the next minute's, but sorts before it
+        (["2026-11-20T10:00:60.5000000Z", "2026-11-20T10:01:00.0000000Z"], None),
     ],
 )  # fmt: skip
 def test_a_row_groups_timestamp_span_is_read_from_its_texts_only_when_exact(
