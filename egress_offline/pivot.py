@@ -375,18 +375,18 @@ def _gather(files: list[InputFile], ids: list[str], keep: pl.Expr, *, strict: bo
     """The events ``keep`` selects, from every file, summarised as they come; and which
     files may hold process events (a decoded one, or a line that may be one)."""
     prefilter = IdPrefilter(tuple(ids), hint=_PROCESS_HINT)
-    gathered = _Pass(_Found(ids), [], [])
+    found_pass = _Pass(_Found(ids), [], [])
     scanned = None if strict else Scanned(files)  # small files' lines, scanned together
     # selected events wait to be summarised together: each summary costs some twenty
     # queries whatever its size (about 19 ms), which every batch holding the process's
     # events paid (1,000 gzip files: 828 summaries, 15.5 s)
-    waiting = Gathered(gathered.found.add, _WAITING)
+    waiting = Gathered(found_pass.found.add, _WAITING)
     for number, file in enumerate(files, start=1):
         report = FileReport(file.name, file.format, file.compression, file.size, unit="line")
-        gathered.reports.append(report)
+        found_pass.reports.append(report)
         tell = None if progress is None else partial(progress, file.name, number, len(files))
         waiting.settle()  # the earlier files' events: before the mark, never after it
-        mark = gathered.found.mark()
+        mark = found_pass.found.mark()
         waiting.begin_file()
         processes = False
         for batch in read_batches(
@@ -394,7 +394,7 @@ def _gather(files: list[InputFile], ids: list[str], keep: pl.Expr, *, strict: bo
             scanned=scanned,
         ):  # fmt: skip
             if batch is RESTART:
-                gathered.found.rollback(mark)
+                found_pass.found.rollback(mark)
                 waiting.drop_file()
                 continue
             if isinstance(batch, Stamps):
@@ -407,9 +407,9 @@ def _gather(files: list[InputFile], ids: list[str], keep: pl.Expr, *, strict: bo
             if tell is not None:
                 tell(report.progress, file.size)
         if processes or report.hinted:
-            gathered.with_processes.append(file)
+            found_pass.with_processes.append(file)
     waiting.flush()
-    return gathered
+    return found_pass
 
 
 def _parent_ids(seen: pl.DataFrame, ids: list[str]) -> list[str]:

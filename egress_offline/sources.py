@@ -2054,8 +2054,8 @@ def _parquet_judged(parquet: Any, wanted: list[str], report: FileReport, total: 
                 report.cover_range(*span)
                 _pass_over(sum(frame.height for frame in texts), _NO_STAMPS, floor, report, total)
                 continue
-        # the timestamps alone are kept: a row group's texts may be large
         stamps = [_row_stamps(frame) for frame in texts] if texts is not None else None
+        texts = None  # the timestamps alone are kept: a row group's texts may be large
         if stamps is not None and low is not None and not any(s.gt(low).any() for s in stamps):
             for stamp in stamps:  # every row older than the floor
                 _pass_over(stamp.len(), stamp, floor, report, total)

@@ -31,6 +31,12 @@ def stamp(moment: Any) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%S.%f") + "0Z"
 
 
+#: the random tests' settings: each example writes files under one tmp_path_factory
+_RANDOM = settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+
+
 def both(path: Path, **spec: Any) -> Any:
     """The fast result, after checking that it equals the strict one in rows and counts."""
     fast = run_hunt([str(path)], HuntSpec(**spec))
@@ -410,9 +416,7 @@ def test_latest_over_a_compressed_file_in_time_order(
     st.sampled_from([1, 1 << 30]),
     st.booleans(),
 )
-@settings(
-    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
-)
+@_RANDOM
 def test_latest_over_gzip_agrees_with_strict_at_random(
     tmp_path_factory: pytest.TempPathFactory,
     rows: list[tuple[int, str, str, str, str]],
@@ -558,9 +562,7 @@ _TEXTS = st.sampled_from(
      (60, "canonical", "windows", "disconnect_received", "A")],
     3, False, True,
 )  # fmt: skip
-@settings(
-    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
-)
+@_RANDOM
 def test_parquet_row_groups_agree_with_strict_at_random(
     tmp_path_factory: pytest.TempPathFactory,
     rows: list[tuple[int, str, str, str, str]],
