@@ -5,6 +5,8 @@
     python benchmarks/run.py --smoke      # tiny data, every contender once, rows checked, no timing
     python benchmarks/run.py --sizes 4GB --sweep --pivot   # also time sweep, and pivot
     python benchmarks/run.py --sizes 1GB --files 200,1000  # also on the file cut in pieces
+    python benchmarks/run.py --sizes 1GB,4GB --baseline /old/venv/bin/egress-offline
+                                            # against another build of egress-offline
 
 Every contender runs as its own process (so that its peak anonymous memory, RssAnon, is its
 own) and writes its flagged rows; the script checks that every run flags the same rows. The
@@ -109,7 +111,7 @@ FLOOR = textwrap.dedent(
     if fmt == "parquet":
         import pyarrow.parquet as pq
         from egress_offline.fields import ACTION, FieldSet, OS_FAMILY, TIMESTAMP
-        from egress_offline.sources import parquet_columns
+        from egress_offline.readers import parquet_columns
         parquet = pq.ParquetFile(path)
         leaves = [parquet.schema.column(i).path for i in range(len(parquet.schema))]
         judged = parquet_columns(leaves, FieldSet((TIMESTAMP, ACTION, OS_FAMILY)))
@@ -155,11 +157,12 @@ POLARS = (
 
 
 def contenders(
-    path: Path, fmt: str, now: str, out: Path, *, sweep: bool = False
+    path: Path, fmt: str, now: str, out: Path, *, sweep: bool = False, baseline: str = ""
 ) -> dict[str, list[str]]:
     """The commands to time on ``path``: a file, or a directory of pieces of one (see
     :func:`split_files`), which egress-offline is given as it is and the others as a
-    pattern of its files."""
+    pattern of its files. ``baseline``, another egress-offline executable (an earlier
+    commit's install), is timed beside this one on the same hunts."""
     python = sys.executable
     pattern = str(path / ("*.ndjson.gz" if fmt == "gz" else "*.ndjson")) if path.is_dir() else ""
     shell = f"{path}/*" if pattern else f"'{path}'"  # the files, for sh
@@ -188,6 +191,11 @@ def contenders(
         del runs["polars scan"]  # scan_ndjson reads .gz too, but it is the same query
     if sweep:  # the whole dump in sliding windows: timed, its rows not compared
         runs["egress-offline sweep"] = [EXE, "sweep", str(path), "-q", "-o", str(out)]
+    if baseline:  # the same hunts by another build: the fixed --now one's rows compared
+        runs["baseline"] = [baseline, "hunt", str(path), "--now", now, "-q", "-o", str(out)]
+        runs["baseline latest"] = [baseline, "hunt", str(path), "-q", "-o", str(out)]
+        if sweep:
+            runs["baseline sweep"] = [baseline, "sweep", str(path), "-q", "-o", str(out)]
     return runs
 
 
@@ -235,7 +243,7 @@ def duckdb_available() -> bool:
 def bench(
     sizes: list[str], formats: list[str], repeat: int, smoke: bool, data: Path, *,
     sweep: bool = False, pivot: bool = False, parts: list[int] | None = None,
-    sparse: int = 0,
+    sparse: int = 0, baseline: str = "",
 ) -> list[dict[str, Any]]:  # fmt: skip
     """Time every contender ``repeat`` times on each file, in rounds (each round runs
     every contender once, in turn), so that a drift in the machine's speed weighs on all
@@ -253,7 +261,7 @@ def bench(
         ]
         for fmt, path, label in inputs:
             mb = files["ndjson"].stat().st_size / 1e6
-            runs = contenders(path, fmt, meta["now"], Path("x"), sweep=sweep)
+            runs = contenders(path, fmt, meta["now"], Path("x"), sweep=sweep, baseline=baseline)
             if not duckdb_available():
                 print("  duckdb: not installed (pip install '.[bench]'), skipped", file=sys.stderr)
                 runs.pop("duckdb")
@@ -310,7 +318,13 @@ def bench(
     return results
 
 
-EXTRA_TOOLS = ("egress-offline latest", "egress-offline sweep", "egress-offline pivot")
+EXTRA_TOOLS = (
+    "egress-offline latest",
+    "egress-offline sweep",
+    "egress-offline pivot",
+    "baseline latest",
+    "baseline sweep",
+)
 # run with a terminal as standard output and error: the progress bar and the summary show
 TERMINAL_TOOLS = ("egress-offline on a terminal",)
 
@@ -352,6 +366,29 @@ def ratios(results: list[dict[str, Any]]) -> list[str]:
                 f"{floor['seconds'] / duck['seconds']:.2f} | {latest['seconds']:.2f} | "
                 f"{r['peak_rss_anon_mib']:.0f} | {duck['peak_rss_anon_mib']:.0f} |"
             )
+    return lines
+
+
+def against_baseline(results: list[dict[str, Any]]) -> list[str]:
+    """This build against the baseline build, each hunt: time ratio and peak memory."""
+    by = {(r["size"], r["format"], r["tool"]): r for r in results}
+    lines = []
+    pairs = (
+        ("hunt, fixed --now", "egress-offline", "baseline"),
+        ("hunt, --now latest", "egress-offline latest", "baseline latest"),
+        ("sweep", "egress-offline sweep", "baseline sweep"),
+    )
+    for size, fmt, tool in list(by):
+        if tool != "egress-offline":
+            continue
+        for label, ours, theirs in pairs:
+            new, old = by.get((size, fmt, ours)), by.get((size, fmt, theirs))
+            if new and old:
+                lines.append(
+                    f"| {size} | {fmt} | {label} | {new['seconds']:.2f} | {old['seconds']:.2f} "
+                    f"| {new['seconds'] / old['seconds']:.2f} | {new['peak_rss_anon_mib']:.0f} "
+                    f"| {old['peak_rss_anon_mib']:.0f} |"
+                )
     return lines
 
 
@@ -412,6 +449,13 @@ def main() -> None:
         help="on exports where only one in N of the disconnect_received events is one "
         "(the planted ones aside): the hunt keeps a few rows of each batch",
     )
+    parser.add_argument(
+        "--baseline",
+        default="",
+        metavar="EXE",
+        help="another egress-offline executable (say, an earlier commit installed in its "
+        "own venv), timed beside this one on the same hunts (and sweeps, with --sweep)",
+    )
     args = parser.parse_args()
     sizes = ["2MB"] if args.smoke else args.sizes.split(",")
     data = Path(tempfile.mkdtemp(prefix="egress-bench-")) if args.smoke else args.data
@@ -422,7 +466,7 @@ def main() -> None:
     parts = [3] if args.smoke else [int(count) for count in args.files.split(",") if count]
     results = bench(
         sizes, args.formats.split(","), args.repeat, args.smoke, data,
-        sweep=sweep, pivot=pivot, parts=parts, sparse=args.sparse,
+        sweep=sweep, pivot=pivot, parts=parts, sparse=args.sparse, baseline=args.baseline,
     )  # fmt: skip
     if args.smoke:
         shutil.rmtree(data, ignore_errors=True)
@@ -436,6 +480,11 @@ def main() -> None:
     )
     print("|---|---|---|---|---|---|---|---|---|---|")
     print("\n".join(ratios(results)))
+    if args.baseline:
+        print()
+        print("| size | format | run | this s | baseline s | ratio | this MiB | baseline MiB |")
+        print("|---|---|---|---|---|---|---|---|")
+        print("\n".join(against_baseline(results)))
     print()
     print("| size | format | egress-offline -q s | on a terminal s | ratio |")
     print("|---|---|---|---|---|")

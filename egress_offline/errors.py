@@ -5,7 +5,10 @@
     └── InputError         an input that cannot be read at all (exit 1)
         └── DataError      a malformed record under --strict (exit 1)
 
-Every message says what went wrong, where (file and line when known) and how to fix it.
+Every message says what went wrong, where (file and line when known) and how to fix it;
+``file`` and ``position`` carry the place as data too, for a caller that wants it. An
+error from Polars, pyarrow or the OS met while reading becomes one of these at one
+boundary (``egress_offline.readers.session``), with the original kept as its cause.
 Anything else that escapes the library is a bug and keeps its traceback.
 """
 
@@ -18,6 +21,13 @@ class EgressError(Exception):
     """Base of the tree; ``exit_code`` is what the command exits with."""
 
     exit_code = 1
+
+    def __init__(self, message: str, *, file: str | None = None, position: int | None = None):
+        super().__init__(message)
+        #: the input the error is about, as the user named it, when there is one
+        self.file = file
+        #: its line, record or row, when known
+        self.position = position
 
 
 class UsageError(EgressError):

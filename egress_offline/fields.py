@@ -16,14 +16,28 @@ from typing import Final
 import polars as pl
 
 __all__ = [
+    "ACTION",
+    "CATEGORY",
     "CONTEXT_FIELDS",
+    "DEST_ADDRESS",
+    "DEST_AS_ORG",
+    "DEST_IP",
+    "DEST_PORT",
+    "ENTITY_ID",
+    "EXECUTABLE",
     "FIELDS",
     "GROUP_FIELDS",
+    "HOST_NAME",
     "HUNT",
     "KEYWORD_FIELDS",
+    "OS_FAMILY",
+    "SOURCE_BYTES",
     "TEXT_LIST",
+    "TIMESTAMP",
+    "USER_NAME",
     "FieldSet",
     "key_paths",
+    "nested_path",
 ]
 
 TIMESTAMP: Final = "@timestamp"

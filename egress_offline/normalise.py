@@ -15,6 +15,8 @@ from egress_offline import fields as f
 
 __all__ = [
     "canonical_ms",
+    "exponent_texts",
+    "exponent_values",
     "in_pieces",
     "keyword",
     "long_or_null",
@@ -22,6 +24,8 @@ __all__ = [
     "parse_timestamp",
     "present",
     "sum_longs",
+    "text_ms",
+    "timestamp_text_ms",
     "timestamps",
 ]
 

@@ -12,7 +12,7 @@ from typing import Any
 
 from egress_offline.engine import HuntResult
 from egress_offline.pivot import PivotResult
-from egress_offline.sources import FileReport
+from egress_offline.readers import FileReport
 from egress_offline.spec import iso_ms
 from egress_offline.sweep import SweepResult
 from egress_offline.writers import inert
@@ -20,8 +20,10 @@ from egress_offline.writers import inert
 __all__ = [
     "pivot_summary_lines",
     "report_dict",
+    "report_json",
     "summary_lines",
     "sweep_report_dict",
+    "sweep_report_json",
     "sweep_summary_lines",
 ]
 
@@ -75,13 +77,12 @@ def sweep_summary_lines(result: SweepResult) -> list[str]:
 def _summary(result: HuntResult | SweepResult, *, time_step: str, flagged: str,
              where: str) -> list[str]:  # fmt: skip
     c = result.counts
-    families = "any" if result.spec.os_families is None else ",".join(result.spec.os_families)
     steps = [
         ("records read", c.records),
         ("  malformed, skipped", c.malformed),
         ("  valid", c.valid),
         (time_step, c.time_window),
-        (f"{families} network disconnect_received", c.event_match),
+        (result.spec.event_label, c.event_match),
         ("destination.ip public", c.public_destination),
         ("groups", c.groups),
         (flagged, c.flagged),

@@ -16,6 +16,9 @@ from egress_offline.errors import UsageError
 from egress_offline.ranges import SEED_CIDRS, CidrBlock, parse_cidr
 
 __all__ = [
+    "DEFAULT_ACTIONS",
+    "DEFAULT_CATEGORIES",
+    "DEFAULT_OS_FAMILIES",
     "DEFAULT_THRESHOLD",
     "DEFAULT_WINDOW",
     "HuntSpec",
@@ -32,6 +35,12 @@ __all__ = [
 
 NowMode = Literal["latest", "wall"]
 
+# The seed query's predicate, spelled out here and nowhere else:
+#   host.os.family == "windows" and event.category == "network" and
+#   event.action == "disconnect_received"
+DEFAULT_OS_FAMILIES: Final = ("windows",)
+DEFAULT_CATEGORIES: Final = ("network",)
+DEFAULT_ACTIONS: Final = ("disconnect_received",)
 DEFAULT_THRESHOLD: Final = 1_073_741_824  # 1 GiB, as in the query
 DEFAULT_WINDOW: Final = timedelta(hours=8)
 
@@ -118,10 +127,17 @@ def read_cidr_file(path: Path) -> tuple[CidrBlock, ...]:
 
 @dataclass(frozen=True, kw_only=True)
 class RowFilters:
-    """What hunt and sweep share: the row filters and the threshold. ``os_families``:
-    ``None`` means any. ``extra_cidrs``: blocks excluded in addition to the seed's 26."""
+    """What hunt and sweep share: the whole row predicate and the threshold. A record
+    matches when its ``host.os.family`` is one of ``os_families`` (``None``: any), its
+    ``event.category`` one of ``categories`` and its ``event.action`` one of
+    ``actions`` (each single-valued, compared exactly, as ES|QL's ``==``), and its
+    ``destination.ip`` is in none of :attr:`cidrs` (``extra_cidrs``: blocks excluded in
+    addition to the seed's 26). The readers' prefilter, the engine's batch reduction and
+    the summary's labels are all compiled from these fields."""
 
-    os_families: tuple[str, ...] | None = ("windows",)
+    os_families: tuple[str, ...] | None = DEFAULT_OS_FAMILIES
+    categories: tuple[str, ...] = DEFAULT_CATEGORIES
+    actions: tuple[str, ...] = DEFAULT_ACTIONS
     threshold: int = DEFAULT_THRESHOLD
     extra_cidrs: tuple[CidrBlock, ...] = ()
     strict: bool = False
@@ -136,11 +152,30 @@ class RowFilters:
             raise UsageError("threshold: must be between 0 and 2^63-1 bytes")
         if self.os_families is not None and not self.os_families:
             raise UsageError("os_families: give at least one family, or None for any")
+        for name in ("os_families", "categories", "actions"):
+            values = getattr(self, name)
+            if values is None and name == "os_families":
+                continue
+            if not isinstance(values, tuple) or not values:
+                raise UsageError(f"{name}: give a tuple of at least one value")
+            if not all(isinstance(value, str) and value for value in values):
+                raise UsageError(f"{name}: every value must be a non-empty string")
 
     @property
     def cidrs(self) -> tuple[CidrBlock, ...]:
         """Every excluded block: the seed's 26, then the extra ones."""
         return self.seed_cidrs + self.extra_cidrs
+
+    @property
+    def event_kinds(self) -> str:
+        """The events matched, in a few words: ``network disconnect_received``."""
+        return f"{','.join(self.categories)} {','.join(self.actions)}"
+
+    @property
+    def event_label(self) -> str:
+        """The event predicate in a few words: ``windows network disconnect_received``."""
+        families = "any" if self.os_families is None else ",".join(self.os_families)
+        return f"{families} {self.event_kinds}"
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -2,7 +2,7 @@
 
 Data flow::
 
-    sources -> normalise -> row filters (as the hunt) -> spill -> period -> CIDR
+    readers -> reduce (the event predicate, as the hunt) -> spill -> period -> CIDR
         -> keys exploded -> hash partitions on disk -> per group, a sliding window over
         its sorted events -> peak -> threshold -> SweepResult
 
@@ -40,10 +40,10 @@ from egress_offline.engine import (
     Spill,
     finish,
     public_events,
-    read_inputs,
+    read_into,
 )
 from egress_offline.normalise import long_or_null
-from egress_offline.sources import FileReport, TimeFloor, open_inputs
+from egress_offline.readers import FileReport, open_inputs
 from egress_offline.spec import SweepSpec
 
 __all__ = ["SWEEP_COLUMNS", "SweepResult", "run_sweep"]
@@ -92,19 +92,21 @@ def run_sweep(
     started = time.perf_counter()
     counts = Counts()
     since, until = spec.since_ms, spec.until_ms
-    # records before `since` can be skipped unread, as the hunt skips those before its window
-    floor = TimeFloor(
-        window_ms=spec.window_ms if since is not None else None,
-        fixed_ms=None if since is None else since - 1,
-    )
     with (
         tempfile.TemporaryDirectory(prefix="egress-offline-sweep-") as scratch,
         open_inputs(paths) as inputs,
     ):
         spill = Spill(Path(scratch))
-        reports, first_ms, last_ms = read_inputs(
-            inputs, spec, spill, floor, counts, hash_inputs=hash_inputs, progress=progress
-        )
+        # records before `since` can be skipped unread, as the hunt skips those before
+        # its window
+        read = read_into(
+            inputs, spec, spill, counts,
+            window_ms=spec.window_ms if since is not None else None,
+            floor_ms=None if since is None else since - 1,
+            count_stamps=True,
+            hash_inputs=hash_inputs,
+            progress=progress,
+        )  # fmt: skip
         in_period = pl.col(TS).is_not_null()
         if since is not None:
             in_period &= pl.col(TS) >= since
@@ -122,15 +124,15 @@ def run_sweep(
             rows=rows,
             spec=spec,
             counts=counts,
-            files=reports,
+            files=read.files,
             skipped=inputs.skipped,
-            first_ms=first_ms,
-            last_ms=last_ms,
+            first_ms=read.first_ms,
+            last_ms=read.last_ms,
             partitions=partitions,
         )
     if counts.valid and counts.event_match == 0:
         result.warnings.append(
-            "the period holds no network disconnect_received events of the chosen OS "
+            f"the period holds no {spec.event_kinds} events of the chosen OS "
             "family, so the sweep finds nothing here"
         )
     result.elapsed_seconds = time.perf_counter() - started

@@ -21,7 +21,19 @@ import polars as pl
 
 from egress_offline.errors import UsageError
 
-__all__ = ["FORMATS", "OutputFormat", "format_for", "inert", "render", "write_atomic"]
+__all__ = [
+    "FORMATS",
+    "PIVOT_FORMATS",
+    "OutputFormat",
+    "format_for",
+    "human_bytes",
+    "inert",
+    "pivot_text",
+    "render",
+    "render_pivot",
+    "table_text",
+    "write_atomic",
+]
 
 OutputFormat = Literal["csv", "ndjson", "json", "parquet", "table"]
 FORMATS: Final = ("csv", "ndjson", "json", "parquet", "table")

@@ -259,10 +259,10 @@ def fail_after_batches(monkeypatch: Any, count: int) -> list[int]:
     """Make the fast NDJSON reader fail once it has accounted for ``count`` batches of
     lines, as on damage met late in a file of many GB (the careful reader then reads the
     file again). Returns the heights of the batches it accounted for, as they come."""
-    from egress_offline import sources  # noqa: PLC0415
+    from egress_offline.readers import ndjson as reader  # noqa: PLC0415
 
     batches: list[int] = []
-    real = sources._line_batch
+    real = reader._account_batch
 
     def failing(batch: Any, *args: Any, **kwargs: Any) -> Any:
         batches.append(batch.height)
@@ -270,5 +270,5 @@ def fail_after_batches(monkeypatch: Any, count: int) -> list[int]:
         if len(batches) == count:
             raise pl.exceptions.ComputeError("damage met late")
 
-    monkeypatch.setattr(sources, "_line_batch", failing)
+    monkeypatch.setattr(reader, "_account_batch", failing)
     return batches

@@ -341,7 +341,7 @@ def _unused() -> io.BytesIO:  # keep io imported for monkeypatching stdin in oth
 
 def test_progress_hook_reports_each_file_up_to_the_end(tmp_path: Path) -> None:
     from egress_offline import HuntSpec, run_hunt  # noqa: PLC0415
-    from egress_offline.engine import SAMPLING  # noqa: PLC0415
+    from egress_offline.readers import SAMPLING  # noqa: PLC0415
 
     docs = [event(**{"process.entity_id": f"P{i}"}) for i in range(300)]
     (tmp_path / "a.ndjson").write_bytes(ndjson(docs))
@@ -368,9 +368,57 @@ def test_progress_hook_reports_each_file_up_to_the_end(tmp_path: Path) -> None:
     assert sorted({call[1] for call in calls}) == [1, 2, 3]  # a fixed anchor samples nothing
 
 
-def test_progress_display_stays_off_when_not_a_terminal(export: Path) -> None:
+@pytest.mark.parametrize("terminal", [False, True])
+def test_progress_display_stays_off_when_not_a_terminal(
+    export: Path, monkeypatch: pytest.MonkeyPatch, terminal: bool
+) -> None:
+    """The bar shows only when standard error is a terminal. With no delay before it,
+    a run that is not on a terminal must still start no bar; the same run, told that
+    standard error is a terminal, starts one (so this test can fail)."""
+    from egress_offline.cli import ProgressDisplay  # noqa: PLC0415
+
+    started: list[bool] = []
+    monkeypatch.setattr(ProgressDisplay, "_DELAY", 0.0)
+    monkeypatch.setattr(ProgressDisplay, "_start", lambda self: started.append(True) or _NoBar())
+    monkeypatch.setattr("egress_offline.cli.commands.sys", _Sys(stderr_terminal=terminal))
     result = invoke(str(export), "--now", NOW)
+    assert result.exit_code == 0
+    assert bool(started) is terminal
     assert "━" not in result.stderr and "\r" not in result.stderr
+
+
+class _Sys:
+    """The ``sys`` module as the command sees it, its standard error a terminal or not
+    (CliRunner's own streams are never terminals)."""
+
+    def __init__(self, *, stderr_terminal: bool) -> None:
+        self._terminal = stderr_terminal
+
+    def __getattr__(self, name: str) -> Any:
+        value = getattr(sys, name)
+        if name == "stderr":
+            return _Stream(value, self._terminal)
+        return value
+
+
+class _Stream:
+    def __init__(self, stream: Any, terminal: bool) -> None:
+        self._stream, self._terminal = stream, terminal
+
+    def isatty(self) -> bool:
+        return self._terminal
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
+class _NoBar:
+    """Stands in for rich's progress bar on an 80-column terminal: draws nothing."""
+
+    console = type("Console", (), {"width": 80})()
+
+    def __getattr__(self, name: str) -> Any:
+        return lambda *args, **kwargs: None
 
 
 def test_sysmon_data_is_named(tmp_path: Path) -> None:
@@ -388,9 +436,9 @@ def _progress_rows(width: int, *calls: tuple[str, int, int, float, int]) -> list
     drawn on a terminal ``width`` columns wide."""
     from rich.console import Console  # noqa: PLC0415
 
-    from egress_offline.cli import _ProgressDisplay  # noqa: PLC0415
+    from egress_offline.cli import ProgressDisplay  # noqa: PLC0415
 
-    display = _ProgressDisplay(enabled=True, console=Console(file=io.StringIO(), width=width))
+    display = ProgressDisplay(enabled=True, console=Console(file=io.StringIO(), width=width))
     display._started -= 60
     try:
         for call in calls:
@@ -405,7 +453,7 @@ def _progress_rows(width: int, *calls: tuple[str, int, int, float, int]) -> list
 def test_progress_display_shows_the_sampling_of_file_ends() -> None:
     """--now latest samples the ends of every file first (file number 0); on many files
     that outlasts the display's delay. It used to fail there (KeyError: None)."""
-    from egress_offline.engine import SAMPLING  # noqa: PLC0415
+    from egress_offline.readers import SAMPLING  # noqa: PLC0415
 
     for width in (60, 100):
         rows = _progress_rows(width, (SAMPLING, 0, 3000, 0.4, 10**9))

@@ -22,10 +22,11 @@ import polars as pl
 import pytest
 from typer.testing import CliRunner
 
-from egress_offline import HuntResult, HuntSpec, run_hunt, sources
-from egress_offline import engine as engine_module
+from egress_offline import HuntResult, HuntSpec, run_hunt
 from egress_offline import writers as writers_module
 from egress_offline.cli import app
+from egress_offline.engine import ingest as ingest_module
+from egress_offline.readers import tuning
 from tests.helpers import NOW, GiB, event, ndjson
 
 NOW_TEXT = "2024-05-01T12:00:00Z"
@@ -64,11 +65,11 @@ def test_a_50_mb_line_among_normal_ones(tmp_path: Path, gzipped: bool) -> None:
 def test_lines_longer_than_a_read_are_read_whole(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
 ) -> None:
-    """Polars reads a file of lines a few MiB at a time (``sources._READ_SIZE``): a line
+    """Polars reads a file of lines a few MiB at a time (``readers.tuning.READ_SIZE``): a line
     longer than that spans reads, and must still be one record. Here every line does. The
     setting is Polars' own (it says so when verbose), and is left set for later scans."""
     monkeypatch.delenv("POLARS_FORCE_NDJSON_READ_SIZE", raising=False)
-    monkeypatch.setattr("egress_offline.sources._READ_SIZE", 700)
+    monkeypatch.setattr("egress_offline.readers.tuning.READ_SIZE", 700)
     path = _forty_with_one_long_line(tmp_path)
     capfd.readouterr()
     with pl.Config(verbose=True):
@@ -96,14 +97,14 @@ def _assert_forty_read_whole(result: HuntResult) -> None:
 def test_lines_across_fetched_pieces_are_read_whole(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, user: str | None
 ) -> None:
-    """Polars fetches the file's bytes ahead in pieces (``sources._FETCH_SIZE``), which
+    """Polars fetches the file's bytes ahead in pieces (``readers.tuning.FETCH_SIZE``), which
     lines span: every line is still one record. The setting is set once and left set; a
     value the user has set is kept."""
     if user is None:
         monkeypatch.delenv("POLARS_NDJSON_CHUNK_SIZE", raising=False)
     else:
         monkeypatch.setenv("POLARS_NDJSON_CHUNK_SIZE", user)
-    monkeypatch.setattr("egress_offline.sources._FETCH_SIZE", 700)
+    monkeypatch.setattr("egress_offline.readers.tuning.FETCH_SIZE", 700)
     result = run_hunt([str(_forty_with_one_long_line(tmp_path))], HuntSpec(now=NOW))
     assert os.environ["POLARS_NDJSON_CHUNK_SIZE"] == (user or "700")
     _assert_forty_read_whole(result)
@@ -118,7 +119,7 @@ def test_polars_own_reads_without_line_ends_or_when_set(
     is read with Polars' growing reads: with fixed ones, a line of N reads is copied N
     times. A read size the user has set is kept; ours (set by an earlier scan) is set
     again afterwards."""
-    ours = str(sources._READ_SIZE)
+    ours = str(tuning.READ_SIZE)
     user = ours if before == "ours" else before
     if user is None:
         monkeypatch.delenv("POLARS_FORCE_NDJSON_READ_SIZE", raising=False)
@@ -213,7 +214,7 @@ def test_ctrl_c_while_reading_leaves_no_output(
     def interrupted(*_args: object, **_kwargs: object) -> None:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(engine_module, "_reduce_batch", interrupted)
+    monkeypatch.setattr(ingest_module, "reduce_batch", interrupted)
     target = tmp_path / "out.csv"
     code, _, err = run(str(path), "-o", str(target))
     assert code == 130

@@ -18,7 +18,9 @@ import polars as pl
 import pytest
 import zstandard
 
-from egress_offline import HuntSpec, engine, run_hunt, sources
+from egress_offline import HuntSpec, run_hunt
+from egress_offline.engine import spill as spill_module
+from egress_offline.readers import batching, sniff, tuning
 from tests.helpers import (
     LAYOUTS,
     NOW,
@@ -223,7 +225,7 @@ def test_a_compressed_file_is_peeked_at_only_as_far_as_needed(tmp_path: Path,
     body = b"".join(gzip.compress(text[a:b]) for a, b in itertools.pairwise(cut))
     path = tmp_path / "x.ndjson.gz"
     path.write_bytes(body)
-    peek, produced, consumed = sources._peek_text(path, "gzip", len(body))
+    peek, produced, consumed = sniff.peek_text(path, "gzip", len(body))
     assert peek == text[: 64 * 1024]
     assert produced >= 64 * 1024
     assert consumed <= 3 * 8 * 1024 < len(body)
@@ -444,7 +446,7 @@ def test_gzip_member_ending_exactly_at_a_read_block(tmp_path: Path,
     first = gzip.compress(ndjson([a]) + b"\xff\xfe\n")  # not UTF-8: the careful reader runs
     path = tmp_path / "members.gz"
     path.write_bytes(first + gzip.compress(ndjson([b, c])))
-    monkeypatch.setattr(sources, "_BLOCK", len(first))
+    monkeypatch.setattr(tuning, "BLOCK", len(first))
     result = result_of(path)
     assert pairs(result) == EXPECTED
     assert (result.files[0].reader, result.counts.malformed) == ("careful", 1)
@@ -496,7 +498,7 @@ def test_a_file_read_again_carefully_drops_its_own_gathered_rows_only(
     careful reader: its own gathered rows must go (or they would count twice), and the
     earlier files' rows must stay. The fast reader is made to fail once it has yielded
     the second file's rows (damage met late, as in a file of many GB)."""
-    monkeypatch.setattr(sources, "_DECODE_BYTES", 1)  # every batch's lines decoded at once
+    monkeypatch.setattr(tuning, "DECODE_BYTES", 1)  # every batch's lines decoded at once
     batches = fail_after_batches(monkeypatch, 2)
     a = tmp_path / "a.ndjson"
     a.write_bytes(ndjson([event(**{"source.bytes": 2 * GiB})] * 3))
@@ -593,9 +595,9 @@ def test_small_files_scanned_together_are_each_read_as_if_alone(
     has when read alone, whatever its compression or last line."""
     paths = _small_files(tmp_path)
     groups: list[int] = []
-    real = sources._scan_together
+    real = batching._scan_together
     monkeypatch.setattr(
-        sources, "_scan_together", lambda files, *a: groups.append(len(files)) or real(files, *a)
+        batching, "_scan_together", lambda files, *a: groups.append(len(files)) or real(files, *a)
     )
     together = run_hunt([str(tmp_path)], HuntSpec(now=now))
     assert groups == [len(paths)]
@@ -634,7 +636,7 @@ def test_a_damaged_file_among_small_files_has_them_scanned_alone(
     paths = _small_files(tmp_path)
     (tmp_path / "e.ndjson").write_bytes(ndjson([event(**{"source.bytes": GiB})]) + b"\xff\n")
     failed: list[int] = []
-    real = sources._scan_together
+    real = batching._scan_together
 
     def spy(files: Any, *args: Any) -> Any:
         try:
@@ -643,7 +645,7 @@ def test_a_damaged_file_among_small_files_has_them_scanned_alone(
             failed.append(len(files))
             raise
 
-    monkeypatch.setattr(sources, "_scan_together", spy)
+    monkeypatch.setattr(batching, "_scan_together", spy)
     result = run_hunt([str(tmp_path)], HuntSpec(now=NOW))
     assert failed == [len(paths)]
     readers = {Path(report.name).name: report.reader for report in result.files}
@@ -685,7 +687,7 @@ def test_a_file_read_again_carefully_keeps_the_earlier_files_timestamps(
     in one file with those of earlier files. A file read again by the careful reader
     drops its own from the count in the window, never an earlier file's, even when they
     were written together since the file began."""
-    monkeypatch.setattr(engine, "_STAMP_FLUSH", 4)
+    monkeypatch.setattr(spill_module, "_STAMP_FLUSH", 4)
     batches = fail_after_batches(monkeypatch, 2)
     linux = event(**{"host.os.family": "linux"})
     a = tmp_path / "a.ndjson"

@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 from egress_offline.cli import app
 from egress_offline.errors import UsageError
 from egress_offline.pivot import esql_query, kql_filter, run_pivot, split_arguments
-from egress_offline.sources import IdPrefilter
+from egress_offline.readers import IdPrefilter
 from tests.helpers import LAYOUTS, event, fail_after_batches, flatten_keys
 
 SAMPLE_DIR = Path(__file__).resolve().parents[1] / "sample_data"
@@ -296,7 +296,7 @@ def test_summaries_merged_while_reading_give_the_same_pivot(
     for i, doc in enumerate(docs):
         (tmp_path / f"{i:02d}.ndjson").write_text(json.dumps(doc) + "\n")
     whole = run_pivot(["E1"], [str(tmp_path)]).as_dict()
-    monkeypatch.setattr("egress_offline.pivot._COMPACT", 1)
+    monkeypatch.setattr("egress_offline.pivot.summaries.COMPACT", 1)
     merged = run_pivot(["E1"], [str(tmp_path)]).as_dict()
     assert merged == whole
     network = {n["destination.address"]: n for n in whole["entities"][0]["network"]}
@@ -395,7 +395,7 @@ def test_pivot_agrees_with_a_model_on_random_events(
         part = [_as_doc(r) for r in rows if r["file"] == number]
         (directory / f"{number}.ndjson").write_text("".join(json.dumps(d) + "\n" for d in part))
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr("egress_offline.pivot._COMPACT", compact)
+        patch.setattr("egress_offline.pivot.summaries.COMPACT", compact)
         result = run_pivot(["A", "B"], [str(directory)])
     for entity in result.entities:
         expected = _model(rows, entity.entity_id)
@@ -494,9 +494,9 @@ def test_a_file_read_again_carefully_is_counted_once_after_summaries_merged(
     summaries were merged while it was read, and whenever the events waiting to be
     summarised are (each batch's at once; some files' together, between files; all at
     the end)."""
-    monkeypatch.setattr("egress_offline.pivot._COMPACT", 2)
-    monkeypatch.setattr("egress_offline.pivot._WAITING", waiting)
-    monkeypatch.setattr("egress_offline.sources._DECODE_BYTES", 1)  # decoded at once
+    monkeypatch.setattr("egress_offline.pivot.summaries.COMPACT", 2)
+    monkeypatch.setattr("egress_offline.pivot.summaries.WAITING", waiting)
+    monkeypatch.setattr("egress_offline.readers.tuning.DECODE_BYTES", 1)  # decoded at once
     batches = fail_after_batches(monkeypatch, 4)
     for name in ("a", "b", "c"):
         (tmp_path / f"{name}.ndjson").write_text(json.dumps(event()) + "\n")
@@ -515,10 +515,11 @@ def test_events_that_wait_to_be_summarised_hold_none_of_their_batch(
     summarised. A filtered frame's strings still point into the whole batch's buffers
     (over 4 GB of Parquet, waiting frames held 1.4 GB), so every frame that waits is a
     detached copy."""
-    from egress_offline import pivot, sources  # noqa: PLC0415
+    from egress_offline.pivot import run as pivot_run  # noqa: PLC0415
+    from egress_offline.pivot import summaries  # noqa: PLC0415
 
     detached: set[int] = set()
-    real_detached = pivot._detached
+    real_detached = summaries.detached
 
     def detach(frame: pl.DataFrame) -> pl.DataFrame:
         copy = real_detached(frame)
@@ -526,14 +527,17 @@ def test_events_that_wait_to_be_summarised_hold_none_of_their_batch(
         return copy
 
     waited: list[bool] = []
-    real_add = sources.Gathered.add
+    real_add = summaries.Waiting.add
 
     def add(self: Any, frame: pl.DataFrame) -> None:
         waited.append(id(frame) in detached)
         real_add(self, frame)
 
-    monkeypatch.setattr(pivot, "_detached", detach)
-    monkeypatch.setattr(sources.Gathered, "add", add)
+    monkeypatch.setattr(pivot_run, "detached", detach)
+    monkeypatch.setattr(summaries.Waiting, "add", add)
+    # each file's events in a batch of their own: decoded, and handed on, one by one
+    monkeypatch.setattr("egress_offline.readers.tuning.DECODE_BYTES", 1)
+    monkeypatch.setattr("egress_offline.readers.tuning.GATHER_BYTES", 1)
     for name in ("a", "b"):
         (tmp_path / f"{name}.ndjson").write_text(json.dumps(event()) + "\n")
     frame = pl.read_ndjson(tmp_path / "a.ndjson")

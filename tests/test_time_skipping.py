@@ -20,8 +20,11 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from egress_offline import HuntSpec, run_hunt, sources
+from egress_offline import HuntSpec, run_hunt
 from egress_offline.errors import DataError
+from egress_offline.readers import POS, batching, open_inputs, parquet_screen, tuning
+from egress_offline.readers.parquet import kept_rows
+from egress_offline.readers.timefloor import TimeFloor
 from tests.helpers import NOW, GiB, compact, event, ndjson
 
 HOUR = timedelta(hours=1)
@@ -130,9 +133,9 @@ def test_latest_over_parquet_is_seeded_from_its_end_row_groups(
     path = tmp_path / "x.parquet"
     frame.write_parquet(path, row_group_size=5)
     seen: list[int | None] = []
-    real = sources._parquet_latest_sampled
+    real = parquet_screen.latest_sampled
     monkeypatch.setattr(
-        sources, "_parquet_latest_sampled", lambda *args: seen.append(real(*args)) or seen[-1]
+        parquet_screen, "latest_sampled", lambda *args: seen.append(real(*args)) or seen[-1]
     )
     result = both(path)
     assert sorted(entities(result)) == sorted(f"E{i}" for i in range(8))
@@ -183,7 +186,7 @@ def test_a_nested_timestamp_key_before_the_records_own_in_a_line_that_cannot_mat
         path.unlink()
         path = packed
     if reading == "gzip-first-pass":  # as a file beyond 1.5 GB decompressed
-        monkeypatch.setattr(sources, "_PARK_TEXT", 0)
+        monkeypatch.setattr(tuning, "HOLD_TEXT", 0)
     for now in (None, NOW):
         result = both(path, **({} if now is None else {"now": now}))
         assert entities(result) == ["E1"]
@@ -256,10 +259,10 @@ def test_a_directory_in_time_order_decodes_only_its_window_under_latest(
     result = both(tmp_path)
     assert sorted(entities(result)) == sorted(f"E{i}" for i in range(8))
     decoded: list[int] = []
-    real = sources._decode_lines
+    real = batching.decode_lines
     monkeypatch.setattr(
-        sources,
-        "_decode_lines",
+        batching,
+        "decode_lines",
         lambda lines, *args: decoded.append(lines.height) or real(lines, *args),
     )
     run_hunt([str(tmp_path)], HuntSpec())
@@ -289,9 +292,9 @@ def test_sampling_a_file_that_went_away_leaves_the_error_to_the_reading(
     path = tmp_path / name
     body = compact([event()])
     path.write_bytes(gzip.compress(body) if name.endswith(".gz") else body)
-    with sources.open_inputs([str(path)]) as inputs:
+    with open_inputs([str(path)]) as inputs:
         path.unlink()
-        floor = sources.TimeFloor(window_ms=8 * 3_600_000)
+        floor = TimeFloor(window_ms=8 * 3_600_000)
         floor.sample(inputs.files)
     assert floor.latest_ms is None
 
@@ -374,10 +377,10 @@ def test_latest_over_a_compressed_file_in_time_order(
     that may match are held back until the rising floor says they are old; beyond
     ``held`` bytes the rest are decoded as they come; a long file gets a quick first pass
     over its timestamps instead. Every way, the rows and counts equal --strict's."""
-    monkeypatch.setattr("egress_offline.sources._PARKED_BYTES", held)
+    monkeypatch.setattr("egress_offline.readers.tuning.HELD_BYTES", held)
     if long:
-        monkeypatch.setattr("egress_offline.sources._PARK_TEXT", -1)
-    monkeypatch.setattr("egress_offline.sources._batch_rows", lambda _file, _text: 1000)
+        monkeypatch.setattr("egress_offline.readers.tuning.HOLD_TEXT", -1)
+    monkeypatch.setattr("egress_offline.readers.ndjson.batch_rows", lambda _file, _text: 1000)
     docs = []
     for i in range(12_000, -1, -1):  # 48 hours, one event every 14.4 s, oldest first
         moment = NOW - i * 14_400 * timedelta(milliseconds=1)
@@ -448,8 +451,8 @@ def test_latest_over_gzip_agrees_with_strict_at_random(
     path = directory / "x.ndjson.gz"
     path.write_bytes(gzip.compress(b"".join(lines)))
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr("egress_offline.sources._PARKED_BYTES", held)
-        patch.setattr("egress_offline.sources._batch_rows", lambda _file, _text: 8)
+        patch.setattr("egress_offline.readers.tuning.HELD_BYTES", held)
+        patch.setattr("egress_offline.readers.ndjson.batch_rows", lambda _file, _text: 8)
         both(path)
 
 
@@ -475,8 +478,8 @@ def test_the_ends_of_many_files_are_decoded_together(
     Whatever the grouping, the bound is the newest timestamp that a line scan would read
     there; a damaged line, or a nested key, in one file's sample gives no bound (here
     they are the newest by their text), and leaves the other lines theirs."""
-    monkeypatch.setattr(sources, "_SAMPLED_AT_ONCE", at_once)
-    monkeypatch.setattr(sources, "_DECODED_NEWEST", decoded)
+    monkeypatch.setattr(tuning, "SAMPLED_AT_ONCE", at_once)
+    monkeypatch.setattr(tuning, "DECODED_NEWEST", decoded)
     for number in range(12):
         docs = [event(**{"@timestamp": stamp(NOW - (40 - number - i) * HOUR)}) for i in range(3)]
         (tmp_path / f"{number:02}.ndjson").write_bytes(compact(docs))
@@ -488,8 +491,8 @@ def test_the_ends_of_many_files_are_decoded_together(
         gzip.compress(compact([event(**{"@timestamp": stamp(NOW - 20 * HOUR)})]))
     )
     newest = NOW - 20 * HOUR
-    with sources.open_inputs([str(tmp_path)]) as inputs:
-        floor = sources.TimeFloor(window_ms=8 * 3_600_000)
+    with open_inputs([str(tmp_path)]) as inputs:
+        floor = TimeFloor(window_ms=8 * 3_600_000)
         told: list[float] = []
         floor.sample(inputs.files, tell=lambda fraction, _size: told.append(fraction))
     assert floor.latest_ms == int(newest.timestamp() * 1000)
@@ -644,9 +647,9 @@ def test_a_row_groups_timestamp_span_is_read_from_its_texts_only_when_exact(
             for text in span
         )
     )
-    assert sources._plain_span(frames) == expected
+    assert parquet_screen.plain_span(frames) == expected
     listed = [frame.select(pl.concat_list("@timestamp")) for frame in frames]
-    assert sources._plain_span(listed) is None  # not a plain text column: read row by row
+    assert parquet_screen.plain_span(listed) is None  # not a plain text column: read row by row
 
 
 def test_parquet_rows_kept_are_picked_before_polars_sees_them(
@@ -679,8 +682,8 @@ def test_parquet_rows_kept_are_picked_before_polars_sees_them(
 def test_kept_rows_keep_their_positions() -> None:
     batch = pa.record_batch({"a": ["v", "w", "x", "y", "z"]})
     keep = pl.Series([False, True, False, False, True])
-    frame = sources._kept(batch, keep, 11)
-    assert frame.to_dicts() == [{"a": "w", sources.POS: 12}, {"a": "z", sources.POS: 15}]
+    frame = kept_rows(batch, keep, 11)
+    assert frame.to_dicts() == [{"a": "w", POS: 12}, {"a": "z", POS: 15}]
 
 
 @pytest.mark.parametrize("anchor", ["fixed", "latest"])

@@ -1,0 +1,126 @@
+"""The options that several commands share, declared once."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+__all__ = [
+    "ExcelSafe",
+    "ExcludeCidr",
+    "ExcludeCidrFile",
+    "Format",
+    "OsFamily",
+    "Output",
+    "Paths",
+    "Quiet",
+    "Report",
+    "Strict",
+    "Threshold",
+]
+
+# Options that hunt and sweep share, declared once.
+Paths = Annotated[
+    list[str],
+    typer.Argument(
+        metavar="PATH",
+        help="Export files, directories (searched recursively), globs, or - for stdin. "
+        "NDJSON (.gz/.zst too), a JSON array or _search response, or Parquet.",
+        show_default=False,
+    ),
+]
+
+
+OsFamily = Annotated[
+    list[str] | None,
+    typer.Option(
+        help="host.os.family to keep (repeatable); 'any' removes the filter. Default: windows.",
+        show_default=False,
+        metavar="NAME",
+    ),
+]
+
+
+Threshold = Annotated[
+    str,
+    typer.Option(
+        metavar="SIZE",
+        help="Flag groups at or above this: bytes, KB/MB/GB/TB or KiB/MiB/GiB/TiB.",
+    ),
+]
+
+
+ExcludeCidr = Annotated[
+    list[str] | None,
+    typer.Option(
+        help="Another non-public range to exclude (repeatable).",
+        show_default=False,
+        metavar="CIDR",
+    ),
+]
+
+
+ExcludeCidrFile = Annotated[
+    Path | None,
+    typer.Option(
+        help="File of ranges to exclude, one per line, # comments.",
+        show_default=False,
+        metavar="FILE",
+    ),
+]
+
+
+Output = Annotated[
+    Path | None,
+    typer.Option(
+        "--output",
+        "-o",
+        help="Write the rows here (atomically); default stdout.",
+        show_default=False,
+        metavar="FILE",
+    ),
+]
+
+
+Format = Annotated[
+    str | None,
+    typer.Option(
+        "--format",
+        metavar="FORMAT",
+        help="csv, ndjson, json, parquet or table; default from the "
+        "output's extension, else table on a terminal and csv when piped.",
+        show_default=False,
+    ),
+]
+
+
+Report = Annotated[
+    Path | None,
+    typer.Option(
+        help="Write a JSON run report: parameters, inputs with SHA-256, counts.",
+        show_default=False,
+        metavar="FILE",
+    ),
+]
+
+
+Strict = Annotated[
+    bool, typer.Option("--strict", help="Stop at the first malformed record (exit 1).")
+]
+
+
+ExcelSafe = Annotated[
+    bool,
+    typer.Option(
+        "--excel-safe",
+        help="CSV: prefix cells starting with = + - @ with a quote "
+        "so spreadsheets do not run them as formulas.",
+    ),
+]
+
+
+Quiet = Annotated[
+    bool, typer.Option("--quiet", "-q", help="No summary and no progress bar on stderr.")
+]

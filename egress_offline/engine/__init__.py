@@ -1,0 +1,55 @@
+"""The local engine: the hunt's definition compiled into Polars queries and run over the
+inputs on this machine.
+
+    ingest     one read session (``egress_offline.readers``) into the spill
+    reduce     the row predicate, compiled from the spec; each batch to candidate rows
+    spill      candidate rows and timestamps on disk
+    aggregate  window or period, CIDR step, groups and sums, threshold, context
+    results    Counts, HuntResult, the output columns
+    hunt       run_hunt
+
+``egress_offline.sweep`` and ``egress_offline.pivot`` build on the same pieces.
+"""
+
+from __future__ import annotations
+
+from egress_offline.engine.aggregate import finish, public_events
+from egress_offline.engine.hunt import event_warnings, run_hunt
+from egress_offline.engine.ingest import Ingested, read_into
+from egress_offline.engine.reduce import SUM, N, event_match, prefilter_for
+from egress_offline.engine.results import (
+    CONNECTIONS,
+    FIRST_SEEN,
+    LAST_SEEN,
+    OUTPUT_COLUMNS,
+    TOTAL,
+    Counts,
+    DataRange,
+    HuntResult,
+)
+from egress_offline.engine.spill import Spill
+from egress_offline.readers import TS, ProgressHook
+
+__all__ = [
+    "CONNECTIONS",
+    "FIRST_SEEN",
+    "LAST_SEEN",
+    "OUTPUT_COLUMNS",
+    "SUM",
+    "TOTAL",
+    "TS",
+    "Counts",
+    "DataRange",
+    "HuntResult",
+    "Ingested",
+    "N",
+    "ProgressHook",
+    "Spill",
+    "event_match",
+    "event_warnings",
+    "finish",
+    "prefilter_for",
+    "public_events",
+    "read_into",
+    "run_hunt",
+]

@@ -1,0 +1,99 @@
+"""The hunt's row predicate, compiled from its definition (:class:`RowFilters`), and the
+reduction of each field batch to the narrow candidate rows that the later steps read."""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+import polars as pl
+
+from egress_offline import fields as f
+from egress_offline.engine.spill import Spill
+from egress_offline.normalise import (
+    exponent_texts,
+    exponent_values,
+    keyword,
+    present,
+    sum_longs,
+)
+from egress_offline.readers import TS, FieldBatch, Prefilter
+from egress_offline.spec import RowFilters
+
+__all__ = [
+    "HAS_BYTES",
+    "SUM",
+    "N",
+    "candidate_schema",
+    "event_match",
+    "prefilter_for",
+    "reduce_batch",
+]  # fmt: skip
+
+#: Columns of the candidate rows: exact byte sum, values summed, any bytes at all
+SUM: Final = "__sum"
+N: Final = "__n"
+HAS_BYTES: Final = "__has_bytes"
+_MATCH: Final = "__match"
+
+
+def _single_of(name: str, values: tuple[str, ...]) -> pl.Expr:
+    """ES|QL's ``name == value`` for any of ``values``: a keyword field's single value
+    equals one exactly; missing or several values make it null, and the row is dropped."""
+    kept = keyword(name)
+    return (kept.list.len() == 1) & kept.list.first().is_in(list(values))
+
+
+def event_match(spec: RowFilters) -> pl.Expr:
+    """The event part of the predicate: OS family (unless any), category and action."""
+    match = _single_of(f.CATEGORY, spec.categories) & _single_of(f.ACTION, spec.actions)
+    if spec.os_families is not None:
+        match = _single_of(f.OS_FAMILY, spec.os_families) & match
+    return match
+
+
+def prefilter_for(spec: RowFilters) -> Prefilter | None:
+    """The readers' prefilter for ``spec``: lines that cannot hold one of its actions (and
+    OS families) are never decoded. None under ``strict``, which decodes every line."""
+    if spec.strict:
+        return None
+    return Prefilter(families=spec.os_families, actions=spec.actions)
+
+
+def candidate_schema() -> dict[str, Any]:
+    """The columns of the spilled candidate rows."""
+    text_list = f.TEXT_LIST
+    return {
+        TS: pl.Int64,
+        f.DEST_IP: text_list,
+        **{name: text_list for name in f.GROUP_FIELDS},
+        SUM: pl.Int128,
+        N: pl.UInt32,
+        HAS_BYTES: pl.Boolean,
+        **{name: text_list for name in f.CONTEXT_FIELDS},
+    }
+
+
+def reduce_batch(batch: FieldBatch, spec: RowFilters, spill: Spill, *,
+                 count_stamps: bool) -> None:  # fmt: skip
+    """Fold one field batch into the spill: the candidate rows (the event predicate
+    holds), and, with ``count_stamps``, the timestamps of the other records, which the
+    time step counts."""
+    marked = batch.frame.with_columns(event_match(spec).alias(_MATCH))
+    if count_stamps:
+        spill.add_stamps(marked.filter(~pl.col(_MATCH)).get_column(TS).drop_nulls())
+    candidates = marked.filter(pl.col(_MATCH))
+    if candidates.height == 0:
+        return
+    exponents = exponent_values(candidates.select(exponent_texts()).to_series().to_list())
+    total, parsed = sum_longs(f.SOURCE_BYTES, exponents)
+    spill.add(
+        candidates.select(
+            TS,
+            keyword(f.DEST_IP),
+            *[keyword(name) for name in f.GROUP_FIELDS],
+            total.alias(SUM),
+            parsed.alias(N),
+            (present(pl.col(f.SOURCE_BYTES)).list.len() > 0).alias(HAS_BYTES),
+            *[keyword(name) for name in f.CONTEXT_FIELDS],
+        )
+    )

@@ -1,0 +1,72 @@
+"""The spill: candidate rows and the other records' timestamps, on disk as they come."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Final
+
+import polars as pl
+
+from egress_offline.readers import TS
+
+__all__ = ["Spill"]
+
+_STAMP_FLUSH: Final = 1 << 20  # timestamps held in memory before they go to disk
+
+
+class Spill:
+    """Candidate rows and the other records' timestamps, written to uncompressed Arrow IPC
+    files in a scratch directory as they come: memory holds neither, and the final pass
+    memory-maps the files."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self._files: list[Path] = []
+        self._stamp_files: list[Path] = []
+        self._stamps: list[pl.Series] = []
+        self._held = 0  # timestamps in _stamps
+
+    def add(self, frame: pl.DataFrame) -> None:
+        if frame.height == 0:
+            return
+        path = self.directory / f"spill-{len(self._files):06d}.arrow"
+        frame.write_ipc(path, compression="uncompressed")
+        self._files.append(path)
+
+    def add_stamps(self, stamps: pl.Series) -> None:
+        if stamps.len() == 0:
+            return
+        self._stamps.append(stamps.alias(TS))
+        self._held += stamps.len()
+        if self._held >= _STAMP_FLUSH:
+            self._flush()
+
+    def _flush(self) -> None:
+        path = self.directory / f"stamps-{len(self._stamp_files):06d}.arrow"
+        pl.concat(self._stamps).to_frame().write_ipc(path, compression="uncompressed")
+        self._stamp_files.append(path)
+        self._stamps.clear()
+        self._held = 0
+
+    @property
+    def files(self) -> list[Path]:
+        return list(self._files)
+
+    def scan(self, schema: dict[str, Any]) -> pl.LazyFrame:
+        if not self._files:
+            return pl.LazyFrame(schema=schema)
+        return pl.scan_ipc(self._files, glob=False)
+
+    def count_stamps(self, *, after: int | None = None, before: int | None = None) -> int:
+        """How many timestamps are in (``after``, ``before``)."""
+        bounds = pl.lit(True)
+        if after is not None:
+            bounds &= pl.col(TS) > after
+        if before is not None:
+            bounds &= pl.col(TS) < before
+        frames = [s.to_frame() for s in self._stamps]
+        held = sum(frame.select(bounds.sum()).item() for frame in frames)
+        if not self._stamp_files:
+            return int(held)
+        stored = pl.scan_ipc(self._stamp_files, glob=False).filter(bounds)
+        return int(held) + int(stored.select(pl.len()).collect(engine="streaming").item())

@@ -1,0 +1,167 @@
+"""pivot: everything an export holds about given processes (``process.entity_id``).
+
+Data flow::
+
+    readers (the pivot's fields; only lines that may hold an id are decoded)
+        -> the events of the ids and of their children (summaries) -> a second pass
+        for the parents' start events -> per id (assemble): its start event, its
+        parent's, its children, its network events summed per destination
+        -> PivotResult (+ ES|QL and KQL, queries)
+
+Memory holds the process events (start, end) of the ids, their parents and children, and
+of every other event only summaries per process and per destination: never the network
+events of a busy process. A value is kept as the export wrote it; a field with several
+values keeps them all.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Final
+
+import polars as pl
+
+from egress_offline import fields as f
+from egress_offline.errors import UsageError
+from egress_offline.pivot.assemble import parent_ids, pivot_one
+from egress_offline.pivot.events import PARENT_ID, PIVOT_FIELDS, any_of, has
+from egress_offline.pivot.result import PivotResult
+from egress_offline.pivot.summaries import Found, Waiting, detached
+from egress_offline.readers import (
+    FILE,
+    FieldBatch,
+    FileReport,
+    IdPrefilter,
+    InputFile,
+    Inputs,
+    ProgressHook,
+    ReadPlan,
+    ReadSession,
+    open_inputs,
+)
+
+__all__ = ["run_pivot", "split_arguments"]
+
+
+def split_arguments(arguments: Sequence[str], exists: Callable[[str], bool]) -> tuple[
+    list[str], list[str]
+]:  # fmt: skip
+    """``pivot ENTITY_ID... PATH...``: an argument naming an existing file, directory or
+    glob match (or ``-``) is a path; any other is an entity id. Ids keep their order,
+    repeats once."""
+    ids: list[str] = []
+    paths: list[str] = []
+    for argument in arguments:
+        if argument == "-" or exists(argument):
+            paths.append(argument)
+        elif argument not in ids:
+            ids.append(argument)
+    if not ids:
+        raise UsageError(
+            "pivot: no entity id given (every argument names a file); "
+            "give process.entity_id values before the export paths"
+        )
+    if not paths:
+        raise UsageError(
+            "pivot: no export given (no argument names an existing file, directory or glob "
+            f"match; read as entity ids: {', '.join(ids[:3])}); check the paths"
+        )
+    return ids, paths
+
+
+def run_pivot(
+    ids: Sequence[str],
+    paths: Sequence[str],
+    *,
+    strict: bool = False,
+    progress: ProgressHook | None = None,
+) -> PivotResult:
+    """Everything ``paths`` hold about the processes ``ids``: two passes over the input,
+    the second only for the parents' start events."""
+    if not ids:
+        raise UsageError("pivot: give at least one process.entity_id")
+    wanted = list(dict.fromkeys(ids))
+    started = time.perf_counter()
+    with open_inputs(paths) as inputs:
+        own_or_child = any_of(f.ENTITY_ID, wanted) | any_of(PARENT_ID, wanted)
+        first = _gather(inputs, wanted, own_or_child, strict=strict, progress=progress)
+        seen = first.found.seen()
+        missing = [p for p in parent_ids(seen, wanted) if p not in wanted]
+        processes = first.found.processes()
+        if missing and first.with_processes:
+            # a parent's start event holds neither id: read again for it, in the files
+            # that may hold process events at all
+            again = None if progress is None else _second_pass(progress, len(inputs.files))
+            parents = _gather(
+                Inputs(first.with_processes, []), missing,
+                any_of(f.ENTITY_ID, missing) & has(f.CATEGORY, "process"),
+                strict=strict, progress=again,
+            )  # fmt: skip
+            processes = pl.concat([processes, parents.found.processes()])
+        network = first.found.network()
+        result = PivotResult(
+            entities=[pivot_one(entity, seen, processes, network) for entity in wanted],
+            files=first.reports,
+            skipped=inputs.skipped,
+            records=sum(r.records for r in first.reports),
+            malformed=sum(r.malformed for r in first.reports),
+        )
+    result.elapsed_seconds = time.perf_counter() - started
+    return result
+
+
+def _second_pass(progress: ProgressHook, files: int) -> ProgressHook:
+    """Progress of the second pass, told as files of their own: ``[2/2] name (parents)``."""
+
+    def tell(name: str, number: int, _files: int, fraction: float, size: int) -> None:
+        progress(f"{name} (parents)", number + files, 2 * files, fraction, size)
+
+    return tell
+
+
+#: Lines that may hold a process event: ``"process"`` as a value (followed by ``,`` ``]``
+#: or ``}``, where a key is followed by ``:``), or anything written with a ``\\u`` escape.
+_PROCESS_HINT: Final = r'"process"\s*[,\]}]|\\u'
+
+
+@dataclass
+class _Pass:
+    """What one pass over the files found."""
+
+    found: Found
+    reports: list[FileReport]
+    #: the files that may hold process events: only those are read again for parents
+    with_processes: list[InputFile]
+
+
+def _gather(inputs: Inputs, ids: list[str], keep: pl.Expr, *, strict: bool,
+            progress: ProgressHook | None) -> _Pass:  # fmt: skip
+    """The events ``keep`` selects, from every file, summarised as they come; and which
+    files may hold process events (a decoded one, or a line that may be one)."""
+    plan = ReadPlan(
+        fields=PIVOT_FIELDS, prefilter=IdPrefilter(tuple(ids), hint=_PROCESS_HINT), strict=strict
+    )
+    found = Found(ids)
+    waiting = Waiting(found)
+    processes: set[int] = set()  # the numbers of the files with a process event decoded
+    with ReadSession(inputs, plan, progress=progress) as session:
+        for item in session:
+            if not isinstance(item, FieldBatch):
+                continue
+            batch = item.frame
+            holding = batch.filter(has(f.CATEGORY, "process")).get_column(FILE).unique()
+            processes.update(holding.to_list())
+            chosen = batch.filter(keep)
+            if chosen.height:
+                # detached: what waits must not pin the whole batch's memory
+                waiting.add(detached(chosen))
+    waiting.flush()
+    reports = session.reports
+    with_processes = [
+        file
+        for number, (file, report) in enumerate(zip(inputs.files, reports, strict=True))
+        if number in processes or report.hinted
+    ]
+    return _Pass(found, reports, with_processes)

@@ -1,0 +1,63 @@
+"""Readers: from the paths a user names to finished field batches.
+
+The modules follow the data::
+
+    discover      paths, directories, globs, stdin -> input files
+    sniff         what a file holds, from its first bytes (compression: the member walker)
+    session       one read of every input: hands on FieldBatch and StampBatch items
+      ndjson        the fast NDJSON reader: the line scan (linescan), prefilters
+                    (prefilter), the time floor (timefloor), lines held back (holdback)
+      careful       the careful reader, for damaged NDJSON
+      jsondoc       one JSON document: an array, a _search response
+      parquet       Parquet columns -> field lists (parquet_screen: rows skipped unread)
+      decode        JSON text -> field lists, vectorised, bisected on damage
+      batching      the decode queue, small files scanned together, frames gathered
+    tuning        every size and bound, with the reason for it
+
+A new export layout is one module beside ``ndjson``, ``jsondoc`` and ``parquet``: a
+reader that yields field frames (``__pos`` and the fields) for one file, told apart by
+``sniff`` and called from ``session``.
+"""
+
+from __future__ import annotations
+
+from egress_offline.readers.discover import open_inputs
+from egress_offline.readers.model import (
+    FILE,
+    POS,
+    TS,
+    FileReport,
+    InputFile,
+    Inputs,
+    StampBatch,
+)
+from egress_offline.readers.parquet import parquet_columns
+from egress_offline.readers.prefilter import IdPrefilter, Prefilter
+from egress_offline.readers.session import (
+    SAMPLING,
+    FieldBatch,
+    ProgressHook,
+    ReadItem,
+    ReadPlan,
+    ReadSession,
+)
+
+__all__ = [
+    "FILE",
+    "POS",
+    "SAMPLING",
+    "TS",
+    "FieldBatch",
+    "FileReport",
+    "IdPrefilter",
+    "InputFile",
+    "Inputs",
+    "Prefilter",
+    "ProgressHook",
+    "ReadItem",
+    "ReadPlan",
+    "ReadSession",
+    "StampBatch",
+    "open_inputs",
+    "parquet_columns",
+]

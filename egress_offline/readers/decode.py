@@ -1,0 +1,310 @@
+"""Decoding: JSON text -> the field lists the hunt reads (``List(String)`` per field).
+
+Lines are decoded vectorised by Polars, with a small schema where a line can hold each
+field only at its nested path and the general one (every nested, dotted and mixed place,
+also under ``_source``) elsewhere. A part that does not decode is bisected down to its
+bad lines, which are decoded in Python one by one (:func:`python_fields`, the same rules)
+so that one broken line never costs the rest.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from decimal import Decimal
+from functools import lru_cache
+from typing import Any, Final
+
+import polars as pl
+
+from egress_offline.fields import HUNT, TEXT_LIST, FieldSet, key_paths, nested_path
+from egress_offline.normalise import in_pieces
+from egress_offline.readers import tuning
+from egress_offline.readers.model import POS
+
+__all__ = [
+    "BAD",
+    "decode_bisect",
+    "decode_lines",
+    "doc_field_exprs",
+    "fields_from_docs",
+    "lone_surrogates",
+    "merge_lists",
+    "no_fields",
+    "python_fields",
+    "python_frame",
+    "strict_load",
+]
+
+#: Marks a decoded document that is null (a ``null`` line): malformed.
+BAD: Final = "__bad"
+_LONE_SURROGATE: Final = re.compile("[\ud800-\udfff]")  # in a decoded str, never paired
+# JSON escapes of UTF-16 surrogates, and of a high one followed by a low one: a pair
+_SURROGATE_ESCAPE: Final = r"\\u[dD][89a-fA-F][0-9a-fA-F]{2}"
+_SURROGATE_PAIR: Final = r"\\u[dD][89abAB][0-9a-fA-F]{2}\\u[dD][c-fC-F][0-9a-fA-F]{2}"
+
+# ------------------------------------------------------------------ decoded doc -> fields
+
+
+def merge_lists(exprs: list[pl.Expr]) -> pl.Expr:
+    """One text list of every value found in the places ``exprs`` read (missing: none)."""
+    empty = pl.lit([], dtype=TEXT_LIST)
+    filled = [e.fill_null(empty) for e in exprs]
+    return filled[0] if len(filled) == 1 else pl.concat_list(filled)
+
+
+def _path_expr(root: pl.Expr, path: tuple[str, ...]) -> pl.Expr:
+    expr = root
+    for key in path:
+        expr = expr.struct.field(key)
+    return expr
+
+
+def doc_field_exprs(doc: pl.Expr, fields: FieldSet = HUNT) -> list[pl.Expr]:
+    """Field columns from a decoded document: from ``_source`` when it is there (an
+    elasticdump or ``_search`` hit), else from the document itself."""
+    source = doc.struct.field("_source")
+    exprs = []
+    for name in fields.names:
+        paths = list(key_paths(name))
+        top = merge_lists([_path_expr(doc, p) for p in paths])
+        inner = merge_lists([_path_expr(source, p) for p in paths])
+        exprs.append(pl.when(source.is_not_null()).then(inner).otherwise(top).alias(name))
+    return exprs
+
+
+def fields_from_docs(frame: pl.DataFrame, doc: str, fields: FieldSet) -> pl.DataFrame:
+    """``__pos``, :data:`BAD` and the field columns of the decoded documents ``doc``."""
+    return frame.select(
+        POS, pl.col(doc).is_null().alias(BAD), *doc_field_exprs(pl.col(doc), fields)
+    )
+
+
+# ---------------------------------------------------------- the Python fallback decoder
+
+
+class _Text(str):
+    """A JSON float token kept as text until we know which field it is in."""
+
+
+def _first_wins(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        out.setdefault(key, value)  # as the vectorised decoder does
+    return out
+
+
+def _reject_constant(token: str) -> Any:
+    raise ValueError(f"{token} is not valid JSON")
+
+
+def strict_load(text: str) -> Any:
+    """``json.loads`` as the vectorised decoder reads JSON: the first of duplicate keys
+    wins, floats kept as their text, ``NaN`` and ``Infinity`` refused."""
+    return json.loads(
+        text,
+        object_pairs_hook=_first_wins,
+        parse_float=_Text,
+        parse_constant=_reject_constant,
+    )
+
+
+def _float_text(token: str) -> str:
+    # JSON floats are doubles in Elasticsearch, as in the vectorised decoder; write the
+    # double's shortest round-trip value positionally, as that decoder does.
+    value = float(token)
+    if not math.isfinite(value):
+        return token  # out of range for a double: stays text and parses to null
+    return format(Decimal(repr(value)), "f")
+
+
+def _texts(value: Any, out: list[str | None]) -> None:
+    if value is None:
+        out.append(None)
+    elif isinstance(value, _Text):
+        out.append(_float_text(value))
+    elif isinstance(value, bool):
+        out.append("true" if value else "false")
+    elif isinstance(value, (str, int)):
+        out.append(str(value))
+    elif isinstance(value, list):
+        for item in value:
+            _texts(item, out)
+    # an object where a value belongs is not indexable as this field: treated as missing
+
+
+def python_fields(doc: Any, fields: FieldSet = HUNT) -> dict[str, list[str | None]] | str:
+    """Field lists of one parsed document, or the reason it is not a document."""
+    if not isinstance(doc, dict):
+        return f"not a JSON object (a {type(doc).__name__.replace('dict', 'object')})"
+    root = doc
+    if "_source" in doc and doc["_source"] is not None:
+        root = doc["_source"]
+        if not isinstance(root, dict):
+            return "_source is not an object"
+    out: dict[str, list[str | None]] = {}
+    for name in fields.names:
+        values: list[str | None] = []
+        for path in key_paths(name):
+            node: Any = root
+            for key in path:
+                node = node.get(key, None) if isinstance(node, dict) else None
+                if node is None:
+                    break
+            if node is not None:
+                _texts(node, values)
+        # a lone surrogate escape (\ud800) holds no character: Elasticsearch indexes it
+        # as U+FFFD, as Lucene writes an unpaired surrogate in UTF-8
+        out[name] = [None if v is None else _LONE_SURROGATE.sub("\ufffd", v) for v in values]
+    return out
+
+
+def python_frame(
+    rows: list[tuple[int, dict[str, list[str | None]]]], fields: FieldSet
+) -> pl.DataFrame:
+    """``__pos`` and the field columns of documents decoded in Python (:data:`BAD` too)."""
+    schema: dict[str, Any] = {
+        POS: pl.Int64,
+        BAD: pl.Boolean,
+        **{name: TEXT_LIST for name in fields.names},
+    }
+    return pl.DataFrame(
+        {
+            POS: [pos for pos, _ in rows],
+            BAD: [False] * len(rows),
+            **{name: [values[name] for _, values in rows] for name in fields.names},
+        },
+        schema=schema,
+    )
+
+
+def no_fields(fields: FieldSet) -> pl.DataFrame:
+    """A frame of no records, with ``__pos`` and the field columns."""
+    return python_frame([], fields).drop(BAD)
+
+
+def _python_record(text: str, fields: FieldSet) -> dict[str, list[str | None]] | str:
+    try:
+        doc = strict_load(text)
+    except RecursionError:
+        return "nested too deeply to decode"
+    except ValueError as exc:
+        return f"not valid JSON ({str(exc).split(':')[0]})"
+    return python_fields(doc, fields)
+
+
+def _python_lines(
+    lines: pl.DataFrame, out: list[pl.DataFrame], bad: list[tuple[int, str]], fields: FieldSet
+) -> None:
+    """Decode ``lines`` one by one in Python: a few lines (a damaged part bisected down to
+    :data:`~tuning.BISECT_FLOOR`, or those of :func:`lone_surrogates`)."""
+    rows: list[tuple[int, dict[str, list[str | None]]]] = []
+    for pos, text in lines.select(POS, pl.col("line").str.strip_chars()).iter_rows():
+        result = _python_record(text, fields)
+        if isinstance(result, str):
+            bad.append((pos, result))
+        else:
+            rows.append((pos, result))
+    if rows:
+        out.append(python_frame(rows, fields))
+
+
+# ------------------------------------------------------------------ vectorised decoding
+
+
+def lone_surrogates(text: pl.Expr) -> pl.Expr:
+    """Texts that may hold a lone UTF-16 surrogate escape (``\\ud800`` not followed by a
+    low one): more surrogate escapes than twice the pairs. Polars' decoder reads a lone
+    high one as NUL and fails on a lone low one, so these are decoded in Python, which
+    writes U+FFFD as Elasticsearch does. (An escaped backslash before ``ud800`` counts too:
+    such a text is only decoded more slowly.)"""
+    return text.str.count_matches(_SURROGATE_ESCAPE) > 2 * text.str.count_matches(_SURROGATE_PAIR)
+
+
+def decode_lines(lines: pl.DataFrame, bad: list[tuple[int, str]], fields: FieldSet) -> pl.DataFrame:
+    """Field lists of ``lines`` (``__pos``, ``line``). Most hold each field only at its
+    nested path and decode with a small schema; hits, escapes and dotted keys with the
+    general one. A part that does not decode is bisected down to its bad lines (their
+    positions and reasons go to ``bad``)."""
+    text = pl.col("line")
+    general = lines.select(text.str.contains(fields.general)).to_series()
+    doc = pl.col("__doc")
+    nested, whole = _decoded_fields(fields)
+    parts: list[pl.DataFrame] = []
+    escaped = lines.filter(general)  # only these can hold a \u escape
+    lone = escaped.select(lone_surrogates(text)).to_series()
+    if lone.any():
+        _python_lines(escaped.filter(lone), parts, bad, fields)
+        escaped = escaped.filter(~lone)
+    for part, dtype, columns in (
+        (lines.filter(~general), fields.nested_dtype, nested),
+        (escaped, fields.document_dtype, whole),
+    ):
+        if part.height == 0:
+            continue
+        try:
+            decoded = _json_decode(part, dtype)
+        except pl.exceptions.PolarsError:
+            _bisect(_stripped(part), parts, bad, fields)
+        else:
+            parts.append(decoded.select(POS, doc.is_null().alias(BAD), *columns))
+    if not parts:
+        return no_fields(fields)
+    merged = pl.concat(parts, how="vertical")
+    bad.extend((p, "not a JSON object (null)") for p in merged.filter(pl.col(BAD))[POS])
+    return merged.filter(~pl.col(BAD)).drop(BAD)
+
+
+@lru_cache(maxsize=8)
+def _decoded_fields(fields: FieldSet) -> tuple[tuple[pl.Expr, ...], tuple[pl.Expr, ...]]:
+    """The field columns of decoded lines: from the nested paths alone, and from every
+    layout (:func:`doc_field_exprs`). Built once per field set (about 2 ms each time)."""
+    doc = pl.col("__doc")
+    nested = [merge_lists([_path_expr(doc, nested_path(n))]).alias(n) for n in fields.names]
+    return tuple(nested), tuple(doc_field_exprs(doc, fields))
+
+
+def _json_decode(lines: pl.DataFrame, dtype: Any) -> pl.DataFrame:
+    """``__pos`` and ``__doc``, the lines decoded. Lines are decoded in pieces (see
+    :data:`~tuning.DECODE_PIECE`); the result is made one chunk again, from which struct
+    fields are read many times faster."""
+    cut = in_pieces(lines, tuning.DECODE_PIECE)
+    return cut.select(POS, pl.col("line").str.json_decode(dtype).alias("__doc")).rechunk()
+
+
+def _stripped(lines: pl.DataFrame) -> pl.DataFrame:
+    return lines.with_columns(pl.col("line").str.strip_chars())
+
+
+def decode_bisect(
+    frame: pl.DataFrame, out: list[pl.DataFrame], bad: list[tuple[int, str]], fields: FieldSet
+) -> None:
+    """Decode ``frame``'s lines with the general schema, bisecting a part that does not
+    decode down to its bad lines; lines with a lone surrogate escape are decoded in
+    Python. Frames of field columns (and :data:`BAD`) go to ``out``."""
+    lone = frame.select(lone_surrogates(pl.col("line"))).to_series()
+    if lone.any():
+        _python_lines(frame.filter(lone), out, bad, fields)
+        frame = frame.filter(~lone)
+    _bisect(frame, out, bad, fields)
+
+
+def _bisect(
+    frame: pl.DataFrame, out: list[pl.DataFrame], bad: list[tuple[int, str]], fields: FieldSet
+) -> None:
+    if frame.height == 0:
+        return
+    if frame.height <= tuning.BISECT_FLOOR:
+        _python_lines(frame, out, bad, fields)
+        return
+    try:
+        decoded = _json_decode(frame, fields.document_dtype)
+    except pl.exceptions.PolarsError:
+        half = frame.height // 2
+        _bisect(frame.slice(0, half), out, bad, fields)
+        _bisect(frame.slice(half), out, bad, fields)
+        return
+    columns = fields_from_docs(decoded, "__doc", fields)
+    bad.extend((p, "not a JSON object (null)") for p in columns.filter(pl.col(BAD))[POS])
+    out.append(columns.filter(~pl.col(BAD)))

@@ -1,0 +1,99 @@
+"""Discovery: the paths a user names (files, directories, globs, ``-``) as input files."""
+
+from __future__ import annotations
+
+import glob
+import os
+import shutil
+import sys
+import tempfile
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Final
+
+from egress_offline.errors import InputError
+from egress_offline.readers import tuning
+from egress_offline.readers.linescan import check_read_settings
+from egress_offline.readers.model import InputFile, Inputs
+from egress_offline.readers.sniff import describe
+
+__all__ = ["GLOB_CHARS", "open_inputs"]
+
+GLOB_CHARS: Final = frozenset("*?[")
+
+
+@contextmanager
+def open_inputs(paths: Sequence[str]) -> Iterator[Inputs]:
+    """Resolve files, directories, globs and ``-`` (standard input) into input files.
+
+    Standard input is copied to a temporary file first, so that it can be sniffed and read
+    like any file; the copy is removed on exit.
+    """
+    if not paths:
+        raise InputError("no input given; name files, directories, globs or - for stdin")
+    with tempfile.TemporaryDirectory(prefix="egress-offline-") as scratch:
+        files: dict[Path, InputFile] = {}
+        skipped: list[str] = []
+        for raw in paths:
+            if raw == "-":
+                spool = Path(scratch) / "stdin"
+                with spool.open("wb") as out:
+                    shutil.copyfileobj(sys.stdin.buffer, out, tuning.BLOCK)
+                files[spool] = _named(spool, "<stdin>")
+                continue
+            path = Path(raw)
+            if path.is_file():
+                files.setdefault(path.resolve(), _named(path, raw))
+            elif path.is_dir():
+                for found in _walk(path):
+                    _add_found(found, files, skipped)
+            elif GLOB_CHARS & set(raw):
+                matches = sorted(glob.glob(raw, recursive=True))
+                if not matches:
+                    raise InputError(f"{raw}: the pattern matches no file; check the pattern")
+                for match in matches:
+                    match_path = Path(match)
+                    if match_path.is_dir():
+                        for found in _walk(match_path):
+                            _add_found(found, files, skipped)
+                    elif match_path.is_file():
+                        _add_found(match_path, files, skipped)
+            elif path.exists() or path.is_symlink():
+                raise InputError(f"{raw}: not a regular file or directory; name a file")
+            else:
+                raise InputError(f"{raw}: no such file or directory; check the path")
+        if not files:
+            raise InputError(
+                f"no supported input files in {', '.join(paths)} "
+                f"({len(skipped)} other files skipped); give NDJSON, JSON or Parquet exports"
+            )
+        if any(file.format == "ndjson" for file in files.values()):
+            check_read_settings()
+        yield Inputs(files=list(files.values()), skipped=skipped)
+
+
+def _named(path: Path, name: str) -> InputFile:
+    """A file the user named: one that is not an export is an error, not skipped."""
+    described = describe(path, name=name, explicit=True)
+    assert isinstance(described, InputFile)  # explicit: raised otherwise
+    return described
+
+
+def _walk(root: Path) -> Iterator[Path]:
+    # followlinks=False: a symlink loop cannot make the walk run forever.
+    for directory, subdirs, names in os.walk(root, followlinks=False):
+        subdirs.sort()
+        for name in sorted(names):
+            yield Path(directory) / name
+
+
+def _add_found(path: Path, files: dict[Path, InputFile], skipped: list[str]) -> None:
+    resolved = path.resolve()
+    if resolved in files:
+        return
+    described = describe(path, name=str(path), explicit=False)
+    if isinstance(described, str):
+        skipped.append(f"{path}: {described}")
+    else:
+        files[resolved] = described

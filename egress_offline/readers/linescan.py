@@ -1,0 +1,267 @@
+"""The line scan: every line of an NDJSON file marked from its text in one streaming
+Polars pass, before anything is decoded.
+
+Each line gets: may it match (the prefilter), its canonical @timestamp when it holds one
+``@timestamp`` key, is it shaped like a JSON object, and its length. The text itself
+leaves the scan only where a later step needs it: lines that may match and are not older
+than the time floor, and lines whose shape or timestamp must be looked at again.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from functools import lru_cache
+from typing import Any, Final
+
+import polars as pl
+
+from egress_offline.errors import UsageError
+from egress_offline.normalise import canonical_ms
+from egress_offline.readers import tuning
+from egress_offline.readers.model import POS, InputFile
+from egress_offline.readers.prefilter import AnyPrefilter, IdPrefilter, any_of
+
+__all__ = [
+    "BYTES",
+    "HINT",
+    "KEYS",
+    "MAY",
+    "SHAPED",
+    "SHAPE_END",
+    "SHAPE_START",
+    "STAMP",
+    "TS_ANY",
+    "TS_KEY",
+    "batch_rows",
+    "check_read_settings",
+    "filled",
+    "irregular",
+    "latest_scanned",
+    "line_scan",
+    "marked",
+    "older_than",
+    "plain_stamp_text",
+    "polars_reads",
+    "scan_stages",
+    "timestamp_keys",
+    "to_decode",
+]
+
+# Columns the scan adds to each line
+MAY: Final = "__may"  # may match: decode it (unless it is old)
+STAMP: Final = "__stamp"  # the canonical @timestamp read from the text, epoch ms
+KEYS: Final = "__keys"  # how many "@timestamp" keys the line holds
+SHAPED: Final = "__shaped"  # starts with { and ends with }
+BYTES: Final = "__bytes"  # the line's bytes with its line end
+HINT: Final = "__hint"  # the prefilter's hint matched (IdPrefilter)
+
+TS_KEY: Final = '"@timestamp":"'
+#: The first @timestamp value: text or number, alone or in an array; an array that goes
+#: on after it (",") holds several values, which make no timestamp, as in the engine.
+TS_ANY: Final = r'"@timestamp"\s*:\s*(\[?)\s*"?([^",\]\s]*)"?\s*(,?)'
+SHAPE_START: Final = r"^[\s\ufeff]*\{"
+SHAPE_END: Final = r"\}\s*$"
+
+
+def filled(line: pl.Expr) -> pl.Expr:
+    """Does a line hold more than white space? A byte order mark before it is not a
+    record either: it says how the text is encoded (decoding strips it too)."""
+    return line.str.strip_prefix("\ufeff").str.contains(r"\S")
+
+
+def irregular() -> pl.Expr:
+    """Marked lines that need a second look when they are not decoded: not shaped like an
+    object (blank lines too), or holding a timestamp the scan did not read."""
+    return ~pl.col(SHAPED) | (pl.col(STAMP).is_null() & pl.col("line").is_not_null())
+
+
+def to_decode(frame: pl.DataFrame, decode: pl.Expr, *keep: str) -> pl.DataFrame:
+    """``__pos`` and ``line`` (and the columns ``keep``) of the lines ``decode`` picks
+    (only those columns are filtered: most lines are not decoded, and their text need not
+    be copied)."""
+    text = pl.col("line")
+    return frame.select(
+        *[pl.col(name).filter(decode) for name in (*keep, POS)],
+        text.filter(decode).str.strip_prefix("\ufeff"),
+    )
+
+
+def older_than(floor_ms: int | None) -> pl.Expr:
+    """Lines whose timestamp, read from their text, is at most ``floor_ms``: they hold one
+    ``@timestamp`` key (:func:`timestamp_keys`), in the canonical form. Such a line is
+    outside the window whatever else it holds: if the key is not the record's own
+    @timestamp, the record has none, and a record without one is outside too. (Inside a
+    JSON string a quote is escaped, so ``"@timestamp":"`` is always a key.)
+    """
+    if floor_ms is None:
+        return pl.lit(False)
+    return (pl.col(STAMP) <= floor_ms).fill_null(False)
+
+
+def _stamp_head(line: pl.Expr) -> pl.Expr:
+    """The first 31 bytes after the first ``"@timestamp":"``: as far as a canonical value
+    and its closing quote can reach, for ``canonical_ms(..., quoted=True)``. Anything
+    longer, or cut inside a character (null), is not canonical."""
+    start = line.str.find(TS_KEY, literal=True) + len(TS_KEY)
+    return line.cast(pl.Binary).bin.slice(start, 31).cast(pl.String, strict=False)
+
+
+def plain_stamp_text(line: pl.Expr) -> pl.Expr:
+    """The text of the first ``"@timestamp":"..."`` value, as far as :func:`_stamp_head`
+    reaches; null where no quote closes it there."""
+    head = _stamp_head(line)
+    return head.str.head(head.str.find('"', literal=True))
+
+
+def timestamp_keys(line: pl.Expr) -> pl.Expr:
+    """How many ``"@timestamp"`` keys a line holds. The first ``"@timestamp":"`` value is
+    the record's own only when there is one: a second may be the record's, after one
+    nested in another object. (A record whose only key is nested has no @timestamp of its
+    own; Elasticsearch's data streams refuse such a document, see docs/how-it-works.md.)"""
+    return line.str.count_matches(any_of('"@timestamp"'))
+
+
+def _lines(file: InputFile, **options: Any) -> pl.LazyFrame:
+    """``pl.scan_lines`` of ``file``; run it inside :func:`polars_reads`."""
+    return pl.scan_lines(file.path, name="line", glob=False, **options)
+
+
+def check_read_settings() -> None:
+    """Before NDJSON is read: Polars' read settings that :func:`polars_reads` keeps when
+    the user has set them must be sizes in bytes. Polars' threads panic on any other
+    value, and every file would fall back to the slow reader."""
+    for name, ours in (
+        (tuning.READ_SIZE_VAR, tuning.READ_SIZE),
+        (tuning.FETCH_SIZE_VAR, tuning.FETCH_SIZE),
+    ):
+        value = os.environ.get(name)
+        if value is not None and not (
+            value.isascii() and value.isdigit() and 0 < int(value) < 1 << 63
+        ):
+            raise UsageError(
+                f"the environment variable {name}={value!r} is not a size in bytes; "
+                f"unset it (egress-offline then uses {ours}) or set a whole number above 0"
+            )
+
+
+@contextmanager
+def polars_reads(file: InputFile) -> Iterator[None]:
+    """While a scan of ``file``'s lines runs: Polars reads :data:`~tuning.READ_SIZE`
+    bytes at a time where the file's first 64 KiB held whole lines, and fetches ahead
+    :data:`~tuning.FETCH_SIZE` at a time (see there for why). A line longer than a read
+    is copied again with each further read, so a file without line ends in its first
+    64 KiB (one huge line, or old Mac line ends) is read with Polars' growing reads.
+
+    Polars reads the settings from the environment when a scan starts. They are set once
+    and left set (the environment is changed as rarely as can be: Polars' threads read
+    it), so a library caller's own scans of lines read this way too. A value the user has
+    set is kept."""
+    if tuning.FETCH_SIZE_VAR not in os.environ:
+        os.environ[tuning.FETCH_SIZE_VAR] = str(tuning.FETCH_SIZE)
+    ours = str(tuning.READ_SIZE)
+    current = os.environ.get(tuning.READ_SIZE_VAR)
+    if current is not None and current != ours:  # the user's
+        yield
+    elif file.line_bytes:
+        if current is None:
+            os.environ[tuning.READ_SIZE_VAR] = ours
+        yield
+    elif current is None:
+        yield
+    else:
+        del os.environ[tuning.READ_SIZE_VAR]
+        try:
+            yield
+        finally:
+            os.environ[tuning.READ_SIZE_VAR] = ours
+
+
+def line_scan(file: InputFile, prefilter: AnyPrefilter, floor_ms: int | None) -> pl.LazyFrame:
+    """Every line of a file, marked in one streaming pass (see the module docstring).
+    Each column is computed once, in stages (the streaming engine does not share
+    sub-expressions)."""
+    stages, kept = scan_stages(prefilter, floor_ms)
+    return marked(_lines(file, row_index_name=POS, row_index_offset=1), stages).select(*kept)
+
+
+def marked(lines: pl.LazyFrame, stages: tuple[tuple[pl.Expr, ...], ...]) -> pl.LazyFrame:
+    """``lines`` with the columns of :func:`scan_stages`, stage by stage."""
+    for stage in stages:
+        lines = lines.with_columns(*stage)
+    return lines
+
+
+@lru_cache(maxsize=64)
+def scan_stages(
+    prefilter: AnyPrefilter, floor_ms: int | None
+) -> tuple[tuple[tuple[pl.Expr, ...], ...], tuple[pl.Expr, ...]]:
+    """The expressions of :func:`line_scan`: its three stages (read from the text, the
+    timestamp parsed, searched by the prefilter; see :func:`marked`) and the columns kept,
+    built once for the files that share them (about 1.5 ms each time: a directory of
+    small files pays it often)."""
+    line = pl.col("line")
+    old = older_than(floor_ms) if prefilter is not None else pl.lit(False)
+    if prefilter is None:  # --strict decodes every record: nothing is judged by its text
+        could = filled(line)
+    elif floor_ms is None:
+        could = prefilter.could_match(line)
+    else:  # a line known to be old is never decoded, whatever it holds: not searched
+        could = prefilter.could_match(pl.when(~old).then(line)).fill_null(False)
+    # an @timestamp that is not canonical, or a line with several keys, is read later; a
+    # line without one needs nothing
+    odd = pl.col(STAMP).is_null() & (pl.col(KEYS) > 0)
+    needed = (pl.col(MAY) & ~old) | ~pl.col(SHAPED) | odd
+    hint = prefilter.hint if isinstance(prefilter, IdPrefilter) else None
+    hinted = [line.str.contains(hint).alias(HINT)] if hint is not None else []
+    read = (
+        _stamp_head(line).alias(STAMP),
+        (line.str.starts_with("{") & line.str.ends_with("}")).alias(SHAPED),
+        (line.str.len_bytes() + 1).alias(BYTES),
+        timestamp_keys(line).alias(KEYS),
+        *hinted,
+    )
+    # with several keys the first may be nested in another object: not the record's
+    parsed = (
+        pl.when(pl.col(KEYS) == 1).then(canonical_ms(pl.col(STAMP), quoted=True)).alias(STAMP),
+    )
+    searched = (could.alias(MAY),)
+    kept = (
+        pl.col(POS).cast(pl.Int64),
+        pl.col(MAY),
+        pl.col(STAMP),
+        pl.col(SHAPED),
+        pl.col(BYTES),
+        *([pl.col(HINT)] if hinted else []),
+        pl.concat_str([pl.when(needed).then(line), pl.lit("")]).alias("line"),
+    )
+    return (read, parsed, searched), kept
+
+
+def batch_rows(file: InputFile, text_bytes: int) -> int:
+    """Lines per batch: about ``text_bytes`` of text, within
+    :data:`~tuning.MIN_LINE_ROWS` and :data:`~tuning.MAX_LINE_ROWS` lines."""
+    if not file.line_bytes:
+        return tuning.LINE_ROWS
+    return max(tuning.MIN_LINE_ROWS, min(tuning.MAX_LINE_ROWS, text_bytes // file.line_bytes))
+
+
+def latest_scanned(file: InputFile, prefilter: AnyPrefilter) -> int | None:
+    """The newest canonical @timestamp among the lines that cannot match, are shaped like
+    an object and hold one ``@timestamp`` key: those give theirs to the ``latest`` anchor
+    whatever else happens, so the anchor is at least this. One quick streaming pass, with
+    the line scan's own marks (:func:`scan_stages`), for compressed files, whose end
+    cannot be sampled."""
+    stages, _ = scan_stages(prefilter, None)
+    try:
+        with polars_reads(file):
+            latest = (
+                marked(_lines(file), stages)
+                .select(pl.col(STAMP).filter(~pl.col(MAY) & pl.col(SHAPED)).max())
+                .collect(engine="streaming")
+                .item()
+            )
+    except (pl.exceptions.PolarsError, OSError, ValueError):
+        return None  # damage: the reading that follows says what and where
+    return None if latest is None else int(latest)

@@ -1,0 +1,255 @@
+"""The fast NDJSON reader: one streaming line scan per file (or per group of small
+files), each batch of marked lines accounted for vectorised, and the lines that may match
+queued to be decoded (:class:`~egress_offline.readers.batching.DecodeQueue`).
+
+A line that cannot match is never decoded. It is still accounted for: counted as a
+record, counted as malformed when it is not shaped like a JSON object, and its
+@timestamp read by a pattern, for the data's time range, the ``latest`` anchor and the
+count of records in the window. Any damage the scan meets makes the reader give up
+(:class:`FastReaderGaveUp`); the read session then reads the file with the careful
+reader instead.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import polars as pl
+
+from egress_offline.normalise import timestamp_text_ms, timestamps
+from egress_offline.readers import tuning
+from egress_offline.readers.batching import DecodeQueue, ScanSummary, SmallFileScanner
+from egress_offline.readers.decode import decode_lines
+from egress_offline.readers.holdback import LineHoldBack
+from egress_offline.readers.linescan import (
+    BYTES,
+    HINT,
+    MAY,
+    SHAPE_END,
+    SHAPE_START,
+    SHAPED,
+    STAMP,
+    TS_ANY,
+    batch_rows,
+    filled,
+    irregular,
+    latest_scanned,
+    line_scan,
+    older_than,
+    polars_reads,
+    timestamp_keys,
+    to_decode,
+)
+from egress_offline.readers.model import POS, FileReport, InputFile, StampBatch
+from egress_offline.readers.prefilter import AnyPrefilter, Prefilter
+from egress_offline.readers.timefloor import TIMESTAMP_ONLY, TimeFloor
+
+__all__ = ["FastReaderGaveUp", "read_ndjson_fast"]
+
+#: What the fast reader yields: decoded field frames (``__file``, ``__pos``, the
+#: fields) and the timestamps of records not decoded that may be in the window.
+Output = pl.DataFrame | StampBatch
+
+
+class FastReaderGaveUp(Exception):
+    """The fast reader met damage (invalid UTF-8, a damaged compressed stream, an error
+    in the scan); its cause says which. Whatever it produced for the file is void."""
+
+
+class _Reading:
+    """One file's fast read: where its lines are counted and queued."""
+
+    def __init__(self, file: InputFile, report: FileReport, number: int, *, strict: bool,
+                 prefilter: AnyPrefilter, floor: TimeFloor, queue: DecodeQueue) -> None:  # fmt: skip
+        self.file, self.report, self.number = file, report, number
+        self.strict, self.prefilter, self.floor, self.queue = strict, prefilter, floor, queue
+
+
+def read_ndjson_fast(file: InputFile, report: FileReport, *, number: int, strict: bool,
+                     prefilter: AnyPrefilter, floor: TimeFloor, queue: DecodeQueue,
+                     scanner: SmallFileScanner | None) -> Iterator[Output]:  # fmt: skip
+    """The field frames and timestamp batches of ``file`` (number ``number`` of the
+    inputs), malformed records noted in ``report``. The file's last lines to decode are
+    left in ``queue``, to be decoded with the next files' ones. Raises
+    :class:`FastReaderGaveUp` on damage."""
+    reading = _Reading(file, report, number, strict=strict, prefilter=prefilter, floor=floor,
+                       queue=queue)  # fmt: skip
+    try:
+        yield from _read(reading, scanner)
+    except (pl.exceptions.PolarsError, OSError, ValueError) as exc:
+        raise FastReaderGaveUp(f"{file.name}: {exc}") from exc
+
+
+def _read(reading: _Reading, scanner: SmallFileScanner | None) -> Iterator[Output]:
+    file, prefilter, floor = reading.file, reading.prefilter, reading.floor
+    latest = isinstance(prefilter, Prefilter) and floor.rising
+    # --now latest: a first bound on the anchor lets old lines be skipped from the start:
+    # from the file's ends, sampled here or before any file was read (TimeFloor.sample).
+    # A compressed file's end cannot be sampled: lines that may match are held back until
+    # they are old (LineHoldBack), unless the file is long, when a quick first pass over
+    # its timestamps costs less.
+    if latest:
+        floor.sample([file])
+    held_back = latest and file.compression != "none" and file.text_size <= tuning.HOLD_TEXT
+    if latest and file.compression != "none" and not held_back:
+        floor.observe(latest_scanned(file, prefilter))
+    floor_ms = floor.ms if prefilter is not None else None
+    ahead = scanner.take(file, prefilter, floor_ms) if scanner is not None else None
+    if ahead is not None:
+        # scanned with other small files, and summarised already; not held back: that
+        # would look at its lines again only after its own batch, which costs more (1,000
+        # gzip files of 1 MB: 2 ms a file) than decoding the few that would turn old
+        for batch, summary in ahead:
+            yield from _account_batch(batch, reading, summary)
+        return
+    expected = max(1, file.text_estimate)
+    seen = 0
+    text_bytes = (
+        tuning.STRICT_BATCH_TEXT if prefilter is None
+        else tuning.WINDOW_BATCH_TEXT if floor.window_ms
+        else tuning.OPEN_BATCH_TEXT
+    )  # fmt: skip
+    hold_back = LineHoldBack() if held_back else None
+    with polars_reads(file):
+        scan = line_scan(file, prefilter, floor_ms)
+        for chunked in scan.collect_batches(chunk_size=batch_rows(file, text_bytes)):
+            # a batch comes in many small chunks; every later step is much faster on one
+            batch = chunked.rechunk()
+            seen += int(batch.get_column(BYTES).sum())
+            if hold_back is not None:
+                batch = hold_back.keep(batch, floor)
+                if hold_back.size > tuning.HELD_BYTES:
+                    # more text than that may still be in the window: decode it as it comes
+                    for held in hold_back.release():
+                        yield from _account_batch(held, reading)
+                    hold_back = None
+            yield from _account_batch(batch, reading)
+            reading.report.progress = min(0.99, seen / expected)
+    for held in hold_back.release() if hold_back is not None else ():
+        yield from _account_batch(held, reading)
+
+
+def _account_batch(batch: pl.DataFrame, reading: _Reading,
+                   summary: ScanSummary | None = None) -> Iterator[Output]:  # fmt: skip
+    """Account for one batch of marked lines: yield the @timestamps of the records not
+    decoded that may be in the window, and queue the lines that may match (yielding what
+    the queue decodes once the file's own lines fill it). A batch whose lines are all
+    plain (shaped like an object, with a canonical timestamp or none) is accounted for in
+    three queries: each query waits for threads that the scan keeps busy, so fewer
+    queries cost less (1 GB: 0.49 s in some ten before); or in none, summarised already
+    with other small files' (see :class:`SmallFileScanner`)."""
+    report, floor, queue = reading.report, reading.floor, reading.queue
+    text = pl.col("line")
+    if HINT in batch.columns and not report.hinted:
+        report.hinted = bool(batch.get_column(HINT).any())
+    if summary is not None and not summary.odd:
+        report.records += batch.height
+        report.cover_range(summary.low, summary.high)
+        full = bool(summary.wanted.height) and queue.add(
+            report, reading.number, summary.wanted, summary.wanted_bytes
+        )
+        if summary.low is not None:
+            floor.observe(report.last_ms)
+            if floor.window_ms is not None and summary.stamps.len():
+                yield StampBatch(summary.stamps)
+        if full:
+            yield from queue.decode_own(strict=reading.strict)
+        return
+    # the floor may have risen since the scan began (--now latest): look again
+    decode = pl.col(MAY)
+    if reading.prefilter is not None:
+        decode &= ~older_than(floor.ms)
+    skip = ~decode
+    stamp = pl.col(STAMP)
+    odd, wanted_n, wanted_bytes, low, high = batch.select(
+        (skip & irregular()).any().alias("odd"),
+        decode.sum().alias("decode"),
+        text.filter(decode).str.len_bytes().sum().alias("bytes"),
+        stamp.filter(skip).min().alias("low"),
+        stamp.filter(skip).max().alias("high"),
+    ).row(0)
+    if odd:
+        yield from _account_odd_batch(batch, reading, decode=decode)
+        return
+    report.records += batch.height
+    report.cover_range(low, high)
+    full = False
+    if wanted_n:
+        full = queue.add(report, reading.number, to_decode(batch, decode), wanted_bytes)
+    if low is not None:
+        floor.observe(report.last_ms)
+        counted = floor.stamps_of(batch, stamp.filter(skip))
+        if counted is not None:
+            yield counted
+    if full:
+        yield from queue.decode_own(strict=reading.strict)
+
+
+def _account_odd_batch(batch: pl.DataFrame, reading: _Reading, *,
+                       decode: pl.Expr) -> Iterator[Output]:  # fmt: skip
+    """:func:`_account_batch` for a batch with blank lines, lines not shaped like an
+    object or timestamps that are not canonical."""
+    report, floor = reading.report, reading.floor
+    text = pl.col("line")
+    # blank lines are not records; only lines not shaped like an object can be blank
+    blank = ~pl.col(SHAPED) & ~filled(text).fill_null(True)
+    frame = batch.filter(~blank) if batch.select(blank.any()).item() else batch
+    wanted = to_decode(frame, decode)
+    bad: list[tuple[int, str]] = []
+    stamps = _account_passed_over(frame, ~decode, report, bad)
+    full = False
+    if wanted.height:
+        report.records += wanted.height
+        full = reading.queue.add(report, reading.number, wanted)
+    for position, reason in bad:  # in line order; the report keeps the first few
+        report.note_malformed(position, reason, strict=reading.strict)
+    if stamps.len():
+        floor.observe(report.last_ms)
+        counted = floor.stamps(stamps)
+        if counted is not None:
+            yield counted
+    if full:
+        yield from reading.queue.decode_own(strict=reading.strict)
+
+
+def _account_passed_over(frame: pl.DataFrame, skip: pl.Expr, report: FileReport,
+                         bad: list[tuple[int, str]]) -> pl.Series:  # fmt: skip
+    """Count the records of ``frame`` that are not decoded (``skip``; those not shaped
+    like a JSON object go to ``bad``) and return the @timestamps (epoch ms) of the others:
+    canonical ones from the scan, any other form parsed here, on those lines only. A line
+    with several ``@timestamp`` keys is decoded for its own (its damage goes to ``bad``)."""
+    text = pl.col("line")
+    skipped, odd = frame.select(skip.sum().alias("n"), (skip & irregular()).any().alias("odd")).row(
+        0
+    )
+    report.records += skipped
+    if not odd:
+        stamps = frame.select(pl.col(STAMP).filter(skip).drop_nulls()).to_series()
+        report.cover(stamps)
+        return stamps
+    rest = frame.filter(skip)
+    shaped = pl.col(SHAPED) | (
+        text.str.contains(SHAPE_START) & text.str.contains(SHAPE_END)
+    ).fill_null(False)
+    checked = rest.with_columns(shaped.alias(SHAPED))
+    bad.extend(
+        (position, "not a complete JSON object")
+        for position in checked.filter(~pl.col(SHAPED)).get_column(POS)
+    )
+    good = checked.filter(pl.col(SHAPED))
+    keys = timestamp_keys(text)
+    parts = [good.get_column(STAMP)]
+    single = good.filter(pl.col(STAMP).is_null() & (keys == 1))
+    if single.height:  # one key, not in the canonical form: read by a pattern
+        found = single.select(text.str.extract_groups(TS_ANY).alias("__found")).unnest("__found")
+        several = (pl.col("1") == "[") & (pl.col("3") == ",")
+        parsed = found.select(timestamp_text_ms(pl.when(~several).then(pl.col("2"))))
+        parts.append(parsed.to_series().cast(pl.Int64))
+    keyed = good.filter(pl.col(STAMP).is_null() & (keys > 1))
+    if keyed.height:  # several keys: the first may be nested in another object
+        lines = keyed.select(POS, text.str.strip_prefix("\ufeff"))
+        decoded = decode_lines(lines, bad, TIMESTAMP_ONLY)
+        parts.append(timestamps(decoded).cast(pl.Int64))
+    stamps = pl.concat(parts).drop_nulls().alias(STAMP)
+    report.cover(stamps)
+    return stamps

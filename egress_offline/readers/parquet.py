@@ -1,0 +1,209 @@
+"""Parquet, read through pyarrow's projection of nested leaves: only the fields read are
+read, never whole structs such as ``process`` or ``host``; each column, flat or nested,
+dotted or not, also under ``_source``, becomes the field's text list."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from functools import lru_cache
+from typing import Any
+
+import polars as pl
+
+from egress_offline.errors import InputError
+from egress_offline.fields import FIELDS, HUNT, TEXT_LIST, TIMESTAMP, FieldSet, key_paths
+from egress_offline.normalise import text_ms, timestamps
+from egress_offline.readers import tuning
+from egress_offline.readers.decode import merge_lists
+from egress_offline.readers.model import POS, FileReport, InputFile, StampBatch
+from egress_offline.readers.prefilter import AnyPrefilter, Prefilter
+from egress_offline.readers.timefloor import TimeFloor
+
+__all__ = [
+    "first_line",
+    "kept_rows",
+    "parquet_columns",
+    "parquet_raw",
+    "positioned",
+    "read_parquet",
+    "row_stamps",
+    "selection",
+]
+
+
+def read_parquet(file: InputFile, report: FileReport, *, prefilter: AnyPrefilter,
+                 floor: TimeFloor, fields: FieldSet) -> Iterator[pl.DataFrame | StampBatch]:  # fmt: skip
+    """Field frames (``__pos``, the row's number from 1, and the fields) of ``file``'s
+    rows; with the hunt's :class:`Prefilter`, only rows that may match and are not older
+    than the floor (see :mod:`~egress_offline.readers.parquet_screen`), and the
+    timestamps of the others that may be in the window."""
+    import pyarrow.parquet as pq  # noqa: PLC0415 - only Parquet inputs need it
+
+    from egress_offline.readers.parquet_screen import read_screened  # noqa: PLC0415
+
+    try:
+        parquet = pq.ParquetFile(file.path)
+        leaves = [parquet.schema.column(i).path for i in range(len(parquet.schema))]
+    except Exception as exc:  # pyarrow raises several types for a damaged footer
+        raise InputError(
+            f"{file.name}: not a readable Parquet file ({first_line(exc)}); "
+            "the copy may be incomplete, export it again",
+            file=file.name,
+        ) from exc
+    wanted = parquet_columns(leaves, fields)
+    if not wanted:
+        raise InputError(
+            f"{file.name}: the Parquet file has none of the columns {fields.reader} reads "
+            f"({', '.join(fields.names)}), nested or dotted; is it an {fields.export}?",
+            file=file.name,
+        )
+    total = max(1, parquet.metadata.num_rows)
+    if not isinstance(prefilter, Prefilter):  # --strict, or pivot: every row
+        yield from _every_row(parquet, wanted, report, total, fields)
+    else:
+        yield from read_screened(parquet, wanted, report, total, prefilter=prefilter,
+                                 floor=floor)  # fmt: skip
+
+
+def parquet_columns(leaves: Sequence[str], fields: FieldSet = HUNT) -> list[str]:
+    """The columns to read of a Parquet file whose leaf columns are ``leaves`` (dotted
+    paths): each field's, flat or nested, also under ``_source``. A dotted path selects a
+    flat column of that name and a nested one alike, so only the fields' leaves are read,
+    never whole structs such as ``process`` or ``host``."""
+    return [
+        path
+        for name in fields.names
+        for path in (name, f"_source.{name}")
+        if any(leaf == path or leaf.startswith(path + ".") for leaf in leaves)
+    ]
+
+
+def selection(schema: pl.Schema, fields: FieldSet = HUNT) -> list[pl.Expr]:
+    """Each field's text list from a batch of ``schema``; a missing field's is null."""
+    exprs = [_parquet_field(schema, name) for name in fields.names]
+    return [
+        (expr if expr is not None else pl.lit(None, dtype=TEXT_LIST)).alias(name)
+        for expr, name in zip(exprs, fields.names, strict=True)
+    ]
+
+
+def positioned(record_batch: Any, first: int) -> pl.DataFrame:
+    """A record batch as a frame, its rows numbered from ``first`` (``__pos``)."""
+    frame = pl.from_arrow(record_batch)
+    assert isinstance(frame, pl.DataFrame)
+    return frame.with_columns(pl.int_range(first, first + frame.height, dtype=pl.Int64).alias(POS))
+
+
+def kept_rows(record_batch: Any, keep: pl.Series, first: int) -> pl.DataFrame:
+    """The rows of ``record_batch`` that ``keep`` marks, numbered from ``first`` for the
+    batch's first row. They are picked by pyarrow, before Polars sees them: its filter
+    copies the values kept, where a Polars filter of a text column would still point into
+    the whole batch's buffers, and a few rows kept from each of many batches (a sparse
+    export) held every one of them (4 GB, one row in 2,000 matching: 1 GB of memory).
+    Only the rows kept are converted, too."""
+    frame = pl.from_arrow(_arrow_filter()(record_batch, keep.to_arrow()))
+    assert isinstance(frame, pl.DataFrame)
+    return frame.with_columns((keep.arg_true().cast(pl.Int64) + first).alias(POS))
+
+
+@lru_cache(maxsize=1)
+def _arrow_filter() -> Callable[[Any, Any], Any]:
+    """pyarrow's filter kernel. ``RecordBatch.filter`` first imports ``pyarrow.compute``,
+    which builds a wrapper for every kernel (about 0.08 s, a tenth of a small Parquet
+    hunt); the kernel is called directly through the module that holds it (0.01 s),
+    or through ``filter`` where a pyarrow version moves it."""
+    try:
+        from pyarrow._compute import call_function  # noqa: PLC0415
+    except ImportError:  # pragma: no cover - another pyarrow's layout
+        return lambda batch, mask: batch.filter(mask)
+    return lambda batch, mask: call_function("filter", [batch, mask])
+
+
+def _every_row(parquet: Any, wanted: list[str], report: FileReport, total: int,
+               fields: FieldSet) -> Iterator[pl.DataFrame]:  # fmt: skip
+    """Every row, as field lists (--strict, and pivot)."""
+    chosen: list[pl.Expr] | None = None
+    for record_batch in parquet.iter_batches(batch_size=tuning.PARQUET_ROWS, columns=wanted):
+        frame = positioned(record_batch, report.records + 1)
+        chosen = chosen or selection(frame.schema, fields)
+        report.records += frame.height
+        report.progress = min(1.0, report.records / total)
+        yield frame.select(POS, *chosen)
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message, or its type's name."""
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+
+
+def _parquet_moment(schema: pl.Schema) -> Any:
+    """When a single plain column holds @timestamp: a function giving each row's
+    timestamp (epoch ms, exactly as the engine reads it) from a batch; else None."""
+    found = parquet_raw(schema, TIMESTAMP)
+    if len(found) != 1:
+        return None
+    expr, dtype = found[0]
+    if isinstance(dtype, pl.Datetime):
+        instant = expr.dt.convert_time_zone("UTC") if dtype.time_zone else expr
+        return lambda frame: frame.select(instant.dt.epoch("ns") // 1_000_000).to_series()
+    if dtype.is_integer():
+        return lambda frame: frame.select(expr.cast(pl.Int64, strict=False)).to_series()
+    if dtype == pl.String:
+        return lambda frame: text_ms(frame.select(expr).to_series())
+    return None
+
+
+def row_stamps(frame: pl.DataFrame) -> pl.Series:
+    """Each row's @timestamp (epoch ms) as the engine reads it: from the one plain column
+    that holds it, when there is one, else from the field lists by the engine's rule."""
+    moment = _parquet_moment(frame.schema)
+    if moment is not None:
+        return moment(frame)
+    stamp = frame.select(POS, selection(frame.schema)[FIELDS.index(TIMESTAMP)])
+    return timestamps(stamp, TIMESTAMP)
+
+
+def parquet_raw(schema: pl.Schema, name: str) -> list[tuple[pl.Expr, Any]]:
+    """Every column (or struct field) that holds ``name``, with its type."""
+    found: list[tuple[pl.Expr, Any]] = []
+    for prefix in ((), ("_source",)):
+        for path in key_paths(name):
+            full = (*prefix, *path)
+            dtype: Any = schema.get(full[0])
+            expr = pl.col(full[0])
+            for key in full[1:]:
+                if not isinstance(dtype, pl.Struct):
+                    dtype = None
+                    break
+                dtype = {f.name: f.dtype for f in dtype.fields}.get(key)
+                expr = expr.struct.field(key)
+            if dtype is not None:
+                found.append((expr, dtype))
+    return found
+
+
+def _parquet_field(schema: pl.Schema, name: str) -> pl.Expr | None:
+    found = [_as_text_list(expr, dtype) for expr, dtype in parquet_raw(schema, name)]
+    return merge_lists(found) if found else None
+
+
+def _as_text_list(expr: pl.Expr, dtype: Any) -> pl.Expr:
+    if isinstance(dtype, (pl.List, pl.Array)):
+        inner = dtype.inner
+        return expr.cast(pl.List(inner)).list.eval(_as_text(pl.element(), inner))
+    return pl.concat_list([_as_text(expr, dtype)])
+
+
+def _as_text(expr: pl.Expr, dtype: Any) -> pl.Expr:
+    if isinstance(dtype, pl.Datetime):
+        moment = expr.dt.convert_time_zone("UTC") if dtype.time_zone else expr
+        return moment.dt.to_string("%Y-%m-%dT%H:%M:%S%.9fZ")
+    if isinstance(dtype, pl.Date):
+        return expr.dt.to_string("%Y-%m-%d")
+    if dtype == pl.String:
+        return expr
+    if dtype.is_numeric() or dtype == pl.Boolean:
+        return expr.cast(pl.String)
+    if dtype == pl.Categorical or isinstance(dtype, pl.Enum):
+        return expr.cast(pl.String)
+    return pl.lit(None, dtype=pl.String)  # structs, binary: not a value of these fields

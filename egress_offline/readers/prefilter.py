@@ -1,0 +1,70 @@
+"""Prefilters: which lines of text can possibly hold a record that matters, judged from
+the text alone, so that the others are never decoded."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import polars as pl
+
+__all__ = [
+    "AnyPrefilter",
+    "IdPrefilter",
+    "Prefilter",
+    "any_of",
+]
+
+
+def any_of(*texts: str) -> str:
+    """A pattern matching any of ``texts`` literally. Searching the line texts with the
+    regex engine is several times faster than ``literal=True`` (Polars 2.1, 1 GB of
+    lines: counting a key took 0.40 s of CPU literally, 0.05 s as a pattern)."""
+    return "|".join(pl.escape_regex(text) for text in texts)
+
+
+@dataclass(frozen=True)
+class Prefilter:
+    """Which NDJSON lines can possibly match the hunt's event predicate.
+
+    A record matches only if ``event.action`` is exactly one of ``actions`` and (unless
+    ``families`` is None) ``host.os.family`` is one of ``families``. In JSON text such a
+    value appears either literally or written with a ``\\u`` escape, so a line holding
+    neither cannot match and is never decoded: it is counted, checked for the shape of a
+    JSON object, and its ``@timestamp`` is read for the data's time range. Built from the
+    hunt's definition (``egress_offline.engine.reduce.prefilter_for``), never spelled
+    out here.
+    """
+
+    families: tuple[str, ...] | None
+    actions: tuple[str, ...]
+
+    def could_match(self, line: pl.Expr) -> pl.Expr:
+        # (action and family) or an escape: the action or an escape first, in one pass;
+        # then a family or an escape, only on the lines that hold either
+        either = line.str.contains(any_of(*self.actions, "\\u"))
+        if self.families is None:
+            return either
+        holding = pl.when(either).then(line)
+        return holding.str.contains(any_of(*self.families, "\\u")).fill_null(False)
+
+
+@dataclass(frozen=True)
+class IdPrefilter:
+    """NDJSON lines that may hold one of ``values`` as a JSON string: literally, or written
+    with an escape that could stand for one of its characters (a ``\\u`` escape; ``\\/``
+    for a slash; any backslash when a value holds a character JSON must escape)."""
+
+    values: tuple[str, ...]
+    #: a pattern noted per file when any line matches it (see ``FileReport.hinted``)
+    hint: str | None = None
+
+    def could_match(self, line: pl.Expr) -> pl.Expr:
+        text = "".join(self.values)
+        if any(c in '"\\' or ord(c) < 0x20 for c in text):
+            return line.str.contains(any_of(*self.values, "\\"))
+        escapes = ("\\u", "\\/") if "/" in text else ("\\u",)
+        return line.str.contains(any_of(*self.values, *escapes))
+
+
+#: What a reader may be given: None when every line is decoded (``--strict``).
+AnyPrefilter = Prefilter | IdPrefilter | None

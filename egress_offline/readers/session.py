@@ -1,0 +1,341 @@
+"""The read session: one object owns a read of the inputs, from the first file to the
+last, and hands its caller (the hunt, the sweep, pivot) one typed stream of finished
+:class:`FieldBatch` and :class:`~egress_offline.readers.model.StampBatch` items.
+
+It owns what reading shares across files: the time floor (and the sampling of the
+files' ends for ``--now latest``), the decode queue, the scan of small files together,
+the gathering of small field batches, the data's time range, and restarts. When the fast
+NDJSON reader gives up part-way through a file, the session reads the file again with
+the careful reader; what the fast reader produced for that file was held back until the
+file's end (:class:`FileOutput`), so nothing handed out is ever taken back. Errors from
+Polars, pyarrow and the OS met while a file is read become an
+:class:`~egress_offline.errors.InputError` naming the file, here and only here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from types import TracebackType
+from typing import Final
+
+import polars as pl
+
+from egress_offline.errors import EgressError, InputError
+from egress_offline.fields import HUNT, TIMESTAMP, FieldSet
+from egress_offline.normalise import timestamps
+from egress_offline.readers import tuning
+from egress_offline.readers.batching import DecodeQueue, FrameBatcher, SmallFileScanner
+from egress_offline.readers.careful import read_careful
+from egress_offline.readers.jsondoc import read_json_document
+from egress_offline.readers.model import (
+    FILE,
+    POS,
+    TS,
+    FileReport,
+    InputFile,
+    Inputs,
+    StampBatch,
+)
+from egress_offline.readers.ndjson import FastReaderGaveUp, read_ndjson_fast
+from egress_offline.readers.parquet import first_line, read_parquet
+from egress_offline.readers.prefilter import AnyPrefilter
+from egress_offline.readers.timefloor import TimeFloor
+
+__all__ = [
+    "SAMPLING",
+    "FieldBatch",
+    "FileOutput",
+    "ProgressHook",
+    "ReadItem",
+    "ReadPlan",
+    "ReadSession",
+]
+
+#: Called as reading goes on: (file shown to the user, its number from 1, how many files,
+#: fraction of that file read, its size in bytes). Before reading, ``--now latest`` samples
+#: the ends of every file: that is told as file number 0, named :data:`SAMPLING`, with the
+#: bytes it reads in all. Never called by the library to print.
+ProgressHook = Callable[[str, int, int, float, int], None]
+SAMPLING: Final = "sampling the ends of the files for --now latest"
+
+
+@dataclass(frozen=True)
+class FieldBatch:
+    """Finished records: ``__file`` (the number of the record's file among the inputs),
+    ``__pos`` (its line, record or row there), ``__ts`` (its @timestamp in epoch ms, as
+    the engine reads it, or null) and one ``List(String)`` column per field read. No
+    record older than the time floor is in it."""
+
+    frame: pl.DataFrame
+
+
+#: What a read session hands on.
+ReadItem = FieldBatch | StampBatch
+
+
+@dataclass(frozen=True, kw_only=True)
+class ReadPlan:
+    """What to read and how. ``prefilter`` judges lines (and Parquet rows) by their text
+    (None: every record is decoded, as ``--strict`` does). ``window_ms`` and
+    ``floor_ms`` set the time floor: with a window, records at or below the floor are
+    outside it and may be skipped unread; ``floor_ms`` is the fixed floor when it is
+    known before reading, else it rises with the newest timestamp seen (``--now
+    latest``). ``hash_inputs`` adds each file's SHA-256 to its report."""
+
+    fields: FieldSet = HUNT
+    prefilter: AnyPrefilter = None
+    window_ms: int | None = None
+    floor_ms: int | None = None
+    strict: bool = False
+    hash_inputs: bool = False
+
+
+class ReadSession:
+    """One read of ``inputs`` (see the module docstring). Use it as a context manager
+    (it removes its scratch files) and iterate it once; afterwards :attr:`reports` holds
+    what each file held and :attr:`first_ms`, :attr:`last_ms` the data's time range."""
+
+    def __init__(self, inputs: Inputs, plan: ReadPlan, *,
+                 progress: ProgressHook | None = None) -> None:  # fmt: skip
+        self.inputs = inputs
+        self.plan = plan
+        self.reports: list[FileReport] = []
+        self.floor = TimeFloor(window_ms=plan.window_ms, fixed_ms=plan.floor_ms)
+        self._progress = progress
+        self._first: int | None = None
+        self._last: int | None = None
+        self._scratch: Path | None = None
+        self._queue = DecodeQueue(plan.fields)
+        #: small files scanned together; --strict scans each alone
+        self._scanner = None if plan.strict else SmallFileScanner(inputs.files)
+
+    @property
+    def first_ms(self) -> int | None:
+        """The oldest valid @timestamp read (epoch ms), or None."""
+        return self._first
+
+    @property
+    def last_ms(self) -> int | None:
+        """The newest valid @timestamp read (epoch ms), or None."""
+        return self._last
+
+    def __enter__(self) -> ReadSession:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
+                 trace: TracebackType | None) -> None:  # fmt: skip
+        self.close()
+
+    def close(self) -> None:
+        """Remove the session's scratch files."""
+        if self._scratch is not None:
+            shutil.rmtree(self._scratch, ignore_errors=True)
+            self._scratch = None
+
+    def scratch(self) -> Path:
+        """The session's scratch directory, made when first needed."""
+        if self._scratch is None:
+            self._scratch = Path(tempfile.mkdtemp(prefix="egress-offline-read-"))
+        return self._scratch
+
+    def __iter__(self) -> Iterator[ReadItem]:
+        plan, files = self.plan, self.inputs.files
+        sampling = None
+        if self._progress is not None:
+            sampling = partial(self._progress, SAMPLING, 0, len(files))
+        self.floor.sample(files, tell=sampling)
+        queue = self._queue
+        batcher = FrameBatcher(tuning.GATHER_BYTES, alone=tuning.SMALL_BATCH)
+        for number, file in enumerate(files):
+            report = FileReport.of(file)
+            self.reports.append(report)
+            tell: Callable[[float, int], None] | None = None
+            if self._progress is not None:
+                tell = partial(self._progress, file.name, number + 1, len(files))
+            with translated(file):
+                for item in self._read_file(number, file, report, tell=tell):
+                    yield from self._hand_on(item, batcher)
+            if tell is not None:
+                tell(1.0, file.size)
+            # between files: the lines of small files wait to be decoded together;
+            # --strict stops at the first malformed record, so it decodes each file's
+            if plan.strict or queue.size >= tuning.DECODE_BYTES:
+                for frame in queue.decode_all(strict=plan.strict):
+                    yield from self._hand_on(self._timed(frame), batcher)
+            self._cover(report.first_ms, report.last_ms)  # the records passed over
+            if plan.hash_inputs:
+                report.sha256 = sha256_of(file.path)
+        for frame in queue.decode_all(strict=plan.strict):
+            yield from self._hand_on(self._timed(frame), batcher)
+        for frame in batcher.flush():
+            yield self._finished(frame)
+
+    def _read_file(self, number: int, file: InputFile, report: FileReport, *,
+                   tell: Callable[[float, int], None] | None
+                   ) -> Iterator[pl.DataFrame | StampBatch]:  # fmt: skip
+        """One file's output: timed field frames and timestamp batches."""
+        plan = self.plan
+        if file.format == "ndjson":
+            yield from self._read_ndjson(number, file, report, tell=tell)
+            return
+        if file.format == "json":
+            frames = read_json_document(file, report, strict=plan.strict, fields=plan.fields)
+            items: Iterator[pl.DataFrame | StampBatch] = iter(frames)
+        else:
+            items = read_parquet(file, report, prefilter=plan.prefilter, floor=self.floor,
+                                 fields=plan.fields)  # fmt: skip
+        for item in items:
+            yield item if isinstance(item, StampBatch) else self._timed(_numbered(item, number))
+            if tell is not None:
+                tell(report.progress, file.size)
+
+    def _read_ndjson(self, number: int, file: InputFile, report: FileReport, *,
+                     tell: Callable[[float, int], None] | None
+                     ) -> Iterator[pl.DataFrame | StampBatch]:  # fmt: skip
+        """An NDJSON file, by the fast reader; if it gives up, again by the careful one.
+        The fast reader's output waits until the file's end (:class:`FileOutput`)."""
+        plan, floor, queue = self.plan, self.floor, self._queue
+        start = (floor.latest_ms, self._first, self._last)
+        output = FileOutput(self.scratch)
+        queue.begin_file()
+        try:
+            for item in read_ndjson_fast(file, report, number=number, strict=plan.strict,
+                                         prefilter=plan.prefilter, floor=floor, queue=queue,
+                                         scanner=self._scanner):  # fmt: skip
+                output.add(item if isinstance(item, StampBatch) else self._timed(item))
+                if tell is not None:
+                    tell(report.progress, file.size)
+        except FastReaderGaveUp:
+            # damage: the file is read again, whole, by the careful reader; nothing the
+            # fast reader found of it counts, nor what it taught the floor and the range
+            output.discard()
+            queue.drop_own()
+            floor.latest_ms, self._first, self._last = start
+            report.reset()
+            report.reader = "careful"
+            for frame in read_careful(file, report, strict=plan.strict, fields=plan.fields):
+                yield self._timed(_numbered(frame, number))
+                if tell is not None:
+                    tell(report.progress, file.size)
+            return
+        yield from output.release()
+
+    def _timed(self, frame: pl.DataFrame) -> pl.DataFrame:
+        """``frame`` with ``__ts``; its times widen the data's range and raise the floor."""
+        if TIMESTAMP in frame.columns:
+            ms = timestamps(frame)
+        else:
+            ms = pl.repeat(None, frame.height, dtype=pl.Int64, eager=True)
+        low, high = ms.min(), ms.max()
+        self._cover(low, high)  # type: ignore[arg-type]
+        self.floor.observe(high)  # type: ignore[arg-type]
+        return frame.with_columns(ms.alias(TS))
+
+    def _cover(self, low: int | None, high: int | None) -> None:
+        if low is not None and high is not None:
+            self._first = low if self._first is None else min(self._first, low)
+            self._last = high if self._last is None else max(self._last, high)
+
+    def _hand_on(self, item: pl.DataFrame | StampBatch, batcher: FrameBatcher
+                 ) -> Iterator[ReadItem]:  # fmt: skip
+        if isinstance(item, StampBatch):
+            yield item
+            return
+        for gathered in batcher.add(item):
+            yield self._finished(gathered)
+
+    def _finished(self, frame: pl.DataFrame) -> FieldBatch:
+        """A field batch of ``frame``'s records that are not older than the floor."""
+        low = self.floor.ms
+        columns = [FILE, POS, TS, *self.plan.fields.names]
+        if low is not None:
+            return FieldBatch(frame.filter(pl.col(TS) > low).select(columns))
+        return FieldBatch(frame.select(columns))
+
+
+def _numbered(frame: pl.DataFrame, number: int) -> pl.DataFrame:
+    """A reader's frame of one file's records, with the file's number."""
+    if FILE in frame.columns:
+        return frame
+    return frame.with_columns(pl.lit(number, dtype=pl.UInt32).alias(FILE))
+
+
+class FileOutput:
+    """An NDJSON file's output, held until the file has been read to its end: the fast
+    reader may still give up on the file, and then none of it may have been handed on.
+    (Polars' streaming scan, meeting invalid UTF-8, first hands on lines of later parts of
+    the file, misnumbered, and only then fails: what it gave is not even a prefix.)
+    Up to :data:`~tuning.HELD_OUTPUT` bytes wait in memory; the rest in Arrow files in the
+    session's scratch directory, read back memory-mapped."""
+
+    def __init__(self, scratch: Callable[[], Path]) -> None:
+        self._scratch = scratch
+        self._items: list[pl.DataFrame | StampBatch | Path] = []
+        self._held = 0
+
+    def add(self, item: pl.DataFrame | StampBatch) -> None:
+        frame = item.ms.to_frame() if isinstance(item, StampBatch) else item
+        if frame.height == 0:
+            return
+        size = int(frame.estimated_size())
+        if self._held + size <= tuning.HELD_OUTPUT:
+            self._items.append(item)
+            self._held += size
+            return
+        kind = "stamps" if isinstance(item, StampBatch) else "fields"
+        path = self._scratch() / f"{kind}-{len(self._items):06d}.arrow"
+        frame.write_ipc(path, compression="uncompressed")
+        self._items.append(path)
+
+    def discard(self) -> None:
+        for item in self._items:
+            if isinstance(item, Path):
+                item.unlink(missing_ok=True)
+        self._items, self._held = [], 0
+
+    def release(self) -> Iterator[pl.DataFrame | StampBatch]:
+        """Everything held, in the order it came."""
+        items, self._items, self._held = self._items, [], 0
+        for item in items:
+            if not isinstance(item, Path):
+                yield item
+                continue
+            frame = pl.read_ipc(item)
+            item.unlink()
+            yield StampBatch(frame.to_series()) if item.name.startswith("stamps") else frame
+
+
+def sha256_of(path: Path) -> str:
+    """The SHA-256 of a file's bytes, as hex."""
+    with path.open("rb") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()
+
+
+@contextmanager
+def translated(file: InputFile) -> Iterator[None]:
+    """The one boundary where errors of Polars, pyarrow and the OS met while ``file`` is
+    read become an :class:`InputError` naming it; the original is kept as the cause."""
+    try:
+        yield
+    except EgressError:
+        raise
+    except OSError as exc:
+        reason = exc.strerror or first_line(exc)
+        raise InputError(
+            f"{file.name}: cannot be read ({reason}); check the file and its permissions",
+            file=file.name,
+        ) from exc
+    except (pl.exceptions.PolarsError, ValueError) as exc:
+        what = "Parquet data" if file.format == "parquet" else "the data"
+        raise InputError(
+            f"{file.name}: {what} cannot be read ({first_line(exc)}); "
+            "the copy may be damaged, export it again",
+            file=file.name,
+        ) from exc

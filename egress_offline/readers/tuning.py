@@ -1,0 +1,109 @@
+"""The readers' tuning constants, each with the reason for its value.
+
+Every size here was measured on the benchmark's exports (``benchmarks/RESULTS.md``) on a
+2-core machine; changing one changes speed or memory, never the rows. Modules read them
+as ``tuning.NAME`` at call time, so that a test can lower one to reach a rare path.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+# ----------------------------------------------------------------- sniffing, sampling
+
+#: Bytes of text that sniffing reads from the start of a file (decompressed).
+PEEK: Final = 64 * 1024
+#: Compressed bytes decompressed at a time for a peek of a file up to PEEK_LARGE (8 KiB
+#: of gzip is plenty of text for a small file: 64 KiB of it was some 600 KiB of text to
+#: decompress, half a second over a directory of 200 small files)...
+PEEK_STEP: Final = 8 * 1024
+#: ...and files larger than this read PEEK at a time: their ratio of text to compressed
+#: bytes, taken from the peek, estimates the text size (from 8 KiB a 1 GB export was
+#: estimated at 800 MB, from 64 KiB at 980 MB).
+PEEK_LARGE: Final = 16 << 20
+#: Bytes at each end of an uncompressed file whose lines seed ``--now latest``.
+SAMPLE: Final = 64 * 1024
+#: Lines at most, at each end, that seed it.
+SAMPLE_LINES: Final = 16
+#: Sampled lines judged together (at most some 16 MiB of text).
+SAMPLED_AT_ONCE: Final = 8192
+#: Of them, decoded at a time, newest first, until one counts (decoding all 32,000 lines
+#: of 1,000 files took 0.86 s).
+DECODED_NEWEST: Final = 64
+
+# ------------------------------------------------------------------------ raw reading
+
+#: Bytes read (or decompressed) at a time by the careful reader and the member walker.
+BLOCK: Final = 8 * 1024 * 1024
+#: Bytes Polars reads at a time from a file of lines. Its own reads grow to tens of MiB,
+#: each into fresh memory that the kernel maps and zeroes; reads of a few MiB reuse memory
+#: (1 GB of NDJSON: 80,000 page faults instead of 132,000, the hunt about 7% faster).
+READ_SIZE: Final = 4 << 20
+READ_SIZE_VAR: Final = "POLARS_FORCE_NDJSON_READ_SIZE"
+#: Bytes Polars fetches from a file ahead of its reads, four pieces at a time: 32 MiB in
+#: flight instead of Polars' 128 (1 GB: 5% faster; 4 GB: peak 300 to 320 MiB, not 415).
+FETCH_SIZE: Final = 8 << 20
+FETCH_SIZE_VAR: Final = "POLARS_NDJSON_CHUNK_SIZE"
+
+# ----------------------------------------------------------------------- the line scan
+
+#: NDJSON lines a streamed batch holds when the mean line length is unknown...
+LINE_ROWS: Final = 16_384
+#: ...at least (tiny lines would otherwise make many tiny batches)...
+MIN_LINE_ROWS: Final = 4_096
+#: ...and at most.
+MAX_LINE_ROWS: Final = 1 << 20
+#: Text per batch of lines: with ``--strict`` every line's text leaves the scan, and with
+#: no window (sweep, pivot, ``--all-time``) every line that may match is decoded, so
+#: their batches are smaller, to bound memory.
+STRICT_BATCH_TEXT: Final = 8 << 20
+WINDOW_BATCH_TEXT: Final = 32 << 20
+OPEN_BATCH_TEXT: Final = 16 << 20
+#: Text of lines held back in memory waiting to turn old (``--now latest``, compressed
+#: files); beyond it they are decoded as they come.
+HELD_BYTES: Final = 64 << 20
+#: Compressed files up to this much text (decompressed, estimated) hold lines back;
+#: larger ones get a quick first pass over their timestamps instead, which costs less.
+HOLD_TEXT: Final = 1536 << 20
+#: NDJSON files up to this much text are scanned with the files after them, in one query
+#: (each scan costs about 3 ms whatever its size: a directory of small files paid it for
+#: each file)...
+SMALL_TEXT: Final = 16 << 20
+#: ...up to this much text at a time.
+GROUP_SCAN_TEXT: Final = 32 << 20
+
+# -------------------------------------------------------------------------- decoding
+
+#: Lines decoded as one chunk: many small chunks decode about five times faster than one
+#: large one (Polars decodes a column's chunks in parallel).
+DECODE_PIECE: Final = 128
+#: Text of lines to decode gathered before decoding: decoding competes with the scan for
+#: the engine's threads and is much faster after it, and each decoding has a fixed cost
+#: (some ten queries, about 8 ms) that a directory of small files paid for each file.
+DECODE_BYTES: Final = 16 << 20
+#: Below this many lines a failing slice is decoded line by line, in Python.
+BISECT_FLOOR: Final = 32
+
+# --------------------------------------------------------------------------- parquet
+
+#: Parquet rows a batch holds: narrow, after projection to the fields read.
+PARQUET_ROWS: Final = 65_536
+#: Rows of the three deciding Parquet columns (time, action, OS family) screened at once.
+SCREEN_ROWS: Final = 262_144
+
+# ---------------------------------------------------------------------- the session
+
+#: Field batches smaller than this are gathered with others before they are handed on...
+SMALL_BATCH: Final = 1 << 20
+#: ...up to this many bytes: each reduction costs some ten queries and a spill file
+#: whatever its size (1,000 files of 92 KB: 13 ms a file). Gathering large batches only
+#: raised peak memory (4 GB Parquet: 301 MiB instead of 233).
+GATHER_BYTES: Final = 8 << 20
+#: Bytes of an NDJSON file's finished output held in memory until the file has been read
+#: to its end; beyond it, the output waits in the scratch directory (see ``FileOutput``).
+HELD_OUTPUT: Final = 8 << 20
+
+# ------------------------------------------------------------------------- reporting
+
+#: How many malformed positions a file report keeps.
+MAX_POSITIONS: Final = 5
