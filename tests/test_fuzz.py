@@ -22,6 +22,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -142,6 +143,7 @@ def check(path: Path, text: bytes, *, exact_records: bool) -> None:
     assert keyed(rows_of(result)) == keyed(reference)
 
 
+@pytest.mark.slow
 @FUZZ
 @given(docs=st.lists(documents(), min_size=1, max_size=25), ops=damage_ops)
 def test_random_damage_to_ndjson(docs: list[dict[str, Any]], ops: list[Any]) -> None:
@@ -154,6 +156,7 @@ def test_random_damage_to_ndjson(docs: list[dict[str, Any]], ops: list[Any]) -> 
         check(path, text, exact_records=True)
 
 
+@pytest.mark.slow
 @FUZZ
 @given(docs=st.lists(documents(), min_size=1, max_size=25), ops=damage_ops)
 def test_random_damage_to_a_gzip_stream(docs: list[dict[str, Any]], ops: list[Any]) -> None:
@@ -201,6 +204,7 @@ JSON_VALUES = st.recursive(
 )
 
 
+@pytest.mark.slow
 @FUZZ
 @given(values=st.lists(st.one_of(st.dictionaries(KEYS, JSON_VALUES, max_size=8), JSON_VALUES),
                        min_size=1, max_size=20))  # fmt: skip

@@ -59,13 +59,14 @@ def pairs(result: Any) -> list[tuple[int, str]]:
 
 
 @pytest.mark.parametrize("name", sorted(LAYOUTS))
-def test_every_layout(tmp_path: Path, name: str) -> None:
+def test_every_layout(tmp_path: Path, name: str, ndjson_reader: str) -> None:
     result = result_of(LAYOUTS[name](docs3(), tmp_path))
     assert pairs(result) == EXPECTED
     assert result.counts.records == 3
     assert result.counts.malformed == 0
     # clean data never needs the careful reader: a fast-path error would send it there
-    assert [f.reader for f in result.files] == ["fast"]
+    expected = ndjson_reader if result.files[0].format == "ndjson" else "fast"
+    assert [f.reader for f in result.files] == [expected]
 
 
 def test_logstash_json_lines(tmp_path: Path) -> None:
@@ -318,7 +319,9 @@ def test_real_elastic_sample_event_pretty_printed(tmp_path: Path) -> None:
 
 
 @needs_samples
-def test_real_sample_as_one_ndjson_line_with_its_huge_unrelated_number(tmp_path: Path) -> None:
+def test_real_sample_as_one_ndjson_line_with_its_huge_unrelated_number(
+    tmp_path: Path, ndjson_reader: str
+) -> None:
     text = (SAMPLES / "endpoint-package_sample_event.json").read_text()
     line = json.dumps(json.loads(text))
     assert "9223372036854775808" in line
@@ -326,7 +329,7 @@ def test_real_sample_as_one_ndjson_line_with_its_huge_unrelated_number(tmp_path:
     path.write_text(line + "\n" + line + "\n")
     result = result_of(path, now="latest", threshold=996)
     assert [r["total_bytes_out"] for r in result.rows.to_dicts()] == [996]
-    assert result.files[0].reader == "fast"
+    assert result.files[0].reader == ndjson_reader
 
 
 @needs_samples
@@ -490,6 +493,7 @@ def test_parquet_rows_that_cannot_match_still_anchor_latest(tmp_path: Path) -> N
     assert result_of(path, now=NOW).rows.height == 1
 
 
+@pytest.mark.fast_reader
 def test_a_file_read_again_carefully_drops_its_own_gathered_rows_only(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -512,6 +516,7 @@ def test_a_file_read_again_carefully_drops_its_own_gathered_rows_only(
     assert (result.counts.records, result.counts.event_match) == (3 + lines, 3 + lines)
 
 
+@pytest.mark.fast_reader
 def test_a_file_that_fails_before_yielding_drops_its_lines_to_decode(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -586,6 +591,7 @@ def _small_files(tmp_path: Path) -> list[Path]:
     return [tmp_path / name for name in texts]
 
 
+@pytest.mark.fast_reader
 @pytest.mark.parametrize("now", [NOW, "latest"])
 def test_small_files_scanned_together_are_each_read_as_if_alone(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, now: Any
@@ -627,6 +633,7 @@ def test_small_files_scanned_together_are_each_read_as_if_alone(
         assert together.counts.time_window == in_window == 17
 
 
+@pytest.mark.fast_reader
 def test_a_damaged_file_among_small_files_has_them_scanned_alone(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -680,6 +687,7 @@ def test_names_with_glob_characters_are_read_literally(
             assert result.counts.records == 3
 
 
+@pytest.mark.fast_reader
 def test_a_file_read_again_carefully_keeps_the_earlier_files_timestamps(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -381,6 +381,7 @@ def _as_doc(row: dict[str, Any]) -> dict[str, Any]:
     return doc
 
 
+@pytest.mark.slow
 @given(_RANDOM_EVENTS, st.sampled_from([1, 2, 64]))
 @settings(
     max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import polars as pl
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -175,12 +176,14 @@ SETTINGS = settings(
 )
 
 
+@pytest.mark.slow
 @SETTINGS
 @given(docs=st.lists(documents(), min_size=0, max_size=30), layout=st.sampled_from(sorted(LAYOUTS)))
 def test_engine_matches_reference_in_every_layout(docs: list[dict[str, Any]], layout: str) -> None:
     _compare(docs, layout)
 
 
+@pytest.mark.slow
 @SETTINGS
 @given(
     docs=st.lists(documents(), min_size=1, max_size=25),
@@ -216,6 +219,7 @@ GARBAGE = [
 ]
 
 
+@pytest.mark.slow
 @SETTINGS
 @given(
     docs=st.lists(documents(), min_size=0, max_size=40),
@@ -267,6 +271,7 @@ _MAY_MATCH = (
 )
 
 
+@pytest.mark.slow
 @settings(SETTINGS, max_examples=40)
 @given(
     docs=st.lists(documents(), min_size=0, max_size=40),
@@ -359,6 +364,7 @@ _CANONICAL_LIKE = st.builds(
 )
 
 
+@pytest.mark.slow
 @given(st.lists(_CANONICAL_LIKE, min_size=1, max_size=50))
 @settings(max_examples=300, deadline=None)
 def test_the_canonical_timestamp_parse_agrees_with_the_general_one(texts: list[str]) -> None:

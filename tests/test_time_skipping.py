@@ -405,6 +405,7 @@ def test_latest_over_a_compressed_file_in_time_order(
     assert sorted(entities(result)) == [f"E{i}" for i in range(7)]
 
 
+@pytest.mark.slow
 @given(
     st.lists(
         st.tuples(
@@ -537,6 +538,7 @@ _TEXTS = st.sampled_from(
 )  # fmt: skip
 
 
+@pytest.mark.slow
 @given(
     st.lists(
         st.tuples(

@@ -72,12 +72,16 @@ def _members(handle: IO[bytes], size: int, *, kind: str, magic: bytes,
     decoder = new_decoder()
     offset = 0  # compressed bytes consumed, for the damage message
     started = False
+    carried = b""  # the start of a next member's magic, cut by the end of a read
     while chunk := handle.read(size):
-        data = chunk
+        data, carried = carried + chunk, b""
         while data:
             if decoder.eof:
                 if data.startswith(magic):
                     decoder = new_decoder()  # the next member
+                elif len(data) < len(magic) and magic.startswith(data):
+                    carried = data
+                    break
                 elif not data.strip(b"\x00"):
                     offset += len(data)
                     break
@@ -99,5 +103,7 @@ def _members(handle: IO[bytes], size: int, *, kind: str, magic: bytes,
             else:
                 offset += len(data)
                 data = b""
-    if started and not decoder.eof:
+    if carried:
+        note_damage(f"{len(carried)} bytes that are not {kind} after byte {offset}")
+    elif started and not decoder.eof:
         note_damage(f"{kind} data ends early at byte {offset} (truncated copy)")

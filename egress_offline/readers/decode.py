@@ -136,6 +136,8 @@ def _texts(value: Any, out: list[str | None]) -> None:
 
 def python_fields(doc: Any, fields: FieldSet = HUNT) -> dict[str, list[str | None]] | str:
     """Field lists of one parsed document, or the reason it is not a document."""
+    if doc is None:
+        return "not a JSON object (null)"  # as the vectorised decoder says it
     if not isinstance(doc, dict):
         return f"not a JSON object (a {type(doc).__name__.replace('dict', 'object')})"
     root = doc

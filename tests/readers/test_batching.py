@@ -1,0 +1,64 @@
+"""readers.batching: work shared across files, told back to each file."""
+
+from __future__ import annotations
+
+import json
+
+import polars as pl
+
+from egress_offline.fields import HUNT
+from egress_offline.readers.batching import DecodeQueue, FrameBatcher
+from egress_offline.readers.model import FILE, POS, FileReport
+
+GOOD = json.dumps({"event": {"action": "disconnect_received"}})
+
+
+def lines(*numbered: tuple[int, str]) -> pl.DataFrame:
+    return pl.DataFrame(
+        {POS: [n for n, _ in numbered], "line": [t for _, t in numbered]},
+        schema={POS: pl.Int64, "line": pl.String},
+    )
+
+
+def report(name: str) -> FileReport:
+    return FileReport(name, "ndjson", "none", 0, "line")
+
+
+def test_lines_of_several_files_decoded_together_keep_their_file_and_line() -> None:
+    queue = DecodeQueue(HUNT)
+    a, b = report("a"), report("b")
+    queue.add(a, 0, lines((3, GOOD), (7, "{broken")))
+    queue.begin_file()
+    queue.add(b, 4, lines((1, "null"), (2, GOOD)))
+    (frame,) = queue.decode_all(strict=False)
+    assert sorted(frame.select(FILE, POS).rows()) == [(0, 3), (4, 2)]
+    assert (a.malformed, a.positions) == (
+        1,
+        ["line 7: not valid JSON (Expecting property name enclosed in double quotes)"],
+    )
+    assert (b.malformed, b.positions) == (1, ["line 1: not a JSON object (null)"])
+
+
+def test_a_file_given_up_on_takes_only_its_own_lines_out() -> None:
+    queue = DecodeQueue(HUNT)
+    queue.add(report("a"), 0, lines((1, GOOD)))
+    queue.begin_file()
+    queue.add(report("b"), 1, lines((1, GOOD), (2, GOOD)))
+    assert queue.own_size == 2 * len(GOOD)
+    queue.drop_own()
+    (frame,) = queue.decode_all(strict=False)
+    assert frame.select(FILE, POS).rows() == [(0, 1)]
+    assert queue.size == 0
+
+
+def test_small_frames_are_gathered_and_large_ones_pass_alone() -> None:
+    batcher = FrameBatcher(100, alone=50)
+    small = pl.DataFrame({"x": [1]})  # 8 bytes
+    large = pl.DataFrame({"x": list(range(10))})  # 80 bytes
+    assert list(batcher.add(small)) == []
+    assert [f.height for f in batcher.add(large)] == [10]  # at once, by itself
+    for _ in range(12):
+        handed = list(batcher.add(small))
+    assert [f.height for f in handed] == [13]  # 13 x 8 bytes passed 100
+    assert list(batcher.flush()) == []
+    assert list(batcher.add(pl.DataFrame({"x": []}))) == []

@@ -1,0 +1,91 @@
+"""readers.compression: the one member walker that sniffing and reading share."""
+
+from __future__ import annotations
+
+import gzip
+import io
+
+import pytest
+import zstandard
+
+from egress_offline.readers.compression import compression_of, decompressed
+
+
+def walk(data: bytes, compression: str, **options: int) -> tuple[bytes, list[str]]:
+    damage: list[str] = []
+    text = b"".join(decompressed(io.BytesIO(data), compression, damage.append, **options))  # type: ignore[arg-type]
+    return text, damage
+
+
+def test_the_compression_is_told_from_the_first_bytes() -> None:
+    assert compression_of(gzip.compress(b"x")) == "gzip"
+    assert compression_of(zstandard.ZstdCompressor().compress(b"x")) == "zstd"
+    assert compression_of(b'{"a": 1}') == "none"
+
+
+@pytest.mark.parametrize("compression", ["gzip", "zstd"])
+def test_concatenated_members_are_one_text(compression: str) -> None:
+    pack = gzip.compress if compression == "gzip" else zstandard.ZstdCompressor().compress
+    data = pack(b"one\n") + pack(b"two\n") + pack(b"three\n")
+    assert walk(data, compression) == (b"one\ntwo\nthree\n", [])
+    assert walk(data, compression, read_size=3) == (b"one\ntwo\nthree\n", [])
+
+
+def test_nul_padding_after_the_last_member_is_not_damage() -> None:
+    assert walk(gzip.compress(b"a\n") + b"\x00" * 4096, "gzip") == (b"a\n", [])
+
+
+def test_bytes_after_the_last_member_are_damage_and_what_precedes_is_kept() -> None:
+    member = gzip.compress(b"a\n")
+    text, damage = walk(member + b"junk", "gzip")
+    assert text == b"a\n"
+    assert damage == [f"4 bytes that are not gzip after byte {len(member)}"]
+
+
+def test_a_cut_member_keeps_what_it_holds_and_says_where_it_ends() -> None:
+    body = b"".join(b"line %d\n" % i for i in range(20_000))
+    whole = gzip.compress(body)
+    text, damage = walk(whole[: len(whole) // 2], "gzip")
+    assert body.startswith(text) and 0 < len(text) < len(body)
+    assert damage == [f"gzip data ends early at byte {len(whole) // 2} (truncated copy)"]
+
+
+def test_corrupt_data_is_damage_named_with_where() -> None:
+    whole = bytearray(gzip.compress(b"x" * 1000))
+    whole[20:30] = b"\xff" * 10
+    _, damage = walk(bytes(whole), "gzip")
+    assert len(damage) == 1 and damage[0].startswith("gzip data is corrupt near byte ")
+
+
+def test_plain_text_is_read_a_block_at_a_time_only_as_far_as_taken() -> None:
+    handle = io.BytesIO(b"x" * 100)
+    pieces = decompressed(handle, "none", lambda _: None, read_size=10)
+    assert next(pieces) == b"x" * 10
+    assert handle.tell() == 10
+
+
+@pytest.mark.parametrize("cut", range(1, 4))
+def test_a_member_s_magic_cut_by_the_end_of_a_read_is_not_damage(cut: int) -> None:
+    """Members are read a block at a time; the next member's magic number may be cut in
+    two by a block's end (gzip's two bytes, zstd's four). That is the next member, not
+    bytes that are not gzip."""
+    first = zstandard.ZstdCompressor().compress(b"one\n")
+    data = first + zstandard.ZstdCompressor().compress(b"two\n")
+    handle = io.BytesIO(data)
+    reads = [len(first) + cut, len(data)]
+
+    class Reads(io.BytesIO):
+        def read(self, size: int | None = -1) -> bytes:
+            return handle.read(reads.pop(0)) if reads else b""
+
+    damage: list[str] = []
+    text = b"".join(decompressed(Reads(), "zstd", damage.append))
+    assert (text, damage) == (b"one\ntwo\n", [])
+
+
+def test_a_cut_magic_at_the_very_end_is_damage() -> None:
+    member = gzip.compress(b"a\n")
+    assert walk(member + b"\x1f", "gzip") == (
+        b"a\n",
+        [f"1 bytes that are not gzip after byte {len(member)}"],
+    )

@@ -1,0 +1,45 @@
+"""readers.linescan: every line marked from its text, in one streaming pass."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from egress_offline.readers.linescan import BYTES, KEYS, MAY, SHAPED, STAMP, line_scan
+from egress_offline.readers.model import POS
+from egress_offline.readers.prefilter import Prefilter
+from egress_offline.readers.sniff import describe
+
+HUNT_LINES = Prefilter(families=("windows",), actions=("disconnect_received",))
+
+
+def scan(tmp_path: Path, text: str, floor_ms: int | None = None) -> list[dict[str, object]]:
+    path = tmp_path / "x.ndjson"
+    path.write_text(text)
+    file = describe(path, name="x", explicit=True)
+    assert not isinstance(file, str)
+    return line_scan(file, HUNT_LINES, floor_ms).collect().drop(KEYS, strict=False).to_dicts()
+
+
+MATCH = '{"@timestamp":"2024-05-01T10:00:00.1234567Z","a":"disconnect_received","f":"windows"}'
+OTHER = '{"@timestamp":"2024-05-01T10:00:00.5Z","a":"x"}'
+TWICE = '{"@timestamp":"2024-05-01T10:00:00Z","p":{"@timestamp":"2024-05-01T09:00:00Z"}}'
+
+
+def test_each_line_is_marked_and_only_needed_text_is_kept(tmp_path: Path) -> None:
+    rows = scan(tmp_path, "\n".join([MATCH, OTHER, TWICE, "junk", ""]) + "\n")
+    assert [row[POS] for row in rows] == [1, 2, 3, 4, 5]
+    assert [row[MAY] for row in rows] == [True, False, False, False, False]
+    assert [row[SHAPED] for row in rows] == [True, True, True, False, False]
+    assert [row[BYTES] for row in rows] == [len(MATCH) + 1, len(OTHER) + 1, len(TWICE) + 1, 5, 1]
+    # the canonical form only (.5Z is not: it is read later), one key only
+    assert [row[STAMP] for row in rows] == [1714557600123, None, None, None, None]
+    # the text leaves the scan where it is needed: to decode, to check a shape, to read
+    # a timestamp the scan did not
+    assert [row["line"] for row in rows] == [MATCH, OTHER, TWICE, "junk", ""]
+
+
+def test_a_line_older_than_the_floor_is_not_searched_nor_kept(tmp_path: Path) -> None:
+    rows = scan(tmp_path, MATCH + "\n", floor_ms=1714557600123)
+    assert (rows[0][MAY], rows[0]["line"]) == (False, None)
+    rows = scan(tmp_path, MATCH + "\n", floor_ms=1714557600122)
+    assert (rows[0][MAY], rows[0]["line"]) == (True, MATCH)

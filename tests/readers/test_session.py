@@ -1,0 +1,156 @@
+"""readers.session: one object owns a read, and hands on only finished batches."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from egress_offline.errors import InputError
+from egress_offline.fields import HUNT
+from egress_offline.readers import (
+    FILE,
+    POS,
+    TS,
+    FieldBatch,
+    Prefilter,
+    ReadPlan,
+    ReadSession,
+    StampBatch,
+    open_inputs,
+    tuning,
+)
+from egress_offline.readers import ndjson as fast_reader
+from tests.helpers import GiB, event, fail_after_batches, ndjson
+
+HOUR = 3_600_000
+PLAN = ReadPlan(prefilter=Prefilter(families=("windows",), actions=("disconnect_received",)))
+
+
+def read_all(
+    paths: list[str], plan: ReadPlan = PLAN
+) -> tuple[list[FieldBatch | StampBatch], ReadSession]:
+    with open_inputs(paths) as inputs, ReadSession(inputs, plan) as session:
+        items = list(session)
+    return items, session
+
+
+def frames(items: list[FieldBatch | StampBatch]) -> pl.DataFrame:
+    return pl.concat([item.frame for item in items if isinstance(item, FieldBatch)])
+
+
+def test_field_batches_carry_file_line_time_and_the_fields(tmp_path: Path) -> None:
+    (tmp_path / "a.ndjson").write_bytes(ndjson([event(), event(**{"host.os.family": "linux"})]))
+    (tmp_path / "b.ndjson").write_bytes(ndjson([{"x": 1}, event(**{"source.bytes": 5})]))
+    items, session = read_all([str(tmp_path)])
+    frame = frames(items)
+    assert frame.columns == [FILE, POS, TS, *HUNT.names]
+    assert sorted(frame.select(FILE, POS).rows()) == [(0, 1), (1, 2)]
+    assert frame.get_column(TS).to_list() == [1714561200000] * 2
+    assert [report.records for report in session.reports] == [2, 2]
+    assert (session.first_ms, session.last_ms) == (1714561200000, 1714561200000)
+
+
+def test_records_older_than_a_fixed_floor_are_not_handed_on(tmp_path: Path) -> None:
+    old = event(**{"@timestamp": "2024-05-01T01:00:00.0000000Z", "process.entity_id": "old"})
+    (tmp_path / "a.ndjson").write_bytes(ndjson([old, event()]))
+    plan = ReadPlan(prefilter=None, window_ms=HOUR, floor_ms=1714561200000 - HOUR)
+    items, session = read_all([str(tmp_path)], plan)
+    assert frames(items).get_column("process.entity_id").to_list() == [["E1"]]
+    assert session.first_ms == 1714525200000  # still in the data's range
+
+
+@pytest.mark.parametrize("held", [1 << 30, 1])
+def test_a_file_s_output_waits_for_its_end_in_memory_or_on_disk(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, held: int
+) -> None:
+    """Whether the output waits in memory or in the scratch directory, the same items
+    come out, in the same order, and the scratch directory is gone afterwards."""
+    monkeypatch.setattr(tuning, "HELD_OUTPUT", held)
+    monkeypatch.setattr(tuning, "DECODE_BYTES", 1)  # each batch's lines decoded at once
+    monkeypatch.setattr(fast_reader, "batch_rows", lambda _file, _text: 3)
+    docs = [event(**{"process.entity_id": f"E{i}", "source.bytes": i}) for i in range(20)]
+    docs += [event(**{"host.os.family": "linux"})] * 3
+    path = tmp_path / "a.ndjson"
+    path.write_bytes(ndjson(docs))
+    plan = ReadPlan(prefilter=PLAN.prefilter, window_ms=24 * HOUR, floor_ms=0)
+    with open_inputs([str(path)]) as inputs, ReadSession(inputs, plan) as session:
+        items = list(session)
+        scratch = session._scratch
+        assert (scratch is not None) is (held == 1)
+    assert scratch is None or not scratch.exists()
+    ids = frames(items).get_column("process.entity_id").to_list()
+    assert ids == [[f"E{i}"] for i in range(20)]
+    stamps = [item for item in items if isinstance(item, StampBatch)]
+    assert sum(stamp.ms.len() for stamp in stamps) == 3
+
+
+def test_a_file_the_fast_reader_gives_up_on_hands_on_nothing_twice(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The fast reader gives up on a file after it has produced output, some of it
+    waiting on disk: none of that is handed on, the careful reader's output is, once;
+    the earlier file's output is untouched."""
+    from egress_offline.readers import session as session_module  # noqa: PLC0415
+
+    monkeypatch.setattr(tuning, "HELD_OUTPUT", 1)
+    monkeypatch.setattr(tuning, "DECODE_BYTES", 1)
+    monkeypatch.setattr(tuning, "SMALL_TEXT", 0)  # each file scanned alone
+    monkeypatch.setattr(fast_reader, "batch_rows", lambda _file, _text: 2)
+    discarded: list[list[object]] = []
+    real_discard = session_module.FileOutput.discard
+
+    def discard(self: session_module.FileOutput) -> None:
+        discarded.append([item for item in self._items if isinstance(item, Path) and item.exists()])
+        real_discard(self)
+
+    monkeypatch.setattr(session_module.FileOutput, "discard", discard)
+    accounted = fail_after_batches(monkeypatch, 3)  # a's batch, then two of b's
+    (tmp_path / "a.ndjson").write_bytes(ndjson([event(**{"process.entity_id": "A"})]))
+    (tmp_path / "b.ndjson").write_bytes(
+        ndjson([event(**{"process.entity_id": f"B{i}"}) for i in range(9)])
+    )
+    items, session = read_all([str(tmp_path)])
+    assert accounted == [1, 2, 2]
+    assert len(discarded) == 1 and len(discarded[0]) >= 2  # b's first output, on disk
+    assert not any(path.exists() for path in discarded[0])  # type: ignore[attr-defined]
+    ids = frames(items).select(FILE, pl.col("process.entity_id").list.first()).rows()
+    assert ids == [(0, "A"), *[(1, f"B{i}") for i in range(9)]]
+    assert [report.reader for report in session.reports] == ["fast", "careful"]
+    assert [report.records for report in session.reports] == [1, 9]
+
+
+def test_reading_errors_become_input_errors_with_their_cause(tmp_path: Path) -> None:
+    path = tmp_path / "x.parquet"
+    pl.DataFrame({"event.action": [["disconnect_received"]]}).write_parquet(path)
+    with open_inputs([str(path)]) as inputs:
+        path.write_bytes(path.read_bytes()[:-12] + b"\x00" * 8 + b"PAR1")  # footer gone
+        with pytest.raises(InputError) as raised, ReadSession(inputs, PLAN) as session:
+            list(session)
+    assert str(raised.value).startswith(f"{path}: not a readable Parquet file (")
+    assert raised.value.__cause__ is not None and raised.value.file == str(path)
+
+
+def test_a_file_that_vanishes_while_read_is_named(tmp_path: Path) -> None:
+    path = tmp_path / "gone.ndjson.gz"
+    path.write_bytes(gzip.compress(ndjson([event()])))
+    with open_inputs([str(path)]) as inputs:
+        path.unlink()
+        with pytest.raises(InputError) as raised, ReadSession(inputs, PLAN) as session:
+            list(session)
+    assert str(raised.value).startswith(f"{path}: cannot be read (No such file or directory)")
+    assert isinstance(raised.value.__cause__, OSError)
+
+
+def test_inputs_are_hashed_on_request(tmp_path: Path) -> None:
+    path = tmp_path / "a.ndjson"
+    path.write_bytes(ndjson([event(**{"source.bytes": GiB})]))
+    _, session = read_all([str(path)], ReadPlan(prefilter=None, hash_inputs=True))
+    assert session.reports[0].sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
+    _, unhashed = read_all([str(path)])
+    assert unhashed.reports[0].sha256 is None
+    assert json.loads(path.read_text())["source"]["bytes"] == GiB
