@@ -30,6 +30,8 @@ __all__ = [
     "HOST_NAME",
     "HUNT",
     "KEYWORD_FIELDS",
+    "META_ID",
+    "META_INDEX",
     "OS_FAMILY",
     "SOURCE_BYTES",
     "TEXT_LIST",
@@ -72,6 +74,11 @@ FIELDS: Final = (
 #: Keyword-like fields: Elasticsearch stores their values as a sorted set, so a value
 #: repeated in one document counts once. ``source.bytes`` (a long) keeps repeats.
 KEYWORD_FIELDS: Final = frozenset(FIELDS) - {SOURCE_BYTES, TIMESTAMP}
+
+#: Where a record says which document it is (a search hit, an esArchiver entry, a _bulk
+#: action): the same ``_index`` and ``_id`` are the same document, counted once.
+META_INDEX: Final = "_index"
+META_ID: Final = "_id"
 
 #: Every value is decoded as a list of its JSON text: a scalar becomes a one-element list,
 #: numbers keep their digits, so no field's type can make a document unreadable.
@@ -138,10 +145,23 @@ class FieldSet:
 
     @cached_property
     def document_dtype(self) -> pl.Struct:
-        """The struct one JSON document is decoded into: every way of writing each
-        field, at the top level and under ``_source``."""
+        """The struct one JSON record is decoded into: every way of writing each field, at
+        the top level (a document), under ``_source`` (a search hit), under ``fields`` (a
+        hit of the fields API: flat dotted names, every value an array) and under
+        ``value.source`` (a Kibana esArchiver entry); and the document's ``_index`` and
+        ``_id`` where the record carries them (a hit's own, or an entry's ``value.index``
+        and ``value.id``)."""
         source = _struct_of([path for name in self.names for path in key_paths(name)])
-        return pl.Struct({**{f.name: f.dtype for f in source.fields}, "_source": source})
+        return pl.Struct(
+            {
+                **{f.name: f.dtype for f in source.fields},
+                "_source": source,
+                "fields": pl.Struct({name: TEXT_LIST for name in self.names}),
+                "value": pl.Struct({"index": pl.String, "id": pl.String, "source": source}),
+                META_INDEX: pl.String,
+                META_ID: pl.String,
+            }
+        )
 
     @cached_property
     def general(self) -> str:
@@ -150,7 +170,8 @@ class FieldSet:
         the fields (``"host.``, ``"os.``, ...)."""
         heads = sorted({part for name in self.names for part in name.split(".")[:-1]})
         dotted = [r'|"(?:' + "|".join(map(re.escape, heads)) + r")\."] if heads else []
-        return "".join([r"_source|\\u", *dotted])
+        wrapped = r'|"(?:_id|_index|fields|value)"'  # hits and esArchiver entries
+        return "".join([r"_source|\\u", wrapped, *dotted])
 
 
 HUNT: Final = FieldSet(FIELDS)

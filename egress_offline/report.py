@@ -83,6 +83,7 @@ def _summary(result: HuntResult | SweepResult, *, time_step: str, flagged: str,
         ("  valid", c.valid),
         (time_step, c.time_window),
         (result.spec.event_label, c.event_match),
+        *([("  same document again, dropped", c.duplicates)] if c.duplicates else []),
         ("destination.ip public", c.public_destination),
         ("groups", c.groups),
         (flagged, c.flagged),
@@ -122,6 +123,11 @@ def _file_lines(files: list[FileReport], skipped: list[str]) -> list[str]:
             lines.append(f"{inert(file.name)}: {file.malformed:,} malformed skipped{more}")
             if file.damage:
                 lines.append(f"{inert(file.name)}: {file.damage}")
+        if file.duplicates:
+            lines.append(
+                f"{inert(file.name)}: {file.duplicates:,} records were documents read before "
+                "(the same _index and _id): counted once"
+            )
     for path in skipped[:10]:
         lines.append(f"skipped: {inert(path)}")
     if len(skipped) > 10:
@@ -142,6 +148,12 @@ def _inputs(files: list[FileReport]) -> list[dict[str, Any]]:
             "malformed_first": file.positions,
             "damage": file.damage,
             "reader": file.reader,
+            "layout": file.layout,
+            "encoding": file.encoding,
+            "duplicates_dropped": file.duplicates,
+            "unreadable_values": file.unreadable,
+            "unreadable_first": file.unreadable_first,
+            "notes": file.notes,
         }
         for file in files
     ]
@@ -201,6 +213,7 @@ def _report(result: HuntResult | SweepResult, *, version: str, title: dict[str, 
             **parameters,
             "os_families": None if spec.os_families is None else list(spec.os_families),
             "threshold_bytes": spec.threshold,
+            "csv_timezone": spec.csv_timezone,
             "excluded_cidrs": [block.text for block in spec.cidrs],
             "strict": spec.strict,
         },
@@ -215,6 +228,7 @@ def _report(result: HuntResult | SweepResult, *, version: str, title: dict[str, 
             "after_public_destination": counts.public_destination,
             "groups": counts.groups,
             "flagged": counts.flagged,
+            "duplicates_dropped": counts.duplicates,
             **(extra_counts or {}),
         },
         **(extra or {}),

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Final, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from egress_offline.errors import UsageError
 from egress_offline.ranges import SEED_CIDRS, CidrBlock, parse_cidr
@@ -30,6 +31,7 @@ __all__ = [
     "parse_now",
     "parse_size",
     "parse_time",
+    "parse_zone",
     "read_cidr_file",
 ]
 
@@ -108,6 +110,33 @@ def parse_time(text: str, option: str, alternatives: str = "") -> datetime:
     return moment.astimezone(UTC)
 
 
+_OFFSET = re.compile(r"^(?:UTC|GMT)?\s*([+-])(\d{1,2}):?(\d{2})?$", re.IGNORECASE)
+
+
+def parse_zone(text: str) -> str:
+    """A time zone: an IANA name (``Europe/Paris``), ``UTC``, or an offset from UTC
+    (``+02:00``, ``-0530``, ``UTC+1``), as Polars takes it."""
+    name = text.strip()
+    if name.upper() in ("UTC", "Z", "GMT"):
+        return "UTC"
+    offset = _OFFSET.match(name)
+    if offset is not None:
+        sign, hours, minutes = offset.groups()
+        if int(hours) <= 14 and int(minutes or 0) < 60:
+            return f"{sign}{int(hours):02d}:{int(minutes or 0):02d}"
+    else:
+        try:
+            ZoneInfo(name)
+        except (ZoneInfoNotFoundError, ValueError):
+            pass
+        else:
+            return name
+    raise UsageError(
+        f"--csv-timezone: {text!r} is not a time zone; give an IANA name such as "
+        "Europe/Paris or America/New_York, UTC, or an offset such as +02:00"
+    )
+
+
 def read_cidr_file(path: Path) -> tuple[CidrBlock, ...]:
     """One block per line; blank lines and ``#`` comments are ignored."""
     try:
@@ -141,6 +170,9 @@ class RowFilters:
     threshold: int = DEFAULT_THRESHOLD
     extra_cidrs: tuple[CidrBlock, ...] = ()
     strict: bool = False
+    #: the time zone a Kibana CSV export's dates are written in (they carry none): an IANA
+    #: name or an offset such as ``+02:00`` (see :func:`parse_zone`)
+    csv_timezone: str = "UTC"
     seed_cidrs: tuple[CidrBlock, ...] = field(
         default_factory=lambda: tuple(parse_cidr(c) for c in SEED_CIDRS), repr=False
     )
@@ -150,6 +182,7 @@ class RowFilters:
             raise UsageError("threshold: must be a whole number of bytes")
         if not 0 <= self.threshold < 2**63:
             raise UsageError("threshold: must be between 0 and 2^63-1 bytes")
+        object.__setattr__(self, "csv_timezone", parse_zone(self.csv_timezone))
         if self.os_families is not None and not self.os_families:
             raise UsageError("os_families: give at least one family, or None for any")
         for name in ("os_families", "categories", "actions"):

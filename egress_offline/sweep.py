@@ -38,6 +38,8 @@ from egress_offline.engine import (
     N,
     ProgressHook,
     Spill,
+    check_understood,
+    file_warnings,
     finish,
     public_events,
     read_into,
@@ -76,6 +78,7 @@ class SweepResult(DataRange):
     last_ms: int | None = None
     partitions: int = 1
     warnings: list[str] = field(default_factory=list)
+    alerts: list[str] = field(default_factory=list)
     elapsed_seconds: float = 0.0
 
 
@@ -107,12 +110,13 @@ def run_sweep(
             hash_inputs=hash_inputs,
             progress=progress,
         )  # fmt: skip
+        check_understood(read.files, counts, reader="the sweep")
         in_period = pl.col(TS).is_not_null()
         if since is not None:
             in_period &= pl.col(TS) >= since
         if until is not None:
             in_period &= pl.col(TS) < until
-        events = public_events(spill, spec.cidrs, in_period, counts)
+        events = public_events(spill, spec.cidrs, in_period, counts, read.files)
         if since is None and until is None:
             counts.time_window = counts.valid
         else:
@@ -135,6 +139,8 @@ def run_sweep(
             f"the period holds no {spec.event_kinds} events of the chosen OS "
             "family, so the sweep finds nothing here"
         )
+    result.alerts = file_warnings(result.files)
+    result.warnings += result.alerts
     result.elapsed_seconds = time.perf_counter() - started
     return result
 

@@ -169,6 +169,147 @@ def _zstd(docs: list[dict[str, Any]], directory: Path) -> Path:
     return path
 
 
+@layout("es-archive")
+def _es_archive(docs: list[dict[str, Any]], directory: Path) -> Path:
+    """Kibana's esArchiver: pretty-printed entries, a blank line between them, an index
+    entry first (not a record), keys sorted, as its writer (json-stable-stringify) does."""
+    entries: list[dict[str, Any]] = [
+        {"type": "index", "value": {"index": "logs-endpoint.events.network-default",
+                                    "mappings": {"properties": {}}}},
+    ]  # fmt: skip
+    entries += [
+        {"type": "doc", "value": {"id": f"id{i}", "index": "logs-endpoint.events.network-default",
+                                  "source": doc}}
+        for i, doc in enumerate(docs)
+    ]  # fmt: skip
+    path = directory / "data.json"
+    path.write_text("\n\n".join(json.dumps(e, indent=2, sort_keys=True) for e in entries))
+    return path
+
+
+@layout("es-archive-lines-gzip")
+def _es_archive_lines(docs: list[dict[str, Any]], directory: Path) -> Path:
+    """esArchiver entries one per line, gzipped (``data.json.gz``)."""
+    entries = [
+        {"type": "doc", "value": {"index": "logs-endpoint.events.network-default",
+                                  "id": f"id{i}", "source": doc}}
+        for i, doc in enumerate(docs)
+    ]  # fmt: skip
+    path = directory / "data.json.gz"
+    path.write_bytes(gzip.compress(ndjson(entries)))
+    return path
+
+
+@layout("bulk")
+def _bulk(docs: list[dict[str, Any]], directory: Path) -> Path:
+    """A _bulk body: create and index actions, a delete (no document line) and an
+    update whose doc is the document."""
+    lines: list[Any] = [
+        {"delete": {"_index": "logs-endpoint.events.network-default", "_id": "gone"}}
+    ]
+    for i, doc in enumerate(docs):
+        meta = {"_index": "logs-endpoint.events.network-default", "_id": f"id{i}"}
+        if i % 3 == 2:
+            lines += [{"update": meta}, {"doc": doc, "doc_as_upsert": True}]
+        else:
+            lines += [{"create" if i % 2 else "index": meta}, doc]
+    path = directory / "body.ndjson"
+    path.write_bytes(ndjson(lines))
+    return path
+
+
+def _response(hits: list[dict[str, Any]], scroll: str | None = None) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "took": 2,
+        "timed_out": False,
+        "hits": {"total": {"value": len(hits), "relation": "eq"}, "hits": hits},
+    }
+    if scroll is not None:
+        body["_scroll_id"] = scroll
+    return body
+
+
+@layout("scroll-dump")
+def _scroll_dump(docs: list[dict[str, Any]], directory: Path) -> Path:
+    """A scroll dump: one _search response per line, two hits a page, an empty last page."""
+    hits = [hit(doc, i) for i, doc in enumerate(docs)]
+    pages = [_response(hits[i : i + 2], scroll="c2Nyb2xs") for i in range(0, len(hits), 2)]
+    path = directory / "scroll.ndjson"
+    path.write_bytes(ndjson([*pages, _response([], scroll="c2Nyb2xs")]))
+    return path
+
+
+@layout("responses-array")
+def _responses_array(docs: list[dict[str, Any]], directory: Path) -> Path:
+    """A search_after / PIT dump: a JSON array of _search responses."""
+    hits = [hit(doc, i) for i, doc in enumerate(docs)]
+    pages = [_response(hits[i : i + 3]) for i in range(0, len(hits), 3)]
+    path = directory / "pages.json"
+    path.write_text(json.dumps(pages, indent=2))
+    return path
+
+
+@layout("async-search")
+def _async_search(docs: list[dict[str, Any]], directory: Path) -> Path:
+    path = directory / "async.json"
+    body = {
+        "id": "FmRldE8zREVEUzA2ZVpUeGs2ejJFUFEaMkZ5QTVrSTZSaVN3WlNFVmtlWHJsdzoxMDc=",
+        "is_partial": False,
+        "is_running": False,
+        "start_time_in_millis": 1583945890986,
+        "response": _response([hit(doc, i) for i, doc in enumerate(docs)]),
+    }
+    path.write_text(json.dumps(body, indent=2))
+    return path
+
+
+def fields_api(doc: dict[str, Any]) -> dict[str, Any]:
+    """What the fields API gives for a document: flat dotted names, every value an array
+    (null values, and empty objects and arrays, left out)."""
+    out: dict[str, Any] = {}
+    for name, value in flatten_keys(doc).items():
+        values = value if isinstance(value, list) else [value]
+        kept = [v for v in values if v is not None and v != {}]
+        if kept:
+            out[name] = kept
+    return out
+
+
+@layout("fields-api")
+def _fields(docs: list[dict[str, Any]], directory: Path) -> Path:
+    """Hits with fields and no _source, one per line."""
+    path = directory / "fields.ndjson"
+    path.write_bytes(
+        ndjson([{"_index": "i", "_id": f"id{n}", "_score": 1.0, "fields": fields_api(d)}
+                for n, d in enumerate(docs)])
+    )  # fmt: skip
+    return path
+
+
+@layout("utf16-le-crlf")
+def _utf16(docs: list[dict[str, Any]], directory: Path) -> Path:
+    """As Windows PowerShell 5.1's ``>`` writes: UTF-16 LE, a byte order mark, CRLF."""
+    path = directory / "export.json"
+    text = ndjson(docs).decode("utf-8").replace("\n", "\r\n")
+    path.write_bytes(b"\xff\xfe" + text.encode("utf-16-le"))
+    return path
+
+
+@layout("utf16-be-array")
+def _utf16_array(docs: list[dict[str, Any]], directory: Path) -> Path:
+    path = directory / "export-be.json"
+    path.write_bytes(b"\xfe\xff" + json.dumps(docs, indent=2).encode("utf-16-be"))
+    return path
+
+
+@layout("cr-lines")
+def _carriage_returns(docs: list[dict[str, Any]], directory: Path) -> Path:
+    """Lines ended by a carriage return alone (old Mac line ends)."""
+    path = directory / "mac.ndjson"
+    path.write_bytes(ndjson(docs).replace(b"\n", b"\r"))
+    return path
+
+
 def hunt(
     docs: list[Any], tmp_path: Path, *, layout_name: str = "nested", **spec: Any
 ) -> HuntResult:
@@ -272,3 +413,18 @@ def fail_after_batches(monkeypatch: Any, count: int) -> list[int]:
 
     monkeypatch.setattr(reader, "_account_batch", failing)
     return batches
+
+
+#: Real public Elastic events copied into the repository (tests/fixtures/SOURCES.md).
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+#: Elastic's sample network event (endpoint-package): a Windows disconnect_received.
+SAMPLE_EVENT = FIXTURES / "endpoint-package" / "network" / "sample_event.json"
+#: A legacy (2020, schema v1) outbound disconnect example: action "disconnected".
+LEGACY_EVENT = (
+    FIXTURES
+    / "endpoint-package"
+    / "schemas_examples_v1"
+    / "network_outbound_disconnect_windows.json"
+)
+#: The first 8 documents of a Kibana esArchiver archive of Endpoint 7.9 events.
+ES_ARCHIVE = FIXTURES / "kibana-es-archive" / "resolver_tree_events_data.subset-first8docs.json"

@@ -176,6 +176,7 @@ def test_report(export: Path, tmp_path: Path) -> None:
         "after_public_destination": 3,
         "groups": 3,
         "flagged": 2,
+        "duplicates_dropped": 0,
         "event_match_with_source_bytes": 4,
     }
     assert data["data_time_range"] == {

@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 
 from egress_offline import DataError, HuntSpec, InputError, UsageError, run_hunt
 from egress_offline.cli import app
+from egress_offline.readers.sniff import KNOWN_LAYOUTS
 from egress_offline.spec import parse_duration, parse_now, parse_size
 from tests.helpers import event, ndjson
 
@@ -42,8 +43,10 @@ def test_unsupported_file(tmp_path: Path) -> None:
     code, _, err = run(str(path))
     assert code == 1
     assert err == (
-        f"Error: {path}: not a supported format; give NDJSON (optionally .gz or .zst), "
-        "a JSON array or _search response, or Parquet\n"
+        f"Error: {path}: not a supported format; give NDJSON of documents or hits "
+        "(elasticdump, Logstash), a JSON array, a _search, _async_search or ES|QL response, "
+        "a scroll dump, a _bulk body, a Kibana esArchiver archive, a Kibana CSV export, or "
+        "Parquet (each optionally gzip or zstd, UTF-8 or UTF-16)\n"
     )
 
 
@@ -81,8 +84,9 @@ def test_directory_without_exports(tmp_path: Path) -> None:
     code, _, err = run(str(tmp_path))
     assert code == 1
     assert err == (
-        f"Error: no supported input files in {tmp_path} (1 other files skipped); "
-        "give NDJSON, JSON or Parquet exports\n"
+        f"Error: nothing in {tmp_path} is an export this tool understands (1 files skipped: "
+        f"{tmp_path / 'README.txt'}: not an export this tool reads (skipped)); it reads "
+        f"{KNOWN_LAYOUTS}\n"
     )
 
 

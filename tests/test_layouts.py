@@ -23,18 +23,15 @@ from egress_offline.engine import spill as spill_module
 from egress_offline.readers import batching, sniff, tuning
 from tests.helpers import (
     LAYOUTS,
+    LEGACY_EVENT,
     NOW,
+    SAMPLE_EVENT,
     GiB,
     event,
     fail_after_batches,
     flatten_keys,
     hit,
     ndjson,
-)
-
-SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "samples"
-needs_samples = pytest.mark.skipif(
-    not SAMPLES.is_dir(), reason="the real Elastic samples live in ../shared/samples"
 )
 
 
@@ -65,7 +62,10 @@ def test_every_layout(tmp_path: Path, name: str, ndjson_reader: str) -> None:
     assert result.counts.records == 3
     assert result.counts.malformed == 0
     # clean data never needs the careful reader: a fast-path error would send it there
-    expected = ndjson_reader if result.files[0].format == "ndjson" else "fast"
+    report = result.files[0]
+    expected = (
+        ndjson_reader if (report.format, report.layout) == ("ndjson", "documents") else "fast"
+    )
     assert [f.reader for f in result.files] == [expected]
 
 
@@ -299,9 +299,8 @@ def test_parquet_float_bytes_and_missing_optional_columns(tmp_path: Path) -> Non
     assert rows[0]["process.executable"] is None
 
 
-@needs_samples
 def test_real_elastic_sample_event_pretty_printed(tmp_path: Path) -> None:
-    sample = SAMPLES / "endpoint-package_sample_event.json"
+    sample = SAMPLE_EVENT
     path = tmp_path / sample.name
     shutil.copy(sample, path)
     result = result_of(path, now="latest", threshold=1)
@@ -318,11 +317,10 @@ def test_real_elastic_sample_event_pretty_printed(tmp_path: Path) -> None:
     assert row["first_seen"].isoformat() == "2022-04-04T18:52:00.600000+00:00"
 
 
-@needs_samples
 def test_real_sample_as_one_ndjson_line_with_its_huge_unrelated_number(
     tmp_path: Path, ndjson_reader: str
 ) -> None:
-    text = (SAMPLES / "endpoint-package_sample_event.json").read_text()
+    text = (SAMPLE_EVENT).read_text()
     line = json.dumps(json.loads(text))
     assert "9223372036854775808" in line
     path = tmp_path / "sample.ndjson"
@@ -332,10 +330,9 @@ def test_real_sample_as_one_ndjson_line_with_its_huge_unrelated_number(
     assert result.files[0].reader == ndjson_reader
 
 
-@needs_samples
 def test_legacy_sample_does_not_match(tmp_path: Path) -> None:
     path = tmp_path / "legacy.json"
-    shutil.copy(SAMPLES / "endpoint-package_network_outbound_disconnect_windows.json", path)
+    shutil.copy(LEGACY_EVENT, path)
     result = result_of(path, now="latest", threshold=0, os_families=None)
     assert result.counts.records == 1
     assert result.counts.event_match == 0

@@ -18,7 +18,7 @@ from egress_offline.cli import app
 from egress_offline.errors import UsageError
 from egress_offline.pivot import esql_query, kql_filter, run_pivot, split_arguments
 from egress_offline.readers import IdPrefilter
-from tests.helpers import LAYOUTS, event, fail_after_batches, flatten_keys
+from tests.helpers import LAYOUTS, SAMPLE_EVENT, event, fail_after_batches, flatten_keys
 
 SAMPLE_DIR = Path(__file__).resolve().parents[1] / "sample_data"
 RCLONE = "MTE3MDMxODktMGVjOS00OTYxLTgwNWUtOGVkMmZjNGMwNDNiLTczMTItMTMyOTM1NDkxMDkuNzM1OTUwNQ=="
@@ -460,16 +460,10 @@ def test_parquet_process_events_are_found_in_the_second_pass(tmp_path: Path) -> 
     assert entity.parent["process.executable"] == "C:\\parent.exe"
 
 
-SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "samples"
-
-
-@pytest.mark.skipif(
-    not SAMPLES.is_dir(), reason="the real Elastic samples live in ../shared/samples"
-)
 def test_pivot_on_the_real_elastic_sample_event(tmp_path: Path) -> None:
     """The real network event, as one NDJSON line: its process (no start event), its
     code signature and its one destination. Its parent id is its own id."""
-    doc = json.loads((SAMPLES / "endpoint-package_sample_event.json").read_text())
+    doc = json.loads(SAMPLE_EVENT.read_text())
     path = tmp_path / "sample.ndjson"
     path.write_text(json.dumps(doc, separators=(",", ":")) + "\n")
     (entity,) = run_pivot([doc["process"]["entity_id"]], [str(path)]).entities
@@ -499,8 +493,8 @@ def test_a_file_read_again_carefully_is_counted_once_after_summaries_merged(
     monkeypatch.setattr("egress_offline.pivot.summaries.WAITING", waiting)
     monkeypatch.setattr("egress_offline.readers.tuning.DECODE_BYTES", 1)  # decoded at once
     batches = fail_after_batches(monkeypatch, 4)
-    for name in ("a", "b", "c"):
-        (tmp_path / f"{name}.ndjson").write_text(json.dumps(event()) + "\n")
+    for name in ("a", "b", "c"):  # three files, not three copies of one (read once)
+        (tmp_path / f"{name}.ndjson").write_text(json.dumps(event(**{"host.name": name})) + "\n")
     lines = 10_000  # batches of 4,096 lines at least: the first is yielded before the damage
     (tmp_path / "d.ndjson").write_text((json.dumps(event()) + "\n") * lines)
     result = run_pivot(["E1"], [str(tmp_path)])
@@ -539,8 +533,8 @@ def test_events_that_wait_to_be_summarised_hold_none_of_their_batch(
     # each file's events in a batch of their own: decoded, and handed on, one by one
     monkeypatch.setattr("egress_offline.readers.tuning.DECODE_BYTES", 1)
     monkeypatch.setattr("egress_offline.readers.tuning.GATHER_BYTES", 1)
-    for name in ("a", "b"):
-        (tmp_path / f"{name}.ndjson").write_text(json.dumps(event()) + "\n")
+    for name in ("a", "b"):  # two files, not two copies of one (read once)
+        (tmp_path / f"{name}.ndjson").write_text(json.dumps(event(**{"host.name": name})) + "\n")
     frame = pl.read_ndjson(tmp_path / "a.ndjson")
     frame.write_parquet(tmp_path / "c.parquet")
     result = run_pivot(["E1"], [str(tmp_path)])

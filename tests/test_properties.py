@@ -298,7 +298,8 @@ def test_a_directory_matches_the_reference_and_each_file_its_own_reading(
     damage = damage + [(position, _MAY_MATCH) for position in undecodable]
     for position, garbage in sorted(damage, key=lambda d: -d[0]):
         lines.insert(min(position, len(lines)), garbage)
-    anchor = json.dumps({"event": {"category": "process"}}).encode()  # each file is NDJSON
+    # each file is NDJSON, and no two are the same bytes (those would be read once)
+    anchors = [json.dumps({"event": {"category": "process"}, "part": n}).encode() for n in range(8)]
     bounds = [0, *sorted(min(cut, len(lines)) for cut in cuts), len(lines)]
     parts = [lines[a:b] for a, b in itertools.pairwise(bounds)]
     reference = reference_hunt(
@@ -315,7 +316,7 @@ def test_a_directory_matches_the_reference_and_each_file_its_own_reading(
     with tempfile.TemporaryDirectory() as scratch:
         paths = []
         for number, part in enumerate(parts):
-            body = b"\n".join([*part, anchor]) + b"\n"
+            body = b"\n".join([*part, anchors[number]]) + b"\n"
             packed = gzipped[number]
             paths.append(Path(scratch) / f"{number:02}.ndjson{'.gz' if packed else ''}")
             paths[-1].write_bytes(gzip.compress(body) if packed else body)

@@ -16,6 +16,7 @@ import typer
 from egress_offline import __version__
 from egress_offline.cli.checks import check_not_an_input, check_outside_inputs, names_input
 from egress_offline.cli.options import (
+    CsvTimezone,
     ExcelSafe,
     ExcludeCidr,
     ExcludeCidrFile,
@@ -53,6 +54,7 @@ from egress_offline.sweep import run_sweep
 from egress_offline.writers import (
     PIVOT_FORMATS,
     format_for,
+    inert,
     render,
     render_pivot,
     write_atomic,
@@ -125,6 +127,7 @@ def hunt(
     threshold: Threshold = "1073741824",
     exclude_cidr: ExcludeCidr = None,
     exclude_cidr_file: ExcludeCidrFile = None,
+    csv_timezone: CsvTimezone = "UTC",
     output: Output = None,
     fmt: Format = None,
     report: Report = None,
@@ -144,6 +147,7 @@ def hunt(
             threshold=parse_size(threshold),
             extra_cidrs=extra,
             strict=strict,
+            csv_timezone=csv_timezone,
         )
 
     _run(delivery, build, run_hunt, summary_lines, report_json)
@@ -180,6 +184,7 @@ def sweep(
     threshold: Threshold = "1073741824",
     exclude_cidr: ExcludeCidr = None,
     exclude_cidr_file: ExcludeCidrFile = None,
+    csv_timezone: CsvTimezone = "UTC",
     output: Output = None,
     fmt: Format = None,
     report: Report = None,
@@ -201,6 +206,7 @@ def sweep(
             threshold=parse_size(threshold),
             extra_cidrs=extra,
             strict=strict,
+            csv_timezone=csv_timezone,
         )
 
     _run(delivery, build, run_sweep, sweep_summary_lines, sweep_report_json)
@@ -238,6 +244,7 @@ def pivot(
             show_default=False,
         ),
     ] = None,
+    csv_timezone: CsvTimezone = "UTC",
     strict: Strict = False,
     quiet: Quiet = False,
 ) -> None:
@@ -252,7 +259,9 @@ def pivot(
         check_outside_inputs(output, paths)
         display = ProgressDisplay(enabled=not quiet and sys.stderr.isatty())
         try:
-            result = run_pivot(ids, paths, strict=strict, progress=display)
+            result = run_pivot(
+                ids, paths, strict=strict, csv_timezone=csv_timezone, progress=display
+            )
         finally:
             display.close()
         check_not_an_input(output, result.files)
@@ -301,6 +310,8 @@ def _run(delivery: _Delivery, build: Callable[[], Any], runner: Callable[..., An
             write_atomic(delivery.report, lambda sink: _write_bytes(sink, payload))
         if not delivery.quiet:
             sys.stderr.write("\n".join(summary(result)) + "\n")
+        elif result.alerts:  # what can change the answer's meaning, even under --quiet
+            sys.stderr.write("".join(f"warning: {inert(note)}\n" for note in result.alerts))
 
 
 @contextmanager

@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 __all__ = [
+    "CsvTimezone",
     "ExcelSafe",
     "ExcludeCidr",
     "ExcludeCidrFile",
@@ -123,4 +124,12 @@ ExcelSafe = Annotated[
 
 Quiet = Annotated[
     bool, typer.Option("--quiet", "-q", help="No summary and no progress bar on stderr.")
+]
+CsvTimezone = Annotated[
+    str,
+    typer.Option(
+        metavar="ZONE",
+        help="The time zone of a Kibana CSV export's dates, which carry none: an IANA name "
+        "(Europe/Paris) or an offset (+02:00).",
+    ),
 ]

@@ -13,6 +13,7 @@ inputs on this machine.
 
 from __future__ import annotations
 
+from egress_offline.engine.accounting import check_understood, file_warnings
 from egress_offline.engine.aggregate import finish, public_events
 from egress_offline.engine.hunt import event_warnings, run_hunt
 from egress_offline.engine.ingest import Ingested, read_into
@@ -45,8 +46,10 @@ __all__ = [
     "N",
     "ProgressHook",
     "Spill",
+    "check_understood",
     "event_match",
     "event_warnings",
+    "file_warnings",
     "finish",
     "prefilter_for",
     "public_events",

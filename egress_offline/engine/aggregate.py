@@ -22,23 +22,32 @@ from egress_offline.engine.results import (
 from egress_offline.engine.spill import Spill
 from egress_offline.normalise import long_or_null, present
 from egress_offline.ranges import classify
-from egress_offline.readers import TS
+from egress_offline.readers import FILE, ID, INDEX, POS, TS, FileReport
 from egress_offline.spec import HuntSpec
 
-__all__ = ["aggregate_window", "finish", "public_events", "with_context"]
+__all__ = ["aggregate_window", "duplicates", "finish", "public_events", "with_context"]
 
 
 def public_events(
-    spill: Spill, cidrs: tuple[Any, ...], in_period: pl.Expr, counts: Counts
-) -> pl.LazyFrame:
-    """The candidate rows in the period whose destination is public, one row per group
-    key combination (a multi-valued key puts the row in each of its groups). Counts the
-    event matches in the period and the public ones. The rows are written once to the
-    scratch directory, and read from there by every later step."""
+    spill: Spill, cidrs: tuple[Any, ...], in_period: pl.Expr, counts: Counts,
+    files: list[FileReport],
+) -> pl.LazyFrame:  # fmt: skip
+    """The candidate rows in the period whose destination is public, each document once,
+    one row per group key combination (a multi-valued key puts the row in each of its
+    groups). Counts the event matches in the period, the duplicates dropped (also in each
+    file's report) and the public ones. The rows are written once to the scratch
+    directory, and read from there by every later step."""
     candidates = spill.scan(candidate_schema())
+    dropped = duplicates(spill, in_period)
+    for number, count in dropped.group_by(FILE).len().rows():
+        files[number].duplicates += count
+    counts.duplicates = dropped.height
     windowed = candidates.filter(in_period)
     matched = windowed.select(pl.len(), pl.col(HAS_BYTES).sum()).collect(engine="streaming")
     counts.event_match, counts.event_match_with_bytes = (int(v or 0) for v in matched.row(0))
+    if dropped.height:
+        counts.event_match -= dropped.height
+        counts.event_match_with_bytes -= int(dropped.get_column(HAS_BYTES).sum())
 
     addresses = windowed.select(pl.col(f.DEST_IP).explode().drop_nulls().unique())
     texts = addresses.collect(engine="streaming").to_series().to_list()
@@ -64,10 +73,13 @@ def public_events(
     # the list expression. Written to scratch, then read by every later step.
     public_paths = []
     for number, path in enumerate(spill.files):
+        whole = pl.scan_ipc(path, glob=False).collect()
+        if dropped.height:
+            gone = dropped.filter(pl.col(_SPILLED) == number).get_column(_ROW)
+            if gone.len():
+                whole = whole.with_row_index(_ROW).filter(~pl.col(_ROW).is_in(gone)).drop(_ROW)
         part = (
-            pl.scan_ipc(path, glob=False)
-            .collect()
-            .filter(in_period)
+            whole.filter(in_period)
             .with_columns(canon.alias("__canon"))
             .filter((pl.col("__canon").list.len() == 1) & public_only)
             .drop("__canon")
@@ -89,8 +101,56 @@ def public_events(
     return exploded
 
 
+_SPILLED = "__spilled"  # the number of a spill file
+_ROW = "__row"  # a row's number in it
+
+
+def duplicates(spill: Spill, in_period: pl.Expr) -> pl.DataFrame:
+    """The candidate rows in the period that are the same document as an earlier one
+    (the same ``_index`` and ``_id``; rows without an ``_id`` are never duplicates): their
+    spill file, row, input file and whether they had bytes. Memory holds a 64-bit hash of
+    each candidate's key, and the keys themselves only where two hashes agree (so that a
+    crafted id cannot make another document's record vanish: rows are compared whole)."""
+    schema = {_SPILLED: pl.UInt32, _ROW: pl.UInt32, FILE: pl.UInt32, HAS_BYTES: pl.Boolean}
+    # the first read is the one kept: by file and position, not by when it was spilled
+    parts = []
+    for number, path in enumerate(spill.files):
+        parts.append(
+            pl.scan_ipc(path, glob=False)
+            .with_row_index(_ROW)
+            .filter(in_period & pl.col(ID).is_not_null())
+            .select(
+                pl.lit(number, dtype=pl.UInt32).alias(_SPILLED),
+                _ROW,
+                FILE,
+                POS,
+                HAS_BYTES,
+                pl.struct(INDEX, ID).hash(seed=11).alias("__key"),
+            )
+        )
+    if not parts:
+        return pl.DataFrame(schema=schema)
+    hashed = pl.concat(parts).collect(engine="streaming")
+    alike = hashed.filter(pl.col("__key").is_duplicated())
+    if alike.height == 0:
+        return pl.DataFrame(schema=schema)
+    keyed = []
+    for (number,), rows in alike.group_by(_SPILLED, maintain_order=True):
+        path = spill.files[int(number)]  # type: ignore[call-overload]
+        keys = (
+            pl.scan_ipc(path, glob=False)
+            .with_row_index(_ROW)
+            .filter(pl.col(_ROW).is_in(rows.get_column(_ROW).implode()))
+            .select(_ROW, INDEX, ID)
+            .collect()
+        )
+        keyed.append(rows.join(keys, on=_ROW))
+    exact = pl.concat(keyed).sort(FILE, POS)  # the first read is the one kept
+    return exact.filter(~pl.struct(INDEX, ID).is_first_distinct()).select(list(schema))
+
+
 def aggregate_window(spill: Spill, spec: HuntSpec, cutoff_ms: int | None,
-                     counts: Counts) -> pl.DataFrame:  # fmt: skip
+                     counts: Counts, files: list[FileReport]) -> pl.DataFrame:  # fmt: skip
     """The hunt's flagged groups: the public events after ``cutoff_ms`` (every one with
     no window), summed per group, at or above the threshold."""
     if spec.window is None:
@@ -102,7 +162,7 @@ def aggregate_window(spill: Spill, spec: HuntSpec, cutoff_ms: int | None,
     else:
         in_window = pl.col(TS) > cutoff_ms
         counts.time_window = spill.count_stamps(after=cutoff_ms)
-    exploded = public_events(spill, spec.cidrs, in_window, counts)
+    exploded = public_events(spill, spec.cidrs, in_window, counts, files)
     counts.time_window += counts.event_match
     keys = list(f.GROUP_FIELDS)
     # Only streamable aggregations here: memory holds the groups, never their events.

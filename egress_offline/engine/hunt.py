@@ -23,6 +23,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 
+from egress_offline.engine.accounting import check_understood, file_warnings
 from egress_offline.engine.aggregate import aggregate_window
 from egress_offline.engine.ingest import read_into
 from egress_offline.engine.results import Counts, HuntResult
@@ -65,9 +66,10 @@ def run_hunt(
             hash_inputs=hash_inputs,
             progress=progress,
         )  # fmt: skip
+        check_understood(read.files, counts)
         now_ms = read.last_ms if spec.now == "latest" else fixed_now
         cutoff_ms = None if window_ms is None or now_ms is None else now_ms - window_ms
-        rows = aggregate_window(spill, spec, cutoff_ms, counts)
+        rows = aggregate_window(spill, spec, cutoff_ms, counts, read.files)
         result = HuntResult(
             rows=rows,
             spec=spec,
@@ -79,6 +81,7 @@ def run_hunt(
             first_ms=read.first_ms,
             last_ms=read.last_ms,
         )
+    result.alerts = file_warnings(result.files)
     result.warnings = _warnings(result)
     result.elapsed_seconds = time.perf_counter() - started
     return result
@@ -116,6 +119,7 @@ def _warnings(result: HuntResult) -> list[str]:
             "use --now latest to anchor the window on the newest event, or --all-time"
         )
     notes += event_warnings(spec, counts)
+    notes += file_warnings(result.files)
     return notes
 
 

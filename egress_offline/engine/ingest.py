@@ -43,6 +43,7 @@ def read_into(inputs: Inputs, spec: RowFilters, spill: Spill, counts: Counts, *,
         floor_ms=floor_ms,
         strict=spec.strict,
         hash_inputs=hash_inputs,
+        csv_timezone=spec.csv_timezone,
     )
     with ReadSession(inputs, plan, progress=progress) as session:
         for item in session:

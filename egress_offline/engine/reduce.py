@@ -16,7 +16,7 @@ from egress_offline.normalise import (
     present,
     sum_longs,
 )
-from egress_offline.readers import TS, FieldBatch, Prefilter
+from egress_offline.readers import FILE, ID, INDEX, POS, TS, FieldBatch, Prefilter
 from egress_offline.spec import RowFilters
 
 __all__ = [
@@ -63,6 +63,10 @@ def candidate_schema() -> dict[str, Any]:
     """The columns of the spilled candidate rows."""
     text_list = f.TEXT_LIST
     return {
+        FILE: pl.UInt32,
+        POS: pl.Int64,
+        INDEX: pl.String,
+        ID: pl.String,
         TS: pl.Int64,
         f.DEST_IP: text_list,
         **{name: text_list for name in f.GROUP_FIELDS},
@@ -88,6 +92,10 @@ def reduce_batch(batch: FieldBatch, spec: RowFilters, spill: Spill, *,
     total, parsed = sum_longs(f.SOURCE_BYTES, exponents)
     spill.add(
         candidates.select(
+            FILE,
+            POS,
+            INDEX,
+            ID,
             TS,
             keyword(f.DEST_IP),
             *[keyword(name) for name in f.GROUP_FIELDS],

@@ -59,6 +59,9 @@ class Counts:
     groups: int = 0
     flagged: int = 0
     event_match_with_bytes: int = 0
+    #: event matches dropped because an earlier record was the same document (the same
+    #: ``_index`` and ``_id``); ``event_match`` counts each document once
+    duplicates: int = 0
 
 
 def moment_of(ms: int | None) -> datetime | None:
@@ -102,6 +105,9 @@ class HuntResult(DataRange):
     first_ms: int | None = None
     last_ms: int | None = None
     warnings: list[str] = field(default_factory=list)
+    #: the warnings that can change what the answer means (a CSV's dates read in a zone
+    #: they did not give, values read as missing): shown even with ``--quiet``
+    alerts: list[str] = field(default_factory=list)
     elapsed_seconds: float = 0.0
 
     @property

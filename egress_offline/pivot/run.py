@@ -24,13 +24,15 @@ from typing import Final
 import polars as pl
 
 from egress_offline import fields as f
-from egress_offline.errors import UsageError
+from egress_offline.errors import InputError, UsageError
 from egress_offline.pivot.assemble import parent_ids, pivot_one
 from egress_offline.pivot.events import PARENT_ID, PIVOT_FIELDS, any_of, has
 from egress_offline.pivot.result import PivotResult
 from egress_offline.pivot.summaries import Found, Waiting, detached
 from egress_offline.readers import (
     FILE,
+    ID,
+    INDEX,
     FieldBatch,
     FileReport,
     IdPrefilter,
@@ -41,6 +43,7 @@ from egress_offline.readers import (
     ReadSession,
     open_inputs,
 )
+from egress_offline.spec import parse_zone
 
 __all__ = ["run_pivot", "split_arguments"]
 
@@ -76,17 +79,26 @@ def run_pivot(
     paths: Sequence[str],
     *,
     strict: bool = False,
+    csv_timezone: str = "UTC",
     progress: ProgressHook | None = None,
 ) -> PivotResult:
     """Everything ``paths`` hold about the processes ``ids``: two passes over the input,
-    the second only for the parents' start events."""
+    the second only for the parents' start events. ``csv_timezone``: the zone of a Kibana
+    CSV export's dates (see :func:`~egress_offline.spec.parse_zone`)."""
     if not ids:
         raise UsageError("pivot: give at least one process.entity_id")
+    zone = parse_zone(csv_timezone)
     wanted = list(dict.fromkeys(ids))
     started = time.perf_counter()
     with open_inputs(paths) as inputs:
         own_or_child = any_of(f.ENTITY_ID, wanted) | any_of(PARENT_ID, wanted)
-        first = _gather(inputs, wanted, own_or_child, strict=strict, progress=progress)
+        first = _gather(inputs, wanted, own_or_child, strict=strict, zone=zone, progress=progress)
+        records = sum(r.records for r in first.reports)
+        if records and records == sum(r.malformed for r in first.reports):
+            raise InputError(
+                f"every one of the {records:,} records read is malformed, so pivot read "
+                "nothing; check the files' layout and encoding and export them again"
+            )
         seen = first.found.seen()
         missing = [p for p in parent_ids(seen, wanted) if p not in wanted]
         processes = first.found.processes()
@@ -97,7 +109,7 @@ def run_pivot(
             parents = _gather(
                 Inputs(first.with_processes, []), missing,
                 any_of(f.ENTITY_ID, missing) & has(f.CATEGORY, "process"),
-                strict=strict, progress=again,
+                strict=strict, zone=zone, progress=again,
             )  # fmt: skip
             processes = pl.concat([processes, parents.found.processes()])
         network = first.found.network()
@@ -136,16 +148,47 @@ class _Pass:
     with_processes: list[InputFile]
 
 
-def _gather(inputs: Inputs, ids: list[str], keep: pl.Expr, *, strict: bool,
+class _Once:
+    """The selected events, each document once: an event whose ``_index`` and ``_id`` an
+    earlier one had is dropped (and counted in its file's report). Memory holds the keys
+    of the selected events only."""
+
+    def __init__(self) -> None:
+        self._seen = pl.DataFrame(schema={INDEX: pl.String, ID: pl.String})
+
+    def fresh(self, events: pl.DataFrame, reports: list[FileReport]) -> pl.DataFrame:
+        keyed = pl.col(ID).is_not_null()
+        if events.height == 0 or not events.select(keyed.any()).item():
+            return events
+        marked = events.with_row_index("__row")
+        first = marked.filter(keyed).unique([INDEX, ID], keep="first", maintain_order=True)
+        new = first.join(self._seen, on=[INDEX, ID], how="anti", nulls_equal=True)
+        kept = marked.filter(~keyed | pl.col("__row").is_in(new.get_column("__row").implode()))
+        for number, count in (
+            marked.filter(~pl.col("__row").is_in(kept.get_column("__row").implode()))
+            .group_by(FILE)
+            .len()
+            .rows()
+        ):
+            reports[number].duplicates += count
+        self._seen = pl.concat([self._seen, new.select(INDEX, ID)])
+        return kept.drop("__row")
+
+
+def _gather(inputs: Inputs, ids: list[str], keep: pl.Expr, *, strict: bool, zone: str,
             progress: ProgressHook | None) -> _Pass:  # fmt: skip
     """The events ``keep`` selects, from every file, summarised as they come; and which
     files may hold process events (a decoded one, or a line that may be one)."""
     plan = ReadPlan(
-        fields=PIVOT_FIELDS, prefilter=IdPrefilter(tuple(ids), hint=_PROCESS_HINT), strict=strict
+        fields=PIVOT_FIELDS,
+        prefilter=IdPrefilter(tuple(ids), hint=_PROCESS_HINT),
+        strict=strict,
+        csv_timezone=zone,
     )
     found = Found(ids)
     waiting = Waiting(found)
     processes: set[int] = set()  # the numbers of the files with a process event decoded
+    once = _Once()
     with ReadSession(inputs, plan, progress=progress) as session:
         for item in session:
             if not isinstance(item, FieldBatch):
@@ -153,7 +196,7 @@ def _gather(inputs: Inputs, ids: list[str], keep: pl.Expr, *, strict: bool,
             batch = item.frame
             holding = batch.filter(has(f.CATEGORY, "process")).get_column(FILE).unique()
             processes.update(holding.to_list())
-            chosen = batch.filter(keep)
+            chosen = once.fresh(batch.filter(keep), session.reports)
             if chosen.height:
                 # detached: what waits must not pin the whole batch's memory
                 waiting.add(detached(chosen))

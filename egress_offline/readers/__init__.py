@@ -24,6 +24,8 @@ from __future__ import annotations
 from egress_offline.readers.discover import open_inputs
 from egress_offline.readers.model import (
     FILE,
+    ID,
+    INDEX,
     POS,
     TS,
     FileReport,
@@ -44,6 +46,8 @@ from egress_offline.readers.session import (
 
 __all__ = [
     "FILE",
+    "ID",
+    "INDEX",
     "POS",
     "SAMPLING",
     "TS",

@@ -18,10 +18,18 @@ from typing import Any, Final
 
 import polars as pl
 
-from egress_offline.fields import HUNT, TEXT_LIST, FieldSet, key_paths, nested_path
+from egress_offline.fields import (
+    HUNT,
+    META_ID,
+    META_INDEX,
+    TEXT_LIST,
+    FieldSet,
+    key_paths,
+    nested_path,
+)
 from egress_offline.normalise import in_pieces
 from egress_offline.readers import tuning
-from egress_offline.readers.model import POS
+from egress_offline.readers.model import ID, INDEX, POS
 
 __all__ = [
     "BAD",
@@ -62,20 +70,39 @@ def _path_expr(root: pl.Expr, path: tuple[str, ...]) -> pl.Expr:
 
 
 def doc_field_exprs(doc: pl.Expr, fields: FieldSet = HUNT) -> list[pl.Expr]:
-    """Field columns from a decoded document: from ``_source`` when it is there (an
-    elasticdump or ``_search`` hit), else from the document itself."""
+    """The document's ``__index`` and ``__id`` and its field columns, from a decoded
+    record (``fields.document_dtype``): from ``_source`` when it is there (an elasticdump
+    or ``_search`` hit), else from an esArchiver entry's ``value.source``, else from a
+    hit's ``fields`` (the fields API), else from the record itself."""
     source = doc.struct.field("_source")
-    exprs = []
+    value = doc.struct.field("value")
+    archived = value.struct.field("source")
+    listed = doc.struct.field("fields")
+    index = pl.coalesce(doc.struct.field(META_INDEX), value.struct.field("index"))
+    ident = pl.coalesce(doc.struct.field(META_ID), value.struct.field("id"))
+    hit = doc.struct.field(META_INDEX).is_not_null() | doc.struct.field(META_ID).is_not_null()
+    exprs = [index.alias(INDEX), ident.alias(ID)]
     for name in fields.names:
         paths = list(key_paths(name))
         top = merge_lists([_path_expr(doc, p) for p in paths])
         inner = merge_lists([_path_expr(source, p) for p in paths])
-        exprs.append(pl.when(source.is_not_null()).then(inner).otherwise(top).alias(name))
+        kept = merge_lists([_path_expr(archived, p) for p in paths])
+        exprs.append(
+            pl.when(source.is_not_null())
+            .then(inner)
+            .when(archived.is_not_null())
+            .then(kept)
+            .when(hit & listed.is_not_null())
+            .then(merge_lists([listed.struct.field(name)]))
+            .otherwise(top)
+            .alias(name)
+        )
     return exprs
 
 
 def fields_from_docs(frame: pl.DataFrame, doc: str, fields: FieldSet) -> pl.DataFrame:
-    """``__pos``, :data:`BAD` and the field columns of the decoded documents ``doc``."""
+    """``__pos``, :data:`BAD`, ``__index``, ``__id`` and the field columns of the
+    decoded records ``doc``."""
     return frame.select(
         POS, pl.col(doc).is_null().alias(BAD), *doc_field_exprs(pl.col(doc), fields)
     )
@@ -134,18 +161,42 @@ def _texts(value: Any, out: list[str | None]) -> None:
     # an object where a value belongs is not indexable as this field: treated as missing
 
 
-def python_fields(doc: Any, fields: FieldSet = HUNT) -> dict[str, list[str | None]] | str:
-    """Field lists of one parsed document, or the reason it is not a document."""
+def _root(doc: dict[str, Any]) -> dict[str, Any] | str:
+    """Where a record keeps its fields (see :func:`doc_field_exprs`), or the reason it
+    keeps none."""
+    source = doc.get("_source")
+    if source is not None:
+        return source if isinstance(source, dict) else "_source is not an object"
+    value = doc.get("value")
+    if isinstance(value, dict) and isinstance(value.get("source"), dict):
+        return value["source"]
+    listed = doc.get("fields")
+    hit = doc.get(META_INDEX) is not None or doc.get(META_ID) is not None
+    if hit and isinstance(listed, dict):
+        return listed
+    return doc
+
+
+def _meta(doc: dict[str, Any], key: str, inner: str) -> str | None:
+    value = doc.get(key)
+    if value is None and isinstance(doc.get("value"), dict):
+        value = doc["value"].get(inner)
+    if value is None or isinstance(value, (dict, list)):
+        return None
+    return _float_text(value) if isinstance(value, _Text) else str(value)
+
+
+def python_fields(doc: Any, fields: FieldSet = HUNT) -> dict[str, Any] | str:
+    """``__index``, ``__id`` and the field lists of one parsed record, or the reason it
+    is not a document."""
     if doc is None:
         return "not a JSON object (null)"  # as the vectorised decoder says it
     if not isinstance(doc, dict):
         return f"not a JSON object (a {type(doc).__name__.replace('dict', 'object')})"
-    root = doc
-    if "_source" in doc and doc["_source"] is not None:
-        root = doc["_source"]
-        if not isinstance(root, dict):
-            return "_source is not an object"
-    out: dict[str, list[str | None]] = {}
+    root = _root(doc)
+    if isinstance(root, str):
+        return root
+    out: dict[str, Any] = {INDEX: _meta(doc, META_INDEX, "index"), ID: _meta(doc, META_ID, "id")}
     for name in fields.names:
         values: list[str | None] = []
         for path in key_paths(name):
@@ -162,19 +213,21 @@ def python_fields(doc: Any, fields: FieldSet = HUNT) -> dict[str, list[str | Non
     return out
 
 
-def python_frame(
-    rows: list[tuple[int, dict[str, list[str | None]]]], fields: FieldSet
-) -> pl.DataFrame:
-    """``__pos`` and the field columns of documents decoded in Python (:data:`BAD` too)."""
+def python_frame(rows: list[tuple[int, dict[str, Any]]], fields: FieldSet) -> pl.DataFrame:
+    """``__pos``, ``__index``, ``__id`` and the field columns of records decoded in
+    Python (:data:`BAD` too)."""
     schema: dict[str, Any] = {
         POS: pl.Int64,
         BAD: pl.Boolean,
+        INDEX: pl.String,
+        ID: pl.String,
         **{name: TEXT_LIST for name in fields.names},
     }
     return pl.DataFrame(
         {
             POS: [pos for pos, _ in rows],
             BAD: [False] * len(rows),
+            **{name: [values.get(name) for _, values in rows] for name in (INDEX, ID)},
             **{name: [values[name] for _, values in rows] for name in fields.names},
         },
         schema=schema,
@@ -182,11 +235,11 @@ def python_frame(
 
 
 def no_fields(fields: FieldSet) -> pl.DataFrame:
-    """A frame of no records, with ``__pos`` and the field columns."""
+    """A frame of no records, with the columns of one that has some."""
     return python_frame([], fields).drop(BAD)
 
 
-def _python_record(text: str, fields: FieldSet) -> dict[str, list[str | None]] | str:
+def _python_record(text: str, fields: FieldSet) -> dict[str, Any] | str:
     try:
         doc = strict_load(text)
     except RecursionError:
@@ -201,7 +254,7 @@ def _python_lines(
 ) -> None:
     """Decode ``lines`` one by one in Python: a few lines (a damaged part bisected down to
     :data:`~tuning.BISECT_FLOOR`, or those of :func:`lone_surrogates`)."""
-    rows: list[tuple[int, dict[str, list[str | None]]]] = []
+    rows: list[tuple[int, dict[str, Any]]] = []
     for pos, text in lines.select(POS, pl.col("line").str.strip_chars()).iter_rows():
         result = _python_record(text, fields)
         if isinstance(result, str):
@@ -263,8 +316,9 @@ def _decoded_fields(fields: FieldSet) -> tuple[tuple[pl.Expr, ...], tuple[pl.Exp
     """The field columns of decoded lines: from the nested paths alone, and from every
     layout (:func:`doc_field_exprs`). Built once per field set (about 2 ms each time)."""
     doc = pl.col("__doc")
+    unknown = [pl.lit(None, dtype=pl.String).alias(name) for name in (INDEX, ID)]
     nested = [merge_lists([_path_expr(doc, nested_path(n))]).alias(n) for n in fields.names]
-    return tuple(nested), tuple(doc_field_exprs(doc, fields))
+    return (*unknown, *nested), tuple(doc_field_exprs(doc, fields))
 
 
 def _json_decode(lines: pl.DataFrame, dtype: Any) -> pl.DataFrame:

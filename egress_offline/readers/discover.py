@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import glob
+import hashlib
 import os
 import shutil
 import sys
 import tempfile
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -16,7 +18,7 @@ from egress_offline.errors import InputError
 from egress_offline.readers import tuning
 from egress_offline.readers.linescan import check_read_settings
 from egress_offline.readers.model import InputFile, Inputs
-from egress_offline.readers.sniff import describe
+from egress_offline.readers.sniff import KNOWN_LAYOUTS, describe
 
 __all__ = ["GLOB_CHARS", "open_inputs"]
 
@@ -64,13 +66,34 @@ def open_inputs(paths: Sequence[str]) -> Iterator[Inputs]:
             else:
                 raise InputError(f"{raw}: no such file or directory; check the path")
         if not files:
+            shown = "; ".join(skipped[:3]) + ("; ..." if len(skipped) > 3 else "")
             raise InputError(
-                f"no supported input files in {', '.join(paths)} "
-                f"({len(skipped)} other files skipped); give NDJSON, JSON or Parquet exports"
+                f"nothing in {', '.join(paths)} is an export this tool understands "
+                f"({len(skipped)} files skipped: {shown}); it reads {KNOWN_LAYOUTS}"
             )
         if any(file.format == "ndjson" for file in files.values()):
             check_read_settings()
-        yield Inputs(files=list(files.values()), skipped=skipped)
+        unique = _read_once(list(files.values()), skipped)
+        yield Inputs(files=unique, skipped=skipped)
+
+
+def _read_once(files: list[InputFile], skipped: list[str]) -> list[InputFile]:
+    """``files`` without those whose bytes another one has already (two copies of one
+    export): each is listed in ``skipped``. Only files of the same size are compared,
+    by their SHA-256."""
+    sizes = Counter(file.size for file in files)
+    seen: dict[tuple[int, str], InputFile] = {}
+    unique = []
+    for file in files:
+        if sizes[file.size] > 1 and file.size > 0:
+            with file.path.open("rb") as handle:
+                key = (file.size, hashlib.file_digest(handle, "sha256").hexdigest())
+            if key in seen:
+                skipped.append(f"{file.name}: the same bytes as {seen[key].name} (read once)")
+                continue
+            seen[key] = file
+        unique.append(file)
+    return unique
 
 
 def _named(path: Path, name: str) -> InputFile:

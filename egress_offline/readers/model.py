@@ -15,18 +15,26 @@ from egress_offline.readers import tuning
 
 __all__ = [
     "FILE",
+    "ID",
+    "INDEX",
     "POS",
     "TS",
     "Compression",
+    "Encoding",
     "FileReport",
     "Format",
     "InputFile",
     "Inputs",
+    "Layout",
     "StampBatch",
 ]
 
-Format = Literal["ndjson", "json", "parquet"]
+Format = Literal["ndjson", "json", "parquet", "csv"]
 Compression = Literal["none", "gzip", "zstd"]
+#: How NDJSON lines hold records: documents or hits (one record a line), JSON values that
+#: hold records (a scroll dump's responses, esArchiver entries), or a _bulk body.
+Layout = Literal["documents", "values", "bulk"]
+Encoding = Literal["utf-8", "utf-16-le", "utf-16-be"]
 
 #: A record's position in its file: its line (NDJSON), record (JSON document) or row.
 POS: Final = "__pos"
@@ -34,6 +42,10 @@ POS: Final = "__pos"
 FILE: Final = "__file"
 #: The record's @timestamp in epoch ms, as the engine reads it (null when it has none).
 TS: Final = "__ts"
+#: The document's ``_index`` and ``_id``, where the record carries them (else null): the
+#: same pair is the same document, however many files or copies hold it.
+INDEX: Final = "__index"
+ID: Final = "__id"
 
 
 @dataclass(frozen=True)
@@ -49,6 +61,18 @@ class InputFile:
     #: and the mean line length (for batch sizes); 0 when unknown
     text_size: int = 0
     line_bytes: int = 0
+    layout: Layout = "documents"
+    #: the text's encoding, told by its byte order mark (UTF-16 is read through a UTF-8
+    #: copy in the scratch directory, as are lines ended by a carriage return alone)
+    encoding: Encoding = "utf-8"
+    carriage_returns: bool = False
+    #: sniffing saw records that hold a field the hunt reads
+    understood: bool = False
+
+    @property
+    def needs_copy(self) -> bool:
+        """Is the file read through a UTF-8 copy with ``\\n`` line ends?"""
+        return self.encoding != "utf-8" or self.carriage_returns
 
     @property
     def text_estimate(self) -> int:
@@ -78,6 +102,8 @@ class FileReport:
     positions: list[str] = field(default_factory=list)
     damage: str | None = None
     reader: Literal["fast", "careful"] = "fast"
+    layout: Layout = "documents"
+    encoding: Encoding = "utf-8"
     #: some line not decoded matched the prefilter's hint (:class:`IdPrefilter`)
     hinted: bool = False
     sha256: str | None = None
@@ -86,14 +112,29 @@ class FileReport:
     last_ms: int | None = None
     #: how far reading has come, 0 to 1, for a progress display
     progress: float = 0.0
+    #: values that could not be read as their field's type (a CSV's ``1.2KB`` bytes),
+    #: read as missing: how many, and the first few with their position
+    unreadable: int = 0
+    unreadable_first: list[str] = field(default_factory=list)
+    #: what the user should know of how the file was read (a CSV's dates had no zone)
+    notes: list[str] = field(default_factory=list)
+    #: records of the file dropped as the same document as an earlier one (the same
+    #: ``_index`` and ``_id``): counted once, where first read
+    duplicates: int = 0
+    #: some record holds a field that is read (what a file in a layout the tool does not
+    #: know would never do)
+    understood: bool = False
     _order: list[int] = field(default_factory=list, repr=False)  # positions' numbers
 
     @classmethod
     def of(cls, file: InputFile) -> FileReport:
         unit: Literal["line", "record", "row"] = (
-            "line" if file.format == "ndjson" else "row" if file.format == "parquet" else "record"
+            "line" if file.format == "ndjson" else "record" if file.format == "json" else "row"
         )
-        return cls(file.name, file.format, file.compression, file.size, unit)
+        report = cls(file.name, file.format, file.compression, file.size, unit)
+        report.layout, report.encoding = file.layout, file.encoding
+        report.understood = file.understood
+        return report
 
     def reset(self) -> None:
         """Forget what was found: the file is read again from its start."""
@@ -104,6 +145,9 @@ class FileReport:
         self.damage = None
         self.first_ms = self.last_ms = None
         self.progress = 0.0
+        self.unreadable = 0
+        self.unreadable_first.clear()
+        self.notes.clear()
 
     def cover(self, stamps: pl.Series) -> None:
         """Widen the @timestamp range of the records passed over to take in ``stamps``."""
@@ -116,6 +160,12 @@ class FileReport:
             low, high = int(low), int(high)
             self.first_ms = low if self.first_ms is None else min(self.first_ms, low)
             self.last_ms = high if self.last_ms is None else max(self.last_ms, high)
+
+    def note_unreadable(self, position: int, reason: str) -> None:
+        """Count a value read as missing because it is not of its field's type."""
+        self.unreadable += 1
+        if len(self.unreadable_first) < tuning.MAX_POSITIONS:
+            self.unreadable_first.append(f"{self.unit} {position}: {reason}")
 
     def note_malformed(self, position: int, reason: str, *, strict: bool) -> None:
         """Count a malformed record; keep the first few by position, whatever the order

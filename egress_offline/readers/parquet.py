@@ -11,11 +11,20 @@ from typing import Any
 import polars as pl
 
 from egress_offline.errors import InputError
-from egress_offline.fields import FIELDS, HUNT, TEXT_LIST, TIMESTAMP, FieldSet, key_paths
+from egress_offline.fields import (
+    FIELDS,
+    HUNT,
+    META_ID,
+    META_INDEX,
+    TEXT_LIST,
+    TIMESTAMP,
+    FieldSet,
+    key_paths,
+)
 from egress_offline.normalise import text_ms, timestamps
 from egress_offline.readers import tuning
 from egress_offline.readers.decode import merge_lists
-from egress_offline.readers.model import POS, FileReport, InputFile, StampBatch
+from egress_offline.readers.model import ID, INDEX, POS, FileReport, InputFile, StampBatch
 from egress_offline.readers.prefilter import AnyPrefilter, Prefilter
 from egress_offline.readers.timefloor import TimeFloor
 
@@ -67,21 +76,32 @@ def read_parquet(file: InputFile, report: FileReport, *, prefilter: AnyPrefilter
 
 def parquet_columns(leaves: Sequence[str], fields: FieldSet = HUNT) -> list[str]:
     """The columns to read of a Parquet file whose leaf columns are ``leaves`` (dotted
-    paths): each field's, flat or nested, also under ``_source``. A dotted path selects a
-    flat column of that name and a nested one alike, so only the fields' leaves are read,
-    never whole structs such as ``process`` or ``host``."""
-    return [
+    paths): each field's, flat or nested, also under ``_source``, and the documents'
+    ``_index`` and ``_id`` where the file has them. A dotted path selects a flat column
+    of that name and a nested one alike, so only the fields' leaves are read, never whole
+    structs such as ``process`` or ``host``."""
+    found = [
         path
         for name in fields.names
         for path in (name, f"_source.{name}")
         if any(leaf == path or leaf.startswith(path + ".") for leaf in leaves)
     ]
+    if not found:
+        return []
+    return [*(meta for meta in (META_INDEX, META_ID) if meta in leaves), *found]
 
 
 def selection(schema: pl.Schema, fields: FieldSet = HUNT) -> list[pl.Expr]:
-    """Each field's text list from a batch of ``schema``; a missing field's is null."""
+    """``__index``, ``__id`` and each field's text list from a batch of ``schema``; a
+    missing one is null."""
+    meta = [
+        (_as_text(pl.col(name), schema[name]) if name in schema else pl.lit(None, pl.String))
+        .cast(pl.String)
+        .alias(column)
+        for name, column in ((META_INDEX, INDEX), (META_ID, ID))
+    ]
     exprs = [_parquet_field(schema, name) for name in fields.names]
-    return [
+    return meta + [
         (expr if expr is not None else pl.lit(None, dtype=TEXT_LIST)).alias(name)
         for expr, name in zip(exprs, fields.names, strict=True)
     ]
@@ -159,7 +179,7 @@ def row_stamps(frame: pl.DataFrame) -> pl.Series:
     moment = _parquet_moment(frame.schema)
     if moment is not None:
         return moment(frame)
-    stamp = frame.select(POS, selection(frame.schema)[FIELDS.index(TIMESTAMP)])
+    stamp = frame.select(POS, selection(frame.schema)[2 + FIELDS.index(TIMESTAMP)])
     return timestamps(stamp, TIMESTAMP)
 
 

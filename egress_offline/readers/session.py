@@ -32,10 +32,14 @@ from egress_offline.fields import HUNT, TIMESTAMP, FieldSet
 from egress_offline.normalise import timestamps
 from egress_offline.readers import tuning
 from egress_offline.readers.batching import DecodeQueue, FrameBatcher, SmallFileScanner
+from egress_offline.readers.bulk import read_bulk
 from egress_offline.readers.careful import read_careful
+from egress_offline.readers.csv import read_csv
 from egress_offline.readers.jsondoc import read_json_document
 from egress_offline.readers.model import (
     FILE,
+    ID,
+    INDEX,
     POS,
     TS,
     FileReport,
@@ -47,6 +51,11 @@ from egress_offline.readers.ndjson import FastReaderGaveUp, read_ndjson_fast
 from egress_offline.readers.parquet import first_line, read_parquet
 from egress_offline.readers.prefilter import AnyPrefilter
 from egress_offline.readers.timefloor import TimeFloor
+from egress_offline.readers.transcode import utf8_copy
+from egress_offline.readers.values import read_values
+
+#: The readers of NDJSON layouts other than documents (see :class:`~model.Layout`).
+_LINE_READERS: Final = {"values": read_values, "bulk": read_bulk}
 
 __all__ = [
     "SAMPLING",
@@ -70,8 +79,9 @@ SAMPLING: Final = "sampling the ends of the files for --now latest"
 class FieldBatch:
     """Finished records: ``__file`` (the number of the record's file among the inputs),
     ``__pos`` (its line, record or row there), ``__ts`` (its @timestamp in epoch ms, as
-    the engine reads it, or null) and one ``List(String)`` column per field read. No
-    record older than the time floor is in it."""
+    the engine reads it, or null), ``__index`` and ``__id`` (the document's, where the
+    record carries them) and one ``List(String)`` column per field read. No record older
+    than the time floor is in it."""
 
     frame: pl.DataFrame
 
@@ -95,6 +105,8 @@ class ReadPlan:
     floor_ms: int | None = None
     strict: bool = False
     hash_inputs: bool = False
+    #: the time zone of a Kibana CSV export's dates, which carry none (IANA or offset)
+    csv_timezone: str = "UTC"
 
 
 class ReadSession:
@@ -170,6 +182,8 @@ class ReadSession:
                 for frame in queue.decode_all(strict=plan.strict):
                     yield from self._hand_on(self._timed(frame), batcher)
             self._cover(report.first_ms, report.last_ms)  # the records passed over
+            if report.first_ms is not None:
+                report.understood = True  # records passed over that hold an @timestamp
             if plan.hash_inputs:
                 report.sha256 = sha256_of(file.path)
         for frame in queue.decode_all(strict=plan.strict):
@@ -180,17 +194,30 @@ class ReadSession:
     def _read_file(self, number: int, file: InputFile, report: FileReport, *,
                    tell: Callable[[float, int], None] | None
                    ) -> Iterator[pl.DataFrame | StampBatch]:  # fmt: skip
-        """One file's output: timed field frames and timestamp batches."""
+        """One file's output: timed field frames and timestamp batches, by the reader of
+        its format and layout (through a UTF-8 copy when it is UTF-16 or ends its lines
+        with ``\\r`` alone)."""
         plan = self.plan
-        if file.format == "ndjson":
+        if file.needs_copy:
+            copy = utf8_copy(file, self.scratch(), report)
+            try:
+                yield from self._read_file(number, copy, report, tell=tell)
+            finally:
+                copy.path.unlink(missing_ok=True)
+            return
+        if file.format == "ndjson" and file.layout == "documents":
             yield from self._read_ndjson(number, file, report, tell=tell)
             return
-        if file.format == "json":
-            frames = read_json_document(file, report, strict=plan.strict, fields=plan.fields)
-            items: Iterator[pl.DataFrame | StampBatch] = iter(frames)
-        else:
+        items: Iterator[pl.DataFrame | StampBatch]
+        if file.format == "parquet":
             items = read_parquet(file, report, prefilter=plan.prefilter, floor=self.floor,
                                  fields=plan.fields)  # fmt: skip
+        elif file.format == "csv":
+            items = read_csv(file, report, strict=plan.strict, fields=plan.fields,
+                             zone=plan.csv_timezone)  # fmt: skip
+        else:
+            reader = {"json": read_json_document}.get(file.format) or _LINE_READERS[file.layout]
+            items = iter(reader(file, report, strict=plan.strict, fields=plan.fields))
         for item in items:
             yield item if isinstance(item, StampBatch) else self._timed(_numbered(item, number))
             if tell is not None:
@@ -228,7 +255,11 @@ class ReadSession:
         yield from output.release()
 
     def _timed(self, frame: pl.DataFrame) -> pl.DataFrame:
-        """``frame`` with ``__ts``; its times widen the data's range and raise the floor."""
+        """``frame`` with ``__ts``; its times widen the data's range and raise the floor,
+        and the files whose records hold a field are marked understood."""
+        holding = pl.any_horizontal([pl.col(n).list.len() > 0 for n in self.plan.fields.names])
+        for number in frame.filter(holding).get_column(FILE).unique().to_list():
+            self.reports[number].understood = True
         if TIMESTAMP in frame.columns:
             ms = timestamps(frame)
         else:
@@ -254,7 +285,7 @@ class ReadSession:
     def _finished(self, frame: pl.DataFrame) -> FieldBatch:
         """A field batch of ``frame``'s records that are not older than the floor."""
         low = self.floor.ms
-        columns = [FILE, POS, TS, *self.plan.fields.names]
+        columns = [FILE, POS, TS, INDEX, ID, *self.plan.fields.names]
         if low is not None:
             return FieldBatch(frame.filter(pl.col(TS) > low).select(columns))
         return FieldBatch(frame.select(columns))

@@ -14,6 +14,8 @@ from egress_offline.errors import InputError
 from egress_offline.fields import HUNT
 from egress_offline.readers import (
     FILE,
+    ID,
+    INDEX,
     POS,
     TS,
     FieldBatch,
@@ -48,7 +50,7 @@ def test_field_batches_carry_file_line_time_and_the_fields(tmp_path: Path) -> No
     (tmp_path / "b.ndjson").write_bytes(ndjson([{"x": 1}, event(**{"source.bytes": 5})]))
     items, session = read_all([str(tmp_path)])
     frame = frames(items)
-    assert frame.columns == [FILE, POS, TS, *HUNT.names]
+    assert frame.columns == [FILE, POS, TS, INDEX, ID, *HUNT.names]
     assert sorted(frame.select(FILE, POS).rows()) == [(0, 1), (1, 2)]
     assert frame.get_column(TS).to_list() == [1714561200000] * 2
     assert [report.records for report in session.reports] == [2, 2]

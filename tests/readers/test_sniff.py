@@ -38,7 +38,7 @@ def test_a_named_file_that_is_no_export_is_an_error(tmp_path: Path) -> None:
     with pytest.raises(InputError, match=r"notes\.txt: not a supported format; give NDJSON"):
         describe(path, name=str(path), explicit=True)
     assert describe(path, name=str(path), explicit=False) == (
-        "not an NDJSON, JSON or Parquet export (skipped)"
+        "not an export this tool reads (skipped)"
     )
 
 
@@ -69,6 +69,6 @@ def test_parquet_is_told_from_its_magic(tmp_path: Path) -> None:
     import polars as pl  # noqa: PLC0415
 
     path = tmp_path / "rows.dat"
-    pl.DataFrame({"a": [1]}).write_parquet(path)
+    pl.DataFrame({"event.action": ["x"]}).write_parquet(path)
     described = describe(path, name="rows.dat", explicit=True)
     assert isinstance(described, InputFile) and described.format == "parquet"
