@@ -445,11 +445,13 @@ def test_a_run_whose_every_record_is_malformed_is_an_error_even_quiet(tmp_path: 
     path.write_bytes(b'{"@timestamp":"2024-05-01T11:00:00Z","x":1\n' * 3)  # cut short
     code, _, err = run(str(path), "-q")
     assert code == 1
-    assert err == (
-        "Error: every one of the 3 records read is malformed (first: "
-        f"{path}, line 1: not a complete JSON object), so the hunt read nothing; check the "
-        "files' layout and encoding (an export re-saved by another tool?) and export them "
-        "again\n"
+    # the reason is the reader's: the careful one decodes every line
+    assert err.startswith(
+        f"Error: every one of the 3 records read is malformed (first: {path}, line 1: "
+    )
+    assert err.endswith(
+        "), so the hunt read nothing; check the files' layout and encoding (an export "
+        "re-saved by another tool?) and export them again\n"
     )
 
 

@@ -40,6 +40,7 @@ __all__ = [
     "lone_surrogates",
     "merge_lists",
     "no_fields",
+    "places_in",
     "python_fields",
     "python_frame",
     "strict_load",
@@ -69,43 +70,114 @@ def _path_expr(root: pl.Expr, path: tuple[str, ...]) -> pl.Expr:
     return expr
 
 
-def doc_field_exprs(doc: pl.Expr, fields: FieldSet = HUNT) -> list[pl.Expr]:
+#: Where a record may keep its document: in itself, or in one of its wrappers (see
+#: :func:`doc_field_exprs`).
+ROOTS: Final = ("_source", "value", "fields", "top")
+#: Which (root, key path) places some record of a batch has: what
+#: :func:`doc_field_exprs` needs to look in (None: every place).
+Places = frozenset[tuple[str, tuple[str, ...]]] | None
+
+
+def doc_field_exprs(doc: pl.Expr, fields: FieldSet = HUNT, places: Places = None
+                    ) -> list[pl.Expr]:  # fmt: skip
     """The document's ``__index`` and ``__id`` and its field columns, from a decoded
     record (``fields.document_dtype``): from ``_source`` when it is there (an elasticdump
     or ``_search`` hit), else from an esArchiver entry's ``value.source``, else from a
-    hit's ``fields`` (the fields API), else from the record itself."""
+    hit's ``fields`` (the fields API), else from the record itself. ``places``, when
+    given, are the only places any record of the batch has (:func:`places_in`): looking
+    in fewer costs less, and gives the same values."""
     source = doc.struct.field("_source")
     value = doc.struct.field("value")
     archived = value.struct.field("source")
     listed = doc.struct.field("fields")
-    index = pl.coalesce(doc.struct.field(META_INDEX), value.struct.field("index"))
-    ident = pl.coalesce(doc.struct.field(META_ID), value.struct.field("id"))
-    hit = doc.struct.field(META_INDEX).is_not_null() | doc.struct.field(META_ID).is_not_null()
+    index, ident = doc.struct.field(META_INDEX), doc.struct.field(META_ID)
+    hit = index.is_not_null() | ident.is_not_null()
+    if places is None or there_wrapped(places):
+        index = pl.coalesce(index, value.struct.field("index"))
+        ident = pl.coalesce(ident, value.struct.field("id"))
+    roots = {"_source": source, "value": archived, "top": doc}
+    tests = {"_source": source.is_not_null(), "value": archived.is_not_null(),
+             "fields": hit & listed.is_not_null()}  # fmt: skip
+    if places is not None and not there_wrapped(places):  # decoded without the wrappers
+        tests = {"_source": tests["_source"]}
+
+    def there(root: str, path: tuple[str, ...] = ()) -> bool:
+        if places is None:
+            return True
+        if not path:
+            return any(place[0] == root for place in places)
+        return (root, path) in places
+
+    def merged(root: str, name: str) -> pl.Expr:
+        if root == "fields":
+            return merge_lists([listed.struct.field(name)])
+        kept = [_path_expr(roots[root], p) for p in key_paths(name) if there(root, p)]
+        return merge_lists(kept) if kept else pl.lit([], dtype=TEXT_LIST)
+
     exprs = [index.alias(INDEX), ident.alias(ID)]
     for name in fields.names:
-        paths = list(key_paths(name))
-        top = merge_lists([_path_expr(doc, p) for p in paths])
-        inner = merge_lists([_path_expr(source, p) for p in paths])
-        kept = merge_lists([_path_expr(archived, p) for p in paths])
-        exprs.append(
-            pl.when(source.is_not_null())
-            .then(inner)
-            .when(archived.is_not_null())
-            .then(kept)
-            .when(hit & listed.is_not_null())
-            .then(merge_lists([listed.struct.field(name)]))
-            .otherwise(top)
-            .alias(name)
-        )
+        chosen: Any = pl
+        for root in ("_source", "value", "fields"):
+            if there(root):
+                chosen = chosen.when(tests[root]).then(merged(root, name))
+        top = merged("top", name)
+        exprs.append((top if chosen is pl else chosen.otherwise(top)).alias(name))
     return exprs
+
+
+_UNWRAPPED: Final = ("no wrappers", ())
+
+
+def there_wrapped(places: frozenset[tuple[str, tuple[str, ...]]]) -> bool:
+    """Were the records decoded with the wrappers (:attr:`FieldSet.document_dtype`)?"""
+    return _UNWRAPPED not in places
+
+
+def places_in(frame: pl.DataFrame, doc: str, fields: FieldSet) -> frozenset[
+    tuple[str, tuple[str, ...]]
+]:  # fmt: skip
+    """The places (see :data:`Places`) that some decoded record ``doc`` of ``frame`` may
+    have: each wrapper that some record has, and every path under it (one query; finding
+    which paths some record has costs more than looking in all of them). Records decoded
+    without the wrappers (:attr:`FieldSet.hit_dtype`) are told by a place of their own."""
+    record = pl.col(doc)
+    schema = frame.schema[doc]
+    wrapped = isinstance(schema, pl.Struct) and "value" in {f.name for f in schema.fields}
+    if wrapped:
+        listed = record.struct.field("fields")
+        hit = (
+            record.struct.field(META_INDEX).is_not_null()
+            | record.struct.field(META_ID).is_not_null()
+        )
+        checks = [
+            record.struct.field("_source").is_not_null().any().alias("_source"),
+            record.struct.field("value").struct.field("source").is_not_null().any().alias("value"),
+            (hit & listed.is_not_null()).any().alias("fields"),
+        ]
+    else:
+        checks = [
+            record.struct.field("_source").is_not_null().any().alias("_source"),
+            pl.lit(False).alias("value"),
+            pl.lit(False).alias("fields"),
+        ]
+    found = frame.select(checks).row(0, named=True)
+    paths = {path for name in fields.names for path in key_paths(name)}
+    places = {("top", path) for path in paths}
+    for root in ("_source", "value"):
+        if found[root]:
+            places |= {(root, ()), *((root, path) for path in paths)}
+    if found["fields"]:
+        places.add(("fields", ()))
+    if not wrapped:
+        places.add(_UNWRAPPED)
+    return frozenset(places)
 
 
 def fields_from_docs(frame: pl.DataFrame, doc: str, fields: FieldSet) -> pl.DataFrame:
     """``__pos``, :data:`BAD`, ``__index``, ``__id`` and the field columns of the
     decoded records ``doc``."""
-    return frame.select(
-        POS, pl.col(doc).is_null().alias(BAD), *doc_field_exprs(pl.col(doc), fields)
-    )
+    places = places_in(frame, doc, fields)
+    return frame.select(POS, pl.col(doc).is_null().alias(BAD), *_whole_fields(fields, places, doc))
 
 
 # ---------------------------------------------------------- the Python fallback decoder
@@ -285,16 +357,18 @@ def decode_lines(lines: pl.DataFrame, bad: list[tuple[int, str]], fields: FieldS
     text = pl.col("line")
     general = lines.select(text.str.contains(fields.general)).to_series()
     doc = pl.col("__doc")
-    nested, whole = _decoded_fields(fields)
+    nested = _nested_fields(fields)
     parts: list[pl.DataFrame] = []
     escaped = lines.filter(general)  # only these can hold a \u escape
     lone = escaped.select(lone_surrogates(text)).to_series()
     if lone.any():
         _python_lines(escaped.filter(lone), parts, bad, fields)
         escaped = escaped.filter(~lone)
+    wrapped = escaped.select(text.str.contains(fields.wrapped)).to_series()
     for part, dtype, columns in (
         (lines.filter(~general), fields.nested_dtype, nested),
-        (escaped, fields.document_dtype, whole),
+        (escaped.filter(~wrapped), fields.hit_dtype, None),
+        (escaped.filter(wrapped), fields.document_dtype, None),
     ):
         if part.height == 0:
             continue
@@ -303,7 +377,8 @@ def decode_lines(lines: pl.DataFrame, bad: list[tuple[int, str]], fields: FieldS
         except pl.exceptions.PolarsError:
             _bisect(_stripped(part), parts, bad, fields)
         else:
-            parts.append(decoded.select(POS, doc.is_null().alias(BAD), *columns))
+            chosen = columns or _whole_fields(fields, places_in(decoded, "__doc", fields))
+            parts.append(decoded.select(POS, doc.is_null().alias(BAD), *chosen))
     if not parts:
         return no_fields(fields)
     merged = pl.concat(parts, how="vertical")
@@ -312,13 +387,20 @@ def decode_lines(lines: pl.DataFrame, bad: list[tuple[int, str]], fields: FieldS
 
 
 @lru_cache(maxsize=8)
-def _decoded_fields(fields: FieldSet) -> tuple[tuple[pl.Expr, ...], tuple[pl.Expr, ...]]:
-    """The field columns of decoded lines: from the nested paths alone, and from every
-    layout (:func:`doc_field_exprs`). Built once per field set (about 2 ms each time)."""
+def _nested_fields(fields: FieldSet) -> tuple[pl.Expr, ...]:
+    """The field columns of lines decoded with the nested schema (each field at its
+    nested path only). Built once per field set (about 2 ms each time)."""
     doc = pl.col("__doc")
     unknown = [pl.lit(None, dtype=pl.String).alias(name) for name in (INDEX, ID)]
     nested = [merge_lists([_path_expr(doc, nested_path(n))]).alias(n) for n in fields.names]
-    return (*unknown, *nested), tuple(doc_field_exprs(doc, fields))
+    return (*unknown, *nested)
+
+
+@lru_cache(maxsize=64)
+def _whole_fields(fields: FieldSet, places: Places, doc: str = "__doc") -> tuple[pl.Expr, ...]:
+    """The field columns of records decoded with the general schema that have only
+    ``places`` (see :func:`doc_field_exprs`), built once for each."""
+    return tuple(doc_field_exprs(pl.col(doc), fields, places))
 
 
 def _json_decode(lines: pl.DataFrame, dtype: Any) -> pl.DataFrame:
