@@ -156,6 +156,22 @@ def test_fields_api_hits_of_the_sample(tmp_path: Path) -> None:
     assert rows(run_hunt([str(path)], HuntSpec(**ALL_TIME))) == EXPECTED
 
 
+def _sweep_and_pivot_agree(path: Path, events: list[dict[str, Any]]) -> None:
+    """The sweep's peaks and pivot's network timeline of ``path`` are those of the same
+    events as _source NDJSON (a layout that keeps only some fields: the hunt's)."""
+    source = path.with_name("as-source.ndjson")
+    source.write_bytes(ndjson(events))
+    peaks = [run_sweep([str(p)], SweepSpec(threshold=0)).rows.select(
+        "peak_bytes", "process.entity_id", "peak_window_start") for p in (path, source)]  # fmt: skip
+    assert peaks[0].rows() == peaks[1].rows()
+    network = [run_pivot([ENTITY], [str(p)]).entities[0].network for p in (path, source)]
+    keep = ("destination.address", "bytes_out", "connections", "first_seen", "last_seen")
+    assert [{k: n[k] for k in keep} for n in network[0]] == [
+        {k: n[k] for k in keep} for n in network[1]
+    ]
+    source.unlink()
+
+
 # ------------------------------------------------------------------------------ ES|QL
 
 
@@ -191,6 +207,7 @@ def test_an_esql_response_row_by_row_or_columnar(tmp_path: Path, columnar: bool)
     result = run_hunt([str(path)], HuntSpec(**ALL_TIME))
     assert result.counts.records == 3
     assert rows(result) == [(3 * 498, *EXPECTED[0][1:])]
+    _sweep_and_pivot_agree(path, events)
 
 
 def test_an_async_esql_response_and_a_running_one(tmp_path: Path) -> None:
@@ -264,6 +281,7 @@ def test_a_kibana_csv_export(tmp_path: Path) -> None:
     result = run_hunt([str(path)], HuntSpec(**ALL_TIME))
     assert result.counts.records == 2
     assert rows(result) == [(2 * GiB + 498, *EXPECTED[0][1:])]
+    _sweep_and_pivot_agree(path, [SAMPLE, big])
     assert result.first_ms == result.last_ms == 1649098320600  # 2022-04-04T18:52:00.600Z
     assert any("dates carry no time zone" in note for note in result.alerts)
 
