@@ -242,12 +242,12 @@ def write_formats(plain: Path, formats: set[str]) -> dict[str, Path]:
                     shutil.copyfileobj(src, out, 1 << 20)
         made["gz"] = target
     if "zst" in formats:
-        import zstandard  # noqa: PLC0415
+        from egress_offline.readers.compression import zstd_module  # noqa: PLC0415
 
         target = plain.with_suffix(".ndjson.zst")
         if not target.exists():
-            with plain.open("rb") as src, target.open("wb") as out:
-                zstandard.ZstdCompressor(level=3, threads=-1).copy_stream(src, out)
+            with plain.open("rb") as src, zstd_module().open(target, "wb", level=3) as out:
+                shutil.copyfileobj(src, out, 1 << 20)
         made["zst"] = target
     if "parquet" in formats:
         import polars as pl  # noqa: PLC0415

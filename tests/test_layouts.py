@@ -16,7 +16,6 @@ from typing import Any
 
 import polars as pl
 import pytest
-import zstandard
 
 from egress_offline import HuntSpec, run_hunt
 from egress_offline.engine import spill as spill_module
@@ -32,6 +31,7 @@ from tests.helpers import (
     flatten_keys,
     hit,
     ndjson,
+    zstd_compress,
 )
 
 
@@ -144,7 +144,7 @@ def test_a_file_of_only_a_byte_order_mark_is_empty(
     packed = {
         "none": body,
         "gzip": gzip.compress(body),
-        "zstd": zstandard.ZstdCompressor().compress(body),
+        "zstd": zstd_compress(body),
     }[packing]
     path.write_bytes(packed)
     for now in (NOW, "latest"):
@@ -416,7 +416,7 @@ def test_truncated_gzip_keeps_the_records_before_the_cut(tmp_path: Path) -> None
 
 def test_truncated_zstd_is_reported(tmp_path: Path) -> None:
     body = ndjson([event(**{"process.entity_id": f"P{i}"}) for i in range(3000)])
-    packed = zstandard.ZstdCompressor().compress(body)
+    packed = zstd_compress(body)
     path = tmp_path / "cut.ndjson.zst"
     path.write_bytes(packed[: len(packed) - 100])
     result = result_of(path)
@@ -569,7 +569,7 @@ def _small_files(tmp_path: Path) -> list[Path]:
         "d.ndjson": b"\r\n".join([json.dumps(good).encode(), b"", json.dumps(good).encode()]),
         "e.ndjson": ndjson([good]) + broken.encode() + b"\n[1]\n" + ndjson([good]),
         "f.ndjson.gz": gzip.compress(ndjson([good] * 3)),
-        "g.ndjson.zst": zstandard.ZstdCompressor().compress(ndjson([good] * 4)),
+        "g.ndjson.zst": zstd_compress(ndjson([good] * 4)),
         "h.ndjson": ndjson([event(**{"@timestamp": "2024-04-01T00:00:00Z"})] * 2),
         # compact, as Endpoint writes it: the timestamps of lines not decoded are read in
         # the scan; two in the window that cannot match (one just in it), one older

@@ -1,6 +1,7 @@
 """Whole lines of a file, a block at a time, decompressed in Python: what the readers that
 do not use Polars' line scan (the careful reader, one JSON value per line, ``_bulk``
-bodies) read from."""
+bodies) read from. A line longer than :data:`~tuning.LINE_LIMIT` is never held whole: it
+is skipped as it goes by, and counted as a malformed record."""
 
 from __future__ import annotations
 
@@ -9,34 +10,69 @@ from collections.abc import Iterator
 import polars as pl
 
 from egress_offline.errors import DataError
+from egress_offline.readers import tuning
 from egress_offline.readers.compression import decompressed
 from egress_offline.readers.model import POS, FileReport, InputFile
 
-__all__ = ["line_blocks"]
+__all__ = ["line_blocks", "too_long"]
+
+
+def too_long(length: int) -> str:
+    """The reason a line of ``length`` bytes is malformed."""
+    return f"line longer than {tuning.LINE_LIMIT:,} bytes ({length:,} bytes, skipped unread)"
 
 
 def line_blocks(file: InputFile, report: FileReport, *, strict: bool) -> Iterator[pl.DataFrame]:
     """Frames of ``__pos`` (the line's number, from 1) and ``line`` (its text; null where
-    its bytes are not UTF-8), a block of whole lines at a time, every line of the file.
-    Damage in a compressed stream ends the lines there, and is noted in ``report`` (with
-    ``strict``, it is an error once the lines before it are read)."""
+    its bytes are not UTF-8), a block of whole lines at a time, every line of the file
+    but those over the limit (counted in ``report`` as malformed records). Damage in a
+    compressed stream ends the lines there, and is noted in ``report`` (with ``strict``,
+    it is an error once the lines before it are read)."""
     damage: list[str] = []
+    limit = tuning.LINE_LIMIT
     line_no = 0
+    waiting: list[bytes] = []  # the start of a line not ended yet
+    waited = 0
+    skipped = -1  # bytes of an over-long line skipped so far; -1: not skipping
+
+    def long_line(length: int) -> None:
+        nonlocal line_no
+        line_no += 1
+        report.records += 1
+        report.note_malformed(line_no, too_long(length), strict=strict)
+
     with file.path.open("rb") as handle:
-        pending = b""
-        for block in decompressed(handle, file.compression, damage.append):
-            data = pending + block
-            cut = data.rfind(b"\n")
+        for piece in decompressed(handle, file.compression, damage.append):
+            if skipped >= 0:  # inside an over-long line: to its end
+                end = piece.find(b"\n")
+                if end < 0:
+                    skipped += len(piece)
+                    continue
+                long_line(skipped + end)
+                skipped = -1
+                piece = piece[end + 1 :]
+            cut = piece.rfind(b"\n")
             if cut < 0:
-                pending = data
+                waiting.append(piece)
+                waited += len(piece)
+                if waited > limit:
+                    skipped, waiting, waited = waited, [], 0
                 continue
-            pending = data[cut + 1 :]
+            first = piece.find(b"\n")
+            if waited + first > limit:  # the line that waited ends over the limit
+                long_line(waited + first)
+                whole = piece[first + 1 : cut + 1]
+            else:
+                whole = b"".join([*waiting, piece[: cut + 1]])
+            waiting, waited = [piece[cut + 1 :]], len(piece) - cut - 1
             report.progress = min(1.0, handle.tell() / max(1, file.size))
-            whole = data[: cut + 1]
-            yield _lines(whole, line_no)
-            line_no += whole.count(b"\n")
-        if pending:
-            yield _lines(pending, line_no)
+            if whole:
+                yield _lines(whole, line_no)
+                line_no += whole.count(b"\n")
+        if skipped >= 0:
+            long_line(skipped)
+        elif waited:
+            yield _lines(b"".join(waiting), line_no)
     if damage:
         report.damage = damage[0]
         if strict:
@@ -60,6 +96,7 @@ def _lines(block: bytes, first: int) -> pl.DataFrame:
                 texts.append(raw.decode("utf-8"))
             except UnicodeDecodeError:
                 texts.append(None)
+    del raw_lines
     return pl.DataFrame(
         {POS: pl.int_range(first + 1, first + 1 + len(texts), eager=True), "line": texts},
         schema={POS: pl.Int64, "line": pl.String},

@@ -33,8 +33,15 @@ DECODED_NEWEST: Final = 64
 
 # ------------------------------------------------------------------------ raw reading
 
-#: Bytes read (or decompressed) at a time by the careful reader and the member walker.
+#: Bytes read at a time from an uncompressed file by the careful reader and the member walker.
 BLOCK: Final = 8 * 1024 * 1024
+#: Bytes of text a decompressor gives at most per call, whatever its input: a small file
+#: that expands to gigabytes is read a bounded piece at a time.
+INFLATE_CAP: Final = 8 * 1024 * 1024
+#: A line longer than this is malformed ("line longer than ..."), and skipped as it goes
+#: by, never held whole: Elasticsearch refuses requests over 100 MB by default
+#: (``http.max_content_length``), so no document of an export is longer.
+LINE_LIMIT: Final = 100 * 1024 * 1024
 #: Bytes Polars reads at a time from a file of lines. Its own reads grow to tens of MiB,
 #: each into fresh memory that the kernel maps and zeroes; reads of a few MiB reuse memory
 #: (1 GB of NDJSON: 80,000 page faults instead of 132,000, the hunt about 7% faster).

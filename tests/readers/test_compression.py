@@ -6,9 +6,9 @@ import gzip
 import io
 
 import pytest
-import zstandard
 
 from egress_offline.readers.compression import compression_of, decompressed
+from tests.helpers import zstd_compress
 
 
 def walk(data: bytes, compression: str, **options: int) -> tuple[bytes, list[str]]:
@@ -19,13 +19,13 @@ def walk(data: bytes, compression: str, **options: int) -> tuple[bytes, list[str
 
 def test_the_compression_is_told_from_the_first_bytes() -> None:
     assert compression_of(gzip.compress(b"x")) == "gzip"
-    assert compression_of(zstandard.ZstdCompressor().compress(b"x")) == "zstd"
+    assert compression_of(zstd_compress(b"x")) == "zstd"
     assert compression_of(b'{"a": 1}') == "none"
 
 
 @pytest.mark.parametrize("compression", ["gzip", "zstd"])
 def test_concatenated_members_are_one_text(compression: str) -> None:
-    pack = gzip.compress if compression == "gzip" else zstandard.ZstdCompressor().compress
+    pack = gzip.compress if compression == "gzip" else zstd_compress
     data = pack(b"one\n") + pack(b"two\n") + pack(b"three\n")
     assert walk(data, compression) == (b"one\ntwo\nthree\n", [])
     assert walk(data, compression, read_size=3) == (b"one\ntwo\nthree\n", [])
@@ -69,8 +69,8 @@ def test_a_member_s_magic_cut_by_the_end_of_a_read_is_not_damage(cut: int) -> No
     """Members are read a block at a time; the next member's magic number may be cut in
     two by a block's end (gzip's two bytes, zstd's four). That is the next member, not
     bytes that are not gzip."""
-    first = zstandard.ZstdCompressor().compress(b"one\n")
-    data = first + zstandard.ZstdCompressor().compress(b"two\n")
+    first = zstd_compress(b"one\n")
+    data = first + zstd_compress(b"two\n")
     handle = io.BytesIO(data)
     reads = [len(first) + cut, len(data)]
 
