@@ -2,8 +2,9 @@
 
     EgressError            base; carries the exit code the CLI uses
     ├── UsageError         a bad option value (exit 2)
-    └── InputError         an input that cannot be read at all (exit 1)
-        └── DataError      a malformed record under --strict (exit 1)
+    ├── InputError         an input that cannot be read at all (exit 1)
+    │   └── DataError      a malformed record under --strict (exit 1)
+    └── ScratchError       the scratch space is full or over --scratch-limit (exit 1)
 
 Every message says what went wrong, where (file and line when known) and how to fix it;
 ``file`` and ``position`` carry the place as data too, for a caller that wants it. An
@@ -14,7 +15,7 @@ Anything else that escapes the library is a bug and keeps its traceback.
 
 from __future__ import annotations
 
-__all__ = ["DataError", "EgressError", "InputError", "UsageError"]
+__all__ = ["DataError", "EgressError", "InputError", "ScratchError", "UsageError"]
 
 
 class EgressError(Exception):
@@ -44,3 +45,9 @@ class InputError(EgressError):
 
 class DataError(InputError):
     """A malformed record met while ``--strict`` is on."""
+
+
+class ScratchError(EgressError):
+    """The run needs more scratch space than its budget, or the scratch disk is full."""
+
+    exit_code = 1

@@ -16,10 +16,8 @@ whole dump.
 
 from __future__ import annotations
 
-import tempfile
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Final
 
 import polars as pl
@@ -46,6 +44,7 @@ from egress_offline.engine import (
 )
 from egress_offline.normalise import long_or_null
 from egress_offline.readers import FileReport, open_inputs
+from egress_offline.scratch import Scratch
 from egress_offline.spec import SweepSpec
 
 __all__ = ["SWEEP_COLUMNS", "SweepResult", "run_sweep"]
@@ -88,6 +87,7 @@ def run_sweep(
     *,
     hash_inputs: bool = False,
     progress: ProgressHook | None = None,
+    scratch_limit: int | None = None,
 ) -> SweepResult:
     """Sweep ``paths`` (files, directories, globs, ``-``) for every group whose bytes in
     some window reach the threshold. Raises as :func:`~egress_offline.run_hunt` does."""
@@ -96,10 +96,10 @@ def run_sweep(
     counts = Counts()
     since, until = spec.since_ms, spec.until_ms
     with (
-        tempfile.TemporaryDirectory(prefix="egress-offline-sweep-") as scratch,
-        open_inputs(paths) as inputs,
+        Scratch(scratch_limit) as scratch,
+        open_inputs(paths, scratch) as inputs,
     ):
-        spill = Spill(Path(scratch))
+        spill = Spill(scratch)
         # records before `since` can be skipped unread, as the hunt skips those before
         # its window
         read = read_into(
@@ -109,6 +109,7 @@ def run_sweep(
             count_stamps=True,
             hash_inputs=hash_inputs,
             progress=progress,
+            scratch=scratch,
         )  # fmt: skip
         check_understood(read.files, counts, reader="the sweep")
         in_period = pl.col(TS).is_not_null()
@@ -123,7 +124,7 @@ def run_sweep(
             low = None if since is None else since - 1
             counts.time_window = spill.count_stamps(after=low, before=until)
             counts.time_window += counts.event_match
-        rows, partitions = _peaks(events, spec, counts, Path(scratch))
+        rows, partitions = _peaks(events, spec, counts, spill)
         result = SweepResult(
             rows=rows,
             spec=spec,
@@ -146,11 +147,10 @@ def run_sweep(
 
 
 def _peaks(
-    events: pl.LazyFrame, spec: SweepSpec, counts: Counts, scratch: Path
+    events: pl.LazyFrame, spec: SweepSpec, counts: Counts, spill: Spill
 ) -> tuple[pl.DataFrame, int]:
     keys = list(f.GROUP_FIELDS)
-    narrow = scratch / "sweep-events.arrow"
-    events.select(*keys, TS, SUM, N).sink_ipc(narrow)
+    narrow = spill.sink(events.select(*keys, TS, SUM, N), "sweep-events.arrow")
     total = pl.scan_ipc(narrow, glob=False).select(pl.len()).collect(engine="streaming").item()
     partitions = max(1, -(-total // _PARTITION_ROWS))
     found = []
@@ -164,7 +164,7 @@ def _peaks(
     flagged = summed.filter(pl.col(PEAK) >= spec.threshold).with_columns(
         pl.col(PEAK_START, PEAK_END, FIRST_SEEN, LAST_SEEN).cast(pl.Datetime("ms", "UTC"))
     )
-    return finish(flagged, events, scratch, counts, by=PEAK, columns=SWEEP_COLUMNS), partitions
+    return finish(flagged, events, spill, counts, by=PEAK, columns=SWEEP_COLUMNS), partitions
 
 
 def group_peaks(events: pl.DataFrame, window_ms: int) -> pl.DataFrame:

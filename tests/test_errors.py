@@ -103,7 +103,10 @@ def test_invalid_json_document(tmp_path: Path) -> None:
     path.write_text('[\n{"a": 1},\n{"b": \n')
     code, _, err = run(str(path))
     assert code == 1
-    assert err.startswith(f"Error: {path}: not valid JSON (")
+    assert err == (
+        f"Error: {path}: not valid JSON at line 3 (Expecting value); if it holds one "
+        "document per line, each line must be a complete JSON object\n"
+    )
 
 
 def test_strict_stops_at_the_first_malformed_record(tmp_path: Path) -> None:

@@ -160,7 +160,7 @@ def test_a_nested_timestamp_in_a_line_that_cannot_match(tmp_path: Path) -> None:
     assert run_hunt([str(path)], HuntSpec()).now == NOW + 100 * HOUR
 
 
-@pytest.mark.parametrize("reading", ["plain", "gzip-held-back", "gzip-first-pass"])
+@pytest.mark.parametrize("reading", ["plain", "gzip"])
 @pytest.mark.parametrize("nested", [-100, 100], ids=["older", "newer"])
 @pytest.mark.parametrize("compact", [True, False], ids=["compact", "spaced"])
 def test_a_nested_timestamp_key_before_the_records_own_in_a_line_that_cannot_match(
@@ -185,8 +185,6 @@ def test_a_nested_timestamp_key_before_the_records_own_in_a_line_that_cannot_mat
         packed.write_bytes(gzip.compress(path.read_bytes()))
         path.unlink()
         path = packed
-    if reading == "gzip-first-pass":  # as a file beyond 1.5 GB decompressed
-        monkeypatch.setattr(tuning, "HOLD_TEXT", 0)
     for now in (None, NOW):
         result = both(path, **({} if now is None else {"now": now}))
         assert entities(result) == ["E1"]
@@ -365,21 +363,14 @@ def test_canonical_looking_timestamps_are_judged_by_the_general_rule(
     assert result.counts.time_window == 3
 
 
-@pytest.mark.parametrize(
-    ("held", "long"),
-    [(64 << 20, False), (1, False), (64 << 20, True)],
-    ids=["held-back", "too-much-held", "long-file-first-pass"],
-)
+@pytest.mark.parametrize("order", ["oldest-first", "newest-first"])
 def test_latest_over_a_compressed_file_in_time_order(
-    tmp_path: Path, held: int, long: bool, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, order: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """--now latest over a gzipped export in time order, read in several batches. Lines
-    that may match are held back until the rising floor says they are old; beyond
-    ``held`` bytes the rest are decoded as they come; a long file gets a quick first pass
-    over its timestamps instead. Every way, the rows and counts equal --strict's."""
-    monkeypatch.setattr("egress_offline.readers.tuning.HELD_BYTES", held)
-    if long:
-        monkeypatch.setattr("egress_offline.readers.tuning.HOLD_TEXT", -1)
+    """--now latest over a gzipped export in time order, either way, read in several
+    batches: the anchor's first bound comes from the file's ends (its last lines from
+    the text check's pass), so old lines are skipped from the start, and the rows and
+    counts equal --strict's."""
     monkeypatch.setattr("egress_offline.readers.ndjson.batch_rows", lambda _file, _text: 1000)
     docs = []
     for i in range(12_000, -1, -1):  # 48 hours, one event every 14.4 s, oldest first
@@ -395,6 +386,8 @@ def test_latest_over_a_compressed_file_in_time_order(
                 }
             )
         )
+    if order == "newest-first":
+        docs.reverse()
     path = tmp_path / "x.ndjson.gz"
     compact = b"".join(json.dumps(d, separators=(",", ":")).encode() + b"\n" for d in docs)
     path.write_bytes(gzip.compress(compact))  # as exports are written: no spaces
@@ -417,19 +410,17 @@ def test_latest_over_a_compressed_file_in_time_order(
         ),
         max_size=60,
     ),
-    st.sampled_from([1, 1 << 30]),
     st.booleans(),
 )
 @_RANDOM
 def test_latest_over_gzip_agrees_with_strict_at_random(
     tmp_path_factory: pytest.TempPathFactory,
     rows: list[tuple[int, str, str, str, str]],
-    held: int,
     ordered: bool,
 ) -> None:
     """Random events, in time order or not, some written so that the line scan cannot
-    read their @timestamp; read in batches of 8 lines with lines held back (or, with
-    ``held`` tiny, decoded as they come): the rows and counts equal --strict's."""
+    read their @timestamp; read in batches of 8 lines: the rows and counts equal
+    --strict's."""
     if ordered:
         rows = sorted(rows, key=lambda r: -r[0])
     lines = []
@@ -452,7 +443,6 @@ def test_latest_over_gzip_agrees_with_strict_at_random(
     path = directory / "x.ndjson.gz"
     path.write_bytes(gzip.compress(b"".join(lines)))
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr("egress_offline.readers.tuning.HELD_BYTES", held)
         patch.setattr("egress_offline.readers.ndjson.batch_rows", lambda _file, _text: 8)
         both(path)
 

@@ -3,7 +3,6 @@ groups and their byte sums -> the threshold -> the flagged rows with their conte
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import polars as pl
@@ -85,8 +84,7 @@ def public_events(
             .drop("__canon")
         )
         if part.height:
-            public_paths.append(spill.directory / f"public-{number:06d}.arrow")
-            part.write_ipc(public_paths[-1], compression="uncompressed")
+            public_paths.append(spill.write(part, f"public-{number:06d}.arrow"))
     public = pl.scan_ipc(public_paths, glob=False) if public_paths else candidates.clear()
     counts.public_destination = public.select(pl.len()).collect(engine="streaming").item()
 
@@ -179,15 +177,15 @@ def aggregate_window(spill: Spill, spec: HuntSpec, cutoff_ms: int | None,
     flagged = summed.filter(pl.col(TOTAL) >= spec.threshold).with_columns(
         pl.col(FIRST_SEEN, LAST_SEEN).cast(pl.Datetime("ms", "UTC"))
     )
-    return finish(flagged, exploded, spill.directory, counts, by=TOTAL, columns=OUTPUT_COLUMNS)
+    return finish(flagged, exploded, spill, counts, by=TOTAL, columns=OUTPUT_COLUMNS)
 
 
-def finish(flagged: pl.DataFrame, events: pl.LazyFrame, scratch: Path, counts: Counts, *,
+def finish(flagged: pl.DataFrame, events: pl.LazyFrame, spill: Spill, counts: Counts, *,
            by: str, columns: tuple[str, ...]) -> pl.DataFrame:  # fmt: skip
     """The flagged groups as output: their context from ``events``, largest ``by`` first
     then by key, in ``columns``; the optional columns are left out when no row has one."""
     keys = list(f.GROUP_FIELDS)
-    flagged = with_context(flagged, events, keys, scratch)
+    flagged = with_context(flagged, events, keys, spill)
     flagged = flagged.sort(
         [by, *keys], descending=[True, False, False, False], nulls_last=True
     ).select(columns)
@@ -201,16 +199,16 @@ def finish(flagged: pl.DataFrame, events: pl.LazyFrame, scratch: Path, counts: C
 
 
 def with_context(
-    flagged: pl.DataFrame, events: pl.LazyFrame, keys: list[str], scratch: Path
+    flagged: pl.DataFrame, events: pl.LazyFrame, keys: list[str], spill: Spill
 ) -> pl.DataFrame:
     """Each context field's distinct values per flagged group. The events of the flagged
     groups are written once to a scratch file (streamed, so memory holds no events), and
     each field's distinct (keys, value) pairs are taken from there."""
     wanted = flagged.lazy().select(keys)
-    subset = scratch / "flagged-events.arrow"
-    events.select(*keys, *f.CONTEXT_FIELDS).join(
-        wanted, on=keys, how="semi", nulls_equal=True
-    ).sink_ipc(subset)
+    subset = spill.sink(
+        events.select(*keys, *f.CONTEXT_FIELDS).join(wanted, on=keys, how="semi", nulls_equal=True),
+        "flagged-events.arrow",
+    )
     for name in f.CONTEXT_FIELDS:
         values = (
             pl.scan_ipc(subset, glob=False)

@@ -17,11 +17,9 @@ distinct value.
 
 from __future__ import annotations
 
-import tempfile
 import time
 from collections.abc import Sequence
 from datetime import datetime
-from pathlib import Path
 
 from egress_offline.engine.accounting import check_understood, file_warnings
 from egress_offline.engine.aggregate import aggregate_window
@@ -29,6 +27,7 @@ from egress_offline.engine.ingest import read_into
 from egress_offline.engine.results import Counts, HuntResult
 from egress_offline.engine.spill import Spill
 from egress_offline.readers import ProgressHook, open_inputs
+from egress_offline.scratch import Scratch
 from egress_offline.spec import HuntSpec, RowFilters, iso_ms
 
 __all__ = ["event_warnings", "run_hunt"]
@@ -40,6 +39,7 @@ def run_hunt(
     *,
     hash_inputs: bool = False,
     progress: ProgressHook | None = None,
+    scratch_limit: int | None = None,
 ) -> HuntResult:
     """Run the hunt over ``paths`` (files, directories, globs, ``-`` for stdin).
 
@@ -47,6 +47,8 @@ def run_hunt(
     :class:`~egress_offline.errors.DataError` for a malformed record under ``strict``.
     ``hash_inputs`` adds each file's SHA-256 to its report (it reads every file again).
     ``progress`` is told how far reading has come, for a progress display.
+    ``scratch_limit`` bounds the scratch space in bytes (see :mod:`egress_offline.scratch`;
+    over it, :class:`~egress_offline.errors.ScratchError`).
     """
     spec = spec or HuntSpec()
     started = time.perf_counter()
@@ -54,10 +56,10 @@ def run_hunt(
     fixed_now = _fixed_now(spec)
     window_ms = spec.window_ms
     with (
-        tempfile.TemporaryDirectory(prefix="egress-offline-spill-") as scratch,
-        open_inputs(paths) as inputs,
+        Scratch(scratch_limit) as scratch,
+        open_inputs(paths, scratch) as inputs,
     ):
-        spill = Spill(Path(scratch))
+        spill = Spill(scratch)
         read = read_into(
             inputs, spec, spill, counts,
             window_ms=window_ms,
@@ -65,6 +67,7 @@ def run_hunt(
             count_stamps=window_ms is not None,
             hash_inputs=hash_inputs,
             progress=progress,
+            scratch=scratch,
         )  # fmt: skip
         check_understood(read.files, counts)
         now_ms = read.last_ms if spec.now == "latest" else fixed_now

@@ -16,6 +16,7 @@ from egress_offline.readers import (
     ReadPlan,
     ReadSession,
 )
+from egress_offline.scratch import Scratch
 from egress_offline.spec import RowFilters
 
 __all__ = ["Ingested", "read_into"]
@@ -32,7 +33,8 @@ class Ingested:
 
 def read_into(inputs: Inputs, spec: RowFilters, spill: Spill, counts: Counts, *,
            window_ms: int | None, floor_ms: int | None, count_stamps: bool,
-           hash_inputs: bool, progress: ProgressHook | None) -> Ingested:  # fmt: skip
+           hash_inputs: bool, progress: ProgressHook | None,
+           scratch: Scratch) -> Ingested:  # fmt: skip
     """Read every input into ``spill``, and count the records. ``window_ms`` and
     ``floor_ms`` set the time floor (see :class:`~egress_offline.readers.ReadPlan`);
     ``count_stamps`` keeps the timestamps of the records that do not match, for a time
@@ -45,7 +47,7 @@ def read_into(inputs: Inputs, spec: RowFilters, spill: Spill, counts: Counts, *,
         hash_inputs=hash_inputs,
         csv_timezone=spec.csv_timezone,
     )
-    with ReadSession(inputs, plan, progress=progress) as session:
+    with ReadSession(inputs, plan, scratch, progress=progress) as session:
         for item in session:
             if isinstance(item, FieldBatch):
                 reduce_batch(item, spec, spill, count_stamps=count_stamps)

@@ -7,7 +7,8 @@ from typing import Any, Final
 
 import polars as pl
 
-from egress_offline.readers import TS
+from egress_offline.readers import TS, tuning
+from egress_offline.scratch import Scratch, scratch_errors
 
 __all__ = ["Spill"]
 
@@ -15,12 +16,14 @@ _STAMP_FLUSH: Final = 1 << 20  # timestamps held in memory before they go to dis
 
 
 class Spill:
-    """Candidate rows and the other records' timestamps, written to uncompressed Arrow IPC
-    files in a scratch directory as they come: memory holds neither, and the final pass
-    memory-maps the files."""
+    """Candidate rows and the other records' timestamps, written to compressed Arrow IPC
+    files in the run's scratch directory as they come: memory holds neither. Compressed
+    (:data:`~egress_offline.readers.tuning.SCRATCH_COMPRESSION`), a spill grows with the
+    rows' distinct content: millions of rows repeating one long string take little more
+    than one."""
 
-    def __init__(self, directory: Path) -> None:
-        self.directory = directory
+    def __init__(self, scratch: Scratch) -> None:
+        self.scratch = scratch
         self._files: list[Path] = []
         self._stamp_files: list[Path] = []
         self._stamps: list[pl.Series] = []
@@ -29,9 +32,23 @@ class Spill:
     def add(self, frame: pl.DataFrame) -> None:
         if frame.height == 0:
             return
-        path = self.directory / f"spill-{len(self._files):06d}.arrow"
-        frame.write_ipc(path, compression="uncompressed")
-        self._files.append(path)
+        self._files.append(self.write(frame, f"spill-{len(self._files):06d}.arrow"))
+
+    def write(self, frame: pl.DataFrame, name: str) -> Path:
+        """Write ``frame`` to a scratch file named ``name``, charged to the budget."""
+        path = self.scratch.path(name)
+        with scratch_errors(self.scratch):
+            frame.write_ipc(path, compression=tuning.SCRATCH_COMPRESSION)
+        self.scratch.charge(path)
+        return path
+
+    def sink(self, frame: pl.LazyFrame, name: str) -> Path:
+        """Stream ``frame`` to a scratch file named ``name``, charged to the budget."""
+        path = self.scratch.path(name)
+        with scratch_errors(self.scratch):
+            frame.sink_ipc(path, compression=tuning.SCRATCH_COMPRESSION)
+        self.scratch.charge(path)
+        return path
 
     def add_stamps(self, stamps: pl.Series) -> None:
         if stamps.len() == 0:
@@ -42,9 +59,8 @@ class Spill:
             self._flush()
 
     def _flush(self) -> None:
-        path = self.directory / f"stamps-{len(self._stamp_files):06d}.arrow"
-        pl.concat(self._stamps).to_frame().write_ipc(path, compression="uncompressed")
-        self._stamp_files.append(path)
+        name = f"stamps-{len(self._stamp_files):06d}.arrow"
+        self._stamp_files.append(self.write(pl.concat(self._stamps).to_frame(), name))
         self._stamps.clear()
         self._held = 0
 

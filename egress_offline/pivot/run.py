@@ -43,6 +43,7 @@ from egress_offline.readers import (
     ReadSession,
     open_inputs,
 )
+from egress_offline.scratch import Scratch
 from egress_offline.spec import parse_zone
 
 __all__ = ["run_pivot", "split_arguments"]
@@ -81,6 +82,7 @@ def run_pivot(
     strict: bool = False,
     csv_timezone: str = "UTC",
     progress: ProgressHook | None = None,
+    scratch_limit: int | None = None,
 ) -> PivotResult:
     """Everything ``paths`` hold about the processes ``ids``: two passes over the input,
     the second only for the parents' start events. ``csv_timezone``: the zone of a Kibana
@@ -90,9 +92,10 @@ def run_pivot(
     zone = parse_zone(csv_timezone)
     wanted = list(dict.fromkeys(ids))
     started = time.perf_counter()
-    with open_inputs(paths) as inputs:
+    with Scratch(scratch_limit) as scratch, open_inputs(paths, scratch) as inputs:
         own_or_child = any_of(f.ENTITY_ID, wanted) | any_of(PARENT_ID, wanted)
-        first = _gather(inputs, wanted, own_or_child, strict=strict, zone=zone, progress=progress)
+        first = _gather(inputs, wanted, own_or_child, strict=strict, zone=zone, progress=progress,
+                        scratch=scratch)  # fmt: skip
         records = sum(r.records for r in first.reports)
         if records and records == sum(r.malformed for r in first.reports):
             raise InputError(
@@ -109,7 +112,7 @@ def run_pivot(
             parents = _gather(
                 Inputs(first.with_processes, []), missing,
                 any_of(f.ENTITY_ID, missing) & has(f.CATEGORY, "process"),
-                strict=strict, zone=zone, progress=again,
+                strict=strict, zone=zone, progress=again, scratch=scratch,
             )  # fmt: skip
             processes = pl.concat([processes, parents.found.processes()])
         network = first.found.network()
@@ -176,7 +179,7 @@ class _Once:
 
 
 def _gather(inputs: Inputs, ids: list[str], keep: pl.Expr, *, strict: bool, zone: str,
-            progress: ProgressHook | None) -> _Pass:  # fmt: skip
+            progress: ProgressHook | None, scratch: Scratch) -> _Pass:  # fmt: skip
     """The events ``keep`` selects, from every file, summarised as they come; and which
     files may hold process events (a decoded one, or a line that may be one)."""
     plan = ReadPlan(
@@ -189,7 +192,7 @@ def _gather(inputs: Inputs, ids: list[str], keep: pl.Expr, *, strict: bool, zone
     waiting = Waiting(found)
     processes: set[int] = set()  # the numbers of the files with a process event decoded
     once = _Once()
-    with ReadSession(inputs, plan, progress=progress) as session:
+    with ReadSession(inputs, plan, scratch, progress=progress) as session:
         for item in session:
             if not isinstance(item, FieldBatch):
                 continue

@@ -5,9 +5,9 @@ The modules follow the data::
     discover      paths, directories, globs, stdin -> input files
     sniff         what a file holds, from its first bytes (compression: the member walker)
     session       one read of every input: hands on FieldBatch and StampBatch items
-      ndjson        the fast NDJSON reader: the line scan (linescan), prefilters
-                    (prefilter), the time floor (timefloor), lines held back (holdback)
-      careful       the careful reader, for damaged NDJSON
+      ndjson        the fast NDJSON reader: the text check (textcheck), the line scan
+                    (linescan), prefilters (prefilter), the time floor (timefloor)
+      careful       the careful reader, for damaged NDJSON and over-long lines (lines)
       jsondoc       one JSON document: an array, a _search response
       parquet       Parquet columns -> field lists (parquet_screen: rows skipped unread)
       decode        JSON text -> field lists, vectorised, bisected on damage

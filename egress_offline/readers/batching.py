@@ -31,6 +31,7 @@ from egress_offline.readers.linescan import (
 )
 from egress_offline.readers.model import FILE, POS, FileReport, InputFile
 from egress_offline.readers.prefilter import AnyPrefilter
+from egress_offline.readers.textcheck import TextChecks, needs_check
 
 __all__ = ["DecodeQueue", "FrameBatcher", "ScanSummary", "SmallFileScanner"]
 
@@ -151,8 +152,9 @@ class SmallFileScanner:
     time range. If the scan together fails (a damaged file among them), each file is
     scanned alone, and meets its damage there."""
 
-    def __init__(self, files: Sequence[InputFile]) -> None:
+    def __init__(self, files: Sequence[InputFile], checks: TextChecks) -> None:
         self._files = list(files)
+        self._checks = checks
         self._index = {file: number for number, file in enumerate(self._files)}
         self._scanned: dict[InputFile, list[tuple[pl.DataFrame, ScanSummary]]] = {}
         self._alone: set[InputFile] = set()
@@ -165,17 +167,17 @@ class SmallFileScanner:
         if file in self._scanned:
             own = self._scanned.pop(file)
             return own if prefilter == self._prefilter else None
-        if file in self._alone or not small(file) or file not in self._index:
+        if file in self._alone or not self._small(file) or file not in self._index:
             return None
         group = [file]
-        text = file.text_estimate
+        text = self._text(file)
         for later in itertools.islice(self._files, self._index[file] + 1, None):
-            if not small(later) or later in self._scanned or later in self._alone:
+            if later in self._scanned or later in self._alone or not self._small(later):
                 break
-            if text + later.text_estimate > tuning.GROUP_SCAN_TEXT:
+            if text + self._text(later) > tuning.GROUP_SCAN_TEXT:
                 break
             group.append(later)
-            text += later.text_estimate
+            text += self._text(later)
         if len(group) == 1:
             return None
         try:
@@ -187,16 +189,22 @@ class SmallFileScanner:
         self._prefilter = prefilter
         return self._scanned.pop(file)
 
+    def _small(self, file: InputFile) -> bool:
+        """Is ``file`` scanned with others? NDJSON documents of at most
+        :data:`~tuning.SMALL_TEXT` of text, whose first 64 KiB held whole lines or that is
+        shorter than that (an empty file, or one line without a line end). The size of a
+        compressed file's text is the text check's (the estimate from its first bytes
+        could be anything: a small gzip may expand to gigabytes)."""
+        if file.format != "ndjson" or file.layout != "documents" or file.needs_copy:
+            return False
+        if needs_check(file) and not self._checks.of(file).fast:
+            return False
+        if not file.line_bytes:
+            return self._text(file) < tuning.PEEK
+        return self._text(file) <= tuning.SMALL_TEXT
 
-def small(file: InputFile) -> bool:
-    """Is ``file`` scanned with others (see :class:`SmallFileScanner`)? NDJSON of at most
-    :data:`~tuning.SMALL_TEXT` of text (estimated), whose first 64 KiB held whole lines
-    or that is shorter than that (an empty file, or one line without a line end)."""
-    if file.format != "ndjson":
-        return False
-    if not file.line_bytes:
-        return file.text_estimate < tuning.PEEK
-    return file.text_estimate <= tuning.SMALL_TEXT
+    def _text(self, file: InputFile) -> int:
+        return self._checks.of(file).text_size if needs_check(file) else file.size
 
 
 def _split(frame: pl.DataFrame) -> dict[str, pl.DataFrame]:

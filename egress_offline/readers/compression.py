@@ -125,7 +125,7 @@ def _errors(kind: str) -> tuple[type[Exception], ...]:
         try:
             from isal import isal_zlib  # noqa: PLC0415
 
-            found.append(isal_zlib.error)
+            found.append(isal_zlib.error)  # type: ignore[arg-type]  # stubs: an instance
         except ImportError:  # pragma: no cover
             pass
         return tuple(found)

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import hashlib
 import os
-import shutil
 import sys
-import tempfile
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -19,6 +18,7 @@ from egress_offline.readers import tuning
 from egress_offline.readers.linescan import check_read_settings
 from egress_offline.readers.model import InputFile, Inputs
 from egress_offline.readers.sniff import KNOWN_LAYOUTS, describe
+from egress_offline.scratch import Scratch, scratch_errors
 
 __all__ = ["GLOB_CHARS", "open_inputs"]
 
@@ -26,22 +26,24 @@ GLOB_CHARS: Final = frozenset("*?[")
 
 
 @contextmanager
-def open_inputs(paths: Sequence[str]) -> Iterator[Inputs]:
+def open_inputs(paths: Sequence[str], scratch: Scratch | None = None) -> Iterator[Inputs]:
     """Resolve files, directories, globs and ``-`` (standard input) into input files.
 
-    Standard input is copied to a temporary file first, so that it can be sniffed and read
-    like any file; the copy is removed on exit.
+    Standard input is copied to the scratch directory (``scratch``, or one of its own)
+    first, so that it can be sniffed and read like any file; its first bytes are sniffed
+    before the rest is copied, and the copy is removed on exit.
     """
     if not paths:
         raise InputError("no input given; name files, directories, globs or - for stdin")
-    with tempfile.TemporaryDirectory(prefix="egress-offline-") as scratch:
+    with contextlib.ExitStack() as stack:
+        if scratch is None:
+            scratch = stack.enter_context(Scratch())
         files: dict[Path, InputFile] = {}
         skipped: list[str] = []
         for raw in paths:
             if raw == "-":
-                spool = Path(scratch) / "stdin"
-                with spool.open("wb") as out:
-                    shutil.copyfileobj(sys.stdin.buffer, out, tuning.BLOCK)
+                spool = _spool_stdin(scratch)
+                stack.callback(scratch.release, spool)
                 files[spool] = _named(spool, "<stdin>")
                 continue
             path = Path(raw)
@@ -94,6 +96,29 @@ def _read_once(files: list[InputFile], skipped: list[str]) -> list[InputFile]:
             seen[key] = file
         unique.append(file)
     return unique
+
+
+def _spool_stdin(scratch: Scratch) -> Path:
+    """Copy standard input to the scratch directory, charged to its budget. Its first
+    bytes are sniffed first: what is not an export (``cat /dev/zero``) is refused before
+    more is copied."""
+    spool = scratch.path("stdin")
+    source = sys.stdin.buffer
+    with scratch_errors(scratch), spool.open("wb") as out:
+        head = source.read(tuning.PEEK)
+        out.write(head)
+        out.flush()
+        scratch.charge(spool, len(head))
+        if head:
+            try:
+                describe(spool, name="<stdin>", explicit=True)
+            except InputError:
+                scratch.release(spool)
+                raise
+        while block := source.read(tuning.BLOCK):
+            out.write(block)
+            scratch.charge(spool, len(block))
+    return spool
 
 
 def _named(path: Path, name: str) -> InputFile:

@@ -11,14 +11,13 @@ What a value may be, and the records it holds:
   are not records), as Kibana's test archives hold them, one after another;
 * a single pretty-printed document.
 
-Values that follow one another are told apart where a line that closes one at its first
-column (``}``) is followed by a line that opens the next (``{``), as pretty-printers and
-Kibana's archiver write them. The text is held in memory whole.
+The values that hold the records are found a bounded piece of text at a time
+(:mod:`~egress_offline.readers.jsonstream`): an array's elements, a response's hits, each
+of several values one after another.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from functools import lru_cache
 from typing import Any, Final
@@ -27,9 +26,10 @@ import polars as pl
 
 from egress_offline.errors import InputError
 from egress_offline.fields import FieldSet
-from egress_offline.readers.compression import decompressed
+from egress_offline.readers import tuning
 from egress_offline.readers.decode import (
     BAD,
+    decode_lines,
     doc_field_exprs,
     lone_surrogates,
     python_fields,
@@ -37,12 +37,11 @@ from egress_offline.readers.decode import (
     strict_load,
 )
 from egress_offline.readers.esql import esql_rows, is_esql
+from egress_offline.readers.jsonstream import json_values
 from egress_offline.readers.model import POS, FileReport, InputFile
 
 __all__ = ["note_partial", "python_records", "read_json_document", "records_of", "value_dtype"]
 
-#: Between two values: a line closing one at its first column, then one opening the next.
-_BETWEEN: Final = re.compile(r"(?<=\n\})[ \t]*(?:\r?\n[ \t]*)+(?=\{)")
 #: esArchiver entries that describe an index or a data stream: not documents.
 _NOT_DOCUMENTS: Final = ("index", "data_stream")
 
@@ -51,32 +50,46 @@ def read_json_document(
     file: InputFile, report: FileReport, *, strict: bool, fields: FieldSet
 ) -> Iterator[pl.DataFrame]:
     """Field frames (``__pos``, the record's number from 1, and the fields) of the records
-    the file's values hold; malformed ones noted in ``report``."""
-    damage: list[str] = []
-    with file.path.open("rb") as handle:
-        raw = b"".join(decompressed(handle, file.compression, damage.append))
-    if damage:
-        report.damage = damage[0]
-    try:
-        text = raw.decode("utf-8").lstrip("\ufeff")
-    except UnicodeDecodeError as exc:
-        raise InputError(
-            f"{file.name}: byte {exc.start} is not UTF-8, so the JSON document cannot be "
-            "read; re-export it as UTF-8 NDJSON",
-            file=file.name,
-        ) from exc
-    del raw
-    values = _BETWEEN.split(text.replace("\r\n", "\n")) if "\n}" in text else [text]
+    the file's values hold, some :data:`~tuning.DECODE_BYTES` of text at a time; malformed
+    ones noted in ``report``."""
+    batch: list[str] = []
+    size = 0
+    records = True  # the batch's values are records (documents, hits)
+    for value, record in json_values(file, report):
+        if batch and (size >= tuning.DECODE_BYTES or record != records):
+            yield _records(file, batch, report, strict=strict, fields=fields, plain=records)
+            batch, size = [], 0
+        batch.append(value)
+        size += len(value)
+        records = record
+    if batch:
+        yield _records(file, batch, report, strict=strict, fields=fields, plain=records)
+
+
+def _records(file: InputFile, values: list[str], report: FileReport, *, strict: bool,
+             fields: FieldSet, plain: bool) -> pl.DataFrame:  # fmt: skip
+    """The records of ``values``, numbered after the ``report``'s records so far. Values
+    that are each one record (``plain``) are decoded as NDJSON lines are."""
+    before = report.records
+    if plain:
+        lines = pl.DataFrame(
+            {POS: pl.int_range(before + 1, before + 1 + len(values), eager=True), "line": values},
+            schema={POS: pl.Int64, "line": pl.String},
+        )
+        bad: list[tuple[int, str]] = []
+        decoded = decode_lines(lines, bad, fields)
+        report.records += len(values)
+        for pos, reason in sorted(bad):
+            report.note_malformed(pos, reason, strict=strict)
+        return decoded
     frame = _vectorised(values, fields, report.notes)
     if frame is None:
-        frame = _in_python(file, values, report, strict=strict, fields=fields)
-    else:
-        report.records += frame.height
-        bad = frame.filter(pl.col(BAD))
-        for pos in bad.get_column(POS).to_list():
-            report.note_malformed(pos, "not a JSON object (null)", strict=strict)
-        frame = frame.filter(~pl.col(BAD)).drop(BAD)
-    yield frame
+        return _in_python(file, values, report, strict=strict, fields=fields, before=before)
+    report.records += frame.height
+    frame = frame.with_columns(pl.col(POS) + before)
+    for pos in frame.filter(pl.col(BAD)).get_column(POS).to_list():
+        report.note_malformed(pos, "not a JSON object (null)", strict=strict)
+    return frame.filter(~pl.col(BAD)).drop(BAD)
 
 
 @lru_cache(maxsize=8)
@@ -165,11 +178,11 @@ def records_of(frame: pl.DataFrame, fields: FieldSet, *, by_element: bool = Fals
 
 
 def _in_python(file: InputFile, values: list[str], report: FileReport, *, strict: bool,
-               fields: FieldSet) -> pl.DataFrame:  # fmt: skip
+               fields: FieldSet, before: int) -> pl.DataFrame:  # fmt: skip
     """The records of ``values``, read one by one in Python (damage, lone surrogate
-    escapes, ES|QL responses)."""
+    escapes, ES|QL responses), numbered after ``before``."""
     rows: list[tuple[int, dict[str, Any]]] = []
-    number = 0
+    number = before
     for text in values:
         try:
             value = strict_load(text)

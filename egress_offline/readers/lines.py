@@ -42,7 +42,8 @@ def line_blocks(file: InputFile, report: FileReport, *, strict: bool) -> Iterato
         report.note_malformed(line_no, too_long(length), strict=strict)
 
     with file.path.open("rb") as handle:
-        for piece in decompressed(handle, file.compression, damage.append):
+        for text in decompressed(handle, file.compression, damage.append):
+            piece = text
             if skipped >= 0:  # inside an over-long line: to its end
                 end = piece.find(b"\n")
                 if end < 0:

@@ -38,7 +38,6 @@ __all__ = [
     "check_read_settings",
     "filled",
     "irregular",
-    "latest_scanned",
     "line_scan",
     "marked",
     "older_than",
@@ -245,23 +244,3 @@ def batch_rows(file: InputFile, text_bytes: int) -> int:
     if not file.line_bytes:
         return tuning.LINE_ROWS
     return max(tuning.MIN_LINE_ROWS, min(tuning.MAX_LINE_ROWS, text_bytes // file.line_bytes))
-
-
-def latest_scanned(file: InputFile, prefilter: AnyPrefilter) -> int | None:
-    """The newest canonical @timestamp among the lines that cannot match, are shaped like
-    an object and hold one ``@timestamp`` key: those give theirs to the ``latest`` anchor
-    whatever else happens, so the anchor is at least this. One quick streaming pass, with
-    the line scan's own marks (:func:`scan_stages`), for compressed files, whose end
-    cannot be sampled."""
-    stages, _ = scan_stages(prefilter, None)
-    try:
-        with polars_reads(file):
-            latest = (
-                marked(_lines(file), stages)
-                .select(pl.col(STAMP).filter(~pl.col(MAY) & pl.col(SHAPED)).max())
-                .collect(engine="streaming")
-                .item()
-            )
-    except (pl.exceptions.PolarsError, OSError, ValueError):
-        return None  # damage: the reading that follows says what and where
-    return None if latest is None else int(latest)

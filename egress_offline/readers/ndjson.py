@@ -20,7 +20,6 @@ from egress_offline.normalise import timestamp_text_ms, timestamps
 from egress_offline.readers import tuning
 from egress_offline.readers.batching import DecodeQueue, ScanSummary, SmallFileScanner
 from egress_offline.readers.decode import decode_lines
-from egress_offline.readers.holdback import LineHoldBack
 from egress_offline.readers.linescan import (
     BYTES,
     HINT,
@@ -33,7 +32,6 @@ from egress_offline.readers.linescan import (
     batch_rows,
     filled,
     irregular,
-    latest_scanned,
     line_scan,
     older_than,
     polars_reads,
@@ -42,6 +40,7 @@ from egress_offline.readers.linescan import (
 )
 from egress_offline.readers.model import POS, FileReport, InputFile, StampBatch
 from egress_offline.readers.prefilter import AnyPrefilter, Prefilter
+from egress_offline.readers.textcheck import TextChecks, needs_check
 from egress_offline.readers.timefloor import TIMESTAMP_ONLY, TimeFloor
 
 __all__ = ["FastReaderGaveUp", "read_ndjson_fast"]
@@ -63,6 +62,7 @@ class _Reading:
                  prefilter: AnyPrefilter, floor: TimeFloor, queue: DecodeQueue) -> None:  # fmt: skip
         self.file, self.report, self.number = file, report, number
         self.strict, self.prefilter, self.floor, self.queue = strict, prefilter, floor, queue
+        self.checks: TextChecks = floor.checks
 
 
 def read_ndjson_fast(file: InputFile, report: FileReport, *, number: int, strict: bool,
@@ -82,51 +82,37 @@ def read_ndjson_fast(file: InputFile, report: FileReport, *, number: int, strict
 
 def _read(reading: _Reading, scanner: SmallFileScanner | None) -> Iterator[Output]:
     file, prefilter, floor = reading.file, reading.prefilter, reading.floor
-    latest = isinstance(prefilter, Prefilter) and floor.rising
+    expected = max(1, file.text_estimate)
+    if needs_check(file):
+        check = reading.checks.of(file)
+        if not check.fast:
+            raise FastReaderGaveUp(f"{file.name}: {check.why_not}")
+        expected = max(1, check.text_size)
     # --now latest: a first bound on the anchor lets old lines be skipped from the start:
-    # from the file's ends, sampled here or before any file was read (TimeFloor.sample).
-    # A compressed file's end cannot be sampled: lines that may match are held back until
-    # they are old (LineHoldBack), unless the file is long, when a quick first pass over
-    # its timestamps costs less.
-    if latest:
+    # from the file's ends, sampled here or before any file was read (TimeFloor.sample)
+    if isinstance(prefilter, Prefilter) and floor.rising:
         floor.sample([file])
-    held_back = latest and file.compression != "none" and file.text_size <= tuning.HOLD_TEXT
-    if latest and file.compression != "none" and not held_back:
-        floor.observe(latest_scanned(file, prefilter))
     floor_ms = floor.ms if prefilter is not None else None
     ahead = scanner.take(file, prefilter, floor_ms) if scanner is not None else None
     if ahead is not None:
-        # scanned with other small files, and summarised already; not held back: that
-        # would look at its lines again only after its own batch, which costs more (1,000
-        # gzip files of 1 MB: 2 ms a file) than decoding the few that would turn old
+        # scanned with other small files, and summarised already
         for batch, summary in ahead:
             yield from _account_batch(batch, reading, summary)
         return
-    expected = max(1, file.text_estimate)
     seen = 0
     text_bytes = (
         tuning.STRICT_BATCH_TEXT if prefilter is None
         else tuning.WINDOW_BATCH_TEXT if floor.window_ms
         else tuning.OPEN_BATCH_TEXT
     )  # fmt: skip
-    hold_back = LineHoldBack() if held_back else None
     with polars_reads(file):
         scan = line_scan(file, prefilter, floor_ms)
         for chunked in scan.collect_batches(chunk_size=batch_rows(file, text_bytes)):
             # a batch comes in many small chunks; every later step is much faster on one
             batch = chunked.rechunk()
             seen += int(batch.get_column(BYTES).sum())
-            if hold_back is not None:
-                batch = hold_back.keep(batch, floor)
-                if hold_back.size > tuning.HELD_BYTES:
-                    # more text than that may still be in the window: decode it as it comes
-                    for held in hold_back.release():
-                        yield from _account_batch(held, reading)
-                    hold_back = None
             yield from _account_batch(batch, reading)
             reading.report.progress = min(0.99, seen / expected)
-    for held in hold_back.release() if hold_back is not None else ():
-        yield from _account_batch(held, reading)
 
 
 def _account_batch(batch: pl.DataFrame, reading: _Reading,

@@ -43,76 +43,128 @@ def read_screened(parquet: Any, wanted: list[str], report: FileReport, total: in
                   prefilter: Prefilter, floor: TimeFloor
                   ) -> Iterator[pl.DataFrame | StampBatch]:  # fmt: skip
     """The field frames of the rows that survive screening, and the timestamps of the
-    others that may be in the window (see the module docstring)."""
+    others that may be in the window (see the module docstring). A row group is read a
+    bounded batch at a time, whatever its size: its timestamps first, then the deciding
+    columns and the wanted ones in step."""
     deciding = [
         path for path in wanted if any(path in (name, f"_source.{name}") for name in DECIDING)
     ]
     timed = [path for path in deciding if path in (TIMESTAMP, f"_source.{TIMESTAMP}")]
-    rest = [path for path in deciding if path not in timed]
     if floor.rising:
         floor.observe(latest_sampled(parquet, deciding))
-    chosen: list[pl.Expr] | None = None
-    could: pl.Expr | None = None  # from the deciding columns' schema, once
-
-    def read(group: int, columns: list[str]) -> Iterator[pl.DataFrame]:
-        for record_batch in parquet.iter_batches(
-            batch_size=tuning.SCREEN_ROWS, row_groups=[group], columns=columns
-        ):
-            yield positioned(record_batch, 1)
-
+    screen = _Screen(parquet, wanted, deciding, prefilter=prefilter, floor=floor, report=report,
+                     total=total)  # fmt: skip
     for group in range(parquet.metadata.num_row_groups):
-        first = report.records + 1
-        texts = list(read(group, timed)) if timed else None
         low = floor.ms
-        if texts is not None and low is not None:
-            span = plain_span(texts)
+        if timed and low is not None:
+            span = _group_span(parquet, group, timed)
             if span is not None and (span[1] is None or span[1] <= low):
-                # every row older than the floor, known from the newest text alone
+                # every row older than the floor, known from its timestamps alone
                 report.cover_range(*span)
-                _pass_over(sum(frame.height for frame in texts), _NO_STAMPS, floor, report, total)
+                rows = parquet.metadata.row_group(group).num_rows
+                _pass_over(rows, _NO_STAMPS, floor, report, total)
                 continue
-        stamps = [row_stamps(frame) for frame in texts] if texts is not None else None
-        texts = None  # the timestamps alone are kept: a row group's texts may be large
-        if stamps is not None and low is not None and not any(s.gt(low).any() for s in stamps):
-            for stamp in stamps:  # every row older than the floor
+        yield from screen.group(group)
+
+
+class _Screen:
+    """The screening of a file's row groups, batch by batch (:func:`read_screened`)."""
+
+    def __init__(self, parquet: Any, wanted: list[str], deciding: list[str], *,
+                 prefilter: Prefilter, floor: TimeFloor, report: FileReport,
+                 total: int) -> None:  # fmt: skip
+        self.parquet, self.wanted, self.deciding = parquet, wanted, deciding
+        self.prefilter, self.floor, self.report, self.total = prefilter, floor, report, total
+        self.could: pl.Expr | None = None  # from the deciding columns' schema, once
+        self.chosen: list[pl.Expr] | None = None  # the same for the wanted columns
+        self.actions = any(path not in (TIMESTAMP, f"_source.{TIMESTAMP}") for path in deciding)
+
+    def group(self, group: int) -> Iterator[pl.DataFrame | StampBatch]:
+        """Screen one row group: each batch of its deciding columns, and the wanted
+        columns of the rows kept, read in step (batches of a multiple of their size)."""
+        first = self.report.records + 1
+        floor, report, total = self.floor, self.report, self.total
+        rows = _Rows(self.parquet, group, self.wanted)
+        offset = 0
+        for record_batch in self.parquet.iter_batches(
+            batch_size=tuning.SCREEN_ROWS, row_groups=[group], columns=self.deciding
+        ):
+            frame = positioned(record_batch, 1)
+            stamp = row_stamps(frame)
+            low = floor.ms
+            if low is not None and not stamp.gt(low).any():  # every row older
                 _pass_over(stamp.len(), stamp, floor, report, total)
-            continue
-        if not rest:  # no action column: no row can match
-            assert stamps is not None
-            screened = [(stamp, pl.repeat(False, stamp.len(), eager=True)) for stamp in stamps]
-        else:
-            frames = read(group, rest)
-            # the same row group in batches of the same size: the batches pair up
-            pairs = (
-                zip(frames, stamps, strict=True)
-                if stamps is not None
-                else ((frame, row_stamps(frame)) for frame in frames)
-            )
-            screened = []
-            for frame, stamp in pairs:
-                could = could if could is not None else _could_match(frame.schema, prefilter)
-                screened.append((stamp, frame.select(could).to_series()))
-        masks = []
-        for stamp, could_match in screened:
-            keep = _screen(stamp, could_match, floor, report, total)
-            masks.append(keep.mask)
+                offset += frame.height
+                continue
+            if self.actions:
+                if self.could is None:
+                    self.could = _could_match(frame.schema, self.prefilter)
+                could = frame.select(self.could).to_series()
+            else:  # no action column: no row can match
+                could = pl.repeat(False, frame.height, eager=True)
+            keep = _screen(stamp, could, floor, report, total)
             if keep.stamps is not None:
                 yield keep.stamps
-        if not masks:
-            continue
-        mask = pl.concat(masks)
-        if not mask.any():
-            continue
-        offset = 0
-        for record_batch in parquet.iter_batches(
-            batch_size=tuning.PARQUET_ROWS, row_groups=[group], columns=wanted
-        ):
-            part = mask.slice(offset, record_batch.num_rows)
+            if keep.mask.any():
+                for part, wanted_batch, start in rows.over(offset, keep.mask):
+                    kept = kept_rows(wanted_batch, part, first + start)
+                    self.chosen = self.chosen or selection(kept.schema)
+                    yield kept.select(POS, *self.chosen)
+            offset += frame.height
+
+
+class _Rows:
+    """The wanted columns of one row group, read only as far as rows are kept, a batch
+    of :data:`~tuning.PARQUET_ROWS` at a time (a row group of 50 million rows is read
+    as any other)."""
+
+    def __init__(self, parquet: Any, group: int, wanted: list[str]) -> None:
+        self._parquet, self._group, self._wanted = parquet, group, wanted
+        self._batches: Iterator[Any] | None = None
+        self._at = 0  # rows of the group read so far
+
+    def over(self, offset: int, mask: pl.Series) -> Iterator[tuple[pl.Series, Any, int]]:
+        """For the rows from ``offset`` that ``mask`` marks: each wanted batch among them
+        that holds some, with its part of the mask and its first row's offset."""
+        if self._batches is None:
+            self._batches = iter(
+                self._parquet.iter_batches(
+                    batch_size=tuning.PARQUET_ROWS, row_groups=[self._group],
+                    columns=self._wanted,
+                )
+            )  # fmt: skip
+        end = offset + mask.len()
+        while self._at < end:
+            record_batch = next(self._batches)
+            start, self._at = self._at, self._at + record_batch.num_rows
+            if self._at <= offset:
+                continue  # before the rows screened: nothing kept there
+            part = mask.slice(start - offset, record_batch.num_rows)
             if part.any():
-                frame = kept_rows(record_batch, part, first + offset)
-                chosen = chosen or selection(frame.schema)
-                yield frame.select(POS, *chosen)
-            offset += record_batch.num_rows
+                yield part, record_batch, start
+
+
+def _group_span(parquet: Any, group: int, timed: list[str]) -> tuple[int | None, int | None] | None:
+    """The oldest and newest @timestamp of a row group, read a batch at a time with
+    nothing kept: exact (see :func:`plain_span`) from the least and greatest texts of a
+    plain text column, else from every row's timestamp; None when a text column's span
+    is not exact."""
+    spans: list[tuple[int | None, int | None] | None] = []
+    for record_batch in parquet.iter_batches(
+        batch_size=tuning.SCREEN_ROWS, row_groups=[group], columns=timed
+    ):
+        frame = positioned(record_batch, 1)
+        span = plain_span([frame])
+        if span is None:
+            found = parquet_raw(frame.schema, TIMESTAMP)
+            if len(found) == 1 and found[0][1] == pl.String:
+                return None  # texts that are not all one plain shape: read row by row
+            stamp = row_stamps(frame).cast(pl.Int64)
+            span = (stamp.min(), stamp.max())  # type: ignore[assignment]
+        spans.append(span)
+    lows = [low for low, _ in spans if low is not None]  # type: ignore[misc]
+    highs = [high for _, high in spans if high is not None]  # type: ignore[misc]
+    return (min(lows) if lows else None, max(highs) if highs else None)
 
 
 def plain_span(frames: list[pl.DataFrame]) -> tuple[int | None, int | None] | None:

@@ -15,8 +15,6 @@ Polars, pyarrow and the OS met while a file is read become an
 from __future__ import annotations
 
 import hashlib
-import shutil
-import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -53,6 +51,7 @@ from egress_offline.readers.prefilter import AnyPrefilter
 from egress_offline.readers.timefloor import TimeFloor
 from egress_offline.readers.transcode import utf8_copy
 from egress_offline.readers.values import read_values
+from egress_offline.scratch import Scratch, scratch_errors
 
 #: The readers of NDJSON layouts other than documents (see :class:`~model.Layout`).
 _LINE_READERS: Final = {"values": read_values, "bulk": read_bulk}
@@ -114,19 +113,22 @@ class ReadSession:
     (it removes its scratch files) and iterate it once; afterwards :attr:`reports` holds
     what each file held and :attr:`first_ms`, :attr:`last_ms` the data's time range."""
 
-    def __init__(self, inputs: Inputs, plan: ReadPlan, *,
+    def __init__(self, inputs: Inputs, plan: ReadPlan, scratch: Scratch | None = None, *,
                  progress: ProgressHook | None = None) -> None:  # fmt: skip
         self.inputs = inputs
+        #: where a file's output and UTF-8 copies wait; one of its own when not given
+        self.scratch = scratch or Scratch()
+        self._own_scratch = scratch is None
         self.plan = plan
         self.reports: list[FileReport] = []
         self.floor = TimeFloor(window_ms=plan.window_ms, fixed_ms=plan.floor_ms)
         self._progress = progress
         self._first: int | None = None
         self._last: int | None = None
-        self._scratch: Path | None = None
         self._queue = DecodeQueue(plan.fields)
+        self._copies: list[Path] = []  # UTF-8 copies being read
         #: small files scanned together; --strict scans each alone
-        self._scanner = None if plan.strict else SmallFileScanner(inputs.files)
+        self._scanner = None if plan.strict else SmallFileScanner(inputs.files, self.floor.checks)
 
     @property
     def first_ms(self) -> int | None:
@@ -146,16 +148,12 @@ class ReadSession:
         self.close()
 
     def close(self) -> None:
-        """Remove the session's scratch files."""
-        if self._scratch is not None:
-            shutil.rmtree(self._scratch, ignore_errors=True)
-            self._scratch = None
-
-    def scratch(self) -> Path:
-        """The session's scratch directory, made when first needed."""
-        if self._scratch is None:
-            self._scratch = Path(tempfile.mkdtemp(prefix="egress-offline-read-"))
-        return self._scratch
+        """Remove the session's scratch files (and its scratch directory, if its own)."""
+        for path in self._copies:
+            self.scratch.release(path)
+        self._copies.clear()
+        if self._own_scratch:
+            self.scratch.close()
 
     def __iter__(self) -> Iterator[ReadItem]:
         plan, files = self.plan, self.inputs.files
@@ -199,11 +197,13 @@ class ReadSession:
         with ``\\r`` alone)."""
         plan = self.plan
         if file.needs_copy:
-            copy = utf8_copy(file, self.scratch(), report)
+            copy = utf8_copy(file, self.scratch, report)
+            self._copies.append(copy.path)
             try:
                 yield from self._read_file(number, copy, report, tell=tell)
             finally:
-                copy.path.unlink(missing_ok=True)
+                self.scratch.release(copy.path)
+                self._copies.remove(copy.path)
             return
         if file.format == "ndjson" and file.layout == "documents":
             yield from self._read_ndjson(number, file, report, tell=tell)
@@ -303,10 +303,10 @@ class FileOutput:
     reader may still give up on the file, and then none of it may have been handed on.
     (Polars' streaming scan, meeting invalid UTF-8, first hands on lines of later parts of
     the file, misnumbered, and only then fails: what it gave is not even a prefix.)
-    Up to :data:`~tuning.HELD_OUTPUT` bytes wait in memory; the rest in Arrow files in the
-    session's scratch directory, read back memory-mapped."""
+    Up to :data:`~tuning.HELD_OUTPUT` bytes wait in memory; the rest in compressed Arrow
+    files in the scratch directory, charged to its budget."""
 
-    def __init__(self, scratch: Callable[[], Path]) -> None:
+    def __init__(self, scratch: Scratch) -> None:
         self._scratch = scratch
         self._items: list[pl.DataFrame | StampBatch | Path] = []
         self._held = 0
@@ -321,14 +321,16 @@ class FileOutput:
             self._held += size
             return
         kind = "stamps" if isinstance(item, StampBatch) else "fields"
-        path = self._scratch() / f"{kind}-{len(self._items):06d}.arrow"
-        frame.write_ipc(path, compression="uncompressed")
+        path = self._scratch.path(f"{kind}-{id(self)}-{len(self._items):06d}.arrow")
         self._items.append(path)
+        with scratch_errors(self._scratch):
+            frame.write_ipc(path, compression=tuning.SCRATCH_COMPRESSION)
+        self._scratch.charge(path)
 
     def discard(self) -> None:
         for item in self._items:
             if isinstance(item, Path):
-                item.unlink(missing_ok=True)
+                self._scratch.release(item)
         self._items, self._held = [], 0
 
     def release(self) -> Iterator[pl.DataFrame | StampBatch]:
@@ -339,7 +341,7 @@ class FileOutput:
                 yield item
                 continue
             frame = pl.read_ipc(item)
-            item.unlink()
+            self._scratch.release(item)
             yield StampBatch(frame.to_series()) if item.name.startswith("stamps") else frame
 
 
@@ -368,5 +370,17 @@ def translated(file: InputFile) -> Iterator[None]:
         raise InputError(
             f"{file.name}: {what} cannot be read ({first_line(exc)}); "
             "the copy may be damaged, export it again",
+            file=file.name,
+        ) from exc
+    except MemoryError as exc:
+        raise InputError(
+            f"{file.name}: reading it needs more memory than there is; split the file "
+            "or free memory",
+            file=file.name,
+        ) from exc
+    except pl.exceptions.PanicException as exc:  # a BaseException: Polars failed inside
+        raise InputError(
+            f"{file.name}: Polars failed while reading it ({first_line(exc)}); the file "
+            "may be damaged or hostile: export it again, and report this if it persists",
             file=file.name,
         ) from exc

@@ -1,80 +1,143 @@
 """The text check: before Polars scans a file's lines, make sure that no line is longer
-than :data:`~tuning.LINE_LIMIT` (Polars holds a line whole, several times over: a 600 MB
-line took gigabytes). A file that has one is read by the careful reader, which skips it.
+than :data:`~tuning.FAST_LINE`. Polars holds a line whole, several times over (a 600 MB
+line took gigabytes, a 10 GB one aborted the process); a file that has a longer line is
+read by the careful reader, which holds lines up to :data:`~tuning.LINE_LIMIT` and skips
+longer ones unread.
 
-An uncompressed file is checked where it lies, in no time: a window of half the limit at
-every half-limit step must hold a line end. A compressed file is decompressed once, a
-bounded piece at a time (about 0.3 s a GB of text with ISA-L), and its last bytes of text
-are kept: they give ``--now latest`` the file's newest timestamps before it is read, which
-an uncompressed file gives from its end."""
+An uncompressed file is checked where it lies, in no time: every window of half the limit
+at a multiple of it must hold a line end. A compressed file is decompressed once, a
+bounded piece at a time (ISA-L: about 0.45 s a GB of text, on one core), before Polars
+reads it. That pass also finds what only reading the whole file can: the exact size of
+its text, damage in its stream, and its last lines, which give ``--now latest`` the
+file's newest timestamps before its lines are scanned, as an uncompressed file's end
+does (:mod:`~egress_offline.readers.timefloor`)."""
 
 from __future__ import annotations
 
+import codecs
 import mmap
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from egress_offline.readers import tuning
 from egress_offline.readers.compression import decompressed
 from egress_offline.readers.model import InputFile
 
-__all__ = ["TextCheck", "check_text"]
+__all__ = ["TextCheck", "TextChecks", "check_text", "needs_check"]
 
 
 @dataclass(frozen=True)
 class TextCheck:
-    """What the check found: a line over the limit; the last bytes of text (compressed
-    files only); whether the compressed stream is damaged (the fast reader would fail)."""
+    """What the check found: a line over the limit; the file's last bytes of text
+    (compressed files only: an uncompressed file's end is read where it lies); the damage
+    in a compressed stream, if any; the size of the text in bytes."""
 
     long_line: bool
     tail: bytes = b""
-    damaged: bool = False
-    #: the text's size in bytes (known exactly only of a compressed file read whole)
+    damage: str | None = None
     text_size: int = 0
+    #: a compressed file's text holds bytes that are not UTF-8
+    not_utf8: bool = False
+
+    @property
+    def fast(self) -> bool:
+        """Can the fast reader read the file? Not with a long line, nor with damage or
+        bytes that are not UTF-8: Polars would fail there, after reading (and holding)
+        the text before it for nothing."""
+        return not self.long_line and self.damage is None and not self.not_utf8
+
+    @property
+    def why_not(self) -> str:
+        if self.long_line:
+            return f"a line longer than {tuning.FAST_LINE:,} bytes"
+        return self.damage or "bytes that are not UTF-8"
+
+
+class TextChecks:
+    """The checks of one read session's files, each file checked once. The tails are
+    handed out once (:meth:`tail`) and not kept: a directory of many files would hold
+    them all."""
+
+    def __init__(self) -> None:
+        self._done: dict[InputFile, TextCheck] = {}
+        self._tails: dict[InputFile, bytes] = {}
+
+    def of(self, file: InputFile) -> TextCheck:
+        found = self._done.get(file)
+        if found is None:
+            found = check_text(file)
+            if found.tail:
+                self._tails[file] = found.tail
+                found = replace(found, tail=b"")
+            self._done[file] = found
+        return found
+
+    def tail(self, file: InputFile) -> bytes:
+        """The last bytes of a compressed file's text (checked now if not yet)."""
+        self.of(file)
+        return self._tails.pop(file, b"")
+
+
+def needs_check(file: InputFile) -> bool:
+    """Could ``file`` hold a line over the limit? Only a compressed one, or one larger
+    than half the limit."""
+    return file.compression != "none" or file.size > tuning.FAST_LINE // 2
 
 
 def check_text(file: InputFile) -> TextCheck:
     """Check ``file``'s lines (see the module docstring)."""
     if file.compression == "none":
         return TextCheck(long_line=_long_line_in_place(file), text_size=file.size)
-    limit = tuning.LINE_LIMIT
+    limit = tuning.FAST_LINE
     since = 0  # bytes since the last line end
     size = 0
     tail = b""
     damage: list[str] = []
+    utf8 = codecs.getincrementaldecoder("utf-8")()
+    valid = True
     with file.path.open("rb") as handle:
         for piece in decompressed(handle, file.compression, damage.append):
+            size += len(piece)
+            if valid and (not piece.isascii() or utf8.getstate()[0]):
+                try:  # a character may be cut by the piece's end: the decoder keeps it
+                    utf8.decode(piece)
+                except UnicodeDecodeError:
+                    valid = False
             end = piece.rfind(b"\n")
             if end < 0:
                 since += len(piece)
             else:
-                first = piece.find(b"\n")
-                if since + first > limit:
-                    return TextCheck(long_line=True)
+                if since + piece.find(b"\n") > limit:
+                    return TextCheck(long_line=True, text_size=size)
                 since = len(piece) - end - 1
             if since > limit:
-                return TextCheck(long_line=True)
+                return TextCheck(long_line=True, text_size=size)
             tail = (tail + piece[-tuning.SAMPLE :])[-tuning.SAMPLE :]
-            size += len(piece)
-    return TextCheck(long_line=False, tail=tail, damaged=bool(damage), text_size=size)
+    if valid and not damage:
+        try:
+            utf8.decode(b"", final=True)
+        except UnicodeDecodeError:
+            valid = False
+    return TextCheck(long_line=False, tail=tail, damage=next(iter(damage), None),
+                     text_size=size, not_utf8=not valid)  # fmt: skip
 
 
 def _long_line_in_place(file: InputFile) -> bool:
     """Does an uncompressed file hold a line over the limit? Every line that long covers
     a whole window of half the limit starting at a multiple of it: such a window with no
-    line end is looked for (a few dozen memchr calls for a 4 GB file)."""
-    step = tuning.LINE_LIMIT // 2
+    line end is looked for (a few hundred memchr calls for a 4 GB file, each ending at
+    the window's first line end)."""
+    step = tuning.FAST_LINE // 2
     if file.size <= step:
         return False
     with file.path.open("rb") as handle:
         try:
             view = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
-        except (ValueError, OSError):  # not mappable (a pipe, a special file): read it
+        except (ValueError, OSError):  # not mappable (a special file): read it
             return _long_line_by_reading(file)
         with view:
             return any(
-                view.find(b"\n", start, min(start + step, len(view))) < 0
-                and start + step <= len(view)
-                for start in range(0, len(view), step)
+                view.find(b"\n", start, start + step) < 0
+                for start in range(0, len(view) - step + 1, step)
             )
 
 
@@ -86,9 +149,9 @@ def _long_line_by_reading(file: InputFile) -> bool:
             if end < 0:
                 since += len(piece)
             else:
-                if since + piece.find(b"\n") > tuning.LINE_LIMIT:
+                if since + piece.find(b"\n") > tuning.FAST_LINE:
                     return True
                 since = len(piece) - end - 1
-            if since > tuning.LINE_LIMIT:
+            if since > tuning.FAST_LINE:
                 return True
     return False

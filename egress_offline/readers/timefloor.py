@@ -18,6 +18,7 @@ from egress_offline.readers.decode import decode_lines, doc_field_exprs
 from egress_offline.readers.linescan import STAMP, plain_stamp_text
 from egress_offline.readers.model import POS, InputFile, StampBatch
 from egress_offline.readers.sniff import peek_text
+from egress_offline.readers.textcheck import TextChecks
 
 __all__ = ["TIMESTAMP_ONLY", "TimeFloor"]
 
@@ -40,6 +41,8 @@ class TimeFloor:
     latest_ms: int | None = None  # the newest timestamp seen so far
     #: files whose ends have given their bound already (:meth:`sample`)
     sampled: set[InputFile] = field(default_factory=set)
+    #: the text checks, which give a compressed file's end
+    checks: TextChecks = field(default_factory=TextChecks)
 
     @property
     def rising(self) -> bool:
@@ -86,7 +89,7 @@ class TimeFloor:
         size = sum(min(file.size, 2 * tuning.SAMPLE) for file in lines)
         texts: list[str] = []
         for done, file in enumerate(lines, start=1):
-            texts += _sample_lines(file)
+            texts += _sample_lines(file, self.checks)
             self.sampled.add(file)
             if len(texts) >= tuning.SAMPLED_AT_ONCE or done == len(lines):
                 self.observe(_latest_of(texts))
@@ -99,16 +102,22 @@ class TimeFloor:
             self.latest_ms = latest_ms
 
 
-def _sample_lines(file: InputFile) -> list[str]:
+def _sample_lines(file: InputFile, checks: TextChecks) -> list[str]:
     """Whole lines in a file's first and last bytes that hold a timestamp key, a bounded
-    number at each end (exports are in time order, one way or the other; of a compressed
-    file, its first bytes only): they seed ``--now latest`` (:func:`_latest_of`). A line
+    number at each end (exports are in time order, one way or the other): they seed
+    ``--now latest`` (:func:`_latest_of`). A compressed file's end is the text check's
+    (the check reads it whole before the fast reader does: it is read once). A line
     that is not UTF-8 is not a record (the careful reader counts it as malformed)."""
     if file.size == 0:
         return []
     try:
-        if file.compression != "none":  # only its start can be read without reading it all
-            head, tail = peek_text(file.path, file.compression, file.size)[0], b""
+        if file.compression != "none":
+            head = peek_text(file.path, file.compression, file.size)[0]
+            tail = b""
+            if file.layout == "documents" and not file.needs_copy:
+                tail = checks.tail(file)
+                if checks.of(file).text_size <= len(tail):  # the whole text: a whole first line
+                    tail = b"\n" + tail
         else:
             with file.path.open("rb") as handle:
                 head = handle.read(tuning.SAMPLE)

@@ -7,20 +7,21 @@ from __future__ import annotations
 
 import codecs
 from dataclasses import replace
-from pathlib import Path
 
 from egress_offline.readers.compression import decompressed
 from egress_offline.readers.model import FileReport, InputFile
+from egress_offline.scratch import Scratch, scratch_errors
 
 __all__ = ["utf8_copy"]
 
 
-def utf8_copy(file: InputFile, directory: Path, report: FileReport) -> InputFile:
-    """``file``'s text in UTF-8 with ``\\n`` line ends, in ``directory``: the same file
-    for the readers (its name, format and layout), uncompressed. Damage in a compressed
-    stream ends the copy there and is noted in ``report``; a byte sequence that is not
-    UTF-16 becomes U+FFFD, as Elasticsearch would have stored it."""
-    target = directory / f"utf8-{abs(hash(file.path))}-{file.path.name}"
+def utf8_copy(file: InputFile, scratch: Scratch, report: FileReport) -> InputFile:
+    """``file``'s text in UTF-8 with ``\\n`` line ends, in the scratch directory (charged
+    to its budget as it is written): the same file for the readers (its name, format and
+    layout), uncompressed. Damage in a compressed stream ends the copy there and is noted
+    in ``report``; a byte sequence that is not UTF-16 becomes U+FFFD, as Elasticsearch
+    would have stored it."""
+    target = scratch.path(f"utf8-{abs(hash(file.path))}-{file.path.name}")
     damage: list[str] = []
     decoder = (
         codecs.getincrementaldecoder(file.encoding)(errors="replace")
@@ -28,7 +29,7 @@ def utf8_copy(file: InputFile, directory: Path, report: FileReport) -> InputFile
         else None
     )
     first = True
-    with file.path.open("rb") as handle, target.open("wb") as out:
+    with scratch_errors(scratch), file.path.open("rb") as handle, target.open("wb") as out:
         for block in decompressed(handle, file.compression, damage.append):
             if decoder is not None:
                 marked = first and block[:2] in (b"\xff\xfe", b"\xfe\xff")
@@ -39,6 +40,7 @@ def utf8_copy(file: InputFile, directory: Path, report: FileReport) -> InputFile
             if file.carriage_returns:
                 text = text.replace(b"\r", b"\n")
             out.write(text)
+            scratch.charge(target, len(text))
         if decoder is not None:
             out.write(decoder.decode(b"", final=True).encode("utf-8"))
     if damage:

@@ -42,6 +42,10 @@ INFLATE_CAP: Final = 8 * 1024 * 1024
 #: by, never held whole: Elasticsearch refuses requests over 100 MB by default
 #: (``http.max_content_length``), so no document of an export is longer.
 LINE_LIMIT: Final = 100 * 1024 * 1024
+#: A file with a line longer than this is read by the careful reader, not Polars' line
+#: scan, which holds a line several times over (:mod:`~egress_offline.readers.textcheck`);
+#: a real event is a few KiB.
+FAST_LINE: Final = 16 * 1024 * 1024
 #: Bytes Polars reads at a time from a file of lines. Its own reads grow to tens of MiB,
 #: each into fresh memory that the kernel maps and zeroes; reads of a few MiB reuse memory
 #: (1 GB of NDJSON: 80,000 page faults instead of 132,000, the hunt about 7% faster).
@@ -66,12 +70,6 @@ MAX_LINE_ROWS: Final = 1 << 20
 STRICT_BATCH_TEXT: Final = 8 << 20
 WINDOW_BATCH_TEXT: Final = 32 << 20
 OPEN_BATCH_TEXT: Final = 16 << 20
-#: Text of lines held back in memory waiting to turn old (``--now latest``, compressed
-#: files); beyond it they are decoded as they come.
-HELD_BYTES: Final = 64 << 20
-#: Compressed files up to this much text (decompressed, estimated) hold lines back;
-#: larger ones get a quick first pass over their timestamps instead, which costs less.
-HOLD_TEXT: Final = 1536 << 20
 #: NDJSON files up to this much text are scanned with the files after them, in one query
 #: (each scan costs about 3 ms whatever its size: a directory of small files paid it for
 #: each file)...
@@ -109,6 +107,11 @@ GATHER_BYTES: Final = 8 << 20
 #: Bytes of an NDJSON file's finished output held in memory until the file has been read
 #: to its end; beyond it, the output waits in the scratch directory (see ``FileOutput``).
 HELD_OUTPUT: Final = 8 << 20
+
+#: How scratch files (the spill, a file's output held until its end) are compressed: LZ4
+#: costs little (1 GB NDJSON: within noise of uncompressed) and stores a long string that
+#: many rows repeat about once, where uncompressed rows of one 4 KiB string took 22 GB.
+SCRATCH_COMPRESSION: Final = "lz4"
 
 # ------------------------------------------------------------------------- reporting
 

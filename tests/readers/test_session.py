@@ -82,9 +82,10 @@ def test_a_file_s_output_waits_for_its_end_in_memory_or_on_disk(
     plan = ReadPlan(prefilter=PLAN.prefilter, window_ms=24 * HOUR, floor_ms=0)
     with open_inputs([str(path)]) as inputs, ReadSession(inputs, plan) as session:
         items = list(session)
-        scratch = session._scratch
-        assert (scratch is not None) is (held == 1)
-    assert scratch is None or not scratch.exists()
+        assert (session.scratch.peak > 0) is (held == 1)
+        root = session.scratch.root
+        assert not list(root.iterdir())  # what waited there is gone once handed on
+    assert not root.exists()
     ids = frames(items).get_column("process.entity_id").to_list()
     assert ids == [[f"E{i}"] for i in range(20)]
     stamps = [item for item in items if isinstance(item, StampBatch)]

@@ -1,0 +1,187 @@
+"""Scratch space: the one directory a run writes to besides its outputs, under the
+temporary directory (``TMPDIR``), with a budget of bytes, and removed however the run
+ends.
+
+Everything a run spills (candidate rows, timestamps, a file's output held until its end,
+UTF-8 copies, standard input) is charged to the budget as it is written; passing it stops
+the run with a :class:`~egress_offline.errors.ScratchError` that says how much was needed
+and where. The default budget leaves the scratch file system some room: its free space at
+the start of the run less a tenth of its size (at least 1 GiB), so that a hostile input
+cannot fill the disk (or, on a ``tmpfs``, the memory) it lives on.
+
+The directory's name holds the process id (``egress-offline-<pid>-...``): a later run
+removes the directories of processes that no longer exist (a run killed with SIGKILL,
+or a machine that lost power, cannot remove its own).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import re
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Final
+
+from egress_offline.errors import ScratchError
+
+__all__ = ["PREFIX", "Scratch", "default_limit", "remove_stale", "scratch_errors"]
+
+PREFIX: Final = "egress-offline-"
+_OURS: Final = re.compile(rf"^{re.escape(PREFIX)}(\d+)-")
+#: Room the default budget leaves on the scratch file system: a tenth of it, at least this.
+_RESERVE: Final = 1 << 30
+
+#: Every scratch directory of this process that exists, for removal on a signal.
+_LIVE: set[Path] = set()
+
+
+class Scratch:
+    """One run's scratch directory (made when first needed) and its budget in bytes
+    (``limit``; None: :func:`default_limit`). Use it as a context manager, or call
+    :meth:`close`."""
+
+    def __init__(self, limit: int | None = None) -> None:
+        self.limit = limit
+        self.used = 0  # bytes charged and not released
+        self.peak = 0
+        self._root: Path | None = None
+        self._sizes: dict[Path, int] = {}
+
+    def __enter__(self) -> Scratch:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    @property
+    def root(self) -> Path:
+        """The directory, made now if it is not yet."""
+        if self._root is None:
+            base = Path(tempfile.gettempdir())
+            remove_stale(base)
+            try:
+                self._root = Path(tempfile.mkdtemp(prefix=f"{PREFIX}{os.getpid()}-", dir=base))
+            except OSError as exc:
+                raise ScratchError(
+                    f"cannot make a scratch directory in {base} ({exc.strerror}); set "
+                    "TMPDIR to a writable directory with free space"
+                ) from exc
+            _LIVE.add(self._root)
+            if self.limit is None:
+                self.limit = default_limit(self._root)
+        return self._root
+
+    def path(self, name: str) -> Path:
+        """A path for a new scratch file (or directory) named ``name``."""
+        return self.root / name
+
+    def charge(self, path: Path, count: int | None = None) -> None:
+        """Count ``count`` more bytes of ``path`` against the budget (by default, what it
+        has grown by since it was last charged), as it is written."""
+        before = self._sizes.get(path, 0)
+        if count is None:
+            try:
+                count = path.stat().st_size - before
+            except OSError:
+                return
+        self._sizes[path] = before + count
+        self.used += count
+        self.peak = max(self.peak, self.used)
+        limit = self.limit if self.limit is not None else default_limit(self.root)
+        if self.used > limit:
+            raise ScratchError(
+                f"the run needs more than {_size(limit)} of scratch space in "
+                f"{self.root.parent} (its --scratch-limit); raise --scratch-limit, or set "
+                "TMPDIR to a disk with more free space"
+            )
+
+    def release(self, path: Path) -> None:
+        """Remove a scratch file (or directory), and its size from the count."""
+        self.used -= self._sizes.pop(path, 0)
+        if path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+
+    def close(self) -> None:
+        """Remove the directory and everything in it."""
+        if self._root is not None:
+            shutil.rmtree(self._root, ignore_errors=True)
+            _LIVE.discard(self._root)
+            self._root = None
+            self._sizes.clear()
+            self.used = 0
+
+
+def default_limit(directory: Path) -> int:
+    """The default budget: the free space of ``directory``'s file system less a tenth of
+    its size (at least 1 GiB)."""
+    try:
+        usage = shutil.disk_usage(directory)
+    except OSError:
+        return 0
+    return max(0, usage.free - max(_RESERVE, usage.total // 10))
+
+
+def remove_stale(base: Path) -> None:
+    """Remove the scratch directories in ``base`` of processes that no longer exist."""
+    try:
+        entries = list(os.scandir(base))
+    except OSError:
+        return
+    for entry in entries:
+        found = _OURS.match(entry.name)
+        if found is None or int(found.group(1)) == os.getpid():
+            continue
+        with contextlib.suppress(OSError):
+            if not entry.is_dir(follow_symlinks=False) or entry.stat().st_uid != os.getuid():
+                continue
+            if _alive(int(found.group(1))):
+                continue
+            shutil.rmtree(entry.path, ignore_errors=True)
+
+
+def remove_live() -> None:
+    """Remove every scratch directory of this process (on a signal, before it ends)."""
+    for root in list(_LIVE):
+        shutil.rmtree(root, ignore_errors=True)
+        _LIVE.discard(root)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's process
+    return True
+
+
+@contextlib.contextmanager
+def scratch_errors(scratch: Scratch) -> Iterator[None]:
+    """Writing to the scratch directory: a full disk (or quota) is the scratch space's,
+    not the output's, and the message says so."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+            raise
+        where = scratch.root.parent if scratch._root is not None else tempfile.gettempdir()
+        raise ScratchError(
+            f"the scratch directory in {where} is full ({exc.strerror}, after "
+            f"{_size(scratch.used)} of scratch); set TMPDIR to a disk with more free space"
+        ) from exc
+
+
+def _size(count: int) -> str:
+    value = float(count)
+    for unit in ("bytes", "KiB", "MiB", "GiB"):
+        if value < 1024 or unit == "GiB":
+            return f"{value:,.0f} {unit}" if unit == "bytes" else f"{value:,.1f} {unit}"
+        value /= 1024
+    return f"{value:,.1f} TiB"  # pragma: no cover

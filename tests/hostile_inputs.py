@@ -1,0 +1,127 @@
+"""Generators of hostile exports, small for the suite and large for
+``benchmarks/hostile.py``: each writes a stream a piece at a time (the large ones are
+gigabytes of text), and the same arguments give the same bytes.
+
+Each is what an attacker who plants an export can write: a small compressed file that
+expands to gigabytes, a line that never ends, one JSON array of everything, one Parquet
+row group of millions of rows, millions of rows that share one long string.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+from typing import IO, Any
+
+from egress_offline.readers.compression import zstd_module
+from tests.helpers import GiB, event
+
+#: The piece of text written at a time.
+_PIECE = 4 << 20
+
+
+def matching(i: int, **overrides: Any) -> bytes:
+    """One compact event line the default hunt keeps (at 2024-05-01T11:00Z), of entity
+    ``E{i % 3}``, 1 GiB out."""
+    doc = event(**{"process.entity_id": f"E{i % 3}", "source.bytes": GiB, **overrides})
+    return json.dumps(doc, separators=(",", ":")).encode() + b"\n"
+
+
+def opener(compression: str) -> Callable[[Path], IO[bytes]]:
+    """How a file of that compression is written: gzip at level 1 (the text is
+    repetitive: small anyway), zstd at level 3."""
+    if compression == "gzip":
+        return lambda path: gzip.open(path, "wb", compresslevel=1)
+    if compression == "zstd":
+        return lambda path: zstd_module().open(path, "wb", level=3)
+    return lambda path: path.open("wb")
+
+
+def write_stream(path: Path, pieces: Iterable[bytes], compression: str = "none") -> Path:
+    with opener(compression)(path) as out:
+        for piece in pieces:
+            out.write(piece)
+    return path
+
+
+def _repeated(unit: bytes, text_bytes: int) -> Iterator[bytes]:
+    """``unit`` over and over, about ``text_bytes`` in all, in pieces of whole units."""
+    per_piece = max(1, _PIECE // len(unit))
+    piece = unit * per_piece
+    written = 0
+    while written + len(piece) <= text_bytes:
+        yield piece
+        written += len(piece)
+    if written < text_bytes:
+        yield unit * max(1, (text_bytes - written) // len(unit))
+
+
+def invalid_utf8_then_lines(path: Path, text_bytes: int, *, line_bytes: int = 32 << 10) -> Path:
+    """gzip: a first line holding one byte that is not UTF-8 (so the careful reader reads
+    the file), then ``text_bytes`` of ordinary matching lines of ``line_bytes`` each (the
+    first round of lines: E0, E1, E2, each 1 GiB a line)."""
+    first = b'{"message":"\xff"}\n'
+    line = matching(0)
+    pad = line_bytes - len(line) - len(',"message":""')
+    unit = b"".join(
+        matching(i)[:-2] + b',"message":"' + b"x" * max(0, pad) + b'"}\n' for i in range(3)
+    )
+    return write_stream(path, [first, *_repeated(unit, text_bytes)], "gzip")
+
+
+def endless_line(path: Path, text_bytes: int, compression: str) -> Path:
+    """One matching line (E0), then a line of ``text_bytes`` that never ends."""
+    start = matching(0) + b'{"message":"'
+    return write_stream(path, [start, *_repeated(b"A" * 4096, text_bytes)], compression)
+
+
+def json_array(path: Path, text_bytes: int, compression: str = "zstd") -> Path:
+    """One JSON array of matching events (E0, E1, E2 in turn), ``text_bytes`` of it."""
+    unit = b"".join(matching(i).rstrip(b"\n") + b",\n" for i in range(3))
+    return write_stream(
+        path, [b"[\n", *_repeated(unit, text_bytes), matching(0).rstrip(b"\n"), b"\n]\n"],
+        compression,
+    )  # fmt: skip
+
+
+def valid_events_bomb(path: Path, text_bytes: int) -> Path:
+    """zstd: the same three matching lines over and over (a few KB of zstd a GB)."""
+    unit = b"".join(matching(i) for i in range(3))
+    return write_stream(path, _repeated(unit, text_bytes), "zstd")
+
+
+def parquet_rows(path: Path, rows: int, *, row_group: int | None = None,
+                 executable: str = "C:\\evil.exe") -> Path:  # fmt: skip
+    """Parquet of ``rows`` matching events (E0, E1, E2 in turn, 1 byte each), flat dotted
+    columns, dictionary encoded: ``row_group`` rows a row group (all in one by default),
+    ``executable`` as every row's ``process.executable``. Built in memory (indices only:
+    some 40 bytes a row)."""
+    import polars as pl  # noqa: PLC0415
+    import pyarrow as pa  # noqa: PLC0415
+    import pyarrow.parquet as pq  # noqa: PLC0415
+
+    zeros = pa.repeat(pa.scalar(0, pa.int32()), rows)
+
+    def constant(value: Any) -> Any:
+        return pa.DictionaryArray.from_arrays(zeros, pa.array([value]))
+
+    thirds = (pl.int_range(0, rows, dtype=pl.Int32, eager=True) % 3).to_arrow()
+    table = pa.table(
+        {
+            "@timestamp": constant("2024-05-01T11:00:00.000Z"),
+            "host.os.family": constant("windows"),
+            "event.category": constant("network"),
+            "event.action": constant("disconnect_received"),
+            "destination.ip": constant("8.8.8.8"),
+            "destination.address": constant("8.8.8.8"),
+            "process.entity_id": pa.DictionaryArray.from_arrays(
+                thirds, pa.array(["E0", "E1", "E2"])
+            ),
+            "process.executable": constant(executable),
+            "source.bytes": pa.repeat(pa.scalar(1, pa.int64()), rows),
+        }
+    )
+    pq.write_table(table, path, row_group_size=row_group or rows, compression="zstd")
+    return path
