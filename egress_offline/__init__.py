@@ -11,7 +11,13 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from egress_offline.engine import Counts, HuntResult, run_hunt
-    from egress_offline.errors import DataError, EgressError, InputError, UsageError
+    from egress_offline.errors import (
+        DataError,
+        EgressError,
+        InputError,
+        OutputError,
+        UsageError,
+    )
     from egress_offline.pivot import PivotResult, run_pivot
     from egress_offline.spec import HuntSpec, SweepSpec
     from egress_offline.sweep import SweepResult, run_sweep
@@ -25,6 +31,7 @@ _HOMES = {
     "DataError": "errors",
     "EgressError": "errors",
     "InputError": "errors",
+    "OutputError": "errors",
     "UsageError": "errors",
     "PivotResult": "pivot",
     "run_pivot": "pivot",
@@ -41,6 +48,7 @@ __all__ = [
     "HuntResult",
     "HuntSpec",
     "InputError",
+    "OutputError",
     "PivotResult",
     "SweepResult",
     "SweepSpec",
