@@ -15,6 +15,7 @@ if TYPE_CHECKING:
         DataError,
         EgressError,
         InputError,
+        OutputError,
         ScratchError,
         UsageError,
     )
@@ -31,6 +32,7 @@ _HOMES = {
     "DataError": "errors",
     "EgressError": "errors",
     "InputError": "errors",
+    "OutputError": "errors",
     "ScratchError": "errors",
     "UsageError": "errors",
     "PivotResult": "pivot",
@@ -48,6 +50,7 @@ __all__ = [
     "HuntResult",
     "HuntSpec",
     "InputError",
+    "OutputError",
     "PivotResult",
     "ScratchError",
     "SweepResult",

@@ -1,21 +1,24 @@
 """The exceptions egress-offline raises for anything a user can cause.
 
     EgressError            base; carries the exit code the CLI uses
-    ├── UsageError         a bad option value (exit 2)
+    ├── UsageError         a bad option value, or an output path refused (exit 2)
     ├── InputError         an input that cannot be read at all (exit 1)
     │   └── DataError      a malformed record under --strict (exit 1)
+    ├── OutputError        an output that could not be written: a full disk (exit 1)
     └── ScratchError       the scratch space is full or over --scratch-limit (exit 1)
 
 Every message says what went wrong, where (file and line when known) and how to fix it;
 ``file`` and ``position`` carry the place as data too, for a caller that wants it. An
 error from Polars, pyarrow or the OS met while reading becomes one of these at one
-boundary (``egress_offline.readers.session``), with the original kept as its cause.
+boundary (``egress_offline.readers.session``), with the original kept as its cause; one
+met while an output is written becomes an ``OutputError`` naming it
+(``egress_offline.outputs``), so that it is never confused with the scratch directory's.
 Anything else that escapes the library is a bug and keeps its traceback.
 """
 
 from __future__ import annotations
 
-__all__ = ["DataError", "EgressError", "InputError", "ScratchError", "UsageError"]
+__all__ = ["DataError", "EgressError", "InputError", "OutputError", "ScratchError", "UsageError"]
 
 
 class EgressError(Exception):
@@ -45,6 +48,13 @@ class InputError(EgressError):
 
 class DataError(InputError):
     """A malformed record met while ``--strict`` is on."""
+
+
+class OutputError(EgressError):
+    """An output file (``-o``, ``--report``) that could not be written: a full disk, an
+    I/O error. ``file`` is the output's path as the user gave it."""
+
+    exit_code = 1
 
 
 class ScratchError(EgressError):

@@ -1,19 +1,20 @@
 """Writers: the flagged rows as CSV, NDJSON, JSON, Parquet or a terminal table.
 
-Values are evidence: data formats write them verbatim. Files are written atomically (a
-temporary file beside the target, then a rename), so a crash or Ctrl-C never leaves a
-partial result. Only the terminal table is made safe to look at: control characters,
-escape sequences and BiDi overrides in attacker-chosen strings are shown inert.
+Values are evidence: data formats write them verbatim to a file or a pipe. What goes to
+a terminal is made safe to look at, since the values are attacker-chosen: in CSV, NDJSON
+and JSON, control characters, escape sequences and BiDi controls are shown escaped
+(:func:`inert`; JSON's own ``\\u001b`` escapes in JSON, which still parse to the same
+values); the table (:func:`legible`), meant to be read, also shows the characters that
+would make a value read as another: invisible ones and look-alikes of path separators.
+Where files go, and how they are written, is :mod:`egress_offline.outputs`.
 """
 
 from __future__ import annotations
 
 import io
 import json
-import os
 import re
-import tempfile
-from collections.abc import Callable
+import unicodedata
 from pathlib import Path
 from typing import IO, Any, Final, Literal
 
@@ -28,11 +29,12 @@ __all__ = [
     "format_for",
     "human_bytes",
     "inert",
+    "is_terminal",
+    "legible",
     "pivot_text",
     "render",
     "render_pivot",
     "table_text",
-    "write_atomic",
 ]
 
 OutputFormat = Literal["csv", "ndjson", "json", "parquet", "table"]
@@ -45,8 +47,24 @@ _EXTENSIONS: Final = {
     ".parquet": "parquet",
     ".txt": "table",
 }
+#: What a terminal may act on: C0 and C1 controls (ESC starts ANSI and OSC sequences),
+#: DEL, the BiDi controls and the byte order mark.
 _UNSAFE: Final = re.compile(
     "[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069\ufeff]"
+)
+#: The same in JSON text, but for the white space between values (in a string, JSON
+#: writers escape every control character already).
+_UNSAFE_IN_JSON: Final = re.compile(
+    "[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069\ufeff]"
+)
+#: Look-alikes of the characters that give a path, a host or a user name its structure
+#: (``/ \ : .``), from Unicode's confusables, symbols only (letters and digits of other
+#: scripts are left alone): ``C:\Windows\u2215System32`` is not in System32.
+_LOOKALIKES: Final = frozenset(
+    "\u2044\u2215\u2571\u27cb\u29f8\uff0f\u0337\u0338"  # slash; combining, drawn over
+    "\u2216\u2572\u27cd\u29f5\u29f9\ufe68\uff3c\u20e5"  # backslash
+    "\u0589\u05c3\u2236\ua789\ufe13\ufe55\uff1a"  # colon
+    "\u2024\ufe52\uff0e"  # full stop
 )
 _ISO_MS: Final = "%Y-%m-%dT%H:%M:%S%.3fZ"
 
@@ -54,9 +72,10 @@ _ISO_MS: Final = "%Y-%m-%dT%H:%M:%S%.3fZ"
 def format_for(output: Path | None, requested: str | None, *, terminal: bool,
                formats: tuple[str, ...] = FORMATS, piped: str = "csv",
                extensions: str = ".csv, .ndjson, .json or .parquet",
-               command: str = "") -> OutputFormat:  # fmt: skip
+               command: str = "", written_through: bool = False) -> OutputFormat:  # fmt: skip
     """``--format`` if given (one of ``formats``); else from the output file's last known
-    extension; else ``table`` on a terminal and ``piped`` when piped. ``extensions`` and
+    extension; else ``table`` on a terminal and ``piped`` when piped, or when the output
+    is ``written_through`` (a device, a FIFO: ``-o /dev/stdout``). ``extensions`` and
     ``command`` word the messages."""
     of = f" for {command}" if command else ""
     if requested:
@@ -67,6 +86,8 @@ def format_for(output: Path | None, requested: str | None, *, terminal: bool,
         known = [_EXTENSIONS[s] for s in (s.lower() for s in output.suffixes) if s in _EXTENSIONS]
         if known and known[-1] in formats:
             return known[-1]  # type: ignore[return-value]
+        if written_through:
+            return piped  # type: ignore[return-value]
         raise UsageError(
             f"--output: cannot tell the format from {output.name!r}; "
             f"add --format ({', '.join(formats)}) or use {extensions}"
@@ -119,49 +140,82 @@ def _excel_safe(rows: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def render(
-    rows: pl.DataFrame, fmt: OutputFormat, sink: IO[bytes], *, excel_safe: bool = False
-) -> None:
-    """Write ``rows`` in ``fmt`` to a binary sink."""
+def render(rows: pl.DataFrame, fmt: OutputFormat, sink: IO[bytes], *,
+           excel_safe: bool = False, terminal: bool | None = None) -> None:  # fmt: skip
+    """Write ``rows`` in ``fmt`` to a binary sink. On a ``terminal`` (by default: if
+    ``sink`` is one) what a terminal may act on is shown escaped in every format;
+    elsewhere values are written verbatim."""
+    if terminal is None:
+        terminal = is_terminal(sink)
     if fmt == "csv":
         flat = _flat_text(rows)
         if excel_safe:
             flat = _excel_safe(flat)
+        if terminal:
+            flat = _inert_strings(flat)
         flat.write_csv(sink)
     elif fmt == "ndjson":
-        if rows.height:
+        if rows.height and terminal:
+            sink.write(_json_inert(_json_ready(rows).write_ndjson()).encode("utf-8"))
+        elif rows.height:
             _json_ready(rows).write_ndjson(sink)
     elif fmt == "json":
-        records = _json_ready(rows).to_dicts()
-        sink.write(json.dumps(records, ensure_ascii=False, indent=2).encode("utf-8") + b"\n")
+        text = json.dumps(_json_ready(rows).to_dicts(), ensure_ascii=False, indent=2)
+        sink.write((_json_inert(text) if terminal else text).encode("utf-8") + b"\n")
     elif fmt == "parquet":
+        if terminal:  # -o /dev/tty: found only now, when it is open
+            raise UsageError("--format parquet: will not write binary to a terminal; add -o FILE")
         rows.write_parquet(sink)
     else:
         sink.write(table_text(rows).encode("utf-8"))
 
 
-def write_atomic(path: Path, write: Callable[[IO[bytes]], None]) -> None:
-    """Write through ``write`` to a temporary file beside ``path``, then rename it into
-    place; on any failure (a full disk, Ctrl-C) the temporary file is removed."""
-    directory = path.parent if str(path.parent) else Path(".")
-    handle = tempfile.NamedTemporaryFile(  # noqa: SIM115 - closed below, renamed on success
-        dir=directory, prefix=f".{path.name}.", suffix=".tmp", delete=False
-    )
-    try:
-        with handle:
-            write(handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(handle.name, path)
-    except BaseException:
-        Path(handle.name).unlink(missing_ok=True)
-        raise
-
-
 def inert(value: str) -> str:
     """A string safe to show on a terminal: control characters, escapes and BiDi
     controls become visible ``\\x1b``/``\\u202e`` escapes."""
-    return _UNSAFE.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), value)
+    return _UNSAFE.sub(lambda m: _escaped(m.group()), value)
+
+
+def legible(value: str) -> str:
+    """A string to read, in a table: :func:`inert`, and the characters that would make it
+    read as another string are shown as escapes too. Those are every character of
+    Unicode's categories C (controls, format characters such as the zero-width U+200B
+    and U+2060, the BOM, private use, unassigned) and Z (separators: no-break and other
+    spaces but U+0020, line and paragraph separators), and :data:`_LOOKALIKES`, the
+    look-alikes of ``/ \\ : .`` (U+2215 DIVISION SLASH: ``C:\\x\\u2215y.exe``)."""
+    if value.isascii():
+        return inert(value)
+    return "".join(_escaped(char) if _hidden(char) else char for char in value)
+
+
+def _hidden(char: str) -> bool:
+    return char in _LOOKALIKES or (char != " " and unicodedata.category(char)[0] in "CZ")
+
+
+def _escaped(char: str) -> str:
+    return char.encode("unicode_escape").decode("ascii")
+
+
+def is_terminal(sink: IO[bytes]) -> bool:
+    """Does ``sink`` lead to a terminal, where what is written is shown, not kept?"""
+    try:
+        return sink.isatty()
+    except (AttributeError, OSError, ValueError):  # no such question, or closed
+        return False
+
+
+def _json_inert(text: str) -> str:
+    """JSON text with the characters a terminal may act on as JSON ``\\u`` escapes:
+    still valid JSON, which parses to the same values."""
+    return _UNSAFE_IN_JSON.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+
+
+def _inert_strings(rows: pl.DataFrame) -> pl.DataFrame:
+    return rows.with_columns(
+        pl.Series(name, [None if v is None else inert(v) for v in rows[name]], dtype=pl.String)
+        for name, dtype in rows.schema.items()
+        if dtype == pl.String
+    )
 
 
 def human_bytes(count: int | None) -> str:
@@ -177,7 +231,8 @@ def human_bytes(count: int | None) -> str:
 
 def table_text(rows: pl.DataFrame, *, width: int | None = None) -> str:
     """The rows as a readable table. Values are passed to rich as plain ``Text``, never
-    as markup, after :func:`inert`, so nothing in them can style or take the terminal."""
+    as markup, after :func:`legible`, so nothing in them can style or take the terminal,
+    or pass for another value."""
     from rich.console import Console  # noqa: PLC0415 - only the table needs rich
     from rich.table import Table  # noqa: PLC0415
     from rich.text import Text  # noqa: PLC0415
@@ -204,7 +259,7 @@ def table_text(rows: pl.DataFrame, *, width: int | None = None) -> str:
                 text = value.strftime("%Y-%m-%d %H:%M:%S")
             else:
                 text = str(value)
-            cells.append(Text(inert(text)))
+            cells.append(Text(legible(text)))
         table.add_row(*cells)
     buffer = io.StringIO()
     console = Console(
@@ -225,14 +280,18 @@ def table_text(rows: pl.DataFrame, *, width: int | None = None) -> str:
 PIVOT_FORMATS: Final = ("table", "json", "ndjson")
 
 
-def render_pivot(pivot: dict[str, Any], fmt: str, sink: IO[bytes]) -> None:
+def render_pivot(
+    pivot: dict[str, Any], fmt: str, sink: IO[bytes], *, terminal: bool | None = None
+) -> None:
     """A pivot result (its ``as_dict()``): JSON whole, NDJSON one line per entity id,
-    or a text report to read."""
+    or a text report to read. ``terminal`` as for :func:`render`."""
+    shown = _json_inert if (is_terminal(sink) if terminal is None else terminal) else str
     if fmt == "json":
-        sink.write(json.dumps(pivot, ensure_ascii=False, indent=2).encode("utf-8") + b"\n")
+        text = json.dumps(pivot, ensure_ascii=False, indent=2)
+        sink.write(shown(text).encode("utf-8") + b"\n")
     elif fmt == "ndjson":
         for entity in pivot["entities"]:
-            sink.write(json.dumps(entity, ensure_ascii=False).encode("utf-8") + b"\n")
+            sink.write(shown(json.dumps(entity, ensure_ascii=False)).encode("utf-8") + b"\n")
     else:
         sink.write(pivot_text(pivot).encode("utf-8"))
 
@@ -241,8 +300,8 @@ def _shown(value: Any) -> str:
     if value is None:
         return "-"
     if isinstance(value, list):
-        return inert(", ".join(str(v) for v in value))
-    return inert(str(value))
+        return legible(", ".join(str(v) for v in value))
+    return legible(str(value))
 
 
 def _process_lines(process: dict[str, Any], indent: str) -> list[str]:
@@ -314,7 +373,7 @@ def pivot_text(pivot: dict[str, Any]) -> str:
     timeline, and the queries to run on a cluster."""
     lines: list[str] = []
     for entity in pivot["entities"]:
-        lines.append(f"process.entity_id {inert(entity['entity_id'])}")
+        lines.append(f"process.entity_id {legible(entity['entity_id'])}")
         if not entity["found"]:
             lines.append(
                 "  not found: no event in the export has this process.entity_id or "

@@ -237,9 +237,14 @@ def test_output_may_not_be_an_input(good: Path) -> None:
 
 
 def test_unwritable_output_is_one_line(good: Path, tmp_path: Path) -> None:
+    """Found before reading, so a usage error (more in test_outputs.py)."""
     code, _, err = run(str(good), "-o", str(tmp_path / "no" / "such" / "dir.csv"))
-    assert code == 1
-    assert err.startswith("Error: ") and err.count("\n") == 1 and "Traceback" not in err
+    assert code == 2
+    assert err == (
+        f"Error: {tmp_path / 'no' / 'such' / 'dir.csv'}: the directory "
+        f"{tmp_path / 'no' / 'such'} does not exist; create it, or fix the path given to "
+        "--output\n"
+    )
 
 
 def test_inputs_are_never_modified(tmp_path: Path) -> None:

@@ -1,13 +1,12 @@
-"""Hostile input: extremes, interrupted runs, a full disk, and where output may go.
+"""Hostile input: extremes, interrupted runs, and where output may go.
 
 (Damaged compression and damaged lines are in test_layouts.py, unreadable inputs in
 test_errors.py, attacker-chosen strings in test_cli.py and test_writers.py, random damage in
-test_fuzz.py.)
+test_fuzz.py, output paths and a full disk in test_outputs.py.)
 """
 
 from __future__ import annotations
 
-import errno
 import gzip
 import json
 import os
@@ -23,7 +22,6 @@ import pytest
 from typer.testing import CliRunner
 
 from egress_offline import HuntResult, HuntSpec, run_hunt
-from egress_offline import writers as writers_module
 from egress_offline.cli import app
 from egress_offline.engine import ingest as ingest_module
 from egress_offline.readers import tuning
@@ -242,23 +240,6 @@ def test_ctrl_c_on_the_installed_command(tmp_path: Path) -> None:
     assert process.returncode == 130
     assert err.decode().splitlines() == ["Error: interrupted; no output file was written"]
     assert list(tmp_path.iterdir()) == []
-
-
-def test_a_full_disk_while_writing_leaves_no_partial_file(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    path = tmp_path / "x.ndjson"
-    path.write_bytes(ndjson([event()]))
-    target = tmp_path / "out.csv"
-
-    def full(_fd: int) -> None:
-        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-
-    monkeypatch.setattr(writers_module.os, "fsync", full)
-    code, _, err = run(str(path), "-o", str(target), "--now", NOW_TEXT)
-    assert code == 1
-    assert err == "Error: output: No space left on device; nothing was written\n"
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["x.ndjson"]
 
 
 def test_timestamps_beyond_the_years_python_can_show(tmp_path: Path) -> None:

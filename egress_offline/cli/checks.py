@@ -3,32 +3,57 @@
 from __future__ import annotations
 
 import glob
+import os
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Final
 
 from egress_offline.errors import UsageError
+from egress_offline.outputs import OutputTarget, output_target
 from egress_offline.readers import FileReport
 
-__all__ = ["check_not_an_input", "check_outside_inputs", "names_input"]
+__all__ = ["check_not_an_input", "check_outputs", "check_outside_inputs", "names_input"]
+
+_GLOB_CHARS: Final = frozenset("*?[")
 
 
 def names_input(argument: str) -> bool:
     """Does ``argument`` name an input: an existing path, or a glob that matches one."""
     if Path(argument).exists():
         return True
-    return bool(set("*?[") & set(argument)) and bool(glob.glob(argument, recursive=True))
+    return bool(_GLOB_CHARS & set(argument)) and bool(glob.glob(argument, recursive=True))
+
+
+def check_outputs(outputs: dict[str, Path | None], paths: list[str]) -> dict[str, OutputTarget]:
+    """Before reading: every output (by its option, ``--output``, ``--report``) is
+    outside the inputs, may be written (:func:`~egress_offline.outputs.output_target`:
+    not a directory, its directory exists...), and no two are the same file, however
+    spelled (a character device such as ``/dev/null`` may take several). Returns where
+    each leads, by option."""
+    checked: list[tuple[str, OutputTarget]] = []
+    for option, path in outputs.items():
+        if path is None:
+            continue
+        check_outside_inputs(path, paths)
+        target = output_target(path, option=option)
+        for other_option, other in checked:
+            if target.identity == other.identity and not target.device:
+                raise UsageError(
+                    f"{path}: is the same file as {other_option} {other.given}; "
+                    f"give {option} another file"
+                )
+        checked.append((option, target))
+    return dict(checked)
 
 
 def check_outside_inputs(target: Path | None, paths: list[str]) -> None:
     """Before reading: an output file is never an input, nor inside an input directory
-    (the evidence is never written to)."""
+    (the evidence is never written to); a glob counts as what it matches."""
     if target is None:
         return
-    resolved = target.resolve()
-    for raw in paths:
-        given = Path(raw)
-        if raw == "-" or not given.exists():
-            continue
-        place = given.resolve()
+    resolved = _real(target)
+    for raw, given in _input_places(paths):
+        place = _real(given)
         if place == resolved:
             raise UsageError(
                 f"{target}: is one of the inputs; write the result to another file "
@@ -41,13 +66,33 @@ def check_outside_inputs(target: Path | None, paths: list[str]) -> None:
             )
 
 
+def _input_places(paths: list[str]) -> Iterator[tuple[str, Path]]:
+    """The existing files and directories ``paths`` name, a glob as its matches (as the
+    readers take them: a path that exists is itself, even with ``*`` in its name)."""
+    for raw in paths:
+        given = Path(raw)
+        if raw == "-":
+            continue
+        if given.exists():
+            yield raw, given
+        elif _GLOB_CHARS & set(raw):
+            for match in sorted(glob.glob(raw, recursive=True)):
+                yield match, Path(match)
+
+
 def check_not_an_input(target: Path | None, files: list[FileReport]) -> None:
     if target is None:
         return
-    resolved = target.resolve()
+    resolved = _real(target)
     for file in files:
-        if file.name != "<stdin>" and Path(file.name).resolve() == resolved:
+        if file.name != "<stdin>" and _real(Path(file.name)) == resolved:
             raise UsageError(
                 f"{target}: is one of the inputs; write the result to another file "
                 "(evidence is never modified)"
             )
+
+
+def _real(path: Path) -> Path:
+    """``path`` with its symlinks resolved; unlike ``Path.resolve`` (before Python 3.13),
+    a symlink loop is no error here: the output check names it."""
+    return Path(os.path.realpath(path))

@@ -3,18 +3,21 @@ writes the result. The only package that imports typer or prints."""
 
 from __future__ import annotations
 
+import errno
 import os
+import re
 import sys
+import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Annotated, Any, NoReturn
+from typing import IO, Annotated, Any, Final, NoReturn
 
 import typer
 
 from egress_offline import __version__
-from egress_offline.cli.checks import check_not_an_input, check_outside_inputs, names_input
+from egress_offline.cli.checks import check_not_an_input, check_outputs, names_input
 from egress_offline.cli.options import (
     CsvTimezone,
     ExcelSafe,
@@ -32,6 +35,7 @@ from egress_offline.cli.options import (
 from egress_offline.cli.progress import ProgressDisplay
 from egress_offline.engine import run_hunt
 from egress_offline.errors import EgressError, UsageError
+from egress_offline.outputs import write_output, write_stream
 from egress_offline.pivot import run_pivot, split_arguments
 from egress_offline.ranges import CidrBlock, parse_cidr
 from egress_offline.report import (
@@ -51,16 +55,12 @@ from egress_offline.spec import (
     read_cidr_file,
 )
 from egress_offline.sweep import run_sweep
-from egress_offline.writers import (
-    PIVOT_FORMATS,
-    format_for,
-    inert,
-    render,
-    render_pivot,
-    write_atomic,
-)
+from egress_offline.writers import PIVOT_FORMATS, format_for, inert, render, render_pivot
 
 __all__ = ["app", "run"]
+
+#: how Polars words an OS error it raises as an ``OSError`` without ``errno``
+_RUST_OS_ERROR: Final = re.compile(r"\(os error (\d+)\)")
 
 app = typer.Typer(
     add_completion=False,
@@ -229,7 +229,8 @@ def pivot(
         typer.Option(
             "--output",
             "-o",
-            help="Write the result here (atomically); default stdout.",
+            help="Write the result here: a file is replaced atomically, a device or FIFO "
+            "written through; default stdout.",
             show_default=False,
             metavar="FILE",
         ),
@@ -252,11 +253,12 @@ def pivot(
     network per destination, and queries to continue on a cluster."""
     with _user_errors():
         ids, paths = split_arguments(arguments, names_input)
+        targets = check_outputs({"--output": output}, paths)
         out_format = format_for(
             output, fmt, terminal=sys.stdout.isatty(), formats=PIVOT_FORMATS, piped="json",
             extensions=".txt, .json or .ndjson", command="pivot",
+            written_through="--output" in targets and targets["--output"].through,
         )  # fmt: skip
-        check_outside_inputs(output, paths)
         display = ProgressDisplay(enabled=not quiet and sys.stderr.isatty())
         try:
             result = run_pivot(
@@ -266,11 +268,7 @@ def pivot(
             display.close()
         check_not_an_input(output, result.files)
         payload = result.as_dict()
-        if output is None:
-            render_pivot(payload, out_format, sys.stdout.buffer)
-            sys.stdout.buffer.flush()
-        else:
-            write_atomic(output, lambda sink: render_pivot(payload, out_format, sink))
+        _deliver(output, "--output", lambda sink: render_pivot(payload, out_format, sink))
         if not quiet:
             sys.stderr.write("\n".join(pivot_summary_lines(result)) + "\n")
 
@@ -282,11 +280,14 @@ def _run(delivery: _Delivery, build: Callable[[], Any], runner: Callable[..., An
     user can cause to one line and an exit code."""
     with _user_errors():
         spec = build()
-        out_format = format_for(delivery.output, delivery.fmt, terminal=sys.stdout.isatty())
+        outputs = {"--output": delivery.output, "--report": delivery.report}
+        targets = check_outputs(outputs, delivery.paths)
+        out_format = format_for(
+            delivery.output, delivery.fmt, terminal=sys.stdout.isatty(),
+            written_through="--output" in targets and targets["--output"].through,
+        )  # fmt: skip
         if out_format == "parquet" and delivery.output is None and sys.stdout.isatty():
             raise UsageError("--format parquet: will not write binary to a terminal; add -o FILE")
-        for target in (delivery.output, delivery.report):
-            check_outside_inputs(target, delivery.paths)
         display = ProgressDisplay(enabled=not delivery.quiet and sys.stderr.isatty())
         try:
             result = runner(
@@ -297,17 +298,16 @@ def _run(delivery: _Delivery, build: Callable[[], Any], runner: Callable[..., An
         check_not_an_input(delivery.output, result.files)
         check_not_an_input(delivery.report, result.files)
         excel_safe = delivery.excel_safe
-        if delivery.output is None:
-            render(result.rows, out_format, sys.stdout.buffer, excel_safe=excel_safe)
-            sys.stdout.buffer.flush()
-        else:
-            write_atomic(
-                delivery.output,
-                lambda sink: render(result.rows, out_format, sink, excel_safe=excel_safe),
-            )
+        _deliver(
+            delivery.output,
+            "--output",
+            lambda sink: render(result.rows, out_format, sink, excel_safe=excel_safe),
+        )
         if delivery.report is not None:
             payload = report_of(result, version=__version__)
-            write_atomic(delivery.report, lambda sink: _write_bytes(sink, payload))
+            write_output(
+                delivery.report, lambda sink: _write_bytes(sink, payload), option="--report"
+            )
         if not delivery.quiet:
             sys.stderr.write("\n".join(summary(result)) + "\n")
         elif result.alerts:  # what can change the answer's meaning, even under --quiet
@@ -326,8 +326,42 @@ def _user_errors() -> Iterator[None]:
     except BrokenPipeError:
         sys.stderr.close()
         raise typer.Exit(1) from None
-    except OSError as exc:
-        _fail(f"{exc.filename or 'output'}: {exc.strerror}; nothing was written", 1)
+    except OSError as exc:  # not an input's (InputError) nor an output's (OutputError)
+        _fail(_os_failure(exc), 1)
+
+
+def _os_failure(exc: OSError) -> str:
+    """The message for an OS error met neither reading an input nor writing an output
+    (those are InputError and OutputError): in the scratch directory, where a full disk
+    can only be, or elsewhere."""
+    scratch = tempfile.gettempdir()
+    reason = exc.strerror or str(exc)
+    code = exc.errno
+    if code is None and (rust := _RUST_OS_ERROR.search(reason)):  # Polars' own OSError
+        code = int(rust[1])
+        reason = os.strerror(code)
+    if code in (errno.ENOSPC, errno.EDQUOT):
+        return (
+            f"{scratch}: {reason} (the scratch directory, for temporary files); free space "
+            "there, or set TMPDIR to a directory on a disk with room; nothing was written"
+        )
+    if exc.filename is None:
+        return f"{reason}; nothing was written"
+    name = os.fsdecode(exc.filename)
+    if Path(os.path.realpath(name)).is_relative_to(os.path.realpath(scratch)):
+        return (
+            f"{name}: {reason} (in the scratch directory, for temporary files); check "
+            f"{scratch}, or set TMPDIR to another directory; nothing was written"
+        )
+    return f"{name}: {reason}; nothing was written"
+
+
+def _deliver(output: Path | None, option: str, write: Callable[[IO[bytes]], None]) -> None:
+    """A result to ``output``, or to standard output when there is none."""
+    if output is None:
+        write_stream(sys.stdout.buffer, write)
+    else:
+        write_output(output, write, option=option)
 
 
 def _filters(

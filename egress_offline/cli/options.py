@@ -78,7 +78,8 @@ Output = Annotated[
     typer.Option(
         "--output",
         "-o",
-        help="Write the rows here (atomically); default stdout.",
+        help="Write the rows here: a file is replaced atomically, a device or FIFO "
+        "written through; default stdout.",
         show_default=False,
         metavar="FILE",
     ),
