@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import glob
 from pathlib import Path
 
-from egress_offline.errors import UsageError
+from egress_offline.errors import InputError, UsageError
 from egress_offline.readers import FileReport
+from egress_offline.readers.walk import GLOB_CHARS, glob_matches
 
 __all__ = ["check_not_an_input", "check_outside_inputs", "names_input"]
 
@@ -15,7 +15,13 @@ def names_input(argument: str) -> bool:
     """Does ``argument`` name an input: an existing path, or a glob that matches one."""
     if Path(argument).exists():
         return True
-    return bool(set("*?[") & set(argument)) and bool(glob.glob(argument, recursive=True))
+    if not GLOB_CHARS & set(argument):
+        return False
+    skipped: list[str] = []
+    try:  # bounded, where glob.glob searched for ever through links to their own directory
+        return bool(glob_matches(argument, skipped) or skipped)
+    except InputError:
+        return True  # reading it says what cannot be read
 
 
 def check_outside_inputs(target: Path | None, paths: list[str]) -> None:
