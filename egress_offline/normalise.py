@@ -6,7 +6,7 @@ the rare number written with an exponent.
 
 from __future__ import annotations
 
-from decimal import Decimal, InvalidOperation
+from decimal import ROUND_DOWN, Decimal, InvalidOperation
 from typing import Final
 
 import polars as pl
@@ -200,10 +200,16 @@ def exponent_values(texts: list[str]) -> dict[str, int | None]:
     values: dict[str, int | None] = {}
     for text in texts:
         try:
-            number = int(Decimal(text))
-        except (InvalidOperation, ValueError, OverflowError):
+            exact = Decimal(text)
+        except (InvalidOperation, ValueError):
             values[text] = None
             continue
+        # 1e999999999 as an int has a billion digits (int() took minutes): a value of 19
+        # digits or more before the point is outside a long, so it is never made one
+        if not exact.is_finite() or (not exact.is_zero() and exact.adjusted() >= 19):
+            values[text] = None
+            continue
+        number = int(exact.to_integral_value(rounding=ROUND_DOWN))
         values[text] = number if _LONG_MIN <= number <= _LONG_MAX else None
     return values
 

@@ -62,6 +62,9 @@ SWEEP_COLUMNS: Final = (
     *(name for name in OUTPUT_COLUMNS if name not in f.GROUP_FIELDS),
 )
 _PARTITION_ROWS: Final = 100_000  # events a partition holds, about
+#: A time floor below every timestamp (the least epoch ms of a long): no record is skipped
+#: as old, and every record's timestamp is kept to be counted.
+_BEFORE_ALL: Final = -(2**63)
 
 
 @dataclass
@@ -101,11 +104,12 @@ def run_sweep(
     ):
         spill = Spill(scratch)
         # records before `since` can be skipped unread, as the hunt skips those before
-        # its window
+        # its window; with or without, the timestamps of the records not decoded are
+        # kept, to count those in the period
         read = read_into(
             inputs, spec, spill, counts,
-            window_ms=spec.window_ms if since is not None else None,
-            floor_ms=None if since is None else since - 1,
+            window_ms=spec.window_ms,
+            floor_ms=_BEFORE_ALL if since is None else since - 1,
             count_stamps=True,
             hash_inputs=hash_inputs,
             progress=progress,
@@ -118,12 +122,9 @@ def run_sweep(
         if until is not None:
             in_period &= pl.col(TS) < until
         events = public_events(spill, spec.cidrs, in_period, counts, read.files)
-        if since is None and until is None:
-            counts.time_window = counts.valid
-        else:
-            low = None if since is None else since - 1
-            counts.time_window = spill.count_stamps(after=low, before=until)
-            counts.time_window += counts.event_match
+        # records with a @timestamp in the period; an event match once per document
+        low = _BEFORE_ALL if since is None else since - 1
+        counts.time_window = spill.count_stamps(after=low, before=until) + counts.event_match
         rows, partitions = _peaks(events, spec, counts, spill)
         result = SweepResult(
             rows=rows,

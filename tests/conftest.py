@@ -9,7 +9,7 @@ import pytest
 
 #: Suites whose every test runs twice: through the fast NDJSON reader, and through the
 #: careful one alone (as if the fast reader gave up on every file at once).
-BOTH_READERS = {"test_layouts", "test_semantics", "test_exports"}
+BOTH_READERS = {"test_layouts", "test_semantics", "test_exports", "test_numbers"}
 
 
 def pytest_configure(config: pytest.Config) -> None:

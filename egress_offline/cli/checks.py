@@ -2,26 +2,29 @@
 
 from __future__ import annotations
 
-import glob
 import os
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Final
 
-from egress_offline.errors import UsageError
+from egress_offline.errors import InputError, UsageError
 from egress_offline.outputs import OutputTarget, output_target
 from egress_offline.readers import FileReport
+from egress_offline.readers.walk import GLOB_CHARS, glob_matches
 
 __all__ = ["check_not_an_input", "check_outputs", "check_outside_inputs", "names_input"]
-
-_GLOB_CHARS: Final = frozenset("*?[")
 
 
 def names_input(argument: str) -> bool:
     """Does ``argument`` name an input: an existing path, or a glob that matches one."""
     if Path(argument).exists():
         return True
-    return bool(_GLOB_CHARS & set(argument)) and bool(glob.glob(argument, recursive=True))
+    if not GLOB_CHARS & set(argument):
+        return False
+    skipped: list[str] = []
+    try:  # bounded, where glob.glob searched for ever through links to their own directory
+        return bool(glob_matches(argument, skipped) or skipped)
+    except InputError:
+        return True  # reading it says what cannot be read
 
 
 def check_outputs(outputs: dict[str, Path | None], paths: list[str]) -> dict[str, OutputTarget]:
@@ -75,9 +78,13 @@ def _input_places(paths: list[str]) -> Iterator[tuple[str, Path]]:
             continue
         if given.exists():
             yield raw, given
-        elif _GLOB_CHARS & set(raw):
-            for match in sorted(glob.glob(raw, recursive=True)):
-                yield match, Path(match)
+        elif GLOB_CHARS & set(raw):
+            try:
+                matches = glob_matches(raw, [])
+            except InputError:
+                continue  # reading it says what cannot be read
+            for match in matches:
+                yield str(match), match
 
 
 def check_not_an_input(target: Path | None, files: list[FileReport]) -> None:

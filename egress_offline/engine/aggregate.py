@@ -8,7 +8,7 @@ from typing import Any
 import polars as pl
 
 from egress_offline import fields as f
-from egress_offline.engine.reduce import HAS_BYTES, SUM, N, candidate_schema
+from egress_offline.engine.reduce import HAS_BYTES, SUM, UNREAD, N, candidate_schema
 from egress_offline.engine.results import (
     CONNECTIONS,
     FIRST_SEEN,
@@ -21,7 +21,7 @@ from egress_offline.engine.results import (
 from egress_offline.engine.spill import Spill
 from egress_offline.normalise import long_or_null, present
 from egress_offline.ranges import classify
-from egress_offline.readers import FILE, ID, INDEX, POS, TS, FileReport
+from egress_offline.readers import FILE, ID, INDEX, POS, TS, FileReport, tuning
 from egress_offline.spec import HuntSpec
 
 __all__ = ["aggregate_window", "duplicates", "finish", "public_events", "with_context"]
@@ -34,8 +34,9 @@ def public_events(
     """The candidate rows in the period whose destination is public, each document once,
     one row per group key combination (a multi-valued key puts the row in each of its
     groups). Counts the event matches in the period, the duplicates dropped (also in each
-    file's report) and the public ones. The rows are written once to the scratch
-    directory, and read from there by every later step."""
+    file's report), their ``source.bytes`` values that are not a long (in each file's
+    report) and the public ones. The rows are written once to the scratch directory, and
+    read from there by every later step."""
     candidates = spill.scan(candidate_schema())
     dropped = duplicates(spill, in_period)
     for number, count in dropped.group_by(FILE).len().rows():
@@ -71,20 +72,23 @@ def public_events(
     # One spilled batch at a time, eagerly: the streaming engine would hold every row for
     # the list expression. Written to scratch, then read by every later step.
     public_paths = []
+    unread = []
     for number, path in enumerate(spill.files):
         whole = pl.scan_ipc(path, glob=False).collect()
         if dropped.height:
             gone = dropped.filter(pl.col(_SPILLED) == number).get_column(_ROW)
             if gone.len():
                 whole = whole.with_row_index(_ROW).filter(~pl.col(_ROW).is_in(gone)).drop(_ROW)
+        whole = whole.filter(in_period)
+        unread.append(whole.filter(pl.col(UNREAD) > 0).select(FILE, POS, UNREAD))
         part = (
-            whole.filter(in_period)
-            .with_columns(canon.alias("__canon"))
+            whole.with_columns(canon.alias("__canon"))
             .filter((pl.col("__canon").list.len() == 1) & public_only)
             .drop("__canon")
         )
         if part.height:
             public_paths.append(spill.write(part, f"public-{number:06d}.arrow"))
+    _note_unread(unread, files)
     public = pl.scan_ipc(public_paths, glob=False) if public_paths else candidates.clear()
     counts.public_destination = public.select(pl.len()).collect(engine="streaming").item()
 
@@ -97,6 +101,28 @@ def public_events(
             .alias(name)
         ).explode(name)
     return exploded
+
+
+def _note_unread(parts: list[pl.DataFrame], files: list[FileReport]) -> None:
+    """Count in each file's report the ``source.bytes`` values of its event matches that
+    are not a long (out of its range, such as a number of 100,000 digits, or no number):
+    read as missing, as the cluster reads them, but never without a word."""
+    found = pl.concat(parts).sort(FILE, POS) if parts else None
+    if found is None or found.height == 0:
+        return
+    for (number,), rows in found.group_by(FILE, maintain_order=True):
+        report = files[int(number)]  # type: ignore[call-overload]
+        first = rows.head(tuning.MAX_POSITIONS).select(POS, UNREAD).iter_rows()
+        for position, values in first:
+            report.note_unreadable(position, _unread_reason(values))
+        noted = min(rows.height, tuning.MAX_POSITIONS)
+        report.unreadable += int(rows.get_column(UNREAD).sum()) - noted
+
+
+def _unread_reason(values: int) -> str:
+    if values == 1:
+        return f"{f.SOURCE_BYTES} is not a long (out of its range, or not a number)"
+    return f"{f.SOURCE_BYTES}: {values} values are not longs (out of range, or not numbers)"
 
 
 _SPILLED = "__spilled"  # the number of a spill file
@@ -153,15 +179,15 @@ def aggregate_window(spill: Spill, spec: HuntSpec, cutoff_ms: int | None,
     no window), summed per group, at or above the threshold."""
     if spec.window is None:
         in_window = pl.lit(True)
-        counts.time_window = counts.valid
     elif cutoff_ms is None:  # no anchor for the window: nothing can be in it
         in_window = pl.lit(False)
-        counts.time_window = 0
     else:
         in_window = pl.col(TS) > cutoff_ms
-        counts.time_window = spill.count_stamps(after=cutoff_ms)
     exploded = public_events(spill, spec.cidrs, in_window, counts, files)
-    counts.time_window += counts.event_match
+    if spec.window is None:  # every valid record; an event match once per document
+        counts.time_window = counts.valid - counts.duplicates
+    elif cutoff_ms is not None:  # the other records' timestamps, and the event matches
+        counts.time_window = spill.count_stamps(after=cutoff_ms) + counts.event_match
     keys = list(f.GROUP_FIELDS)
     # Only streamable aggregations here: memory holds the groups, never their events.
     groups = exploded.group_by(keys).agg(

@@ -22,6 +22,7 @@ from egress_offline.spec import RowFilters
 __all__ = [
     "HAS_BYTES",
     "SUM",
+    "UNREAD",
     "N",
     "candidate_schema",
     "event_match",
@@ -29,10 +30,12 @@ __all__ = [
     "reduce_batch",
 ]  # fmt: skip
 
-#: Columns of the candidate rows: exact byte sum, values summed, any bytes at all
+#: Columns of the candidate rows: exact byte sum, values summed, any bytes at all, values
+#: that are not a long (read as missing, as the cluster's ``ignore_malformed`` does)
 SUM: Final = "__sum"
 N: Final = "__n"
 HAS_BYTES: Final = "__has_bytes"
+UNREAD: Final = "__unread"
 _MATCH: Final = "__match"
 
 
@@ -73,6 +76,7 @@ def candidate_schema() -> dict[str, Any]:
         SUM: pl.Int128,
         N: pl.UInt32,
         HAS_BYTES: pl.Boolean,
+        UNREAD: pl.UInt32,
         **{name: text_list for name in f.CONTEXT_FIELDS},
     }
 
@@ -90,6 +94,9 @@ def reduce_batch(batch: FieldBatch, spec: RowFilters, spill: Spill, *,
         return
     exponents = exponent_values(candidates.select(exponent_texts()).to_series().to_list())
     total, parsed = sum_longs(f.SOURCE_BYTES, exponents)
+    given = present(pl.col(f.SOURCE_BYTES))
+    # an empty string is missing to the cluster's numbers, not malformed
+    filled = given.list.eval(pl.element() != "").list.sum()
     spill.add(
         candidates.select(
             FILE,
@@ -101,7 +108,8 @@ def reduce_batch(batch: FieldBatch, spec: RowFilters, spill: Spill, *,
             *[keyword(name) for name in f.GROUP_FIELDS],
             total.alias(SUM),
             parsed.alias(N),
-            (present(pl.col(f.SOURCE_BYTES)).list.len() > 0).alias(HAS_BYTES),
+            (given.list.len() > 0).alias(HAS_BYTES),
+            (filled.cast(pl.Int64) - parsed).clip(0).cast(pl.UInt32).alias(UNREAD),
             *[keyword(name) for name in f.CONTEXT_FIELDS],
         )
     )

@@ -2,7 +2,8 @@
 
 The modules follow the data::
 
-    discover      paths, directories, globs, stdin -> input files
+    discover      paths, directories, globs, stdin -> input files (walk: each entry of a
+                  directory or glob read, skipped and listed, or an error)
     sniff         what a file holds, from its first bytes (compression: the member walker)
     session       one read of every input: hands on FieldBatch and StampBatch items
       ndjson        the fast NDJSON reader: the text check (textcheck), the line scan

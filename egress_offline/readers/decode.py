@@ -198,13 +198,42 @@ def _reject_constant(token: str) -> Any:
     raise ValueError(f"{token} is not valid JSON")
 
 
-def strict_load(text: str) -> Any:
+class _Digits(str):
+    """A JSON integer longer than Python converts (``sys.get_int_max_str_digits()``),
+    kept as its digits: no long holds it, and in a field the hunt does not read it must
+    change nothing."""
+
+
+def _int_or_digits(token: str) -> int | str:
+    try:
+        return int(token)
+    except ValueError:  # JSON's digits: only too many of them fail
+        return _Digits(token)
+
+
+def strict_load(text: str | bytes) -> Any:
     """``json.loads`` as the vectorised decoder reads JSON: the first of duplicate keys
-    wins, floats kept as their text, ``NaN`` and ``Infinity`` refused."""
+    wins, floats kept as their text, ``NaN`` and ``Infinity`` refused, and an integer
+    too long for ``int()`` kept as its digits. Such an integer makes ``json.loads``
+    fail (a ValueError, not a JSON error); only then is the text parsed again with a
+    hook on every integer, which costs a Python call each."""
+    try:
+        return json.loads(
+            text,
+            object_pairs_hook=_first_wins,
+            parse_float=_Text,
+            parse_constant=_reject_constant,
+        )
+    except json.JSONDecodeError:
+        raise
+    except ValueError as exc:
+        if "integer string conversion" not in str(exc):
+            raise
     return json.loads(
         text,
         object_pairs_hook=_first_wins,
         parse_float=_Text,
+        parse_int=_int_or_digits,
         parse_constant=_reject_constant,
     )
 

@@ -3,26 +3,22 @@
 from __future__ import annotations
 
 import contextlib
-import glob
 import hashlib
-import os
 import sys
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Final
 
 from egress_offline.errors import InputError
 from egress_offline.readers import tuning
 from egress_offline.readers.linescan import check_read_settings
 from egress_offline.readers.model import InputFile, Inputs
 from egress_offline.readers.sniff import KNOWN_LAYOUTS, describe
+from egress_offline.readers.walk import GLOB_CHARS, glob_matches, kind_of_named, walk
 from egress_offline.scratch import Scratch, scratch_errors
 
 __all__ = ["GLOB_CHARS", "open_inputs"]
-
-GLOB_CHARS: Final = frozenset("*?[")
 
 
 @contextmanager
@@ -46,25 +42,24 @@ def open_inputs(paths: Sequence[str], scratch: Scratch | None = None) -> Iterato
                 stack.callback(scratch.release, spool)
                 files[spool] = _named(spool, "<stdin>")
                 continue
-            path = Path(raw)
-            if path.is_file():
+            kind = kind_of_named(raw)
+            if kind == "file":
+                path = Path(raw)
                 files.setdefault(path.resolve(), _named(path, raw))
-            elif path.is_dir():
-                for found in _walk(path):
+            elif kind == "directory":
+                for found in walk(Path(raw), skipped):
                     _add_found(found, files, skipped)
             elif GLOB_CHARS & set(raw):
-                matches = sorted(glob.glob(raw, recursive=True))
-                if not matches:
+                before = len(skipped)
+                matches = glob_matches(raw, skipped)
+                if not matches and len(skipped) == before:
                     raise InputError(f"{raw}: the pattern matches no file; check the pattern")
                 for match in matches:
-                    match_path = Path(match)
-                    if match_path.is_dir():
-                        for found in _walk(match_path):
+                    if match.is_dir():
+                        for found in walk(match, skipped):
                             _add_found(found, files, skipped)
-                    elif match_path.is_file():
-                        _add_found(match_path, files, skipped)
-            elif path.exists() or path.is_symlink():
-                raise InputError(f"{raw}: not a regular file or directory; name a file")
+                    else:
+                        _add_found(match, files, skipped)
             else:
                 raise InputError(f"{raw}: no such file or directory; check the path")
         if not files:
@@ -126,14 +121,6 @@ def _named(path: Path, name: str) -> InputFile:
     described = describe(path, name=name, explicit=True)
     assert isinstance(described, InputFile)  # explicit: raised otherwise
     return described
-
-
-def _walk(root: Path) -> Iterator[Path]:
-    # followlinks=False: a symlink loop cannot make the walk run forever.
-    for directory, subdirs, names in os.walk(root, followlinks=False):
-        subdirs.sort()
-        for name in sorted(names):
-            yield Path(directory) / name
 
 
 def _add_found(path: Path, files: dict[Path, InputFile], skipped: list[str]) -> None:

@@ -22,7 +22,7 @@ from egress_offline.readers import tuning
 from egress_offline.readers.bulk import is_action
 from egress_offline.readers.compression import PARQUET_MAGIC, compression_of, decompressed
 from egress_offline.readers.csv import csv_columns
-from egress_offline.readers.decode import python_fields
+from egress_offline.readers.decode import python_fields, strict_load
 from egress_offline.readers.esql import is_esql
 from egress_offline.readers.model import Compression, Encoding, Format, InputFile, Layout
 
@@ -161,8 +161,8 @@ def _layout(peek: bytes, *, check: bool = True) -> tuple[Format, Layout, bool]:
     objects: list[dict[str, Any]] = []
     for line in complete:
         try:
-            doc = json.loads(line)
-        except ValueError:
+            doc = strict_load(line)  # as the readers: a 100,000-digit number is no damage
+        except (ValueError, RecursionError):
             continue
         if isinstance(doc, dict):
             objects.append(doc)
@@ -221,6 +221,8 @@ def _understood(objects: list[dict[str, Any]], *, bulk: bool = False) -> bool:
     """Do the first records hold any field the hunt reads? True, or raises
     :class:`NotUnderstood` naming what the first one holds instead."""
     records = [r for value in objects if not (bulk and is_action(value)) for r in _records(value)]
+    if bulk and not records:
+        return False  # actions alone (the first document is longer than the peek): when read
     for found in records:
         record = (
             found["doc"]

@@ -72,3 +72,15 @@ def test_parquet_is_told_from_its_magic(tmp_path: Path) -> None:
     pl.DataFrame({"event.action": ["x"]}).write_parquet(path)
     described = describe(path, name="rows.dat", explicit=True)
     assert isinstance(described, InputFile) and described.format == "parquet"
+
+
+def test_a_first_line_nested_deeper_than_the_parser_goes_is_sniffed(tmp_path: Path) -> None:
+    """It stopped the run with a RecursionError traceback; now the line decides nothing,
+    as a damaged one does, and a record after it tells the layout."""
+    path = tmp_path / "deep.ndjson"
+    path.write_text('{"a": ' + "[" * 30_000 + "]" * 30_000 + '}\n{"source": {"bytes": 1}}\n')
+    described = describe(path, name=str(path), explicit=True)
+    assert isinstance(described, InputFile)
+    assert (described.format, described.layout, described.understood) == (
+        "ndjson", "documents", True,
+    )  # fmt: skip
