@@ -35,8 +35,9 @@ _OURS: Final = re.compile(rf"^{re.escape(PREFIX)}(\d+)-")
 #: Room the default budget leaves on the scratch file system: a tenth of it, at least this.
 _RESERVE: Final = 1 << 30
 
-#: Every scratch directory of this process that exists, for removal on a signal.
-_LIVE: set[Path] = set()
+#: A disk or quota full: the scratch space's fault, not the input's nor the output's.
+_FULL: Final = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
+_OS_ERROR: Final = re.compile(r"\(os error (\d+)\)")
 
 
 class Scratch:
@@ -46,6 +47,7 @@ class Scratch:
 
     def __init__(self, limit: int | None = None) -> None:
         self.limit = limit
+        self._given = limit is not None
         self.used = 0  # bytes charged and not released
         self.peak = 0
         self._root: Path | None = None
@@ -70,7 +72,6 @@ class Scratch:
                     f"cannot make a scratch directory in {base} ({exc.strerror}); set "
                     "TMPDIR to a writable directory with free space"
                 ) from exc
-            _LIVE.add(self._root)
             if self.limit is None:
                 self.limit = default_limit(self._root)
         return self._root
@@ -93,10 +94,14 @@ class Scratch:
         self.peak = max(self.peak, self.used)
         limit = self.limit if self.limit is not None else default_limit(self.root)
         if self.used > limit:
+            which = (
+                "--scratch-limit" if self._given
+                else "the default limit: the free space less a tenth of the disk"
+            )  # fmt: skip
             raise ScratchError(
-                f"the run needs more than {_size(limit)} of scratch space in "
-                f"{self.root.parent} (its --scratch-limit); raise --scratch-limit, or set "
-                "TMPDIR to a disk with more free space"
+                f"the run needs more than {limit:,} bytes ({_size(limit)}) of scratch space "
+                f"in {self.root.parent} ({which}); raise --scratch-limit, or set TMPDIR to "
+                "a disk with more free space"
             )
 
     def release(self, path: Path) -> None:
@@ -111,7 +116,6 @@ class Scratch:
         """Remove the directory and everything in it."""
         if self._root is not None:
             shutil.rmtree(self._root, ignore_errors=True)
-            _LIVE.discard(self._root)
             self._root = None
             self._sizes.clear()
             self.used = 0
@@ -145,13 +149,6 @@ def remove_stale(base: Path) -> None:
             shutil.rmtree(entry.path, ignore_errors=True)
 
 
-def remove_live() -> None:
-    """Remove every scratch directory of this process (on a signal, before it ends)."""
-    for root in list(_LIVE):
-        shutil.rmtree(root, ignore_errors=True)
-        _LIVE.discard(root)
-
-
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -168,12 +165,15 @@ def scratch_errors(scratch: Scratch) -> Iterator[None]:
     not the output's, and the message says so."""
     try:
         yield
-    except OSError as exc:
-        if exc.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+    except Exception as exc:  # Polars words an OS error as text ("(os error 28)")
+        code = exc.errno if isinstance(exc, OSError) else None
+        if code is None and (found := _OS_ERROR.search(str(exc))):
+            code = int(found[1])
+        if code not in _FULL:
             raise
         where = scratch.root.parent if scratch._root is not None else tempfile.gettempdir()
         raise ScratchError(
-            f"the scratch directory in {where} is full ({exc.strerror}, after "
+            f"the scratch directory in {where} is full ({os.strerror(code)}, after "
             f"{_size(scratch.used)} of scratch); set TMPDIR to a disk with more free space"
         ) from exc
 

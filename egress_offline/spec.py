@@ -77,12 +77,12 @@ def parse_duration(text: str) -> timedelta:
     return timedelta(seconds=seconds)
 
 
-def parse_size(text: str) -> int:
+def parse_size(text: str, option: str = "--threshold") -> int:
     """Plain bytes, or ``KB MB GB TB`` (powers of 1000) and ``KiB MiB GiB TiB`` (of 1024)."""
     match = _SIZE.match(text)
     if not match:
         raise UsageError(
-            f"--threshold: {text!r} is not a size; use bytes (1073741824) or a unit "
+            f"{option}: {text!r} is not a size; use bytes (1073741824) or a unit "
             "such as 500MB, 1GiB or 2TB"
         )
     number, unit = match.groups()

@@ -165,7 +165,7 @@ def _peaks(
     flagged = summed.filter(pl.col(PEAK) >= spec.threshold).with_columns(
         pl.col(PEAK_START, PEAK_END, FIRST_SEEN, LAST_SEEN).cast(pl.Datetime("ms", "UTC"))
     )
-    return finish(flagged, events, spill, counts, by=PEAK, columns=SWEEP_COLUMNS), partitions
+    return finish(flagged, spill, counts, by=PEAK, columns=SWEEP_COLUMNS), partitions
 
 
 def group_peaks(events: pl.DataFrame, window_ms: int) -> pl.DataFrame:

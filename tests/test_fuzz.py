@@ -27,7 +27,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from egress_offline import EgressError, HuntSpec, run_hunt
-from tests.helpers import keyed, rows_of
+from tests.helpers import keyed, rows_of, zstd_compress
 from tests.reference import reference_hunt
 from tests.test_properties import HOUR, NOW_MS, documents
 
@@ -215,3 +215,71 @@ def test_random_documents(values: list[Any]) -> None:
         path = Path(scratch) / "random.ndjson"
         path.write_bytes(body)
         check(path, body, exact_records=True)
+
+
+# ------------------------------------------------------------ bombs and huge lines
+
+LIMITS = {"FAST_LINE": 2_048, "LINE_LIMIT": 8_192, "INFLATE_CAP": 4_096}
+
+
+@pytest.mark.slow
+@FUZZ
+@given(
+    docs=st.lists(documents(), min_size=1, max_size=25),
+    where=st.floats(0, 1),
+    length=st.integers(1_000, 40_000),
+    ends=st.booleans(),
+    compression=st.sampled_from(["none", "gzip", "zstd"]),
+)
+def test_a_huge_line_anywhere(docs: list[dict[str, Any]], where: float, length: int, ends: bool,
+                              compression: str) -> None:  # fmt: skip
+    """A line of ``length`` bytes among the documents (at the end: possibly never ended),
+    with the line limits lowered to a few KiB: a line over the limit is one malformed
+    record, skipped unread; one under it is read; everything else is read as without it."""
+    lines = [json.dumps(d).encode() for d in docs]
+    huge = b'{"message":"' + b"A" * length + b'"}'
+    at = int(where * len(lines))
+    lines.insert(at, huge)
+    body = b"\n".join(lines) + (b"\n" if ends or at < len(lines) - 1 else b"")
+    packed = {"none": body, "gzip": gzip.compress(body, 1), "zstd": zstd_compress(body)}
+    with tempfile.TemporaryDirectory() as scratch, pytest.MonkeyPatch.context() as patch:
+        for name, value in LIMITS.items():
+            patch.setattr(f"egress_offline.readers.tuning.{name}", value)
+        path = (
+            Path(scratch)
+            / f"huge.ndjson{ {'none': '', 'gzip': '.gz', 'zstd': '.zst'}[compression] }"
+        )
+        path.write_bytes(packed[compression])
+        result = run_hunt([str(path)], SPEC)
+    over = len(huge) > LIMITS["LINE_LIMIT"]
+    assert result.counts.records == len(docs) + 1
+    assert result.counts.malformed == int(over)
+    if over:
+        assert "line longer than 8,192 bytes" in " ".join(result.files[0].positions)
+    reference = reference_hunt([_as_indexed(d) for d in docs], now_ms=NOW_MS,
+                               window_ms=2 * HOUR, threshold=90)  # fmt: skip
+    assert keyed(rows_of(result)) == keyed(reference)
+
+
+@pytest.mark.slow
+@FUZZ
+@given(
+    docs=st.lists(documents(), min_size=1, max_size=8),
+    copies=st.integers(1, 400),
+    compression=st.sampled_from(["gzip", "zstd"]),
+)
+def test_a_bomb_of_valid_events(docs: list[dict[str, Any]], copies: int, compression: str) -> None:
+    """The same documents over and over, compressed to almost nothing, read with every
+    decompression call capped at 4 KiB: the rows are the reference's over every copy."""
+    body = b"".join(json.dumps(d).encode() + b"\n" for d in docs) * copies
+    packed = gzip.compress(body, 9) if compression == "gzip" else zstd_compress(body)
+    with tempfile.TemporaryDirectory() as scratch, pytest.MonkeyPatch.context() as patch:
+        for name, value in LIMITS.items():
+            patch.setattr(f"egress_offline.readers.tuning.{name}", value)
+        path = Path(scratch) / ("bomb.ndjson.gz" if compression == "gzip" else "bomb.ndjson.zst")
+        path.write_bytes(packed)
+        result = run_hunt([str(path)], SPEC)
+    assert result.counts.records == len(docs) * copies
+    reference = reference_hunt([_as_indexed(d) for d in docs] * copies, now_ms=NOW_MS,
+                               window_ms=2 * HOUR, threshold=90)  # fmt: skip
+    assert keyed(rows_of(result)) == keyed(reference)

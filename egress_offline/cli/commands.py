@@ -6,6 +6,7 @@ from __future__ import annotations
 import errno
 import os
 import re
+import signal
 import sys
 import tempfile
 from collections.abc import Callable, Iterator
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import IO, Annotated, Any, Final, NoReturn
 
 import typer
+from polars.exceptions import PanicException
 
 from egress_offline import __version__
 from egress_offline.cli.checks import check_not_an_input, check_outputs, names_input
@@ -29,6 +31,7 @@ from egress_offline.cli.options import (
     Paths,
     Quiet,
     Report,
+    ScratchLimit,
     Strict,
     Threshold,
 )
@@ -102,6 +105,7 @@ class _Delivery:
     report: Path | None
     excel_safe: bool
     quiet: bool
+    scratch_limit: str | None = None
 
 
 @app.command()
@@ -134,9 +138,10 @@ def hunt(
     strict: Strict = False,
     excel_safe: ExcelSafe = False,
     quiet: Quiet = False,
+    scratch_limit: ScratchLimit = None,
 ) -> None:
     """Flag processes that sent at least --threshold bytes to one public destination."""
-    delivery = _Delivery(paths, output, fmt, report, excel_safe, quiet)
+    delivery = _Delivery(paths, output, fmt, report, excel_safe, quiet, scratch_limit)
 
     def build() -> HuntSpec:
         families, extra = _filters(os_family, exclude_cidr, exclude_cidr_file)
@@ -191,10 +196,11 @@ def sweep(
     strict: Strict = False,
     excel_safe: ExcelSafe = False,
     quiet: Quiet = False,
+    scratch_limit: ScratchLimit = None,
 ) -> None:
     """Flag every process that sent at least --threshold bytes to one public destination
     within any --window, over the whole dump (a true sliding window)."""
-    delivery = _Delivery(paths, output, fmt, report, excel_safe, quiet)
+    delivery = _Delivery(paths, output, fmt, report, excel_safe, quiet, scratch_limit)
 
     def build() -> SweepSpec:
         families, extra = _filters(os_family, exclude_cidr, exclude_cidr_file)
@@ -248,6 +254,7 @@ def pivot(
     csv_timezone: CsvTimezone = "UTC",
     strict: Strict = False,
     quiet: Quiet = False,
+    scratch_limit: ScratchLimit = None,
 ) -> None:
     """Everything the export holds about processes: start event, parent, children,
     network per destination, and queries to continue on a cluster."""
@@ -262,8 +269,9 @@ def pivot(
         display = ProgressDisplay(enabled=not quiet and sys.stderr.isatty())
         try:
             result = run_pivot(
-                ids, paths, strict=strict, csv_timezone=csv_timezone, progress=display
-            )
+                ids, paths, strict=strict, csv_timezone=csv_timezone, progress=display,
+                scratch_limit=_scratch_limit(scratch_limit),
+            )  # fmt: skip
         finally:
             display.close()
         check_not_an_input(output, result.files)
@@ -280,6 +288,7 @@ def _run(delivery: _Delivery, build: Callable[[], Any], runner: Callable[..., An
     user can cause to one line and an exit code."""
     with _user_errors():
         spec = build()
+        limit = _scratch_limit(delivery.scratch_limit)
         outputs = {"--output": delivery.output, "--report": delivery.report}
         targets = check_outputs(outputs, delivery.paths)
         out_format = format_for(
@@ -291,8 +300,9 @@ def _run(delivery: _Delivery, build: Callable[[], Any], runner: Callable[..., An
         display = ProgressDisplay(enabled=not delivery.quiet and sys.stderr.isatty())
         try:
             result = runner(
-                delivery.paths, spec, hash_inputs=delivery.report is not None, progress=display
-            )
+                delivery.paths, spec, hash_inputs=delivery.report is not None,
+                progress=display, scratch_limit=limit,
+            )  # fmt: skip
         finally:
             display.close()
         check_not_an_input(delivery.output, result.files)
@@ -323,11 +333,37 @@ def _user_errors() -> Iterator[None]:
         _fail(str(exc), exc.exit_code)
     except KeyboardInterrupt:
         _fail("interrupted; no output file was written", 130)
+    except Terminated as exc:
+        _fail(f"stopped by {exc.name}; no output file was written", 128 + exc.signal)
+    except MemoryError:
+        _fail("the run needs more memory than there is; free memory, or split the input", 1)
+    except PanicException as exc:  # a BaseException: Polars failed inside
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else "a panic"
+        _fail(f"Polars failed inside ({first}); please report this with the input's layout", 1)
     except BrokenPipeError:
         sys.stderr.close()
         raise typer.Exit(1) from None
     except OSError as exc:  # not an input's (InputError) nor an output's (OutputError)
         _fail(_os_failure(exc), 1)
+
+
+def _scratch_limit(text: str | None) -> int | None:
+    """``--scratch-limit``'s value in bytes, or None for the default."""
+    return None if text is None else parse_size(text, "--scratch-limit")
+
+
+class Terminated(BaseException):
+    """SIGTERM or SIGHUP: raised in the main thread, so that every ``with`` block (the
+    scratch directory, a temporary output) is left as on Ctrl-C."""
+
+    def __init__(self, signal_number: int) -> None:
+        super().__init__(signal_number)
+        self.signal = signal_number
+        self.name = signal.Signals(signal_number).name
+
+
+def _on_signal(signal_number: int, _frame: object) -> None:
+    raise Terminated(signal_number)
 
 
 def _os_failure(exc: OSError) -> str:
@@ -382,6 +418,8 @@ def run() -> None:
     """Console-script entry point. Once the run is over and its output flushed, the
     process ends at once: interpreter teardown (threads, modules) would only add time."""
     code: int | str | None = 0
+    for number in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(number, _on_signal)
     try:
         app()
     except SystemExit as done:

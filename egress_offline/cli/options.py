@@ -18,6 +18,7 @@ __all__ = [
     "Paths",
     "Quiet",
     "Report",
+    "ScratchLimit",
     "Strict",
     "Threshold",
 ]
@@ -132,5 +133,17 @@ CsvTimezone = Annotated[
         metavar="ZONE",
         help="The time zone of a Kibana CSV export's dates, which carry none: an IANA name "
         "(Europe/Paris) or an offset (+02:00).",
+    ),
+]
+
+
+ScratchLimit = Annotated[
+    str | None,
+    typer.Option(
+        metavar="SIZE",
+        help="Stop with an error before temporary files (in TMPDIR) pass this: bytes, "
+        "KB/MB/GB or KiB/MiB/GiB. Default: the free space there less a tenth of the disk "
+        "(at least 1 GiB).",
+        show_default=False,
     ),
 ]

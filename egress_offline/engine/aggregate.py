@@ -24,7 +24,14 @@ from egress_offline.ranges import classify
 from egress_offline.readers import FILE, ID, INDEX, POS, TS, FileReport, tuning
 from egress_offline.spec import HuntSpec
 
-__all__ = ["aggregate_window", "duplicates", "finish", "public_events", "with_context"]
+__all__ = [
+    "aggregate_window",
+    "by_group",
+    "duplicates",
+    "finish",
+    "public_events",
+    "with_context",
+]
 
 
 def public_events(
@@ -89,9 +96,15 @@ def public_events(
         if part.height:
             public_paths.append(spill.write(part, f"public-{number:06d}.arrow"))
     _note_unread(unread, files)
+    spill.public = public_paths
     public = pl.scan_ipc(public_paths, glob=False) if public_paths else candidates.clear()
     counts.public_destination = public.select(pl.len()).collect(engine="streaming").item()
+    return by_group(public)
 
+
+def by_group(public: pl.LazyFrame) -> pl.LazyFrame:
+    """One row per group key combination of each public event (a multi-valued key puts
+    the event in each of its groups; a missing one is null)."""
     exploded = public
     for name in f.GROUP_FIELDS:
         exploded = exploded.with_columns(
@@ -203,15 +216,15 @@ def aggregate_window(spill: Spill, spec: HuntSpec, cutoff_ms: int | None,
     flagged = summed.filter(pl.col(TOTAL) >= spec.threshold).with_columns(
         pl.col(FIRST_SEEN, LAST_SEEN).cast(pl.Datetime("ms", "UTC"))
     )
-    return finish(flagged, exploded, spill, counts, by=TOTAL, columns=OUTPUT_COLUMNS)
+    return finish(flagged, spill, counts, by=TOTAL, columns=OUTPUT_COLUMNS)
 
 
-def finish(flagged: pl.DataFrame, events: pl.LazyFrame, spill: Spill, counts: Counts, *,
+def finish(flagged: pl.DataFrame, spill: Spill, counts: Counts, *,
            by: str, columns: tuple[str, ...]) -> pl.DataFrame:  # fmt: skip
     """The flagged groups as output: their context from ``events``, largest ``by`` first
     then by key, in ``columns``; the optional columns are left out when no row has one."""
     keys = list(f.GROUP_FIELDS)
-    flagged = with_context(flagged, events, keys, spill)
+    flagged = with_context(flagged, spill, keys)
     flagged = flagged.sort(
         [by, *keys], descending=[True, False, False, False], nulls_last=True
     ).select(columns)
@@ -224,27 +237,32 @@ def finish(flagged: pl.DataFrame, events: pl.LazyFrame, spill: Spill, counts: Co
     return flagged.drop(empty) if flagged.height else flagged
 
 
-def with_context(
-    flagged: pl.DataFrame, events: pl.LazyFrame, keys: list[str], spill: Spill
-) -> pl.DataFrame:
-    """Each context field's distinct values per flagged group. The events of the flagged
-    groups are written once to a scratch file (streamed, so memory holds no events), and
-    each field's distinct (keys, value) pairs are taken from there."""
+def with_context(flagged: pl.DataFrame, spill: Spill, keys: list[str]) -> pl.DataFrame:
+    """Each context field's distinct values per flagged group, from the public events
+    (:attr:`Spill.public`), one file at a time: memory holds one file's events and the
+    distinct values, never every event (rows of one 4 KiB executable held gigabytes)."""
+    if flagged.height == 0:
+        return flagged.with_columns(
+            pl.lit([], dtype=f.TEXT_LIST).alias(name) for name in f.CONTEXT_FIELDS
+        )
     wanted = flagged.lazy().select(keys)
-    subset = spill.sink(
-        events.select(*keys, *f.CONTEXT_FIELDS).join(wanted, on=keys, how="semi", nulls_equal=True),
-        "flagged-events.arrow",
-    )
-    for name in f.CONTEXT_FIELDS:
+    distinct: dict[str, list[pl.DataFrame]] = {name: [] for name in f.CONTEXT_FIELDS}
+    for path in spill.public:
+        events = (
+            by_group(pl.scan_ipc(path, glob=False))
+            .select(*keys, *f.CONTEXT_FIELDS)
+            .join(wanted, on=keys, how="semi", nulls_equal=True)
+            .collect()
+        )
+        for name in f.CONTEXT_FIELDS:
+            distinct[name].append(
+                events.select(*keys, name).explode(name).drop_nulls(name).unique()
+            )
+    for name, parts in distinct.items():
         values = (
-            pl.scan_ipc(subset, glob=False)
-            .select(*keys, name)
-            .explode(name)
-            .drop_nulls(name)
-            .unique()
-            .group_by(keys)
-            .agg(pl.col(name).sort())
-            .collect(engine="streaming")
+            pl.concat(parts).unique().group_by(keys).agg(pl.col(name).sort())
+            if parts
+            else pl.DataFrame(schema={**{k: pl.String for k in keys}, name: f.TEXT_LIST})
         )
         flagged = flagged.join(values, on=keys, how="left", nulls_equal=True).with_columns(
             pl.col(name).fill_null(pl.lit([], dtype=f.TEXT_LIST))

@@ -25,6 +25,8 @@ class Spill:
     def __init__(self, scratch: Scratch) -> None:
         self.scratch = scratch
         self._files: list[Path] = []
+        #: the public events, once the candidates' destinations are classified
+        self.public: list[Path] = []
         self._stamp_files: list[Path] = []
         self._stamps: list[pl.Series] = []
         self._held = 0  # timestamps in _stamps
@@ -37,6 +39,11 @@ class Spill:
     def write(self, frame: pl.DataFrame, name: str) -> Path:
         """Write ``frame`` to a scratch file named ``name``, charged to the budget."""
         path = self.scratch.path(name)
+        if frame.height > tuning.SCRATCH_ROWS:  # record batches of bounded rows
+            step = tuning.SCRATCH_ROWS
+            frame = pl.concat(
+                [frame.slice(at, step) for at in range(0, frame.height, step)], rechunk=False
+            )
         with scratch_errors(self.scratch):
             frame.write_ipc(path, compression=tuning.SCRATCH_COMPRESSION)
         self.scratch.charge(path)

@@ -100,11 +100,7 @@ class _Window:
                 _, end = _SCANNER.raw_decode(self.text, self.at)
             except json.JSONDecodeError as exc:
                 if len(self.text) - self.at > tuning.LINE_LIMIT:
-                    raise self.error(
-                        f"a JSON value at line {self.line} is longer than "
-                        f"{tuning.LINE_LIMIT:,} characters, which no Elasticsearch export "
-                        "holds; it was not read"
-                    ) from None
+                    raise self.too_long() from None
                 if self.eof:
                     raise self.invalid(exc.msg) from None
                 wanted *= 2
@@ -113,6 +109,8 @@ class _Window:
                 continue
             except RecursionError as exc:
                 raise self.error("the JSON document is nested too deeply to read") from exc
+            if end - self.at > tuning.LINE_LIMIT:
+                raise self.too_long()
             text = self.text[self.at : end]
             self.at = end
             return text
@@ -120,6 +118,12 @@ class _Window:
     @property
     def line(self) -> int:
         return self.lines + self.text.count("\n", 0, self.at) + 1
+
+    def too_long(self) -> InputError:
+        return self.error(
+            f"a JSON value at line {self.line} is longer than {tuning.LINE_LIMIT:,} "
+            "characters, which no Elasticsearch export holds; it was not read"
+        )
 
     def error(self, message: str) -> InputError:
         return InputError(f"{self.file.name}: {message}", file=self.file.name)
@@ -212,10 +216,7 @@ def _object(window: _Window, shell: list[str], path: tuple[str, ...] = ()) -> It
         shell.append(f"{key_text}:{member}")
         size += len(key_text) + len(member)
         if size > tuning.LINE_LIMIT:
-            raise window.error(
-                f"a JSON value at line {window.line} is longer than {tuning.LINE_LIMIT:,} "
-                "characters, which no Elasticsearch export holds; it was not read"
-            )
+            raise window.too_long()
         following = window.peek()
         window.at += 1
         if following == "}":

@@ -68,12 +68,12 @@ def line_blocks(file: InputFile, report: FileReport, *, strict: bool) -> Iterato
             waiting, waited = [piece[cut + 1 :]], len(piece) - cut - 1
             report.progress = min(1.0, handle.tell() / max(1, file.size))
             if whole:
-                yield _lines(whole, line_no)
+                yield _within_limit(_lines(whole, line_no), report, strict=strict)
                 line_no += whole.count(b"\n")
         if skipped >= 0:
             long_line(skipped)
         elif waited:
-            yield _lines(b"".join(waiting), line_no)
+            yield _within_limit(_lines(b"".join(waiting), line_no), report, strict=strict)
     if damage:
         report.damage = damage[0]
         if strict:
@@ -81,6 +81,20 @@ def line_blocks(file: InputFile, report: FileReport, *, strict: bool) -> Iterato
                 f"{file.name}: {damage[0]}; run without --strict to keep what precedes it",
                 file=file.name,
             )
+
+
+def _within_limit(lines: pl.DataFrame, report: FileReport, *, strict: bool) -> pl.DataFrame:
+    """``lines`` less those over the limit that a piece of text held whole (pieces are
+    smaller than the limit unless it is set lower), counted as the others are."""
+    over = lines.select(pl.col("line").str.len_bytes() > tuning.LINE_LIMIT).to_series()
+    if not over.any():
+        return lines
+    for position, length in (
+        lines.filter(over).select(POS, pl.col("line").str.len_bytes()).iter_rows()
+    ):
+        report.records += 1
+        report.note_malformed(position, too_long(length), strict=strict)
+    return lines.filter(~over)
 
 
 def _lines(block: bytes, first: int) -> pl.DataFrame:

@@ -4,6 +4,7 @@ dotted or not, also under ``_source``, becomes the field's text list."""
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Iterator, Sequence
 from functools import lru_cache
 from typing import Any
@@ -29,6 +30,7 @@ from egress_offline.readers.prefilter import AnyPrefilter, Prefilter
 from egress_offline.readers.timefloor import TimeFloor
 
 __all__ = [
+    "batches",
     "first_line",
     "kept_rows",
     "parquet_columns",
@@ -139,11 +141,40 @@ def _arrow_filter() -> Callable[[Any, Any], Any]:
     return lambda batch, mask: call_function("filter", [batch, mask])
 
 
+def batches(parquet: Any, group: int, columns: list[str], most: int) -> Iterator[Any]:
+    """The record batches of ``columns`` in row group ``group``: ``most`` rows each, or
+    fewer where the rows are wide, so that a batch holds about
+    :data:`~tuning.PARQUET_BYTES` decoded (millions of rows that share one 4 KiB string
+    are 4 KiB each once decoded, however small the file). The width is the first rows'."""
+    probe = next(
+        parquet.iter_batches(batch_size=tuning.PROBE_ROWS, row_groups=[group], columns=columns),
+        None,
+    )
+    rows = most
+    if probe is not None and probe.num_rows:
+        wide = max(1, _decoded_bytes(probe) // probe.num_rows)
+        rows = max(tuning.PROBE_ROWS, min(most, tuning.PARQUET_BYTES // wide))
+    yield from parquet.iter_batches(batch_size=rows, row_groups=[group], columns=columns)
+
+
+def _decoded_bytes(record_batch: Any) -> int:
+    """A record batch's size once its dictionary columns are decoded (as the rows become
+    text, each its own copy)."""
+    total = 0
+    for column in record_batch.columns:
+        decode = getattr(column, "dictionary_decode", None)
+        total += (decode() if decode is not None else column).nbytes
+    return int(total)
+
+
 def _every_row(parquet: Any, wanted: list[str], report: FileReport, total: int,
                fields: FieldSet) -> Iterator[pl.DataFrame]:  # fmt: skip
     """Every row, as field lists (--strict, and pivot)."""
     chosen: list[pl.Expr] | None = None
-    for record_batch in parquet.iter_batches(batch_size=tuning.PARQUET_ROWS, columns=wanted):
+    groups = range(parquet.metadata.num_row_groups)
+    for record_batch in itertools.chain.from_iterable(
+        batches(parquet, group, wanted, tuning.PARQUET_ROWS) for group in groups
+    ):
         frame = positioned(record_batch, report.records + 1)
         chosen = chosen or selection(frame.schema, fields)
         report.records += frame.height

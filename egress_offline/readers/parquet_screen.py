@@ -21,6 +21,7 @@ from egress_offline.normalise import text_ms
 from egress_offline.readers import tuning
 from egress_offline.readers.model import POS, FileReport, StampBatch
 from egress_offline.readers.parquet import (
+    batches,
     kept_rows,
     parquet_raw,
     positioned,
@@ -86,9 +87,7 @@ class _Screen:
         floor, report, total = self.floor, self.report, self.total
         rows = _Rows(self.parquet, group, self.wanted)
         offset = 0
-        for record_batch in self.parquet.iter_batches(
-            batch_size=tuning.SCREEN_ROWS, row_groups=[group], columns=self.deciding
-        ):
+        for record_batch in batches(self.parquet, group, self.deciding, tuning.SCREEN_ROWS):
             frame = positioned(record_batch, 1)
             stamp = row_stamps(frame)
             low = floor.ms
@@ -115,33 +114,40 @@ class _Screen:
 
 class _Rows:
     """The wanted columns of one row group, read only as far as rows are kept, a batch
-    of :data:`~tuning.PARQUET_ROWS` at a time (a row group of 50 million rows is read
-    as any other)."""
+    of at most :data:`~tuning.PARQUET_ROWS` at a time (:func:`batches`: a row group of 50
+    million rows is read as any other)."""
 
     def __init__(self, parquet: Any, group: int, wanted: list[str]) -> None:
         self._parquet, self._group, self._wanted = parquet, group, wanted
         self._batches: Iterator[Any] | None = None
         self._at = 0  # rows of the group read so far
+        self._last: tuple[Any, int] | None = None  # the last batch read, and its offset
 
     def over(self, offset: int, mask: pl.Series) -> Iterator[tuple[pl.Series, Any, int]]:
-        """For the rows from ``offset`` that ``mask`` marks: each wanted batch among them
-        that holds some, with its part of the mask and its first row's offset."""
+        """For the rows from ``offset`` that ``mask`` marks: each wanted batch (or part
+        of one) among them that holds some, with its part of the mask and its first row's
+        offset. A batch may run on past the rows screened: the rest of it is kept for
+        the next rows."""
         if self._batches is None:
-            self._batches = iter(
-                self._parquet.iter_batches(
-                    batch_size=tuning.PARQUET_ROWS, row_groups=[self._group],
-                    columns=self._wanted,
-                )
-            )  # fmt: skip
+            self._batches = batches(self._parquet, self._group, self._wanted,
+                                    tuning.PARQUET_ROWS)  # fmt: skip
         end = offset + mask.len()
-        while self._at < end:
-            record_batch = next(self._batches)
-            start, self._at = self._at, self._at + record_batch.num_rows
-            if self._at <= offset:
-                continue  # before the rows screened: nothing kept there
-            part = mask.slice(start - offset, record_batch.num_rows)
-            if part.any():
-                yield part, record_batch, start
+        while True:
+            if self._last is None or self._last[1] + self._last[0].num_rows <= offset:
+                if self._at >= end:
+                    return
+                record_batch = next(self._batches)
+                self._last = (record_batch, self._at)
+                self._at += record_batch.num_rows
+            record_batch, start = self._last
+            low, high = max(start, offset), min(start + record_batch.num_rows, end)
+            if low < high:
+                part = mask.slice(low - offset, high - low)
+                if part.any():
+                    yield part, record_batch.slice(low - start, high - low), low
+            if start + record_batch.num_rows > end:
+                return  # the rest of this batch belongs to the next rows
+            self._last = None
 
 
 def _group_span(parquet: Any, group: int, timed: list[str]) -> tuple[int | None, int | None] | None:
@@ -150,9 +156,7 @@ def _group_span(parquet: Any, group: int, timed: list[str]) -> tuple[int | None,
     plain text column, else from every row's timestamp; None when a text column's span
     is not exact."""
     spans: list[tuple[int | None, int | None] | None] = []
-    for record_batch in parquet.iter_batches(
-        batch_size=tuning.SCREEN_ROWS, row_groups=[group], columns=timed
-    ):
+    for record_batch in batches(parquet, group, timed, tuning.SCREEN_ROWS):
         frame = positioned(record_batch, 1)
         span = plain_span([frame])
         if span is None:
@@ -213,9 +217,7 @@ def latest_sampled(parquet: Any, deciding: list[str]) -> int | None:
     last = parquet.metadata.num_row_groups - 1
     newest: int | None = None
     for group in sorted({0, last}) if last >= 0 else ():
-        for record_batch in parquet.iter_batches(
-            batch_size=tuning.PARQUET_ROWS, row_groups=[group], columns=deciding
-        ):
+        for record_batch in batches(parquet, group, deciding, tuning.PARQUET_ROWS):
             frame = positioned(record_batch, 1)
             high = row_stamps(frame).cast(pl.Int64).max()
             if isinstance(high, int) and (newest is None or high > newest):

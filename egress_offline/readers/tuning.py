@@ -95,6 +95,11 @@ BISECT_FLOOR: Final = 32
 PARQUET_ROWS: Final = 65_536
 #: Rows of the three deciding Parquet columns (time, action, OS family) screened at once.
 SCREEN_ROWS: Final = 262_144
+#: ...both fewer where rows are wide: a batch holds about this much decoded (rows of one
+#: 4 KiB string shared through a dictionary: 65,536 of them peaked at 1.3 GB)...
+PARQUET_BYTES: Final = 16 << 20
+#: ...as the first rows of a row group say, read this many first (and at least this many).
+PROBE_ROWS: Final = 1_024
 
 # ---------------------------------------------------------------------- the session
 
@@ -112,6 +117,10 @@ HELD_OUTPUT: Final = 8 << 20
 #: costs little (1 GB NDJSON: within noise of uncompressed) and stores a long string that
 #: many rows repeat about once, where uncompressed rows of one 4 KiB string took 22 GB.
 SCRATCH_COMPRESSION: Final = "lz4"
+#: Rows of a record batch in a scratch file, which is read back a batch at a time: a
+#: row's strings may share one buffer in memory (a Parquet dictionary) and be 4 KiB each
+#: once read back.
+SCRATCH_ROWS: Final = 8_192
 
 # ------------------------------------------------------------------------- reporting
 

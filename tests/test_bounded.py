@@ -1,0 +1,359 @@
+"""Bounded whatever the input (issue 19): decompression, long lines, JSON documents and
+Parquet row groups read a bounded piece at a time; the scratch space budgeted, compact,
+and removed however the run ends. The limits are lowered here to reach each path at
+sizes that keep the suite fast; ``benchmarks/hostile.py`` runs the full sizes."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import polars as pl
+import pytest
+from typer.testing import CliRunner
+
+from egress_offline import HuntSpec, InputError, ScratchError, run_hunt
+from egress_offline.cli import app
+from egress_offline.readers import tuning
+from egress_offline.readers.compression import decompressed
+from egress_offline.readers.discover import open_inputs
+from egress_offline.readers.textcheck import check_text
+from egress_offline.scratch import Scratch, remove_stale
+from tests import hostile_inputs as hostile
+from tests.helpers import NOW, event, ndjson, zstd_compress
+
+NOW_TEXT = "2024-05-01T12:00:00Z"
+PACK = {"none": lambda b: b, "gzip": lambda b: gzip.compress(b, 1), "zstd": zstd_compress}
+SUFFIX = {"none": "", "gzip": ".gz", "zstd": ".zst"}
+
+
+def entities(result: object) -> list[str]:
+    return sorted(r["process.entity_id"] for r in result.rows.to_dicts())  # type: ignore[attr-defined]
+
+
+@pytest.fixture
+def small_limits(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(tuning, "FAST_LINE", 4_096)
+    monkeypatch.setattr(tuning, "LINE_LIMIT", 16_384)
+    monkeypatch.setattr(tuning, "INFLATE_CAP", 8_192)
+
+
+# ---------------------------------------------------------------- decompression
+
+
+@pytest.mark.parametrize("compression", ["gzip", "zstd"])
+def test_every_decompression_call_gives_at_most_the_cap(
+    compression: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A small file that expands a thousandfold is read a capped piece at a time."""
+    monkeypatch.setattr(tuning, "INFLATE_CAP", 65_536)
+    text = b"A" * (20 << 20)
+    packed = PACK[compression](text)
+    assert len(packed) < len(text) // 200
+    import io  # noqa: PLC0415
+
+    sizes = [len(piece) for piece in decompressed(io.BytesIO(packed), compression, print)]  # type: ignore[arg-type]
+    assert sum(sizes) == len(text)
+    assert max(sizes) <= 65_536
+
+
+# -------------------------------------------------------------------- long lines
+
+
+@pytest.mark.parametrize("compression", ["none", "gzip", "zstd"])
+@pytest.mark.parametrize("ended", [True, False])
+def test_a_line_over_the_limit_is_one_malformed_record_skipped_unread(
+    tmp_path: Path, small_limits: None, compression: str, ended: bool
+) -> None:
+    huge = b'{"message":"' + b"A" * 50_000 + b'"}'
+    body = ndjson([event(**{"process.entity_id": "BEFORE"})]) + huge
+    body += b"\n" + ndjson([event(**{"process.entity_id": "AFTER"})]) if ended else b""
+    path = tmp_path / f"x.ndjson{SUFFIX[compression]}"
+    path.write_bytes(PACK[compression](body))
+    result = run_hunt([str(path)], HuntSpec(now=NOW))
+    assert entities(result) == (["AFTER", "BEFORE"] if ended else ["BEFORE"])
+    report = result.files[0]
+    assert (report.records, report.malformed, report.reader) == (2 + ended, 1, "careful")
+    length = len(huge)
+    assert report.positions == [
+        f"line 2: line longer than 16,384 bytes ({length:,} bytes, skipped unread)"
+    ]
+
+
+@pytest.mark.parametrize("compression", ["none", "gzip"])
+def test_a_line_over_the_fast_limit_but_under_the_limit_is_read(
+    tmp_path: Path, small_limits: None, compression: str
+) -> None:
+    """Between the two limits: Polars would hold it several times; the careful reader
+    reads it, whole."""
+    long = event(**{"process.entity_id": "LONG"})
+    long["message"] = "A" * 8_000
+    body = ndjson([event(), long, event(**{"process.entity_id": "E2"})])
+    path = tmp_path / f"x.ndjson{SUFFIX[compression]}"
+    path.write_bytes(PACK[compression](body))
+    # an uncompressed file is checked where it lies only when larger than half the limit
+    result = run_hunt([str(path)], HuntSpec(now=NOW))
+    assert entities(result) == ["E1", "E2", "LONG"]
+    assert result.counts.malformed == 0
+    assert result.files[0].reader == "careful"
+
+
+def test_the_text_check_finds_what_the_fast_reader_cannot_read(
+    tmp_path: Path, small_limits: None
+) -> None:
+    """A compressed file is checked in one bounded pass: its long lines, its damage, its
+    bytes that are not UTF-8, its exact text size and its last bytes."""
+    good = ndjson([event()] * 3)
+    cases = {
+        "fine": gzip.compress(good),
+        "long": gzip.compress(good + b"A" * 10_000 + b"\n" + good),
+        "cut": gzip.compress(good * 50)[:-30],
+        "latin": gzip.compress(good + b'{"x":"caf\xe9"}\n' + good),
+    }
+    found = {}
+    for name, data in cases.items():
+        (tmp_path / f"{name}.ndjson.gz").write_bytes(data)
+    with open_inputs([str(tmp_path)]) as inputs:
+        for file in inputs.files:
+            found[Path(file.path).name.split(".")[0]] = check_text(file)
+    assert found["fine"].fast
+    assert (found["fine"].text_size, found["fine"].tail) == (len(good), good)
+    assert found["long"].why_not == "a line longer than 4,096 bytes"
+    assert found["cut"].why_not.startswith("gzip data ends early")
+    assert found["latin"].why_not == "bytes that are not UTF-8"
+
+
+def test_invalid_utf8_in_a_gzip_goes_to_the_careful_reader_without_polars(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The text check finds the byte first: Polars' scan (which held the text before it,
+    3.5 GB for 600 MB) is never started."""
+    path = hostile.invalid_utf8_then_lines(tmp_path / "x.ndjson.gz", 2 << 20)
+
+    def no_scan(*_: object, **__: object) -> None:
+        raise AssertionError("the line scan should not run")
+
+    monkeypatch.setattr("egress_offline.readers.ndjson.line_scan", no_scan)
+    result = run_hunt([str(path)], HuntSpec(now=NOW))
+    assert entities(result) == ["E0", "E1", "E2"]
+    assert result.files[0].reader == "careful"
+    assert result.counts.malformed == 1
+
+
+# --------------------------------------------------------------- JSON documents
+
+
+def test_a_json_array_is_read_value_by_value(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Values are found a bounded piece of text at a time and decoded some at a time:
+    the array's total is far over the value limit, each element under it."""
+    monkeypatch.setattr(tuning, "LINE_LIMIT", 4_096)
+    monkeypatch.setattr(tuning, "DECODE_BYTES", 2_048)
+    monkeypatch.setattr(tuning, "INFLATE_CAP", 1_000)
+    docs = [event(**{"process.entity_id": f"E{i % 4}"}) for i in range(200)]
+    docs[7] = {"not": "a record of the hunt"}
+    path = tmp_path / "x.json.zst"
+    path.write_bytes(zstd_compress(json.dumps(docs, indent=2).encode()))
+    result = run_hunt([str(path)], HuntSpec(now=NOW))
+    assert entities(result) == ["E0", "E1", "E2", "E3"]
+    assert result.counts.records == 200
+
+
+def test_a_search_response_s_hits_are_streamed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(tuning, "LINE_LIMIT", 4_096)
+    hits = [
+        {"_index": "i", "_id": f"d{i}", "_source": event(**{"process.entity_id": f"E{i % 2}"})}
+        for i in range(100)
+    ]
+    response = {"took": 3, "timed_out": False, "hits": {"total": {"value": 100}, "hits": hits}}
+    async_response = {"is_partial": True, "is_running": False, "response": response}
+    for name, value in (("search", response), ("async", async_response)):
+        path = tmp_path / f"{name}.json"
+        path.write_text(json.dumps(value))
+        result = run_hunt([str(path)], HuntSpec(now=NOW))
+        assert entities(result) == ["E0", "E1"]
+        assert result.counts.records == 100
+        notes = result.files[0].notes
+        assert any("marked partial" in note for note in notes) is (name == "async")
+
+
+def test_a_json_value_over_the_limit_is_one_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(tuning, "LINE_LIMIT", 4_096)
+    big = event()
+    big["message"] = "A" * 10_000
+    path = tmp_path / "x.json"
+    path.write_text(json.dumps([event(), big]))
+    with pytest.raises(InputError) as caught:
+        run_hunt([str(path)], HuntSpec(now=NOW))
+    assert str(caught.value) == (
+        f"{path}: a JSON value at line 1 is longer than 4,096 characters, which no "
+        "Elasticsearch export holds; it was not read"
+    )
+
+
+# ------------------------------------------------------------------------ Parquet
+
+
+def test_one_parquet_row_group_is_read_a_batch_at_a_time(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A row group of 30,000 rows, read in batches of 1,000 and 4,000: no batch larger,
+    and the same rows as --strict, which reads every row."""
+    monkeypatch.setattr(tuning, "PARQUET_ROWS", 1_000)
+    monkeypatch.setattr(tuning, "SCREEN_ROWS", 4_000)
+    path = hostile.parquet_rows(tmp_path / "x.parquet", 30_000)
+    import pyarrow.parquet as pq  # noqa: PLC0415
+
+    assert pq.ParquetFile(path).metadata.num_row_groups == 1
+    largest = []
+    real = pq.ParquetFile.iter_batches
+
+    def spied(self: object, *args: object, **options: object) -> object:
+        for batch in real(self, *args, **options):  # type: ignore[arg-type]
+            largest.append(batch.num_rows)
+            yield batch
+
+    monkeypatch.setattr(pq.ParquetFile, "iter_batches", spied)
+    spec = HuntSpec(now=NOW, threshold=1)
+    fast = run_hunt([str(path)], spec)
+    strict = run_hunt([str(path)], HuntSpec(now=NOW, threshold=1, strict=True))
+    assert max(largest) <= 4_000
+    assert fast.rows.equals(strict.rows)
+    assert fast.rows.get_column("total_bytes_out").to_list() == [10_000] * 3
+
+
+# ------------------------------------------------------------------------ scratch
+
+
+def test_rows_sharing_a_long_string_take_little_scratch(tmp_path: Path) -> None:
+    """100,000 rows of one 4 KiB executable: 400 MB were written to scratch; compressed,
+    the run fits in 16 MB."""
+    path = hostile.parquet_rows(
+        tmp_path / "x.parquet", 100_000, row_group=20_000, executable="C:\\" + "x" * 4093
+    )
+    result = run_hunt([str(path)], HuntSpec(now=NOW, threshold=1), scratch_limit=16 << 20)
+    assert result.rows.height == 3
+
+
+def test_passing_the_scratch_limit_stops_the_run_and_leaves_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    monkeypatch.setenv("TMPDIR", str(scratch))
+    monkeypatch.setattr("tempfile.tempdir", None)
+    path = tmp_path / "x.ndjson"
+    path.write_bytes(ndjson([event(**{"process.entity_id": f"E{i}"}) for i in range(5_000)]))
+    with pytest.raises(ScratchError) as caught:
+        run_hunt([str(path)], HuntSpec(now=NOW), scratch_limit=10_000)
+    assert str(caught.value) == (
+        f"the run needs more than 10,000 bytes (9.8 KiB) of scratch space in {scratch} "
+        "(--scratch-limit); raise --scratch-limit, or set TMPDIR to a disk with more free "
+        "space"
+    )
+    assert not list(scratch.iterdir())
+    code = CliRunner().invoke(app, ["hunt", str(path), "--scratch-limit", "10KB"])
+    assert code.exit_code == 1
+    assert code.stderr.startswith("Error: the run needs more than 10,000 bytes")
+    bad = CliRunner().invoke(app, ["hunt", str(path), "--scratch-limit", "lots"])
+    assert bad.exit_code == 2
+    assert "Error: --scratch-limit: 'lots' is not a size" in bad.stderr
+
+
+def test_the_default_budget_leaves_the_disk_room(tmp_path: Path) -> None:
+    with Scratch() as scratch:
+        scratch.charge(scratch.path("a"), 1)
+        assert scratch.limit is not None
+        usage = shutil.disk_usage(tmp_path)
+        total, free = usage.total, usage.free
+        assert scratch.limit <= free - max(1 << 30, total // 10) + (1 << 20)
+    assert not scratch.used
+
+
+def test_stale_scratch_of_dead_processes_is_removed(tmp_path: Path) -> None:
+    dead = tmp_path / "egress-offline-999999999-abc"
+    alive = tmp_path / f"egress-offline-{os.getppid()}-abc"
+    other = tmp_path / "egress-offline-notapid"
+    for directory in (dead, alive, other):
+        directory.mkdir()
+        (directory / "spill-000000.arrow").write_bytes(b"x")
+    remove_stale(tmp_path)
+    assert (dead.exists(), alive.exists(), other.exists()) == (False, True, True)
+
+
+def test_standard_input_is_sniffed_before_it_is_copied(tmp_path: Path) -> None:
+    """``cat /dev/zero |``: refused on its first 64 KiB, not copied whole first."""
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    started = time.perf_counter()
+    feeder = subprocess.Popen(["head", "-c", str(4 << 30), "/dev/zero"], stdout=subprocess.PIPE)
+    done = subprocess.run(
+        [sys.executable, "-m", "egress_offline", "hunt", "-"],
+        stdin=feeder.stdout, capture_output=True, text=True,
+        env={**os.environ, "TMPDIR": str(scratch)}, check=False, timeout=60,
+    )  # fmt: skip
+    feeder.kill()
+    feeder.wait()
+    assert feeder.stdout is not None
+    feeder.stdout.close()
+    assert time.perf_counter() - started < 20  # 4 GB would take far longer to copy
+    assert done.returncode == 1
+    assert done.stderr.startswith("Error: <stdin>: not a supported format;")
+    assert not list(scratch.iterdir())
+
+
+@pytest.mark.parametrize("number", [signal.SIGTERM, signal.SIGHUP])
+def test_a_signal_removes_the_scratch_directory(tmp_path: Path, number: int) -> None:
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    path = tmp_path / "x.ndjson.zst"
+    hostile.valid_events_bomb(path, 2 << 30)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "egress_offline", "hunt", str(path), "-q", "-o",
+         str(tmp_path / "out.csv")],
+        stderr=subprocess.PIPE, text=True, env={**os.environ, "TMPDIR": str(scratch)},
+    )  # fmt: skip
+    deadline = time.monotonic() + 30
+    while not list(scratch.iterdir()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert list(scratch.iterdir())
+    process.send_signal(number)
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 128 + number
+    name = signal.Signals(number).name
+    assert err == f"Error: stopped by {name}; no output file was written\n"
+    assert not list(scratch.iterdir())
+    assert not (tmp_path / "out.csv").exists()
+
+
+# --------------------------------------------------------------------- panics
+
+
+def test_a_polars_panic_while_reading_is_one_error_naming_the_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "x.ndjson"
+    path.write_bytes(ndjson([event()]))
+
+    def panics(*_: object, **__: object) -> None:
+        raise pl.exceptions.PanicException("index out of bounds")
+
+    monkeypatch.setattr("egress_offline.readers.session.read_ndjson_fast", panics)
+    result = CliRunner().invoke(app, ["hunt", str(path)])
+    assert result.exit_code == 1
+    assert result.stderr == (
+        f"Error: {path}: Polars failed while reading it (index out of bounds); the file may "
+        "be damaged or hostile: export it again, and report this if it persists\n"
+    )
