@@ -357,3 +357,35 @@ def test_a_polars_panic_while_reading_is_one_error_naming_the_file(
         f"Error: {path}: Polars failed while reading it (index out of bounds); the file may "
         "be damaged or hostile: export it again, and report this if it persists\n"
     )
+
+
+# ------------------------------------------------------------ files that change
+
+
+@pytest.mark.parametrize("change", ["grew", "shrank"])
+def test_a_file_that_changes_while_it_is_read_is_reported(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, change: str
+) -> None:
+    from egress_offline.readers import session as session_module  # noqa: PLC0415
+
+    path = tmp_path / "x.ndjson"
+    body = ndjson([event(), event(**{"process.entity_id": "E2"})])
+    path.write_bytes(body)
+    real = session_module.read_ndjson_fast
+
+    def while_read(*args: object, **options: object) -> object:
+        with path.open("ab" if change == "grew" else "r+b") as handle:
+            if change == "grew":
+                handle.write(ndjson([event(**{"process.entity_id": "LATE"})]))
+            else:
+                handle.truncate(len(ndjson([event()])))
+        return real(*args, **options)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(session_module, "read_ndjson_fast", while_read)
+    result = run_hunt([str(path)], HuntSpec(now=NOW))
+    after = path.stat().st_size
+    assert result.alerts == [
+        f"{path}: the file {change} from {len(body):,} to {after:,} bytes while it was read "
+        "(a copy still being written?); what was read may not be all of it: read it again "
+        "once it is complete"
+    ]

@@ -15,6 +15,7 @@ Polars, pyarrow and the OS met while a file is read become an
 from __future__ import annotations
 
 import hashlib
+import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -169,9 +170,13 @@ class ReadSession:
             tell: Callable[[float, int], None] | None = None
             if self._progress is not None:
                 tell = partial(self._progress, file.name, number + 1, len(files))
+            before = _state(file)
             with translated(file):
                 for item in self._read_file(number, file, report, tell=tell):
                     yield from self._hand_on(item, batcher)
+            changed = _changed(file, before, _state(file))
+            if changed is not None:
+                report.notes.append(changed)
             if tell is not None:
                 tell(1.0, file.size)
             # between files: the lines of small files wait to be decoded together;
@@ -289,6 +294,37 @@ class ReadSession:
         if low is not None:
             return FieldBatch(frame.filter(pl.col(TS) > low).select(columns))
         return FieldBatch(frame.select(columns))
+
+
+def _state(file: InputFile) -> tuple[int, int] | None:
+    """A file's size and modification time, to tell whether it changed while read."""
+    try:
+        status = os.stat(file.path)
+    except OSError:
+        return None
+    return status.st_size, status.st_mtime_ns
+
+
+def _changed(file: InputFile, before: tuple[int, int] | None,
+             after: tuple[int, int] | None) -> str | None:  # fmt: skip
+    """What to say of a file that changed between being found and being read, or while
+    it was read (a copy still being written, a log rotated): what was read may be part of
+    it only."""
+    if before is None or after is None:
+        return None
+    sizes = [file.size, before[0], after[0]]
+    if len(set(sizes)) == 1 and before[1] == after[1]:
+        return None
+    if sizes[0] != sizes[2]:
+        how = (
+            f"{'grew' if sizes[2] > sizes[0] else 'shrank'} from {sizes[0]:,} to {sizes[2]:,} bytes"
+        )
+    else:
+        how = "was modified"
+    return (
+        f"the file {how} while it was read (a copy still being written?); what was read "
+        "may not be all of it: read it again once it is complete"
+    )
 
 
 def _numbered(frame: pl.DataFrame, number: int) -> pl.DataFrame:
