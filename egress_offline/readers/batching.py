@@ -89,6 +89,22 @@ class DecodeQueue:
         parts, self._parts, self._start = self._parts, [], 0
         yield from self._decode(parts, strict=strict)
 
+    def _decode_bounded(self, lines: pl.DataFrame, bad: list[tuple[int, str]],
+                        size: int) -> pl.DataFrame:  # fmt: skip
+        """:func:`decode_lines`, at most about :data:`~tuning.DECODE_BYTES` of text at a
+        time: decoding holds its text several times over."""
+        pieces = max(1, -(-size // tuning.DECODE_BYTES))
+        if pieces == 1:
+            return decode_lines(lines, bad, self.fields)
+        step = -(-lines.height // pieces)
+        return pl.concat(
+            [
+                decode_lines(lines.slice(at, step), bad, self.fields)
+                for at in range(0, lines.height, step)
+            ],
+            how="vertical",
+        )
+
     def _decode(self, parts: list[tuple[FileReport, int, pl.DataFrame, int]], *,
                 strict: bool) -> Iterator[pl.DataFrame]:  # fmt: skip
         """Field frames (``__file``, ``__pos``, the fields) of ``parts``' lines. The lines
@@ -105,7 +121,7 @@ class DecodeQueue:
             number += lines.height
         positions = pl.concat([lines.get_column(POS) for _, _, lines, _ in parts])
         bad: list[tuple[int, str]] = []
-        decoded = decode_lines(pl.concat(frames).rechunk(), bad, self.fields)
+        decoded = self._decode_bounded(pl.concat(frames).rechunk(), bad, sum(p[3] for p in parts))
         for number, reason in sorted(bad):  # --strict stops at the first
             owner = bisect.bisect(firsts, number) - 1
             report = parts[owner][0]

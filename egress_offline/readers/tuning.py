@@ -66,11 +66,9 @@ MIN_LINE_ROWS: Final = 4_096
 MAX_LINE_ROWS: Final = 1 << 20
 #: Text per batch of lines: with ``--strict`` every line's text leaves the scan, and with
 #: no window (sweep, pivot, ``--all-time``) every line that may match is decoded, so
-#: their batches are smaller, to bound memory. With a window, 16 MiB (32 before): a file
-#: whose every line matches (10 GB of valid events in 1 MB of zstd) peaked at 575 MiB, now
-#: about 400; the 4 GB benchmark hunt is no slower (3.0 to 3.7 s against 3.5 to 7.8 s).
+#: their batches are smaller, to bound memory.
 STRICT_BATCH_TEXT: Final = 8 << 20
-WINDOW_BATCH_TEXT: Final = 16 << 20
+WINDOW_BATCH_TEXT: Final = 32 << 20
 OPEN_BATCH_TEXT: Final = 16 << 20
 #: NDJSON files up to this much text are scanned with the files after them, in one query
 #: (each scan costs about 3 ms whatever its size: a directory of small files paid it for
@@ -87,8 +85,9 @@ DECODE_PIECE: Final = 128
 #: Text of lines to decode gathered before decoding: decoding competes with the scan for
 #: the engine's threads and is much faster after it, and each decoding has a fixed cost
 #: (some ten queries, about 8 ms) that a directory of small files paid for each file.
-#: 8 MiB (16 before): see WINDOW_BATCH_TEXT.
-DECODE_BYTES: Final = 8 << 20
+#: More than this is decoded this much at a time (a file whose every line matches, 10 GB
+#: of valid events in 1 MB of zstd, peaked at 575 MiB decoding a whole 32 MiB batch).
+DECODE_BYTES: Final = 16 << 20
 #: Below this many lines a failing slice is decoded line by line, in Python.
 BISECT_FLOOR: Final = 32
 
