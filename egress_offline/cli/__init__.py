@@ -13,7 +13,7 @@ import os
 
 os.environ.setdefault("_RJEM_MALLOC_CONF", "dirty_decay_ms:100,muzzy_decay_ms:0")
 
-from egress_offline.cli.commands import app, run  # noqa: E402
-from egress_offline.cli.progress import ProgressDisplay, shortened  # noqa: E402
+from egress_offline.cli.commands import app, run
+from egress_offline.cli.progress import ProgressDisplay, shortened
 
 __all__ = ["ProgressDisplay", "app", "run", "shortened"]
