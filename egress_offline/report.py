@@ -159,11 +159,14 @@ def _inputs(files: list[FileReport]) -> list[dict[str, Any]]:
     ]
 
 
-def report_dict(result: HuntResult, *, version: str) -> dict[str, Any]:
+def report_dict(result: HuntResult, *, version: str,
+                outputs: list[dict[str, Any]] | None = None) -> dict[str, Any]:  # fmt: skip
+    """The report; ``outputs``: the files the run wrote, with their SHA-256."""
     spec = result.spec
     return _report(
         result,
         version=version,
+        outputs=outputs,
         title={"hunt": "Egress Network Connections with Total Bytes Greater than Threshold"},
         parameters={
             "now_mode": spec.now if isinstance(spec.now, str) else "fixed",
@@ -176,15 +179,18 @@ def report_dict(result: HuntResult, *, version: str) -> dict[str, Any]:
     )
 
 
-def report_json(result: HuntResult, *, version: str) -> bytes:
-    return _json(report_dict(result, version=version))
+def report_json(result: HuntResult, *, version: str,
+                outputs: list[dict[str, Any]] | None = None) -> bytes:  # fmt: skip
+    return _json(report_dict(result, version=version, outputs=outputs))
 
 
-def sweep_report_dict(result: SweepResult, *, version: str) -> dict[str, Any]:
+def sweep_report_dict(result: SweepResult, *, version: str,
+                      outputs: list[dict[str, Any]] | None = None) -> dict[str, Any]:  # fmt: skip
     spec = result.spec
     return _report(
         result,
         version=version,
+        outputs=outputs,
         title={
             "sweep": "Egress Network Connections with Total Bytes Greater than Threshold, "
             "in any sliding window"
@@ -202,7 +208,8 @@ def sweep_report_dict(result: SweepResult, *, version: str) -> dict[str, Any]:
 def _report(result: HuntResult | SweepResult, *, version: str, title: dict[str, Any],
             parameters: dict[str, Any], time_key: str,
             extra_counts: dict[str, Any] | None = None,
-            extra: dict[str, Any] | None = None) -> dict[str, Any]:  # fmt: skip
+            extra: dict[str, Any] | None = None,
+            outputs: list[dict[str, Any]] | None = None) -> dict[str, Any]:  # fmt: skip
     spec = result.spec
     counts = result.counts
     return {
@@ -234,12 +241,15 @@ def _report(result: HuntResult | SweepResult, *, version: str, title: dict[str, 
         **(extra or {}),
         "data_time_range": {"first": iso_ms(result.first_ms), "last": iso_ms(result.last_ms)},
         "warnings": result.warnings,
+        "started": iso_ms(result.started_ms),
         "elapsed_seconds": round(result.elapsed_seconds, 3),
+        "outputs": outputs or [],
     }
 
 
-def sweep_report_json(result: SweepResult, *, version: str) -> bytes:
-    return _json(sweep_report_dict(result, version=version))
+def sweep_report_json(result: SweepResult, *, version: str,
+                      outputs: list[dict[str, Any]] | None = None) -> bytes:  # fmt: skip
+    return _json(sweep_report_dict(result, version=version, outputs=outputs))
 
 
 def _json(report: dict[str, Any]) -> bytes:

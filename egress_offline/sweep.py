@@ -33,12 +33,14 @@ from egress_offline.engine import (
     TS,
     Counts,
     DataRange,
+    GroupSeries,
     N,
     ProgressHook,
     Spill,
     check_understood,
     file_warnings,
     finish,
+    group_series,
     public_events,
     read_into,
 )
@@ -47,7 +49,7 @@ from egress_offline.readers import FileReport, open_inputs
 from egress_offline.scratch import Scratch
 from egress_offline.spec import SweepSpec
 
-__all__ = ["SWEEP_COLUMNS", "SweepResult", "run_sweep"]
+__all__ = ["PEAK", "PEAK_END", "PEAK_START", "SWEEP_COLUMNS", "SweepResult", "run_sweep"]
 
 PEAK: Final = "peak_bytes"
 PEAK_START: Final = "peak_window_start"
@@ -82,6 +84,11 @@ class SweepResult(DataRange):
     warnings: list[str] = field(default_factory=list)
     alerts: list[str] = field(default_factory=list)
     elapsed_seconds: float = 0.0
+    #: when the run started, epoch ms (UTC)
+    started_ms: int | None = None
+    #: the flagged groups' bytes over the period (``run_sweep(..., series=True)``), buckets
+    #: anchored on the peak window's first event; else None
+    series: list[GroupSeries] | None = None
 
 
 def run_sweep(
@@ -91,11 +98,14 @@ def run_sweep(
     hash_inputs: bool = False,
     progress: ProgressHook | None = None,
     scratch_limit: int | None = None,
+    series: bool = False,
 ) -> SweepResult:
     """Sweep ``paths`` (files, directories, globs, ``-``) for every group whose bytes in
-    some window reach the threshold. Raises as :func:`~egress_offline.run_hunt` does."""
+    some window reach the threshold. Raises as :func:`~egress_offline.run_hunt` does;
+    ``series`` as there."""
     spec = spec or SweepSpec()
     started = time.perf_counter()
+    started_ms = int(time.time() * 1000)
     counts = Counts()
     since, until = spec.since_ms, spec.until_ms
     with (
@@ -135,7 +145,10 @@ def run_sweep(
             first_ms=read.first_ms,
             last_ms=read.last_ms,
             partitions=partitions,
+            started_ms=started_ms,
         )
+        if series:
+            result.series = group_series(rows, spill.public, anchor=PEAK_START)
     if counts.valid and counts.event_match == 0:
         result.warnings.append(
             f"the period holds no {spec.event_kinds} events of the chosen OS "

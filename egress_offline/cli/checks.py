@@ -28,7 +28,7 @@ def names_input(argument: str) -> bool:
 
 
 def check_outputs(outputs: dict[str, Path | None], paths: list[str]) -> dict[str, OutputTarget]:
-    """Before reading: every output (by its option, ``--output``, ``--report``) is
+    """Before reading: every output (by its option: ``--output``, ``--report``, ``--html``) is
     outside the inputs, may be written (:func:`~egress_offline.outputs.output_target`:
     not a directory, its directory exists...), and no two are the same file, however
     spelled (a character device such as ``/dev/null`` may take several). Returns where

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Annotated, Any, Final, NoReturn
+from typing import IO, Annotated, Any, Final, Literal, NoReturn
 
 import typer
 from polars.exceptions import PanicException
@@ -26,6 +26,7 @@ from egress_offline.cli.options import (
     ExcludeCidr,
     ExcludeCidrFile,
     Format,
+    Html,
     OsFamily,
     Output,
     Paths,
@@ -36,6 +37,7 @@ from egress_offline.cli.options import (
     Threshold,
 )
 from egress_offline.cli.progress import ProgressDisplay
+from egress_offline.cli.written import output_record, require_html, write_html
 from egress_offline.engine import run_hunt
 from egress_offline.errors import EgressError, UsageError
 from egress_offline.outputs import write_output, write_stream
@@ -106,6 +108,7 @@ class _Delivery:
     excel_safe: bool
     quiet: bool
     scratch_limit: str | None = None
+    html: Path | None = None
 
 
 @app.command()
@@ -135,13 +138,14 @@ def hunt(
     output: Output = None,
     fmt: Format = None,
     report: Report = None,
+    html: Html = None,
     strict: Strict = False,
     excel_safe: ExcelSafe = False,
     quiet: Quiet = False,
     scratch_limit: ScratchLimit = None,
 ) -> None:
     """Flag processes that sent at least --threshold bytes to one public destination."""
-    delivery = _Delivery(paths, output, fmt, report, excel_safe, quiet, scratch_limit)
+    delivery = _Delivery(paths, output, fmt, report, excel_safe, quiet, scratch_limit, html)
 
     def build() -> HuntSpec:
         families, extra = _filters(os_family, exclude_cidr, exclude_cidr_file)
@@ -155,7 +159,7 @@ def hunt(
             csv_timezone=csv_timezone,
         )
 
-    _run(delivery, build, run_hunt, summary_lines, report_json)
+    _run(delivery, build, run_hunt, summary_lines, report_json, command="hunt")
 
 
 @app.command()
@@ -193,6 +197,7 @@ def sweep(
     output: Output = None,
     fmt: Format = None,
     report: Report = None,
+    html: Html = None,
     strict: Strict = False,
     excel_safe: ExcelSafe = False,
     quiet: Quiet = False,
@@ -200,7 +205,7 @@ def sweep(
 ) -> None:
     """Flag every process that sent at least --threshold bytes to one public destination
     within any --window, over the whole dump (a true sliding window)."""
-    delivery = _Delivery(paths, output, fmt, report, excel_safe, quiet, scratch_limit)
+    delivery = _Delivery(paths, output, fmt, report, excel_safe, quiet, scratch_limit, html)
 
     def build() -> SweepSpec:
         families, extra = _filters(os_family, exclude_cidr, exclude_cidr_file)
@@ -215,7 +220,7 @@ def sweep(
             csv_timezone=csv_timezone,
         )
 
-    _run(delivery, build, run_sweep, sweep_summary_lines, sweep_report_json)
+    _run(delivery, build, run_sweep, sweep_summary_lines, sweep_report_json, command="sweep")
 
 
 @app.command()
@@ -251,6 +256,7 @@ def pivot(
             show_default=False,
         ),
     ] = None,
+    html: Html = None,
     csv_timezone: CsvTimezone = "UTC",
     strict: Strict = False,
     quiet: Quiet = False,
@@ -260,7 +266,8 @@ def pivot(
     network per destination, and queries to continue on a cluster."""
     with _user_errors():
         ids, paths = split_arguments(arguments, names_input)
-        targets = check_outputs({"--output": output}, paths)
+        require_html(html)
+        targets = check_outputs({"--output": output, "--html": html}, paths)
         out_format = format_for(
             output, fmt, terminal=sys.stdout.isatty(), formats=PIVOT_FORMATS, piped="json",
             extensions=".txt, .json or .ndjson", command="pivot",
@@ -270,26 +277,36 @@ def pivot(
         try:
             result = run_pivot(
                 ids, paths, strict=strict, csv_timezone=csv_timezone, progress=display,
-                scratch_limit=_scratch_limit(scratch_limit),
+                scratch_limit=_scratch_limit(scratch_limit), hash_inputs=html is not None,
             )  # fmt: skip
         finally:
             display.close()
         check_not_an_input(output, result.files)
+        check_not_an_input(html, result.files)
         payload = result.as_dict()
         _deliver(output, "--output", lambda sink: render_pivot(payload, out_format, sink))
+        if html is not None:
+            written = [output_record("--output", output)] if output is not None else []
+            write_html(html, "pivot", result, version=__version__, outputs=written)
         if not quiet:
             sys.stderr.write("\n".join(pivot_summary_lines(result)) + "\n")
 
 
 def _run(delivery: _Delivery, build: Callable[[], Any], runner: Callable[..., Any],
-         summary: Callable[[Any], list[str]],
-         report_of: Callable[..., bytes]) -> None:  # fmt: skip
-    """Build the spec, run, write the rows, the report and the summary; map every error a
-    user can cause to one line and an exit code."""
+         summary: Callable[[Any], list[str]], report_of: Callable[..., bytes], *,
+         command: Literal["hunt", "sweep"]) -> None:  # fmt: skip
+    """Build the spec, run, write the rows, the HTML page, the report (last: it holds the
+    others' SHA-256) and the summary; map every error a user can cause to one line and an
+    exit code."""
     with _user_errors():
         spec = build()
         limit = _scratch_limit(delivery.scratch_limit)
-        outputs = {"--output": delivery.output, "--report": delivery.report}
+        require_html(delivery.html)
+        outputs = {
+            "--output": delivery.output,
+            "--report": delivery.report,
+            "--html": delivery.html,
+        }
         targets = check_outputs(outputs, delivery.paths)
         out_format = format_for(
             delivery.output, delivery.fmt, terminal=sys.stdout.isatty(),
@@ -300,21 +317,30 @@ def _run(delivery: _Delivery, build: Callable[[], Any], runner: Callable[..., An
         display = ProgressDisplay(enabled=not delivery.quiet and sys.stderr.isatty())
         try:
             result = runner(
-                delivery.paths, spec, hash_inputs=delivery.report is not None,
-                progress=display, scratch_limit=limit,
+                delivery.paths, spec,
+                hash_inputs=delivery.report is not None or delivery.html is not None,
+                progress=display, scratch_limit=limit, series=delivery.html is not None,
             )  # fmt: skip
         finally:
             display.close()
-        check_not_an_input(delivery.output, result.files)
-        check_not_an_input(delivery.report, result.files)
+        for path in outputs.values():
+            check_not_an_input(path, result.files)
         excel_safe = delivery.excel_safe
         _deliver(
             delivery.output,
             "--output",
             lambda sink: render(result.rows, out_format, sink, excel_safe=excel_safe),
         )
+        # each file's SHA-256 is recorded by what is written after it: the page lists
+        # the rows' file, the report (written last) both
+        written: list[dict[str, Any]] = []
+        if delivery.output is not None and (delivery.html or delivery.report):
+            written.append(output_record("--output", delivery.output))
+        if delivery.html is not None:
+            write_html(delivery.html, command, result, version=__version__, outputs=written)
+            written.append(output_record("--html", delivery.html))
         if delivery.report is not None:
-            payload = report_of(result, version=__version__)
+            payload = report_of(result, version=__version__, outputs=written)
             write_output(
                 delivery.report, lambda sink: _write_bytes(sink, payload), option="--report"
             )

@@ -13,6 +13,7 @@ __all__ = [
     "ExcludeCidr",
     "ExcludeCidrFile",
     "Format",
+    "Html",
     "OsFamily",
     "Output",
     "Paths",
@@ -103,6 +104,17 @@ Report = Annotated[
     Path | None,
     typer.Option(
         help="Write a JSON run report: parameters, inputs with SHA-256, counts.",
+        show_default=False,
+        metavar="FILE",
+    ),
+]
+
+
+Html = Annotated[
+    Path | None,
+    typer.Option(
+        help="Write a self-contained HTML report (charts inlined, nothing fetched when "
+        "opened), as -o writes its file. Needs plotly: pip install 'egress-offline[html]'.",
         show_default=False,
         metavar="FILE",
     ),

@@ -6,6 +6,7 @@ inputs on this machine.
     spill      candidate rows and timestamps on disk
     aggregate  window or period, CIDR step, groups and sums, threshold, context
     results    Counts, HuntResult, the output columns
+    series     the flagged groups' bytes over time, bounded, for charts
     hunt       run_hunt
 
 ``egress_offline.sweep`` and ``egress_offline.pivot`` build on the same pieces.
@@ -28,6 +29,7 @@ from egress_offline.engine.results import (
     DataRange,
     HuntResult,
 )
+from egress_offline.engine.series import GroupSeries, group_series
 from egress_offline.engine.spill import Spill
 from egress_offline.readers import TS, ProgressHook
 
@@ -41,6 +43,7 @@ __all__ = [
     "TS",
     "Counts",
     "DataRange",
+    "GroupSeries",
     "HuntResult",
     "Ingested",
     "N",
@@ -51,6 +54,7 @@ __all__ = [
     "event_warnings",
     "file_warnings",
     "finish",
+    "group_series",
     "prefilter_for",
     "public_events",
     "read_into",

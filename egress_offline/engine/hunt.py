@@ -25,6 +25,7 @@ from egress_offline.engine.accounting import check_understood, file_warnings
 from egress_offline.engine.aggregate import aggregate_window
 from egress_offline.engine.ingest import read_into
 from egress_offline.engine.results import Counts, HuntResult
+from egress_offline.engine.series import group_series
 from egress_offline.engine.spill import Spill
 from egress_offline.readers import ProgressHook, open_inputs
 from egress_offline.scratch import Scratch
@@ -40,6 +41,7 @@ def run_hunt(
     hash_inputs: bool = False,
     progress: ProgressHook | None = None,
     scratch_limit: int | None = None,
+    series: bool = False,
 ) -> HuntResult:
     """Run the hunt over ``paths`` (files, directories, globs, ``-`` for stdin).
 
@@ -49,9 +51,12 @@ def run_hunt(
     ``progress`` is told how far reading has come, for a progress display.
     ``scratch_limit`` bounds the scratch space in bytes (see :mod:`egress_offline.scratch`;
     over it, :class:`~egress_offline.errors.ScratchError`).
+    ``series`` adds the flagged groups' bytes over time (:attr:`HuntResult.series`, see
+    :mod:`egress_offline.engine.series`), for charts.
     """
     spec = spec or HuntSpec()
     started = time.perf_counter()
+    started_ms = int(time.time() * 1000)
     counts = Counts()
     fixed_now = _fixed_now(spec)
     window_ms = spec.window_ms
@@ -83,7 +88,10 @@ def run_hunt(
             cutoff_ms=cutoff_ms,
             first_ms=read.first_ms,
             last_ms=read.last_ms,
+            started_ms=started_ms,
         )
+        if series:
+            result.series = group_series(rows, spill.public)
     result.alerts = file_warnings(result.files)
     result.warnings = _warnings(result)
     result.elapsed_seconds = time.perf_counter() - started

@@ -5,13 +5,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 import polars as pl
 
 from egress_offline import fields as f
 from egress_offline.readers import FileReport
 from egress_offline.spec import HuntSpec
+
+if TYPE_CHECKING:
+    from egress_offline.engine.series import GroupSeries
 
 __all__ = [
     "CONNECTIONS",
@@ -109,6 +112,10 @@ class HuntResult(DataRange):
     #: they did not give, values read as missing): shown even with ``--quiet``
     alerts: list[str] = field(default_factory=list)
     elapsed_seconds: float = 0.0
+    #: when the run started, epoch ms (UTC)
+    started_ms: int | None = None
+    #: the flagged groups' bytes over time (``run_hunt(..., series=True)``), else None
+    series: list[GroupSeries] | None = None
 
     @property
     def now(self) -> datetime | None:

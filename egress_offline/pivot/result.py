@@ -50,6 +50,7 @@ class PivotResult:
     records: int = 0
     malformed: int = 0
     elapsed_seconds: float = 0.0
+    started_ms: int | None = None  # when the run started, epoch ms (UTC)
 
     @property
     def unknown(self) -> list[str]:

@@ -83,19 +83,22 @@ def run_pivot(
     csv_timezone: str = "UTC",
     progress: ProgressHook | None = None,
     scratch_limit: int | None = None,
+    hash_inputs: bool = False,
 ) -> PivotResult:
     """Everything ``paths`` hold about the processes ``ids``: two passes over the input,
     the second only for the parents' start events. ``csv_timezone``: the zone of a Kibana
-    CSV export's dates (see :func:`~egress_offline.spec.parse_zone`)."""
+    CSV export's dates (see :func:`~egress_offline.spec.parse_zone`); ``hash_inputs``
+    adds each file's SHA-256 to its report."""
     if not ids:
         raise UsageError("pivot: give at least one process.entity_id")
     zone = parse_zone(csv_timezone)
     wanted = list(dict.fromkeys(ids))
     started = time.perf_counter()
+    started_ms = int(time.time() * 1000)
     with Scratch(scratch_limit) as scratch, open_inputs(paths, scratch) as inputs:
         own_or_child = any_of(f.ENTITY_ID, wanted) | any_of(PARENT_ID, wanted)
         first = _gather(inputs, wanted, own_or_child, strict=strict, zone=zone, progress=progress,
-                        scratch=scratch)  # fmt: skip
+                        scratch=scratch, hash_inputs=hash_inputs)  # fmt: skip
         records = sum(r.records for r in first.reports)
         if records and records == sum(r.malformed for r in first.reports):
             raise InputError(
@@ -122,6 +125,7 @@ def run_pivot(
             skipped=inputs.skipped,
             records=sum(r.records for r in first.reports),
             malformed=sum(r.malformed for r in first.reports),
+            started_ms=started_ms,
         )
     result.elapsed_seconds = time.perf_counter() - started
     return result
@@ -179,7 +183,8 @@ class _Once:
 
 
 def _gather(inputs: Inputs, ids: list[str], keep: pl.Expr, *, strict: bool, zone: str,
-            progress: ProgressHook | None, scratch: Scratch) -> _Pass:  # fmt: skip
+            progress: ProgressHook | None, scratch: Scratch,
+            hash_inputs: bool = False) -> _Pass:  # fmt: skip
     """The events ``keep`` selects, from every file, summarised as they come; and which
     files may hold process events (a decoded one, or a line that may be one)."""
     plan = ReadPlan(
@@ -187,6 +192,7 @@ def _gather(inputs: Inputs, ids: list[str], keep: pl.Expr, *, strict: bool, zone
         prefilter=IdPrefilter(tuple(ids), hint=_PROCESS_HINT),
         strict=strict,
         csv_timezone=zone,
+        hash_inputs=hash_inputs,
     )
     found = Found(ids)
     waiting = Waiting(found)
