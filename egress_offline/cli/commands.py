@@ -225,7 +225,9 @@ def pivot(
         typer.Argument(
             metavar="ENTITY_ID|PATH",
             help="process.entity_id values and export files, directories, globs or -: "
-            "an argument naming an existing file or directory is a path, any other an id.",
+            "an argument naming an existing file or directory is a path; one that names "
+            "nothing but is shaped like a path (an export's extension, a glob, \\, a / "
+            "first or last) is an error; any other is an id.",
             show_default=False,
         ),
     ],
