@@ -11,9 +11,9 @@ Where files go, and how they are written, is :mod:`egress_offline.outputs`.
 
 from __future__ import annotations
 
-import io
 import json
 import re
+import textwrap
 import unicodedata
 from pathlib import Path
 from typing import IO, Any, Final, Literal
@@ -21,6 +21,7 @@ from typing import IO, Any, Final, Literal
 import polars as pl
 
 from egress_offline.errors import UsageError
+from egress_offline.table import MARK, Column, Kind, cells, fitted, labelled, laid_out, table_width
 
 __all__ = [
     "FORMATS",
@@ -167,7 +168,7 @@ def render(rows: pl.DataFrame, fmt: OutputFormat, sink: IO[bytes], *,
             raise UsageError("--format parquet: will not write binary to a terminal; add -o FILE")
         rows.write_parquet(sink)
     else:
-        sink.write(table_text(rows).encode("utf-8"))
+        sink.write(table_text(rows, width=table_width(sink)).encode("utf-8"))
 
 
 def inert(value: str) -> str:
@@ -182,14 +183,20 @@ def legible(value: str) -> str:
     Unicode's categories C (controls, format characters such as the zero-width U+200B
     and U+2060, the BOM, private use, unassigned) and Z (separators: no-break and other
     spaces but U+0020, line and paragraph separators), and :data:`_LOOKALIKES`, the
-    look-alikes of ``/ \\ : .`` (U+2215 DIVISION SLASH: ``C:\\x\\u2215y.exe``)."""
+    look-alikes of ``/ \\ : .`` (U+2215 DIVISION SLASH: ``C:\\x\\u2215y.exe``), and the
+    table's :data:`~egress_offline.table.MARK` (U+2026), so that a value's own never
+    passes for a shortened one."""
     if value.isascii():
         return inert(value)
     return "".join(_escaped(char) if _hidden(char) else char for char in value)
 
 
 def _hidden(char: str) -> bool:
-    return char in _LOOKALIKES or (char != " " and unicodedata.category(char)[0] in "CZ")
+    return (
+        char in _LOOKALIKES
+        or char == MARK  # the table's own mark of a shortened value
+        or (char != " " and unicodedata.category(char)[0] in "CZ")
+    )
 
 
 def _escaped(char: str) -> str:
@@ -229,50 +236,56 @@ def human_bytes(count: int | None) -> str:
     raise AssertionError("unreachable")
 
 
-def table_text(rows: pl.DataFrame, *, width: int | None = None) -> str:
-    """The rows as a readable table. Values are passed to rich as plain ``Text``, never
-    as markup, after :func:`legible`, so nothing in them can style or take the terminal,
-    or pass for another value."""
-    from rich.console import Console  # noqa: PLC0415 - only the table needs rich
-    from rich.table import Table  # noqa: PLC0415
-    from rich.text import Text  # noqa: PLC0415
+#: Columns whose values are identifiers to copy (into ``pivot``): never shortened nor
+#: folded, each on a line of its own.
+_ID_COLUMNS: Final = ("process.entity_id", "process.parent.entity_id")
+_BYTE_COLUMNS: Final = ("total_bytes_out", "peak_bytes")
+#: a text column whose every value is a number, or a list of numbers (ports)
+_NUMBERS: Final = re.compile(r"\d+(, \d+)*")
 
+
+def _cell(name: str, value: Any) -> str:
+    if name in _BYTE_COLUMNS:
+        return human_bytes(value)
+    if value is None:
+        return ""
+    if isinstance(value, list):
+        return legible(", ".join(str(v) for v in value))
+    if hasattr(value, "strftime"):
+        return str(value.strftime("%Y-%m-%d %H:%M:%S"))
+    return legible(str(value))
+
+
+def _kind(name: str, dtype: pl.DataType, values: list[str]) -> Kind:
+    if name in _ID_COLUMNS:
+        return "id"
+    if name in _BYTE_COLUMNS or dtype.is_numeric():
+        return "number"
+    if isinstance(dtype, pl.Datetime):
+        return "time"
+    if any(values) and all(_NUMBERS.fullmatch(v) for v in values if v):
+        return "number"
+    return "text"
+
+
+def table_text(rows: pl.DataFrame, *, width: int | None = None) -> str:
+    """The rows as a table to read, fitted to ``width`` (by default
+    :func:`~egress_offline.table.table_width`), laid out by :mod:`egress_offline.table`:
+    ``process.entity_id`` whole on a line of its own, byte sizes readable, numbers
+    right-aligned, long values shortened with a mark (or wrapped, when the table is laid
+    out as records). Every value is :func:`legible` first, and is never taken as
+    markup."""
     if rows.height == 0:
         return "No group reached the threshold.\n"
-    table = Table(show_lines=False, header_style="bold")
-    for name in rows.columns:
-        table.add_column(
-            Text(name),
-            overflow="fold",
-            justify="right" if name in ("total_bytes_out", "peak_bytes", "connections") else "left",
-        )
-    for record in rows.iter_rows(named=True):
-        cells = []
-        for name, value in record.items():
-            if name in ("total_bytes_out", "peak_bytes"):
-                text = human_bytes(value)
-            elif value is None:
-                text = ""
-            elif isinstance(value, list):
-                text = ", ".join(str(v) for v in value)
-            elif hasattr(value, "strftime"):
-                text = value.strftime("%Y-%m-%d %H:%M:%S")
-            else:
-                text = str(value)
-            cells.append(Text(legible(text)))
-        table.add_row(*cells)
-    buffer = io.StringIO()
-    console = Console(
-        file=buffer,
-        width=width or 200,
-        force_terminal=False,
-        no_color=True,
-        highlight=False,
-        markup=False,
-        emoji=False,
-    )
-    console.print(table)
-    return buffer.getvalue()
+    texts = [
+        [_cell(name, value) for name, value in record.items()]
+        for record in rows.iter_rows(named=True)
+    ]
+    columns = [
+        Column(name, _kind(name, dtype, [row[i] for row in texts]))
+        for i, (name, dtype) in enumerate(rows.schema.items())
+    ]
+    return fitted(columns, texts, width=width or table_width(), whole="--format csv or json")
 
 
 # ------------------------------------------------------------------------------ pivot
@@ -284,7 +297,8 @@ def render_pivot(
     pivot: dict[str, Any], fmt: str, sink: IO[bytes], *, terminal: bool | None = None
 ) -> None:
     """A pivot result (its ``as_dict()``): JSON whole, NDJSON one line per entity id,
-    or a text report to read. ``terminal`` as for :func:`render`."""
+    or a text report to read, fitted to the sink's width (see :func:`table_text`).
+    ``terminal`` as for :func:`render`."""
     shown = _json_inert if (is_terminal(sink) if terminal is None else terminal) else str
     if fmt == "json":
         text = json.dumps(pivot, ensure_ascii=False, indent=2)
@@ -293,7 +307,7 @@ def render_pivot(
         for entity in pivot["entities"]:
             sink.write(shown(json.dumps(entity, ensure_ascii=False)).encode("utf-8") + b"\n")
     else:
-        sink.write(pivot_text(pivot).encode("utf-8"))
+        sink.write(pivot_text(pivot, width=table_width(sink)).encode("utf-8"))
 
 
 def _shown(value: Any) -> str:
@@ -304,7 +318,21 @@ def _shown(value: Any) -> str:
     return legible(str(value))
 
 
-def _process_lines(process: dict[str, Any], indent: str) -> list[str]:
+_LABEL: Final = 16  # where a value starts after its label, in the pivot report
+
+
+def _id_lines(label: str, entity: Any, *, indent: str, width: int, after: str = "") -> list[str]:
+    """``label``, an id and ``after`` on one line when they fit; else the id on a line of
+    its own under the label, whole, as the tables show ids."""
+    value = _shown(entity)
+    line = f"{indent}{label:<{_LABEL - 1}} {value}{after}"
+    if cells(line) <= width:
+        return [line]
+    return [f"{indent}{label}{after}", f"{indent}  {value}"]
+
+
+def _process_lines(process: dict[str, Any], indent: str, *, started: str,
+                   width: int) -> list[str]:  # fmt: skip
     signature = process.get("process.code_signature.subject_name")
     trusted = process.get("process.code_signature.trusted")
     status = process.get("process.code_signature.status")
@@ -321,85 +349,118 @@ def _process_lines(process: dict[str, Any], indent: str) -> list[str]:
         ("executable", _shown(process.get("process.executable"))),
         ("pid", _shown(process.get("process.pid"))),
         ("host / user", f"{_shown(process.get('host.name'))} / {who}"),
-        ("started", _shown(process.get("@timestamp"))),
+        ("started", started),
         ("command line", _shown(process.get("process.command_line"))),
-        ("sha256", _shown(process.get("process.hash.sha256"))),
-        ("sha1", _shown(process.get("process.hash.sha1"))),
-        ("md5", _shown(process.get("process.hash.md5"))),
-        ("code signature", signed),
     ]
-    return [f"{indent}{label:<15} {value}" for label, value in pairs]
+    lines = [
+        line
+        for label, value in pairs
+        for line in labelled(label, value, width=width, indent=indent, label_width=_LABEL)
+    ]
+    for name in ("sha256", "sha1", "md5"):  # to be copied, as ids are: never folded
+        lines += _id_lines(name, process.get(f"process.hash.{name}"), indent=indent, width=width)
+    return lines + labelled(
+        "code signature", signed, width=width, indent=indent, label_width=_LABEL
+    )
 
 
-#: The pivot report's two tables: (heading, key) per column.
-_CHILD_COLUMNS: Final = (
-    ("started", "@timestamp"),
-    ("pid", "process.pid"),
-    ("executable", "process.executable"),
-    ("command line", "process.command_line"),
-    ("entity id", "process.entity_id"),
+def _started(entity: dict[str, Any]) -> str:
+    """When the process started: its start event's time, never the first event seen."""
+    if entity["started"] is not None:
+        return legible(entity["started"])
+    if entity["first_seen"] is None:
+        return "unknown (no start event, and no event of its own)"
+    return f"unknown (no start event; first seen {legible(entity['first_seen'])})"
+
+
+#: The pivot report's two tables: (heading, key, kind) per column.
+_CHILD_COLUMNS: Final[tuple[tuple[str, str, Kind], ...]] = (
+    ("started", "@timestamp", "time"),
+    ("first seen", "first_seen", "time"),
+    ("pid", "process.pid", "number"),
+    ("executable", "process.executable", "text"),
+    ("command line", "process.command_line", "text"),
+    ("entity id", "process.entity_id", "id"),
 )
-_NETWORK_COLUMNS: Final = (
-    ("first seen", "first_seen"),
-    ("last seen", "last_seen"),
-    ("destination", "destination.address"),
-    ("ip", "destination.ip"),
-    ("port", "destination.port"),
-    ("bytes out", "bytes_out"),
-    ("bytes in", "bytes_in"),
-    ("connections", "connections"),
-    ("events", "events"),
+_NETWORK_COLUMNS: Final[tuple[tuple[str, str, Kind], ...]] = (
+    ("first seen", "first_seen", "time"),
+    ("last seen", "last_seen", "time"),
+    ("destination", "destination.address", "text"),
+    ("ip", "destination.ip", "text"),
+    ("port", "destination.port", "number"),
+    ("bytes out", "bytes_out", "number"),
+    ("bytes in", "bytes_in", "number"),
+    ("connections", "connections", "number"),
+    ("events", "events", "number"),
 )
 
 
-def _columns(
-    columns: tuple[tuple[str, str], ...], records: list[dict[str, Any]], indent: str
-) -> list[str]:
-    """``records`` as aligned text columns under their headings; nothing when empty."""
+def _table(columns: tuple[tuple[str, str, Kind], ...], records: list[dict[str, Any]],
+           width: int) -> tuple[list[str], bool]:  # fmt: skip
+    """``records`` as a table under their headings, four spaces in; nothing when empty."""
     if not records:
-        return []
-    rows = [[heading for heading, _ in columns]]
-    rows += [[_shown(record[key]) for _, key in columns] for record in records]
-    widths = [max(len(row[i]) for row in rows) for i in range(len(columns))]
-    return [
-        indent
-        + "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
-        for row in rows
-    ]
+        return [], False
+    rows = [
+        ["unknown" if key == "@timestamp" and record[key] is None else _shown(record[key])
+         for _, key, _kind in columns]
+        for record in records
+    ]  # fmt: skip
+    heads = [Column(heading, kind) for heading, _, kind in columns]
+    return laid_out(heads, rows, width=width, indent="    ")
 
 
-def pivot_text(pivot: dict[str, Any]) -> str:
+def pivot_text(pivot: dict[str, Any], *, width: int | None = None) -> str:
     """The text report of a pivot: per entity id, its process, parent, children, network
-    timeline, and the queries to run on a cluster."""
+    timeline, and the queries to run on a cluster; fitted to ``width`` (by default
+    :func:`~egress_offline.table.table_width`) but for the ids and the queries, which
+    are whole on their lines, to be copied."""
+    width = width or table_width()
     lines: list[str] = []
+    cut = False
     for entity in pivot["entities"]:
-        lines.append(f"process.entity_id {legible(entity['entity_id'])}")
+        lines += _id_lines("process.entity_id", entity["entity_id"], indent="", width=width)
         if not entity["found"]:
-            lines.append(
-                "  not found: no event in the export has this process.entity_id or "
-                "process.parent.entity_id"
-            )
+            lines += textwrap.wrap(
+                "not found: no event in the export has this process.entity_id or "
+                "process.parent.entity_id", width, initial_indent="  ", subsequent_indent="    "
+            )  # fmt: skip
             lines.append("")
             continue
         process = entity["process"]
-        source = entity["process_source"]
-        lines.append(f"  {entity['events']} events; process from its {source}")
-        lines.extend(_process_lines(process, "  "))
+        if process is None:
+            lines.append("  no event of its own in the export; only its children's")
+        else:
+            lines.append(
+                f"  {entity['events']} events; process from its {entity['process_source']}"
+            )
+            lines += _process_lines(process, "  ", started=_started(entity), width=width)
         parent = entity["parent"]
         if parent is not None:
             lines.append("  parent (its start event)")
-            lines.append(f"    {'entity id':<15} {_shown(parent['process.entity_id'])}")
-            lines.extend(_process_lines(parent, "    "))
-        else:
-            parent_id = process.get("process.parent.entity_id")
-            lines.append(f"  parent          {_shown(parent_id)} (no start event in the export)")
+            lines += _id_lines("entity id", parent["process.entity_id"], indent="    ", width=width)
+            lines += _process_lines(
+                parent, "    ", started=_shown(parent["@timestamp"]), width=width
+            )
+        elif process is not None:
+            lines += _id_lines(
+                "parent", process.get("process.parent.entity_id"), indent="  ", width=width,
+                after=" (no start event in the export)",
+            )  # fmt: skip
         children = entity["children"]
         lines.append(f"  children ({len(children)})")
-        lines.extend(_columns(_CHILD_COLUMNS, children, "    "))
+        table, shortened = _table(_CHILD_COLUMNS, children, width)
+        lines += table
         network = entity["network"]
         lines.append(f"  network, per destination ({len(network)})")
-        lines.extend(_columns(_NETWORK_COLUMNS, network, "    "))
+        more, shortened_more = _table(_NETWORK_COLUMNS, network, width)
+        lines += more
+        cut = cut or shortened or shortened_more
         lines.append("")
+    if cut:
+        lines += textwrap.wrap(
+            f"{MARK} marks a value shortened to fit {width} columns; --format json shows "
+            "them whole.", width,
+        )  # fmt: skip
     lines.append("ES|QL (paste into Discover or the ES|QL console):")
     lines.extend("  " + inert(line) for line in pivot["esql"].splitlines())
     lines.append("KQL:")

@@ -25,6 +25,13 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 
 @pytest.fixture(autouse=True)
+def _no_columns(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tables are as wide as the test says: ``COLUMNS`` from the shell that runs the
+    suite would change them."""
+    monkeypatch.delenv("COLUMNS", raising=False)
+
+
+@pytest.fixture(autouse=True)
 def ndjson_reader(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     """``careful``: every NDJSON file is read by the careful reader (only where the
     suite is parametrized so, see :func:`pytest_generate_tests`); else ``fast``."""

@@ -85,6 +85,20 @@ def test_the_pivot_example_is_the_real_output() -> None:
     assert done.stdout == shown
 
 
+def test_the_table_examples_are_the_real_output() -> None:
+    """docs/report.md's tables: the hunt on the sample data at 200 and 80 columns."""
+    wide, narrow = _blocks(DOCS["report.md"], "## The table")[:2]
+    for width, shown in ((200, wide), (80, narrow)):
+        done = CliRunner().invoke(
+            app,
+            ["hunt", str(ROOT / "sample_data"), "-q", "--format", "table"],
+            env={"COLUMNS": str(width)},
+        )
+        assert done.exit_code == 0
+        real = done.stdout if width == 200 else done.stdout.split("\n\n")[0] + "\n"
+        assert real == shown
+
+
 def test_the_package_exports_match_their_homes() -> None:
     import egress_offline  # noqa: PLC0415
 

@@ -15,9 +15,9 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from egress_offline.cli import app
-from egress_offline.errors import UsageError
-from egress_offline.pivot import esql_query, kql_filter, run_pivot, split_arguments
+from egress_offline.pivot import esql_query, kql_filter, run_pivot
 from egress_offline.readers import IdPrefilter
+from egress_offline.writers import pivot_text
 from tests.helpers import LAYOUTS, SAMPLE_EVENT, event, fail_after_batches, flatten_keys
 
 SAMPLE_DIR = Path(__file__).resolve().parents[1] / "sample_data"
@@ -50,6 +50,10 @@ def test_the_sample_rclone_process_whole() -> None:
     (entity,) = result.entities
     assert entity.events == 42  # 40 network events, its start and its end
     assert entity.process_source == "start event"
+    assert (entity.started, entity.first_seen) == (
+        "2026-11-20T09:25:00.000Z",
+        "2026-11-20T09:25:00.000Z",  # its start event is its first
+    )
     assert entity.process == {
         "@timestamp": "2026-11-20T09:25:00.000Z",
         "process.executable": "C:\\Users\\jdoe\\AppData\\Local\\Temp\\rclone.exe",
@@ -101,6 +105,11 @@ def test_a_process_with_network_events_only() -> None:
     (entity,) = run_pivot([ONEDRIVE], [str(SAMPLE_DIR)]).entities
     assert entity.process_source == "other events"
     assert entity.process is not None
+    # no start event: when it started is unknown, not the time of its first connection
+    assert (entity.started, entity.first_seen) == (None, "2026-11-19T19:59:59.341Z")
+    assert entity.process["@timestamp"] is None
+    whole = entity.as_dict()
+    assert (whole["started"], whole["first_seen"]) == (None, "2026-11-19T19:59:59.341Z")
     assert entity.process["process.executable"].endswith("OneDrive.exe")
     assert entity.process["process.command_line"] is None
     assert entity.parent is None  # its parent's start event is not in the export
@@ -148,10 +157,17 @@ def _check_family(entity: Any) -> None:
     assert entity.process["process.command_line"] == "evil.exe -x"
     assert entity.process["@timestamp"] == "2024-05-01T09:00:00.000Z"
     assert entity.parent["process.executable"] == "C:\\parent.exe"
-    assert [(c["process.entity_id"], c["source"]) for c in entity.children] == [
-        ("C2", "start event"),
-        ("C1", "other events"),
+    assert [
+        (c["process.entity_id"], c["source"], c["@timestamp"], c["first_seen"])
+        for c in entity.children
+    ] == [
+        ("C2", "start event", "2024-05-01T09:05:00.000Z", "2024-05-01T09:05:00.000Z"),
+        ("C1", "other events", None, "2024-05-01T11:00:00.000Z"),  # no start: unknown
     ]
+    assert (entity.started, entity.first_seen) == (
+        "2024-05-01T09:00:00.000Z",
+        "2024-05-01T08:30:00.000Z",  # a network event of its own came first
+    )
     assert [(n["destination.address"], n["bytes_out"], n["bytes_in"]) for n in entity.network] == [
         ("b.example", 1024**3, None),
         ("8.8.8.8", 1024**3, 10),
@@ -221,20 +237,6 @@ def test_queries_quote_ids() -> None:
     )
 
 
-def test_arguments_split_into_ids_and_paths() -> None:
-    exists = {"dump.ndjson", "dir"}.__contains__
-    assert split_arguments(["E1", "E2", "dump.ndjson", "dir", "E1"], exists) == (
-        ["E1", "E2"],
-        ["dump.ndjson", "dir"],
-    )
-    with pytest.raises(
-        UsageError, match=r"no export given .* read as entity ids: E1, gone\.ndjson"
-    ):
-        split_arguments(["E1", "gone.ndjson"], exists)
-    with pytest.raises(UsageError, match="no entity id given"):
-        split_arguments(["dump.ndjson"], exists)
-
-
 def test_cli_table_json_ndjson_and_errors(tmp_path: Path) -> None:
     runner = CliRunner()
     table = runner.invoke(app, ["pivot", RCLONE, "nope", str(SAMPLE_DIR), "--format", "table"])
@@ -255,9 +257,12 @@ def test_cli_table_json_ndjson_and_errors(tmp_path: Path) -> None:
     bad = runner.invoke(app, ["pivot", RCLONE, str(SAMPLE_DIR), "--format", "csv"])
     assert bad.exit_code == 2
     assert "'csv' is not one of table, json, ndjson for pivot" in bad.stderr
-    missing = runner.invoke(app, ["pivot", RCLONE, str(tmp_path / "gone.ndjson")])
+    missing = runner.invoke(app, ["pivot", RCLONE, "gone"])
     assert missing.exit_code == 2
-    assert "no export given" in missing.stderr
+    assert missing.stderr == (
+        "Error: pivot: no export given (no argument names an existing file, directory or "
+        f"glob match; read as entity ids: {RCLONE}, gone); check the paths\n"
+    )
 
 
 def test_installed_command(tmp_path: Path) -> None:
@@ -540,3 +545,49 @@ def test_events_that_wait_to_be_summarised_hold_none_of_their_batch(
     result = run_pivot(["E1"], [str(tmp_path)])
     assert result.as_dict()["entities"][0]["events"] == 3
     assert waited == [True, True, True]
+
+
+def test_started_is_the_start_event_s_time_else_unknown(tmp_path: Path) -> None:
+    """Without a start event, the time of the first event was shown as ``started``: it
+    is unknown, and the first time seen is said as such; in the children's table too.
+    An id with children but no event of its own failed (no process to show)."""
+    docs = [
+        *_family(tmp_path),
+        event(**{"process.entity_id": "C3", "process.parent.entity_id": "X"}),
+    ]
+    path = tmp_path / "family.ndjson"
+    path.write_text("".join(json.dumps(d) + "\n" for d in docs))
+    result = run_pivot(["E1", "C1", "X"], [str(path)]).as_dict()
+    assert [(e["started"], e["first_seen"]) for e in result["entities"]] == [
+        ("2024-05-01T09:00:00.000Z", "2024-05-01T08:30:00.000Z"),
+        (None, "2024-05-01T11:00:00.000Z"),
+        (None, None),
+    ]
+    assert result["entities"][1]["process"]["@timestamp"] is None
+    text = pivot_text(result, width=100)
+    e1, c1, x = (part.split("\n") for part in text.split("process.entity_id ")[1:4])
+    assert e1[5] == "  started         2024-05-01T09:00:00.000Z"
+    assert e1[22:30] == [
+        "  children (2)",
+        "    started                   first seen                pid  executable    command line",
+        "        entity id",
+        "    " + "─" * 83,
+        "    2024-05-01T09:05:00.000Z  2024-05-01T09:05:00.000Z   42  C:\\child.exe  -",
+        "        C2",
+        "    unknown                   2024-05-01T11:00:00.000Z    -  C:\\evil.exe   -",
+        "        C1",
+    ]
+    assert (
+        c1[5] == "  started         unknown (no start event; first seen 2024-05-01T11:00:00.000Z)"
+    )
+    assert x[:9] == [
+        "X",
+        "  no event of its own in the export; only its children's",
+        "  children (1)",
+        "    started  first seen                pid  executable   command line",
+        "        entity id",
+        "    " + "─" * 65,
+        "    unknown  2024-05-01T11:00:00.000Z    -  C:\\evil.exe  -",
+        "        C3",
+        "  network, per destination (0)",
+    ]

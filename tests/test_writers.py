@@ -138,6 +138,7 @@ def test_pivot_json_on_a_terminal() -> None:
         ("tag\U000e0041", "tag\\U000e0041"),  # an invisible "tag" letter
         ("\ue000", "\\ue000"),  # private use: no agreed glyph
         ("a\u0338b", "a\\u0338b"),  # a slash drawn over a letter
+        ("C:\\x\u2026y.exe", "C:\\x\\u2026y.exe"),  # the table's mark of a shortened value
         # letters of any script, and marks that are not look-alikes, stay as they are
         ("C:\\Users\\José\\Документы\\報告.exe", "C:\\Users\\José\\Документы\\報告.exe"),
         ("Cafe\u0301", "Cafe\u0301"),

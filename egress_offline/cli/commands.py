@@ -230,7 +230,9 @@ def pivot(
         typer.Argument(
             metavar="ENTITY_ID|PATH",
             help="process.entity_id values and export files, directories, globs or -: "
-            "an argument naming an existing file or directory is a path, any other an id.",
+            "an argument naming an existing file or directory is a path; one that names "
+            "nothing but is shaped like a path (an export's extension, a glob, \\, a / "
+            "first or last) is an error; any other is an id.",
             show_default=False,
         ),
     ],
@@ -265,8 +267,8 @@ def pivot(
     """Everything the export holds about processes: start event, parent, children,
     network per destination, and queries to continue on a cluster."""
     with _user_errors():
-        ids, paths = split_arguments(arguments, names_input)
         require_html(html)
+        ids, paths = split_arguments(arguments, names_input)
         targets = check_outputs({"--output": output, "--html": html}, paths)
         out_format = format_for(
             output, fmt, terminal=sys.stdout.isatty(), formats=PIVOT_FORMATS, piped="json",

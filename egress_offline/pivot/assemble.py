@@ -56,12 +56,17 @@ def pivot_one(entity: str, seen: pl.DataFrame, processes: pl.DataFrame,
                network: pl.DataFrame) -> EntityPivot:  # fmt: skip
     own = seen.filter(pl.col(ENTITY) == entity)
     pivot = EntityPivot(entity_id=entity, events=int(own[EVENTS].sum()) if own.height else 0)
+    if own.height:
+        pivot.first_seen = iso_ms(own.select(pl.col(TS).min()).item())
     start = _start_of([entity], processes)
     if start is not None:
         start.pop(f.ENTITY_ID)
         pivot.process, pivot.process_source = start, "start event"
+        pivot.started = start[f.TIMESTAMP]
     elif own.height:
-        pivot.process, pivot.process_source = describe(own.row(0, named=True)), "other events"
+        # what its events say; the time of the first is not when it started
+        described = {**describe(own.row(0, named=True)), f.TIMESTAMP: None}
+        pivot.process, pivot.process_source = described, "other events"
     parent_ids = pivot.process[PARENT_ID] if pivot.process else None
     if parent_ids is not None:
         parent = _start_of(parent_ids if isinstance(parent_ids, list) else [parent_ids], processes)
@@ -74,7 +79,9 @@ def pivot_one(entity: str, seen: pl.DataFrame, processes: pl.DataFrame,
 
 def _children(entity: str, seen: pl.DataFrame, processes: pl.DataFrame) -> list[dict[str, Any]]:
     """One row per child process: its start event when the export has it, else what its
-    other events say; in order of start."""
+    other events say (``@timestamp`` then None: the first of them is ``first_seen``,
+    not its start); started ones first, in order of start, then the others by first
+    seen."""
     children = seen.filter(pl.col(PARENT_ID).list.contains(entity) & (pl.col(ENTITY) != entity))
     rows = []
     for child in children.iter_rows(named=True):
@@ -83,7 +90,8 @@ def _children(entity: str, seen: pl.DataFrame, processes: pl.DataFrame) -> list[
         rows.append(
             {
                 f.ENTITY_ID: child[ENTITY],
-                f.TIMESTAMP: described[f.TIMESTAMP],
+                f.TIMESTAMP: None if start is None else start[f.TIMESTAMP],
+                "first_seen": iso_ms(child[TS]),
                 f.EXECUTABLE: described[f.EXECUTABLE],
                 "process.pid": described["process.pid"],
                 "process.command_line": described["process.command_line"],
@@ -91,7 +99,9 @@ def _children(entity: str, seen: pl.DataFrame, processes: pl.DataFrame) -> list[
                 "source": "start event" if start is not None else "other events",
             }
         )
-    rows.sort(key=lambda row: (row[f.TIMESTAMP] is None, row[f.TIMESTAMP] or ""))
+    rows.sort(
+        key=lambda row: (row[f.TIMESTAMP] is None, row[f.TIMESTAMP] or "", row["first_seen"] or "")
+    )
     return rows
 
 

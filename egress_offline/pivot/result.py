@@ -17,6 +17,8 @@ class EntityPivot:
 
     entity_id: str
     events: int = 0  # its own events (network, process, any other)
+    started: str | None = None  # its start event's @timestamp; None without one
+    first_seen: str | None = None  # the @timestamp of the first of its own events
     process: dict[str, Any] | None = None  # its start event, else what its events say
     process_source: str | None = None  # "start event" or "other events"
     parent: dict[str, Any] | None = None  # the parent's start event
@@ -32,6 +34,8 @@ class EntityPivot:
             "entity_id": self.entity_id,
             "found": self.found,
             "events": self.events,
+            "started": self.started,
+            "first_seen": self.first_seen,
             "process": self.process,
             "process_source": self.process_source,
             "parent": self.parent,

@@ -17,7 +17,7 @@ values keeps them all.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final
 
@@ -46,33 +46,7 @@ from egress_offline.readers import (
 from egress_offline.scratch import Scratch
 from egress_offline.spec import parse_zone
 
-__all__ = ["run_pivot", "split_arguments"]
-
-
-def split_arguments(arguments: Sequence[str], exists: Callable[[str], bool]) -> tuple[
-    list[str], list[str]
-]:  # fmt: skip
-    """``pivot ENTITY_ID... PATH...``: an argument naming an existing file, directory or
-    glob match (or ``-``) is a path; any other is an entity id. Ids keep their order,
-    repeats once."""
-    ids: list[str] = []
-    paths: list[str] = []
-    for argument in arguments:
-        if argument == "-" or exists(argument):
-            paths.append(argument)
-        elif argument not in ids:
-            ids.append(argument)
-    if not ids:
-        raise UsageError(
-            "pivot: no entity id given (every argument names a file); "
-            "give process.entity_id values before the export paths"
-        )
-    if not paths:
-        raise UsageError(
-            "pivot: no export given (no argument names an existing file, directory or glob "
-            f"match; read as entity ids: {', '.join(ids[:3])}); check the paths"
-        )
-    return ids, paths
+__all__ = ["run_pivot"]
 
 
 def run_pivot(
