@@ -6,6 +6,9 @@ inputs on this machine.
     spill      candidate rows and timestamps on disk
     aggregate  window or period, CIDR step, groups and sums, threshold, context
     results    Counts, HuntResult, the output columns
+    diagnosis  why nothing was flagged, step by step, from the data (census: a second
+               read that counts the event step's values; anchor: the check of
+               --now latest)
     hunt       run_hunt
 
 ``egress_offline.sweep`` and ``egress_offline.pivot`` build on the same pieces.
@@ -15,7 +18,7 @@ from __future__ import annotations
 
 from egress_offline.engine.accounting import check_understood, file_warnings
 from egress_offline.engine.aggregate import finish, public_events
-from egress_offline.engine.hunt import event_warnings, run_hunt
+from egress_offline.engine.hunt import run_hunt
 from egress_offline.engine.ingest import Ingested, read_into
 from egress_offline.engine.reduce import SUM, N, event_match, prefilter_for
 from egress_offline.engine.results import (
@@ -26,6 +29,7 @@ from egress_offline.engine.results import (
     TOTAL,
     Counts,
     DataRange,
+    Diagnosis,
     HuntResult,
 )
 from egress_offline.engine.spill import Spill
@@ -41,6 +45,7 @@ __all__ = [
     "TS",
     "Counts",
     "DataRange",
+    "Diagnosis",
     "HuntResult",
     "Ingested",
     "N",
@@ -48,7 +53,6 @@ __all__ = [
     "Spill",
     "check_understood",
     "event_match",
-    "event_warnings",
     "file_warnings",
     "finish",
     "prefilter_for",
