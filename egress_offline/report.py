@@ -11,6 +11,7 @@ import json
 from typing import Any
 
 from egress_offline.engine import HuntResult
+from egress_offline.engine.diagnosis import pivot_notes
 from egress_offline.pivot import PivotResult
 from egress_offline.readers import FileReport
 from egress_offline.spec import iso_ms
@@ -56,9 +57,16 @@ def summary_lines(result: HuntResult) -> list[str]:
     return _summary(
         result,
         time_step="@timestamp in window",
-        flagged=f"flagged (>= {result.spec.threshold} bytes)",
+        flagged=f"flagged (>= {_threshold(result)})",
         where=f"window: {_window_text(result)}",
     )
+
+
+def _threshold(result: HuntResult | SweepResult) -> str:
+    """The threshold in bytes, and in the unit given: ``1000000000 bytes = 1 GB``."""
+    spec = result.spec
+    unit = spec.threshold_unit
+    return f"{spec.threshold} bytes" + (f" = {unit}" if unit else "")
 
 
 def sweep_summary_lines(result: SweepResult) -> list[str]:
@@ -69,7 +77,7 @@ def sweep_summary_lines(result: SweepResult) -> list[str]:
     return _summary(
         result,
         time_step="@timestamp in period",
-        flagged=f"flagged (>= {spec.threshold} bytes in any {window})",
+        flagged=f"flagged (>= {_threshold(result)} in any {window})",
         where=f"period: {period} (until exclusive); sliding window {window}",
     )
 
@@ -94,8 +102,14 @@ def _summary(result: HuntResult | SweepResult, *, time_step: str, flagged: str,
         where,
         f"data:   {iso_ms(result.first_ms) or '-'} .. {iso_ms(result.last_ms) or '-'}",
     ]
+    note = result.spec.threshold_note
+    if note is not None:
+        lines.append(f"threshold: {note}")
     lines += _file_lines(result.files, result.skipped)
-    lines.extend(f"warning: {note}" for note in result.warnings)
+    lines.extend(
+        f"diagnosis: {inert(found.message)}" for found in result.diagnoses if found.step != "anchor"
+    )
+    lines.extend(f"warning: {inert(note)}" for note in result.warnings)
     lines.append(f"elapsed {result.elapsed_seconds:.2f} s")
     return lines
 
@@ -109,6 +123,10 @@ def pivot_summary_lines(result: PivotResult) -> list[str]:
         f"entity ids found {found:>22,} of {len(result.entities):,}",
     ]
     lines += [f"not found: {inert(entity)}" for entity in result.unknown]
+    for entity in result.entities:
+        lines += [
+            f"diagnosis: {inert(note)}" for note in pivot_notes(entity.entity_id, entity.network)
+        ]
     lines += _file_lines(result.files, result.skipped)
     lines.append(f"elapsed {result.elapsed_seconds:.2f} s")
     return lines
@@ -220,6 +238,7 @@ def _report(result: HuntResult | SweepResult, *, version: str, title: dict[str, 
             **parameters,
             "os_families": None if spec.os_families is None else list(spec.os_families),
             "threshold_bytes": spec.threshold,
+            "threshold_given": spec.threshold_given,
             "csv_timezone": spec.csv_timezone,
             "excluded_cidrs": [block.text for block in spec.cidrs],
             "strict": spec.strict,
@@ -240,6 +259,7 @@ def _report(result: HuntResult | SweepResult, *, version: str, title: dict[str, 
         },
         **(extra or {}),
         "data_time_range": {"first": iso_ms(result.first_ms), "last": iso_ms(result.last_ms)},
+        "diagnosis": [found.as_dict() for found in result.diagnoses],
         "warnings": result.warnings,
         "started": iso_ms(result.started_ms),
         "elapsed_seconds": round(result.elapsed_seconds, 3),

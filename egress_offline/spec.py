@@ -33,6 +33,7 @@ __all__ = [
     "parse_time",
     "parse_zone",
     "read_cidr_file",
+    "size_given",
 ]
 
 NowMode = Literal["latest", "wall"]
@@ -60,6 +61,8 @@ _SIZE_FACTORS: Final = {
     "gib": 1024**3,
     "tib": 1024**4,
 }
+#: each unit as it is shown: ``GB``, ``GiB``
+_UNIT_NAMES: Final = {name: name.upper().replace("IB", "iB") for name in _SIZE_FACTORS}
 
 
 def parse_duration(text: str) -> timedelta:
@@ -87,6 +90,18 @@ def parse_size(text: str, option: str = "--threshold") -> int:
         )
     number, unit = match.groups()
     return int(number) * _SIZE_FACTORS[(unit or "b").lower()]
+
+
+def size_given(text: str, option: str = "--threshold") -> str:
+    """A size as given, spelled one way: ``1 GB``, ``500 MiB``; plain bytes as digits
+    (``1gb`` is ``1 GB``). Raises :class:`UsageError` as :func:`parse_size` does."""
+    parse_size(text, option)
+    match = _SIZE.match(text)
+    assert match is not None
+    number, unit = match.groups()
+    if unit is None or unit.lower() == "b":
+        return str(int(number))
+    return f"{int(number)} {_UNIT_NAMES[unit.lower()]}"
 
 
 def parse_now(text: str) -> NowMode | datetime:
@@ -168,6 +183,9 @@ class RowFilters:
     categories: tuple[str, ...] = DEFAULT_CATEGORIES
     actions: tuple[str, ...] = DEFAULT_ACTIONS
     threshold: int = DEFAULT_THRESHOLD
+    #: the threshold as the user gave it (``1GB``), kept to say it back; its size must be
+    #: :attr:`threshold`. Spelled one way once built (``1 GB``, see :func:`size_given`)
+    threshold_given: str | None = None
     extra_cidrs: tuple[CidrBlock, ...] = ()
     strict: bool = False
     #: the time zone a Kibana CSV export's dates are written in (they carry none): an IANA
@@ -182,6 +200,17 @@ class RowFilters:
             raise UsageError("threshold: must be a whole number of bytes")
         if not 0 <= self.threshold < 2**63:
             raise UsageError("threshold: must be between 0 and 2^63-1 bytes")
+        if self.threshold_given is not None:
+            if not isinstance(self.threshold_given, str):
+                raise UsageError("threshold_given: must be the size as text, such as '1GB'")
+            given = size_given(self.threshold_given, "threshold_given")
+            if parse_size(given, "threshold_given") != self.threshold:
+                raise UsageError(
+                    f"threshold_given: {self.threshold_given!r} is "
+                    f"{parse_size(given, 'threshold_given'):,} bytes, not the threshold's "
+                    f"{self.threshold:,}"
+                )
+            object.__setattr__(self, "threshold_given", given)
         object.__setattr__(self, "csv_timezone", parse_zone(self.csv_timezone))
         if self.os_families is not None and not self.os_families:
             raise UsageError("os_families: give at least one family, or None for any")
@@ -198,6 +227,27 @@ class RowFilters:
     def cidrs(self) -> tuple[CidrBlock, ...]:
         """Every excluded block: the seed's 26, then the extra ones."""
         return self.seed_cidrs + self.extra_cidrs
+
+    @property
+    def threshold_unit(self) -> str | None:
+        """The threshold in the unit given (``1 GB``), or None when given in bytes."""
+        given = self.threshold_given
+        return None if given is None or given.isdigit() else given
+
+    @property
+    def threshold_text(self) -> str:
+        """The threshold in bytes, and in the unit given: ``1,000,000,000 bytes (1 GB)``."""
+        unit = self.threshold_unit
+        return f"{self.threshold:,} bytes" + (f" ({unit})" if unit else "")
+
+    @property
+    def threshold_note(self) -> str | None:
+        """What a decimal unit means, beside the query's binary one: ``1 GB =
+        1,000,000,000 bytes; the query's 1 GiB is 1,073,741,824``. None otherwise."""
+        unit = self.threshold_unit
+        if unit is None or "i" in unit:
+            return None
+        return f"{unit} = {self.threshold:,} bytes; the query's 1 GiB is {DEFAULT_THRESHOLD:,}"
 
     @property
     def event_kinds(self) -> str:

@@ -33,6 +33,7 @@ from egress_offline.engine import (
     TS,
     Counts,
     DataRange,
+    Diagnosis,
     GroupSeries,
     N,
     ProgressHook,
@@ -44,8 +45,10 @@ from egress_offline.engine import (
     public_events,
     read_into,
 )
+from egress_offline.engine.census import take_census
+from egress_offline.engine.diagnosis import diagnose, period_step
 from egress_offline.normalise import long_or_null
-from egress_offline.readers import FileReport, open_inputs
+from egress_offline.readers import FileReport, Inputs, open_inputs
 from egress_offline.scratch import Scratch
 from egress_offline.spec import SweepSpec
 
@@ -83,6 +86,7 @@ class SweepResult(DataRange):
     partitions: int = 1
     warnings: list[str] = field(default_factory=list)
     alerts: list[str] = field(default_factory=list)
+    diagnoses: list[Diagnosis] = field(default_factory=list)
     elapsed_seconds: float = 0.0
     #: when the run started, epoch ms (UTC)
     started_ms: int | None = None
@@ -149,15 +153,52 @@ def run_sweep(
         )
         if series:
             result.series = group_series(rows, spill.public, anchor=PEAK_START)
-    if counts.valid and counts.event_match == 0:
-        result.warnings.append(
-            f"the period holds no {spec.event_kinds} events of the chosen OS "
-            "family, so the sweep finds nothing here"
-        )
-    result.alerts = file_warnings(result.files)
-    result.warnings += result.alerts
+        result.diagnoses = _diagnoses(result, inputs, spill, scratch, in_period)
+    files = file_warnings(result.files)
+    result.alerts = [d.message for d in result.diagnoses if d.alert] + files
+    result.warnings += files
     result.elapsed_seconds = time.perf_counter() - started
     return result
+
+
+def _diagnoses(result: SweepResult, inputs: Inputs, spill: Spill, scratch: Scratch,
+               in_period: pl.Expr) -> list[Diagnosis]:  # fmt: skip
+    """Why nothing was flagged (see :mod:`egress_offline.engine.diagnosis`)."""
+    spec, counts = result.spec, result.counts
+    since, until = spec.since_ms, spec.until_ms
+    return diagnose(
+        spec,
+        counts,
+        spill,
+        place="the period",
+        time_step=lambda: period_step(
+            valid=counts.valid,
+            kept=counts.time_window,
+            since_ms=since,
+            until_ms=until,
+            first_ms=result.first_ms,
+            last_ms=result.last_ms,
+        ),
+        census=lambda: take_census(
+            inputs,
+            spec,
+            scratch,
+            window_ms=spec.window_ms,
+            floor_ms=_BEFORE_ALL if since is None else since - 1,
+            in_period=in_period,
+        ),
+        window=_duration(spec.window_ms),
+    )
+
+
+def _duration(ms: int) -> str:
+    """A window in the units it was most likely given: ``8h``, ``1h30m``."""
+    rest, parts = ms // 1000, []
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+        if rest >= size:
+            parts.append(f"{rest // size}{unit}")
+            rest %= size
+    return "".join(parts) or f"{ms}ms"
 
 
 def _peaks(
@@ -175,6 +216,7 @@ def _peaks(
         found.append(group_peaks(scan.collect(engine="streaming"), spec.window_ms))
     summed = pl.concat(found)
     counts.groups = summed.height
+    counts.largest = summed.get_column(PEAK).max()  # type: ignore[assignment]
     flagged = summed.filter(pl.col(PEAK) >= spec.threshold).with_columns(
         pl.col(PEAK_START, PEAK_END, FIRST_SEEN, LAST_SEEN).cast(pl.Datetime("ms", "UTC"))
     )

@@ -91,14 +91,19 @@ def test_every_layout_gives_the_rows_of_the_events_source(tmp_path: Path, layout
 def test_kibana_s_esarchiver_archive_of_endpoint_7_9_events() -> None:
     """Kibana's test archive (8 real Endpoint 7.9 events, pretty-printed, one space
     indents, no final line end): every document is a record. These events carry neither
-    source.bytes nor destination.ip, so nothing can be flagged, and the summary says so."""
+    source.bytes nor destination.ip, so nothing can be flagged, and the diagnosis says so."""
     result = run_hunt([str(ES_ARCHIVE)], HuntSpec(**ALL_TIME, os_families=None))
     assert (result.counts.records, result.counts.valid) == (8, 8)
     assert result.counts.event_match == 2  # the two disconnect_received events
     assert result.counts.event_match_with_bytes == 0
     assert result.counts.public_destination == 0  # no destination.ip at all
     assert result.rows.height == 0
-    assert any("carry no source.bytes" in note for note in result.warnings)
+    assert [d.message for d in result.diagnoses] == [
+        "public destination: none of the 2 network disconnect_received events has a public "
+        "destination.ip: 2 lack destination.ip (2 of them have a destination.address, which "
+        "the query groups by but does not test); none of them carries source.bytes either, so "
+        "their bytes could not be summed"
+    ]
 
 
 def test_an_esarchiver_index_entry_is_not_a_record(tmp_path: Path) -> None:

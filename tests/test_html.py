@@ -145,6 +145,16 @@ def test_without_a_window_no_window_is_shaded_or_claimed(export: Path) -> None:
     assert [shape["type"] for shape in group["layout"]["shapes"]] == ["line"]
 
 
+def test_the_page_says_why_nothing_was_flagged(export: Path) -> None:
+    # a window two years after the data: the summary's diagnosis is on the page too
+    result = run_hunt([str(export)], HuntSpec(now=datetime(2026, 5, 1, 12, tzinfo=UTC)))
+    assert result.counts.flagged == 0
+    told = [d.message for d in result.diagnoses]
+    assert told and told[0].startswith("time window: the window (after 2026-05-01T04:00:00.000Z)")
+    page = hunt_html(result, version="9.9").decode("utf-8")
+    assert all(text(message) in page for message in told)
+
+
 def test_script_json_cannot_end_its_element() -> None:
     value = {"a": "</script><!--\u2028\u2029&x", "b": [1, None]}
     block = script_json(value)

@@ -706,6 +706,7 @@ def test_a_file_read_again_carefully_keeps_the_earlier_files_timestamps(
     lines = 10_000  # batches of 4,096 lines at least: the first is yielded before the damage
     b.write_bytes(ndjson([linux] * lines))
     result = run_hunt([str(a), str(b)], HuntSpec(now=NOW))
-    assert batches == [3, lines]
+    # then the diagnosis reads them again (no windows event: its census of the values)
+    assert batches[:2] == [3, lines]
     assert [report.reader for report in result.files] == ["fast", "careful"]
     assert (result.counts.records, result.counts.time_window) == (3 + lines, 3 + lines)

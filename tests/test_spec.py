@@ -18,6 +18,7 @@ from egress_offline.spec import (
     DEFAULT_CATEGORIES,
     DEFAULT_OS_FAMILIES,
     iso_ms,
+    parse_size,
     read_cidr_file,
 )
 from tests.helpers import LAYOUTS, NOW, GiB, event
@@ -51,6 +52,16 @@ def test_the_defaults_are_the_seed_query() -> None:
         ({"os_families": ()}, "os_families: give at least one family, or None for any"),
         ({"threshold": 2**63}, "threshold: must be between 0 and 2^63-1 bytes"),
         ({"threshold": True}, "threshold: must be a whole number of bytes"),
+        (
+            {"threshold": 10**9, "threshold_given": "1GiB"},
+            "threshold_given: '1GiB' is 1,073,741,824 bytes, not the threshold's 1,000,000,000",
+        ),
+        (
+            {"threshold_given": "1 gigabyte"},
+            "threshold_given: '1 gigabyte' is not a size; use bytes (1073741824) or a unit "
+            "such as 500MB, 1GiB or 2TB",
+        ),
+        ({"threshold_given": 1}, "threshold_given: must be the size as text, such as '1GB'"),
         ({"window": timedelta(0)}, "window: must be longer than zero"),
         ({"now": datetime(2024, 1, 1)}, "now: a fixed time needs a UTC offset"),
         ({"now": "yesterday"}, "now: 'yesterday' is not 'latest', 'wall' or a time"),
@@ -68,6 +79,25 @@ def test_a_sweep_period_must_be_ordered_and_zoned() -> None:
         SweepSpec(since=moment, until=moment)
     with pytest.raises(UsageError, match="until: a time needs a UTC offset"):
         SweepSpec(until=datetime(2024, 1, 1))
+
+
+@pytest.mark.parametrize(
+    ("given", "kept", "text", "note"),
+    [
+        ("1gb", "1 GB", "1,000,000,000 bytes (1 GB)",
+         "1 GB = 1,000,000,000 bytes; the query's 1 GiB is 1,073,741,824"),
+        ("1 GiB", "1 GiB", "1,073,741,824 bytes (1 GiB)", None),
+        ("500mib", "500 MiB", "524,288,000 bytes (500 MiB)", None),
+        ("2TB", "2 TB", "2,000,000,000,000 bytes (2 TB)",
+         "2 TB = 2,000,000,000,000 bytes; the query's 1 GiB is 1,073,741,824"),
+        ("1073741824", "1073741824", "1,073,741,824 bytes", None),
+        ("7B", "7", "7 bytes", None),
+    ],
+)  # fmt: skip
+def test_the_threshold_is_kept_as_given(given: str, kept: str, text: str, note: str | None) -> None:
+    spec = HuntSpec(threshold=parse_size(given), threshold_given=given)
+    assert (spec.threshold_given, spec.threshold_text, spec.threshold_note) == (kept, text, note)
+    assert HuntSpec().threshold_text == "1,073,741,824 bytes"
 
 
 def test_the_spec_is_frozen() -> None:

@@ -7,6 +7,9 @@ inputs on this machine.
     aggregate  window or period, CIDR step, groups and sums, threshold, context
     results    Counts, HuntResult, the output columns
     series     the flagged groups' bytes over time, bounded, for charts
+    diagnosis  why nothing was flagged, step by step, from the data (census: a second
+               read that counts the event step's values; anchor: the check of
+               --now latest)
     hunt       run_hunt
 
 ``egress_offline.sweep`` and ``egress_offline.pivot`` build on the same pieces.
@@ -16,7 +19,7 @@ from __future__ import annotations
 
 from egress_offline.engine.accounting import check_understood, file_warnings
 from egress_offline.engine.aggregate import finish, public_events
-from egress_offline.engine.hunt import event_warnings, run_hunt
+from egress_offline.engine.hunt import run_hunt
 from egress_offline.engine.ingest import Ingested, read_into
 from egress_offline.engine.reduce import SUM, N, event_match, prefilter_for
 from egress_offline.engine.results import (
@@ -27,6 +30,7 @@ from egress_offline.engine.results import (
     TOTAL,
     Counts,
     DataRange,
+    Diagnosis,
     HuntResult,
 )
 from egress_offline.engine.series import GroupSeries, group_series
@@ -43,6 +47,7 @@ __all__ = [
     "TS",
     "Counts",
     "DataRange",
+    "Diagnosis",
     "GroupSeries",
     "HuntResult",
     "Ingested",
@@ -51,7 +56,6 @@ __all__ = [
     "Spill",
     "check_understood",
     "event_match",
-    "event_warnings",
     "file_warnings",
     "finish",
     "group_series",

@@ -80,6 +80,7 @@ def public_events(
     # the list expression. Written to scratch, then read by every later step.
     public_paths = []
     unread = []
+    dropped_why = []
     for number, path in enumerate(spill.files):
         whole = pl.scan_ipc(path, glob=False).collect()
         if dropped.height:
@@ -88,18 +89,33 @@ def public_events(
                 whole = whole.with_row_index(_ROW).filter(~pl.col(_ROW).is_in(gone)).drop(_ROW)
         whole = whole.filter(in_period)
         unread.append(whole.filter(pl.col(UNREAD) > 0).select(FILE, POS, UNREAD))
-        part = (
-            whole.with_columns(canon.alias("__canon"))
-            .filter((pl.col("__canon").list.len() == 1) & public_only)
-            .drop("__canon")
-        )
+        marked = whole.with_columns(canon.alias("__canon"))
+        dropped_why.append(marked.select(_why_not_public(public_only)))
+        part = marked.filter((pl.col("__canon").list.len() == 1) & public_only).drop("__canon")
         if part.height:
             public_paths.append(spill.write(part, f"public-{number:06d}.arrow"))
     _note_unread(unread, files)
+    if dropped_why:
+        why = pl.concat(dropped_why).sum().row(0, named=True)
+        for name, count in why.items():
+            setattr(counts, name, int(count or 0))
     spill.public = public_paths
     public = pl.scan_ipc(public_paths, glob=False) if public_paths else candidates.clear()
     counts.public_destination = public.select(pl.len()).collect(engine="streaming").item()
     return by_group(public)
+
+
+def _why_not_public(public_only: pl.Expr) -> list[pl.Expr]:
+    """Why the destination step drops an event, counted (see :class:`Counts`)."""
+    given, canon = pl.col(f.DEST_IP).list.len(), pl.col("__canon").list.len()
+    missing = given == 0
+    return [
+        missing.sum().alias("destination_missing"),
+        (missing & (pl.col(f.DEST_ADDRESS).list.len() > 0)).sum().alias("destination_address_only"),
+        ((given > 0) & (canon == 0)).sum().alias("destination_unreadable"),
+        (canon > 1).sum().alias("destination_several"),
+        ((canon == 1) & ~public_only).sum().alias("destination_excluded"),
+    ]
 
 
 def by_group(public: pl.LazyFrame) -> pl.LazyFrame:
@@ -213,6 +229,7 @@ def aggregate_window(spill: Spill, spec: HuntSpec, cutoff_ms: int | None,
     total = long_or_null(pl.col("__total"), pl.col("__values"))
     summed = groups.with_columns(total.alias(TOTAL)).collect(engine="streaming")
     counts.groups = summed.height
+    counts.largest = summed.get_column(TOTAL).max()  # type: ignore[assignment]
     flagged = summed.filter(pl.col(TOTAL) >= spec.threshold).with_columns(
         pl.col(FIRST_SEEN, LAST_SEEN).cast(pl.Datetime("ms", "UTC"))
     )

@@ -12,7 +12,9 @@ so memory holds one batch and the groups, never the input. The window is applied
 after the pass, because its anchor (``--now latest``) is the newest timestamp of the whole
 input; while reading, a time floor that never passes the final cutoff lets the readers
 skip records that are certainly too old. Destination addresses are classified once per
-distinct value.
+distinct value. When nothing is flagged, the steps that removed (nearly) every record are
+named, from the data (``diagnosis``); with ``--now latest``, an anchor that stands apart
+from the rest of the data is said (``anchor``).
 """
 
 from __future__ import annotations
@@ -21,17 +23,22 @@ import time
 from collections.abc import Sequence
 from datetime import datetime
 
+import polars as pl
+
 from egress_offline.engine.accounting import check_understood, file_warnings
 from egress_offline.engine.aggregate import aggregate_window
+from egress_offline.engine.anchor import check_anchor
+from egress_offline.engine.census import take_census
+from egress_offline.engine.diagnosis import diagnose, window_step
 from egress_offline.engine.ingest import read_into
-from egress_offline.engine.results import Counts, HuntResult
+from egress_offline.engine.results import Counts, Diagnosis, HuntResult
 from egress_offline.engine.series import group_series
 from egress_offline.engine.spill import Spill
-from egress_offline.readers import ProgressHook, open_inputs
+from egress_offline.readers import TS, Inputs, ProgressHook, open_inputs
 from egress_offline.scratch import Scratch
-from egress_offline.spec import HuntSpec, RowFilters, iso_ms
+from egress_offline.spec import HuntSpec
 
-__all__ = ["event_warnings", "run_hunt"]
+__all__ = ["run_hunt"]
 
 
 def run_hunt(
@@ -92,10 +99,45 @@ def run_hunt(
         )
         if series:
             result.series = group_series(rows, spill.public)
-    result.alerts = file_warnings(result.files)
-    result.warnings = _warnings(result)
+        anchor = check_anchor(inputs, spec, counts, scratch, now_ms=now_ms, cutoff_ms=cutoff_ms)
+        result.diagnoses = ([anchor] if anchor else []) + _diagnoses(result, inputs, spill, scratch)
+    files = file_warnings(result.files)
+    told = [anchor.message] if anchor else []
+    result.alerts = told + [d.message for d in result.diagnoses if d.alert and d is not anchor]
+    result.alerts += files
+    result.warnings = told + files
     result.elapsed_seconds = time.perf_counter() - started
     return result
+
+
+def _diagnoses(result: HuntResult, inputs: Inputs, spill: Spill,
+               scratch: Scratch) -> list[Diagnosis]:  # fmt: skip
+    """Why nothing was flagged (see :mod:`engine.diagnosis`)."""
+    spec, counts = result.spec, result.counts
+    window_ms, cutoff_ms = spec.window_ms, result.cutoff_ms
+    mode = spec.now if isinstance(spec.now, str) else "fixed"
+    return diagnose(
+        spec,
+        counts,
+        spill,
+        place="the input" if window_ms is None else "the window",
+        time_step=lambda: window_step(
+            valid=counts.valid,
+            kept=counts.time_window,
+            now=mode,
+            cutoff_ms=cutoff_ms,
+            first_ms=result.first_ms,
+            last_ms=result.last_ms,
+        ),
+        census=lambda: take_census(
+            inputs,
+            spec,
+            scratch,
+            window_ms=window_ms,
+            floor_ms=cutoff_ms,
+            in_period=pl.lit(True) if cutoff_ms is None else pl.col(TS) > cutoff_ms,
+        ),
+    )
 
 
 def _fixed_now(spec: HuntSpec) -> int | None:
@@ -107,46 +149,3 @@ def _fixed_now(spec: HuntSpec) -> int | None:
         return int(time.time() * 1000)
     assert isinstance(spec.now, datetime)
     return int(spec.now.timestamp() * 1000)
-
-
-def _warnings(result: HuntResult) -> list[str]:
-    counts = result.counts
-    spec = result.spec
-    notes: list[str] = []
-    if counts.valid and result.last_ms is None:
-        notes.append(
-            "no record has a valid @timestamp, so no window can be placed; "
-            "use --all-time to hunt without one"
-        )
-    elif (
-        spec.window is not None
-        and result.cutoff_ms is not None
-        and result.last_ms is not None
-        and result.last_ms <= result.cutoff_ms
-    ):
-        notes.append(
-            f"the window (after {iso_ms(result.cutoff_ms)}) holds no events, but the data has "
-            f"events from {iso_ms(result.first_ms)} to {iso_ms(result.last_ms)}; "
-            "use --now latest to anchor the window on the newest event, or --all-time"
-        )
-    notes += event_warnings(spec, counts)
-    notes += file_warnings(result.files)
-    return notes
-
-
-def event_warnings(spec: RowFilters, counts: Counts) -> list[str]:
-    """Warnings when no event matches, or none that match carries bytes."""
-    if counts.valid and counts.event_match == 0:
-        return [
-            f"the input holds no {spec.event_kinds} events of the chosen OS family, "
-            "so this hunt finds nothing here: it reads Elastic Defend network events "
-            "(logs-endpoint.events.network-*); Sysmon event 3 and Windows event 5156 are "
-            "not such events and do not log bytes"
-        ]
-    if counts.event_match and counts.event_match_with_bytes == 0:
-        return [
-            "the input's network events carry no source.bytes at all, so this hunt "
-            "cannot run on this data (Sysmon event 3 and Windows event 5156 do not log "
-            "bytes; Elastic Defend network events do)"
-        ]
-    return []

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import polars as pl
 
@@ -25,6 +25,7 @@ __all__ = [
     "TOTAL",
     "Counts",
     "DataRange",
+    "Diagnosis",
     "HuntResult",
     "moment_of",
 ]
@@ -65,6 +66,44 @@ class Counts:
     #: event matches dropped because an earlier record was the same document (the same
     #: ``_index`` and ``_id``); ``event_match`` counts each document once
     duplicates: int = 0
+    #: the event matches the destination step dropped, by why: no ``destination.ip`` (of
+    #: which ``destination_address_only`` have a ``destination.address``), none that is an
+    #: address, several, or one in an excluded range. With ``public_destination`` they
+    #: add up to ``event_match``.
+    destination_missing: int = 0
+    destination_address_only: int = 0
+    destination_unreadable: int = 0
+    destination_several: int = 0
+    destination_excluded: int = 0
+    #: the largest group's sum (the hunt's total, the sweep's peak); None without a group
+    #: whose bytes could be summed
+    largest: int | None = None
+
+
+@dataclass(frozen=True)
+class Diagnosis:
+    """One step of the funnel that removed (nearly) every record it was given, or another
+    finding that can change what the answer means (``step`` ``anchor``: see
+    :mod:`engine.anchor`): what it was given, what it kept, a sentence, and the data
+    behind it. ``alert``: the answer may mean something other than "nothing there"
+    (shown even with ``--quiet``)."""
+
+    step: str
+    given: int
+    kept: int
+    message: str
+    data: dict[str, Any] = field(default_factory=dict)
+    alert: bool = False
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "step": self.step,
+            "given": self.given,
+            "kept": self.kept,
+            "alert": self.alert,
+            "message": self.message,
+            "data": self.data,
+        }
 
 
 def moment_of(ms: int | None) -> datetime | None:
@@ -109,8 +148,11 @@ class HuntResult(DataRange):
     last_ms: int | None = None
     warnings: list[str] = field(default_factory=list)
     #: the warnings that can change what the answer means (a CSV's dates read in a zone
-    #: they did not give, values read as missing): shown even with ``--quiet``
+    #: they did not give, values read as missing, a funnel step that kept nothing, an
+    #: anchor far from the rest of the data): shown even with ``--quiet``
     alerts: list[str] = field(default_factory=list)
+    #: why nothing was flagged, step by step; and what is wrong with the anchor
+    diagnoses: list[Diagnosis] = field(default_factory=list)
     elapsed_seconds: float = 0.0
     #: when the run started, epoch ms (UTC)
     started_ms: int | None = None

@@ -109,7 +109,9 @@ def _page(
         nav=_NAV,
     )
     # the findings first, then how they were found, then the record of the run
-    page.add(warnings(result.warnings))
+    # the warnings, then why nothing was flagged (the summary's diagnosis lines)
+    told = [d.message for d in result.diagnoses if d.message not in result.warnings]
+    page.add(warnings(result.warnings + told))
     page.add(
         section("flagged", f"Flagged groups ({result.counts.flagged:,})", rows_table(result.rows))
     )

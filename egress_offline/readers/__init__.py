@@ -35,7 +35,7 @@ from egress_offline.readers.model import (
     StampBatch,
 )
 from egress_offline.readers.parquet import parquet_columns
-from egress_offline.readers.prefilter import IdPrefilter, Prefilter
+from egress_offline.readers.prefilter import EveryLine, IdPrefilter, NewerThan, Prefilter
 from egress_offline.readers.session import (
     SAMPLING,
     FieldBatch,
@@ -52,11 +52,13 @@ __all__ = [
     "POS",
     "SAMPLING",
     "TS",
+    "EveryLine",
     "FieldBatch",
     "FileReport",
     "IdPrefilter",
     "InputFile",
     "Inputs",
+    "NewerThan",
     "Prefilter",
     "ProgressHook",
     "ReadItem",

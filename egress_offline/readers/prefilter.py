@@ -9,7 +9,9 @@ import polars as pl
 
 __all__ = [
     "AnyPrefilter",
+    "EveryLine",
     "IdPrefilter",
+    "NewerThan",
     "Prefilter",
     "any_of",
 ]
@@ -66,5 +68,30 @@ class IdPrefilter:
         return line.str.contains(any_of(*self.values, *escapes))
 
 
+@dataclass(frozen=True)
+class EveryLine:
+    """Every line may matter, but, unlike ``None`` (``--strict``), a line older than the
+    time floor is still skipped unread: a second read that wants every record of the
+    window (the diagnosis's census of field values, ``engine/census.py``)."""
+
+    def could_match(self, line: pl.Expr) -> pl.Expr:
+        return line.is_not_null()
+
+
+@dataclass(frozen=True)
+class NewerThan:
+    """NDJSON lines whose @timestamp, as the line scan reads it (its ``__stamp``
+    column), is after ``ms``, or that hold a timestamp the scan did not read: the records
+    of a window, decoded, while the others give only their timestamps (the check of the
+    ``--now latest`` anchor, ``engine/anchor.py``). Other layouts decode every record."""
+
+    ms: int
+
+    def could_match(self, line: pl.Expr) -> pl.Expr:
+        stamp = pl.col("__stamp")  # linescan.STAMP, parsed before the prefilter searches
+        unread = stamp.is_null() & (pl.col("__keys") > 0)  # linescan.KEYS
+        return line.is_not_null() & ((stamp > self.ms) | unread)
+
+
 #: What a reader may be given: None when every line is decoded (``--strict``).
-AnyPrefilter = Prefilter | IdPrefilter | None
+AnyPrefilter = Prefilter | IdPrefilter | EveryLine | NewerThan | None
