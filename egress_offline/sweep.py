@@ -66,7 +66,8 @@ SWEEP_COLUMNS: Final = (
     PEAK_END,
     *(name for name in OUTPUT_COLUMNS if name not in f.GROUP_FIELDS),
 )
-_PARTITION_ROWS: Final = 100_000  # events a partition holds, about
+#: events a partition holds, about: each is a group number, a time and a sum (32 bytes)
+_PARTITION_ROWS: Final = 500_000
 _PEAKS_SCHEMA: Final = {
     **{name: pl.String for name in f.GROUP_FIELDS},
     PEAK: pl.Int64,
@@ -223,16 +224,20 @@ def _peaks(
     events: pl.LazyFrame, spec: SweepSpec, counts: Counts, spill: Spill
 ) -> tuple[pl.DataFrame, int]:
     keys = list(f.GROUP_FIELDS)
-    narrow = spill.sink(events.select(*keys, TS, SUM, N), "sweep-events.arrow")
-    total = pl.scan_ipc(narrow, glob=False).select(pl.len()).collect(engine="streaming").item()
+    # every group, numbered: memory holds the groups' keys, and their events only as
+    # numbers, on disk, read a partition of groups at a time
+    groups = events.select(keys).unique().collect(engine="streaming").with_row_index(_GROUP)
+    numbered = events.join(groups.lazy(), on=keys, how="inner", nulls_equal=True)
+    narrow = spill.sink(numbered.select(_GROUP, TS, SUM, N), "sweep-events.arrow")
+    total = pl.scan_ipc(narrow, glob=False).select(pl.len()).collect().item()
     partitions = max(1, -(-total // _PARTITION_ROWS))
     found = []
     for part in range(partitions):
         scan = pl.scan_ipc(narrow, glob=False)
         if partitions > 1:
-            scan = scan.filter(pl.struct(keys).hash(seed=7) % partitions == part)
-        found.append(group_peaks(scan.collect(engine="streaming"), spec.window_ms))
-    summed = pl.concat(found)
+            scan = scan.filter(pl.col(_GROUP) % partitions == part)
+        found.append(_numbered_peaks(scan.collect(), spec.window_ms))
+    summed = groups.join(pl.concat(found), on=_GROUP).select(list(_PEAKS_SCHEMA))
     counts.groups = summed.height
     counts.largest = summed.get_column(PEAK).max()  # type: ignore[assignment]
     flagged = summed.filter(pl.col(PEAK) >= spec.threshold).with_columns(
@@ -244,21 +249,25 @@ def _peaks(
 def group_peaks(events: pl.DataFrame, window_ms: int) -> pl.DataFrame:
     """Per group of ``events`` (the keys, ``__ts``, ``__sum``, ``__n``): the peak window
     sum, the first and last event of the peak window (the earliest such window on ties),
-    and the group's totals over all its events.
-
-    Each group gets a number, and its events are summed per millisecond, in time order,
-    with running sums over the whole frame. The window ending at a moment ``t`` holds
-    the moments from the first one at or after ``t - window + 1`` (an as-of join, per
-    group) up to ``t``, so its sum is a difference of two running sums: no window is
-    summed event by event (a rolling sum over each group took four times as long)."""
+    and the group's totals over all its events (see :func:`_numbered_peaks`)."""
     keys = list(f.GROUP_FIELDS)
-    if events.height == 0:
-        return pl.DataFrame(schema=_PEAKS_SCHEMA)
     groups = events.select(keys).unique().with_row_index(_GROUP)
+    numbered = events.join(groups, on=keys, how="inner", nulls_equal=True)
+    peaks = _numbered_peaks(numbered.select(_GROUP, TS, SUM, N), window_ms)
+    return groups.join(peaks, on=_GROUP).select(list(_PEAKS_SCHEMA))
+
+
+def _numbered_peaks(events: pl.DataFrame, window_ms: int) -> pl.DataFrame:
+    """:func:`group_peaks` of events whose group is a number (``__group``), by number.
+
+    Each group's events are summed per millisecond, in time order, with running sums over
+    the whole frame. The window ending at a moment ``t`` holds the moments from the first
+    one at or after ``t - window + 1`` (an as-of join, per group) up to ``t``, so its sum
+    is a difference of two running sums: no window is summed event by event (a rolling sum
+    over each group took four times as long)."""
     # one row per group and millisecond, in time order within each group
     moments = (
-        events.join(groups, on=keys, how="inner", nulls_equal=True)
-        .group_by(_GROUP, TS)
+        events.group_by(_GROUP, TS)
         .agg(
             pl.col(SUM).sum(),
             pl.col(N).cast(pl.Int64).sum(),
@@ -301,8 +310,4 @@ def group_peaks(events: pl.DataFrame, window_ms: int) -> pl.DataFrame:
         pl.col(TS).min().alias(FIRST_SEEN),
         pl.col(TS).max().alias(LAST_SEEN),
     )
-    return (
-        groups.join(totals, on=_GROUP)
-        .join(peaks, on=_GROUP, how="left")
-        .select(list(_PEAKS_SCHEMA))
-    )
+    return totals.join(peaks, on=_GROUP, how="left")
