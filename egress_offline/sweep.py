@@ -135,7 +135,10 @@ def run_sweep(
         Scratch(scratch_limit) as scratch,
         open_inputs(paths, scratch) as inputs,
     ):
-        spill = Spill(scratch)
+        low = _BEFORE_ALL if since is None else since - 1
+        # the period is known before reading: the other records' timestamps are counted
+        # in it as they come (a time step's count), never stored
+        spill = Spill(scratch, stamp_bounds=(low, until))
         # records before `since` can be skipped unread, as the hunt skips those before
         # its window; with or without, the timestamps of the records not decoded are
         # kept, to count those in the period
@@ -156,7 +159,6 @@ def run_sweep(
             in_period &= pl.col(TS) < until
         events = public_events(spill, spec.cidrs, in_period, counts, read.files)
         # records with a @timestamp in the period; an event match once per document
-        low = _BEFORE_ALL if since is None else since - 1
         counts.time_window = spill.count_stamps(after=low, before=until) + counts.event_match
         rows, partitions = _peaks(events, spec, counts, spill)
         result = SweepResult(

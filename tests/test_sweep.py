@@ -15,6 +15,8 @@ from typer.testing import CliRunner
 from egress_offline import fields as f
 from egress_offline import sweep
 from egress_offline.cli import app
+from egress_offline.engine import Spill
+from egress_offline.scratch import Scratch
 from egress_offline.spec import SweepSpec
 from egress_offline.sweep import group_peaks, run_sweep
 from tests.helpers import NOW, GiB, event, ndjson
@@ -208,3 +210,20 @@ def test_group_peaks_at_the_ends_of_time() -> None:
         assert len(got) == 1, window
         peak = (got[0]["peak_bytes"], got[0]["peak_window_start"], got[0]["peak_window_end"])
         assert peak == want["peak"], window
+
+
+def test_timestamps_counted_as_they_come_equal_those_stored(tmp_path: Path) -> None:
+    """The sweep counts the other records' timestamps in its period as they come; the
+    count is the one the stored timestamps give, at the period's edges too."""
+    stamps = [pl.Series([5, 10, 11, 19, 20, 21]), pl.Series([-(2**63) + 1, 2**63 - 1])]
+    with Scratch(None) as scratch:
+        for after, before in ((-(2**63), None), (10, 20), (None, 11), (4, None)):
+            counted, stored = Spill(scratch, stamp_bounds=(after, before)), Spill(scratch)
+            for batch in stamps:
+                counted.add_stamps(batch)
+                stored.add_stamps(batch)
+            want = stored.count_stamps(after=after, before=before)
+            assert counted.count_stamps(after=after, before=before) == want
+        assert want == 7
+        with pytest.raises(ValueError, match="counted in"):
+            counted.count_stamps(after=3, before=None)
