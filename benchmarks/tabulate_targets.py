@@ -28,8 +28,15 @@ class _Best:
         found = self.by.get((size, fmt, tool))
         return min(found["seconds"]) if found else None
 
-    def ratio(self, size: str, fmt: str, top: str, bottom: str) -> float | None:
-        over, under = self.seconds(size, fmt, top), self.seconds(size, fmt, bottom)
+    def cpu(self, size: str, fmt: str, tool: str) -> float | None:
+        found = self.by.get((size, fmt, tool))
+        return min(found["cpu_seconds"]) if found and found.get("cpu_seconds") else None
+
+    def ratio(
+        self, size: str, fmt: str, top: str, bottom: str, *, cpu: bool = False
+    ) -> float | None:
+        get = self.cpu if cpu else self.seconds
+        over, under = get(size, fmt, top), get(size, fmt, bottom)
         return None if over is None or under is None or under <= 0 else over / under
 
 
@@ -150,6 +157,33 @@ def _memory(best: _Best) -> tuple[str, str, str, str, str, str]:
     return what, measure, "at most 500 MB", figure, "", "yes" if peak <= MEMORY_LIMIT else "**no**"
 
 
+def _cpu_ratios(saved: dict[str, Any]) -> list[str]:
+    """The time ratios again on CPU seconds (user and system): a check on a loaded machine,
+    where the wall time of either side moves with the other jobs. Not the targets' measure
+    (it counts both cores' work, and DuckDB and Polars use both unequally)."""
+    best = _Best(saved["measurements"])
+    pairs = (
+        ("hunt / DuckDB hunt", "hunt", "duckdb hunt", ("ndjson", "gz", "parquet")),
+        ("hunt latest / hunt", "hunt latest", "hunt", ("ndjson", "gz", "parquet")),
+        ("sweep / DuckDB sweep", "sweep", "duckdb sweep", ("ndjson", "parquet")),
+    )
+    lines = []
+    for label, top, bottom, formats in pairs:
+        cells = [
+            f"{size} {fmt} {value:.2f}"
+            for size in saved["machine"]["sizes"]
+            for fmt in formats
+            if (value := best.ratio(size, fmt, top, bottom, cpu=True)) is not None
+        ]
+        if cells:
+            lines.append(f"| {label} | {', '.join(cells)} |")
+    if not lines:
+        return []
+    head = ["The same ratios on CPU seconds (user + system), best of the rounds:", "",
+            "| ratio | CPU-time figures |", "|---|---|"]  # fmt: skip
+    return [*head, *lines, ""]
+
+
 def render(saved: dict[str, Any]) -> str:
     """The targets table, what the run was, the row checks, then every measurement."""
     info = saved["machine"]
@@ -164,20 +198,25 @@ def render(saved: dict[str, Any]) -> str:
         f"Python {info['python']}, polars {info['polars']}, pyarrow {info['pyarrow']}, "
         f"DuckDB {info['duckdb']} (2 threads). Best of {info['repeat']} rounds. Load average "
         f"{'/'.join(map(str, info['load_before']))} before, "
-        f"{'/'.join(map(str, info.get('load_after', [])))} after (1/5/15 min).",
+        f"{'/'.join(map(str, info.get('load_after', [])))} after (1/5/15 min); 1 min "
+        f"after each round: {', '.join(map(str, info.get('load_each_round', [])))}.",
         "",
         "Rows checked equal in every run, every format of a size (rows flagged): "
         + ", ".join(f"{name} {count}" for name, count in saved["checks"].items())
         + ".",
         "",
-        "| size | format | contender | best s | runs s | peak RssAnon MiB | rows |",
-        "|---|---|---|---|---|---|---|",
+    ]
+    lines += _cpu_ratios(saved)
+    lines += [
+        "| size | format | contender | best s | runs s | best CPU s | peak RssAnon MiB | rows |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for m in saved["measurements"]:
         runs = ", ".join(f"{seconds:.2f}" for seconds in m["seconds"])
+        cpu = f"{min(m['cpu_seconds']):.2f}" if m.get("cpu_seconds") else ""
         rows = "" if m["rows"] is None else str(m["rows"])
         lines.append(
             f"| {m['size']} | {m['format']} | {m['tool']} | {min(m['seconds']):.2f} | {runs} "
-            f"| {max(m['peak_kib']) / 1024:.0f} | {rows} |"
+            f"| {cpu} | {max(m['peak_kib']) / 1024:.0f} | {rows} |"
         )
     return "\n".join(lines) + "\n"

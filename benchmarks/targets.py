@@ -9,7 +9,9 @@
 Every contender (``benchmarks/contenders.py``) runs as its own process, on every file
 (NDJSON, gzip and Parquet of each size), in rounds: each round runs every contender once,
 on every file, so that a drift in the machine's speed weighs on all alike and on every
-size alike. Each contender's best time and its highest peak anonymous memory (RssAnon,
+size alike; each round starts at another contender, after reading the file once untimed
+(so that none pays alone for a page cache that other jobs emptied). Each contender's best
+time, its best CPU time (user and system) and its highest peak anonymous memory (RssAnon,
 ``peakmem.py``) are kept. The rows of every run are checked: the contenders that answer
 the same question (the hunt with a fixed ``--now``, the hunt anchored on the newest
 ``@timestamp``, the sweep) must write the same rows on every run, in every format of a
@@ -43,7 +45,7 @@ from contenders import (
     top_entity,
 )
 from generate import ensure, generate
-from peakmem import measure
+from peakmem import measure_run
 from run import compile_package
 from smoke_data import EXPECTED_SWEEP, make_smoke_data
 from tabulate_targets import render
@@ -88,37 +90,51 @@ def run_rounds(plan: dict[str, Any], repeat: int, scratch: Path) -> dict[str, An
     """Run every contender ``repeat`` times, in rounds; check rows as they come."""
     ledger = _Ledger(out=scratch / "rows.csv")
     pivots: dict[Path, Contender] = {}
+    loads = []
     for number in range(1, repeat + 1):
         started = time.perf_counter()
         for size, fmt, path, now in plan["files"]:
-            for contender in file_contenders(path, fmt, now, sweep=fmt in SWEPT):
+            _warm(path)
+            runs = file_contenders(path, fmt, now, sweep=fmt in SWEPT)
+            if path in pivots:
+                runs.append(pivots[path])
+            # each round starts at another contender: no one always runs first on a file
+            shift = (number - 1) % len(runs)
+            for contender in runs[shift:] + runs[:shift]:
                 _run(contender, ledger, size=size, fmt=fmt, path=path)
                 if contender.name == "hunt" and path not in pivots:
                     pivots[path] = pivot_contender(path, top_entity(ledger.out))
-            _run(pivots[path], ledger, size=size, fmt=fmt, path=path)
+                    _run(pivots[path], ledger, size=size, fmt=fmt, path=path)
         small = plan["small"]["ndjson"]
         for _ in range(STARTUP_PAIRS):
             for contender in startup_contenders(small, plan["small_now"]):
                 _run(contender, ledger, size="small", fmt="ndjson", path=small)
-        print(f"round {number}/{repeat}: {time.perf_counter() - started:.0f} s", file=sys.stderr)
+        loads.append(round(os.getloadavg()[0], 2))
+        print(
+            f"round {number}/{repeat}: {time.perf_counter() - started:.0f} s, "
+            f"load average {loads[-1]}",
+            file=sys.stderr,
+        )
     checks = {f"{size} {check}": len(rows) for (size, check), (_, rows) in ledger.agreed.items()}
-    return {"measurements": list(ledger.timed.values()), "checks": checks, "agreed": ledger.agreed}
+    return {"measurements": list(ledger.timed.values()), "checks": checks,
+            "agreed": ledger.agreed, "loads": loads}  # fmt: skip
 
 
 def _run(contender: Contender, ledger: _Ledger, *, size: str, fmt: str, path: Path) -> None:
     timed, agreed, out = ledger.timed, ledger.agreed, ledger.out
     out.unlink(missing_ok=True)
     argv = [str(out) if part == OUT else part for part in contender.argv]
-    seconds, peak_kib, code = measure(argv)
-    if code != 0:
-        raise SystemExit(f"{contender.name} failed on {path} (exit {code}): {' '.join(argv)}")
+    run = measure_run(argv)
+    if run.code != 0:
+        raise SystemExit(f"{contender.name} failed on {path} (exit {run.code}): {' '.join(argv)}")
     entry = timed.setdefault(
         (size, fmt, contender.name),
         {"size": size, "format": fmt, "tool": contender.name, "ours": contender.ours,
-         "seconds": [], "peak_kib": [], "rows": None},
+         "seconds": [], "cpu_seconds": [], "peak_kib": [], "rows": None},
     )  # fmt: skip
-    entry["seconds"].append(round(seconds, 4))
-    entry["peak_kib"].append(peak_kib)
+    entry["seconds"].append(round(run.seconds, 4))
+    entry["cpu_seconds"].append(round(run.cpu_seconds, 4))
+    entry["peak_kib"].append(run.peak_kib)
     if not contender.check:
         return
     if not out.exists():
@@ -135,6 +151,14 @@ def _run(contender: Contender, ledger: _Ledger, *, size: str, fmt: str, path: Pa
             f"{where} wrote other rows than {first[0]}:\n"
             f"  only in {contender.name}: {only_here}\n  only in the first: {only_there}"
         )
+
+
+def _warm(path: Path) -> None:
+    """Read ``path`` once, untimed, so that every contender finds it in the page cache
+    (other jobs on the machine may have pushed it out since the last round)."""
+    with path.open("rb") as handle:
+        while handle.read(1 << 24):
+            pass
 
 
 def machine() -> dict[str, Any]:
@@ -200,6 +224,7 @@ def measure_all(args: argparse.Namespace) -> dict[str, Any]:
     if args.smoke:
         _check_edge_cases(result["agreed"])
     info["load_after"] = [round(load, 2) for load in os.getloadavg()]
+    info["load_each_round"] = result["loads"]
     return {"machine": info, "measurements": result["measurements"], "checks": result["checks"]}
 
 

@@ -72,8 +72,8 @@ def test_targets_tabulate_judges_every_target_from_saved_measurements(tmp_path: 
     """--tabulate re-renders the table from saved measurements: best times, ratios, the
     Parquet difference, the start-up gap, the highest peak, and met or not."""
     m = [
-        _measured("1GB", "ndjson", "hunt", [2.0, 1.0], ours=True),
-        _measured("1GB", "ndjson", "duckdb hunt", [2.5]),
+        {**_measured("1GB", "ndjson", "hunt", [2.0, 1.0], ours=True), "cpu_seconds": [1.5, 1.2]},
+        {**_measured("1GB", "ndjson", "duckdb hunt", [2.5]), "cpu_seconds": [3.0]},
         _measured("1GB", "ndjson", "stack floor", [0.5]),
         _measured("4GB", "ndjson", "hunt", [4.0], ours=True),
         _measured("4GB", "ndjson", "duckdb hunt", [10.0]),
@@ -123,5 +123,7 @@ def test_targets_tabulate_judges_every_target_from_saved_measurements(tmp_path: 
         "Rows checked equal in every run, every format of a size (rows flagged): 1GB hunt 3."
         in (done.stdout)
     )
-    assert "| 1GB | ndjson | hunt | 1.00 | 2.00, 1.00 | 100 |  |" in done.stdout
+    assert "| hunt / DuckDB hunt | 1GB ndjson 0.40 |" in done.stdout  # CPU seconds
+    assert "| 1GB | ndjson | hunt | 1.00 | 2.00, 1.00 | 1.20 | 100 |  |" in done.stdout
+    assert "| 4GB | ndjson | hunt | 4.00 | 4.00 |  | 100 |  |" in done.stdout
     assert (tmp_path / "table.md").read_text() == done.stdout.removesuffix("\n")
