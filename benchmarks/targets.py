@@ -171,7 +171,10 @@ def machine() -> dict[str, Any]:
         ["git", "-C", str(HERE), "status", "--porcelain", "--untracked-files=no"],
         capture_output=True, text=True, check=False,
     ).stdout.strip()  # fmt: skip
-    import duckdb  # noqa: PLC0415
+    try:
+        import duckdb  # noqa: PLC0415
+    except ImportError:
+        raise SystemExit("DuckDB is not installed: pip install '.[bench]'") from None
     import polars  # noqa: PLC0415
     import pyarrow  # noqa: PLC0415
 
