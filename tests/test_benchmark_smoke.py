@@ -127,3 +127,44 @@ def test_targets_tabulate_judges_every_target_from_saved_measurements(tmp_path: 
     assert "| 1GB | ndjson | hunt | 1.00 | 2.00, 1.00 | 1.20 | 100 |  |" in done.stdout
     assert "| 4GB | ndjson | hunt | 4.00 | 4.00 |  | 100 |  |" in done.stdout
     assert (tmp_path / "table.md").read_text() == done.stdout.removesuffix("\n")
+
+
+def _writer(name: str, check: str, text: str) -> object:
+    """A contender that writes ``text`` as its rows file."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from contenders import Contender  # noqa: PLC0415
+
+    script = "import sys; open(sys.argv[1], 'w').write(sys.argv[2])"
+    return Contender(name, (sys.executable, "-c", script, "OUT", text), check)
+
+
+def test_targets_stop_when_two_contenders_write_other_rows(tmp_path: Path) -> None:
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from targets import Mismatch, _Ledger, _run  # noqa: PLC0415
+
+    ledger = _Ledger(out=tmp_path / "rows.csv")
+    header = "total,eid,daddr,exe\n"
+    where = {"size": "1GB", "fmt": "ndjson", "path": tmp_path / "x.ndjson"}
+    _run(_writer("hunt", "hunt", header + "5,a,b,c\n"), ledger, **where)
+    _run(_writer("duckdb hunt", "hunt", header + "5,a,b,c\n"), ledger, **where)
+    with pytest.raises(Mismatch) as stopped:
+        _run(_writer("duckdb hunt", "hunt", header + "6,a,b,c\n"), ledger, **where)
+    assert str(stopped.value) == (
+        f"duckdb hunt on {tmp_path / 'x.ndjson'} wrote other rows than hunt on "
+        f"{tmp_path / 'x.ndjson'}:\n  only in duckdb hunt: [('6', 'a', 'b', 'c')]\n"
+        "  only in the first: [('5', 'a', 'b', 'c')]"
+    )
+    assert ledger.timed[("1GB", "ndjson", "duckdb hunt")]["rows"] == 1
+
+
+def test_targets_stop_when_a_check_flags_nothing(tmp_path: Path) -> None:
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from targets import _Ledger, _run  # noqa: PLC0415
+
+    ledger = _Ledger(out=tmp_path / "rows.csv")
+    with pytest.raises(SystemExit) as stopped:
+        _run(_writer("sweep", "sweep", "peak_bytes\n"), ledger, size="1GB", fmt="parquet",
+             path=tmp_path / "x.parquet")  # fmt: skip
+    assert str(stopped.value) == (
+        f"sweep on {tmp_path / 'x.parquet'} flagged nothing: checking its rows would prove nothing"
+    )
