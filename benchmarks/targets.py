@@ -4,6 +4,7 @@
     python benchmarks/targets.py --data /work/benchdata --sizes 1GB,4GB --repeat 3 \\
         --out benchmarks/targets.md --json benchmarks/targets.json
     python benchmarks/targets.py --tabulate benchmarks/targets.json   # re-render, no rerun
+    python benchmarks/targets.py ... --results benchmarks/RESULTS.md  # also put the tables there
     python benchmarks/targets.py --smoke    # tiny data, every contender once, rows checked
 
 Every contender (``benchmarks/contenders.py``) runs as its own process, on every file
@@ -198,6 +199,9 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3, help="rounds: best time of these")
     parser.add_argument("--out", type=Path, help="also write the tables here (Markdown)")
     parser.add_argument("--json", type=Path, help="also write every measurement here")
+    parser.add_argument("--results", type=Path, metavar="MD",
+                        help="also put the tables into this file (benchmarks/RESULTS.md), "
+                        f"between its {START} and {END} lines")  # fmt: skip
     parser.add_argument("--tabulate", type=Path, metavar="JSON",
                         help="re-render the tables from a saved --json, running nothing")  # fmt: skip
     parser.add_argument("--smoke", action="store_true",
@@ -208,8 +212,26 @@ def main() -> None:
     print(text)
     if args.out:
         args.out.write_text(text)
+    if args.results:
+        place_tables(args.results, text)
     if args.json and not args.tabulate:
         args.json.write_text(json.dumps(saved, indent=1) + "\n")
+
+
+START, END = "<!-- targets.py: start -->", "<!-- targets.py: end -->"
+
+
+def place_tables(results: Path, text: str) -> None:
+    """Replace what stands between ``results``' START and END lines with ``text``
+    (written to a temporary file beside it, then moved over it)."""
+    old = results.read_text()
+    if old.count(START) != 1 or old.count(END) != 1 or old.index(START) > old.index(END):
+        raise SystemExit(f"{results}: needs one {START} line, then one {END} line")
+    head, rest = old.split(START, 1)
+    tail = rest.split(END, 1)[1]
+    temporary = results.with_name(results.name + ".tmp")
+    temporary.write_text(f"{head}{START}\n{text}{END}{tail}")
+    temporary.replace(results)
 
 
 def measure_all(args: argparse.Namespace) -> dict[str, Any]:

@@ -168,3 +168,20 @@ def test_targets_stop_when_a_check_flags_nothing(tmp_path: Path) -> None:
     assert str(stopped.value) == (
         f"sweep on {tmp_path / 'x.parquet'} flagged nothing: checking its rows would prove nothing"
     )
+
+
+def test_targets_put_the_tables_between_the_markers_of_results(tmp_path: Path) -> None:
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from targets import END, START, place_tables  # noqa: PLC0415
+
+    results = tmp_path / "RESULTS.md"
+    results.write_text(f"# R\n\nbefore\n{START}\nold table\n{END}\nafter\n")
+    place_tables(results, "| new |\n")
+    assert results.read_text() == f"# R\n\nbefore\n{START}\n| new |\n{END}\nafter\n"
+    place_tables(results, "| newer |\n")  # again: the same place
+    assert results.read_text() == f"# R\n\nbefore\n{START}\n| newer |\n{END}\nafter\n"
+    results.write_text(f"# R\n{END}\n{START}\n")
+    with pytest.raises(SystemExit) as stopped:
+        place_tables(results, "| new |\n")
+    assert str(stopped.value) == f"{results}: needs one {START} line, then one {END} line"
+    assert results.read_text() == f"# R\n{END}\n{START}\n"  # untouched
