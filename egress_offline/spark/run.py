@@ -55,7 +55,7 @@ def run_hunt(
         return local_hunt(
             paths, spec, hash_inputs=hash_inputs, progress=progress,
             scratch_limit=scratch_limit, series=series,
-            ingest=spark_ingest(session, scratch_limit),
+            ingest=spark_ingest(session),
         )  # fmt: skip
 
 
@@ -76,16 +76,16 @@ def run_sweep(
         return local_sweep(
             list(paths), spec, hash_inputs=hash_inputs, progress=progress,
             scratch_limit=scratch_limit, series=series,
-            ingest=spark_ingest(session, scratch_limit),
+            ingest=spark_ingest(session),
         )  # fmt: skip
 
 
-def spark_ingest(session: SparkSession, scratch_limit: int | None) -> Ingest:
+def spark_ingest(session: SparkSession) -> Ingest:
     """A :data:`~egress_offline.engine.ingest.Ingest` that reads in ``session``."""
-    return partial(_ingest, session, scratch_limit)
+    return partial(_ingest, session)
 
 
-def _ingest(session: SparkSession, scratch_limit: int | None, inputs: Inputs,  # noqa: PLR0917
+def _ingest(session: SparkSession, inputs: Inputs,  # noqa: PLR0917
             spec: RowFilters, spill: Spill, counts: Counts, *, window_ms: int | None,
             floor_ms: int | None, count_stamps: bool, hash_inputs: bool,
             progress: ProgressHook | None, scratch: Scratch) -> Ingested:  # fmt: skip
@@ -96,7 +96,7 @@ def _ingest(session: SparkSession, scratch_limit: int | None, inputs: Inputs,  #
     job = ReadJob(
         files=tuple(files), spec=spec, window_ms=window_ms, floor_ms=floor_ms,
         count_stamps=count_stamps, hash_inputs=hash_inputs, seed_ms=floor.latest_ms,
-        scratch_limit=scratch_limit,
+        scratch_limit=scratch.limit,
     )  # fmt: skip
     cores = max(1, int(session.sparkContext.defaultParallelism))
     parts = max(1, min(len(files), cores * _TASKS_PER_CORE))

@@ -84,8 +84,12 @@ def spark_session(spark: SparkSession | None = None, master: str | None = None
     builder: Any = SparkSession.builder.master(master or DEFAULT_MASTER).appName("egress-offline")
     for key, value in _SETTINGS.items():
         builder = builder.config(key, value)
+    # the driver's JVM is started with these, before any setting of the builder applies
     quiet = resources.files("egress_offline.spark") / "log4j2.properties"
-    builder = builder.config("spark.driver.extraJavaOptions", f"-Dlog4j.configurationFile={quiet}")
+    os.environ.setdefault(
+        "PYSPARK_SUBMIT_ARGS",
+        f'--driver-java-options "-Dlog4j.configurationFile=file:{quiet}" pyspark-shell',
+    )
     try:
         session = builder.getOrCreate()
     except Exception as exc:  # the JVM did not start: no Java, a bad master URL
