@@ -85,7 +85,7 @@ def spark_ingest(session: SparkSession) -> Ingest:
     return partial(_ingest, session)
 
 
-def _ingest(session: SparkSession, inputs: Inputs,  # noqa: PLR0917
+def _ingest(session: SparkSession, inputs: Inputs,
             spec: RowFilters, spill: Spill, counts: Counts, *, window_ms: int | None,
             floor_ms: int | None, count_stamps: bool, hash_inputs: bool,
             progress: ProgressHook | None, scratch: Scratch) -> Ingested:  # fmt: skip
