@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from hypothesis import settings
 
 #: Suites whose every test runs twice: through the fast NDJSON reader, and through the
 #: careful one alone (as if the fast reader gave up on every file at once).
@@ -85,6 +86,12 @@ def engine(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> I
         ingest = spark_ingest(request.getfixturevalue("spark"))
         for name in ("egress_offline.engine.hunt", "egress_offline.sweep"):
             monkeypatch.setattr(importlib.import_module(name), "read_into", ingest)
+        # a Spark job per example: property tests run fewer of them on Spark
+        test = request.function
+        chosen_settings = getattr(test, "_hypothesis_internal_use_settings", None)
+        if chosen_settings is not None:
+            fewer = settings(chosen_settings, max_examples=min(chosen_settings.max_examples, 12))
+            monkeypatch.setattr(test, "_hypothesis_internal_use_settings", fewer)
     yield chosen
 
 

@@ -11,13 +11,14 @@ import pickle
 from collections.abc import Callable, Sequence
 from functools import partial
 from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote, urlsplit
 
 from egress_offline.engine import HuntResult
 from egress_offline.engine import run_hunt as local_hunt
 from egress_offline.engine.ingest import Ingest, Ingested
 from egress_offline.engine.results import Counts
 from egress_offline.engine.spill import Spill
-from egress_offline.errors import EgressError, EngineError
+from egress_offline.errors import EgressError, EngineError, InputError
 from egress_offline.readers import FileReport, Inputs, ProgressHook
 from egress_offline.readers.timefloor import TimeFloor
 from egress_offline.scratch import Scratch
@@ -30,7 +31,7 @@ from egress_offline.sweep import run_sweep as local_sweep
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
-__all__ = ["run_hunt", "run_sweep", "spark_ingest"]
+__all__ = ["local_paths", "run_hunt", "run_sweep", "spark_ingest"]
 
 #: Files read by one task, at most: few files get a task each (the parallelism is the
 #: files'), many small ones are read together (a task costs milliseconds to start).
@@ -51,6 +52,7 @@ def run_hunt(
     """:func:`egress_offline.run_hunt` with the inputs read by Spark tasks. ``spark``: a
     session to run in (a notebook's; never stopped here); else the active one, or one
     made on ``master`` (default ``local[*]``) and stopped at the end."""
+    paths = local_paths(paths)
     with spark_session(spark, master) as session:
         return local_hunt(
             paths, spec, hash_inputs=hash_inputs, progress=progress,
@@ -72,12 +74,33 @@ def run_sweep(
 ) -> SweepResult:
     """:func:`egress_offline.run_sweep` with the inputs read by Spark tasks (``spark``
     and ``master`` as :func:`run_hunt` takes them)."""
+    paths = local_paths(paths)
     with spark_session(spark, master) as session:
         return local_sweep(
-            list(paths), spec, hash_inputs=hash_inputs, progress=progress,
+            paths, spec, hash_inputs=hash_inputs, progress=progress,
             scratch_limit=scratch_limit, series=series,
             ingest=spark_ingest(session),
         )  # fmt: skip
+
+
+def local_paths(paths: Sequence[str]) -> list[str]:
+    """``paths`` as the readers take them: a ``file://`` URI as its path. Other URIs
+    (``s3a://``, ``abfss://``, ``hdfs://``) are refused with what to do instead."""
+    found = []
+    for path in paths:
+        scheme, _, rest = path.partition("://")
+        if not rest or "/" in scheme or "\\" in scheme:
+            found.append(path)
+        elif scheme.lower() == "file":
+            found.append(unquote(urlsplit(path).path))
+        else:
+            raise InputError(
+                f"{path}: {scheme}:// URIs are not read yet by --engine spark; mount the "
+                "store as a file system on every node (or copy the files) and name the "
+                "path, or a file:// URI",
+                file=path,
+            )
+    return found
 
 
 def spark_ingest(session: SparkSession) -> Ingest:
