@@ -66,15 +66,16 @@ def _java() -> bool:
 @contextmanager
 def spark_session(spark: SparkSession | None = None, master: str | None = None
                   ) -> Iterator[SparkSession]:  # fmt: skip
-    """``spark`` when given; else the active session (when ``master`` is not asked
-    for); else a new one on ``master`` (default :data:`DEFAULT_MASTER`), stopped on exit."""
+    """``spark`` when given; else the process's active session (a process has one at
+    most: ``master`` is then not asked for); else a new one on ``master`` (default
+    :data:`DEFAULT_MASTER`), stopped on exit. Only a session made here is stopped."""
     if spark is not None:
         yield spark
         return
     require_spark()
     SparkSession = importlib.import_module("pyspark.sql").SparkSession
     active = SparkSession.getActiveSession()
-    if active is not None and master is None:
+    if active is not None:  # this process's session (one a caller made): used, not stopped
         yield active
         return
     # the executors' Python is this one, where this package is installed (on a cluster,
