@@ -81,7 +81,10 @@ def test_file_uris_are_paths_and_other_uris_are_refused() -> None:
 def _exports(directory: Path) -> Path:
     """A directory of a gzip NDJSON export and a Parquet one, a group flagged in each."""
     directory.mkdir()
-    first = [event(**{"source.bytes": 3 * GiB}), event(**{"process.entity_id": "small", "source.bytes": 10})]
+    first = [
+        event(**{"source.bytes": 3 * GiB}),
+        event(**{"process.entity_id": "small", "source.bytes": 10}),
+    ]
     (directory / "a.ndjson.gz").write_bytes(gzip.compress(ndjson(first)))
     second = [event(**{"process.entity_id": "E9", "source.bytes": 2 * GiB})]
     source = directory / "b.ndjson"
