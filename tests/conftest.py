@@ -29,6 +29,8 @@ BOTH_ENGINES = BOTH_READERS | {
     "test_sample_data",
     "test_html",
     "test_series",
+    "test_cli",
+    "test_fuzz",
 }
 
 

@@ -224,6 +224,7 @@ LIMITS = {"FAST_LINE": 2_048, "LINE_LIMIT": 8_192, "INFLATE_CAP": 4_096}
 
 @pytest.mark.slow
 @FUZZ
+@pytest.mark.local_engine  # lowers the line limits in this process only
 @given(
     docs=st.lists(documents(), min_size=1, max_size=25),
     where=st.floats(0, 1),

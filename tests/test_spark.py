@@ -7,6 +7,7 @@ from __future__ import annotations
 import gzip
 import json
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -138,3 +139,19 @@ def test_an_unreadable_file_is_the_local_engine_s_input_error(spark: Any, tmp_pa
     (exports / "c.parquet").write_bytes(data[:8] + b"\0" * (len(data) - 16) + data[-8:])
     with pytest.raises(InputError, match=r"c\.parquet"):
         run_hunt([str(exports)], HuntSpec(now="latest"), spark=spark)
+
+
+@pytest.mark.slow
+def test_a_session_that_cannot_start_is_an_engine_error_saying_why(tmp_path: Path) -> None:
+    pytest.importorskip("pyspark")
+    path = tmp_path / "a.ndjson"
+    path.write_bytes(ndjson([event()]))
+    exe = Path(sys.executable).with_name("egress-offline")
+    done = subprocess.run(
+        [str(exe), "hunt", str(path), "--engine", "spark", "--spark-master", "nowhere://x"],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert done.returncode == 3, done.stderr
+    assert done.stderr.startswith("Error: --engine spark: the Spark session could not start (")
+    assert "Master must either be yarn or start with spark, k8s, or local" in done.stderr
+    assert "Traceback" not in done.stderr

@@ -19,7 +19,7 @@ from egress_offline.engine.ingest import Ingest, Ingested
 from egress_offline.engine.results import Counts
 from egress_offline.engine.spill import Spill
 from egress_offline.errors import EgressError, EngineError, InputError
-from egress_offline.readers import FileReport, Inputs, ProgressHook
+from egress_offline.readers import SAMPLING, FileReport, Inputs, ProgressHook
 from egress_offline.readers.timefloor import TimeFloor
 from egress_offline.scratch import Scratch
 from egress_offline.spark.session import spark_session
@@ -115,7 +115,10 @@ def _ingest(session: SparkSession, inputs: Inputs,
     """Read ``inputs`` into ``spill`` in Spark tasks, as :func:`read_into` does locally."""
     files = inputs.files
     floor = TimeFloor(window_ms=window_ms, fixed_ms=floor_ms)
-    floor.sample(files)  # --now latest: the bound one local session starts from
+    # --now latest: the bound one local session starts from, told as the session tells it
+    floor.sample(
+        files, tell=None if progress is None else partial(progress, SAMPLING, 0, len(files))
+    )
     job = ReadJob(
         files=tuple(files), spec=spec, window_ms=window_ms, floor_ms=floor_ms,
         count_stamps=count_stamps, hash_inputs=hash_inputs, seed_ms=floor.latest_ms,

@@ -9,6 +9,7 @@ import importlib
 import os
 import shutil
 import sys
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from importlib import resources
@@ -64,6 +65,26 @@ def _java() -> bool:
 
 
 @contextmanager
+def _jvm_stderr() -> Iterator[list[str]]:
+    """While a session starts, the standard error the JVM inherits is a file of its own:
+    what the JVM says at start (the JDK's note on incubator modules, Spark's on its log
+    level) is kept from the user's terminal, and is given in the list when it cannot
+    start. The file is unlinked at once; the JVM keeps it (and writes only errors to it,
+    at the log level set)."""
+    said: list[str] = []
+    with tempfile.TemporaryFile() as kept:
+        saved = os.dup(2)
+        os.dup2(kept.fileno(), 2)
+        try:
+            yield said
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            kept.seek(0)
+            said += kept.read(1 << 16).decode("utf-8", "replace").splitlines()
+
+
+@contextmanager
 def spark_session(spark: SparkSession | None = None, master: str | None = None
                   ) -> Iterator[SparkSession]:  # fmt: skip
     """``spark`` when given; else the process's active session (a process has one at
@@ -92,11 +113,13 @@ def spark_session(spark: SparkSession | None = None, master: str | None = None
         f'--driver-java-options "-Dlog4j.configurationFile=file:{quiet}" pyspark-shell',
     )
     try:
-        session = builder.getOrCreate()
+        with _jvm_stderr() as said:
+            session = builder.getOrCreate()
     except Exception as exc:  # the JVM did not start: no Java, a bad master URL
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        lines = [*said, *str(exc).strip().splitlines()] or [type(exc).__name__]
+        first = next((line for line in lines if "ERROR" in line or "Exception" in line), lines[0])
         raise EngineError(
-            f"--engine spark: the Spark session could not start ({first}); check "
+            f"--engine spark: the Spark session could not start ({first.strip()[:300]}); check "
             f"--spark-master and Java, or {INSTALL_HINT}"
         ) from exc
     session.sparkContext.setLogLevel("ERROR")
