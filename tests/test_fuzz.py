@@ -263,6 +263,7 @@ def test_a_huge_line_anywhere(docs: list[dict[str, Any]], where: float, length: 
 
 
 @pytest.mark.slow
+@pytest.mark.local_engine  # caps the decompression calls in this process only
 @FUZZ
 @given(
     docs=st.lists(documents(), min_size=1, max_size=8),
