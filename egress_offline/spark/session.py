@@ -36,7 +36,6 @@ _SETTINGS: Final = {
     "spark.sql.execution.arrow.pyspark.enabled": "true",
     # a Python worker per core, reused by every task: the package is imported once
     "spark.python.worker.reuse": "true",
-    "spark.sql.shuffle.partitions": "8",
     # the driver takes the candidate rows partition by partition (toLocalIterator)
     "spark.driver.maxResultSize": "0",
 }
