@@ -9,6 +9,7 @@ import json
 import shutil
 import subprocess
 import sys
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -155,3 +156,23 @@ def test_a_session_that_cannot_start_is_an_engine_error_saying_why(tmp_path: Pat
     assert done.stderr.startswith("Error: --engine spark: the Spark session could not start (")
     assert "Master must either be yarn or start with spark, k8s, or local" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+@pytest.mark.slow
+def test_strict_raises_the_first_file_s_malformed_record_as_the_local_engine_does(
+    spark: Any, tmp_path: Path
+) -> None:
+    from egress_offline import run_hunt as local_hunt  # noqa: PLC0415
+    from egress_offline.errors import DataError  # noqa: PLC0415
+    from egress_offline.spark import run_hunt  # noqa: PLC0415
+
+    for name in ("a", "b", "c"):  # each damaged at a line of its own
+        lines = [event()] * (3 + ord(name) - ord("a"))
+        (tmp_path / f"{name}.ndjson").write_bytes(ndjson(lines) + b"{not json\n")
+    messages = []
+    for hunt in (local_hunt, partial(run_hunt, spark=spark)):
+        with pytest.raises(DataError) as caught:
+            hunt([str(tmp_path)], HuntSpec(now="latest", strict=True))
+        messages.append((str(caught.value), caught.value.file, caught.value.position))
+    assert messages[0] == messages[1]
+    assert messages[0][1] is not None and messages[0][1].endswith("a.ndjson")
