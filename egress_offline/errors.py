@@ -5,7 +5,9 @@
     ├── InputError         an input that cannot be read at all (exit 1)
     │   └── DataError      a malformed record under --strict (exit 1)
     ├── OutputError        an output that could not be written: a full disk (exit 1)
-    └── ScratchError       the scratch space is full or over --scratch-limit (exit 1)
+    ├── ScratchError       the scratch space is full or over --scratch-limit (exit 1)
+    └── EngineError        --engine spark cannot run: no PySpark, no Java, a failed
+                           Spark job (exit 3)
 
 Every message says what went wrong, where (file and line when known) and how to fix it;
 ``file`` and ``position`` carry the place as data too, for a caller that wants it. An
@@ -18,7 +20,15 @@ Anything else that escapes the library is a bug and keeps its traceback.
 
 from __future__ import annotations
 
-__all__ = ["DataError", "EgressError", "InputError", "OutputError", "ScratchError", "UsageError"]
+__all__ = [
+    "DataError",
+    "EgressError",
+    "EngineError",
+    "InputError",
+    "OutputError",
+    "ScratchError",
+    "UsageError",
+]
 
 
 class EgressError(Exception):
@@ -61,3 +71,11 @@ class ScratchError(EgressError):
     """The run needs more scratch space than its budget, or the scratch disk is full."""
 
     exit_code = 1
+
+
+class EngineError(EgressError):
+    """The engine asked for cannot run: ``--engine spark`` without PySpark or Java, a
+    Spark session that cannot start, a Spark job that failed for a reason that is not the
+    input's. The message says how to install or configure what is missing."""
+
+    exit_code = 3

@@ -49,6 +49,7 @@ from egress_offline.engine import (
 )
 from egress_offline.engine.census import take_census
 from egress_offline.engine.diagnosis import diagnose, period_step
+from egress_offline.engine.ingest import Ingest
 from egress_offline.normalise import long_or_null
 from egress_offline.readers import FileReport, Inputs, open_inputs
 from egress_offline.scratch import Scratch
@@ -126,10 +127,11 @@ def run_sweep(
     progress: ProgressHook | None = None,
     scratch_limit: int | None = None,
     series: bool = False,
+    ingest: Ingest | None = None,
 ) -> SweepResult:
     """Sweep ``paths`` (files, directories, globs, ``-``) for every group whose bytes in
     some window reach the threshold. Raises as :func:`~egress_offline.run_hunt` does;
-    ``series`` as there."""
+    ``series`` and ``ingest`` as there."""
     spec = spec or SweepSpec()
     started = time.perf_counter()
     started_ms = int(time.time() * 1000)
@@ -146,7 +148,7 @@ def run_sweep(
         # records before `since` can be skipped unread, as the hunt skips those before
         # its window; with or without, the timestamps of the records not decoded are
         # kept, to count those in the period
-        read = read_into(
+        read = (ingest or read_into)(
             inputs, spec, spill, counts,
             window_ms=spec.window_ms,
             floor_ms=_BEFORE_ALL if since is None else since - 1,

@@ -224,6 +224,7 @@ LIMITS = {"FAST_LINE": 2_048, "LINE_LIMIT": 8_192, "INFLATE_CAP": 4_096}
 
 @pytest.mark.slow
 @FUZZ
+@pytest.mark.local_engine  # lowers the line limits in this process only
 @given(
     docs=st.lists(documents(), min_size=1, max_size=25),
     where=st.floats(0, 1),
@@ -262,6 +263,7 @@ def test_a_huge_line_anywhere(docs: list[dict[str, Any]], where: float, length: 
 
 
 @pytest.mark.slow
+@pytest.mark.local_engine  # caps the decompression calls in this process only
 @FUZZ
 @given(
     docs=st.lists(documents(), min_size=1, max_size=8),

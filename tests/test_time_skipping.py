@@ -413,6 +413,7 @@ def test_latest_over_a_compressed_file_in_time_order(
     st.booleans(),
 )
 @_RANDOM
+@pytest.mark.local_engine  # reads in batches of 8 lines in this process only
 def test_latest_over_gzip_agrees_with_strict_at_random(
     tmp_path_factory: pytest.TempPathFactory,
     rows: list[tuple[int, str, str, str, str]],

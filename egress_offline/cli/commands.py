@@ -20,6 +20,7 @@ from polars.exceptions import PanicException
 
 from egress_offline import __version__
 from egress_offline.cli.checks import check_not_an_input, check_outputs, names_input
+from egress_offline.cli.engines import EngineName, SparkMaster, engine_runner
 from egress_offline.cli.options import (
     CsvTimezone,
     ExcelSafe,
@@ -109,6 +110,8 @@ class _Delivery:
     quiet: bool
     scratch_limit: str | None = None
     html: Path | None = None
+    engine: str = "local"
+    spark_master: str | None = None
 
 
 @app.command()
@@ -143,9 +146,13 @@ def hunt(
     excel_safe: ExcelSafe = False,
     quiet: Quiet = False,
     scratch_limit: ScratchLimit = None,
+    engine: EngineName = "local",
+    spark_master: SparkMaster = None,
 ) -> None:
     """Flag processes that sent at least --threshold bytes to one public destination."""
-    delivery = _Delivery(paths, output, fmt, report, excel_safe, quiet, scratch_limit, html)
+    delivery = _Delivery(
+        paths, output, fmt, report, excel_safe, quiet, scratch_limit, html, engine, spark_master
+    )
 
     def build() -> HuntSpec:
         families, extra = _filters(os_family, exclude_cidr, exclude_cidr_file)
@@ -203,10 +210,14 @@ def sweep(
     excel_safe: ExcelSafe = False,
     quiet: Quiet = False,
     scratch_limit: ScratchLimit = None,
+    engine: EngineName = "local",
+    spark_master: SparkMaster = None,
 ) -> None:
     """Flag every process that sent at least --threshold bytes to one public destination
     within any --window, over the whole dump (a true sliding window)."""
-    delivery = _Delivery(paths, output, fmt, report, excel_safe, quiet, scratch_limit, html)
+    delivery = _Delivery(
+        paths, output, fmt, report, excel_safe, quiet, scratch_limit, html, engine, spark_master
+    )
 
     def build() -> SweepSpec:
         families, extra = _filters(os_family, exclude_cidr, exclude_cidr_file)
@@ -306,6 +317,7 @@ def _run(delivery: _Delivery, build: Callable[[], Any], runner: Callable[..., An
         spec = build()
         limit = _scratch_limit(delivery.scratch_limit)
         require_html(delivery.html)
+        runner = engine_runner(delivery.engine, delivery.spark_master, command, runner)
         outputs = {
             "--output": delivery.output,
             "--report": delivery.report,

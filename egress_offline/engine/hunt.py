@@ -30,7 +30,7 @@ from egress_offline.engine.aggregate import aggregate_window
 from egress_offline.engine.anchor import check_anchor
 from egress_offline.engine.census import take_census
 from egress_offline.engine.diagnosis import diagnose, window_step
-from egress_offline.engine.ingest import read_into
+from egress_offline.engine.ingest import Ingest, read_into
 from egress_offline.engine.results import Counts, Diagnosis, HuntResult
 from egress_offline.engine.series import group_series
 from egress_offline.engine.spill import Spill
@@ -49,6 +49,7 @@ def run_hunt(
     progress: ProgressHook | None = None,
     scratch_limit: int | None = None,
     series: bool = False,
+    ingest: Ingest | None = None,
 ) -> HuntResult:
     """Run the hunt over ``paths`` (files, directories, globs, ``-`` for stdin).
 
@@ -60,6 +61,8 @@ def run_hunt(
     over it, :class:`~egress_offline.errors.ScratchError`).
     ``series`` adds the flagged groups' bytes over time (:attr:`HuntResult.series`, see
     :mod:`egress_offline.engine.series`), for charts.
+    ``ingest`` reads the inputs into the spill (default :func:`read_into`; the Spark
+    engine passes its own, see :mod:`egress_offline.spark`).
     """
     spec = spec or HuntSpec()
     started = time.perf_counter()
@@ -72,7 +75,7 @@ def run_hunt(
         open_inputs(paths, scratch) as inputs,
     ):
         spill = Spill(scratch)
-        read = read_into(
+        read = (ingest or read_into)(
             inputs, spec, spill, counts,
             window_ms=window_ms,
             floor_ms=None if window_ms is None or fixed_now is None else fixed_now - window_ms,

@@ -3,6 +3,7 @@ its timestamp batches counted there."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from egress_offline.engine.reduce import prefilter_for, reduce_batch
@@ -19,7 +20,7 @@ from egress_offline.readers import (
 from egress_offline.scratch import Scratch
 from egress_offline.spec import RowFilters
 
-__all__ = ["Ingested", "read_into"]
+__all__ = ["Ingest", "Ingested", "read_into"]
 
 
 @dataclass(frozen=True)
@@ -29,6 +30,11 @@ class Ingested:
     files: list[FileReport]
     first_ms: int | None
     last_ms: int | None
+
+
+#: What reads the inputs into the spill: :func:`read_into` here, or another engine's
+#: (``egress_offline.spark``: each file read by a Spark task), called alike.
+Ingest = Callable[..., Ingested]
 
 
 def read_into(inputs: Inputs, spec: RowFilters, spill: Spill, counts: Counts, *,

@@ -1,0 +1,169 @@
+"""The hunt and the sweep on Spark: the inputs are read by Spark tasks (each runs this
+package's readers and row predicate, :mod:`.tasks`), and the driver runs the same steps
+after reading as the local engine (:func:`egress_offline.engine.run_hunt`,
+:func:`egress_offline.sweep.run_sweep`: the window, the CIDR step, the groups, the
+threshold, the diagnosis), so both engines return the same rows, counts and reports.
+"""
+
+from __future__ import annotations
+
+import pickle
+from collections.abc import Callable, Sequence
+from functools import partial
+from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote, urlsplit
+
+from egress_offline.engine import HuntResult
+from egress_offline.engine import run_hunt as local_hunt
+from egress_offline.engine.ingest import Ingest, Ingested
+from egress_offline.engine.results import Counts
+from egress_offline.engine.spill import Spill
+from egress_offline.errors import EgressError, EngineError, InputError
+from egress_offline.readers import SAMPLING, FileReport, Inputs, ProgressHook
+from egress_offline.readers.timefloor import TimeFloor
+from egress_offline.scratch import Scratch
+from egress_offline.spark.session import spark_session
+from egress_offline.spark.tasks import OUTPUT_SCHEMA, ReadJob, frame_of, read_partition
+from egress_offline.spec import HuntSpec, RowFilters, SweepSpec
+from egress_offline.sweep import SweepResult
+from egress_offline.sweep import run_sweep as local_sweep
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+__all__ = ["local_paths", "run_hunt", "run_sweep", "spark_ingest"]
+
+#: Files read by one task, at most: few files get a task each (the parallelism is the
+#: files'), many small ones are read together (a task costs milliseconds to start).
+_TASKS_PER_CORE = 4
+
+
+def run_hunt(
+    paths: Sequence[str],
+    spec: HuntSpec | None = None,
+    *,
+    spark: SparkSession | None = None,
+    master: str | None = None,
+    hash_inputs: bool = False,
+    progress: ProgressHook | None = None,
+    scratch_limit: int | None = None,
+    series: bool = False,
+) -> HuntResult:
+    """:func:`egress_offline.run_hunt` with the inputs read by Spark tasks. ``spark``: a
+    session to run in (a notebook's; never stopped here); else the active one, or one
+    made on ``master`` (default ``local[*]``) and stopped at the end."""
+    paths = local_paths(paths)
+    with spark_session(spark, master) as session:
+        return local_hunt(
+            paths, spec, hash_inputs=hash_inputs, progress=progress,
+            scratch_limit=scratch_limit, series=series,
+            ingest=spark_ingest(session),
+        )  # fmt: skip
+
+
+def run_sweep(
+    paths: Sequence[str],
+    spec: SweepSpec | None = None,
+    *,
+    spark: SparkSession | None = None,
+    master: str | None = None,
+    hash_inputs: bool = False,
+    progress: ProgressHook | None = None,
+    scratch_limit: int | None = None,
+    series: bool = False,
+) -> SweepResult:
+    """:func:`egress_offline.run_sweep` with the inputs read by Spark tasks (``spark``
+    and ``master`` as :func:`run_hunt` takes them)."""
+    paths = local_paths(paths)
+    with spark_session(spark, master) as session:
+        return local_sweep(
+            paths, spec, hash_inputs=hash_inputs, progress=progress,
+            scratch_limit=scratch_limit, series=series,
+            ingest=spark_ingest(session),
+        )  # fmt: skip
+
+
+def local_paths(paths: Sequence[str]) -> list[str]:
+    """``paths`` as the readers take them: a ``file://`` URI as its path. Other URIs
+    (``s3a://``, ``abfss://``, ``hdfs://``) are refused with what to do instead."""
+    found = []
+    for path in paths:
+        scheme, _, rest = path.partition("://")
+        if not rest or "/" in scheme or "\\" in scheme:
+            found.append(path)
+        elif scheme.lower() == "file":
+            found.append(unquote(urlsplit(path).path))
+        else:
+            raise InputError(
+                f"{path}: {scheme}:// URIs are not read yet by --engine spark; mount the "
+                "store as a file system on every node (or copy the files) and name the "
+                "path, or a file:// URI",
+                file=path,
+            )
+    return found
+
+
+def spark_ingest(session: SparkSession) -> Ingest:
+    """A :data:`~egress_offline.engine.ingest.Ingest` that reads in ``session``."""
+    return partial(_ingest, session)
+
+
+def _ingest(session: SparkSession, inputs: Inputs,
+            spec: RowFilters, spill: Spill, counts: Counts, *, window_ms: int | None,
+            floor_ms: int | None, count_stamps: bool, hash_inputs: bool,
+            progress: ProgressHook | None, scratch: Scratch) -> Ingested:  # fmt: skip
+    """Read ``inputs`` into ``spill`` in Spark tasks, as :func:`read_into` does locally."""
+    files = inputs.files
+    floor = TimeFloor(window_ms=window_ms, fixed_ms=floor_ms)
+    # --now latest: the bound one local session starts from, told as the session tells it
+    floor.sample(
+        files, tell=None if progress is None else partial(progress, SAMPLING, 0, len(files))
+    )
+    job = ReadJob(
+        files=tuple(files), spec=spec, window_ms=window_ms, floor_ms=floor_ms,
+        count_stamps=count_stamps, hash_inputs=hash_inputs, seed_ms=floor.latest_ms,
+        scratch_limit=scratch.limit,
+    )  # fmt: skip
+    cores = max(1, int(session.sparkContext.defaultParallelism))
+    parts = max(1, min(len(files), cores * _TASKS_PER_CORE))
+    task: Callable[[Any], Any] = partial(read_partition, job)
+    read = session.range(0, len(files), 1, numPartitions=parts).mapInArrow(task, OUTPUT_SCHEMA)
+    reports: dict[int, FileReport] = {}
+    first: int | None = None
+    last: int | None = None
+    try:
+        for number, kind, payload in read.toLocalIterator(prefetchPartitions=True):
+            if kind == "rows":
+                spill.add(frame_of(payload))
+            elif kind == "stamps":
+                spill.add_stamps(frame_of(payload).to_series())
+            elif kind == "error":
+                raise pickle.loads(payload)
+            else:
+                report, low, high = pickle.loads(payload)
+                reports[number] = report
+                first = low if first is None or (low is not None and low < first) else first
+                last = high if last is None or (high is not None and high > last) else last
+                if progress is not None:
+                    progress(report.name, number + 1, len(files), 1.0, report.size)
+    except EgressError:
+        raise
+    except Exception as exc:  # a task that failed for a reason that is not the input's
+        raise EngineError(
+            f"--engine spark: a Spark job failed ({_first_line(exc)}); check that the "
+            "executors have egress-offline installed (see the README's Spark section) and "
+            "can read the inputs"
+        ) from exc
+    ordered = [reports[n] for n in sorted(reports)]
+    counts.records = sum(report.records for report in ordered)
+    counts.malformed = sum(report.malformed for report in ordered)
+    counts.valid = counts.records - counts.malformed
+    return Ingested(ordered, first, last)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    for line in text.splitlines():
+        if line.strip() and not line.startswith(("Traceback", "  ")):
+            return line.strip()[:300]
+    return type(exc).__name__
