@@ -19,7 +19,7 @@ import polars as pl
 from egress_offline.fields import ACTION, OS_FAMILY, TIMESTAMP
 from egress_offline.normalise import text_ms
 from egress_offline.readers import tuning
-from egress_offline.readers.model import POS, FileReport, StampBatch
+from egress_offline.readers.model import POS, TS, FileReport, StampBatch
 from egress_offline.readers.parquet import (
     batches,
     kept_rows,
@@ -77,15 +77,19 @@ class _Screen:
         self.parquet, self.wanted, self.deciding = parquet, wanted, deciding
         self.prefilter, self.floor, self.report, self.total = prefilter, floor, report, total
         self.could: pl.Expr | None = None  # from the deciding columns' schema, once
-        self.chosen: list[pl.Expr] | None = None  # the same for the wanted columns
+        self.chosen: list[pl.Expr] | None = None  # the same for the other columns
+        self.judged: list[pl.Expr] | None = None  # the deciding fields' lists
         self.actions = any(path not in (TIMESTAMP, f"_source.{TIMESTAMP}") for path in deciding)
+        # the kept rows' deciding columns come from the screened batch: only the others
+        # are read again (all of them, when there are no others)
+        self.rest = [path for path in wanted if path not in deciding] or wanted
 
     def group(self, group: int) -> Iterator[pl.DataFrame | StampBatch]:
         """Screen one row group: each batch of its deciding columns, and the wanted
         columns of the rows kept, read in step (batches of a multiple of their size)."""
         first = self.report.records + 1
         floor, report, total = self.floor, self.report, self.total
-        rows = _Rows(self.parquet, group, self.wanted)
+        rows = _Rows(self.parquet, group, self.rest)
         offset = 0
         for record_batch in batches(self.parquet, group, self.deciding, tuning.SCREEN_ROWS):
             frame = positioned(record_batch, 1)
@@ -106,10 +110,27 @@ class _Screen:
                 yield keep.stamps
             if keep.mask.any():
                 for part, wanted_batch, start in rows.over(offset, keep.mask):
-                    kept = kept_rows(wanted_batch, part, first + start)
-                    self.chosen = self.chosen or selection(kept.schema)
-                    yield kept.select(POS, *self.chosen)
+                    within = start - offset  # the part's first row in the screened batch
+                    decided = record_batch.slice(within, part.len())
+                    yield self._fields(
+                        kept_rows(wanted_batch, part, first + start),
+                        kept_rows(decided, part, first + start),
+                        stamp.slice(within, part.len()).filter(part),
+                    )
             offset += frame.height
+
+    def _fields(self, kept: pl.DataFrame, decided: pl.DataFrame,
+                stamps: pl.Series) -> pl.DataFrame:  # fmt: skip
+        """The field frame of kept rows: the deciding fields from their screened columns
+        (``decided``), the others from ``kept``, and each row's timestamp as the screen
+        read it, which is the engine's reading (``__ts``: not parsed again)."""
+        self.chosen = self.chosen or selection(kept.schema)
+        self.judged = self.judged or selection(decided.schema)
+        named = {expr.meta.output_name(): expr for expr in self.judged}
+        return kept.select(POS, *self.chosen).with_columns(
+            *decided.select(named[name] for name in DECIDING).get_columns(),
+            stamps.cast(pl.Int64).alias(TS),
+        )
 
 
 class _Rows:
@@ -157,13 +178,14 @@ def _group_span(parquet: Any, group: int, timed: list[str]) -> tuple[int | None,
     is not exact."""
     spans: list[tuple[int | None, int | None] | None] = []
     for record_batch in batches(parquet, group, timed, tuning.SCREEN_ROWS):
-        frame = positioned(record_batch, 1)
+        frame = pl.from_arrow(record_batch)  # no row numbers: their column cost a third
+        assert isinstance(frame, pl.DataFrame)
         span = plain_span([frame])
         if span is None:
             found = parquet_raw(frame.schema, TIMESTAMP)
             if len(found) == 1 and found[0][1] == pl.String:
                 return None  # texts that are not all one plain shape: read row by row
-            stamp = row_stamps(frame).cast(pl.Int64)
+            stamp = row_stamps(positioned(record_batch, 1)).cast(pl.Int64)
             span = (stamp.min(), stamp.max())  # type: ignore[assignment]
         spans.append(span)
     lows = [low for low, _ in spans if low is not None]  # type: ignore[misc]
