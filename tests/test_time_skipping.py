@@ -627,6 +627,18 @@ def test_parquet_row_groups_agree_with_strict_at_random(
         (["2026-11-20T10:00:00.0000+0500", "2026-11-20T09:00:00.0000+0500"], None),
         # a 60th second reads as the next minute's, but sorts before it
         (["2026-11-20T10:00:60.5000000Z", "2026-11-20T10:01:00.0000000Z"], None),
+        # ... later than the greatest text: the minute before the greatest's, or its own
+        (["2026-11-20T09:00:00.0000000Z", "2026-11-20T10:00:60.5000000Z",
+          "2026-11-20T10:01:00.0000000Z"], None),
+        (["2026-11-20T09:00:00.0000000Z", "2026-11-20T10:01:60.5000000Z",
+          "2026-11-20T10:01:59.0000000Z"], None),
+        # ... and far from both ends it lies between them: the span is exact
+        (["2026-11-20T09:00:00.0000000Z", "2026-11-20T09:30:60.5000000Z",
+          "2026-11-20T10:00:00.0000000Z"],
+         ("2026-11-20T09:00:00.000Z", "2026-11-20T10:00:00.000Z")),
+        (["2026-11-20T09:00:00.0000000Z", "2026-11-20T09:57:60.5000000Z",
+          "2026-11-20T10:00:00.0000000Z"],
+         ("2026-11-20T09:00:00.000Z", "2026-11-20T10:00:00.000Z")),
     ],
 )  # fmt: skip
 def test_a_row_groups_timestamp_span_is_read_from_its_texts_only_when_exact(

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from typing import Any, Final
 
 import polars as pl
@@ -204,7 +205,10 @@ def plain_span(frames: list[pl.DataFrame]) -> tuple[int | None, int | None] | No
     so text order is time order. A text that cannot be read lies between the two and
     counts for nothing either way; the least and greatest themselves must read. One
     exception: the rule reads a 60th second (``10:00:60.5Z`` is ``10:01:00.5Z``), which
-    sorts before ``10:01:00.0Z``; a column holding one is read row by row."""
+    sorts before ``10:01:00.0Z``. Such a text is never earlier than the least text, and
+    later than the greatest only if it is of the greatest's minute or the one before: a
+    column with one among those, or as its least text, is read row by row. (Looking for
+    one among every text took two thirds of the time.)"""
     if not frames:  # a row group of no rows
         return None, None
     found = parquet_raw(frames[0].schema, TIMESTAMP)
@@ -212,23 +216,48 @@ def plain_span(frames: list[pl.DataFrame]) -> tuple[int | None, int | None] | No
         return None
     text = pl.col(_STAMP)
     width = text.str.len_bytes()
-    row = pl.concat([frame.select(found[0][0].alias(_STAMP)) for frame in frames]).select(
+    texts = pl.concat([frame.select(found[0][0].alias(_STAMP)) for frame in frames])
+    row = texts.select(
         width.min().alias("narrow"),
         width.max().alias("wide"),
         text.str.ends_with("Z").all().alias("zoned"),
-        (text.str.slice(17, 2) == "60").any().alias("leap"),  # the seconds, if any
         text.min().alias("low"),
         text.max().alias("high"),
     )
-    narrow, wide, zoned, leap, low, high = row.row(0)
+    narrow, wide, zoned, low, high = row.row(0)
     if low is None:  # no timestamps at all
         return None, None
-    if narrow != wide or not zoned or leap:
+    if narrow != wide or not zoned or _leap(low):
         return None
     low_ms, high_ms = text_ms(pl.Series([low, high], dtype=pl.String)).to_list()
     if low_ms is None or high_ms is None:
         return None
+    # a 60th second later than the greatest text is of its minute or the one before
+    near = _minute_text(high_ms - 61_000)
+    if near is None or texts.filter(text >= near).select(_seconds_60(text).any()).item():
+        return None
     return low_ms, high_ms
+
+
+def _seconds_60(text: pl.Expr) -> pl.Expr:
+    """Do the texts (of the canonical shape) read a 60th second?"""
+    return text.str.slice(17, 2) == "60"
+
+
+def _leap(text: str) -> bool:
+    return text[17:19] == "60"
+
+
+def _minute_text(ms: int) -> str | None:
+    """The canonical text of the minute of ``ms`` (``2026-11-20T10:00``): every text of
+    that minute or later is at least it. None before 1970, where no text is canonical."""
+    if ms < 0:
+        return None
+    moment = datetime.fromtimestamp(ms // 1000, tz=timezone.utc)
+    return (
+        f"{moment.year:04d}-{moment.month:02d}-{moment.day:02d}"
+        f"T{moment.hour:02d}:{moment.minute:02d}"
+    )
 
 
 def latest_sampled(parquet: Any, deciding: list[str]) -> int | None:
