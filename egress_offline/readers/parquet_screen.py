@@ -264,15 +264,27 @@ def latest_sampled(parquet: Any, deciding: list[str]) -> int | None:
     """A lower bound of the newest @timestamp of a Parquet file, from its first and last
     row groups (exports are in time order, one way or the other), so that ``--now
     latest`` can skip old rows from the start. Each row's timestamp is read as the
-    screening and the engine read it, so the final anchor is at least this."""
+    screening and the engine read it, so the final anchor is at least this: from the
+    timestamp column alone, by its greatest text where that is exact (:func:`plain_span`;
+    reading the deciding columns and every row's time took a tenth of a 1 GB hunt)."""
+    timed = [path for path in deciding if path in (TIMESTAMP, f"_source.{TIMESTAMP}")]
     last = parquet.metadata.num_row_groups - 1
     newest: int | None = None
     for group in sorted({0, last}) if last >= 0 else ():
-        for record_batch in batches(parquet, group, deciding, tuning.PARQUET_ROWS):
-            frame = positioned(record_batch, 1)
-            high = row_stamps(frame).cast(pl.Int64).max()
-            if isinstance(high, int) and (newest is None or high > newest):
-                newest = high
+        span = _group_span(parquet, group, timed) if timed else None
+        high = span[1] if span is not None else _newest_read(parquet, group, deciding)
+        if high is not None and (newest is None or high > newest):
+            newest = high
+    return newest
+
+
+def _newest_read(parquet: Any, group: int, deciding: list[str]) -> int | None:
+    """The newest @timestamp of a row group, every row's read."""
+    newest: int | None = None
+    for record_batch in batches(parquet, group, deciding, tuning.PARQUET_ROWS):
+        high = row_stamps(positioned(record_batch, 1)).cast(pl.Int64).max()
+        if isinstance(high, int) and (newest is None or high > newest):
+            newest = high
     return newest
 
 
