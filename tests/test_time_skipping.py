@@ -659,6 +659,29 @@ def test_a_row_groups_timestamp_span_is_read_from_its_texts_only_when_exact(
     assert parquet_screen.plain_span(listed) is None  # not a plain text column: read row by row
 
 
+_PLAIN_TEXTS = [
+    "2026-11-20T10:00:00.5000000Z", "2026-11-20T10:00:00Z", "2026-11-20T10:00:00.123Z",
+    "1970-01-01T00:00:00.000Z", "9999-12-31T23:59:59.9999999Z", "2024-02-29T12:00:00.000Z",
+    "2026-02-29T12:00:00.000Z", "2026-11-20T24:00:00.000Z", "2026-11-20T10:60:00.000Z",
+    "2026-11-20T10:00:60.500Z", "2026-11-20T10:00:61.000Z", "2026-13-01T00:00:00.000Z",
+    "2026-11-00T00:00:00.000Z", "1969-12-31T23:59:59.999Z", "2026-11-20T10:00:00.12Z",
+    "2026-11-20T10:00:00.5000000+00:00", "2026-11-20T10:00:00.5000000z", "2026-11-20",
+    "2026-11-20T10:00:00.5000000Z ", " 2026-11-20T10:00:00Z", "2026-11-20T10:00:00.Z",
+    "\uff12026-11-20T10:00:00Z", "1795168800000",  # a full-width digit
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("text", _PLAIN_TEXTS)
+def test_a_plain_timestamp_is_read_without_a_query_as_the_engine_reads_it(text: str) -> None:
+    """The span's two texts are read in Python where they are plainly a valid time: the
+    same milliseconds as the engine's rule, or None and the rule reads them."""
+    engine = parquet_screen.text_ms(pl.Series([text], dtype=pl.String)).item()
+    fast = parquet_screen._plain_ms(text)
+    assert fast is None or fast == engine
+    if text in _PLAIN_TEXTS[:6]:
+        assert fast is not None  # the plain ones take the shortcut
+
+
 def test_parquet_rows_kept_are_picked_before_polars_sees_them(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
