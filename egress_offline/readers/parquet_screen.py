@@ -100,7 +100,8 @@ class _Screen:
         rows = _Rows(self.parquet, group, self.rest)
         offset = 0
         for record_batch in batches(self.parquet, group, self.deciding, tuning.SCREEN_ROWS):
-            frame = positioned(record_batch, 1)
+            frame = pl.from_arrow(record_batch)  # unnumbered: row_stamps numbers if it must
+            assert isinstance(frame, pl.DataFrame)
             stamp = row_stamps(frame)
             low = floor.ms
             if low is not None and not stamp.gt(low).any():  # every row older
@@ -193,7 +194,7 @@ def _group_span(parquet: Any, group: int, timed: list[str]) -> tuple[int | None,
             found = parquet_raw(frame.schema, TIMESTAMP)
             if len(found) == 1 and found[0][1] == pl.String:
                 return None  # texts that are not all one plain shape: read row by row
-            stamp = row_stamps(positioned(record_batch, 1)).cast(pl.Int64)
+            stamp = row_stamps(frame).cast(pl.Int64)
             span = (stamp.min(), stamp.max())  # type: ignore[assignment]
         spans.append(span)
     lows = [low for low, _ in spans if low is not None]  # type: ignore[misc]

@@ -263,7 +263,7 @@ class ReadSession:
         """``frame`` with ``__ts``; its times widen the data's range and raise the floor,
         and the files whose records hold a field are marked understood."""
         holding = pl.any_horizontal([pl.col(n).list.len() > 0 for n in self.plan.fields.names])
-        for number in frame.filter(holding).get_column(FILE).unique().to_list():
+        for number in frame.select(pl.col(FILE).filter(holding).unique()).to_series().to_list():
             self.reports[number].understood = True
         if TS in frame.columns:  # read by the reader already, as the engine reads it
             ms = frame.get_column(TS)
