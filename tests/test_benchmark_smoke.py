@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -42,3 +43,145 @@ def test_the_generator_writes_sparse_exports_on_request(tmp_path: Path) -> None:
         share.append(sum('"action":"disconnect_received"' in line for line in others) / len(others))
     assert 0.40 < share[0] < 0.50
     assert share[1] < 0.02
+
+
+@pytest.mark.slow
+def test_targets_smoke_every_contender_agrees_and_the_sweep_edge_cases_hold() -> None:
+    """targets.py --smoke: the hunt (fixed --now and latest) and the sweep against DuckDB's
+    queries in every format, rows checked equal; the sweep's edge cases (events exactly
+    8 h apart, 8 h less 1 ms, in one millisecond, tied peaks, a sliding window, a null
+    byte count) give exactly the expected rows."""
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "targets.py"), "--smoke"],
+        capture_output=True, text=True, check=False, timeout=600,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "smoke: the sweep's 5 edge-case rows are the expected ones" in done.stderr
+    assert "smoke hunt 3, smoke latest 3, smoke sweep 8." in done.stdout
+    for tool in ("duckdb hunt", "duckdb latest", "duckdb sweep", "sweep floor", "pivot"):
+        assert f"| {tool} |" in done.stdout
+
+
+def _measured(size: str, fmt: str, tool: str, seconds: list[float], peak_mib: int = 100,
+              *, ours: bool = False) -> dict[str, object]:  # fmt: skip
+    return {"size": size, "format": fmt, "tool": tool, "ours": ours, "seconds": seconds,
+            "peak_kib": [peak_mib * 1024], "rows": None}  # fmt: skip
+
+
+def test_targets_tabulate_judges_every_target_from_saved_measurements(tmp_path: Path) -> None:
+    """--tabulate re-renders the table from saved measurements: best times, ratios, the
+    Parquet difference, the start-up gap, the highest peak, and met or not."""
+    m = [
+        {**_measured("1GB", "ndjson", "hunt", [2.0, 1.0], ours=True), "cpu_seconds": [1.5, 1.2]},
+        {**_measured("1GB", "ndjson", "duckdb hunt", [2.5]), "cpu_seconds": [3.0]},
+        _measured("1GB", "ndjson", "stack floor", [0.5]),
+        _measured("4GB", "ndjson", "hunt", [4.0], ours=True),
+        _measured("4GB", "ndjson", "duckdb hunt", [10.0]),
+        _measured("4GB", "ndjson", "stack floor", [2.0]),
+        _measured("1GB", "parquet", "hunt", [1.0], ours=True),
+        _measured("4GB", "parquet", "hunt", [1.5], 478, ours=True),  # 501 MB
+        _measured("1GB", "parquet", "duckdb hunt", [0.5]),
+        _measured("4GB", "parquet", "duckdb hunt", [1.0]),
+        _measured("1GB", "parquet", "stack floor", [0.6]),
+        _measured("4GB", "parquet", "stack floor", [0.8]),
+        _measured("4GB", "ndjson", "hunt latest", [4.4], ours=True),
+        _measured("small", "ndjson", "startup hunt", [0.45, 0.40]),
+        _measured("small", "ndjson", "startup imports", [0.35]),
+    ]
+    saved = {
+        "machine": {"sizes": ["1GB", "4GB"], "commit": "abc", "started": "now", "cores": 2,
+                    "platform": "Linux", "python": "3.11", "polars": "1", "pyarrow": "2",
+                    "duckdb": "3", "repeat": 2, "load_before": [1.0], "load_after": [2.0]},
+        "measurements": m,
+        "checks": {"1GB hunt": 3},
+    }  # fmt: skip
+    saved_path = tmp_path / "saved.json"
+    saved_path.write_text(json.dumps(saved))
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "targets.py"), "--tabulate", str(saved_path),
+         "--out", str(tmp_path / "table.md")],
+        capture_output=True, text=True, check=False, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[2] == (
+        "| NDJSON, 1GB and 4GB | time / DuckDB time, fixed `--now` | at most 0.5 "
+        "| 1GB 0.40, 4GB 0.40 | 1GB 0.20, 4GB 0.20 | yes |"
+    )
+    assert lines[3].startswith("| gzip, 1GB and 4GB | same | at most 0.5 | not measured |")
+    assert lines[4].endswith("| at most 1.15 | 4GB ndjson 1.10 |  | **no** |")  # 5 unmeasured
+    assert lines[5] == (
+        "| Parquet throughput | (time at large - time at small) / DuckDB's same | at most 0.8 "
+        "| 1.00 (0.50 s / 0.50 s, 1GB to 4GB) | 0.40 (0.20 s) | **no** |"
+    )
+    assert lines[6].endswith("| at most 0.1 s | +0.05 s (0.40 s - 0.35 s) |  | yes |")
+    assert lines[7].endswith("| at most 1.0 | not measured |  | not measured |")
+    assert lines[8].endswith(
+        "| at most 500 MB | 478 MiB = 501 MB (hunt, 4GB parquet) |  | **no** |"
+    )
+    assert (
+        "Rows checked equal in every run, every format of a size (rows flagged): 1GB hunt 3."
+        in (done.stdout)
+    )
+    assert "| hunt / DuckDB hunt | 1GB ndjson 0.40 |" in done.stdout  # CPU seconds
+    assert "| 1GB | ndjson | hunt | 1.00 | 2.00, 1.00 | 1.20 | 100 |  |" in done.stdout
+    assert "| 4GB | ndjson | hunt | 4.00 | 4.00 |  | 100 |  |" in done.stdout
+    assert (tmp_path / "table.md").read_text() == done.stdout.removesuffix("\n")
+
+
+def _writer(name: str, check: str, text: str) -> object:
+    """A contender that writes ``text`` as its rows file."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from contenders import Contender  # noqa: PLC0415
+
+    script = "import sys; open(sys.argv[1], 'w').write(sys.argv[2])"
+    return Contender(name, (sys.executable, "-c", script, "OUT", text), check)
+
+
+def test_targets_stop_when_two_contenders_write_other_rows(tmp_path: Path) -> None:
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from targets import Mismatch, _Ledger, _run  # noqa: PLC0415
+
+    ledger = _Ledger(out=tmp_path / "rows.csv")
+    header = "total,eid,daddr,exe\n"
+    where = {"size": "1GB", "fmt": "ndjson", "path": tmp_path / "x.ndjson"}
+    _run(_writer("hunt", "hunt", header + "5,a,b,c\n"), ledger, **where)
+    _run(_writer("duckdb hunt", "hunt", header + "5,a,b,c\n"), ledger, **where)
+    with pytest.raises(Mismatch) as stopped:
+        _run(_writer("duckdb hunt", "hunt", header + "6,a,b,c\n"), ledger, **where)
+    assert str(stopped.value) == (
+        f"duckdb hunt on {tmp_path / 'x.ndjson'} wrote other rows than hunt on "
+        f"{tmp_path / 'x.ndjson'}:\n  only in duckdb hunt: [('6', 'a', 'b', 'c')]\n"
+        "  only in the first: [('5', 'a', 'b', 'c')]"
+    )
+    assert ledger.timed[("1GB", "ndjson", "duckdb hunt")]["rows"] == 1
+
+
+def test_targets_stop_when_a_check_flags_nothing(tmp_path: Path) -> None:
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from targets import _Ledger, _run  # noqa: PLC0415
+
+    ledger = _Ledger(out=tmp_path / "rows.csv")
+    with pytest.raises(SystemExit) as stopped:
+        _run(_writer("sweep", "sweep", "peak_bytes\n"), ledger, size="1GB", fmt="parquet",
+             path=tmp_path / "x.parquet")  # fmt: skip
+    assert str(stopped.value) == (
+        f"sweep on {tmp_path / 'x.parquet'} flagged nothing: checking its rows would prove nothing"
+    )
+
+
+def test_targets_put_the_tables_between_the_markers_of_results(tmp_path: Path) -> None:
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from targets import END, START, place_tables  # noqa: PLC0415
+
+    results = tmp_path / "RESULTS.md"
+    results.write_text(f"# R\n\nbefore\n{START}\nold table\n{END}\nafter\n")
+    place_tables(results, "| new |\n")
+    assert results.read_text() == f"# R\n\nbefore\n{START}\n| new |\n{END}\nafter\n"
+    place_tables(results, "| newer |\n")  # again: the same place
+    assert results.read_text() == f"# R\n\nbefore\n{START}\n| newer |\n{END}\nafter\n"
+    results.write_text(f"# R\n{END}\n{START}\n")
+    with pytest.raises(SystemExit) as stopped:
+        place_tables(results, "| new |\n")
+    assert str(stopped.value) == f"{results}: needs one {START} line, then one {END} line"
+    assert results.read_text() == f"# R\n{END}\n{START}\n"  # untouched

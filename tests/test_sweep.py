@@ -7,12 +7,16 @@ from pathlib import Path
 from typing import Any
 
 import polars as pl
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from egress_offline import fields as f
+from egress_offline import sweep
 from egress_offline.cli import app
+from egress_offline.engine import Spill
+from egress_offline.scratch import Scratch
 from egress_offline.spec import SweepSpec
 from egress_offline.sweep import group_peaks, run_sweep
 from tests.helpers import NOW, GiB, event, ndjson
@@ -166,3 +170,60 @@ def test_sweep_command(tmp_path: Path) -> None:
     )
     assert bad.exit_code == 2
     assert bad.stderr == "Error: since: must be before until\n"
+
+
+def test_the_partitioned_path_gives_the_rows_of_one_partition(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Groups split over many partitions (a few events each) flag the same rows, with the
+    same peaks, windows, totals and counts, as all in one."""
+    docs = [
+        event(**{"@timestamp": at(hour), "source.bytes": GiB // 8 * (hour % 7 + 1),
+                 "process.entity_id": f"E{hour % 3}", "destination.address": f"d{hour // 20}"})
+        for hour in range(60)
+    ] + [event(**{"@timestamp": at(7), "source.bytes": GiB, "process.entity_id": None})]  # fmt: skip
+    path = tmp_path / "x.ndjson"
+    path.write_bytes(ndjson(docs))
+    whole = run_sweep([str(path)], SweepSpec(threshold=7 * GiB // 4))
+    monkeypatch.setattr(sweep, "_PARTITION_ROWS", 3)
+    parted = run_sweep([str(path)], SweepSpec(threshold=7 * GiB // 4))
+    assert (whole.partitions, parted.partitions) == (1, 21)
+    assert whole.rows.height == 8  # of 10 groups, 8 reach 1.75 GiB in 8 hours
+    assert whole.counts.groups == 10
+    assert parted.rows.equals(whole.rows)
+    assert parted.counts == whole.counts
+
+
+def test_group_peaks_at_the_ends_of_time() -> None:
+    """Timestamps near the least and the greatest long: no window bound overflows."""
+    low, high = -(2**63), 2**63 - 1
+    rows = [
+        {"process.entity_id": "A", "destination.address": "d", "process.executable": "x",
+         "__ts": ts, "__sum": size, "__n": 1}
+        for ts, size in ((low, 5), (low + 1, 7), (low + 10, 1), (high - 1, 3), (high, 4))
+    ]  # fmt: skip
+    schema = {**{k: pl.String for k in KEYS}, "__ts": pl.Int64, "__sum": pl.Int128,
+              "__n": pl.UInt32}  # fmt: skip
+    for window in (1, 2, 10, 11, 2**62):
+        got = group_peaks(pl.DataFrame(rows, schema=schema), window).to_dicts()
+        want = brute_force(rows, window)[("A", "d", "x")]
+        assert len(got) == 1, window
+        peak = (got[0]["peak_bytes"], got[0]["peak_window_start"], got[0]["peak_window_end"])
+        assert peak == want["peak"], window
+
+
+def test_timestamps_counted_as_they_come_equal_those_stored(tmp_path: Path) -> None:
+    """The sweep counts the other records' timestamps in its period as they come; the
+    count is the one the stored timestamps give, at the period's edges too."""
+    stamps = [pl.Series([5, 10, 11, 19, 20, 21]), pl.Series([-(2**63) + 1, 2**63 - 1])]
+    with Scratch(None) as scratch:
+        for after, before in ((-(2**63), None), (10, 20), (None, 11), (4, None)):
+            counted, stored = Spill(scratch, stamp_bounds=(after, before)), Spill(scratch)
+            for batch in stamps:
+                counted.add_stamps(batch)
+                stored.add_stamps(batch)
+            want = stored.count_stamps(after=after, before=before)
+            assert counted.count_stamps(after=after, before=before) == want
+        assert want == 7
+        with pytest.raises(ValueError, match="counted in"):
+            counted.count_stamps(after=3, before=None)

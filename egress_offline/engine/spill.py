@@ -22,8 +22,15 @@ class Spill:
     rows' distinct content: millions of rows repeating one long string take little more
     than one."""
 
-    def __init__(self, scratch: Scratch) -> None:
+    def __init__(
+        self, scratch: Scratch, *, stamp_bounds: tuple[int | None, int | None] | None = None
+    ) -> None:
+        """``stamp_bounds``, when the time step's bounds (``after``, ``before``) are known
+        before reading (the sweep's period): the timestamps are counted in them as they
+        come, and never stored."""
         self.scratch = scratch
+        self._bounds = stamp_bounds
+        self._counted = 0  # timestamps in the bounds, when they are known
         self._files: list[Path] = []
         #: the public events, once the candidates' destinations are classified
         self.public: list[Path] = []
@@ -60,6 +67,10 @@ class Spill:
     def add_stamps(self, stamps: pl.Series) -> None:
         if stamps.len() == 0:
             return
+        if self._bounds is not None:
+            inside = _within(*self._bounds)
+            self._counted += int(stamps.alias(TS).to_frame().select(inside.sum()).item())
+            return
         self._stamps.append(stamps.alias(TS))
         self._held += stamps.len()
         if self._held >= _STAMP_FLUSH:
@@ -81,15 +92,28 @@ class Spill:
         return pl.scan_ipc(self._files, glob=False)
 
     def count_stamps(self, *, after: int | None = None, before: int | None = None) -> int:
-        """How many timestamps are in (``after``, ``before``)."""
-        bounds = pl.lit(True)
-        if after is not None:
-            bounds &= pl.col(TS) > after
-        if before is not None:
-            bounds &= pl.col(TS) < before
+        """How many timestamps are in (``after``, ``before``): with ``stamp_bounds``,
+        those bounds only."""
+        if self._bounds is not None:
+            if (after, before) != self._bounds:
+                raise ValueError(
+                    f"timestamps were counted in {self._bounds}, not {(after, before)}"
+                )
+            return self._counted
+        bounds = _within(after, before)
         frames = [s.to_frame() for s in self._stamps]
         held = sum(frame.select(bounds.sum()).item() for frame in frames)
         if not self._stamp_files:
             return int(held)
         stored = pl.scan_ipc(self._stamp_files, glob=False).filter(bounds)
         return int(held) + int(stored.select(pl.len()).collect(engine="streaming").item())
+
+
+def _within(after: int | None, before: int | None) -> pl.Expr:
+    """Timestamps in (``after``, ``before``); a bound that is None is no bound."""
+    bounds = pl.lit(True)
+    if after is not None:
+        bounds &= pl.col(TS) > after
+    if before is not None:
+        bounds &= pl.col(TS) < before
+    return bounds

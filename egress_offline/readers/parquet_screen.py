@@ -40,6 +40,7 @@ DECIDING: Final = (TIMESTAMP, ACTION, OS_FAMILY)
 _STAMP: Final = "__stamp"
 _MAY: Final = "__may"
 _NO_STAMPS: Final = pl.Series(_STAMP, [], dtype=pl.Int64)
+_LEAST: Final = -(2**63)
 #: The canonical form of a timestamp (``normalise._CANONICAL``), with no text around it.
 _CANONICAL: Final = re.compile(
     r"(?:19[7-9][0-9]|[2-9][0-9]{3})-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}"
@@ -65,7 +66,8 @@ def read_screened(parquet: Any, wanted: list[str], report: FileReport, total: in
                      total=total)  # fmt: skip
     for group in range(parquet.metadata.num_row_groups):
         low = floor.ms
-        if timed and low is not None:
+        if timed and low is not None and low > _LEAST:  # a floor at the least long (the
+            # sweep's, with no --since) holds no row group back: its span is not read
             span = _group_span(parquet, group, timed)
             if span is not None and (span[1] is None or span[1] <= low):
                 # every row older than the floor, known from its timestamps alone

@@ -1,0 +1,208 @@
+"""The contenders that issue 22's targets compare, and how their rows are read and compared.
+
+Every contender is a command run as its own process (its peak anonymous memory its own)
+that writes its rows to a CSV file, or nothing (the floors, the start-up runs). Contenders
+that answer the same question share a ``check`` name, and their rows must be equal:
+
+- ``hunt``: ``egress-offline hunt --now TIME`` and run.py's DuckDB hunt;
+- ``latest``: ``egress-offline hunt`` with the default anchor (the newest ``@timestamp``)
+  and the same DuckDB hunt anchored on ``max("@timestamp")`` of the same file;
+- ``sweep``: ``egress-offline sweep`` and DuckDB's ``RANGE`` window query below, whose rows
+  are the tool's first six columns: the peak, the group keys, the peak window's first and
+  last event (epoch ms).
+
+The floors compute nothing: the stack floor (run.py's: start Python and the stack, read
+what any exact hunt must read) and the sweep floor (on Parquet, every column the sweep
+judges or sums, in every row group: a sweep skips no row group; on NDJSON the stack floor
+is the sweep's floor too, as both must read every line).
+"""
+
+from __future__ import annotations
+
+import csv
+import sys
+import textwrap
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from run import DUCKDB, EXE, FLOOR
+
+__all__ = [
+    "DUCKDB_LATEST",
+    "DUCKDB_SWEEP",
+    "SWEEP_FLOOR",
+    "Contender",
+    "file_contenders",
+    "read_rows",
+    "startup_contenders",
+]
+
+# run.py's DuckDB hunt, its window anchored on the newest @timestamp of the same file(s)
+# (every record's, as `--now latest` takes it), in the same query.
+_FIXED_ANCHOR = "TIMESTAMPTZ '{now}'"
+_NEWEST = (
+    "(SELECT max(date_trunc('millisecond', try_cast(\"@timestamp\" AS TIMESTAMPTZ))) FROM {source})"
+)
+if DUCKDB.count(_FIXED_ANCHOR) != 1:  # run.py's query changed: say so, never time another
+    raise SystemExit("benchmarks/run.py's DuckDB hunt no longer has one fixed anchor")
+DUCKDB_LATEST = DUCKDB.replace(_FIXED_ANCHOR, _NEWEST)
+
+# The sweep as DuckDB's best query: the events kept as the hunt keeps them (every time), the
+# CIDR exclusion applied exactly to the distinct addresses as in run.py, then for each event
+# the sum of its group's bytes over (t - 8h, t] on integer milliseconds (RANGE, so events of
+# the same millisecond are all in each other's windows), the earliest window of the largest
+# sum per group, and the threshold.
+DUCKDB_SWEEP = textwrap.dedent(
+    """
+    import sys, duckdb
+    from egress_offline.ranges import SEED_CIDRS, parse_cidr, parse_ip
+    path, fmt, out = sys.argv[1:4]
+    if fmt == "parquet":
+        source = f"read_parquet('{path}')"
+    else:
+        columns = {"@timestamp": "VARCHAR", "host": "STRUCT(os STRUCT(family VARCHAR))",
+                   "event": "STRUCT(category VARCHAR[], action VARCHAR)",
+                   "destination": "STRUCT(ip VARCHAR, address VARCHAR)",
+                   "process": "STRUCT(entity_id VARCHAR, executable VARCHAR)",
+                   "source": "STRUCT(bytes BIGINT)"}
+        source = f"read_ndjson('{path}', columns={columns!r}, format='newline_delimited')"
+    con = duckdb.connect()
+    con.execute("SET threads TO 2")
+    con.execute("SET enable_progress_bar = false")
+    con.execute(f'''
+        CREATE TEMP TABLE ev AS
+        SELECT * FROM (
+            SELECT process.entity_id AS eid, destination.address AS daddr,
+                   process.executable AS exe, destination.ip AS dip,
+                   epoch_ms(date_trunc('millisecond', try_cast("@timestamp" AS TIMESTAMPTZ)))
+                       AS ts,
+                   source.bytes AS bytes
+            FROM {source}
+            WHERE host.os.family = 'windows' AND len(event.category) = 1
+              AND event.category[1] = 'network' AND event.action = 'disconnect_received')
+        WHERE ts IS NOT NULL''')
+    blocks = [parse_cidr(c) for c in SEED_CIDRS]
+    public = []
+    for (text,) in con.execute("SELECT DISTINCT dip FROM ev WHERE dip IS NOT NULL").fetchall():
+        value = parse_ip(text)
+        if value is not None and not any(block.contains(value) for block in blocks):
+            public.append(text)
+    con.execute(f'''
+        COPY (
+            SELECT peak, eid, daddr, exe, first_ms, ts AS last_ms FROM (
+                SELECT eid, daddr, exe, ts, sum(bytes) OVER w AS peak, min(ts) OVER w AS first_ms
+                FROM ev WHERE list_contains($public, dip)
+                WINDOW w AS (PARTITION BY eid, daddr, exe ORDER BY ts
+                             RANGE BETWEEN 28799999 PRECEDING AND CURRENT ROW))
+            WHERE peak IS NOT NULL
+            QUALIFY row_number() OVER (PARTITION BY eid, daddr, exe ORDER BY peak DESC, ts) = 1
+                AND peak >= 1073741824)
+        TO '{out}' (HEADER)''', {"public": public})
+    """
+)
+
+# The sweep's floor on Parquet: start the stack and read every column the sweep judges,
+# groups or sums, in every row group (a sweep has no window to skip row groups by).
+SWEEP_FLOOR = textwrap.dedent(
+    """
+    import sys, polars as pl, typer
+    import pyarrow.parquet as pq
+    from egress_offline import fields as f
+    from egress_offline.fields import FieldSet
+    from egress_offline.readers import parquet_columns
+    path = sys.argv[1]
+    parquet = pq.ParquetFile(path)
+    leaves = [parquet.schema.column(i).path for i in range(len(parquet.schema))]
+    wanted = FieldSet((f.TIMESTAMP, f.OS_FAMILY, f.CATEGORY, f.ACTION, f.DEST_IP,
+                       *f.GROUP_FIELDS, f.SOURCE_BYTES))
+    for batch in parquet.iter_batches(batch_size=262_144, columns=parquet_columns(leaves, wanted)):
+        pass
+    """
+)
+
+
+@dataclass(frozen=True)
+class Contender:
+    """One command to time. ``argv``'s ``"OUT"`` is replaced by the rows file; ``check``
+    names the contenders whose rows must be equal (empty: no rows); ``ours``: an
+    egress-offline run, whose peak memory the memory target bounds."""
+
+    name: str
+    argv: tuple[str, ...]
+    check: str = ""
+    ours: bool = False
+
+
+OUT = "OUT"
+
+
+def file_contenders(path: Path, fmt: str, now: str, *, sweep: bool) -> list[Contender]:
+    """The contenders on one file: the hunt with a fixed ``now`` and with the default
+    anchor, each against DuckDB's, and the stack floor; with ``sweep``, the sweep against
+    DuckDB's window query, and on Parquet the sweep floor. (pivot is added by the caller,
+    once the hunt has named an entity.)"""
+    python, file = sys.executable, str(path)
+    runs = [
+        Contender("hunt", (EXE, "hunt", file, "--now", now, "-q", "-o", OUT), "hunt", True),
+        Contender("duckdb hunt", (python, "-c", DUCKDB, file, fmt, now, OUT), "hunt"),
+        Contender("hunt latest", (EXE, "hunt", file, "-q", "-o", OUT), "latest", True),
+        Contender("duckdb latest", (python, "-c", DUCKDB_LATEST, file, fmt, "", OUT), "latest"),
+        Contender("stack floor", (python, "-c", FLOOR, file, fmt)),
+    ]
+    if sweep:
+        runs += [
+            Contender("sweep", (EXE, "sweep", file, "-q", "-o", OUT), "sweep", True),
+            Contender("duckdb sweep", (python, "-c", DUCKDB_SWEEP, file, fmt, OUT), "sweep"),
+        ]
+        if fmt == "parquet":
+            runs.append(Contender("sweep floor", (python, "-c", SWEEP_FLOOR, file)))
+    return runs
+
+
+def pivot_contender(path: Path, entity: str) -> Contender:
+    """``egress-offline pivot`` on ``entity`` (the hunt's top row): timed for its memory."""
+    argv = (EXE, "pivot", entity, str(path), "-q", "--format", "json", "-o", OUT)
+    return Contender("pivot", argv, ours=True)
+
+
+def startup_contenders(small: Path, now: str) -> list[Contender]:
+    """The start-up target's two runs: the hunt on a small file, and the imports alone."""
+    return [
+        Contender("startup hunt", (EXE, "hunt", str(small), "--now", now, "-q", "-o", OUT)),
+        Contender("startup imports", (sys.executable, "-c", "import polars, pyarrow.parquet")),
+    ]
+
+
+Row = tuple[str, ...]
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def read_rows(out: Path, contender: Contender) -> set[Row]:
+    """The rows ``contender`` wrote, in the form its ``check`` compares: the hunt's total
+    and keys; the sweep's peak, keys, and peak window's first and last event in epoch ms
+    (egress-offline writes ISO-8601 times, DuckDB's query epoch ms)."""
+    with out.open(newline="") as handle:
+        reader = csv.reader(handle)
+        next(reader, None)
+        if contender.check != "sweep":
+            return {tuple(row[:4]) for row in reader}
+        if contender.name.startswith("duckdb"):
+            return {tuple(row[:6]) for row in reader}
+        return {(*row[:4], _epoch_ms(row[4]), _epoch_ms(row[5])) for row in reader}
+
+
+def top_entity(out: Path) -> str:
+    """The entity id of the first row the hunt wrote (its largest total)."""
+    with out.open(newline="") as handle:
+        reader = csv.reader(handle)
+        next(reader, None)
+        return next(reader)[1]
+
+
+def _epoch_ms(text: str) -> str:
+    if not text:
+        return ""
+    moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return str((moment - _EPOCH) // timedelta(milliseconds=1))

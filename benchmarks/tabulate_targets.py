@@ -1,0 +1,222 @@
+"""The targets table (and the detail under it) from ``targets.py``'s saved measurements.
+
+Each target row gives every figure it is judged on (each size, each format) and is met
+only when all of them are. Times are each contender's best of the run's rounds; memory is
+the highest peak of any round. The floor column, where there is one, is what a program
+that only starts the stack and reads what the job must read scores on the same measure,
+in the same run: a target below it cannot be met on this stack.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+__all__ = ["render", "target_rows"]
+
+MEMORY_LIMIT = 500 * 10**6  # "500 MB": bytes, as egress-offline's own sizes count MB
+
+
+class _Best:
+    """Best time and highest peak of each (size, format, contender)."""
+
+    def __init__(self, measurements: list[dict[str, Any]]) -> None:
+        self.rows = measurements
+        self.by = {(m["size"], m["format"], m["tool"]): m for m in measurements}
+
+    def seconds(self, size: str, fmt: str, tool: str) -> float | None:
+        found = self.by.get((size, fmt, tool))
+        return min(found["seconds"]) if found else None
+
+    def cpu(self, size: str, fmt: str, tool: str) -> float | None:
+        found = self.by.get((size, fmt, tool))
+        return min(found["cpu_seconds"]) if found and found.get("cpu_seconds") else None
+
+    def ratio(
+        self, size: str, fmt: str, top: str, bottom: str, *, cpu: bool = False
+    ) -> float | None:
+        get = self.cpu if cpu else self.seconds
+        over, under = get(size, fmt, top), get(size, fmt, bottom)
+        return None if over is None or under is None or under <= 0 else over / under
+
+
+def _figures(
+    pairs: list[tuple[str, float | None]], limit: float, show: Callable[[float], str]
+) -> tuple[str, str]:
+    """'1GB 0.49, 4GB 0.40' and 'yes'/'**no**'/'not measured'."""
+    known = [(label, value) for label, value in pairs if value is not None]
+    if not known:
+        return "not measured", "not measured"
+    text = ", ".join(f"{label} {show(value)}" for label, value in known)
+    met = all(value <= limit for _, value in known) and len(known) == len(pairs)
+    return text, "yes" if met else "**no**"
+
+
+def _floor(pairs: list[tuple[str, float | None]]) -> str:
+    """The floor's figures, or nothing where it was not measured."""
+    return ", ".join(f"{label} {value:.2f}" for label, value in pairs if value is not None)
+
+
+def _two(value: float) -> str:
+    return f"{value:.2f}"
+
+
+def target_rows(saved: dict[str, Any]) -> list[tuple[str, str, str, str, str, str]]:
+    """(what, measure, target, figure, floor, met) for each of issue 22's targets."""
+    best = _Best(saved["measurements"])
+    sizes: list[str] = saved["machine"]["sizes"]
+    rows = []
+    for fmt, what in (("ndjson", "NDJSON"), ("gz", "gzip")):
+        figure, met = _figures(
+            [(s, best.ratio(s, fmt, "hunt", "duckdb hunt")) for s in sizes], 0.5, _two
+        )
+        floor = _floor([(s, best.ratio(s, fmt, "stack floor", "duckdb hunt")) for s in sizes])
+        measure = "time / DuckDB time, fixed `--now`" if fmt == "ndjson" else "same"
+        rows.append((f"{what}, {' and '.join(sizes)}", measure, "at most 0.5", figure, floor, met))
+    pairs = [
+        (f"{s} {fmt}", best.ratio(s, fmt, "hunt latest", "hunt"))
+        for s in sizes
+        for fmt in ("ndjson", "gz", "parquet")
+    ]
+    figure, met = _figures(pairs, 1.15, _two)
+    rows.append((
+        "the default `--now latest`",
+        "its time / the same hunt with a fixed `--now`, every format",
+        "at most 1.15", figure, "", met,
+    ))  # fmt: skip
+    rows.append(_throughput(best, sizes))
+    rows.append(_startup(best))
+    pairs = [
+        (f"{s} {fmt}", best.ratio(s, fmt, "sweep", "duckdb sweep"))
+        for fmt in ("ndjson", "parquet")
+        for s in sizes
+    ]
+    figure, met = _figures(pairs, 1.0, _two)
+    floors = [
+        (f"{s} {fmt}", best.ratio(s, fmt, "sweep floor" if fmt == "parquet" else "stack floor",
+                                  "duckdb sweep"))
+        for fmt in ("ndjson", "parquet")
+        for s in sizes
+    ]  # fmt: skip
+    floor = _floor(floors)
+    rows.append((
+        "`sweep`, NDJSON and Parquet",
+        "time / DuckDB's window query for the same peaks (rows checked equal)",
+        "at most 1.0", figure, floor, met,
+    ))  # fmt: skip
+    rows.append(_memory(best))
+    return rows
+
+
+def _throughput(best: _Best, sizes: list[str]) -> tuple[str, str, str, str, str, str]:
+    what, measure = "Parquet throughput", "(time at large - time at small) / DuckDB's same"
+    label = f"{sizes[0]} to {sizes[-1]}"
+    values = {}
+    for tool in ("hunt", "duckdb hunt", "stack floor"):
+        low, high = (
+            best.seconds(sizes[0], "parquet", tool),
+            best.seconds(sizes[-1], "parquet", tool),
+        )
+        values[tool] = None if low is None or high is None else high - low
+    duck = values["duckdb hunt"]
+    if len(sizes) < 2 or duck is None or values["hunt"] is None:
+        return what, measure, "at most 0.8", "not measured (needs two sizes)", "", "not measured"
+    if duck <= 0:
+        return what, measure, "at most 0.8", f"DuckDB's difference {duck:.2f} s", "", "**no**"
+    ours = values["hunt"] / duck
+    floor = values["stack floor"]
+    figure = f"{ours:.2f} ({values['hunt']:.2f} s / {duck:.2f} s, {label})"
+    floor_text = "" if floor is None else f"{floor / duck:.2f} ({floor:.2f} s)"
+    return what, measure, "at most 0.8", figure, floor_text, "yes" if ours <= 0.8 else "**no**"
+
+
+def _startup(best: _Best) -> tuple[str, str, str, str, str, str]:
+    what = "start-up"
+    measure = '`hunt` on a 2 MB NDJSON file - `python -c "import polars, pyarrow.parquet"`'
+    hunt = best.seconds("small", "ndjson", "startup hunt")
+    imports = best.seconds("small", "ndjson", "startup imports")
+    if hunt is None or imports is None:
+        return what, measure, "at most 0.1 s", "not measured", "", "not measured"
+    gap = hunt - imports
+    figure = f"{gap:+.2f} s ({hunt:.2f} s - {imports:.2f} s)"
+    return what, measure, "at most 0.1 s", figure, "", "yes" if gap <= 0.1 else "**no**"
+
+
+def _memory(best: _Best) -> tuple[str, str, str, str, str, str]:
+    what = "peak anonymous memory"
+    measure = "every egress-offline run above, `sweep` and `pivot` included (RssAnon)"
+    ours = [m for m in best.rows if m["ours"]]
+    if not ours:
+        return what, measure, "at most 500 MB", "not measured", "", "not measured"
+    top = max(ours, key=lambda m: max(m["peak_kib"]))
+    peak = max(top["peak_kib"]) * 1024
+    figure = (
+        f"{peak / 2**20:.0f} MiB = {peak / 1e6:.0f} MB "
+        f"({top['tool']}, {top['size']} {top['format']})"
+    )
+    return what, measure, "at most 500 MB", figure, "", "yes" if peak <= MEMORY_LIMIT else "**no**"
+
+
+def _cpu_ratios(saved: dict[str, Any]) -> list[str]:
+    """The time ratios again on CPU seconds (user and system): a check on a loaded machine,
+    where the wall time of either side moves with the other jobs. Not the targets' measure
+    (it counts both cores' work, and DuckDB and Polars use both unequally)."""
+    best = _Best(saved["measurements"])
+    pairs = (
+        ("hunt / DuckDB hunt", "hunt", "duckdb hunt", ("ndjson", "gz", "parquet")),
+        ("hunt latest / hunt", "hunt latest", "hunt", ("ndjson", "gz", "parquet")),
+        ("sweep / DuckDB sweep", "sweep", "duckdb sweep", ("ndjson", "parquet")),
+    )
+    lines = []
+    for label, top, bottom, formats in pairs:
+        cells = [
+            f"{size} {fmt} {value:.2f}"
+            for size in saved["machine"]["sizes"]
+            for fmt in formats
+            if (value := best.ratio(size, fmt, top, bottom, cpu=True)) is not None
+        ]
+        if cells:
+            lines.append(f"| {label} | {', '.join(cells)} |")
+    if not lines:
+        return []
+    head = ["The same ratios on CPU seconds (user + system), best of the rounds:", "",
+            "| ratio | CPU-time figures |", "|---|---|"]  # fmt: skip
+    return [*head, *lines, ""]
+
+
+def render(saved: dict[str, Any]) -> str:
+    """The targets table, what the run was, the row checks, then every measurement."""
+    info = saved["machine"]
+    lines = [
+        "| what | measure | target | figure | floor (same run) | met |",
+        "|---|---|---|---|---|---|",
+    ]
+    lines += ["| " + " | ".join(row) + " |" for row in target_rows(saved)]
+    lines += [
+        "",
+        f"Code `{info['commit']}`, {info['started']}; {info['cores']} cores, {info['platform']}, "
+        f"Python {info['python']}, polars {info['polars']}, pyarrow {info['pyarrow']}, "
+        f"DuckDB {info['duckdb']} (2 threads). Best of {info['repeat']} rounds. Load average "
+        f"{'/'.join(map(str, info['load_before']))} before, "
+        f"{'/'.join(map(str, info.get('load_after', [])))} after (1/5/15 min); 1 min "
+        f"after each round: {', '.join(map(str, info.get('load_each_round', [])))}.",
+        "",
+        "Rows checked equal in every run, every format of a size (rows flagged): "
+        + ", ".join(f"{name} {count}" for name, count in saved["checks"].items())
+        + ".",
+        "",
+    ]
+    lines += _cpu_ratios(saved)
+    lines += [
+        "| size | format | contender | best s | runs s | best CPU s | peak RssAnon MiB | rows |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for m in saved["measurements"]:
+        runs = ", ".join(f"{seconds:.2f}" for seconds in m["seconds"])
+        cpu = f"{min(m['cpu_seconds']):.2f}" if m.get("cpu_seconds") else ""
+        rows = "" if m["rows"] is None else str(m["rows"])
+        lines.append(
+            f"| {m['size']} | {m['format']} | {m['tool']} | {min(m['seconds']):.2f} | {runs} "
+            f"| {cpu} | {max(m['peak_kib']) / 1024:.0f} | {rows} |"
+        )
+    return "\n".join(lines) + "\n"
