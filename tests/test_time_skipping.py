@@ -522,8 +522,8 @@ def test_parquet_row_groups_older_than_the_window_are_judged_by_their_timestamps
     assert result.counts.time_window == 5
     assert (result.now, result.data_first, result.data_last) == (NOW, NOW - 46 * HOUR, NOW)
     read_further = {group for group, columns in reads if "event.action" in columns}
-    sampled = {0, 5} if anchor == "latest" else set()  # the ends, for a first anchor
-    assert read_further == {1, 5} | sampled
+    # with --now latest the ends give a first anchor from their timestamps alone too
+    assert read_further == {1, 5}
 
 
 _TEXTS = st.sampled_from(
@@ -628,6 +628,18 @@ def test_parquet_row_groups_agree_with_strict_at_random(
         (["2026-11-20T10:00:00.0000+0500", "2026-11-20T09:00:00.0000+0500"], None),
         # a 60th second reads as the next minute's, but sorts before it
         (["2026-11-20T10:00:60.5000000Z", "2026-11-20T10:01:00.0000000Z"], None),
+        # ... later than the greatest text: the minute before the greatest's, or its own
+        (["2026-11-20T09:00:00.0000000Z", "2026-11-20T10:00:60.5000000Z",
+          "2026-11-20T10:01:00.0000000Z"], None),
+        (["2026-11-20T09:00:00.0000000Z", "2026-11-20T10:01:60.5000000Z",
+          "2026-11-20T10:01:59.0000000Z"], None),
+        # ... and far from both ends it lies between them: the span is exact
+        (["2026-11-20T09:00:00.0000000Z", "2026-11-20T09:30:60.5000000Z",
+          "2026-11-20T10:00:00.0000000Z"],
+         ("2026-11-20T09:00:00.000Z", "2026-11-20T10:00:00.000Z")),
+        (["2026-11-20T09:00:00.0000000Z", "2026-11-20T09:57:60.5000000Z",
+          "2026-11-20T10:00:00.0000000Z"],
+         ("2026-11-20T09:00:00.000Z", "2026-11-20T10:00:00.000Z")),
     ],
 )  # fmt: skip
 def test_a_row_groups_timestamp_span_is_read_from_its_texts_only_when_exact(
@@ -646,6 +658,29 @@ def test_a_row_groups_timestamp_span_is_read_from_its_texts_only_when_exact(
     assert parquet_screen.plain_span(frames) == expected
     listed = [frame.select(pl.concat_list("@timestamp")) for frame in frames]
     assert parquet_screen.plain_span(listed) is None  # not a plain text column: read row by row
+
+
+_PLAIN_TEXTS = [
+    "2026-11-20T10:00:00.5000000Z", "2026-11-20T10:00:00Z", "2026-11-20T10:00:00.123Z",
+    "1970-01-01T00:00:00.000Z", "9999-12-31T23:59:59.9999999Z", "2024-02-29T12:00:00.000Z",
+    "2026-02-29T12:00:00.000Z", "2026-11-20T24:00:00.000Z", "2026-11-20T10:60:00.000Z",
+    "2026-11-20T10:00:60.500Z", "2026-11-20T10:00:61.000Z", "2026-13-01T00:00:00.000Z",
+    "2026-11-00T00:00:00.000Z", "1969-12-31T23:59:59.999Z", "2026-11-20T10:00:00.12Z",
+    "2026-11-20T10:00:00.5000000+00:00", "2026-11-20T10:00:00.5000000z", "2026-11-20",
+    "2026-11-20T10:00:00.5000000Z ", " 2026-11-20T10:00:00Z", "2026-11-20T10:00:00.Z",
+    "\uff12026-11-20T10:00:00Z", "1795168800000",  # a full-width digit
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("text", _PLAIN_TEXTS)
+def test_a_plain_timestamp_is_read_without_a_query_as_the_engine_reads_it(text: str) -> None:
+    """The span's two texts are read in Python where they are plainly a valid time: the
+    same milliseconds as the engine's rule, or None and the rule reads them."""
+    engine = parquet_screen.text_ms(pl.Series([text], dtype=pl.String)).item()
+    fast = parquet_screen._plain_ms(text)
+    assert fast is None or fast == engine
+    if text in _PLAIN_TEXTS[:6]:
+        assert fast is not None  # the plain ones take the shortcut
 
 
 def test_parquet_rows_kept_are_picked_before_polars_sees_them(

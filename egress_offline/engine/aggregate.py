@@ -263,10 +263,16 @@ def with_context(flagged: pl.DataFrame, spill: Spill, keys: list[str]) -> pl.Dat
             pl.lit([], dtype=f.TEXT_LIST).alias(name) for name in f.CONTEXT_FIELDS
         )
     wanted = flagged.lazy().select(keys)
+    # a superset of the events of the flagged groups, judged before any list is exploded
+    # (exploding every public event took most of this step): the events whose first key
+    # holds one value, a flagged group's; those with none or several are judged exactly
+    first = pl.col(keys[0])
+    ids = flagged.get_column(keys[0]).drop_nulls().unique().implode()
+    maybe = (first.list.len() != 1) | first.list.first().is_in(ids)
     distinct: dict[str, list[pl.DataFrame]] = {name: [] for name in f.CONTEXT_FIELDS}
     for path in spill.public:
         events = (
-            by_group(pl.scan_ipc(path, glob=False))
+            by_group(pl.scan_ipc(path, glob=False).filter(maybe))
             .select(*keys, *f.CONTEXT_FIELDS)
             .join(wanted, on=keys, how="semi", nulls_equal=True)
             .collect()

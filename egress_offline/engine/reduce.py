@@ -26,6 +26,7 @@ __all__ = [
     "N",
     "candidate_schema",
     "event_match",
+    "keywords_of",
     "prefilter_for",
     "reduce_batch",
 ]  # fmt: skip
@@ -39,19 +40,37 @@ UNREAD: Final = "__unread"
 _MATCH: Final = "__match"
 
 
-def _single_of(name: str, values: tuple[str, ...]) -> pl.Expr:
+def _single_of(name: str, values: tuple[str, ...], kept: pl.Expr | None = None) -> pl.Expr:
     """ES|QL's ``name == value`` for any of ``values``: a keyword field's single value
-    equals one exactly; missing or several values make it null, and the row is dropped."""
-    kept = keyword(name)
+    equals one exactly; missing or several values make it null, and the row is dropped.
+    ``kept`` is the field's :func:`keyword` values, if given."""
+    kept = keyword(name) if kept is None else kept
     return (kept.list.len() == 1) & kept.list.first().is_in(list(values))
 
 
-def event_match(spec: RowFilters) -> pl.Expr:
-    """The event part of the predicate: OS family (unless any), category and action."""
-    match = _single_of(f.CATEGORY, spec.categories) & _single_of(f.ACTION, spec.actions)
+def event_match(spec: RowFilters, keywords: dict[str, pl.Expr] | None = None) -> pl.Expr:
+    """The event part of the predicate: OS family (unless any), category and action.
+    ``keywords`` holds the fields' :func:`keyword` values, when they are known to be
+    simpler (:func:`keywords_of`)."""
+    given = keywords or {}
+    match = _single_of(f.CATEGORY, spec.categories, given.get(f.CATEGORY)) & _single_of(
+        f.ACTION, spec.actions, given.get(f.ACTION)
+    )
     if spec.os_families is not None:
-        match = _single_of(f.OS_FAMILY, spec.os_families) & match
+        match = _single_of(f.OS_FAMILY, spec.os_families, given.get(f.OS_FAMILY)) & match
     return match
+
+
+def keywords_of(frame: pl.DataFrame, names: list[str]) -> dict[str, pl.Expr]:
+    """:func:`keyword` of each of ``names`` for the rows of ``frame``: where no row holds
+    more than one value, the values present, unchanged (the distinct values of at most one
+    value are itself). Most fields of most exports hold one value, and the distinct values
+    of every list took most of the reduction (8 fields of 16,000 rows: 8 ms against 1)."""
+    longest = frame.select(pl.col(name).list.len().max() for name in names).row(0)
+    return {
+        name: keyword(name) if (most or 0) > 1 else present(pl.col(name)).alias(name)
+        for name, most in zip(names, longest, strict=True)
+    }
 
 
 def prefilter_for(spec: RowFilters) -> Prefilter | None:
@@ -86,7 +105,8 @@ def reduce_batch(batch: FieldBatch, spec: RowFilters, spill: Spill, *,
     """Fold one field batch into the spill: the candidate rows (the event predicate
     holds), and, with ``count_stamps``, the timestamps of the other records, which the
     time step counts."""
-    marked = batch.frame.with_columns(event_match(spec).alias(_MATCH))
+    words = keywords_of(batch.frame, [f.CATEGORY, f.ACTION, f.OS_FAMILY])
+    marked = batch.frame.with_columns(event_match(spec, words).alias(_MATCH))
     if count_stamps:
         spill.add_stamps(marked.filter(~pl.col(_MATCH)).get_column(TS).drop_nulls())
     candidates = marked.filter(pl.col(_MATCH))
@@ -97,6 +117,7 @@ def reduce_batch(batch: FieldBatch, spec: RowFilters, spill: Spill, *,
     given = present(pl.col(f.SOURCE_BYTES))
     # an empty string is missing to the cluster's numbers, not malformed
     filled = given.list.eval(pl.element() != "").list.sum()
+    kept = keywords_of(candidates, [f.DEST_IP, *f.GROUP_FIELDS, *f.CONTEXT_FIELDS])
     spill.add(
         candidates.select(
             FILE,
@@ -104,12 +125,12 @@ def reduce_batch(batch: FieldBatch, spec: RowFilters, spill: Spill, *,
             INDEX,
             ID,
             TS,
-            keyword(f.DEST_IP),
-            *[keyword(name) for name in f.GROUP_FIELDS],
+            kept[f.DEST_IP],
+            *[kept[name] for name in f.GROUP_FIELDS],
             total.alias(SUM),
             parsed.alias(N),
             (given.list.len() > 0).alias(HAS_BYTES),
             (filled.cast(pl.Int64) - parsed).clip(0).cast(pl.UInt32).alias(UNREAD),
-            *[keyword(name) for name in f.CONTEXT_FIELDS],
+            *[kept[name] for name in f.CONTEXT_FIELDS],
         )
     )

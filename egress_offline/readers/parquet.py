@@ -210,6 +210,8 @@ def row_stamps(frame: pl.DataFrame) -> pl.Series:
     moment = _parquet_moment(frame.schema)
     if moment is not None:
         return moment(frame)
+    if POS not in frame.columns:  # numbered here, where the rule needs it
+        frame = frame.with_columns(pl.int_range(1, frame.height + 1, dtype=pl.Int64).alias(POS))
     stamp = frame.select(POS, selection(frame.schema)[2 + FIELDS.index(TIMESTAMP)])
     return timestamps(stamp, TIMESTAMP)
 

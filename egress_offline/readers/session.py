@@ -263,16 +263,18 @@ class ReadSession:
         """``frame`` with ``__ts``; its times widen the data's range and raise the floor,
         and the files whose records hold a field are marked understood."""
         holding = pl.any_horizontal([pl.col(n).list.len() > 0 for n in self.plan.fields.names])
-        for number in frame.filter(holding).get_column(FILE).unique().to_list():
+        for number in frame.select(pl.col(FILE).filter(holding).unique()).to_series().to_list():
             self.reports[number].understood = True
-        if TIMESTAMP in frame.columns:
+        if TS in frame.columns:  # read by the reader already, as the engine reads it
+            ms = frame.get_column(TS)
+        elif TIMESTAMP in frame.columns:
             ms = timestamps(frame)
         else:
             ms = pl.repeat(None, frame.height, dtype=pl.Int64, eager=True)
         low, high = ms.min(), ms.max()
         self._cover(low, high)  # type: ignore[arg-type]
         self.floor.observe(high)  # type: ignore[arg-type]
-        return frame.with_columns(ms.alias(TS))
+        return frame.drop(TS, strict=False).with_columns(ms.alias(TS))  # last, as for all
 
     def _cover(self, low: int | None, high: int | None) -> None:
         if low is not None and high is not None:
