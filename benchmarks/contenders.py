@@ -27,7 +27,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from run import DUCKDB, EXE, FLOOR
+from run import DUCKDB, DUCKDB_PRELUDE, EXE, FLOOR
 
 __all__ = [
     "DUCKDB_LATEST",
@@ -54,23 +54,11 @@ DUCKDB_LATEST = DUCKDB.replace(_FIXED_ANCHOR, _NEWEST)
 # the sum of its group's bytes over (t - 8h, t] on integer milliseconds (RANGE, so events of
 # the same millisecond are all in each other's windows), the earliest window of the largest
 # sum per group, and the threshold.
-DUCKDB_SWEEP = textwrap.dedent(
+DUCKDB_SWEEP = DUCKDB_PRELUDE + textwrap.dedent(
     """
-    import sys, duckdb
-    from egress_offline.ranges import SEED_CIDRS, parse_cidr, parse_ip
     path, fmt, out = sys.argv[1:4]
-    if fmt == "parquet":
-        source = f"read_parquet('{path}')"
-    else:
-        columns = {"@timestamp": "VARCHAR", "host": "STRUCT(os STRUCT(family VARCHAR))",
-                   "event": "STRUCT(category VARCHAR[], action VARCHAR)",
-                   "destination": "STRUCT(ip VARCHAR, address VARCHAR)",
-                   "process": "STRUCT(entity_id VARCHAR, executable VARCHAR)",
-                   "source": "STRUCT(bytes BIGINT)"}
-        source = f"read_ndjson('{path}', columns={columns!r}, format='newline_delimited')"
-    con = duckdb.connect()
-    con.execute("SET threads TO 2")
-    con.execute("SET enable_progress_bar = false")
+    source = duckdb_source(path, fmt)
+    con = duckdb_connect()
     con.execute(f'''
         CREATE TEMP TABLE ev AS
         SELECT * FROM (
@@ -83,12 +71,7 @@ DUCKDB_SWEEP = textwrap.dedent(
             WHERE host.os.family = 'windows' AND len(event.category) = 1
               AND event.category[1] = 'network' AND event.action = 'disconnect_received')
         WHERE ts IS NOT NULL''')
-    blocks = [parse_cidr(c) for c in SEED_CIDRS]
-    public = []
-    for (text,) in con.execute("SELECT DISTINCT dip FROM ev WHERE dip IS NOT NULL").fetchall():
-        value = parse_ip(text)
-        if value is not None and not any(block.contains(value) for block in blocks):
-            public.append(text)
+    public = public_addresses(con, "ev")
     con.execute(f'''
         COPY (
             SELECT peak, eid, daddr, exe, first_ms, ts AS last_ms FROM (

@@ -59,23 +59,46 @@ FINISH = textwrap.dedent(
 # to the distinct destination addresses with egress-offline's own range matcher (plain
 # Python: the script imports no Polars, whose start-up would count against DuckDB), and
 # the threshold in DuckDB.
-DUCKDB = textwrap.dedent(
+# What every DuckDB contender's script starts with (here and in contenders.py): the source
+# read with explicit columns (NDJSON) or as it is (Parquet), a 2-thread connection, and the
+# 26 ranges applied exactly to a table's distinct addresses with egress-offline's matcher.
+DUCKDB_PRELUDE = textwrap.dedent(
     """
     import sys, duckdb
     from egress_offline.ranges import SEED_CIDRS, parse_cidr, parse_ip
-    path, fmt, now, out = sys.argv[1:5]
-    if fmt == "parquet":
-        source = f"read_parquet('{path}')"
-    else:
+
+    def duckdb_source(path, fmt):
+        if fmt == "parquet":
+            return f"read_parquet('{path}')"
         columns = {"@timestamp": "VARCHAR", "host": "STRUCT(os STRUCT(family VARCHAR))",
                    "event": "STRUCT(category VARCHAR[], action VARCHAR)",
                    "destination": "STRUCT(ip VARCHAR, address VARCHAR)",
                    "process": "STRUCT(entity_id VARCHAR, executable VARCHAR)",
                    "source": "STRUCT(bytes BIGINT)"}
-        source = f"read_ndjson('{path}', columns={columns!r}, format='newline_delimited')"
-    con = duckdb.connect()
-    con.execute("SET threads TO 2")
-    con.execute("SET enable_progress_bar = false")
+        return f"read_ndjson('{path}', columns={columns!r}, format='newline_delimited')"
+
+    def duckdb_connect():
+        con = duckdb.connect()
+        con.execute("SET threads TO 2")
+        con.execute("SET enable_progress_bar = false")
+        return con
+
+    def public_addresses(con, table):
+        blocks = [parse_cidr(c) for c in SEED_CIDRS]
+        public = []
+        query = f"SELECT DISTINCT dip FROM {table} WHERE dip IS NOT NULL"
+        for (text,) in con.execute(query).fetchall():
+            value = parse_ip(text)
+            if value is not None and not any(block.contains(value) for block in blocks):
+                public.append(text)
+        return public
+    """
+)
+DUCKDB = DUCKDB_PRELUDE + textwrap.dedent(
+    """
+    path, fmt, now, out = sys.argv[1:5]
+    source = duckdb_source(path, fmt)
+    con = duckdb_connect()
     con.execute(f'''
         CREATE TEMP TABLE pre AS
         SELECT process.entity_id AS eid, destination.address AS daddr,
@@ -86,12 +109,7 @@ DUCKDB = textwrap.dedent(
           AND host.os.family = 'windows' AND len(event.category) = 1
           AND event.category[1] = 'network' AND event.action = 'disconnect_received'
         GROUP BY ALL''')
-    blocks = [parse_cidr(c) for c in SEED_CIDRS]
-    public = []
-    for (text,) in con.execute("SELECT DISTINCT dip FROM pre WHERE dip IS NOT NULL").fetchall():
-        value = parse_ip(text)
-        if value is not None and not any(block.contains(value) for block in blocks):
-            public.append(text)
+    public = public_addresses(con, "pre")
     con.execute(f'''
         COPY (SELECT sum(total) AS total, eid, daddr, exe FROM pre
               WHERE list_contains($public, dip)
