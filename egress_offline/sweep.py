@@ -141,7 +141,7 @@ def run_sweep(
         Scratch(scratch_limit) as scratch,
         open_inputs(paths, scratch) as inputs,
     ):
-        low = _BEFORE_ALL if since is None else since - 1
+        low = _floor(since)
         # the period is known before reading: the other records' timestamps are counted
         # in it as they come (a time step's count), never stored
         spill = Spill(scratch, stamp_bounds=(low, until))
@@ -151,7 +151,7 @@ def run_sweep(
         read = (ingest or read_into)(
             inputs, spec, spill, counts,
             window_ms=spec.window_ms,
-            floor_ms=_BEFORE_ALL if since is None else since - 1,
+            floor_ms=low,
             count_stamps=True,
             hash_inputs=hash_inputs,
             progress=progress,
@@ -188,6 +188,12 @@ def run_sweep(
     return result
 
 
+def _floor(since: int | None) -> int:
+    """The time floor (and the time step's lower bound, exclusive) of a period starting at
+    ``since``: below every timestamp when there is none."""
+    return _BEFORE_ALL if since is None else since - 1
+
+
 def _diagnoses(result: SweepResult, inputs: Inputs, spill: Spill, scratch: Scratch,
                in_period: pl.Expr) -> list[Diagnosis]:  # fmt: skip
     """Why nothing was flagged (see :mod:`egress_offline.engine.diagnosis`)."""
@@ -211,7 +217,7 @@ def _diagnoses(result: SweepResult, inputs: Inputs, spill: Spill, scratch: Scrat
             spec,
             scratch,
             window_ms=spec.window_ms,
-            floor_ms=_BEFORE_ALL if since is None else since - 1,
+            floor_ms=_floor(since),
             in_period=in_period,
         ),
         window=_duration(spec.window_ms),

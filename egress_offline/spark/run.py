@@ -52,13 +52,10 @@ def run_hunt(
     """:func:`egress_offline.run_hunt` with the inputs read by Spark tasks. ``spark``: a
     session to run in (a notebook's; never stopped here); else the active one, or one
     made on ``master`` (default ``local[*]``) and stopped at the end."""
-    paths = local_paths(paths)
-    with spark_session(spark, master) as session:
-        return local_hunt(
-            paths, spec, hash_inputs=hash_inputs, progress=progress,
-            scratch_limit=scratch_limit, series=series,
-            ingest=spark_ingest(session),
-        )  # fmt: skip
+    return _in_session(
+        local_hunt, paths, spec, spark, master, hash_inputs=hash_inputs, progress=progress,
+        scratch_limit=scratch_limit, series=series,
+    )  # fmt: skip
 
 
 def run_sweep(
@@ -74,13 +71,18 @@ def run_sweep(
 ) -> SweepResult:
     """:func:`egress_offline.run_sweep` with the inputs read by Spark tasks (``spark``
     and ``master`` as :func:`run_hunt` takes them)."""
-    paths = local_paths(paths)
+    return _in_session(
+        local_sweep, paths, spec, spark, master, hash_inputs=hash_inputs, progress=progress,
+        scratch_limit=scratch_limit, series=series,
+    )  # fmt: skip
+
+
+def _in_session(run: Callable[..., Any], paths: Sequence[str], spec: Any,
+                spark: SparkSession | None, master: str | None, **options: Any) -> Any:  # fmt: skip
+    """``run`` (the local engine's hunt or sweep) with its inputs read in Spark tasks."""
+    found = local_paths(paths)
     with spark_session(spark, master) as session:
-        return local_sweep(
-            paths, spec, hash_inputs=hash_inputs, progress=progress,
-            scratch_limit=scratch_limit, series=series,
-            ingest=spark_ingest(session),
-        )  # fmt: skip
+        return run(found, spec, ingest=spark_ingest(session), **options)
 
 
 def local_paths(paths: Sequence[str]) -> list[str]:
