@@ -52,6 +52,7 @@ from egress_offline.engine.diagnosis import diagnose, period_step
 from egress_offline.engine.ingest import Ingest
 from egress_offline.normalise import long_or_null
 from egress_offline.readers import FileReport, Inputs, open_inputs
+from egress_offline.readers.remote import Store
 from egress_offline.scratch import Scratch
 from egress_offline.spec import SweepSpec
 
@@ -128,10 +129,11 @@ def run_sweep(
     scratch_limit: int | None = None,
     series: bool = False,
     ingest: Ingest | None = None,
+    store: Store | None = None,
 ) -> SweepResult:
     """Sweep ``paths`` (files, directories, globs, ``-``) for every group whose bytes in
     some window reach the threshold. Raises as :func:`~egress_offline.run_hunt` does;
-    ``series`` and ``ingest`` as there."""
+    ``series``, ``ingest`` and ``store`` as there."""
     spec = spec or SweepSpec()
     started = time.perf_counter()
     started_ms = int(time.time() * 1000)
@@ -139,7 +141,7 @@ def run_sweep(
     since, until = spec.since_ms, spec.until_ms
     with (
         Scratch(scratch_limit) as scratch,
-        open_inputs(paths, scratch) as inputs,
+        open_inputs(paths, scratch, store=store) as inputs,
     ):
         low = _floor(since)
         # the period is known before reading: the other records' timestamps are counted

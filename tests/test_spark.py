@@ -21,7 +21,6 @@ from egress_offline import HuntSpec, SweepSpec
 from egress_offline.cli import app
 from egress_offline.errors import EngineError, InputError
 from egress_offline.spark import require_spark
-from egress_offline.spark.run import local_paths
 from tests.helpers import GiB, event, ndjson
 
 NOW = "2024-05-01T12:00:00Z"
@@ -68,16 +67,6 @@ def test_without_java_the_spark_engine_says_what_to_install(
     with pytest.raises(EngineError, match=r"needs Java .* openjdk-17-jre-headless") as caught:
         require_spark()
     assert caught.value.exit_code == 3
-
-
-def test_file_uris_are_paths_and_other_uris_are_refused() -> None:
-    assert local_paths(["file:///data/a%20b.ndjson", "rel/x.ndjson", "C:\\x"]) == [
-        "/data/a b.ndjson",
-        "rel/x.ndjson",
-        "C:\\x",
-    ]
-    with pytest.raises(InputError, match=r"s3a:// URIs are not read yet .* mount"):
-        local_paths(["s3a://bucket/exports/"])
 
 
 def _exports(directory: Path) -> Path:

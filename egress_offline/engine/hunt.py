@@ -35,6 +35,7 @@ from egress_offline.engine.results import Counts, Diagnosis, HuntResult
 from egress_offline.engine.series import group_series
 from egress_offline.engine.spill import Spill
 from egress_offline.readers import TS, Inputs, ProgressHook, open_inputs
+from egress_offline.readers.remote import Store
 from egress_offline.scratch import Scratch
 from egress_offline.spec import HuntSpec
 
@@ -50,6 +51,7 @@ def run_hunt(
     scratch_limit: int | None = None,
     series: bool = False,
     ingest: Ingest | None = None,
+    store: Store | None = None,
 ) -> HuntResult:
     """Run the hunt over ``paths`` (files, directories, globs, ``-`` for stdin).
 
@@ -62,7 +64,9 @@ def run_hunt(
     ``series`` adds the flagged groups' bytes over time (:attr:`HuntResult.series`, see
     :mod:`egress_offline.engine.series`), for charts.
     ``ingest`` reads the inputs into the spill (default :func:`read_into`; the Spark
-    engine passes its own, see :mod:`egress_offline.spark`).
+    engine passes its own, see :mod:`egress_offline.spark`); ``store`` lets URIs
+    (``s3a://``...) be named among ``paths`` (the Spark engine's; see
+    :mod:`egress_offline.readers.remote`).
     """
     spec = spec or HuntSpec()
     started = time.perf_counter()
@@ -72,7 +76,7 @@ def run_hunt(
     window_ms = spec.window_ms
     with (
         Scratch(scratch_limit) as scratch,
-        open_inputs(paths, scratch) as inputs,
+        open_inputs(paths, scratch, store=store) as inputs,
     ):
         spill = Spill(scratch)
         read = (ingest or read_into)(

@@ -9,12 +9,16 @@ from collections import Counter
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlsplit
 
 from egress_offline.errors import InputError
 from egress_offline.readers import tuning
 from egress_offline.readers.linescan import check_read_settings
 from egress_offline.readers.model import InputFile, Inputs
-from egress_offline.readers.sniff import KNOWN_LAYOUTS, describe
+from egress_offline.readers.remote import Store, list_uri, uri_scheme
+from egress_offline.readers.session import translated
+from egress_offline.readers.sniff import KNOWN_LAYOUTS, describe, describe_file
 from egress_offline.readers.walk import GLOB_CHARS, glob_matches, kind_of_named, walk
 from egress_offline.scratch import Scratch, scratch_errors
 
@@ -22,26 +26,34 @@ __all__ = ["GLOB_CHARS", "open_inputs"]
 
 
 @contextmanager
-def open_inputs(paths: Sequence[str], scratch: Scratch | None = None) -> Iterator[Inputs]:
+def open_inputs(paths: Sequence[str], scratch: Scratch | None = None, *,
+                store: Store | None = None) -> Iterator[Inputs]:  # fmt: skip
     """Resolve files, directories, globs and ``-`` (standard input) into input files.
 
     Standard input is copied to the scratch directory (``scratch``, or one of its own)
     first, so that it can be sniffed and read like any file; its first bytes are sniffed
-    before the rest is copied, and the copy is removed on exit.
+    before the rest is copied, and the copy is removed on exit. A ``file://`` URI is its
+    path. Other URIs (``s3a://``...) are read only with a ``store`` (the Spark engine's,
+    :mod:`~egress_offline.readers.remote`); without one they are refused: the local
+    engine never touches the network.
     """
     if not paths:
         raise InputError("no input given; name files, directories, globs or - for stdin")
     with contextlib.ExitStack() as stack:
         if scratch is None:
             scratch = stack.enter_context(Scratch())
-        files: dict[Path, InputFile] = {}
+        files: dict[Any, InputFile] = {}  # by resolved path, or URI
         skipped: list[str] = []
-        for raw in paths:
-            if raw == "-":
+        for named in paths:
+            if named == "-":
                 spool = _spool_stdin(scratch)
                 stack.callback(scratch.release, spool)
                 files[spool] = _named(spool, "<stdin>")
                 continue
+            if uri_scheme(named) is not None:
+                _add_uris(named, store, files, skipped)
+                continue
+            raw = _path_of(named)
             kind = kind_of_named(raw)
             if kind == "file":
                 path = Path(raw)
@@ -83,14 +95,45 @@ def _read_once(files: list[InputFile], skipped: list[str]) -> list[InputFile]:
     unique = []
     for file in files:
         if sizes[file.size] > 1 and file.size > 0:
-            with file.path.open("rb") as handle:
-                key = (file.size, hashlib.file_digest(handle, "sha256").hexdigest())
+            with translated(file), file.open() as handle:
+                digest = hashlib.file_digest(handle, "sha256")  # type: ignore[arg-type]
+                key = (file.size, digest.hexdigest())
             if key in seen:
                 skipped.append(f"{file.name}: the same bytes as {seen[key].name} (read once)")
                 continue
             seen[key] = file
         unique.append(file)
     return unique
+
+
+def _path_of(raw: str) -> str:
+    """A path as named, or a ``file://`` URI's path."""
+    if raw[:7].lower() == "file://":
+        return unquote(urlsplit(raw).path)
+    return raw
+
+
+def _add_uris(raw: str, store: Store | None, files: dict[Any, InputFile],
+              skipped: list[str]) -> None:  # fmt: skip
+    """The files a URI names (:func:`~egress_offline.readers.remote.list_uri`), sniffed
+    through their file system; the one a user named is an error if not understood."""
+    if store is None:
+        raise InputError(
+            f"{raw}: a URI; the local engine reads files on this machine only and never "
+            "touches the network: run with --engine spark (which reads s3a://, s3://, gs://, "
+            "abfss:// and hdfs:// URIs), or copy the files here and name them",
+            file=raw,
+        )
+    found = list_uri(raw, store)
+    for uri, size in found:
+        if uri in files:
+            continue
+        file = InputFile(Path(uri), uri, size, "ndjson", "none", uri=uri, store=store)
+        described = describe_file(file, explicit=len(found) == 1 and uri == raw)
+        if isinstance(described, str):
+            skipped.append(f"{uri}: {described}")
+        else:
+            files[uri] = described
 
 
 def _spool_stdin(scratch: Scratch) -> Path:

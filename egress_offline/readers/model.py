@@ -6,12 +6,15 @@ from __future__ import annotations
 import bisect
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Final, Literal
+from typing import TYPE_CHECKING, BinaryIO, Final, Literal
 
 import polars as pl
 
 from egress_offline.errors import DataError
 from egress_offline.readers import tuning
+
+if TYPE_CHECKING:
+    from egress_offline.readers.remote import Store
 
 __all__ = [
     "FILE",
@@ -68,6 +71,19 @@ class InputFile:
     carriage_returns: bool = False
     #: sniffing saw records that hold a field the hunt reads
     understood: bool = False
+    #: where the file is when it is not on a local file system (an ``s3a://`` URI...),
+    #: and how to reach it (``path`` is then no file): it is read through a local copy
+    #: (:func:`~egress_offline.readers.remote.staged`), a local file named by the URI
+    uri: str | None = None
+    store: Store | None = field(default=None, repr=False, compare=False)
+
+    def open(self) -> BinaryIO:
+        """The file, opened for reading bytes (with seeking), wherever it is."""
+        if self.uri is not None:
+            from egress_offline.readers.remote import open_uri  # noqa: PLC0415
+
+            return open_uri(self.uri, self.store)
+        return self.path.open("rb")
 
     @property
     def needs_copy(self) -> bool:

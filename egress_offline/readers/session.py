@@ -49,6 +49,7 @@ from egress_offline.readers.model import (
 from egress_offline.readers.ndjson import FastReaderGaveUp, read_ndjson_fast
 from egress_offline.readers.parquet import first_line, read_parquet
 from egress_offline.readers.prefilter import AnyPrefilter
+from egress_offline.readers.remote import staged
 from egress_offline.readers.timefloor import TimeFloor
 from egress_offline.readers.transcode import utf8_copy
 from egress_offline.readers.values import read_values
@@ -65,6 +66,7 @@ __all__ = [
     "ReadItem",
     "ReadPlan",
     "ReadSession",
+    "translated",
 ]
 
 #: Called as reading goes on: (file shown to the user, its number from 1, how many files,
@@ -170,11 +172,14 @@ class ReadSession:
             tell: Callable[[float, int], None] | None = None
             if self._progress is not None:
                 tell = partial(self._progress, file.name, number + 1, len(files))
-            before = _state(file)
-            with translated(file):
-                for item in self._read_file(number, file, report, tell=tell):
+            # a file named by URI: read through a local copy, made now and removed once read
+            with translated(file), staged(file, self.scratch) as local:
+                before = _state(local)
+                for item in self._read_file(number, local, report, tell=tell):
                     yield from self._hand_on(item, batcher)
-            changed = _changed(file, before, _state(file))
+                changed = _changed(local, before, _state(local))
+                if plan.hash_inputs:
+                    report.sha256 = sha256_of(local.path)
             if changed is not None:
                 report.notes.append(changed)
             if tell is not None:
@@ -187,8 +192,6 @@ class ReadSession:
             self._cover(report.first_ms, report.last_ms)  # the records passed over
             if report.first_ms is not None:
                 report.understood = True  # records passed over that hold an @timestamp
-            if plan.hash_inputs:
-                report.sha256 = sha256_of(file.path)
         for frame in queue.decode_all(strict=plan.strict):
             yield from self._hand_on(self._timed(frame), batcher)
         for frame in batcher.flush():

@@ -13,6 +13,7 @@ import csv
 import io
 import json
 import re
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Final
 
@@ -26,7 +27,7 @@ from egress_offline.readers.decode import python_fields, strict_load
 from egress_offline.readers.esql import is_esql
 from egress_offline.readers.model import Compression, Encoding, Format, InputFile, Layout
 
-__all__ = ["KNOWN_LAYOUTS", "describe", "peek_text", "sniff_json"]
+__all__ = ["KNOWN_LAYOUTS", "describe", "describe_file", "peek_text", "sniff_json"]
 
 #: The layouts this tool reads, named in messages about a file that is none of them.
 KNOWN_LAYOUTS: Final = (
@@ -53,33 +54,47 @@ class NotUnderstood(Exception):
 
 
 def describe(path: Path, *, name: str, explicit: bool) -> InputFile | str:
-    """Sniff a file. A file that is not understood is an error if named (``explicit``),
-    else the reason to skip it."""
+    """Sniff a local file. A file that is not understood is an error if named
+    (``explicit``), else the reason to skip it."""
     try:
-        return _describe(path, name)
+        size = path.stat().st_size
+    except OSError as exc:
+        raise InputError(
+            f"{name}: cannot be read ({exc.strerror}); check its permissions", file=name
+        ) from exc
+    return describe_file(InputFile(path, name, size, "ndjson", "none"), explicit=explicit)
+
+
+def describe_file(found: InputFile, *, explicit: bool) -> InputFile | str:
+    """Sniff a file found (its place, name and size known; a local path or a URI): what
+    it holds, as :func:`describe` tells it."""
+    name = found.name
+    try:
+        return _describe(found)
     except NotUnderstood as reason:
         if explicit:
             raise InputError(f"{name}: {reason}", file=name) from None
         return reason.short
     except OSError as exc:
+        hint = "check the URI and the credentials" if found.uri else "check its permissions"
         raise InputError(
-            f"{name}: cannot be read ({exc.strerror}); check its permissions", file=name
+            f"{name}: cannot be read ({exc.strerror or _first_line(exc)}); {hint}", file=name
         ) from exc
 
 
-def _describe(path: Path, name: str) -> InputFile:
-    size = path.stat().st_size
-    with path.open("rb") as handle:
+def _describe(found: InputFile) -> InputFile:
+    size, name = found.size, found.name
+    with found.open() as handle:
         head = handle.read(4)
     if head == PARQUET_MAGIC:
-        _check_parquet(path)
-        return InputFile(path, name, size, "parquet", "none", understood=True)
+        _check_parquet(found)
+        return replace(found, format="parquet", understood=True)
     compression = compression_of(head)
     if size == 0:
         if name.endswith((".gz", ".zst", ".parquet")):
             raise NotUnderstood("is empty (0 bytes); the copy is incomplete, export it again")
-        return InputFile(path, name, size, "ndjson", "none")
-    peek, produced, consumed = peek_text(path, compression, size)
+        return found
+    peek, produced, consumed = peek_text(found, compression, size)
     encoding = _utf16(peek)
     if encoding != "utf-8":
         # the peek may end inside a character: decoded as far as it is whole
@@ -89,12 +104,16 @@ def _describe(path: Path, name: str) -> InputFile:
         peek = peek.replace(b"\r", b"\n")
     fmt, layout, understood = _layout(peek)
     lines = peek.count(b"\n")
-    return InputFile(
-        path, name, size, fmt, compression,
+    return replace(
+        found, format=fmt, compression=compression,
         text_size=size * produced // consumed if consumed else 0,
         line_bytes=len(peek) // lines if lines and not carriage else 0,
         layout=layout, encoding=encoding, carriage_returns=carriage, understood=understood,
     )  # fmt: skip
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
 
 
 def _utf16(peek: bytes) -> Encoding:
@@ -111,12 +130,13 @@ def _utf16(peek: bytes) -> Encoding:
     return "utf-8"
 
 
-def peek_text(path: Path, compression: Compression, size: int) -> tuple[bytes, int, int]:
+def peek_text(source: Path | InputFile, compression: Compression,
+              size: int) -> tuple[bytes, int, int]:  # fmt: skip
     """The first :data:`~tuning.PEEK` bytes of a file's text, how much text was
     decompressed to get it, and from how many bytes of the file (their ratio estimates
     the file's text size). A compressed file is read a piece at a time and only as far as
     that needs (see :data:`~tuning.PEEK_STEP`); damage ends the peek where it is."""
-    with path.open("rb") as handle:
+    with source.open() if isinstance(source, InputFile) else source.open("rb") as handle:
         if compression == "none":
             head = handle.read(tuning.PEEK)
             return head, len(head), len(head)
@@ -290,14 +310,15 @@ def _csv_header(text: bytes, *, check: bool) -> list[str] | None:
     return header
 
 
-def _check_parquet(path: Path) -> None:
+def _check_parquet(found: InputFile) -> None:
     """A Parquet file that holds none of the fields is not understood."""
     import pyarrow.parquet as pq  # noqa: PLC0415 - only Parquet inputs need it
 
     from egress_offline.readers.parquet import parquet_columns  # noqa: PLC0415
 
     try:
-        schema = pq.read_schema(path)
+        with found.open() as handle:
+            schema = pq.read_schema(handle)
     except Exception:  # damaged: the reader says what and where
         return
     leaves = [name for name in schema.names]

@@ -112,14 +112,15 @@ def _sample_lines(file: InputFile, checks: TextChecks) -> list[str]:
         return []
     try:
         if file.compression != "none":
-            head = peek_text(file.path, file.compression, file.size)[0]
+            head = peek_text(file, file.compression, file.size)[0]
             tail = b""
-            if file.layout == "documents" and not file.needs_copy:
+            # (a file named by URI is not read whole here: its head alone seeds the floor)
+            if file.layout == "documents" and not file.needs_copy and file.uri is None:
                 tail = checks.tail(file)
                 if checks.of(file).text_size <= len(tail):  # the whole text: a whole first line
                     tail = b"\n" + tail
         else:
-            with file.path.open("rb") as handle:
+            with file.open() as handle:
                 head = handle.read(tuning.SAMPLE)
                 handle.seek(max(0, file.size - tuning.SAMPLE))
                 tail = handle.read(tuning.SAMPLE)

@@ -11,15 +11,15 @@ import pickle
 from collections.abc import Callable, Sequence
 from functools import partial
 from typing import TYPE_CHECKING, Any
-from urllib.parse import unquote, urlsplit
 
 from egress_offline.engine import HuntResult
 from egress_offline.engine import run_hunt as local_hunt
 from egress_offline.engine.ingest import Ingest, Ingested
 from egress_offline.engine.results import Counts
 from egress_offline.engine.spill import Spill
-from egress_offline.errors import EgressError, EngineError, InputError
+from egress_offline.errors import EgressError, EngineError
 from egress_offline.readers import SAMPLING, FileReport, Inputs, ProgressHook
+from egress_offline.readers.remote import S3A_SETTINGS, Store
 from egress_offline.readers.timefloor import TimeFloor
 from egress_offline.scratch import Scratch
 from egress_offline.spark.session import spark_session
@@ -31,7 +31,7 @@ from egress_offline.sweep import run_sweep as local_sweep
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
-__all__ = ["local_paths", "run_hunt", "run_sweep", "spark_ingest"]
+__all__ = ["run_hunt", "run_sweep", "spark_ingest", "store_of"]
 
 #: Files read by one task, at most: few files get a task each (the parallelism is the
 #: files'), many small ones are read together (a task costs milliseconds to start).
@@ -79,30 +79,30 @@ def run_sweep(
 
 def _in_session(run: Callable[..., Any], paths: Sequence[str], spec: Any,
                 spark: SparkSession | None, master: str | None, **options: Any) -> Any:  # fmt: skip
-    """``run`` (the local engine's hunt or sweep) with its inputs read in Spark tasks."""
-    found = local_paths(paths)
+    """``run`` (the local engine's hunt or sweep) with its inputs read in Spark tasks;
+    URIs among ``paths`` read as the session's S3 settings say (:func:`store_of`)."""
     with spark_session(spark, master) as session:
-        return run(found, spec, ingest=spark_ingest(session), **options)
+        store = store_of(session)
+        return run(list(paths), spec, ingest=spark_ingest(session), store=store, **options)
 
 
-def local_paths(paths: Sequence[str]) -> list[str]:
-    """``paths`` as the readers take them: a ``file://`` URI as its path. Other URIs
-    (``s3a://``, ``abfss://``, ``hdfs://``) are refused with what to do instead."""
-    found = []
-    for path in paths:
-        scheme, _, rest = path.partition("://")
-        if not rest or "/" in scheme or "\\" in scheme:
-            found.append(path)
-        elif scheme.lower() == "file":
-            found.append(unquote(urlsplit(path).path))
-        else:
-            raise InputError(
-                f"{path}: {scheme}:// URIs are not read yet by --engine spark; mount the "
-                "store as a file system on every node (or copy the files) and name the "
-                "path, or a file:// URI",
-                file=path,
-            )
-    return found
+def store_of(session: SparkSession) -> Store:
+    """How the session reaches S3: its Hadoop configuration's ``fs.s3a.*`` settings
+    (``spark.hadoop.fs.s3a.*`` given to the session, or set on its Hadoop configuration
+    in a notebook), for URIs to be read as the session would read them."""
+    conf: dict[str, str] = {}
+    try:
+        hadoop = session.sparkContext._jsc.hadoopConfiguration()
+        for name in S3A_SETTINGS:
+            value = hadoop.get(f"fs.s3a.{name}")
+            if value is not None:
+                conf[f"fs.s3a.{name}"] = str(value)
+    except Exception:  # a session without a JVM of its own here (Spark Connect)
+        given = session.sparkContext.getConf().getAll()
+        conf = {
+            k.removeprefix("spark.hadoop."): v for k, v in given if k.startswith("spark.hadoop.")
+        }
+    return Store.from_hadoop(conf)
 
 
 def spark_ingest(session: SparkSession) -> Ingest:

@@ -1,0 +1,238 @@
+"""Inputs named by URI (``s3a://``, ``s3://``, ``gs://``, ``abfss://``, ``hdfs://``): listed,
+sniffed and read through pyarrow's file systems. Only the Spark engine reads them (the
+local engine never touches the network: it says so and names the option).
+
+Where they are read: the driver lists them, reads each one's first bytes to sniff it (and,
+for ``--now latest``, its last 64 KiB when uncompressed), and compares files of the same
+size by SHA-256 to read two copies once; a Spark task then copies its file, one at a time,
+into its scratch directory (charged to the scratch budget, removed once read) and reads the
+copy with the same readers as a local file (:func:`staged`).
+
+How they are reached: :class:`Store` holds what the Spark session's Hadoop configuration
+says of S3 (``fs.s3a.endpoint``, keys, region, path-style access, anonymous access), so
+that an ``s3a://`` URI the session reads is read alike; everything else (AWS, Azure and
+Google credentials, libhdfs for ``hdfs://``) comes from the environment of the driver and
+executors, as pyarrow takes it.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
+from functools import lru_cache
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, BinaryIO, Final, cast
+
+from egress_offline.errors import InputError
+from egress_offline.readers import tuning
+from egress_offline.scratch import Scratch, scratch_errors
+
+if TYPE_CHECKING:
+    import pyarrow.fs as pafs
+
+    from egress_offline.readers.model import InputFile
+
+__all__ = [
+    "S3A_SETTINGS", "SCHEMES", "Store", "list_uri", "open_uri", "staged", "uri_of", "uri_scheme",
+]  # fmt: skip
+
+#: The URI schemes read, and pyarrow's name for each.
+SCHEMES: Final = {
+    "s3": "s3", "s3a": "s3", "s3n": "s3", "gs": "gs", "gcs": "gs",
+    "abfs": "abfs", "abfss": "abfss", "hdfs": "hdfs",
+}  # fmt: skip
+_URI: Final = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
+#: The Hadoop settings of S3A (``fs.s3a.<name>``) that :class:`Store` takes.
+S3A_SETTINGS: Final = (
+    "endpoint", "endpoint.region", "access.key", "secret.key", "session.token",
+    "path.style.access", "connection.ssl.enabled", "aws.credentials.provider",
+)  # fmt: skip
+_ANONYMOUS: Final = "AnonymousAWSCredentialsProvider"
+
+
+def uri_scheme(raw: str) -> str | None:
+    """The scheme of an input named by URI (lower case), None for a path (or a
+    ``file://`` URI, which is one)."""
+    found = _URI.match(raw)
+    if found is None or found.group(1).lower() == "file":
+        return None
+    return found.group(1).lower()
+
+
+@dataclass(frozen=True)
+class Store:
+    """How to reach an object store, beyond what the environment says: the S3 settings
+    of the Spark session's Hadoop configuration (``spark.hadoop.fs.s3a.*``). The values
+    are never shown (they may hold keys)."""
+
+    s3: tuple[tuple[str, Any], ...] = field(default=(), repr=False)
+
+    @classmethod
+    def from_hadoop(cls, conf: Mapping[str, str]) -> Store:
+        """A store from a Hadoop configuration's ``fs.s3a.*`` settings (``conf``: by
+        their names, ``fs.s3a.endpoint``...)."""
+        get = {k.removeprefix("fs.s3a."): v for k, v in conf.items() if k.startswith("fs.s3a.")}
+        s3: dict[str, Any] = {}
+        endpoint = get.get("endpoint", "").strip()
+        if endpoint:
+            scheme, _, rest = endpoint.partition("://")
+            if rest:
+                s3["scheme"], endpoint = scheme.lower(), rest
+            elif get.get("connection.ssl.enabled", "true").lower() == "false":
+                s3["scheme"] = "http"
+            s3["endpoint_override"] = endpoint.rstrip("/")
+        for key, name in (("access.key", "access_key"), ("secret.key", "secret_key"),
+                          ("session.token", "session_token")):  # fmt: skip
+            if get.get(key):
+                s3[name] = get[key]
+        region = get.get("endpoint.region")
+        if region:
+            s3["region"] = region
+        elif endpoint:
+            s3["region"] = "us-east-1"  # an S3-compatible store: no region to look up
+        if get.get("path.style.access", "").lower() == "true":
+            s3["force_virtual_addressing"] = False
+        if _ANONYMOUS in get.get("aws.credentials.provider", ""):
+            s3["anonymous"] = True
+        return cls(s3=tuple(sorted(s3.items())))
+
+
+def filesystem(uri: str, store: Store | None) -> tuple[pafs.FileSystem, str]:
+    """The file system that holds ``uri``, and the path in it."""
+    scheme = uri_scheme(uri)
+    if scheme is None or scheme not in SCHEMES:
+        raise InputError(
+            f"{uri}: {scheme}:// URIs are not read; name s3a://, s3://, gs://, abfss:// "
+            "or hdfs:// URIs, local paths or file:// URIs",
+            file=uri,
+        )
+    kind = SCHEMES[scheme]
+    rest = uri[len(scheme) + 3 :]
+    try:
+        if kind == "s3":
+            return _s3(store or Store()), rest
+        return _from_uri(f"{kind}://{rest}")
+    except (OSError, ValueError, ImportError) as exc:
+        raise InputError(
+            f"{uri}: its file system cannot be reached ({_first_line(exc)}); {_HOW[kind]}",
+            file=uri,
+        ) from exc
+
+
+_HOW: Final = {
+    "s3": "check the credentials (AWS_* variables, an instance profile, or the session's "
+    "fs.s3a.* settings) and the endpoint",
+    "gs": "check the Google credentials (GOOGLE_APPLICATION_CREDENTIALS)",
+    "abfs": "check the Azure credentials (AZURE_* variables or a managed identity)",
+    "abfss": "check the Azure credentials (AZURE_* variables or a managed identity)",
+    "hdfs": "hdfs:// is read through libhdfs: set JAVA_HOME, ARROW_LIBHDFS_DIR and "
+    "CLASSPATH=$(hadoop classpath --glob) on the driver and every executor",
+}
+
+
+@lru_cache(maxsize=16)
+def _s3(store: Store) -> pafs.FileSystem:
+    import pyarrow.fs as pafs  # noqa: PLC0415 - only URIs need it
+
+    return pafs.S3FileSystem(**dict(store.s3))
+
+
+@lru_cache(maxsize=16)
+def _from_uri(uri: str) -> tuple[pafs.FileSystem, str]:
+    import pyarrow.fs as pafs  # noqa: PLC0415
+
+    return cast("tuple[pafs.FileSystem, str]", pafs.FileSystem.from_uri(uri))
+
+
+def list_uri(raw: str, store: Store | None) -> list[tuple[str, int]]:
+    """The files (URI, size) ``raw`` names: an object, every object under a prefix (a
+    "directory"), or those a glob in its last parts matches; in the order a local walk
+    takes them (a directory's files in name order, then its subdirectories')."""
+    scheme = uri_scheme(raw) or ""
+    fs, path = filesystem(raw, store)
+    import pyarrow.fs as pafs  # noqa: PLC0415
+
+    pattern = None
+    if set("*?[") & set(path):
+        literal = re.split(r"[*?\[]", path, maxsplit=1)[0].rsplit("/", 1)[0]
+        pattern, path = path, literal
+    try:
+        info = fs.get_file_info(path)
+        if info.type == pafs.FileType.File and pattern is None:
+            return [(raw, info.size)]
+        if info.type != pafs.FileType.Directory:
+            what = "the pattern matches no object" if pattern else "no such object or prefix"
+            raise InputError(f"{raw}: {what}; check the URI", file=raw)
+        found = fs.get_file_info(pafs.FileSelector(path, recursive=True))
+    except OSError as exc:
+        raise InputError(
+            f"{raw}: cannot be listed ({_first_line(exc)}); {_HOW[SCHEMES[scheme]]}", file=raw
+        ) from exc
+    files = sorted(
+        (entry.path, entry.size)
+        for entry in found
+        if entry.type == pafs.FileType.File
+        and (pattern is None or fnmatch.fnmatchcase(entry.path, pattern))
+    )
+    if pattern is not None and not files:
+        raise InputError(f"{raw}: the pattern matches no object; check the pattern", file=raw)
+    files.sort(key=lambda found: _walk_order(found[0]))
+    return [(uri_of(raw, key), size) for key, size in files]
+
+
+def uri_of(raw: str, path: str) -> str:
+    """The URI of ``path`` (as the file system of ``raw``, a URI, names it): in the
+    same scheme and authority as ``raw``. Azure's container is the path's first part,
+    and the URI's user (``abfss://container@account.dfs.core.windows.net/...``)."""
+    scheme, _, rest = raw.partition("://")
+    authority = rest.split("/", 1)[0]
+    if SCHEMES.get(scheme.lower(), "").startswith("abfs") and "@" in authority:
+        path = path.split("/", 1)[1] if "/" in path else ""
+        return f"{scheme}://{authority}/{path}"
+    if SCHEMES.get(scheme.lower()) == "hdfs":
+        return f"{scheme}://{authority}/{path.lstrip('/')}"
+    return f"{scheme}://{path}"
+
+
+def _walk_order(key: str) -> list[tuple[int, str]]:
+    """A key's place in a local walk's order: in each directory, files before
+    subdirectories, each in name order."""
+    *directories, name = key.split("/")
+    return [*((1, part) for part in directories), (0, name)]
+
+
+def open_uri(uri: str, store: Store | None) -> BinaryIO:
+    """``uri`` opened for reading, with seeking (a random-access file)."""
+    fs, path = filesystem(uri, store)
+    return cast(BinaryIO, fs.open_input_file(path))
+
+
+@contextmanager
+def staged(file: InputFile, scratch: Scratch) -> Iterator[InputFile]:
+    """``file`` as a copy in ``scratch`` (charged to its budget as it is written,
+    removed on exit), for the readers to read as any local file (named by its URI still);
+    a local file as it is."""
+    if file.uri is None:
+        yield file
+        return
+    fs, path = filesystem(file.uri, file.store)
+    copy = scratch.path(f"remote-{id(file)}-{Path(path).name[-60:]}")
+    try:
+        with (
+            scratch_errors(scratch),
+            fs.open_input_stream(path, compression=None) as source,
+            copy.open("wb") as out,
+        ):
+            while block := source.read(tuning.BLOCK):
+                out.write(block)
+                scratch.charge(copy, len(block))
+        yield replace(file, path=copy, uri=None, store=None)
+    finally:
+        scratch.release(copy)
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
