@@ -9,6 +9,7 @@ import json
 import shutil
 import subprocess
 import sys
+from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -19,11 +20,12 @@ from typer.testing import CliRunner
 
 from egress_offline import HuntSpec, SweepSpec
 from egress_offline.cli import app
-from egress_offline.errors import EngineError, InputError
+from egress_offline.errors import EngineError, InputError, UsageError
 from egress_offline.spark import require_spark
 from tests.helpers import GiB, event, ndjson
 
 NOW = "2024-05-01T12:00:00Z"
+NOW_TIME = datetime(2024, 5, 1, 12, tzinfo=UTC)
 
 
 def _invoke(*args: str) -> Any:
@@ -165,3 +167,48 @@ def test_strict_raises_the_first_file_s_malformed_record_as_the_local_engine_doe
         messages.append((str(caught.value), caught.value.file, caught.value.position))
     assert messages[0] == messages[1]
     assert messages[0][1] is not None and messages[0][1].endswith("a.ndjson")
+
+
+@pytest.mark.slow
+def test_every_task_runs_at_once_not_a_partition_after_another(spark: Any, tmp_path: Path) -> None:
+    from egress_offline.spark import run_hunt  # noqa: PLC0415
+
+    exports = tmp_path / "exports"
+    exports.mkdir()
+    for number in range(6):
+        flagged = event(**{"process.entity_id": f"E{number}", "source.bytes": 2 * GiB})
+        (exports / f"{number}.ndjson").write_bytes(ndjson([flagged]))
+    context = spark.sparkContext
+    context.setJobGroup("parallel-test", "the hunt's jobs")
+    try:
+        result = run_hunt([str(exports)], HuntSpec(now=NOW_TIME), spark=spark)
+    finally:
+        context.setJobGroup("", "")
+    assert result.counts.flagged == 6
+    tracker = context.statusTracker()
+    stages = [
+        tracker.getStageInfo(stage)
+        for job in tracker.getJobIdsForGroup("parallel-test")
+        for stage in tracker.getJobInfo(job).stageIds
+    ]
+    # one stage ran a task per file (local[2]: 2 cores x 4 tasks a core >= 6 files), where
+    # toLocalIterator alone runs a job of one task per partition
+    assert max(stage.numTasks for stage in stages if stage is not None) == 6
+
+
+def test_standard_input_on_a_cluster_is_refused_before_any_job(tmp_path: Path) -> None:
+    from egress_offline.engine.results import Counts  # noqa: PLC0415
+    from egress_offline.readers import InputFile, Inputs  # noqa: PLC0415
+    from egress_offline.scratch import Scratch  # noqa: PLC0415
+    from egress_offline.spark.run import spark_ingest  # noqa: PLC0415
+
+    class Cluster:  # a session on a cluster, as far as the check looks
+        class sparkContext:
+            master = "spark://cluster:7077"
+
+    spool = InputFile(tmp_path / "stdin", "<stdin>", 10, "ndjson", "none")
+    with pytest.raises(UsageError, match=r"^-: standard input .* \(spark://cluster:7077\)"):
+        spark_ingest(Cluster())(  # type: ignore[arg-type]
+            Inputs([spool], []), HuntSpec(), None, Counts(), window_ms=None, floor_ms=None,
+            count_stamps=False, hash_inputs=False, progress=None, scratch=Scratch(),
+        )  # fmt: skip

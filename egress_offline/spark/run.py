@@ -8,7 +8,7 @@ threshold, the diagnosis), so both engines return the same rows, counts and repo
 from __future__ import annotations
 
 import pickle
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
@@ -17,7 +17,7 @@ from egress_offline.engine import run_hunt as local_hunt
 from egress_offline.engine.ingest import Ingest, Ingested
 from egress_offline.engine.results import Counts
 from egress_offline.engine.spill import Spill
-from egress_offline.errors import EgressError, EngineError
+from egress_offline.errors import EgressError, EngineError, UsageError
 from egress_offline.readers import SAMPLING, FileReport, Inputs, ProgressHook
 from egress_offline.readers.remote import S3A_SETTINGS, Store
 from egress_offline.readers.timefloor import TimeFloor
@@ -29,7 +29,7 @@ from egress_offline.sweep import SweepResult
 from egress_offline.sweep import run_sweep as local_sweep
 
 if TYPE_CHECKING:
-    from pyspark.sql import SparkSession
+    from pyspark.sql import DataFrame, Row, SparkSession
 
 __all__ = ["run_hunt", "run_sweep", "spark_ingest", "store_of"]
 
@@ -116,6 +116,13 @@ def _ingest(session: SparkSession, inputs: Inputs,
             progress: ProgressHook | None, scratch: Scratch) -> Ingested:  # fmt: skip
     """Read ``inputs`` into ``spill`` in Spark tasks, as :func:`read_into` does locally."""
     files = inputs.files
+    master = str(session.sparkContext.master)
+    if not master.startswith("local") and any(file.name == "<stdin>" for file in files):
+        raise UsageError(
+            f"-: standard input is copied to the driver's disk, which executors of a "
+            f"cluster ({master}) cannot read; save it to a file they can read (shared "
+            "storage, or an s3a:// URI) and name that, or use a local master"
+        )
     floor = TimeFloor(window_ms=window_ms, fixed_ms=floor_ms)
     # --now latest: the bound one local session starts from, told as the session tells it
     floor.sample(
@@ -134,7 +141,7 @@ def _ingest(session: SparkSession, inputs: Inputs,
     first: int | None = None
     last: int | None = None
     try:
-        for number, kind, payload in read.toLocalIterator(prefetchPartitions=True):
+        for number, kind, payload in _in_parallel(read):
             if kind == "rows":
                 spill.add(frame_of(payload))
             elif kind == "stamps":
@@ -161,6 +168,22 @@ def _ingest(session: SparkSession, inputs: Inputs,
     counts.malformed = sum(report.malformed for report in ordered)
     counts.valid = counts.records - counts.malformed
     return Ingested(ordered, first, last)
+
+
+def _in_parallel(read: DataFrame) -> Iterator[Row]:
+    """The rows of ``read``, every partition computed at once on the executors (as many
+    tasks as there are cores), then brought to the driver one partition at a time: the
+    driver holds one partition's output, never all of it. (``toLocalIterator`` alone runs
+    a job per partition, one after the other: two cores busy, whatever the cluster.) The
+    tasks' output waits on the executors' disks, and is dropped at the end."""
+    from pyspark import StorageLevel  # noqa: PLC0415 - the extra is imported when used
+
+    kept = read.persist(StorageLevel.DISK_ONLY)
+    try:
+        kept.count()  # one job: every task runs, in parallel
+        yield from kept.toLocalIterator(prefetchPartitions=True)
+    finally:
+        kept.unpersist()
 
 
 def _first_line(exc: BaseException) -> str:
