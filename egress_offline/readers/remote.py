@@ -18,12 +18,12 @@ executors, as pyarrow takes it.
 from __future__ import annotations
 
 import fnmatch
+import itertools
 import re
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, Final, cast
 
 from egress_offline.errors import InputError
@@ -44,6 +44,7 @@ SCHEMES: Final = {
     "s3": "s3", "s3a": "s3", "s3n": "s3", "gs": "gs", "gcs": "gs",
     "abfs": "abfs", "abfss": "abfss", "hdfs": "hdfs",
 }  # fmt: skip
+_COPIES: Final = itertools.count()
 _URI: Final = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
 #: The Hadoop settings of S3A (``fs.s3a.<name>``) that :class:`Store` takes.
 S3A_SETTINGS: Final = (
@@ -219,7 +220,7 @@ def staged(file: InputFile, scratch: Scratch) -> Iterator[InputFile]:
         yield file
         return
     fs, path = filesystem(file.uri, file.store)
-    copy = scratch.path(f"remote-{id(file)}-{Path(path).name[-60:]}")
+    copy = scratch.path(f"remote-{next(_COPIES)}")  # not the key's name: any text may be one
     try:
         with (
             scratch_errors(scratch),
