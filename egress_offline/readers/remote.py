@@ -114,7 +114,7 @@ def filesystem(uri: str, store: Store | None) -> tuple[pafs.FileSystem, str]:
     rest = uri[len(scheme) + 3 :]
     try:
         if kind == "s3":
-            return _s3(store or Store()), rest
+            return _s3(store or Store(), rest.split("/", 1)[0]), rest
         return _from_uri(f"{kind}://{rest}")
     except (OSError, ValueError, ImportError) as exc:
         raise InputError(
@@ -134,11 +134,16 @@ _HOW: Final = {
 }
 
 
-@lru_cache(maxsize=16)
-def _s3(store: Store) -> pafs.FileSystem:
+@lru_cache(maxsize=64)
+def _s3(store: Store, bucket: str) -> pafs.FileSystem:
+    """S3 as ``store`` says; on AWS with no region given, the bucket's own (looked up
+    once), as S3A finds it."""
     import pyarrow.fs as pafs  # noqa: PLC0415 - only URIs need it
 
-    return pafs.S3FileSystem(**dict(store.s3))
+    options = dict(store.s3)
+    if "region" not in options and "endpoint_override" not in options:
+        options["region"] = pafs.resolve_s3_region(bucket)
+    return pafs.S3FileSystem(**options)
 
 
 @lru_cache(maxsize=16)
