@@ -304,6 +304,24 @@ def test_a_spill_is_held_in_memory_up_to_its_bound_then_written_to_disk(
         assert spill.scan({}).collect().equals(pl.concat(frames))
 
 
+@pytest.mark.parametrize("held", [0, 64 << 20])
+def test_spilled_timestamps_count_the_same_held_or_written(
+    monkeypatch: pytest.MonkeyPatch, held: int
+) -> None:
+    """Timestamps past the flush size go to a spilled part, in memory or on disk; those
+    in a window count the same either way, with the ones still held; with no bounds,
+    every one (the held ones counted one a batch before)."""
+    monkeypatch.setattr(tuning, "SPILL_HELD", held)
+    monkeypatch.setattr("egress_offline.engine.spill._STAMP_FLUSH", 1_000)
+    with Scratch() as scratch:
+        spill = Spill(scratch)
+        for at in range(0, 2_500, 100):
+            spill.add_stamps(pl.Series(range(at, at + 100), dtype=pl.Int64))
+        assert spill.count_stamps(after=499, before=2_200) == 1_700
+        assert spill.count_stamps() == 2_500
+        assert (scratch.used > 0) == (held == 0)
+
+
 @pytest.mark.parametrize("held", [0, 1 << 20, 64 << 20])
 def test_a_hunt_reads_the_same_whether_its_spill_is_held_or_written(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, held: int

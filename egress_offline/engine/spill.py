@@ -130,7 +130,7 @@ class Spill:
             return self._counted
         bounds = _within(after, before)
         frames = [s.to_frame() for s in self._stamps]
-        held = sum(frame.select(bounds.sum()).item() for frame in frames)
+        held = sum(frame.filter(bounds).height for frame in frames)  # a literal bound: every row
         if not self._stamp_files:
             return int(held)
         stored = scan_parts(self._stamp_files).filter(bounds)
