@@ -2,8 +2,9 @@
 temporary directory (``TMPDIR``), with a budget of bytes, and removed however the run
 ends.
 
-Everything a run spills (candidate rows, timestamps, a file's output held until its end,
-UTF-8 copies, standard input) is charged to the budget as it is written; passing it stops
+Everything a run writes there (candidate rows and timestamps past the spill's first
+32 MiB, which stay in memory, a file's output held until its end, UTF-8 copies, standard
+input) is charged to the budget as it is written; passing it stops
 the run with a :class:`~egress_offline.errors.ScratchError` that says how much was needed
 and where. The default budget leaves the scratch file system some room: its free space at
 the start of the run less a tenth of its size (at least 1 GiB), so that a hostile input

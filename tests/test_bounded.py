@@ -21,6 +21,7 @@ from typer.testing import CliRunner
 
 from egress_offline import HuntSpec, InputError, ScratchError, run_hunt
 from egress_offline.cli import app
+from egress_offline.engine.spill import Spill
 from egress_offline.readers import tuning
 from egress_offline.readers.compression import decompressed
 from egress_offline.readers.discover import open_inputs
@@ -254,6 +255,7 @@ def test_passing_the_scratch_limit_stops_the_run_and_leaves_nothing(
     scratch.mkdir()
     monkeypatch.setenv("TMPDIR", str(scratch))
     monkeypatch.setattr("tempfile.tempdir", None)
+    monkeypatch.setattr(tuning, "SPILL_HELD", 0)  # the spill on disk from its first byte
     path = tmp_path / "x.ndjson"
     path.write_bytes(ndjson([event(**{"process.entity_id": f"E{i}"}) for i in range(5_000)]))
     with pytest.raises(ScratchError) as caught:
@@ -270,6 +272,80 @@ def test_passing_the_scratch_limit_stops_the_run_and_leaves_nothing(
     bad = CliRunner().invoke(app, ["hunt", str(path), "--scratch-limit", "lots"])
     assert bad.exit_code == 2
     assert "Error: --scratch-limit: 'lots' is not a size" in bad.stderr
+
+
+def test_a_spill_is_held_in_memory_up_to_its_bound_then_written_to_disk(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The spill's first :data:`tuning.SPILL_HELD` bytes stay in memory (no scratch file,
+    nothing charged to the budget); past them, each part goes to a scratch file. Read
+    back, the rows are the same either way, in the order spilled."""
+    frames = [
+        pl.DataFrame({"n": range(at, at + 5_000), "s": ["x"] * 5_000}) for at in (0, 5_000, 10_000)
+    ]
+    with Scratch() as scratch:
+        spill = Spill(scratch)
+        for frame in frames:
+            spill.add(frame)
+        held = spill.files
+        assert all(isinstance(part, bytes) for part in held)
+        assert scratch.used == 0
+        assert spill.scan({}).collect().equals(pl.concat(frames))
+    monkeypatch.setattr(tuning, "SPILL_HELD", len(held[0]) + len(held[1]) // 2)
+    with Scratch() as scratch:
+        spill = Spill(scratch)
+        for frame in frames:
+            spill.add(frame)
+        parts = spill.files
+        assert [type(part) for part in parts[:1]] == [bytes]
+        assert all(isinstance(part, Path) for part in parts[1:])
+        assert scratch.used == sum(part.stat().st_size for part in parts[1:])  # type: ignore[union-attr]
+        assert [p.read_bytes() for p in parts[1:]] == held[1:]  # type: ignore[union-attr]
+        assert spill.scan({}).collect().equals(pl.concat(frames))
+
+
+@pytest.mark.parametrize("held", [0, 64 << 20])
+def test_spilled_timestamps_count_the_same_held_or_written(
+    monkeypatch: pytest.MonkeyPatch, held: int
+) -> None:
+    """Timestamps past the flush size go to a spilled part, in memory or on disk; those
+    in a window count the same either way, with the ones still held; with no bounds,
+    every one (the held ones counted one a batch before)."""
+    monkeypatch.setattr(tuning, "SPILL_HELD", held)
+    monkeypatch.setattr("egress_offline.engine.spill._STAMP_FLUSH", 1_000)
+    with Scratch() as scratch:
+        spill = Spill(scratch)
+        for at in range(0, 2_500, 100):
+            spill.add_stamps(pl.Series(range(at, at + 100), dtype=pl.Int64))
+        assert spill.count_stamps(after=499, before=2_200) == 1_700
+        assert spill.count_stamps() == 2_500
+        assert (scratch.used > 0) == (held == 0)
+
+
+@pytest.mark.parametrize("held", [0, 1 << 20, 64 << 20])
+def test_a_hunt_reads_the_same_whether_its_spill_is_held_or_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, held: int
+) -> None:
+    """The whole hunt, with its spill on disk (every part), in memory (every part) or
+    both (the first parts held), flags the same groups with the same counts; held, it
+    writes no scratch file."""
+    path = hostile.parquet_rows(tmp_path / "x.parquet", 60_000, row_group=10_000)
+    written: list[str] = []
+    real = Scratch.path
+    monkeypatch.setattr(
+        Scratch, "path", lambda self, name: written.append(name) or real(self, name)
+    )
+    monkeypatch.setattr(tuning, "SPILL_HELD", held)
+    result = run_hunt([str(path)], HuntSpec(now=NOW, threshold=1))
+    assert result.rows.get_column("total_bytes_out").to_list() == [20_000] * 3
+    assert result.counts.event_match == result.counts.public_destination == 60_000
+    if held == 0:
+        assert written[0] == "spill-000000.arrow"
+    elif held == 1 << 20:
+        assert written
+        assert "spill-000000.arrow" not in written
+    else:
+        assert written == []
 
 
 def test_the_default_budget_leaves_the_disk_room(tmp_path: Path) -> None:

@@ -18,7 +18,7 @@ from egress_offline.engine.results import (
     TOTAL,
     Counts,
 )
-from egress_offline.engine.spill import Spill
+from egress_offline.engine.spill import Spill, scan_part, scan_parts
 from egress_offline.normalise import long_or_null, present
 from egress_offline.ranges import classify
 from egress_offline.readers import FILE, ID, INDEX, POS, TS, FileReport, tuning
@@ -82,7 +82,7 @@ def public_events(
     unread = []
     dropped_why = []
     for number, path in enumerate(spill.files):
-        whole = pl.scan_ipc(path, glob=False).collect()
+        whole = scan_part(path).collect()
         if dropped.height:
             gone = dropped.filter(pl.col(_SPILLED) == number).get_column(_ROW)
             if gone.len():
@@ -100,7 +100,7 @@ def public_events(
         for name, count in why.items():
             setattr(counts, name, int(count or 0))
     spill.public = public_paths
-    public = pl.scan_ipc(public_paths, glob=False) if public_paths else candidates.clear()
+    public = scan_parts(public_paths) if public_paths else candidates.clear()
     counts.public_destination = public.select(pl.len()).collect(engine="streaming").item()
     return by_group(public)
 
@@ -169,7 +169,7 @@ def duplicates(spill: Spill, in_period: pl.Expr) -> pl.DataFrame:
     parts = []
     for number, path in enumerate(spill.files):
         parts.append(
-            pl.scan_ipc(path, glob=False)
+            scan_part(path)
             .with_row_index(_ROW)
             .filter(in_period & pl.col(ID).is_not_null())
             .select(
@@ -191,7 +191,7 @@ def duplicates(spill: Spill, in_period: pl.Expr) -> pl.DataFrame:
     for (number,), rows in alike.group_by(_SPILLED, maintain_order=True):
         path = spill.files[int(number)]  # type: ignore[call-overload]
         keys = (
-            pl.scan_ipc(path, glob=False)
+            scan_part(path)
             .with_row_index(_ROW)
             .filter(pl.col(_ROW).is_in(rows.get_column(_ROW).implode()))
             .select(_ROW, INDEX, ID)
@@ -272,7 +272,7 @@ def with_context(flagged: pl.DataFrame, spill: Spill, keys: list[str]) -> pl.Dat
     distinct: dict[str, list[pl.DataFrame]] = {name: [] for name in f.CONTEXT_FIELDS}
     for path in spill.public:
         events = (
-            by_group(pl.scan_ipc(path, glob=False).filter(maybe))
+            by_group(scan_part(path).filter(maybe))
             .select(*keys, *f.CONTEXT_FIELDS)
             .join(wanted, on=keys, how="semi", nulls_equal=True)
             .collect()

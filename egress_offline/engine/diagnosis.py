@@ -26,7 +26,7 @@ from egress_offline import fields as f
 from egress_offline.engine.census import MISSING, SEVERAL, Census, Tally
 from egress_offline.engine.reduce import HAS_BYTES, N
 from egress_offline.engine.results import Counts, Diagnosis
-from egress_offline.engine.spill import Spill
+from egress_offline.engine.spill import Spill, scan_parts
 from egress_offline.spec import DEFAULT_ACTIONS, RowFilters, iso_ms
 
 __all__ = [
@@ -327,7 +327,7 @@ def _public_facts(spill: Spill) -> dict[str, Any]:
     if not spill.public:
         return {**empty, "lacking_group_key": dict.fromkeys(f.GROUP_FIELDS, 0)}
     row = (
-        pl.scan_ipc(spill.public, glob=False)
+        scan_parts(spill.public)
         .select(
             (pl.col(N) > 0).sum().alias("summable"),
             (pl.col(HAS_BYTES) & (pl.col(N) == 0)).sum().alias("unreadable"),

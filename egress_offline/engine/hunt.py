@@ -7,8 +7,9 @@ Data flow::
         -> HuntResult
 
 Each batch is reduced at once to the narrow *candidate* rows (right OS, category and
-action) and the timestamps of the other records. Both are spilled to Arrow files on disk,
-so memory holds one batch and the groups, never the input. The window is applied exactly
+action) and the timestamps of the other records. Both are spilled as compressed Arrow
+IPC, its first 32 MiB in memory and the rest in scratch files, so memory holds one batch,
+that much spill and the groups, never the input. The window is applied exactly
 after the pass, because its anchor (``--now latest``) is the newest timestamp of the whole
 input; while reading, a time floor that never passes the final cutoff lets the readers
 skip records that are certainly too old. Destination addresses are classified once per

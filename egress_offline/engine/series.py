@@ -16,7 +16,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Final
 
 import polars as pl
@@ -25,6 +24,7 @@ from egress_offline import fields as f
 from egress_offline.engine.aggregate import by_group
 from egress_offline.engine.reduce import SUM
 from egress_offline.engine.results import CONNECTIONS, FIRST_SEEN, LAST_SEEN
+from egress_offline.engine.spill import Part, scan_part
 from egress_offline.readers import TS
 
 __all__ = ["MAX_GROUPS", "MAX_POINTS", "GroupSeries", "group_series"]
@@ -67,7 +67,7 @@ class GroupSeries:
 
 def group_series(
     flagged: pl.DataFrame,
-    public: Sequence[Path],
+    public: Sequence[Part],
     *,
     anchor: str = FIRST_SEEN,
     max_groups: int = MAX_GROUPS,
@@ -96,7 +96,7 @@ def group_series(
     parts: list[pl.DataFrame] = []
     for path in public:
         events = (
-            by_group(pl.scan_ipc(path, glob=False))
+            by_group(scan_part(path))
             .select(*keys, TS, SUM)
             .filter(pl.col(TS).is_not_null())
             .join(plan.lazy(), on=keys, how="inner", nulls_equal=True)

@@ -1,7 +1,11 @@
-"""The spill: candidate rows and the other records' timestamps, on disk as they come."""
+"""The spill: candidate rows and the other records' timestamps, set aside as they come:
+in memory, as compressed Arrow IPC bytes, up to :data:`~tuning.SPILL_HELD` bytes, then in
+scratch files."""
 
 from __future__ import annotations
 
+import io
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Final
 
@@ -10,17 +14,25 @@ import polars as pl
 from egress_offline.readers import TS, tuning
 from egress_offline.scratch import Scratch, scratch_errors
 
-__all__ = ["Spill"]
+__all__ = ["Part", "Spill", "scan_part", "scan_parts"]
+
+#: One spilled frame: a scratch file, or the same file's bytes held in memory.
+Part = Path | bytes
 
 _STAMP_FLUSH: Final = 1 << 20  # timestamps held in memory before they go to disk
 
 
 class Spill:
-    """Candidate rows and the other records' timestamps, written to compressed Arrow IPC
-    files in the run's scratch directory as they come: memory holds neither. Compressed
-    (:data:`~egress_offline.readers.tuning.SCRATCH_COMPRESSION`), a spill grows with the
-    rows' distinct content: millions of rows repeating one long string take little more
-    than one."""
+    """Candidate rows and the other records' timestamps, written as compressed Arrow IPC
+    (:data:`~egress_offline.readers.tuning.SCRATCH_COMPRESSION`) as they come: the first
+    :data:`~egress_offline.readers.tuning.SPILL_HELD` bytes of it held in memory, the rest
+    in files in the run's scratch directory, so memory holds a bounded part of it whatever
+    the input. A small spill (a hunt's window of a few GB of events) never touches the
+    disk: writing it, removing it and syncing the output after it took a third of a 4 GB
+    Parquet hunt's time. The bytes are the file's, not the frame: a frame filtered from a
+    batch points into the whole batch's buffers, and held thousands of them (a copy is
+    exactly its size). Compressed, a spill grows with the rows' distinct content:
+    millions of rows repeating one long string take little more than one."""
 
     def __init__(
         self, scratch: Scratch, *, stamp_bounds: tuple[int | None, int | None] | None = None
@@ -31,10 +43,11 @@ class Spill:
         self.scratch = scratch
         self._bounds = stamp_bounds
         self._counted = 0  # timestamps in the bounds, when they are known
-        self._files: list[Path] = []
+        self._files: list[Part] = []
+        self._in_memory = 0  # bytes of the parts held in memory
         #: the public events, once the candidates' destinations are classified
-        self.public: list[Path] = []
-        self._stamp_files: list[Path] = []
+        self.public: list[Part] = []
+        self._stamp_files: list[Part] = []
         self._stamps: list[pl.Series] = []
         self._held = 0  # timestamps in _stamps
 
@@ -43,14 +56,28 @@ class Spill:
             return
         self._files.append(self.write(frame, f"spill-{len(self._files):06d}.arrow"))
 
-    def write(self, frame: pl.DataFrame, name: str) -> Path:
-        """Write ``frame`` to a scratch file named ``name``, charged to the budget."""
-        path = self.scratch.path(name)
+    def write(self, frame: pl.DataFrame, name: str) -> Part:
+        """Write ``frame`` as compressed Arrow IPC: held in memory while the spill's
+        bytes there stay within :data:`~tuning.SPILL_HELD`, else to a scratch file named
+        ``name``, charged to the budget."""
         if frame.height > tuning.SCRATCH_ROWS:  # record batches of bounded rows
             step = tuning.SCRATCH_ROWS
             frame = pl.concat(
                 [frame.slice(at, step) for at in range(0, frame.height, step)], rechunk=False
             )
+        if self._in_memory < tuning.SPILL_HELD:
+            buffer = io.BytesIO()
+            frame.write_ipc(buffer, compression=tuning.SCRATCH_COMPRESSION)
+            if self._in_memory + buffer.tell() <= tuning.SPILL_HELD:
+                self._in_memory += buffer.tell()
+                return buffer.getvalue()
+            self._in_memory = tuning.SPILL_HELD  # full: the rest goes to disk
+            path = self.scratch.path(name)
+            with scratch_errors(self.scratch):
+                path.write_bytes(buffer.getbuffer())
+            self.scratch.charge(path)
+            return path
+        path = self.scratch.path(name)
         with scratch_errors(self.scratch):
             frame.write_ipc(path, compression=tuning.SCRATCH_COMPRESSION)
         self.scratch.charge(path)
@@ -83,13 +110,14 @@ class Spill:
         self._held = 0
 
     @property
-    def files(self) -> list[Path]:
+    def files(self) -> list[Part]:
+        """The candidate rows' parts, in the order spilled."""
         return list(self._files)
 
     def scan(self, schema: dict[str, Any]) -> pl.LazyFrame:
         if not self._files:
             return pl.LazyFrame(schema=schema)
-        return pl.scan_ipc(self._files, glob=False)
+        return scan_parts(self._files)
 
     def count_stamps(self, *, after: int | None = None, before: int | None = None) -> int:
         """How many timestamps are in (``after``, ``before``): with ``stamp_bounds``,
@@ -102,11 +130,23 @@ class Spill:
             return self._counted
         bounds = _within(after, before)
         frames = [s.to_frame() for s in self._stamps]
-        held = sum(frame.select(bounds.sum()).item() for frame in frames)
+        held = sum(frame.filter(bounds).height for frame in frames)  # a literal bound: every row
         if not self._stamp_files:
             return int(held)
-        stored = pl.scan_ipc(self._stamp_files, glob=False).filter(bounds)
+        stored = scan_parts(self._stamp_files).filter(bounds)
         return int(held) + int(stored.select(pl.len()).collect(engine="streaming").item())
+
+
+def scan_part(part: Part) -> pl.LazyFrame:
+    """One spilled part's rows."""
+    return pl.scan_ipc(part, glob=False)
+
+
+def scan_parts(parts: Sequence[Part]) -> pl.LazyFrame:
+    """The rows of spilled ``parts`` (at least one), in order."""
+    if all(isinstance(part, Path) for part in parts):
+        return pl.scan_ipc(list(parts), glob=False)  # type: ignore[arg-type]
+    return pl.concat([scan_part(part) for part in parts], how="vertical")
 
 
 def _within(after: int | None, before: int | None) -> pl.Expr:

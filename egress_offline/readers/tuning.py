@@ -123,6 +123,9 @@ SCRATCH_COMPRESSION: Final = "lz4"
 #: row's strings may share one buffer in memory (a Parquet dictionary) and be 4 KiB each
 #: once read back.
 SCRATCH_ROWS: Final = 8_192
+#: Bytes of the spill (compressed, as its files would hold them) kept in memory before
+#: the rest goes to scratch files: a hunt's window of 4 GB of events spills 14 MB.
+SPILL_HELD: Final = 32 << 20
 
 # ------------------------------------------------------------------------- reporting
 
