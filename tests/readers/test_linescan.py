@@ -4,7 +4,18 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from egress_offline.readers.linescan import BYTES, KEYS, MAY, SHAPED, STAMP, line_scan
+import polars as pl
+
+from egress_offline.readers.linescan import (
+    BYTES,
+    KEYS,
+    MAY,
+    SHAPED,
+    STAMP,
+    line_scan,
+    marked,
+    scan_stages,
+)
 from egress_offline.readers.model import POS
 from egress_offline.readers.prefilter import Prefilter
 from egress_offline.readers.sniff import describe
@@ -43,3 +54,37 @@ def test_a_line_older_than_the_floor_is_not_searched_nor_kept(tmp_path: Path) ->
     assert (rows[0][MAY], rows[0]["line"]) == (False, None)
     rows = scan(tmp_path, MATCH + "\n", floor_ms=1714557600122)
     assert (rows[0][MAY], rows[0]["line"]) == (True, MATCH)
+
+
+def test_the_timestamp_is_read_after_the_only_key_wherever_it_is(tmp_path: Path) -> None:
+    # the key found by its byte offset (after text of 2- and 4-byte characters), the
+    # value only when `:"` follows the key at once, no value past the line's end, and the
+    # key counted however often it appears (even run together with itself)
+    lines = [
+        '{"é😀x":"y","@timestamp":"2024-05-01T10:00:00.123Z"}',
+        '{"@timestamp" :"2024-05-01T10:00:00.123Z"}',
+        '{"@timestamp":2024}',
+        '{"a":1,"@timestamp":"',
+        '{"@timestamp":"2024-05-01T10:00:00Z"}',
+        '{"@timestamp"@timestamp":"2024-05-01T10:00:00Z"}',
+        '{"@timestamp":"2024-05-01T10:00:00Z","p":{"@timestamp":"x"}}',
+        '{"a":"2024-05-01T10:00:00Z","b":"éééééééééééééééééé","@timestamp":"x"}',
+    ]
+    path = tmp_path / "x.ndjson"
+    path.write_text("\n".join(lines) + "\n")
+    file = describe(path, name="x", explicit=True)
+    assert not isinstance(file, str)
+    rows = line_scan(file, HUNT_LINES, None).collect()
+    assert rows.get_column(STAMP).to_list() == [
+        1714557600123,
+        None,
+        None,
+        None,
+        1714557600000,
+        None,
+        None,
+        None,
+    ]
+    stages = scan_stages(HUNT_LINES, None)[0]
+    keys = marked(pl.scan_lines(path, name="line"), stages).collect().get_column(KEYS)
+    assert keys.to_list() == [1, 1, 1, 1, 1, 1, 2, 1]
