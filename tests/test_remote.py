@@ -266,3 +266,21 @@ def test_the_readme_s_command_for_an_s3_compatible_store(
         assert run.returncode == 0, run.stderr
         rows[name] = out.read_text()
     assert rows["there"] == rows["here"] and rows["here"].count("\n") == 4  # header, 3 groups
+
+
+@pytest.mark.parametrize(
+    ("uri", "message"),
+    [
+        ("s3a://exports//sample/", r"s3a://exports//sample/: names no key \(an empty part"),
+        ("s3a:///sample/", r"s3a:///sample/: names no bucket"),
+        ("s3a://", r"s3a://: names no bucket"),  # not every bucket the keys can list
+        ("s3a://AKIAKEY:s3cr3t@exports/sample/", r"s3a://<hidden>@exports/sample/: credentials"),
+    ],
+)
+def test_a_uri_naming_no_place_or_holding_keys_is_one_error_that_hides_them(
+    s3: dict[str, str], bucket: tuple[Path, str], uri: str, message: str
+) -> None:
+    for store in (Store.from_hadoop(s3), None):  # the Spark engine's, and the local one's
+        with pytest.raises(InputError, match=message) as raised:
+            run_hunt([uri], HuntSpec(now=NOW), store=store)
+        assert "s3cr3t" not in f"{raised.value} {raised.value.file}"

@@ -36,7 +36,8 @@ if TYPE_CHECKING:
     from egress_offline.readers.model import InputFile
 
 __all__ = [
-    "S3A_SETTINGS", "SCHEMES", "Store", "list_uri", "open_uri", "staged", "uri_of", "uri_scheme",
+    "S3A_SETTINGS", "SCHEMES", "Store", "check_uri", "list_uri", "open_uri", "staged", "uri_of",
+    "uri_scheme",
 ]  # fmt: skip
 
 #: The URI schemes read, and pyarrow's name for each.
@@ -61,6 +62,32 @@ def uri_scheme(raw: str) -> str | None:
     if found is None or found.group(1).lower() == "file":
         return None
     return found.group(1).lower()
+
+
+def check_uri(raw: str) -> None:
+    """Refuse a URI that names no place (``s3a://``, ``s3a:///key``, an empty part:
+    ``s3a://bucket//key``) or that holds credentials (``s3a://KEY:SECRET@bucket/``):
+    the message shows them hidden, as reports would otherwise keep them."""
+    scheme = uri_scheme(raw)
+    if scheme is None:
+        return
+    rest = raw[len(scheme) + 3 :]
+    authority, _, path = rest.partition("/")
+    user, at, host = authority.rpartition("@")
+    if at and (":" in user or SCHEMES.get(scheme) == "s3"):
+        shown = f"{raw[: len(scheme) + 3]}<hidden>@{host}/{path}"
+        raise InputError(
+            f"{shown}: credentials in a URI are not read (nor shown); give them as the "
+            "session's settings (spark.hadoop.fs.s3a.access.key...) or the environment",
+            file=shown,
+        )
+    no_bucket = not authority and SCHEMES.get(scheme) != "hdfs"  # hdfs:/// is the default
+    if no_bucket or path.startswith("/") or "//" in path:
+        raise InputError(
+            f"{raw}: names no {'bucket' if no_bucket else 'key'} (an empty part between "
+            f"slashes); name {scheme}://bucket/prefix/ or an object's key",
+            file=raw,
+        )
 
 
 @dataclass(frozen=True)
@@ -103,6 +130,7 @@ class Store:
 
 def filesystem(uri: str, store: Store | None) -> tuple[pafs.FileSystem, str]:
     """The file system that holds ``uri``, and the path in it."""
+    check_uri(uri)
     scheme = uri_scheme(uri)
     if scheme is None or scheme not in SCHEMES:
         raise InputError(
