@@ -284,3 +284,15 @@ def test_a_uri_naming_no_place_or_holding_keys_is_one_error_that_hides_them(
         with pytest.raises(InputError, match=message) as raised:
             run_hunt([uri], HuntSpec(now=NOW), store=store)
         assert "s3cr3t" not in f"{raised.value} {raised.value.file}"
+
+
+def test_an_error_naming_a_hostile_name_writes_no_terminal_escape(tmp_path: Path) -> None:
+    # an object's key, as a file's name, is the attacker's text: it reaches the Error line
+    evil = "evil\x1b]0;pwned\x07\x1b[2J\nError: fine.ndjson"
+    (tmp_path / evil).write_bytes(ndjson([event()]) + b"not json\n")
+    result = CliRunner().invoke(
+        app, ["hunt", str(tmp_path), "--strict", "-q", "--now", "2024-05-01T12:00:00Z"]
+    )
+    assert result.exit_code == 1
+    assert result.stderr.count("\n") == 1 and "\x1b" not in result.stderr
+    assert "evil\\x1b]0;pwned\\x07\\x1b[2J\\nError: fine.ndjson: line 2" in result.stderr
