@@ -296,3 +296,22 @@ def test_an_error_naming_a_hostile_name_writes_no_terminal_escape(tmp_path: Path
     assert result.exit_code == 1
     assert result.stderr.count("\n") == 1 and "\x1b" not in result.stderr
     assert "evil\\x1b]0;pwned\\x07\\x1b[2J\\nError: fine.ndjson: line 2" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "pattern", ["*.ndjson", "*", "**/*.ndjson", "2024-*", "sub/*", "**", "*/*"]
+)
+def test_a_glob_matches_the_objects_it_matches_in_a_local_directory(
+    s3: dict[str, str], tmp_path: Path, pattern: str
+) -> None:
+    # fnmatch's * went across / and took names starting with . : more files than here
+    local = tmp_path / "tree"
+    for number, name in enumerate(["top.ndjson", "sub/deep.ndjson", ".hidden.ndjson",
+                                   "sub/.dot/x.ndjson", "2024-01/a.ndjson", "2024-01.ndjson",
+                                   "sub/deeper/y.ndjson"]):  # fmt: skip
+        (local / name).parent.mkdir(parents=True, exist_ok=True)
+        (local / name).write_bytes(ndjson([event(**{"process.entity_id": f"E{number}"})]))
+    uri = _upload(local, s3, "globbed")
+    here = run_hunt([f"{local}/{pattern}"], HuntSpec(now=NOW))
+    there = run_hunt([f"{uri}{pattern}"], HuntSpec(now=NOW), store=Store.from_hadoop(s3))
+    assert _facts(there, uri) == _facts(here, f"{local}/")

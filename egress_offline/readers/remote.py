@@ -205,16 +205,51 @@ def list_uri(raw: str, store: Store | None) -> list[tuple[str, int]]:
         raise InputError(
             f"{raw}: cannot be listed ({_first_line(exc)}); {_HOW[SCHEMES[scheme]]}", file=raw
         ) from exc
-    files = sorted(
-        (entry.path, entry.size)
-        for entry in found
-        if entry.type == pafs.FileType.File
-        and (pattern is None or fnmatch.fnmatchcase(entry.path, pattern))
-    )
-    if pattern is not None and not files:
+    files = [(entry.path, entry.size) for entry in found if entry.type == pafs.FileType.File]
+    if pattern is None:
+        files.sort(key=lambda found: _walk_order(found[0]))
+        return [(uri_of(raw, key), size) for key, size in files]
+    # as a local glob: its matches in name order, a "directory" matched walked
+    parts = pattern.split("/")
+    order: dict[str, tuple[str, list[tuple[int, str]]]] = {}
+    for key, _ in files:
+        matched = _glob_prefix(key.split("/"), parts)
+        if matched is not None:
+            whole = key.split("/")
+            order[key] = ("/".join(whole[:matched]), _walk_order("/".join(whole[matched:])))
+    if not order:
         raise InputError(f"{raw}: the pattern matches no object; check the pattern", file=raw)
-    files.sort(key=lambda found: _walk_order(found[0]))
+    files = sorted((found for found in files if found[0] in order), key=lambda f: order[f[0]])
     return [(uri_of(raw, key), size) for key, size in files]
+
+
+def _glob_prefix(parts: list[str], pattern: list[str]) -> int | None:
+    """How many of a key's ``parts`` a glob's ``pattern`` parts match, as a local glob
+    matches a path (None if it does not): part by part, ``*`` never across a ``/``,
+    names starting with ``.`` only by a part that does, ``**`` any number of parts
+    (none starting with ``.``). A match shorter than the key is a directory: all below
+    it is read."""
+    if not pattern:
+        return 0
+    if not parts:
+        return None
+    head, rest = pattern[0], pattern[1:]
+    if head == "**":
+        if not rest:
+            return 0
+        for skipped in range(len(parts)):
+            matched = _glob_prefix(parts[skipped:], rest)
+            if matched is not None:
+                return skipped + matched
+            if parts[skipped].startswith("."):
+                return None
+        return None
+    if parts[0].startswith(".") and not head.startswith("."):
+        return None
+    if not fnmatch.fnmatchcase(parts[0], head):
+        return None
+    matched = _glob_prefix(parts[1:], rest)
+    return None if matched is None else matched + 1
 
 
 def uri_of(raw: str, path: str) -> str:
