@@ -315,3 +315,14 @@ def test_a_glob_matches_the_objects_it_matches_in_a_local_directory(
     here = run_hunt([f"{local}/{pattern}"], HuntSpec(now=NOW))
     there = run_hunt([f"{uri}{pattern}"], HuntSpec(now=NOW), store=Store.from_hadoop(s3))
     assert _facts(there, uri) == _facts(here, f"{local}/")
+
+
+def test_a_file_uri_with_a_host_is_refused_not_read_as_another_path(tmp_path: Path) -> None:
+    # file://exports/a.ndjson meant ./exports/a.ndjson, and read /a.ndjson (the host dropped)
+    (tmp_path / "a.ndjson").write_bytes(ndjson([event(**{"source.bytes": 2 * GiB})]))
+    with pytest.raises(
+        InputError, match=r"file://exports/.*/a\.ndjson: .* 'exports' is taken for a"
+    ):
+        run_hunt([f"file://exports{tmp_path}/a.ndjson"], HuntSpec(now=NOW))
+    result = run_hunt([f"file://localhost{tmp_path}/a.ndjson"], HuntSpec(now=NOW))
+    assert result.counts.flagged == 1

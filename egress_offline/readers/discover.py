@@ -109,7 +109,15 @@ def _read_once(files: list[InputFile], skipped: list[str]) -> list[InputFile]:
 def _path_of(raw: str) -> str:
     """A path as named, or a ``file://`` URI's path."""
     if raw[:7].lower() == "file://":
-        return unquote(urlsplit(raw).path)
+        parts = urlsplit(raw)
+        if parts.netloc.lower() not in ("", "localhost"):  # file://data/x is not ./data/x
+            raise InputError(
+                f"{raw}: a file:// URI names a path after its third slash, and "
+                f"{parts.netloc!r} is taken for a host; name file:///absolute/path or a "
+                "plain path",
+                file=raw,
+            )
+        return unquote(parts.path)
     return raw
 
 
