@@ -326,3 +326,20 @@ def test_a_file_uri_with_a_host_is_refused_not_read_as_another_path(tmp_path: Pa
         run_hunt([f"file://exports{tmp_path}/a.ndjson"], HuntSpec(now=NOW))
     result = run_hunt([f"file://localhost{tmp_path}/a.ndjson"], HuntSpec(now=NOW))
     assert result.counts.flagged == 1
+
+
+def test_an_object_whose_key_holds_glob_characters_is_read_when_named(
+    s3: dict[str, str], tmp_path: Path
+) -> None:
+    # as a local path: what is there by that name first, a pattern only if nothing is
+    local = tmp_path / "odd"
+    local.mkdir()
+    for name in ("a[1].ndjson", "a1.ndjson", "b*.ndjson"):
+        (local / name).write_bytes(ndjson([event(**{"process.entity_id": name})]))
+    uri = _upload(local, s3, "odd")
+    store = Store.from_hadoop(s3)
+    for name in ("a[1].ndjson", "b*.ndjson", "a[0-9].ndjson"):
+        here = run_hunt([str(local / name)], HuntSpec(now=NOW))
+        there = run_hunt([f"{uri}{name}"], HuntSpec(now=NOW), store=store)
+        assert _facts(there, uri) == _facts(here, f"{local}/")
+    assert [f.name for f in there.files] == [f"{uri}a1.ndjson"]  # the last one: a pattern

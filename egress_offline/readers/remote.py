@@ -190,7 +190,7 @@ def list_uri(raw: str, store: Store | None) -> list[tuple[str, int]]:
     import pyarrow.fs as pafs  # noqa: PLC0415
 
     pattern = None
-    if set("*?[") & set(path):
+    if set("*?[") & set(path) and not _there(fs, path):  # as a local path: a name first
         literal = re.split(r"[*?\[]", path, maxsplit=1)[0].rsplit("/", 1)[0]
         pattern, path = path, literal
     try:
@@ -221,6 +221,16 @@ def list_uri(raw: str, store: Store | None) -> list[tuple[str, int]]:
         raise InputError(f"{raw}: the pattern matches no object; check the pattern", file=raw)
     files = sorted((found for found in files if found[0] in order), key=lambda f: order[f[0]])
     return [(uri_of(raw, key), size) for key, size in files]
+
+
+def _there(fs: pafs.FileSystem, path: str) -> bool:
+    """Whether an object or prefix is named ``path`` (a key may hold ``*?[``)."""
+    import pyarrow.fs as pafs  # noqa: PLC0415
+
+    try:
+        return bool(fs.get_file_info(path).type != pafs.FileType.NotFound)
+    except (OSError, ValueError):  # not a name S3 takes (a bucket named b*): a pattern
+        return False
 
 
 def _glob_prefix(parts: list[str], pattern: list[str]) -> int | None:
