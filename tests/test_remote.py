@@ -343,3 +343,21 @@ def test_an_object_whose_key_holds_glob_characters_is_read_when_named(
         there = run_hunt([f"{uri}{name}"], HuntSpec(now=NOW), store=store)
         assert _facts(there, uri) == _facts(here, f"{local}/")
     assert [f.name for f in there.files] == [f"{uri}a1.ndjson"]  # the last one: a pattern
+
+
+@pytest.mark.parametrize("uri", ["s3a://dots/logs/..", "s3a://dots/logs/../logs/a.ndjson",
+                                 "s3a://dots/logs/./a.ndjson", "s3a://dots/"])  # fmt: skip
+def test_a_key_with_a_dot_part_is_refused_not_read_as_another(
+    s3: dict[str, str], tmp_path: Path, uri: str
+) -> None:
+    # s3a://b/logs/.. was the bucket itself, read as an empty object: 0 rows, exit 0; and
+    # the key a/../b.ndjson, listed under a prefix, was read as b.ndjson's bytes
+    (tmp_path / "logs").mkdir()
+    (tmp_path / "logs" / "a.ndjson").write_bytes(ndjson([event()]))
+    _upload(tmp_path, s3, "dots")
+    boto3 = pytest.importorskip("boto3")  # pyarrow would write the key as logs/a.ndjson
+    client = boto3.client("s3", endpoint_url=s3["fs.s3a.endpoint"], aws_access_key_id="testing",
+                          aws_secret_access_key="testing", region_name="us-east-1")  # fmt: skip
+    client.put_object(Bucket="dots", Key="x/../logs/a.ndjson", Body=ndjson([event()]))
+    with pytest.raises(InputError, match=r"s3a://dots/.*: a key with a \. or \.\. part"):
+        run_hunt([uri], HuntSpec(now=NOW), store=Store.from_hadoop(s3))

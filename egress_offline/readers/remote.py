@@ -82,6 +82,12 @@ def check_uri(raw: str) -> None:
             file=shown,
         )
     no_bucket = not authority and SCHEMES.get(scheme) != "hdfs"  # hdfs:/// is the default
+    if {".", ".."} & set(path.split("/")):  # a client takes a/../b for b: another object
+        raise InputError(
+            f"{raw}: a key with a . or .. part names no one object (it is read as another "
+            "key, or as the bucket); name the prefix or object without them",
+            file=raw,
+        )
     if no_bucket or path.startswith("/") or "//" in path:
         raise InputError(
             f"{raw}: names no {'bucket' if no_bucket else 'key'} (an empty part between "
