@@ -361,3 +361,28 @@ def test_a_key_with_a_dot_part_is_refused_not_read_as_another(
     client.put_object(Bucket="dots", Key="x/../logs/a.ndjson", Body=ndjson([event()]))
     with pytest.raises(InputError, match=r"s3a://dots/.*: a key with a \. or \.\. part"):
         run_hunt([uri], HuntSpec(now=NOW), store=Store.from_hadoop(s3))
+
+
+def test_a_store_failing_with_arrow_s_unknown_error_is_one_error_naming_the_uri(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Azure without credentials: pyarrow raises ArrowException, neither OSError nor
+    # ValueError, which went through as a traceback
+    import pyarrow as pa  # noqa: PLC0415
+
+    from egress_offline.readers import remote  # noqa: PLC0415
+
+    class Failing:
+        def get_file_info(self, _: Any) -> Any:
+            raise pa.ArrowException(
+                "Unknown error: Failed to get token from DefaultAzureCredential"
+            )
+
+    monkeypatch.setattr(remote, "filesystem", lambda uri, store: (Failing(), "c/x"))
+    uri = "abfss://c@acct.dfs.core.windows.net/x/"
+    with pytest.raises(
+        InputError, match=r"abfss://c@acct.*/x/: cannot be listed \(Unknown error: Failed"
+    ):
+        run_hunt([uri], HuntSpec(now=NOW), store=Store())
+    with pytest.raises(InputError, match=r"cannot be listed .* check the Azure credentials"):
+        run_hunt([f"{uri}*.gz"], HuntSpec(now=NOW), store=Store())

@@ -194,6 +194,7 @@ def list_uri(raw: str, store: Store | None) -> list[tuple[str, int]]:
     scheme = uri_scheme(raw) or ""
     fs, path = filesystem(raw, store)
     import pyarrow.fs as pafs  # noqa: PLC0415
+    from pyarrow import ArrowException  # noqa: PLC0415
 
     pattern = None
     if set("*?[") & set(path) and not _there(fs, path):  # as a local path: a name first
@@ -207,7 +208,7 @@ def list_uri(raw: str, store: Store | None) -> list[tuple[str, int]]:
             what = "the pattern matches no object" if pattern else "no such object or prefix"
             raise InputError(f"{raw}: {what}; check the URI", file=raw)
         found = fs.get_file_info(pafs.FileSelector(path, recursive=True))
-    except OSError as exc:
+    except (OSError, ArrowException) as exc:  # ArrowException: Azure's credential failures
         raise InputError(
             f"{raw}: cannot be listed ({_first_line(exc)}); {_HOW[SCHEMES[scheme]]}", file=raw
         ) from exc
@@ -231,11 +232,12 @@ def list_uri(raw: str, store: Store | None) -> list[tuple[str, int]]:
 
 def _there(fs: pafs.FileSystem, path: str) -> bool:
     """Whether an object or prefix is named ``path`` (a key may hold ``*?[``)."""
+    import pyarrow as pa  # noqa: PLC0415
     import pyarrow.fs as pafs  # noqa: PLC0415
 
     try:
         return bool(fs.get_file_info(path).type != pafs.FileType.NotFound)
-    except (OSError, ValueError):  # not a name S3 takes (a bucket named b*): a pattern
+    except (OSError, pa.ArrowException):  # not a name S3 takes (a bucket named b*): a pattern
         return False
 
 
