@@ -386,3 +386,12 @@ def test_a_store_failing_with_arrow_s_unknown_error_is_one_error_naming_the_uri(
         run_hunt([uri], HuntSpec(now=NOW), store=Store())
     with pytest.raises(InputError, match=r"cannot be listed .* check the Azure credentials"):
         run_hunt([f"{uri}*.gz"], HuntSpec(now=NOW), store=Store())
+
+
+def test_gcs_gives_up_in_seconds_not_its_client_s_fifteen_minutes() -> None:
+    # gs:// with no credentials or no network retried for 15 minutes: a run that hangs
+    from egress_offline.readers.remote import GCS_RETRY_SECONDS  # noqa: PLC0415
+
+    fs, path = filesystem("gs://some-bucket/exports/day1", None)
+    assert type(fs).__name__ == "GcsFileSystem" and path == "some-bucket/exports/day1"
+    assert fs.__reduce__()[1][0]["retry_time_limit"].total_seconds() == GCS_RETRY_SECONDS <= 30

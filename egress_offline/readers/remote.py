@@ -149,6 +149,8 @@ def filesystem(uri: str, store: Store | None) -> tuple[pafs.FileSystem, str]:
     try:
         if kind == "s3":
             return _s3(store or Store(), rest.split("/", 1)[0]), rest
+        if kind == "gs":
+            return _gcs(), rest
         return _from_uri(f"{kind}://{rest}")
     except (OSError, ValueError, ImportError) as exc:
         raise InputError(
@@ -178,6 +180,20 @@ def _s3(store: Store, bucket: str) -> pafs.FileSystem:
     if "region" not in options and "endpoint_override" not in options:
         options["region"] = pafs.resolve_s3_region(bucket)
     return pafs.S3FileSystem(**options)
+
+
+#: How long GCS retries a request that fails (its client's own default: 15 minutes, a
+#: run that seems to hang without credentials or network); about twice this in all.
+GCS_RETRY_SECONDS: Final = 15
+
+
+@lru_cache(maxsize=1)
+def _gcs() -> pafs.FileSystem:
+    from datetime import timedelta  # noqa: PLC0415
+
+    import pyarrow.fs as pafs  # noqa: PLC0415
+
+    return pafs.GcsFileSystem(retry_time_limit=timedelta(seconds=GCS_RETRY_SECONDS))
 
 
 @lru_cache(maxsize=16)
