@@ -266,3 +266,132 @@ def test_the_readme_s_command_for_an_s3_compatible_store(
         assert run.returncode == 0, run.stderr
         rows[name] = out.read_text()
     assert rows["there"] == rows["here"] and rows["here"].count("\n") == 4  # header, 3 groups
+
+
+@pytest.mark.parametrize(
+    ("uri", "message"),
+    [
+        ("s3a://exports//sample/", r"s3a://exports//sample/: names no key \(an empty part"),
+        ("s3a:///sample/", r"s3a:///sample/: names no bucket"),
+        ("s3a://", r"s3a://: names no bucket"),  # not every bucket the keys can list
+        ("s3a://AKIAKEY:s3cr3t@exports/sample/", r"s3a://<hidden>@exports/sample/: credentials"),
+    ],
+)
+def test_a_uri_naming_no_place_or_holding_keys_is_one_error_that_hides_them(
+    s3: dict[str, str], bucket: tuple[Path, str], uri: str, message: str
+) -> None:
+    for store in (Store.from_hadoop(s3), None):  # the Spark engine's, and the local one's
+        with pytest.raises(InputError, match=message) as raised:
+            run_hunt([uri], HuntSpec(now=NOW), store=store)
+        assert "s3cr3t" not in f"{raised.value} {raised.value.file}"
+
+
+def test_an_error_naming_a_hostile_name_writes_no_terminal_escape(tmp_path: Path) -> None:
+    # an object's key, as a file's name, is the attacker's text: it reaches the Error line
+    evil = "evil\x1b]0;pwned\x07\x1b[2J\nError: fine.ndjson"
+    (tmp_path / evil).write_bytes(ndjson([event()]) + b"not json\n")
+    result = CliRunner().invoke(
+        app, ["hunt", str(tmp_path), "--strict", "-q", "--now", "2024-05-01T12:00:00Z"]
+    )
+    assert result.exit_code == 1
+    assert result.stderr.count("\n") == 1 and "\x1b" not in result.stderr
+    assert "evil\\x1b]0;pwned\\x07\\x1b[2J\\nError: fine.ndjson: line 2" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "pattern", ["*.ndjson", "*", "**/*.ndjson", "2024-*", "sub/*", "**", "*/*"]
+)
+def test_a_glob_matches_the_objects_it_matches_in_a_local_directory(
+    s3: dict[str, str], tmp_path: Path, pattern: str
+) -> None:
+    # fnmatch's * went across / and took names starting with . : more files than here
+    local = tmp_path / "tree"
+    for number, name in enumerate(["top.ndjson", "sub/deep.ndjson", ".hidden.ndjson",
+                                   "sub/.dot/x.ndjson", "2024-01/a.ndjson", "2024-01.ndjson",
+                                   "sub/deeper/y.ndjson"]):  # fmt: skip
+        (local / name).parent.mkdir(parents=True, exist_ok=True)
+        (local / name).write_bytes(ndjson([event(**{"process.entity_id": f"E{number}"})]))
+    uri = _upload(local, s3, "globbed")
+    here = run_hunt([f"{local}/{pattern}"], HuntSpec(now=NOW))
+    there = run_hunt([f"{uri}{pattern}"], HuntSpec(now=NOW), store=Store.from_hadoop(s3))
+    assert _facts(there, uri) == _facts(here, f"{local}/")
+
+
+def test_a_file_uri_with_a_host_is_refused_not_read_as_another_path(tmp_path: Path) -> None:
+    # file://exports/a.ndjson meant ./exports/a.ndjson, and read /a.ndjson (the host dropped)
+    (tmp_path / "a.ndjson").write_bytes(ndjson([event(**{"source.bytes": 2 * GiB})]))
+    with pytest.raises(
+        InputError, match=r"file://exports/.*/a\.ndjson: .* 'exports' is taken for a"
+    ):
+        run_hunt([f"file://exports{tmp_path}/a.ndjson"], HuntSpec(now=NOW))
+    result = run_hunt([f"file://localhost{tmp_path}/a.ndjson"], HuntSpec(now=NOW))
+    assert result.counts.flagged == 1
+
+
+def test_an_object_whose_key_holds_glob_characters_is_read_when_named(
+    s3: dict[str, str], tmp_path: Path
+) -> None:
+    # as a local path: what is there by that name first, a pattern only if nothing is
+    local = tmp_path / "odd"
+    local.mkdir()
+    for name in ("a[1].ndjson", "a1.ndjson", "b*.ndjson"):
+        (local / name).write_bytes(ndjson([event(**{"process.entity_id": name})]))
+    uri = _upload(local, s3, "odd")
+    store = Store.from_hadoop(s3)
+    for name in ("a[1].ndjson", "b*.ndjson", "a[0-9].ndjson"):
+        here = run_hunt([str(local / name)], HuntSpec(now=NOW))
+        there = run_hunt([f"{uri}{name}"], HuntSpec(now=NOW), store=store)
+        assert _facts(there, uri) == _facts(here, f"{local}/")
+    assert [f.name for f in there.files] == [f"{uri}a1.ndjson"]  # the last one: a pattern
+
+
+@pytest.mark.parametrize("uri", ["s3a://dots/logs/..", "s3a://dots/logs/../logs/a.ndjson",
+                                 "s3a://dots/logs/./a.ndjson", "s3a://dots/"])  # fmt: skip
+def test_a_key_with_a_dot_part_is_refused_not_read_as_another(
+    s3: dict[str, str], tmp_path: Path, uri: str
+) -> None:
+    # s3a://b/logs/.. was the bucket itself, read as an empty object: 0 rows, exit 0; and
+    # the key a/../b.ndjson, listed under a prefix, was read as b.ndjson's bytes
+    (tmp_path / "logs").mkdir()
+    (tmp_path / "logs" / "a.ndjson").write_bytes(ndjson([event()]))
+    _upload(tmp_path, s3, "dots")
+    boto3 = pytest.importorskip("boto3")  # pyarrow would write the key as logs/a.ndjson
+    client = boto3.client("s3", endpoint_url=s3["fs.s3a.endpoint"], aws_access_key_id="testing",
+                          aws_secret_access_key="testing", region_name="us-east-1")  # fmt: skip
+    client.put_object(Bucket="dots", Key="x/../logs/a.ndjson", Body=ndjson([event()]))
+    with pytest.raises(InputError, match=r"s3a://dots/.*: a key with a \. or \.\. part"):
+        run_hunt([uri], HuntSpec(now=NOW), store=Store.from_hadoop(s3))
+
+
+def test_a_store_failing_with_arrow_s_unknown_error_is_one_error_naming_the_uri(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Azure without credentials: pyarrow raises ArrowException, neither OSError nor
+    # ValueError, which went through as a traceback
+    import pyarrow as pa  # noqa: PLC0415
+
+    from egress_offline.readers import remote  # noqa: PLC0415
+
+    class Failing:
+        def get_file_info(self, _: Any) -> Any:
+            raise pa.ArrowException(
+                "Unknown error: Failed to get token from DefaultAzureCredential"
+            )
+
+    monkeypatch.setattr(remote, "filesystem", lambda uri, store: (Failing(), "c/x"))
+    uri = "abfss://c@acct.dfs.core.windows.net/x/"
+    with pytest.raises(
+        InputError, match=r"abfss://c@acct.*/x/: cannot be listed \(Unknown error: Failed"
+    ):
+        run_hunt([uri], HuntSpec(now=NOW), store=Store())
+    with pytest.raises(InputError, match=r"cannot be listed .* check the Azure credentials"):
+        run_hunt([f"{uri}*.gz"], HuntSpec(now=NOW), store=Store())
+
+
+def test_gcs_gives_up_in_seconds_not_its_client_s_fifteen_minutes() -> None:
+    # gs:// with no credentials or no network retried for 15 minutes: a run that hangs
+    from egress_offline.readers.remote import GCS_RETRY_SECONDS  # noqa: PLC0415
+
+    fs, path = filesystem("gs://some-bucket/exports/day1", None)
+    assert type(fs).__name__ == "GcsFileSystem" and path == "some-bucket/exports/day1"
+    assert fs.__reduce__()[1][0]["retry_time_limit"].total_seconds() == GCS_RETRY_SECONDS <= 30

@@ -78,7 +78,8 @@ app = typer.Typer(
 
 
 def _fail(message: str, code: int) -> NoReturn:
-    sys.stderr.write(f"Error: {message}\n")
+    # inert: a message names files and objects, whose names an attacker may have chosen
+    sys.stderr.write(f"Error: {inert(message)}\n")
     raise typer.Exit(code)
 
 

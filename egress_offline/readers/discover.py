@@ -16,7 +16,7 @@ from egress_offline.errors import InputError
 from egress_offline.readers import tuning
 from egress_offline.readers.linescan import check_read_settings
 from egress_offline.readers.model import InputFile, Inputs
-from egress_offline.readers.remote import Store, list_uri, uri_scheme
+from egress_offline.readers.remote import Store, check_uri, list_uri, uri_scheme
 from egress_offline.readers.session import translated
 from egress_offline.readers.sniff import KNOWN_LAYOUTS, describe, describe_file
 from egress_offline.readers.walk import GLOB_CHARS, glob_matches, kind_of_named, walk
@@ -109,7 +109,15 @@ def _read_once(files: list[InputFile], skipped: list[str]) -> list[InputFile]:
 def _path_of(raw: str) -> str:
     """A path as named, or a ``file://`` URI's path."""
     if raw[:7].lower() == "file://":
-        return unquote(urlsplit(raw).path)
+        parts = urlsplit(raw)
+        if parts.netloc.lower() not in ("", "localhost"):  # file://data/x is not ./data/x
+            raise InputError(
+                f"{raw}: a file:// URI names a path after its third slash, and "
+                f"{parts.netloc!r} is taken for a host; name file:///absolute/path or a "
+                "plain path",
+                file=raw,
+            )
+        return unquote(parts.path)
     return raw
 
 
@@ -117,6 +125,7 @@ def _add_uris(raw: str, store: Store | None, files: dict[Any, InputFile],
               skipped: list[str]) -> None:  # fmt: skip
     """The files a URI names (:func:`~egress_offline.readers.remote.list_uri`), sniffed
     through their file system; the one a user named is an error if not understood."""
+    check_uri(raw)
     if store is None:
         raise InputError(
             f"{raw}: a URI; the local engine reads files on this machine only and never "

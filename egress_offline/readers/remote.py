@@ -36,7 +36,8 @@ if TYPE_CHECKING:
     from egress_offline.readers.model import InputFile
 
 __all__ = [
-    "S3A_SETTINGS", "SCHEMES", "Store", "list_uri", "open_uri", "staged", "uri_of", "uri_scheme",
+    "S3A_SETTINGS", "SCHEMES", "Store", "check_uri", "list_uri", "open_uri", "staged", "uri_of",
+    "uri_scheme",
 ]  # fmt: skip
 
 #: The URI schemes read, and pyarrow's name for each.
@@ -61,6 +62,38 @@ def uri_scheme(raw: str) -> str | None:
     if found is None or found.group(1).lower() == "file":
         return None
     return found.group(1).lower()
+
+
+def check_uri(raw: str) -> None:
+    """Refuse a URI that names no place (``s3a://``, ``s3a:///key``, an empty part:
+    ``s3a://bucket//key``) or that holds credentials (``s3a://KEY:SECRET@bucket/``):
+    the message shows them hidden, as reports would otherwise keep them."""
+    scheme = uri_scheme(raw)
+    if scheme is None:
+        return
+    rest = raw[len(scheme) + 3 :]
+    authority, _, path = rest.partition("/")
+    user, at, host = authority.rpartition("@")
+    if at and (":" in user or SCHEMES.get(scheme) == "s3"):
+        shown = f"{raw[: len(scheme) + 3]}<hidden>@{host}/{path}"
+        raise InputError(
+            f"{shown}: credentials in a URI are not read (nor shown); give them as the "
+            "session's settings (spark.hadoop.fs.s3a.access.key...) or the environment",
+            file=shown,
+        )
+    no_bucket = not authority and SCHEMES.get(scheme) != "hdfs"  # hdfs:/// is the default
+    if {".", ".."} & set(path.split("/")):  # a client takes a/../b for b: another object
+        raise InputError(
+            f"{raw}: a key with a . or .. part names no one object (it is read as another "
+            "key, or as the bucket); name the prefix or object without them",
+            file=raw,
+        )
+    if no_bucket or path.startswith("/") or "//" in path:
+        raise InputError(
+            f"{raw}: names no {'bucket' if no_bucket else 'key'} (an empty part between "
+            f"slashes); name {scheme}://bucket/prefix/ or an object's key",
+            file=raw,
+        )
 
 
 @dataclass(frozen=True)
@@ -103,6 +136,7 @@ class Store:
 
 def filesystem(uri: str, store: Store | None) -> tuple[pafs.FileSystem, str]:
     """The file system that holds ``uri``, and the path in it."""
+    check_uri(uri)
     scheme = uri_scheme(uri)
     if scheme is None or scheme not in SCHEMES:
         raise InputError(
@@ -115,6 +149,8 @@ def filesystem(uri: str, store: Store | None) -> tuple[pafs.FileSystem, str]:
     try:
         if kind == "s3":
             return _s3(store or Store(), rest.split("/", 1)[0]), rest
+        if kind == "gs":
+            return _gcs(), rest
         return _from_uri(f"{kind}://{rest}")
     except (OSError, ValueError, ImportError) as exc:
         raise InputError(
@@ -146,6 +182,20 @@ def _s3(store: Store, bucket: str) -> pafs.FileSystem:
     return pafs.S3FileSystem(**options)
 
 
+#: How long GCS retries a request that fails (its client's own default: 15 minutes, a
+#: run that seems to hang without credentials or network); about twice this in all.
+GCS_RETRY_SECONDS: Final = 15
+
+
+@lru_cache(maxsize=1)
+def _gcs() -> pafs.FileSystem:
+    from datetime import timedelta  # noqa: PLC0415
+
+    import pyarrow.fs as pafs  # noqa: PLC0415
+
+    return pafs.GcsFileSystem(retry_time_limit=timedelta(seconds=GCS_RETRY_SECONDS))
+
+
 @lru_cache(maxsize=16)
 def _from_uri(uri: str) -> tuple[pafs.FileSystem, str]:
     import pyarrow.fs as pafs  # noqa: PLC0415
@@ -160,9 +210,10 @@ def list_uri(raw: str, store: Store | None) -> list[tuple[str, int]]:
     scheme = uri_scheme(raw) or ""
     fs, path = filesystem(raw, store)
     import pyarrow.fs as pafs  # noqa: PLC0415
+    from pyarrow import ArrowException  # noqa: PLC0415
 
     pattern = None
-    if set("*?[") & set(path):
+    if set("*?[") & set(path) and not _there(fs, path):  # as a local path: a name first
         literal = re.split(r"[*?\[]", path, maxsplit=1)[0].rsplit("/", 1)[0]
         pattern, path = path, literal
     try:
@@ -173,20 +224,66 @@ def list_uri(raw: str, store: Store | None) -> list[tuple[str, int]]:
             what = "the pattern matches no object" if pattern else "no such object or prefix"
             raise InputError(f"{raw}: {what}; check the URI", file=raw)
         found = fs.get_file_info(pafs.FileSelector(path, recursive=True))
-    except OSError as exc:
+    except (OSError, ArrowException) as exc:  # ArrowException: Azure's credential failures
         raise InputError(
             f"{raw}: cannot be listed ({_first_line(exc)}); {_HOW[SCHEMES[scheme]]}", file=raw
         ) from exc
-    files = sorted(
-        (entry.path, entry.size)
-        for entry in found
-        if entry.type == pafs.FileType.File
-        and (pattern is None or fnmatch.fnmatchcase(entry.path, pattern))
-    )
-    if pattern is not None and not files:
+    files = [(entry.path, entry.size) for entry in found if entry.type == pafs.FileType.File]
+    if pattern is None:
+        files.sort(key=lambda found: _walk_order(found[0]))
+        return [(uri_of(raw, key), size) for key, size in files]
+    # as a local glob: its matches in name order, a "directory" matched walked
+    parts = pattern.split("/")
+    order: dict[str, tuple[str, list[tuple[int, str]]]] = {}
+    for key, _ in files:
+        matched = _glob_prefix(key.split("/"), parts)
+        if matched is not None:
+            whole = key.split("/")
+            order[key] = ("/".join(whole[:matched]), _walk_order("/".join(whole[matched:])))
+    if not order:
         raise InputError(f"{raw}: the pattern matches no object; check the pattern", file=raw)
-    files.sort(key=lambda found: _walk_order(found[0]))
+    files = sorted((found for found in files if found[0] in order), key=lambda f: order[f[0]])
     return [(uri_of(raw, key), size) for key, size in files]
+
+
+def _there(fs: pafs.FileSystem, path: str) -> bool:
+    """Whether an object or prefix is named ``path`` (a key may hold ``*?[``)."""
+    import pyarrow as pa  # noqa: PLC0415
+    import pyarrow.fs as pafs  # noqa: PLC0415
+
+    try:
+        return bool(fs.get_file_info(path).type != pafs.FileType.NotFound)
+    except (OSError, pa.ArrowException):  # not a name S3 takes (a bucket named b*): a pattern
+        return False
+
+
+def _glob_prefix(parts: list[str], pattern: list[str]) -> int | None:
+    """How many of a key's ``parts`` a glob's ``pattern`` parts match, as a local glob
+    matches a path (None if it does not): part by part, ``*`` never across a ``/``,
+    names starting with ``.`` only by a part that does, ``**`` any number of parts
+    (none starting with ``.``). A match shorter than the key is a directory: all below
+    it is read."""
+    if not pattern:
+        return 0
+    if not parts:
+        return None
+    head, rest = pattern[0], pattern[1:]
+    if head == "**":
+        if not rest:
+            return 0
+        for skipped in range(len(parts)):
+            matched = _glob_prefix(parts[skipped:], rest)
+            if matched is not None:
+                return skipped + matched
+            if parts[skipped].startswith("."):
+                return None
+        return None
+    if parts[0].startswith(".") and not head.startswith("."):
+        return None
+    if not fnmatch.fnmatchcase(parts[0], head):
+        return None
+    matched = _glob_prefix(parts[1:], rest)
+    return None if matched is None else matched + 1
 
 
 def uri_of(raw: str, path: str) -> str:
