@@ -28,6 +28,7 @@ __all__ = [
     "OutputError",
     "ScratchError",
     "UsageError",
+    "first_line",
 ]
 
 
@@ -79,3 +80,11 @@ class EngineError(EgressError):
     input's. The message says how to install or configure what is missing."""
 
     exit_code = 3
+
+
+def first_line(exc: BaseException, limit: int | None = None) -> str:
+    """The first line of an exception's message (at most ``limit`` characters), or its
+    type's name: the cause, shown inside one of this tree's messages."""
+    text = str(exc).strip()
+    line = text.splitlines()[0] if text else type(exc).__name__
+    return line if limit is None else line[:limit]

@@ -65,6 +65,7 @@ class Spill:
             frame = pl.concat(
                 [frame.slice(at, step) for at in range(0, frame.height, step)], rechunk=False
             )
+        written = None  # the frame's bytes, when written to see whether they fit
         if self._in_memory < tuning.SPILL_HELD:
             buffer = io.BytesIO()
             frame.write_ipc(buffer, compression=tuning.SCRATCH_COMPRESSION)
@@ -72,14 +73,13 @@ class Spill:
                 self._in_memory += buffer.tell()
                 return buffer.getvalue()
             self._in_memory = tuning.SPILL_HELD  # full: the rest goes to disk
-            path = self.scratch.path(name)
-            with scratch_errors(self.scratch):
-                path.write_bytes(buffer.getbuffer())
-            self.scratch.charge(path)
-            return path
+            written = buffer.getbuffer()
         path = self.scratch.path(name)
         with scratch_errors(self.scratch):
-            frame.write_ipc(path, compression=tuning.SCRATCH_COMPRESSION)
+            if written is None:
+                frame.write_ipc(path, compression=tuning.SCRATCH_COMPRESSION)
+            else:
+                path.write_bytes(written)
         self.scratch.charge(path)
         return path
 

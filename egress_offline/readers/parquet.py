@@ -11,7 +11,7 @@ from typing import Any
 
 import polars as pl
 
-from egress_offline.errors import InputError
+from egress_offline.errors import InputError, first_line
 from egress_offline.fields import (
     FIELDS,
     HUNT,
@@ -31,7 +31,6 @@ from egress_offline.readers.timefloor import TimeFloor
 
 __all__ = [
     "batches",
-    "first_line",
     "kept_rows",
     "parquet_columns",
     "parquet_raw",
@@ -180,11 +179,6 @@ def _every_row(parquet: Any, wanted: list[str], report: FileReport, total: int,
         report.records += frame.height
         report.progress = min(1.0, report.records / total)
         yield frame.select(POS, *chosen)
-
-
-def first_line(exc: BaseException) -> str:
-    """The first line of an exception's message, or its type's name."""
-    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
 
 
 def _parquet_moment(schema: pl.Schema) -> Any:

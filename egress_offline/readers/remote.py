@@ -26,7 +26,7 @@ from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any, BinaryIO, Final, cast
 
-from egress_offline.errors import InputError
+from egress_offline.errors import InputError, first_line
 from egress_offline.readers import tuning
 from egress_offline.scratch import Scratch, scratch_errors
 
@@ -154,7 +154,7 @@ def filesystem(uri: str, store: Store | None) -> tuple[pafs.FileSystem, str]:
         return _from_uri(f"{kind}://{rest}")
     except (OSError, ValueError, ImportError) as exc:
         raise InputError(
-            f"{uri}: its file system cannot be reached ({_first_line(exc)}); {_HOW[kind]}",
+            f"{uri}: its file system cannot be reached ({first_line(exc, 300)}); {_HOW[kind]}",
             file=uri,
         ) from exc
 
@@ -226,7 +226,7 @@ def list_uri(raw: str, store: Store | None) -> list[tuple[str, int]]:
         found = fs.get_file_info(pafs.FileSelector(path, recursive=True))
     except (OSError, ArrowException) as exc:  # ArrowException: Azure's credential failures
         raise InputError(
-            f"{raw}: cannot be listed ({_first_line(exc)}); {_HOW[SCHEMES[scheme]]}", file=raw
+            f"{raw}: cannot be listed ({first_line(exc, 300)}); {_HOW[SCHEMES[scheme]]}", file=raw
         ) from exc
     files = [(entry.path, entry.size) for entry in found if entry.type == pafs.FileType.File]
     if pattern is None:
@@ -236,9 +236,9 @@ def list_uri(raw: str, store: Store | None) -> list[tuple[str, int]]:
     parts = pattern.split("/")
     order: dict[str, tuple[str, list[tuple[int, str]]]] = {}
     for key, _ in files:
-        matched = _glob_prefix(key.split("/"), parts)
+        whole = key.split("/")
+        matched = _glob_prefix(whole, parts)
         if matched is not None:
-            whole = key.split("/")
             order[key] = ("/".join(whole[:matched]), _walk_order("/".join(whole[matched:])))
     if not order:
         raise InputError(f"{raw}: the pattern matches no object; check the pattern", file=raw)
@@ -335,7 +335,3 @@ def staged(file: InputFile, scratch: Scratch) -> Iterator[InputFile]:
         yield replace(file, path=copy, uri=None, store=None)
     finally:
         scratch.release(copy)
-
-
-def _first_line(exc: BaseException) -> str:
-    return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]

@@ -26,7 +26,7 @@ from typing import Final
 
 import polars as pl
 
-from egress_offline.errors import EgressError, InputError
+from egress_offline.errors import EgressError, InputError, first_line
 from egress_offline.fields import HUNT, TIMESTAMP, FieldSet
 from egress_offline.normalise import timestamps
 from egress_offline.readers import tuning
@@ -47,7 +47,7 @@ from egress_offline.readers.model import (
     StampBatch,
 )
 from egress_offline.readers.ndjson import FastReaderGaveUp, read_ndjson_fast
-from egress_offline.readers.parquet import first_line, read_parquet
+from egress_offline.readers.parquet import read_parquet
 from egress_offline.readers.prefilter import AnyPrefilter
 from egress_offline.readers.remote import staged
 from egress_offline.readers.timefloor import TimeFloor

@@ -17,7 +17,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, Final
 
-from egress_offline.errors import InputError
+from egress_offline.errors import InputError, first_line
 from egress_offline.fields import HUNT, META_ID, META_INDEX
 from egress_offline.readers import tuning
 from egress_offline.readers.bulk import is_action
@@ -78,7 +78,7 @@ def describe_file(found: InputFile, *, explicit: bool) -> InputFile | str:
     except OSError as exc:
         hint = "check the URI and the credentials" if found.uri else "check its permissions"
         raise InputError(
-            f"{name}: cannot be read ({exc.strerror or _first_line(exc)}); {hint}", file=name
+            f"{name}: cannot be read ({exc.strerror or first_line(exc, 300)}); {hint}", file=name
         ) from exc
 
 
@@ -110,10 +110,6 @@ def _describe(found: InputFile) -> InputFile:
         line_bytes=len(peek) // lines if lines and not carriage else 0,
         layout=layout, encoding=encoding, carriage_returns=carriage, understood=understood,
     )  # fmt: skip
-
-
-def _first_line(exc: BaseException) -> str:
-    return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
 
 
 def _utf16(peek: bytes) -> Encoding:
