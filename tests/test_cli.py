@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -332,6 +333,25 @@ def test_a_run_loads_only_what_it_needs(export: Path, tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout == "[]\n"
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="pyarrow's jemalloc: Linux")
+def test_native_libraries_are_set_up_before_they_load() -> None:
+    """The command keeps OpenBLAS to one thread (its idle threads spin) and gives pyarrow
+    its jemalloc allocator (fewer pages zeroed again); a value the user set is kept."""
+    code = (
+        "import os, egress_offline.cli, pyarrow as pa\n"
+        "print(os.environ['OPENBLAS_NUM_THREADS'], pa.default_memory_pool().backend_name)\n"
+    )
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("OPENBLAS_NUM_THREADS", "ARROW_DEFAULT_MEMORY_POOL")}  # fmt: skip
+    ours = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=False, env=env, timeout=120)  # fmt: skip
+    assert (ours.returncode, ours.stdout, ours.stderr) == (0, "1 jemalloc\n", "")
+    env |= {"OPENBLAS_NUM_THREADS": "2", "ARROW_DEFAULT_MEMORY_POOL": "system"}
+    theirs = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            check=False, env=env, timeout=120)  # fmt: skip
+    assert (theirs.returncode, theirs.stdout) == (0, "2 system\n")
 
 
 def test_broken_pipe_is_quiet(export: Path) -> None:
