@@ -81,7 +81,9 @@ class OutputTarget:
 def output_target(path: Path, *, option: str = "--output") -> OutputTarget:
     """Where ``path`` leads, or a :class:`UsageError` naming it when it may not be
     written: a directory, a socket, a block device, a missing or unwritable directory,
-    an unwritable file. ``option`` (``--output``, ``--report``) words the fix."""
+    an unwritable file, a store's URI. ``option`` (``--output``, ``--report``) words the
+    fix."""
+    _refuse_uri(path, option)
     if _names_a_descriptor(path):
         return _through(path, path, option)
     real = Path(os.path.realpath(path))
@@ -106,6 +108,24 @@ def output_target(path: Path, *, option: str = "--output") -> OutputTarget:
     if stat.S_ISCHR(found.st_mode) or stat.S_ISFIFO(found.st_mode):
         return _through(path, real, option)
     raise UsageError(_refusal(path, found.st_mode, option))
+
+
+def _refuse_uri(path: Path, option: str) -> None:
+    """An output named by a store's URI (``s3a://bucket/rows.csv``, which a path reads as
+    ``s3a:/bucket/rows.csv``) is a usage error, unless a local directory has that name:
+    the tool writes on this machine only."""
+    first, _, rest = str(path).partition("/")
+    if not first.endswith(":"):
+        return
+    from egress_offline.readers.remote import SCHEMES  # noqa: PLC0415 - rarely needed
+
+    scheme = first[:-1].lower()
+    if scheme in SCHEMES and not os.path.lexists(first):
+        raise UsageError(
+            f"{scheme}://{rest.lstrip('/')}: a URI; egress-offline writes its outputs on "
+            f"this machine only and never touches the network: give {option} a local "
+            "file, and copy it to the store afterwards"
+        )
 
 
 def write_output(path: Path, write: Callable[[IO[bytes]], None], *,

@@ -468,3 +468,37 @@ def test_a_scratch_failure_is_not_blamed_on_the_output(
     code, _, err = run("hunt", str(export), "-o", str(target), "--now", NOW)
     assert (code, err) == (1, "Error: /elsewhere/x: Input/output error; nothing was written\n")
     assert not target.exists()
+
+
+@pytest.mark.parametrize(
+    ("option", "given", "shown"),
+    [
+        ("--output", "s3a://bucket/rows.csv", "s3a://bucket/rows.csv"),
+        ("--html", "gs://bucket/page.html", "gs://bucket/page.html"),
+        ("--report", "ABFSS://box@acct.dfs.core.windows.net/r.json",
+         "abfss://box@acct.dfs.core.windows.net/r.json"),
+    ],
+)  # fmt: skip
+def test_an_output_named_by_a_store_uri_is_a_usage_error(
+    tmp_path: Path, option: str, given: str, shown: str
+) -> None:
+    """The tool writes on this machine only: a store's URI for an output is refused
+    before anything is read (it was "the directory s3a:/bucket does not exist")."""
+    export = tmp_path / "e.ndjson"
+    export.write_bytes(ndjson([event()]))
+    result = CliRunner().invoke(app, ["hunt", str(export), "-q", option, given])
+    assert result.exit_code == 2
+    assert result.stderr == (
+        f"Error: {shown}: a URI; egress-offline writes its outputs on this machine only and "
+        f"never touches the network: give {option} a local file, and copy it to the store "
+        "afterwards\n"
+    )
+
+
+def test_a_local_directory_named_like_a_scheme_is_still_a_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "s3a:" / "bucket").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path)
+    target = output_target(Path("s3a://bucket/rows.csv"))
+    assert target.file == tmp_path / "s3a:" / "bucket" / "rows.csv"

@@ -132,6 +132,11 @@ def test_arguments_split_into_ids_and_paths() -> None:
             "never looks like a path)",
         ),
         (
+            "s3a://bucket/exports/day1.ndjson",
+            "s3a://bucket/exports/day1.ndjson: a URI; pivot reads files on this machine only "
+            "and never touches the network: copy the objects here and name the copies",
+        ),
+        (
             "dump/*.gz",
             "dump/*.gz: the pattern matches no file; check the pattern (an entity id never "
             "holds *, ? or [)",

@@ -97,6 +97,13 @@ def _under_something(argument: str, exists: Callable[[str], bool]) -> bool:
 
 
 def _missing(argument: str) -> str:
+    from egress_offline.readers.remote import uri_scheme  # noqa: PLC0415 - an error's path
+
+    if uri_scheme(argument) is not None:
+        return (
+            f"{argument}: a URI; pivot reads files on this machine only and never touches "
+            "the network: copy the objects here and name the copies"
+        )
     if _GLOB & set(argument):
         return (
             f"{argument}: the pattern matches no file; check the pattern "
