@@ -21,7 +21,7 @@ from egress_offline.errors import UsageError
 from egress_offline.normalise import canonical_ms
 from egress_offline.readers import tuning
 from egress_offline.readers.model import POS, InputFile
-from egress_offline.readers.prefilter import AnyPrefilter, IdPrefilter, any_of
+from egress_offline.readers.prefilter import AnyPrefilter, IdPrefilter
 
 __all__ = [
     "BYTES",
@@ -135,7 +135,7 @@ def timestamp_keys(line: pl.Expr) -> pl.Expr:
     the record's own only when there is one: a second may be the record's, after one
     nested in another object. (A record whose only key is nested has no @timestamp of its
     own; Elasticsearch's data streams refuse such a document, see docs/how-it-works.md.)"""
-    return line.str.count_matches(any_of('"@timestamp"'))
+    return _keys_found(line).list.len()
 
 
 def _lines(file: InputFile, **options: Any) -> pl.LazyFrame:
@@ -212,10 +212,10 @@ def marked(lines: pl.LazyFrame, stages: tuple[tuple[pl.Expr, ...], ...]) -> pl.L
 def scan_stages(
     prefilter: AnyPrefilter, floor_ms: int | None
 ) -> tuple[tuple[tuple[pl.Expr, ...], ...], tuple[pl.Expr, ...]]:
-    """The expressions of :func:`line_scan`: its four stages (the keys found and
-    the line's shape, the timestamp read from the text, parsed, searched by the prefilter; see :func:`marked`) and the columns kept,
-    built once for the files that share them (about 1.5 ms each time: a directory of
-    small files pays it often)."""
+    """The expressions of :func:`line_scan`: its four stages (the keys found and the
+    line's shape; the timestamp read from the text; parsed; searched by the prefilter: see
+    :func:`marked`) and the columns kept, built once for the files that share them (about
+    1.5 ms each time: a directory of small files pays it often)."""
     line = pl.col("line")
     old = older_than(floor_ms) if prefilter is not None else pl.lit(False)
     if prefilter is None:  # --strict decodes every record: nothing is judged by its text
