@@ -23,7 +23,8 @@ import os
 import re
 import shutil
 import tempfile
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Final
 
@@ -53,6 +54,9 @@ class Scratch:
         self.peak = 0
         self._root: Path | None = None
         self._sizes: dict[Path, int] = {}
+        # files are charged from the spill's writer thread too
+        self._lock = threading.Lock()
+        self._closing: list[Callable[[], None]] = []
 
     def __enter__(self) -> Scratch:
         return self
@@ -84,15 +88,16 @@ class Scratch:
     def charge(self, path: Path, count: int | None = None) -> None:
         """Count ``count`` more bytes of ``path`` against the budget (by default, what it
         has grown by since it was last charged), as it is written."""
-        before = self._sizes.get(path, 0)
-        if count is None:
-            try:
-                count = path.stat().st_size - before
-            except OSError:
-                return
-        self._sizes[path] = before + count
-        self.used += count
-        self.peak = max(self.peak, self.used)
+        with self._lock:
+            before = self._sizes.get(path, 0)
+            if count is None:
+                try:
+                    count = path.stat().st_size - before
+                except OSError:
+                    return
+            self._sizes[path] = before + count
+            self.used += count
+            self.peak = max(self.peak, self.used)
         limit = self.limit if self.limit is not None else default_limit(self.root)
         if self.used > limit:
             which = (
@@ -107,14 +112,23 @@ class Scratch:
 
     def release(self, path: Path) -> None:
         """Remove a scratch file (or directory), and its size from the count."""
-        self.used -= self._sizes.pop(path, 0)
+        with self._lock:
+            self.used -= self._sizes.pop(path, 0)
         if path.is_dir():
             shutil.rmtree(path, ignore_errors=True)
         else:
             path.unlink(missing_ok=True)
 
+    def on_close(self, finish: Callable[[], None]) -> None:
+        """Call ``finish`` (which must not raise) when the directory is about to be
+        removed: a writer that may still be writing into it stops first."""
+        self._closing.append(finish)
+
     def close(self) -> None:
-        """Remove the directory and everything in it."""
+        """Remove the directory and everything in it (once the writers told of with
+        :meth:`on_close` have stopped)."""
+        while self._closing:
+            self._closing.pop()()
         if self._root is not None:
             shutil.rmtree(self._root, ignore_errors=True)
             self._root = None

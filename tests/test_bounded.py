@@ -12,6 +12,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -302,6 +303,43 @@ def test_a_spill_is_held_in_memory_up_to_its_bound_then_written_to_disk(
         assert scratch.used == sum(part.stat().st_size for part in parts[1:])  # type: ignore[union-attr]
         assert [p.read_bytes() for p in parts[1:]] == held[1:]  # type: ignore[union-attr]
         assert spill.scan({}).collect().equals(pl.concat(frames))
+
+
+def test_a_failed_spill_write_stops_the_writes_after_it_and_is_raised(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Spilled parts are written on a thread of their own. The first write over the
+    budget fails; no write after it is made (the scratch directory holds that one file),
+    and its failure is raised, by a later hand-over or when the parts are asked for."""
+    monkeypatch.setattr(tuning, "SPILL_HELD", 0)
+    frame = pl.DataFrame({"n": range(5_000), "s": ["x"] * 5_000})
+    with Scratch(limit=1_000) as scratch:
+        spill = Spill(scratch)
+        with pytest.raises(ScratchError, match="more than 1,000 bytes"):
+            for _ in range(10):
+                spill.add(frame)
+            spill.files  # noqa: B018 - asked for: raises
+        spill.close()  # every write handed over has been made, or refused
+        assert [path.name for path in scratch.root.iterdir()] == ["spill-000000.arrow"]
+        with pytest.raises(ScratchError):  # and again, each time
+            spill.files  # noqa: B018
+
+
+def test_the_scratch_directory_is_removed_after_the_spill_writes_in_flight(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A run that ends while parts are being written (an error elsewhere) waits for
+    them before its scratch directory is removed: nothing is left, no thread runs on."""
+    monkeypatch.setattr(tuning, "SPILL_HELD", 0)
+    frame = pl.DataFrame({"n": range(50_000), "s": ["x"] * 50_000})
+    with pytest.raises(InputError), Scratch() as scratch:
+        spill = Spill(scratch)
+        for _ in range(3):
+            spill.add(frame)
+        root = scratch.root
+        raise InputError("elsewhere")
+    assert not root.exists()
+    assert not [t for t in threading.enumerate() if t.name.startswith("egress-offline-spill")]
 
 
 @pytest.mark.parametrize("held", [0, 64 << 20])

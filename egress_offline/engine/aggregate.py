@@ -3,6 +3,8 @@ groups and their byte sums -> the threshold -> the flagged rows with their conte
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from concurrent.futures import Future
 from typing import Any
 
 import polars as pl
@@ -18,7 +20,7 @@ from egress_offline.engine.results import (
     TOTAL,
     Counts,
 )
-from egress_offline.engine.spill import Spill, scan_part, scan_parts
+from egress_offline.engine.spill import Part, Spill, parts, scan_part, scan_parts
 from egress_offline.normalise import long_or_null, present
 from egress_offline.ranges import classify
 from egress_offline.readers import FILE, ID, INDEX, POS, TS, FileReport, tuning
@@ -76,11 +78,38 @@ def public_events(
         )
         .not_()
     )
-    # One spilled batch at a time, eagerly: the streaming engine would hold every row for
-    # the list expression. Written to scratch, then read by every later step.
-    public_paths = []
+    # A few spilled batches at a time, eagerly (the streaming engine would hold every
+    # row for the list expression), up to a bound: one at a time cost some ten queries
+    # each (a 4 GB sweep's 41 batches: 0.3 s). Written to scratch, then read by every
+    # later step.
+    public_paths: list[Future[Part]] = []
     unread = []
     dropped_why = []
+    for whole in _gathered(spill, dropped, in_period):
+        unread.append(whole.filter(pl.col(UNREAD) > 0).select(FILE, POS, UNREAD))
+        marked = whole.with_columns(canon.alias("__canon"))
+        dropped_why.append(marked.select(_why_not_public(public_only)))
+        part = marked.filter((pl.col("__canon").list.len() == 1) & public_only).drop("__canon")
+        if part.height:
+            name = f"public-{len(public_paths):06d}.arrow"
+            public_paths.append(spill.write_later(part, name))
+    _note_unread(unread, files)
+    if dropped_why:
+        why = pl.concat(dropped_why).sum().row(0, named=True)
+        for name, count in why.items():
+            setattr(counts, name, int(count or 0))
+    spill.public = parts(public_paths)
+    public = scan_parts(spill.public) if spill.public else candidates.clear()
+    counts.public_destination = public.select(pl.len()).collect(engine="streaming").item()
+    return by_group(public)
+
+
+def _gathered(spill: Spill, dropped: pl.DataFrame, in_period: pl.Expr) -> Iterator[pl.DataFrame]:
+    """The spilled candidate rows in the period, but the ``dropped`` duplicates, in
+    frames of consecutive spilled parts of about :data:`~tuning.PUBLIC_BYTES` (one part
+    may be more): memory holds one such frame at a time."""
+    held: list[pl.DataFrame] = []
+    size = 0
     for number, path in enumerate(spill.files):
         whole = scan_part(path).collect()
         if dropped.height:
@@ -88,21 +117,13 @@ def public_events(
             if gone.len():
                 whole = whole.with_row_index(_ROW).filter(~pl.col(_ROW).is_in(gone)).drop(_ROW)
         whole = whole.filter(in_period)
-        unread.append(whole.filter(pl.col(UNREAD) > 0).select(FILE, POS, UNREAD))
-        marked = whole.with_columns(canon.alias("__canon"))
-        dropped_why.append(marked.select(_why_not_public(public_only)))
-        part = marked.filter((pl.col("__canon").list.len() == 1) & public_only).drop("__canon")
-        if part.height:
-            public_paths.append(spill.write(part, f"public-{number:06d}.arrow"))
-    _note_unread(unread, files)
-    if dropped_why:
-        why = pl.concat(dropped_why).sum().row(0, named=True)
-        for name, count in why.items():
-            setattr(counts, name, int(count or 0))
-    spill.public = public_paths
-    public = scan_parts(public_paths) if public_paths else candidates.clear()
-    counts.public_destination = public.select(pl.len()).collect(engine="streaming").item()
-    return by_group(public)
+        held.append(whole)
+        size += int(whole.estimated_size())
+        if size >= tuning.PUBLIC_BYTES:
+            yield pl.concat(held, how="vertical_relaxed").rechunk() if len(held) > 1 else held[0]
+            held, size = [], 0
+    if held:
+        yield pl.concat(held, how="vertical_relaxed").rechunk() if len(held) > 1 else held[0]
 
 
 def _why_not_public(public_only: pl.Expr) -> list[pl.Expr]:
@@ -256,9 +277,11 @@ def finish(flagged: pl.DataFrame, spill: Spill, counts: Counts, *,
 
 def with_context(flagged: pl.DataFrame, spill: Spill, keys: list[str]) -> pl.DataFrame:
     """Each context field's distinct values per flagged group, from the public events
-    (:attr:`Spill.public`), one file at a time: memory holds one file's events and the
-    distinct values, never every event (rows of one 4 KiB executable held gigabytes)."""
-    if flagged.height == 0:
+    (:attr:`Spill.public`), in one streaming pass over them per field: memory holds the
+    distinct values, never every event (rows of one 4 KiB executable held gigabytes).
+    (A pass over each spilled part, eagerly, took 0.69 s of a 4 GB sweep for 41 parts;
+    one streaming query over them all 0.13 s.)"""
+    if flagged.height == 0 or not spill.public:
         return flagged.with_columns(
             pl.lit([], dtype=f.TEXT_LIST).alias(name) for name in f.CONTEXT_FIELDS
         )
@@ -269,25 +292,17 @@ def with_context(flagged: pl.DataFrame, spill: Spill, keys: list[str]) -> pl.Dat
     first = pl.col(keys[0])
     ids = flagged.get_column(keys[0]).drop_nulls().unique().implode()
     maybe = (first.list.len() != 1) | first.list.first().is_in(ids)
-    distinct: dict[str, list[pl.DataFrame]] = {name: [] for name in f.CONTEXT_FIELDS}
-    for path in spill.public:
-        events = (
-            by_group(scan_part(path).filter(maybe))
-            .select(*keys, *f.CONTEXT_FIELDS)
-            .join(wanted, on=keys, how="semi", nulls_equal=True)
-            .collect()
-        )
-        for name in f.CONTEXT_FIELDS:
-            distinct[name].append(
-                events.select(*keys, name).explode(name).drop_nulls(name).unique()
-            )
-    for name, parts in distinct.items():
-        values = (
-            pl.concat(parts).unique().group_by(keys).agg(pl.col(name).sort())
-            if parts
-            else pl.DataFrame(schema={**{k: pl.String for k in keys}, name: f.TEXT_LIST})
-        )
-        flagged = flagged.join(values, on=keys, how="left", nulls_equal=True).with_columns(
-            pl.col(name).fill_null(pl.lit([], dtype=f.TEXT_LIST))
-        )
+    public = scan_parts(spill.public).filter(maybe).select(*keys, *f.CONTEXT_FIELDS)
+    events = by_group(public).join(wanted, on=keys, how="semi", nulls_equal=True)
+    distinct = pl.collect_all(
+        [
+            events.select(*keys, name).explode(name).drop_nulls(name).unique()
+            for name in f.CONTEXT_FIELDS
+        ],
+        engine="streaming",
+    )
+    for name, values in zip(f.CONTEXT_FIELDS, distinct, strict=True):
+        flagged = flagged.join(
+            values.group_by(keys).agg(pl.col(name).sort()), on=keys, how="left", nulls_equal=True
+        ).with_columns(pl.col(name).fill_null(pl.lit([], dtype=f.TEXT_LIST)))
     return flagged

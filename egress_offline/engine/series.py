@@ -8,8 +8,8 @@ point at every distinct millisecond of its events; a larger one has its events s
 buckets of equal length, each point at the last event of its bucket, so that the
 cumulative sum is still exact at every point (it counts every event up to and including
 that moment), only the moments between points are left out. The public events are read
-one scratch file at a time, as :func:`~egress_offline.engine.aggregate.with_context`
-reads them.
+in one streaming query, as :func:`~egress_offline.engine.aggregate.with_context` reads
+them.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from egress_offline import fields as f
 from egress_offline.engine.aggregate import by_group
 from egress_offline.engine.reduce import SUM
 from egress_offline.engine.results import CONNECTIONS, FIRST_SEEN, LAST_SEEN
-from egress_offline.engine.spill import Part, scan_part
+from egress_offline.engine.spill import Part, scan_parts
 from egress_offline.readers import TS
 
 __all__ = ["MAX_GROUPS", "MAX_POINTS", "GroupSeries", "group_series"]
@@ -33,7 +33,6 @@ __all__ = ["MAX_GROUPS", "MAX_POINTS", "GroupSeries", "group_series"]
 MAX_GROUPS: Final = 100
 #: points per group, about (one more when the buckets are anchored inside the span)
 MAX_POINTS: Final = 2000
-_COMPACT: Final = 32  # partial sums gathered before they are merged into one
 _ORIGIN: Final = "__origin"
 _WIDTH: Final = "__width"
 _BUCKET: Final = "__bucket"
@@ -93,29 +92,27 @@ def group_series(
         .cast(pl.Int64)
         .alias(_WIDTH),
     )
-    parts: list[pl.DataFrame] = []
-    for path in public:
-        events = (
-            by_group(scan_part(path))
-            .select(*keys, TS, SUM)
-            .filter(pl.col(TS).is_not_null())
-            .join(plan.lazy(), on=keys, how="inner", nulls_equal=True)
-            .with_columns(((pl.col(TS) - pl.col(_ORIGIN)) // pl.col(_WIDTH)).alias(_BUCKET))
-            .group_by(*keys, _BUCKET)
-            .agg(
-                pl.len().cast(pl.Int64).alias("events"),
-                pl.col(SUM).sum().alias("bytes"),
-                pl.col(TS).max().alias("time"),
-            )
-            .collect()
+    # one streaming query over every part: memory holds the buckets, never the events
+    # (a query per part cost its planning and threads each time)
+    merged = (
+        by_group(scan_parts(public))
+        .select(*keys, TS, SUM)
+        .filter(pl.col(TS).is_not_null())
+        .join(plan.lazy(), on=keys, how="inner", nulls_equal=True)
+        .with_columns(((pl.col(TS) - pl.col(_ORIGIN)) // pl.col(_WIDTH)).alias(_BUCKET))
+        .group_by(*keys, _BUCKET)
+        .agg(
+            pl.len().cast(pl.Int64).alias("events"),
+            pl.col(SUM).sum().alias("bytes"),
+            pl.col(TS).max().alias("time"),
         )
-        parts.append(events)
-        if len(parts) >= _COMPACT:
-            parts = [_merge(parts, keys)]
+        .collect(engine="streaming")
+        if public
+        else None
+    )
     found: dict[tuple[str | None, ...], pl.DataFrame] = {}
-    if parts:
-        merged = _merge(parts, keys).sort([*keys, _BUCKET], nulls_last=True)
-        cumulative = merged.select(
+    if merged is not None and merged.height:
+        cumulative = merged.sort([*keys, _BUCKET], nulls_last=True).select(
             *keys,
             pl.col("time").cast(pl.Datetime("ms", "UTC")),
             "events",
@@ -131,11 +128,3 @@ def group_series(
         GroupSeries(key=row[:-1], points=found.get(row[:-1], empty), bucket_ms=row[-1])
         for row in plan.select(*keys, _WIDTH).iter_rows()
     ]
-
-
-def _merge(parts: list[pl.DataFrame], keys: list[str]) -> pl.DataFrame:
-    return (
-        pl.concat(parts)
-        .group_by(*keys, _BUCKET)
-        .agg(pl.col("events").sum(), pl.col("bytes").sum(), pl.col("time").max())
-    )

@@ -126,6 +126,9 @@ SCRATCH_ROWS: Final = 8_192
 #: Bytes of the spill (compressed, as its files would hold them) kept in memory before
 #: the rest goes to scratch files: a hunt's window of 4 GB of events spills 14 MB.
 SPILL_HELD: Final = 32 << 20
+#: Bytes of candidate rows (as read back from the spill) whose destinations are judged
+#: together: each judgement costs some ten queries whatever its size.
+PUBLIC_BYTES: Final = 16 << 20
 
 # ------------------------------------------------------------------------- reporting
 
