@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import threading
 from dataclasses import asdict
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -22,7 +23,7 @@ from hypothesis import strategies as st
 
 from egress_offline import HuntSpec, run_hunt
 from egress_offline.errors import DataError
-from egress_offline.readers import POS, batching, open_inputs, parquet_screen, tuning
+from egress_offline.readers import POS, batching, open_inputs, parquet_screen, parquet_spans, tuning
 from egress_offline.readers.parquet import kept_rows
 from egress_offline.readers.timefloor import TimeFloor
 from tests.helpers import NOW, GiB, compact, event, ndjson
@@ -655,9 +656,9 @@ def test_a_row_groups_timestamp_span_is_read_from_its_texts_only_when_exact(
             for text in span
         )
     )
-    assert parquet_screen.plain_span(frames) == expected
+    assert parquet_spans.plain_span(frames) == expected
     listed = [frame.select(pl.concat_list("@timestamp")) for frame in frames]
-    assert parquet_screen.plain_span(listed) is None  # not a plain text column: read row by row
+    assert parquet_spans.plain_span(listed) is None  # not a plain text column: read row by row
 
 
 _PLAIN_TEXTS = [
@@ -676,8 +677,8 @@ _PLAIN_TEXTS = [
 def test_a_plain_timestamp_is_read_without_a_query_as_the_engine_reads_it(text: str) -> None:
     """The span's two texts are read in Python where they are plainly a valid time: the
     same milliseconds as the engine's rule, or None and the rule reads them."""
-    engine = parquet_screen.text_ms(pl.Series([text], dtype=pl.String)).item()
-    fast = parquet_screen._plain_ms(text)
+    engine = parquet_spans.text_ms(pl.Series([text], dtype=pl.String)).item()
+    fast = parquet_spans._plain_ms(text)
     assert fast is None or fast == engine
     if text in _PLAIN_TEXTS[:6]:
         assert fast is not None  # the plain ones take the shortcut
@@ -735,3 +736,49 @@ def test_parquet_files_with_empty_row_groups_are_read(tmp_path: Path, anchor: st
     assert both(tmp_path / "empty.parquet", **spec).counts.records == 0
     gaps = both(tmp_path / "gaps.parquet", **spec)
     assert (gaps.counts.records, gaps.counts.time_window) == (2, 1)
+
+
+def test_row_group_spans_found_ahead_are_those_found_in_order(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The spans found ahead on the span threads are each row group's own, in any order
+    asked; a finding that fails raises its error when its group is asked for (not
+    before: the groups before it still read); once closed, no span thread runs on."""
+    hours = [
+        f"2026-11-20T{hour:02d}:{minute:02d}:00.000Z" for hour in range(12) for minute in (0, 30)
+    ]
+    path = tmp_path / "x.parquet"
+    pl.DataFrame({"@timestamp": hours, "n": range(len(hours))}).write_parquet(
+        path, row_group_size=2
+    )
+    parquet = pq.ParquetFile(path)
+    expected = [
+        parquet_spans.group_span(parquet, g, ["@timestamp"])
+        for g in range(parquet.metadata.num_row_groups)
+    ]
+    assert expected[3] == (
+        int(datetime.fromisoformat("2026-11-20T03:00:00Z").timestamp() * 1000),
+        int(datetime.fromisoformat("2026-11-20T03:30:00Z").timestamp() * 1000),
+    )
+    ahead = parquet_spans.SpansAhead(path, parquet, ["@timestamp"])
+    try:
+        assert [ahead.span(g) for g in range(len(expected))] == expected
+        assert ahead.span(5) == expected[5]  # asked again, out of order: found then
+    finally:
+        ahead.close()
+    real = parquet_spans.group_span
+
+    def failing(parquet: Any, group: int, timed: list[str]) -> Any:
+        if group == 4:
+            raise OSError("row group 4 is damaged")
+        return real(parquet, group, timed)
+
+    monkeypatch.setattr(parquet_spans, "group_span", failing)
+    ahead = parquet_spans.SpansAhead(path, parquet, ["@timestamp"])
+    try:
+        assert [ahead.span(g) for g in range(4)] == expected[:4]
+        with pytest.raises(OSError, match="row group 4 is damaged"):
+            ahead.span(4)
+    finally:
+        ahead.close()
+    assert not [t for t in threading.enumerate() if t.name.startswith("egress-offline-span")]

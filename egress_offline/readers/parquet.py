@@ -71,8 +71,8 @@ def read_parquet(file: InputFile, report: FileReport, *, prefilter: AnyPrefilter
     if not isinstance(prefilter, Prefilter):  # --strict, or pivot: every row
         yield from _every_row(parquet, wanted, report, total, fields)
     else:
-        yield from read_screened(parquet, wanted, report, total, prefilter=prefilter,
-                                 floor=floor)  # fmt: skip
+        yield from read_screened(parquet, file.path, wanted, report, total,
+                                 prefilter=prefilter, floor=floor)  # fmt: skip
 
 
 def parquet_columns(leaves: Sequence[str], fields: FieldSet = HUNT) -> list[str]:
