@@ -54,8 +54,8 @@ class Scratch:
         self.peak = 0
         self._root: Path | None = None
         self._sizes: dict[Path, int] = {}
-        # files are charged from the spill's writer thread too
-        self._lock = threading.Lock()
+        # the spill's writer thread makes and charges files too
+        self._lock = threading.RLock()
         self._closing: list[Callable[[], None]] = []
 
     def __enter__(self) -> Scratch:
@@ -66,7 +66,11 @@ class Scratch:
 
     @property
     def root(self) -> Path:
-        """The directory, made now if it is not yet."""
+        """The directory, made now if it is not yet (once, whichever thread asks)."""
+        with self._lock:
+            return self._made()
+
+    def _made(self) -> Path:
         if self._root is None:
             base = Path(tempfile.gettempdir())
             remove_stale(base)

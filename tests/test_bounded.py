@@ -12,9 +12,11 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 import pytest
@@ -503,3 +505,29 @@ def test_a_file_that_changes_while_it_is_read_is_reported(
         "(a copy still being written?); what was read may not be all of it: read it again "
         "once it is complete"
     ]
+
+
+def test_the_scratch_directory_is_made_once_whichever_threads_ask(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The spill's writer thread and the main thread may both make the first scratch
+    file at once: one directory is made (a second would never be removed)."""
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    monkeypatch.setattr("tempfile.tempdir", None)
+    real = tempfile.mkdtemp
+
+    def slow(*args: Any, **kwargs: Any) -> str:
+        time.sleep(0.05)  # both threads inside, were it not for the lock
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(tempfile, "mkdtemp", slow)
+    with Scratch() as scratch:
+        roots: list[Path] = []
+        threads = [threading.Thread(target=lambda: roots.append(scratch.root)) for _ in range(2)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert roots[0] == roots[1]
+        assert len(list(tmp_path.iterdir())) == 1
+    assert not list(tmp_path.iterdir())

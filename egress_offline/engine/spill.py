@@ -118,7 +118,8 @@ class Spill:
         self._files.append(self.write_later(frame, f"spill-{len(self._files):06d}.arrow"))
 
     def write_later(self, frame: pl.DataFrame, name: str) -> Future[Part]:
-        """:meth:`write`, on the writer thread: the part, once written (see :func:`parts`)."""
+        """Write ``frame`` (:meth:`_write`) on the writer thread: the part, once written
+        (see :func:`parts`)."""
         return self._writer.submit(lambda: self._write(frame, name))
 
     def _write(self, frame: pl.DataFrame, name: str) -> Part:
