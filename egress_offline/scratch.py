@@ -57,6 +57,7 @@ class Scratch:
         # the spill's writer thread makes and charges files too
         self._lock = threading.RLock()
         self._closing: list[Callable[[], None]] = []
+        self._closed = False
 
     def __enter__(self) -> Scratch:
         return self
@@ -71,6 +72,8 @@ class Scratch:
             return self._made()
 
     def _made(self) -> Path:
+        if self._closed:  # a writer still at work as the run ends: nothing is made again
+            raise ScratchError("the run is over: its scratch directory has been removed")
         if self._root is None:
             base = Path(tempfile.gettempdir())
             remove_stale(base)
@@ -129,15 +132,20 @@ class Scratch:
         self._closing.append(finish)
 
     def close(self) -> None:
-        """Remove the directory and everything in it (once the writers told of with
-        :meth:`on_close` have stopped)."""
-        while self._closing:
-            self._closing.pop()()
-        if self._root is not None:
-            shutil.rmtree(self._root, ignore_errors=True)
-            self._root = None
-            self._sizes.clear()
-            self.used = 0
+        """Remove the directory and everything in it, once the writers told of with
+        :meth:`on_close` have stopped, or however waiting for them ends (a second Ctrl-C):
+        from then on no directory is made again."""
+        try:
+            while self._closing:
+                self._closing.pop()()
+        finally:
+            with self._lock:
+                self._closed = True
+                root, self._root = self._root, None
+                self._sizes.clear()
+                self.used = 0
+            if root is not None:
+                shutil.rmtree(root, ignore_errors=True)
 
 
 def default_limit(directory: Path) -> int:

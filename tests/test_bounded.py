@@ -531,3 +531,47 @@ def test_the_scratch_directory_is_made_once_whichever_threads_ask(
         assert roots[0] == roots[1]
         assert len(list(tmp_path.iterdir())) == 1
     assert not list(tmp_path.iterdir())
+
+
+def test_the_destination_step_gathers_parts_by_their_size_as_read(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Spilled parts are judged a few at a time up to a size: the size of each part as
+    read, not of the few rows the period keeps of it (those still hold the whole part's
+    buffers: gathered by what they kept, sixty 21 MiB parts were held at once)."""
+    from egress_offline.engine.aggregate import _gathered  # noqa: PLC0415
+
+    monkeypatch.setattr(tuning, "PUBLIC_BYTES", 1 << 20)
+    wide = "x" * 100
+    with Scratch() as scratch:
+        spill = Spill(scratch)
+        for part in range(6):
+            spill.add(pl.DataFrame({"__ts": range(part * 20_000, (part + 1) * 20_000),
+                                    "s": [wide] * 20_000}))  # fmt: skip
+        kept = pl.col("__ts") % 20_000 == 0  # one row of each part
+        frames = list(_gathered(spill, pl.DataFrame(), kept))
+        assert [frame.get_column("__ts").to_list() for frame in frames] == [
+            [part * 20_000] for part in range(6)
+        ]
+
+
+def test_the_scratch_directory_is_removed_when_waiting_for_a_writer_is_interrupted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A second Ctrl-C while the run waits for its writer to stop: the directory is
+    removed all the same, and a writer still at work cannot make it again."""
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    monkeypatch.setattr("tempfile.tempdir", None)
+    scratch = Scratch()
+    scratch.charge(scratch.path("a"), 1)
+
+    def interrupted() -> None:
+        raise KeyboardInterrupt
+
+    scratch.on_close(interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        scratch.close()
+    assert not list(tmp_path.iterdir())
+    with pytest.raises(ScratchError, match="the run is over"):
+        scratch.path("b")
+    assert not list(tmp_path.iterdir())

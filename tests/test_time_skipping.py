@@ -751,7 +751,8 @@ def test_row_group_spans_found_ahead_are_those_found_in_order(
     pl.DataFrame({"@timestamp": hours, "n": range(len(hours))}).write_parquet(
         path, row_group_size=2
     )
-    parquet = pq.ParquetFile(path)
+    source = pa.OSFile(str(path))
+    parquet = pq.ParquetFile(source)
     expected = [
         parquet_spans.group_span(parquet, g, ["@timestamp"])
         for g in range(parquet.metadata.num_row_groups)
@@ -760,7 +761,7 @@ def test_row_group_spans_found_ahead_are_those_found_in_order(
         int(datetime.fromisoformat("2026-11-20T03:00:00Z").timestamp() * 1000),
         int(datetime.fromisoformat("2026-11-20T03:30:00Z").timestamp() * 1000),
     )
-    ahead = parquet_spans.SpansAhead(path, parquet, ["@timestamp"])
+    ahead = parquet_spans.SpansAhead(source, parquet, ["@timestamp"])
     try:
         assert [ahead.span(g) for g in range(len(expected))] == expected
         assert ahead.span(5) == expected[5]  # asked again, out of order: found then
@@ -774,7 +775,7 @@ def test_row_group_spans_found_ahead_are_those_found_in_order(
         return real(parquet, group, timed)
 
     monkeypatch.setattr(parquet_spans, "group_span", failing)
-    ahead = parquet_spans.SpansAhead(path, parquet, ["@timestamp"])
+    ahead = parquet_spans.SpansAhead(source, parquet, ["@timestamp"])
     try:
         assert [ahead.span(g) for g in range(4)] == expected[:4]
         with pytest.raises(OSError, match="row group 4 is damaged"):

@@ -59,11 +59,11 @@ class _Writer:
             raise
 
     def stop(self) -> None:
-        """Wait for the writes handed over (their failures are raised where the parts
-        are asked for), and end the thread."""
+        """End the thread: the writes not yet begun are cancelled, the one under way is
+        waited for (the run is ending; nothing asks for the parts again)."""
         if self._pool is not None:
-            self._pool.shutdown(wait=True)
-            self._pool = None
+            pool, self._pool = self._pool, None
+            pool.shutdown(wait=True, cancel_futures=True)
         self._waiting.clear()
 
 
@@ -107,9 +107,8 @@ class Spill:
         self._held = 0  # timestamps in _stamps
 
     def close(self) -> None:
-        """Wait for the writes handed over, and end the writer's thread (called before
-        the scratch directory is removed; a write's failure is raised where its part is
-        asked for)."""
+        """End the writer's thread (called before the scratch directory is removed): the
+        writes not yet begun are cancelled, the one under way is waited for."""
         self._writer.stop()
 
     def add(self, frame: pl.DataFrame) -> None:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Final
 
 import polars as pl
@@ -41,7 +40,7 @@ _NO_STAMPS: Final = pl.Series(_STAMP, [], dtype=pl.Int64)
 _LEAST: Final = -(2**63)
 
 
-def read_screened(parquet: Any, source: Path, wanted: list[str], report: FileReport,
+def read_screened(parquet: Any, source: Any, wanted: list[str], report: FileReport,
                   total: int, *, prefilter: Prefilter, floor: TimeFloor
                   ) -> Iterator[pl.DataFrame | StampBatch]:  # fmt: skip
     """The field frames of the rows that survive screening, and the timestamps of the

@@ -11,7 +11,6 @@ import re
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any, Final
 
 import polars as pl
@@ -40,12 +39,12 @@ _CANONICAL: Final = re.compile(
 
 class SpansAhead:
     """The spans of a file's row groups, found :data:`_AHEAD` groups ahead of the one
-    asked for, on two threads, each with its own handle on the file (sharing the parsed
-    footer). Asked for in order; :meth:`close` waits for the findings under way. A
+    asked for, on two threads, each with its own reader of the file's one handle
+    (``source``, whose positional reads are safe from any thread) and its parsed footer. Asked for in order; :meth:`close` waits for the findings under way. A
     finding's failure is raised when its group is asked for, as if found then."""
 
-    def __init__(self, path: Path, parquet: Any, timed: list[str]) -> None:
-        self._path, self._metadata, self._timed = path, parquet.metadata, timed
+    def __init__(self, source: Any, parquet: Any, timed: list[str]) -> None:
+        self._source, self._metadata, self._timed = source, parquet.metadata, timed
         self._groups = parquet.metadata.num_row_groups
         self._pool: ThreadPoolExecutor | None = None
         self._local = threading.local()
@@ -69,7 +68,7 @@ class SpansAhead:
 
         parquet = getattr(self._local, "parquet", None)
         if parquet is None:
-            parquet = pq.ParquetFile(self._path, metadata=self._metadata)
+            parquet = pq.ParquetFile(self._source, metadata=self._metadata)
             self._local.parquet = parquet
         return parquet
 
