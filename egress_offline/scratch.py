@@ -24,9 +24,11 @@ import re
 import shutil
 import tempfile
 import threading
+from collections import deque
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import Final
+from typing import Final, Generic, TypeVar
 
 from egress_offline.errors import ScratchError
 
@@ -38,6 +40,10 @@ _OURS: Final = re.compile(rf"^{re.escape(PREFIX)}(\d+)-")
 _RESERVE: Final = 1 << 30
 
 #: A disk or quota full: the scratch space's fault, not the input's nor the output's.
+#: Writes handed to a :class:`Writer` and not yet made, at most: each holds its data
+#: until it is made.
+_IN_FLIGHT: Final = 2
+_T = TypeVar("_T")
 _FULL: Final = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
 _OS_ERROR: Final = re.compile(r"\(os error (\d+)\)")
 
@@ -146,6 +152,56 @@ class Scratch:
                 self.used = 0
             if root is not None:
                 shutil.rmtree(root, ignore_errors=True)
+
+
+class Writer(Generic[_T]):
+    """Writes of scratch files (the spill's parts, a file's held output), in order, one
+    at a time on a thread of their own: encoding and compressing a frame (a third of a
+    4 GB Parquet sweep's reduction) overlaps the reading of the next ones, on the core
+    that reading leaves idle. At most :data:`_IN_FLIGHT` writes wait. Once one fails,
+    none after it is made (the scratch budget stays bounded), and its failure is raised
+    by the next hand-over or when its result is asked for (:func:`written`)."""
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+        self._pool: ThreadPoolExecutor | None = None
+        self._waiting: deque[Future[_T]] = deque()
+        self._failure: BaseException | None = None
+
+    def submit(self, write: Callable[[], _T]) -> Future[_T]:
+        while len(self._waiting) >= _IN_FLIGHT:
+            self._waiting.popleft().result()  # raises the write's failure
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(1, thread_name_prefix=self._name)
+        future = self._pool.submit(self._run, write)
+        self._waiting.append(future)
+        return future
+
+    def _run(self, write: Callable[[], _T]) -> _T:
+        if self._failure is not None:  # refused: the first failure is every later one's
+            raise self._failure
+        try:
+            return write()
+        except BaseException as exc:
+            self._failure = exc
+            raise
+
+    def stop(self) -> None:
+        """End the thread: the writes not yet begun are cancelled, the one under way is
+        waited for."""
+        if self._pool is not None:
+            pool, self._pool = self._pool, None
+            pool.shutdown(wait=True, cancel_futures=True)
+        self._waiting.clear()
+
+
+def written(items: list[_T | Future[_T]]) -> list[_T]:
+    """``items`` with each write waited for, in order (its failure raised), and replaced
+    by its result in the list."""
+    for index, item in enumerate(items):
+        if isinstance(item, Future):
+            items[index] = item.result()
+    return items  # type: ignore[return-value]  # every future replaced by its result
 
 
 def default_limit(directory: Path) -> int:

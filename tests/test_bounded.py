@@ -575,3 +575,22 @@ def test_the_scratch_directory_is_removed_when_waiting_for_a_writer_is_interrupt
     with pytest.raises(ScratchError, match="the run is over"):
         scratch.path("b")
     assert not list(tmp_path.iterdir())
+
+
+def test_a_file_s_held_output_over_the_budget_stops_the_run_and_leaves_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An NDJSON file's output waiting on disk for its end is written on a thread of
+    its own: past the budget, the run stops with the same error, and nothing is left."""
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    monkeypatch.setenv("TMPDIR", str(scratch))
+    monkeypatch.setattr("tempfile.tempdir", None)
+    monkeypatch.setattr(tuning, "HELD_OUTPUT", 1)  # every output on disk
+    monkeypatch.setattr(tuning, "DECODE_BYTES", 1 << 10)  # many small outputs
+    path = tmp_path / "x.ndjson"
+    path.write_bytes(ndjson([event(**{"process.entity_id": f"E{i}"}) for i in range(5_000)]))
+    with pytest.raises(ScratchError, match="more than 10,000 bytes"):
+        run_hunt([str(path)], HuntSpec(now=NOW), scratch_limit=10_000)
+    assert not list(scratch.iterdir())
+    assert not [t for t in threading.enumerate() if t.name.startswith("egress-offline-")]

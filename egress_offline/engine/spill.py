@@ -5,16 +5,15 @@ scratch files."""
 from __future__ import annotations
 
 import io
-from collections import deque
-from collections.abc import Callable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Sequence
+from concurrent.futures import Future
 from pathlib import Path
 from typing import Any, Final
 
 import polars as pl
 
 from egress_offline.readers import TS, tuning
-from egress_offline.scratch import Scratch, scratch_errors
+from egress_offline.scratch import Scratch, Writer, scratch_errors, written
 
 __all__ = ["Part", "Spill", "parts", "scan_part", "scan_parts"]
 
@@ -22,57 +21,6 @@ __all__ = ["Part", "Spill", "parts", "scan_part", "scan_parts"]
 Part = Path | bytes
 
 _STAMP_FLUSH: Final = 1 << 20  # timestamps held in memory before they go to disk
-#: Frames handed to the writer thread and not yet written, at most: each is held until
-#: it is written.
-_IN_FLIGHT: Final = 2
-
-
-class _Writer:
-    """The spill's writes, in order, one at a time on a thread of their own: encoding
-    and compressing a frame (a third of a 4 GB Parquet sweep's reduction) overlaps the
-    reading of the next ones, on the core that reading leaves idle. At most
-    :data:`_IN_FLIGHT` frames wait. Once a write fails, none after it is made (the
-    scratch budget stays bounded), and the failure is raised by the next hand-over or
-    when the part is asked for, whichever comes first."""
-
-    def __init__(self) -> None:
-        self._pool: ThreadPoolExecutor | None = None
-        self._waiting: deque[Future[Part]] = deque()
-        self._failure: BaseException | None = None
-
-    def submit(self, write: Callable[[], Part]) -> Future[Part]:
-        while len(self._waiting) >= _IN_FLIGHT:
-            self._waiting.popleft().result()  # raises the write's failure
-        if self._pool is None:
-            self._pool = ThreadPoolExecutor(1, thread_name_prefix="egress-offline-spill")
-        future = self._pool.submit(self._run, write)
-        self._waiting.append(future)
-        return future
-
-    def _run(self, write: Callable[[], Part]) -> Part:
-        if self._failure is not None:  # refused: the first failure is every later one's
-            raise self._failure
-        try:
-            return write()
-        except BaseException as exc:
-            self._failure = exc
-            raise
-
-    def stop(self) -> None:
-        """End the thread: the writes not yet begun are cancelled, the one under way is
-        waited for (the run is ending; nothing asks for the parts again)."""
-        if self._pool is not None:
-            pool, self._pool = self._pool, None
-            pool.shutdown(wait=True, cancel_futures=True)
-        self._waiting.clear()
-
-
-def _done(parts: list[Part | Future[Part]]) -> list[Part]:
-    """``parts`` written: each write waited for, in order (its failure raised)."""
-    for index, part in enumerate(parts):
-        if isinstance(part, Future):
-            parts[index] = part.result()
-    return parts  # type: ignore[return-value]  # every future replaced by its part
 
 
 class Spill:
@@ -101,7 +49,7 @@ class Spill:
         #: the public events, once the candidates' destinations are classified
         self.public: list[Part] = []
         self._stamp_files: list[Part | Future[Part]] = []
-        self._writer = _Writer()
+        self._writer: Writer[Part] = Writer("egress-offline-spill")
         scratch.on_close(self.close)
         self._stamps: list[pl.Series] = []
         self._held = 0  # timestamps in _stamps
@@ -130,7 +78,7 @@ class Spill:
             frame = pl.concat(
                 [frame.slice(at, step) for at in range(0, frame.height, step)], rechunk=False
             )
-        written = None  # the frame's bytes, when written to see whether they fit
+        encoded = None  # the frame's bytes, when written to see whether they fit
         if self._in_memory < tuning.SPILL_HELD:
             buffer = io.BytesIO()
             frame.write_ipc(buffer, compression=tuning.SCRATCH_COMPRESSION)
@@ -138,13 +86,13 @@ class Spill:
                 self._in_memory += buffer.tell()
                 return buffer.getvalue()
             self._in_memory = tuning.SPILL_HELD  # full: the rest goes to disk
-            written = buffer.getbuffer()
+            encoded = buffer.getbuffer()
         path = self.scratch.path(name)
         with scratch_errors(self.scratch):
-            if written is None:
+            if encoded is None:
                 frame.write_ipc(path, compression=tuning.SCRATCH_COMPRESSION)
             else:
-                path.write_bytes(written)
+                path.write_bytes(encoded)
         self.scratch.charge(path)
         return path
 
@@ -177,7 +125,7 @@ class Spill:
     @property
     def files(self) -> list[Part]:
         """The candidate rows' parts, in the order spilled."""
-        return list(_done(self._files))
+        return list(written(self._files))
 
     def scan(self, schema: dict[str, Any]) -> pl.LazyFrame:
         if not self._files:
@@ -198,13 +146,13 @@ class Spill:
         held = sum(frame.filter(bounds).height for frame in frames)  # a literal bound: every row
         if not self._stamp_files:
             return int(held)
-        stored = scan_parts(_done(self._stamp_files)).filter(bounds)
+        stored = scan_parts(written(self._stamp_files)).filter(bounds)
         return int(held) + int(stored.select(pl.len()).collect(engine="streaming").item())
 
 
-def parts(written: list[Future[Part]]) -> list[Part]:
+def parts(futures: list[Future[Part]]) -> list[Part]:
     """The parts of :meth:`Spill.write_later`, once written, in order."""
-    return _done(list(written))
+    return written(list(futures))
 
 
 def scan_part(part: Part) -> pl.LazyFrame:

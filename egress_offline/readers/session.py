@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import os
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
@@ -53,7 +54,7 @@ from egress_offline.readers.remote import staged
 from egress_offline.readers.timefloor import TimeFloor
 from egress_offline.readers.transcode import utf8_copy
 from egress_offline.readers.values import read_values
-from egress_offline.scratch import Scratch, scratch_errors
+from egress_offline.scratch import Scratch, Writer, scratch_errors, written
 
 #: The readers of NDJSON layouts other than documents (see :class:`~model.Layout`).
 _LINE_READERS: Final = {"values": read_values, "bulk": read_bulk}
@@ -349,8 +350,9 @@ class FileOutput:
 
     def __init__(self, scratch: Scratch) -> None:
         self._scratch = scratch
-        self._items: list[pl.DataFrame | StampBatch | Path] = []
+        self._items: list[pl.DataFrame | StampBatch | Future[Path]] = []
         self._held = 0
+        self._writer: Writer[Path] | None = None  # made with the first file written
 
     def add(self, item: pl.DataFrame | StampBatch) -> None:
         frame = item.ms.to_frame() if isinstance(item, StampBatch) else item
@@ -363,20 +365,31 @@ class FileOutput:
             return
         kind = "stamps" if isinstance(item, StampBatch) else "fields"
         path = self._scratch.path(f"{kind}-{id(self)}-{len(self._items):06d}.arrow")
-        self._items.append(path)
+        if self._writer is None:  # written on a thread of its own, as the spill is
+            self._writer = Writer("egress-offline-output")
+            self._scratch.on_close(self._writer.stop)
+        self._items.append(self._writer.submit(lambda: self._write(frame, path)))
+
+    def _write(self, frame: pl.DataFrame, path: Path) -> Path:
         with scratch_errors(self._scratch):
             frame.write_ipc(path, compression=tuning.SCRATCH_COMPRESSION)
         self._scratch.charge(path)
+        return path
 
     def discard(self) -> None:
+        self._stop()
         for item in self._items:
-            if isinstance(item, Path):
-                self._scratch.release(item)
+            path = _made(item) if isinstance(item, Future) else item
+            if isinstance(path, Path):
+                self._scratch.release(path)
         self._items, self._held = [], 0
 
     def release(self) -> Iterator[pl.DataFrame | StampBatch]:
         """Everything held, in the order it came."""
-        items, self._items, self._held = self._items, [], 0
+        # each write's Future[Path] replaced by the file it made
+        items: list[pl.DataFrame | StampBatch | Path] = written(self._items)  # type: ignore[arg-type]
+        self._items, self._held = [], 0
+        self._stop()
         for item in items:
             if not isinstance(item, Path):
                 yield item
@@ -384,6 +397,19 @@ class FileOutput:
             frame = pl.read_ipc(item)
             self._scratch.release(item)
             yield StampBatch(frame.to_series()) if item.name.startswith("stamps") else frame
+
+    def _stop(self) -> None:
+        if self._writer is not None:
+            self._writer.stop()
+            self._writer = None
+
+
+def _made(write: Future[Path]) -> Path | None:
+    """The file of a write that was made (it may have failed: its file, if any, goes
+    with the scratch directory)."""
+    if write.cancelled() or write.exception() is not None:
+        return None
+    return write.result()
 
 
 def sha256_of(path: Path) -> str:

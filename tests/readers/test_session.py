@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
+from concurrent.futures import Future
 from pathlib import Path
 
 import polars as pl
@@ -108,7 +109,8 @@ def test_a_file_the_fast_reader_gives_up_on_hands_on_nothing_twice(
     real_discard = session_module.FileOutput.discard
 
     def discard(self: session_module.FileOutput) -> None:
-        discarded.append([item for item in self._items if isinstance(item, Path) and item.exists()])
+        made = [item.result() if isinstance(item, Future) else item for item in self._items]
+        discarded.append([item for item in made if isinstance(item, Path) and item.exists()])
         real_discard(self)
 
     monkeypatch.setattr(session_module.FileOutput, "discard", discard)
