@@ -32,7 +32,15 @@ from typing import Final, Generic, TypeVar
 
 from egress_offline.errors import ScratchError
 
-__all__ = ["PREFIX", "Scratch", "default_limit", "remove_stale", "scratch_errors"]
+__all__ = [
+    "PREFIX",
+    "Scratch",
+    "Writer",
+    "default_limit",
+    "remove_stale",
+    "scratch_errors",
+    "written",
+]
 
 PREFIX: Final = "egress-offline-"
 _OURS: Final = re.compile(rf"^{re.escape(PREFIX)}(\d+)-")
