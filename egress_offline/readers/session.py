@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 import os
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
@@ -385,29 +385,20 @@ class FileOutput:
         self._items, self._held = [], 0
 
     def release(self) -> Iterator[pl.DataFrame | StampBatch]:
-        """Everything held, in the order it came: each file waiting on disk read while
-        the item before it is handed on (on a thread of its own)."""
+        """Everything held, in the order it came. (Reading the next file ahead on a
+        thread saved 0.05 to 0.1 s of a 4 GB hunt and held one more frame: a 10 GB
+        file of matching events peaked higher by about as much.)"""
         # each write's Future[Path] replaced by the file it made
         items: list[pl.DataFrame | StampBatch | Path] = written(self._items)  # type: ignore[arg-type]
         self._items, self._held = [], 0
         self._stop()
-        files = [item for item in items if isinstance(item, Path)]
-        if not files:
-            yield from (item for item in items if not isinstance(item, Path))
-            return
-        with ThreadPoolExecutor(1, thread_name_prefix="egress-offline-output") as pool:
-            reads = iter(files)
-            ahead = pool.submit(pl.read_ipc, next(reads))
-            for item in items:
-                if not isinstance(item, Path):
-                    yield item
-                    continue
-                frame = ahead.result()
-                following = next(reads, None)
-                if following is not None:  # at most one file read ahead
-                    ahead = pool.submit(pl.read_ipc, following)
-                self._scratch.release(item)
-                yield StampBatch(frame.to_series()) if item.name.startswith("stamps") else frame
+        for item in items:
+            if not isinstance(item, Path):
+                yield item
+                continue
+            frame = pl.read_ipc(item)
+            self._scratch.release(item)
+            yield StampBatch(frame.to_series()) if item.name.startswith("stamps") else frame
 
     def _stop(self) -> None:
         if self._writer is not None:
