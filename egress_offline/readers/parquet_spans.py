@@ -40,8 +40,10 @@ _CANONICAL: Final = re.compile(
 class SpansAhead:
     """The spans of a file's row groups, found :data:`_AHEAD` groups ahead of the one
     asked for, on two threads, each with its own reader of the file's one handle
-    (``source``, whose positional reads are safe from any thread) and its parsed footer. Asked for in order; :meth:`close` waits for the findings under way. A
-    finding's failure is raised when its group is asked for, as if found then."""
+    (``source``, whose positional reads are safe from any thread) and its parsed
+    footer. Asked for in order; :meth:`close` cancels the findings not begun and waits
+    for those under way. A finding's failure is raised when its group is asked for, as
+    if found then."""
 
     def __init__(self, source: Any, parquet: Any, timed: list[str]) -> None:
         self._source, self._metadata, self._timed = source, parquet.metadata, timed
