@@ -25,7 +25,7 @@ import shutil
 import tempfile
 import threading
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Final, Generic, TypeVar
@@ -203,13 +203,10 @@ class Writer(Generic[_T]):
         self._waiting.clear()
 
 
-def written(items: list[_T | Future[_T]]) -> list[_T]:
-    """``items`` with each write waited for, in order (its failure raised), and replaced
-    by its result in the list."""
-    for index, item in enumerate(items):
-        if isinstance(item, Future):
-            items[index] = item.result()
-    return items  # type: ignore[return-value]  # every future replaced by its result
+def written(items: Iterable[_T | Future[_T]]) -> list[_T]:
+    """``items``, each write among them waited for, in order (its failure raised), and
+    replaced by its result."""
+    return [item.result() if isinstance(item, Future) else item for item in items]
 
 
 def default_limit(directory: Path) -> int:

@@ -20,10 +20,11 @@ from egress_offline.engine.results import (
     TOTAL,
     Counts,
 )
-from egress_offline.engine.spill import Part, Spill, parts, scan_part, scan_parts
+from egress_offline.engine.spill import Part, Spill, scan_part, scan_parts
 from egress_offline.normalise import long_or_null, present
 from egress_offline.ranges import classify
 from egress_offline.readers import FILE, ID, INDEX, POS, TS, FileReport, tuning
+from egress_offline.scratch import written
 from egress_offline.spec import HuntSpec
 
 __all__ = [
@@ -98,7 +99,7 @@ def public_events(
         why = pl.concat(dropped_why).sum().row(0, named=True)
         for name, count in why.items():
             setattr(counts, name, int(count or 0))
-    spill.public = parts(public_paths)
+    spill.public = written(public_paths)
     public = scan_parts(spill.public) if spill.public else candidates.clear()
     counts.public_destination = public.select(pl.len()).collect(engine="streaming").item()
     return by_group(public)

@@ -15,7 +15,7 @@ import polars as pl
 from egress_offline.readers import TS, tuning
 from egress_offline.scratch import Scratch, Writer, scratch_errors, written
 
-__all__ = ["Part", "Spill", "parts", "scan_part", "scan_parts"]
+__all__ = ["Part", "Spill", "scan_part", "scan_parts"]
 
 #: One spilled frame: a scratch file, or the same file's bytes held in memory.
 Part = Path | bytes
@@ -66,7 +66,7 @@ class Spill:
 
     def write_later(self, frame: pl.DataFrame, name: str) -> Future[Part]:
         """Write ``frame`` (:meth:`_write`) on the writer thread: the part, once written
-        (see :func:`parts`)."""
+        (see :func:`~egress_offline.scratch.written`)."""
         return self._writer.submit(lambda: self._write(frame, name))
 
     def _write(self, frame: pl.DataFrame, name: str) -> Part:
@@ -125,7 +125,7 @@ class Spill:
     @property
     def files(self) -> list[Part]:
         """The candidate rows' parts, in the order spilled."""
-        return list(written(self._files))
+        return written(self._files)
 
     def scan(self, schema: dict[str, Any]) -> pl.LazyFrame:
         if not self._files:
@@ -148,11 +148,6 @@ class Spill:
             return int(held)
         stored = scan_parts(written(self._stamp_files)).filter(bounds)
         return int(held) + int(stored.select(pl.len()).collect(engine="streaming").item())
-
-
-def parts(futures: list[Future[Part]]) -> list[Part]:
-    """The parts of :meth:`Spill.write_later`, once written, in order."""
-    return written(list(futures))
 
 
 def scan_part(part: Part) -> pl.LazyFrame:

@@ -50,48 +50,43 @@ def read_parquet(file: InputFile, report: FileReport, *, prefilter: AnyPrefilter
     import pyarrow as pa  # noqa: PLC0415 - only Parquet inputs need it
     import pyarrow.parquet as pq  # noqa: PLC0415
 
+    from egress_offline.readers.parquet_screen import read_screened  # noqa: PLC0415
+
     # one handle on the file, whose positional reads every thread shares (the spans'
     # threads too): all of them read the file that was opened, whatever the path names
     # later (a copy replaced while it is read)
-    source = None
     try:
         source = pa.OSFile(str(file.path))
-        parquet = pq.ParquetFile(source)
-        leaves = [parquet.schema.column(i).path for i in range(len(parquet.schema))]
-    except Exception as exc:  # pyarrow raises several types for a damaged footer
-        if source is not None:
-            source.close()
-        raise InputError(
-            f"{file.name}: not a readable Parquet file ({first_line(exc)}); "
-            "the copy may be incomplete, export it again",
-            file=file.name,
-        ) from exc
-    try:
-        yield from _read(parquet, source, leaves, file, report, prefilter=prefilter,
-                         floor=floor, fields=fields)  # fmt: skip
-    finally:
-        source.close()
+    except Exception as exc:
+        raise _unreadable(file, exc) from exc
+    with source:
+        try:
+            parquet = pq.ParquetFile(source)
+            leaves = [parquet.schema.column(i).path for i in range(len(parquet.schema))]
+        except Exception as exc:  # pyarrow raises several types for a damaged footer
+            raise _unreadable(file, exc) from exc
+        wanted = parquet_columns(leaves, fields)
+        if not wanted:
+            raise InputError(
+                f"{file.name}: the Parquet file has none of the columns {fields.reader} "
+                f"reads ({', '.join(fields.names)}), nested or dotted; is it an "
+                f"{fields.export}?",
+                file=file.name,
+            )
+        total = max(1, parquet.metadata.num_rows)
+        if not isinstance(prefilter, Prefilter):  # --strict, or pivot: every row
+            yield from _every_row(parquet, wanted, report, total, fields)
+        else:
+            yield from read_screened(parquet, source, wanted, report, total,
+                                     prefilter=prefilter, floor=floor)  # fmt: skip
 
 
-def _read(parquet: Any, source: Any, leaves: list[str], file: InputFile, report: FileReport,
-          *, prefilter: AnyPrefilter, floor: TimeFloor,
-          fields: FieldSet) -> Iterator[pl.DataFrame | StampBatch]:  # fmt: skip
-    """:func:`read_parquet` of an opened file whose leaf columns are ``leaves``."""
-    from egress_offline.readers.parquet_screen import read_screened  # noqa: PLC0415
-
-    wanted = parquet_columns(leaves, fields)
-    if not wanted:
-        raise InputError(
-            f"{file.name}: the Parquet file has none of the columns {fields.reader} reads "
-            f"({', '.join(fields.names)}), nested or dotted; is it an {fields.export}?",
-            file=file.name,
-        )
-    total = max(1, parquet.metadata.num_rows)
-    if not isinstance(prefilter, Prefilter):  # --strict, or pivot: every row
-        yield from _every_row(parquet, wanted, report, total, fields)
-    else:
-        yield from read_screened(parquet, source, wanted, report, total,
-                                 prefilter=prefilter, floor=floor)  # fmt: skip
+def _unreadable(file: InputFile, exc: Exception) -> InputError:
+    return InputError(
+        f"{file.name}: not a readable Parquet file ({first_line(exc)}); "
+        "the copy may be incomplete, export it again",
+        file=file.name,
+    )
 
 
 def parquet_columns(leaves: Sequence[str], fields: FieldSet = HUNT) -> list[str]:

@@ -388,7 +388,7 @@ class FileOutput:
         """Everything held, in the order it came. (Reading the next file ahead on a
         thread saved 0.05 to 0.1 s of a 4 GB hunt and held one more frame: a 10 GB
         file of matching events peaked higher by about as much.)"""
-        # each write's Future[Path] replaced by the file it made
+        # Future[Path] is not Future[DataFrame | StampBatch | Path] to mypy (invariant)
         items: list[pl.DataFrame | StampBatch | Path] = written(self._items)  # type: ignore[arg-type]
         self._items, self._held = [], 0
         self._stop()
