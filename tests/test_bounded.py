@@ -344,6 +344,39 @@ def test_the_scratch_directory_is_removed_after_the_spill_writes_in_flight(
     assert not [t for t in threading.enumerate() if t.name.startswith("egress-offline-spill")]
 
 
+@pytest.mark.parametrize("bounds", [None, (499, 2_200)])
+def test_a_spill_rolled_back_holds_what_it_held_at_its_mark(
+    monkeypatch: pytest.MonkeyPatch, bounds: tuple[int, int] | None
+) -> None:
+    """What a file added after the mark (parts, on disk past the held bytes, and
+    timestamps, held, spilled or counted in bounds) is taken out by ``rollback``: its
+    scratch files removed, their bytes released from the budget, the rest as before."""
+    monkeypatch.setattr(tuning, "SPILL_HELD", 40_000)
+    monkeypatch.setattr("egress_offline.engine.spill._STAMP_FLUSH", 1_000)
+    frame = pl.DataFrame({"n": range(5_000), "s": [str(i) for i in range(5_000)]})
+    with Scratch() as scratch:
+        spill = Spill(scratch, stamp_bounds=bounds)
+        after, before_ms = bounds or (None, None)
+
+        def counted() -> int:
+            return spill.count_stamps(after=after, before=before_ms)
+
+        spill.add(frame)
+        spill.add_stamps(pl.Series(range(0, 700), dtype=pl.Int64))
+        before = (spill.files, scratch.used, counted())
+        mark = spill.mark()
+        for at in range(700, 3_000, 100):
+            spill.add(frame)
+            spill.add_stamps(pl.Series(range(at, at + 100), dtype=pl.Int64))
+        assert any(isinstance(part, Path) for part in spill.files)  # some went to disk
+        spill.rollback(mark)
+        assert (spill.files, scratch.used, counted()) == before
+        kept = sorted(part.name for part in before[0] if isinstance(part, Path))
+        assert sorted(path.name for path in scratch.root.iterdir()) == kept
+        spill.add_stamps(pl.Series([1_000], dtype=pl.Int64))  # and it goes on as before
+        assert counted() == before[2] + 1
+
+
 @pytest.mark.parametrize("held", [0, 64 << 20])
 def test_spilled_timestamps_count_the_same_held_or_written(
     monkeypatch: pytest.MonkeyPatch, held: int

@@ -495,15 +495,26 @@ def test_parquet_rows_that_cannot_match_still_anchor_latest(tmp_path: Path) -> N
     assert result_of(path, now=NOW).rows.height == 1
 
 
+def read_as_read(monkeypatch: pytest.MonkeyPatch, as_read: bool) -> None:
+    """``as_read``: every NDJSON file's output is handed on as it is read, as a large
+    file's is, and the spill's every part written to disk: a file given up on is then
+    taken back out of the spill (``Spill.rollback``), its files removed."""
+    if as_read:
+        monkeypatch.setattr(tuning, "OUTPUT_AS_READ", 0)
+        monkeypatch.setattr(tuning, "SPILL_HELD", 0)
+
+
 @pytest.mark.fast_reader
+@pytest.mark.parametrize("as_read", [False, True])
 def test_a_file_read_again_carefully_drops_its_own_gathered_rows_only(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, as_read: bool
 ) -> None:
     """Small field batches are gathered across files and reduced together between files.
     A file the fast reader gives up on after it has yielded rows is read again by the
     careful reader: its own gathered rows must go (or they would count twice), and the
     earlier files' rows must stay. The fast reader is made to fail once it has yielded
     the second file's rows (damage met late, as in a file of many GB)."""
+    read_as_read(monkeypatch, as_read)
     monkeypatch.setattr(tuning, "DECODE_BYTES", 1)  # every batch's lines decoded at once
     batches = fail_after_batches(monkeypatch, 2)
     a = tmp_path / "a.ndjson"
@@ -690,13 +701,15 @@ def test_names_with_glob_characters_are_read_literally(
 
 
 @pytest.mark.fast_reader
+@pytest.mark.parametrize("as_read", [False, True])
 def test_a_file_read_again_carefully_keeps_the_earlier_files_timestamps(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, as_read: bool
 ) -> None:
     """The timestamps of records that cannot match are held, then written to the spill
     in one file with those of earlier files. A file read again by the careful reader
     drops its own from the count in the window, never an earlier file's, even when they
     were written together since the file began."""
+    read_as_read(monkeypatch, as_read)
     monkeypatch.setattr(spill_module, "_STAMP_FLUSH", 4)
     batches = fail_after_batches(monkeypatch, 2)
     linux = event(**{"host.os.family": "linux"})

@@ -53,7 +53,8 @@ def read_into(inputs: Inputs, spec: RowFilters, spill: Spill, counts: Counts, *,
         hash_inputs=hash_inputs,
         csv_timezone=spec.csv_timezone,
     )
-    with ReadSession(inputs, plan, scratch, progress=progress) as session:
+    # the spill can go back to where it stood: a large file's output comes as it is read
+    with ReadSession(inputs, plan, scratch, progress=progress, checkpoint=spill) as session:
         for item in session:
             if isinstance(item, FieldBatch):
                 reduce_batch(item, spec, spill, count_stamps=count_stamps)

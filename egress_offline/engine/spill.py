@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 from collections.abc import Sequence
 from concurrent.futures import Future
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
@@ -15,12 +16,23 @@ import polars as pl
 from egress_offline.readers import TS, tuning
 from egress_offline.scratch import Scratch, Writer, scratch_errors, written
 
-__all__ = ["Part", "Spill", "scan_part", "scan_parts"]
+__all__ = ["Part", "Spill", "SpillMark", "scan_part", "scan_parts"]
 
 #: One spilled frame: a scratch file, or the same file's bytes held in memory.
 Part = Path | bytes
 
 _STAMP_FLUSH: Final = 1 << 20  # timestamps held in memory before they go to disk
+
+
+@dataclass(frozen=True)
+class SpillMark:
+    """How far a spill had come (:meth:`Spill.mark`), to go back to
+    (:meth:`Spill.rollback`)."""
+
+    files: int
+    stamp_files: int
+    stamps: tuple[pl.Series, ...]
+    counted: int
 
 
 class Spill:
@@ -103,6 +115,27 @@ class Spill:
             frame.sink_ipc(path, compression=tuning.SCRATCH_COMPRESSION)
         self.scratch.charge(path)
         return path
+
+    def mark(self) -> SpillMark:
+        """Where the spill stands now: what :meth:`rollback` goes back to."""
+        return SpillMark(len(self._files), len(self._stamp_files), tuple(self._stamps),
+                         self._counted)  # fmt: skip
+
+    def rollback(self, mark: SpillMark) -> None:
+        """Take out everything added since ``mark`` (a file read again from its start,
+        see ``ReadSession``): its writes are waited for (a failed one is raised: the
+        writer makes no write after it) and its scratch files removed."""
+        dropped = written(self._files[mark.files :] + self._stamp_files[mark.stamp_files :])
+        del self._files[mark.files :]
+        del self._stamp_files[mark.stamp_files :]
+        for part in dropped:
+            if isinstance(part, Path):
+                self.scratch.release(part)
+            elif isinstance(part, bytes):  # the writer is idle: its writes are done
+                self._in_memory = max(0, self._in_memory - len(part))
+        self._stamps = list(mark.stamps)
+        self._held = sum(stamps.len() for stamps in self._stamps)
+        self._counted = mark.counted
 
     def add_stamps(self, stamps: pl.Series) -> None:
         if stamps.len() == 0:

@@ -307,6 +307,10 @@ class FrameBatcher:
         if self._size >= self._bound:
             yield from self.flush()
 
+    def discard(self) -> None:
+        """Forget whatever is gathered."""
+        self._frames, self._size = [], 0
+
     def flush(self) -> Iterator[pl.DataFrame]:
         """Hand on whatever is gathered."""
         frames, self._frames, self._size = self._frames, [], 0

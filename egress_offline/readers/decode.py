@@ -384,7 +384,9 @@ def decode_lines(lines: pl.DataFrame, bad: list[tuple[int, str]], fields: FieldS
     general one. A part that does not decode is bisected down to its bad lines (their
     positions and reasons go to ``bad``)."""
     text = pl.col("line")
-    general = lines.select(text.str.contains(fields.general)).to_series()
+    # in pieces, searched in parallel: on one chunk the search took longer than decoding
+    pieces = in_pieces(lines, tuning.SEARCH_PIECE)
+    general = pieces.select(text.str.contains(fields.general)).to_series().rechunk()
     doc = pl.col("__doc")
     nested = _nested_fields(fields)
     parts: list[pl.DataFrame] = []

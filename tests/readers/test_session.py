@@ -129,6 +129,69 @@ def test_a_file_the_fast_reader_gives_up_on_hands_on_nothing_twice(
     assert [report.records for report in session.reports] == [1, 9]
 
 
+def ids_of(items: list[FieldBatch | StampBatch]) -> list[tuple[int, str]]:
+    """Each record's file and entity id."""
+    return [
+        row
+        for item in items
+        if isinstance(item, FieldBatch)
+        for row in item.frame.select(FILE, pl.col("process.entity_id").list.first()).rows()
+    ]
+
+
+class Taken:
+    """A caller that can go back (a ``session.Checkpoint``): what it was handed, in a
+    list, and each rollback with what it took back."""
+
+    def __init__(self) -> None:
+        self.items: list[FieldBatch | StampBatch] = []
+        self.taken_back: list[list[FieldBatch | StampBatch]] = []
+
+    def mark(self) -> int:
+        return len(self.items)
+
+    def rollback(self, mark: int) -> None:
+        self.taken_back.append(self.items[mark:])
+        del self.items[mark:]
+
+
+@pytest.mark.parametrize("gather", [1, 1 << 30])
+def test_a_caller_that_can_go_back_takes_back_what_a_given_up_file_handed_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, gather: int
+) -> None:
+    """With a checkpoint, a large file's output is handed on as it is read: when the fast
+    reader gives up on it, what it handed on is taken back and what waited to be
+    gathered (all of it, gathering much) is dropped; the careful reader's output is
+    handed on once; the earlier file's output, handed on before the file began, is
+    untouched."""
+    monkeypatch.setattr(tuning, "OUTPUT_AS_READ", 0)  # every file is large
+    monkeypatch.setattr(tuning, "HELD_OUTPUT", 0)  # nothing may wait on disk: it would show
+    monkeypatch.setattr(tuning, "DECODE_BYTES", 1)
+    monkeypatch.setattr(tuning, "GATHER_BYTES", gather)  # 1: each frame handed on at once
+    monkeypatch.setattr(tuning, "SMALL_TEXT", 0)
+    monkeypatch.setattr(fast_reader, "batch_rows", lambda _file, _text: 2)
+    accounted = fail_after_batches(monkeypatch, 3)  # a's batch, then two of b's
+    (tmp_path / "a.ndjson").write_bytes(ndjson([event(**{"process.entity_id": "A"})]))
+    (tmp_path / "b.ndjson").write_bytes(
+        ndjson([event(**{"process.entity_id": f"B{i}"}) for i in range(9)])
+    )
+    taken = Taken()
+    with (
+        open_inputs([str(tmp_path)]) as inputs,
+        ReadSession(inputs, PLAN, checkpoint=taken) as session,
+    ):
+        for item in session:
+            taken.items.append(item)
+        assert session.scratch.peak == 0
+    assert accounted == [1, 2, 2]
+    [back] = taken.taken_back
+    handed = [(1, f"B{i}") for i in range(4)] if gather == 1 else []
+    assert ids_of(back) == handed  # b's first two batches, unless still gathering
+    assert ids_of(taken.items) == [(0, "A"), *[(1, f"B{i}") for i in range(9)]]
+    assert [report.reader for report in session.reports] == ["fast", "careful"]
+    assert [report.records for report in session.reports] == [1, 9]
+
+
 def test_reading_errors_become_input_errors_with_their_cause(tmp_path: Path) -> None:
     path = tmp_path / "x.parquet"
     pl.DataFrame({"event.action": [["disconnect_received"]]}).write_parquet(path)
