@@ -191,15 +191,15 @@ class ReadSession:
             tell: Callable[[float, int], None] | None = None
             if self._progress is not None:
                 tell = partial(self._progress, file.name, number + 1, len(files))
+            as_read = self._as_read(file)
+            if as_read:  # what earlier files left waiting goes first: see _read_ndjson
+                for frame in queue.decode_all(strict=plan.strict):
+                    yield from self._hand_on(self._timed(frame), batcher)
+                for frame in batcher.flush():
+                    yield self._finished(frame)
             # a file named by URI: read through a local copy, made now and removed once read
             with translated(file), staged(file, self.scratch) as local:
                 before = _state(local)
-                as_read = self._as_read(local)
-                if as_read:  # what earlier files left waiting goes first: see _read_ndjson
-                    for frame in queue.decode_all(strict=plan.strict):
-                        yield from self._hand_on(self._timed(frame), batcher)
-                    for frame in batcher.flush():
-                        yield self._finished(frame)
                 for item in self._read_file(number, local, report, tell=tell, as_read=as_read):
                     yield from self._hand_on(item, batcher)
                 changed = _changed(local, before, _state(local))
