@@ -377,6 +377,63 @@ def test_a_spill_rolled_back_holds_what_it_held_at_its_mark(
         assert counted() == before[2] + 1
 
 
+def test_a_spill_rolled_back_has_its_memory_room_back(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A part that did not fit in memory after the mark went to disk and filled the
+    spill's room; rolled back, the room is what the parts still held leave free."""
+    small = pl.DataFrame({"n": range(100)})
+    with Scratch() as scratch:
+        probe = Spill(scratch)
+        probe.add(small)
+        [held] = probe.files
+        assert isinstance(held, bytes)
+    monkeypatch.setattr(tuning, "SPILL_HELD", 3 * len(held))
+    big = pl.DataFrame({"s": [str(i) for i in range(50_000)]})
+    with Scratch() as scratch:
+        spill = Spill(scratch)
+        spill.add(small)
+        mark = spill.mark()
+        spill.add(big)
+        assert isinstance(spill.files[-1], Path)
+        spill.rollback(mark)
+        spill.add(small)
+        assert [type(part) for part in spill.files] == [bytes, bytes]
+
+
+@pytest.mark.fast_reader
+def test_a_spill_write_failing_before_a_give_up_is_not_the_input_s(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A spilled part's write fails (an I/O error of the scratch disk) just before the
+    fast reader gives up on a large file: the rollback raises it as it is, not as the
+    input file being unreadable, with or without the file's output handed on as read."""
+    from egress_offline.engine import spill as spill_module  # noqa: PLC0415
+    from egress_offline.readers import ndjson as fast_reader  # noqa: PLC0415
+    from tests.helpers import GiB, fail_after_batches  # noqa: PLC0415
+
+    (tmp_path / "a.ndjson").write_bytes(ndjson([event(**{"source.bytes": 2 * GiB})] * 3))
+    b = [event(**{"process.entity_id": f"B{i}"}) for i in range(40)]
+    (tmp_path / "b.ndjson").write_bytes(ndjson(b))
+    monkeypatch.setattr(tuning, "OUTPUT_AS_READ", 0)
+    monkeypatch.setattr(tuning, "GATHER_BYTES", 1)
+    monkeypatch.setattr(tuning, "SMALL_TEXT", 0)
+    monkeypatch.setattr(tuning, "DECODE_BYTES", 1)
+    monkeypatch.setattr(fast_reader, "batch_rows", lambda _file, _text: 10)
+    fail_after_batches(monkeypatch, 2)  # a's batch, b's first: then b is given up on
+    real = spill_module.Spill._write
+    names: list[str] = []
+
+    def write(self: Spill, frame: pl.DataFrame, name: str) -> object:
+        names.append(name)
+        if len(names) == 2:  # b's first part: the last write before the give-up
+            raise OSError(5, "Input/output error")
+        return real(self, frame, name)
+
+    monkeypatch.setattr(spill_module.Spill, "_write", write)
+    with pytest.raises(OSError, match="Input/output error") as raised:
+        run_hunt([str(tmp_path)], HuntSpec(now=NOW))
+    assert not isinstance(raised.value, InputError)
+
+
 @pytest.mark.parametrize("held", [0, 64 << 20])
 def test_spilled_timestamps_count_the_same_held_or_written(
     monkeypatch: pytest.MonkeyPatch, held: int

@@ -497,10 +497,12 @@ def test_parquet_rows_that_cannot_match_still_anchor_latest(tmp_path: Path) -> N
 
 def read_as_read(monkeypatch: pytest.MonkeyPatch, as_read: bool) -> None:
     """``as_read``: every NDJSON file's output is handed on as it is read, as a large
-    file's is, and the spill's every part written to disk: a file given up on is then
-    taken back out of the spill (``Spill.rollback``), its files removed."""
+    file's is, each frame at once (none waits to be gathered), and the spill's every
+    part written to disk: a file given up on is then taken back out of the spill
+    (``Spill.rollback``), its files removed."""
     if as_read:
         monkeypatch.setattr(tuning, "OUTPUT_AS_READ", 0)
+        monkeypatch.setattr(tuning, "SMALL_BATCH", 0)
         monkeypatch.setattr(tuning, "SPILL_HELD", 0)
 
 

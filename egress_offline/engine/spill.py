@@ -131,8 +131,10 @@ class Spill:
         for part in dropped:
             if isinstance(part, Path):
                 self.scratch.release(part)
-            elif isinstance(part, bytes):  # the writer is idle: its writes are done
-                self._in_memory = max(0, self._in_memory - len(part))
+        # the writer is idle (every write it was given is done): the bytes held in memory
+        # are counted again, its room as it was (a part that did not fit had filled it)
+        kept = written(self._files + self._stamp_files)
+        self._in_memory = sum(len(part) for part in kept if isinstance(part, bytes))
         self._stamps = list(mark.stamps)
         self._held = sum(stamps.len() for stamps in self._stamps)
         self._counted = mark.counted
