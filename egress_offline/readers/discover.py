@@ -14,10 +14,10 @@ from urllib.parse import unquote, urlsplit
 
 from egress_offline.errors import InputError
 from egress_offline.readers import tuning
+from egress_offline.readers.boundary import translated
 from egress_offline.readers.linescan import check_read_settings
 from egress_offline.readers.model import InputFile, Inputs
 from egress_offline.readers.remote import Store, check_uri, list_uri, uri_scheme
-from egress_offline.readers.session import translated
 from egress_offline.readers.sniff import KNOWN_LAYOUTS, describe, describe_file
 from egress_offline.readers.walk import GLOB_CHARS, glob_matches, kind_of_named, walk
 from egress_offline.scratch import Scratch, scratch_errors

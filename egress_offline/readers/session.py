@@ -7,7 +7,7 @@ files' ends for ``--now latest``), the decode queue, the scan of small files tog
 the gathering of small field batches, the data's time range, and restarts. When the fast
 NDJSON reader gives up part-way through a file, the session reads the file again with
 the careful reader; what the fast reader produced for that file was held back until the
-file's end (:class:`FileOutput`), so nothing handed out is ever taken back; or, when the
+file's end (:class:`~egress_offline.readers.held.FileOutput`), so nothing handed out is ever taken back; or, when the
 caller can go back (a :class:`Checkpoint`), a large file's output is handed on as it is
 read and taken back by the caller if the reader gives up. Errors from
 Polars, pyarrow and the OS met while a file is read become an
@@ -19,8 +19,6 @@ from __future__ import annotations
 import hashlib
 import os
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future
-from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -29,14 +27,15 @@ from typing import Any, Final, Protocol
 
 import polars as pl
 
-from egress_offline.errors import EgressError, InputError, first_line
 from egress_offline.fields import HUNT, TIMESTAMP, FieldSet
 from egress_offline.normalise import timestamps
 from egress_offline.readers import tuning
 from egress_offline.readers.batching import DecodeQueue, FrameBatcher, SmallFileScanner
+from egress_offline.readers.boundary import not_the_file, translated
 from egress_offline.readers.bulk import read_bulk
 from egress_offline.readers.careful import read_careful
 from egress_offline.readers.csv import read_csv
+from egress_offline.readers.held import FileOutput
 from egress_offline.readers.jsondoc import read_json_document
 from egress_offline.readers.model import (
     FILE,
@@ -56,7 +55,7 @@ from egress_offline.readers.remote import staged
 from egress_offline.readers.timefloor import TimeFloor
 from egress_offline.readers.transcode import utf8_copy
 from egress_offline.readers.values import read_values
-from egress_offline.scratch import Scratch, Writer, scratch_errors, written
+from egress_offline.scratch import Scratch
 
 #: The readers of NDJSON layouts other than documents (see :class:`~model.Layout`).
 _LINE_READERS: Final = {"values": read_values, "bulk": read_bulk}
@@ -65,12 +64,10 @@ __all__ = [
     "SAMPLING",
     "Checkpoint",
     "FieldBatch",
-    "FileOutput",
     "ProgressHook",
     "ReadItem",
     "ReadPlan",
     "ReadSession",
-    "translated",
 ]
 
 #: Called as reading goes on: (file shown to the user, its number from 1, how many files,
@@ -272,7 +269,7 @@ class ReadSession:
                      tell: Callable[[float, int], None] | None, as_read: bool
                      ) -> Iterator[pl.DataFrame | StampBatch]:  # fmt: skip
         """An NDJSON file, by the fast reader; if it gives up, again by the careful one.
-        The fast reader's output waits until the file's end (:class:`FileOutput`), or,
+        The fast reader's output waits until the file's end (:class:`~egress_offline.readers.held.FileOutput`), or,
         ``as_read``, is handed on at once, nothing of earlier files waiting with it, and
         taken back from the caller (:class:`Checkpoint`) if the reader gives up."""
         plan, floor, queue = self.plan, self.floor, self._queue
@@ -299,7 +296,7 @@ class ReadSession:
                 output.discard()
             elif self._checkpoint is not None:  # its frames still gathering, then the rest
                 self._batcher.discard()
-                with _not_the_file():  # the caller's failure (its spill's writes)
+                with not_the_file():  # the caller's failure (its spill's writes)
                     self._checkpoint.rollback(mark)
             queue.drop_own()
             floor.latest_ms, self._first, self._last = start
@@ -390,141 +387,7 @@ def _numbered(frame: pl.DataFrame, number: int) -> pl.DataFrame:
     return frame.with_columns(pl.lit(number, dtype=pl.UInt32).alias(FILE))
 
 
-class FileOutput:
-    """An NDJSON file's output, held until the file has been read to its end: the fast
-    reader may still give up on the file, and then none of it may have been handed on.
-    (Polars' streaming scan, meeting invalid UTF-8, first hands on lines of later parts of
-    the file, misnumbered, and only then fails: what it gave is not even a prefix.)
-    Up to :data:`~tuning.HELD_OUTPUT` bytes wait in memory; the rest in compressed Arrow
-    files in the scratch directory, charged to its budget."""
-
-    def __init__(self, scratch: Scratch) -> None:
-        self._scratch = scratch
-        self._items: list[pl.DataFrame | StampBatch | Future[Path]] = []
-        self._held = 0
-        self._writer: Writer[Path] | None = None  # made with the first file written
-
-    def add(self, item: pl.DataFrame | StampBatch) -> None:
-        frame = item.ms.to_frame() if isinstance(item, StampBatch) else item
-        if frame.height == 0:
-            return
-        size = int(frame.estimated_size())
-        if self._held + size <= tuning.HELD_OUTPUT:
-            self._items.append(item)
-            self._held += size
-            return
-        kind = "stamps" if isinstance(item, StampBatch) else "fields"
-        path = self._scratch.path(f"{kind}-{id(self)}-{len(self._items):06d}.arrow")
-        if self._writer is None:  # written on a thread of its own, as the spill is
-            self._writer = Writer("egress-offline-output")
-            self._scratch.on_close(self._writer.stop)
-        with _not_the_file():  # an earlier write's failure: the scratch space's
-            self._items.append(self._writer.submit(lambda: self._write(frame, path)))
-
-    def _write(self, frame: pl.DataFrame, path: Path) -> Path:
-        with scratch_errors(self._scratch):
-            frame.write_ipc(path, compression=tuning.SCRATCH_COMPRESSION)
-        self._scratch.charge(path)
-        return path
-
-    def discard(self) -> None:
-        self._stop()
-        for item in self._items:
-            path = _made(item) if isinstance(item, Future) else item
-            if isinstance(path, Path):
-                self._scratch.release(path)
-        self._items, self._held = [], 0
-
-    def release(self) -> Iterator[pl.DataFrame | StampBatch]:
-        """Everything held, in the order it came. (Reading the next file ahead on a
-        thread saved 0.05 to 0.1 s of a 4 GB hunt and held one more frame: a 10 GB
-        file of matching events peaked higher by about as much.)"""
-        # Future[Path] is not Future[DataFrame | StampBatch | Path] to mypy (invariant)
-        with _not_the_file():
-            items: list[pl.DataFrame | StampBatch | Path] = written(self._items)  # type: ignore[arg-type]
-        self._items, self._held = [], 0
-        self._stop()
-        for item in items:
-            if not isinstance(item, Path):
-                yield item
-                continue
-            frame = pl.read_ipc(item)
-            self._scratch.release(item)
-            yield StampBatch(frame.to_series()) if item.name.startswith("stamps") else frame
-
-    def _stop(self) -> None:
-        if self._writer is not None:
-            self._writer.stop()
-            self._writer = None
-
-
-def _made(write: Future[Path]) -> Path | None:
-    """The file of a write that was made (it may have failed: its file, if any, goes
-    with the scratch directory)."""
-    if write.cancelled() or write.exception() is not None:
-        return None
-    return write.result()
-
-
 def sha256_of(path: Path) -> str:
     """The SHA-256 of a file's bytes, as hex."""
     with path.open("rb") as handle:
         return hashlib.file_digest(handle, "sha256").hexdigest()
-
-
-class _NotTheFiles(Exception):
-    """An error met while a file is read that is not the file's (a scratch write's, the
-    caller's), carried through :func:`translated` as it is."""
-
-    def __init__(self, error: BaseException) -> None:
-        super().__init__(str(error))
-        self.error = error
-
-
-@contextmanager
-def _not_the_file() -> Iterator[None]:
-    """Errors raised here pass :func:`translated` untouched."""
-    try:
-        yield
-    except EgressError:
-        raise
-    except Exception as exc:
-        raise _NotTheFiles(exc) from exc
-
-
-@contextmanager
-def translated(file: InputFile) -> Iterator[None]:
-    """The one boundary where errors of Polars, pyarrow and the OS met while ``file`` is
-    read become an :class:`InputError` naming it; the original is kept as the cause.
-    (An error that is not the file's, :func:`_not_the_file`, leaves as it came.)"""
-    try:
-        yield
-    except _NotTheFiles as carried:
-        raise carried.error from carried.error.__cause__
-    except EgressError:
-        raise
-    except OSError as exc:
-        reason = exc.strerror or first_line(exc)
-        raise InputError(
-            f"{file.name}: cannot be read ({reason}); check the file and its permissions",
-            file=file.name,
-        ) from exc
-    except (pl.exceptions.PolarsError, ValueError) as exc:
-        what = "Parquet data" if file.format == "parquet" else "the data"
-        raise InputError(
-            f"{file.name}: {what} cannot be read ({first_line(exc)}); "
-            "the copy may be damaged, export it again",
-            file=file.name,
-        ) from exc
-    except MemoryError as exc:
-        raise InputError(
-            f"{file.name}: reading it needs more memory than there is; split the file "
-            "or free memory",
-            file=file.name,
-        ) from exc
-    except pl.exceptions.PanicException as exc:  # a BaseException: Polars failed inside
-        raise InputError(
-            f"{file.name}: Polars failed while reading it ({first_line(exc)}); the file "
-            "may be damaged or hostile: export it again, and report this if it persists",
-            file=file.name,
-        ) from exc

@@ -99,21 +99,21 @@ def test_a_file_the_fast_reader_gives_up_on_hands_on_nothing_twice(
     """The fast reader gives up on a file after it has produced output, some of it
     waiting on disk: none of that is handed on, the careful reader's output is, once;
     the earlier file's output is untouched."""
-    from egress_offline.readers import session as session_module  # noqa: PLC0415
+    from egress_offline.readers import held as held_module  # noqa: PLC0415
 
     monkeypatch.setattr(tuning, "HELD_OUTPUT", 1)
     monkeypatch.setattr(tuning, "DECODE_BYTES", 1)
     monkeypatch.setattr(tuning, "SMALL_TEXT", 0)  # each file scanned alone
     monkeypatch.setattr(fast_reader, "batch_rows", lambda _file, _text: 2)
     discarded: list[list[object]] = []
-    real_discard = session_module.FileOutput.discard
+    real_discard = held_module.FileOutput.discard
 
-    def discard(self: session_module.FileOutput) -> None:
+    def discard(self: held_module.FileOutput) -> None:
         made = [item.result() if isinstance(item, Future) else item for item in self._items]
         discarded.append([item for item in made if isinstance(item, Path) and item.exists()])
         real_discard(self)
 
-    monkeypatch.setattr(session_module.FileOutput, "discard", discard)
+    monkeypatch.setattr(held_module.FileOutput, "discard", discard)
     accounted = fail_after_batches(monkeypatch, 3)  # a's batch, then two of b's
     (tmp_path / "a.ndjson").write_bytes(ndjson([event(**{"process.entity_id": "A"})]))
     (tmp_path / "b.ndjson").write_bytes(
