@@ -434,6 +434,28 @@ def test_a_spill_write_failing_before_a_give_up_is_not_the_input_s(
     assert not isinstance(raised.value, InputError)
 
 
+def test_a_held_output_write_failing_is_not_the_input_s(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An NDJSON file's output waiting on disk for its end fails to be written (an I/O
+    error of the scratch disk): the error leaves as it is, not as the input file being
+    unreadable."""
+    from egress_offline.readers import held  # noqa: PLC0415
+
+    monkeypatch.setattr(tuning, "HELD_OUTPUT", 1)  # every output on disk
+    monkeypatch.setattr(tuning, "DECODE_BYTES", 1 << 10)  # many small outputs
+
+    def write(self: object, frame: pl.DataFrame, path: Path) -> Path:
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(held.FileOutput, "_write", write)
+    path = tmp_path / "x.ndjson"
+    path.write_bytes(ndjson([event(**{"process.entity_id": f"E{i}"}) for i in range(2_000)]))
+    with pytest.raises(OSError, match="Input/output error") as raised:
+        run_hunt([str(path)], HuntSpec(now=NOW))
+    assert not isinstance(raised.value, InputError)
+
+
 @pytest.mark.parametrize("held", [0, 64 << 20])
 def test_spilled_timestamps_count_the_same_held_or_written(
     monkeypatch: pytest.MonkeyPatch, held: int
