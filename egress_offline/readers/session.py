@@ -7,11 +7,11 @@ files' ends for ``--now latest``), the decode queue, the scan of small files tog
 the gathering of small field batches, the data's time range, and restarts. When the fast
 NDJSON reader gives up part-way through a file, the session reads the file again with
 the careful reader; what the fast reader produced for that file was held back until the
-file's end (:class:`~egress_offline.readers.held.FileOutput`), so nothing handed out is ever taken back; or, when the
+file's end (``held.FileOutput``), so nothing handed out is ever taken back; or, when the
 caller can go back (a :class:`Checkpoint`), a large file's output is handed on as it is
-read and taken back by the caller if the reader gives up. Errors from
-Polars, pyarrow and the OS met while a file is read become an
-:class:`~egress_offline.errors.InputError` naming the file, here and only here.
+read and taken back by the caller if the reader gives up. Errors from Polars, pyarrow
+and the OS met while a file is read become an :class:`~egress_offline.errors.InputError`
+naming the file (``boundary.translated``, around each file's read, here and only here).
 """
 
 from __future__ import annotations
@@ -269,7 +269,7 @@ class ReadSession:
                      tell: Callable[[float, int], None] | None, as_read: bool
                      ) -> Iterator[pl.DataFrame | StampBatch]:  # fmt: skip
         """An NDJSON file, by the fast reader; if it gives up, again by the careful one.
-        The fast reader's output waits until the file's end (:class:`~egress_offline.readers.held.FileOutput`), or,
+        The fast reader's output waits until the file's end (``held.FileOutput``), or,
         ``as_read``, is handed on at once, nothing of earlier files waiting with it, and
         taken back from the caller (:class:`Checkpoint`) if the reader gives up."""
         plan, floor, queue = self.plan, self.floor, self._queue
