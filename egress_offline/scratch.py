@@ -48,12 +48,12 @@ _OURS: Final = re.compile(rf"^{re.escape(PREFIX)}(\d+)-")
 _RESERVE: Final = 1 << 30
 
 #: A disk or quota full: the scratch space's fault, not the input's nor the output's.
+_FULL: Final = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
+_OS_ERROR: Final = re.compile(r"\(os error (\d+)\)")
 #: Writes handed to a :class:`Writer` and not yet made, at most: each holds its data
 #: until it is made.
 _IN_FLIGHT: Final = 1
 _T = TypeVar("_T")
-_FULL: Final = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
-_OS_ERROR: Final = re.compile(r"\(os error (\d+)\)")
 
 
 class Scratch:

@@ -26,7 +26,7 @@ from egress_offline.readers.parquet import (
     row_stamps,
     selection,
 )
-from egress_offline.readers.parquet_spans import SpansAhead, latest_sampled
+from egress_offline.readers.parquet_spans import Span, SpansAhead, latest_sampled
 from egress_offline.readers.prefilter import Prefilter
 from egress_offline.readers.timefloor import TimeFloor
 
@@ -51,11 +51,12 @@ def read_screened(parquet: Any, source: Any, wanted: list[str], report: FileRepo
         path for path in wanted if any(path in (name, f"_source.{name}") for name in DECIDING)
     ]
     timed = [path for path in deciding if path in (TIMESTAMP, f"_source.{TIMESTAMP}")]
+    sampled: dict[int, Span] = {}  # the spans --now latest read: not read again
     if floor.rising:
-        floor.observe(latest_sampled(parquet, deciding))
+        floor.observe(latest_sampled(parquet, deciding, sampled))
     screen = _Screen(parquet, wanted, deciding, prefilter=prefilter, floor=floor, report=report,
                      total=total)  # fmt: skip
-    spans = SpansAhead(source, parquet, timed)
+    spans = SpansAhead(source, parquet, timed, sampled)
     try:
         yield from _groups(parquet, screen, spans, timed, floor=floor, report=report,
                            total=total)  # fmt: skip

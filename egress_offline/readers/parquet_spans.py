@@ -45,20 +45,26 @@ class SpansAhead:
     for those under way. A finding's failure is raised when its group is asked for, as
     if found then."""
 
-    def __init__(self, source: Any, parquet: Any, timed: list[str]) -> None:
+    def __init__(self, source: Any, parquet: Any, timed: list[str],
+                 known: dict[int, Span] | None = None) -> None:  # fmt: skip
+        """``known``: spans found already (:func:`latest_sampled`'s), not read again."""
         self._source, self._metadata, self._timed = source, parquet.metadata, timed
         self._groups = parquet.metadata.num_row_groups
         self._pool: ThreadPoolExecutor | None = None
         self._local = threading.local()
+        self._known = dict(known or {})
         self._found: dict[int, Future[Span]] = {}
         self._next = 0  # the next group to hand to the threads
 
     def span(self, group: int) -> Span:
+        if group in self._known:
+            return self._known.pop(group)
         if self._pool is None:
             self._pool = ThreadPoolExecutor(2, thread_name_prefix="egress-offline-span")
             self._next = group
         while self._next <= min(group + _AHEAD, self._groups - 1):
-            self._found[self._next] = self._pool.submit(self._find, self._next)
+            if self._next not in self._known:
+                self._found[self._next] = self._pool.submit(self._find, self._next)
             self._next += 1
         finding = self._found.pop(group, None)
         if finding is None:  # asked out of order: found here
@@ -191,18 +197,22 @@ def _minute_text(ms: int) -> str | None:
     )
 
 
-def latest_sampled(parquet: Any, deciding: list[str]) -> int | None:
+def latest_sampled(parquet: Any, deciding: list[str], found: dict[int, Span] | None = None
+                   ) -> int | None:  # fmt: skip
     """A lower bound of the newest @timestamp of a Parquet file, from its first and last
     row groups (exports are in time order, one way or the other), so that ``--now
     latest`` can skip old rows from the start. Each row's timestamp is read as the
     screening and the engine read it, so the final anchor is at least this: from the
     timestamp column alone, by its greatest text where that is exact (:func:`plain_span`;
-    reading the deciding columns and every row's time took a tenth of a 1 GB hunt)."""
+    reading the deciding columns and every row's time took a tenth of a 1 GB hunt).
+    The spans read go to ``found``, for :class:`SpansAhead` not to read them again."""
     timed = [path for path in deciding if path in (TIMESTAMP, f"_source.{TIMESTAMP}")]
     last = parquet.metadata.num_row_groups - 1
     newest: int | None = None
     for group in sorted({0, last}) if last >= 0 else ():
         span = group_span(parquet, group, timed) if timed else None
+        if timed and found is not None:
+            found[group] = span
         high = span[1] if span is not None else _newest_read(parquet, group, deciding)
         if high is not None and (newest is None or high > newest):
             newest = high

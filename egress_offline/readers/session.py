@@ -191,10 +191,7 @@ class ReadSession:
                 tell = partial(self._progress, file.name, number + 1, len(files))
             as_read = self._as_read(file)
             if as_read:  # what earlier files left waiting goes first: see _read_ndjson
-                for frame in queue.decode_all(strict=plan.strict):
-                    yield from self._hand_on(self._timed(frame), batcher)
-                for frame in batcher.flush():
-                    yield self._finished(frame)
+                yield from self._waiting(flush=True)
             # a file named by URI: read through a local copy, made now and removed once read
             with translated(file), staged(file, self.scratch) as local:
                 before = _state(local)
@@ -210,15 +207,20 @@ class ReadSession:
             # between files: the lines of small files wait to be decoded together;
             # --strict stops at the first malformed record, so it decodes each file's
             if plan.strict or queue.size >= tuning.DECODE_BYTES:
-                for frame in queue.decode_all(strict=plan.strict):
-                    yield from self._hand_on(self._timed(frame), batcher)
+                yield from self._waiting(flush=False)
             self._cover(report.first_ms, report.last_ms)  # the records passed over
             if report.first_ms is not None:
                 report.understood = True  # records passed over that hold an @timestamp
-        for frame in queue.decode_all(strict=plan.strict):
-            yield from self._hand_on(self._timed(frame), batcher)
-        for frame in batcher.flush():
-            yield self._finished(frame)
+        yield from self._waiting(flush=True)
+
+    def _waiting(self, *, flush: bool) -> Iterator[ReadItem]:
+        """Every file's lines waiting in the decode queue, decoded and handed on; with
+        ``flush``, the batches still gathering too."""
+        for frame in self._queue.decode_all(strict=self.plan.strict):
+            yield from self._hand_on(self._timed(frame), self._batcher)
+        if flush:
+            for frame in self._batcher.flush():
+                yield self._finished(frame)
 
     def _as_read(self, file: InputFile) -> bool:
         """Is ``file``'s output handed on as it is read (see :class:`Checkpoint`)? Only a
