@@ -280,9 +280,9 @@ def test_passing_the_scratch_limit_stops_the_run_and_leaves_nothing(
 def test_a_spill_is_held_in_memory_up_to_its_bound_then_written_to_disk(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """The spill's first :data:`tuning.SPILL_HELD` bytes stay in memory (no scratch file,
-    nothing charged to the budget); past them, each part goes to a scratch file. Read
-    back, the rows are the same either way, in the order spilled."""
+    """The spill's first :data:`tuning.SPILL_HELD` bytes stay in memory as frames (no
+    scratch file, nothing charged to the budget); past them, each part goes to a scratch
+    file. Read back, the rows are the same either way, in the order spilled."""
     frames = [
         pl.DataFrame({"n": range(at, at + 5_000), "s": ["x"] * 5_000}) for at in (0, 5_000, 10_000)
     ]
@@ -291,20 +291,55 @@ def test_a_spill_is_held_in_memory_up_to_its_bound_then_written_to_disk(
         for frame in frames:
             spill.add(frame)
         held = spill.files
-        assert all(isinstance(part, bytes) for part in held)
+        assert all(isinstance(part, pl.DataFrame) for part in held)
         assert scratch.used == 0
         assert spill.scan({}).collect().equals(pl.concat(frames))
-    monkeypatch.setattr(tuning, "SPILL_HELD", len(held[0]) + len(held[1]) // 2)
+    sizes = [part.estimated_size() for part in held]  # type: ignore[union-attr]
+    monkeypatch.setattr(tuning, "SPILL_HELD", sizes[0] + sizes[1] // 2)
     with Scratch() as scratch:
         spill = Spill(scratch)
         for frame in frames:
             spill.add(frame)
         parts = spill.files
-        assert [type(part) for part in parts[:1]] == [bytes]
+        assert [type(part) for part in parts[:1]] == [pl.DataFrame]
         assert all(isinstance(part, Path) for part in parts[1:])
         assert scratch.used == sum(part.stat().st_size for part in parts[1:])  # type: ignore[union-attr]
-        assert [p.read_bytes() for p in parts[1:]] == held[1:]  # type: ignore[union-attr]
+        assert all(pl.read_ipc(p).equals(f) for p, f in zip(parts[1:], frames[1:], strict=True))
         assert spill.scan({}).collect().equals(pl.concat(frames))
+
+
+def _buffer_bytes(frame: pl.DataFrame) -> int:
+    """The bytes of every Arrow buffer ``frame``'s text columns hold, shared with other
+    frames or not."""
+    total = 0
+    for column in frame.select("s", "l").get_columns():
+        exported = column.to_arrow(compat_level=pl.CompatLevel.newest())
+        for chunk in getattr(exported, "chunks", [exported]):
+            total += sum(buffer.size for buffer in chunk.buffers() if buffer is not None)
+    return total
+
+
+def test_a_spilled_frame_held_in_memory_holds_only_its_own_rows() -> None:
+    """A few rows filtered from a large frame still point into its buffers; held in the
+    spill, they are a compact copy: the spill's memory room counts what it holds, and a
+    sparse export's few rows from each of many batches do not keep every batch alive."""
+    large = pl.DataFrame(
+        {
+            "s": [f"{'x' * 1_000}{i}" for i in range(20_000)],
+            "l": [[f"{'y' * 500}{i}"] for i in range(20_000)],
+            "n": pl.Series(range(20_000), dtype=pl.Int128),
+        }
+    )
+    few = large.filter(pl.col("n") % 2_000 == 0)
+    assert _buffer_bytes(few) > 20_000_000  # the filter alone keeps the large buffers
+    with Scratch() as scratch:
+        spill = Spill(scratch)
+        spill.add(few)
+        [held] = spill.files
+        assert isinstance(held, pl.DataFrame)
+        assert held.equals(few)
+        assert held.schema == few.schema  # Int128 kept
+        assert _buffer_bytes(held) < 50_000
 
 
 def test_a_failed_spill_write_stops_the_writes_after_it_and_is_raised(
@@ -385,8 +420,8 @@ def test_a_spill_rolled_back_has_its_memory_room_back(monkeypatch: pytest.Monkey
         probe = Spill(scratch)
         probe.add(small)
         [held] = probe.files
-        assert isinstance(held, bytes)
-    monkeypatch.setattr(tuning, "SPILL_HELD", 3 * len(held))
+        assert isinstance(held, pl.DataFrame)
+    monkeypatch.setattr(tuning, "SPILL_HELD", 3 * int(held.estimated_size()))
     big = pl.DataFrame({"s": [str(i) for i in range(50_000)]})
     with Scratch() as scratch:
         spill = Spill(scratch)
@@ -396,7 +431,7 @@ def test_a_spill_rolled_back_has_its_memory_room_back(monkeypatch: pytest.Monkey
         assert isinstance(spill.files[-1], Path)
         spill.rollback(mark)
         spill.add(small)
-        assert [type(part) for part in spill.files] == [bytes, bytes]
+        assert [type(part) for part in spill.files] == [pl.DataFrame, pl.DataFrame]
 
 
 @pytest.mark.fast_reader
@@ -422,11 +457,11 @@ def test_a_spill_write_failing_before_a_give_up_is_not_the_input_s(
     real = spill_module.Spill._write
     names: list[str] = []
 
-    def write(self: Spill, frame: pl.DataFrame, name: str) -> object:
+    def write(self: Spill, frame: pl.DataFrame, name: str, *, own: bool = False) -> object:
         names.append(name)
         if len(names) == 2:  # b's first part: the last write before the give-up
             raise OSError(5, "Input/output error")
-        return real(self, frame, name)
+        return real(self, frame, name, own=own)
 
     monkeypatch.setattr(spill_module.Spill, "_write", write)
     with pytest.raises(OSError, match="Input/output error") as raised:
@@ -474,7 +509,7 @@ def test_spilled_timestamps_count_the_same_held_or_written(
         assert (scratch.used > 0) == (held == 0)
 
 
-@pytest.mark.parametrize("held", [0, 1 << 20, 64 << 20])
+@pytest.mark.parametrize("held", [0, 4 << 20, 64 << 20])
 def test_a_hunt_reads_the_same_whether_its_spill_is_held_or_written(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, held: int
 ) -> None:
@@ -493,7 +528,7 @@ def test_a_hunt_reads_the_same_whether_its_spill_is_held_or_written(
     assert result.counts.event_match == result.counts.public_destination == 60_000
     if held == 0:
         assert written[0] == "spill-000000.arrow"
-    elif held == 1 << 20:
+    elif held == 4 << 20:  # the first parts held (1.4 MB each as frames), the rest written
         assert written
         assert "spill-000000.arrow" not in written
     else:
@@ -645,15 +680,19 @@ def test_the_scratch_directory_is_made_once_whichever_threads_ask(
     assert not list(tmp_path.iterdir())
 
 
+@pytest.mark.parametrize("held", [0, 64 << 20])
 def test_the_destination_step_gathers_parts_by_their_size_as_read(
-    monkeypatch: pytest.MonkeyPatch,
+    monkeypatch: pytest.MonkeyPatch, held: int
 ) -> None:
     """Spilled parts are judged a few at a time up to a size: the size of each part as
     read, not of the few rows the period keeps of it (those still hold the whole part's
-    buffers: gathered by what they kept, sixty 21 MiB parts were held at once)."""
+    buffers: gathered by what they kept, sixty 21 MiB parts were held at once). Each
+    gathered frame says whether it is all from parts held in memory (its rows point into
+    them, and the public events judged from it are held as they are)."""
     from egress_offline.engine.aggregate import _gathered  # noqa: PLC0415
 
     monkeypatch.setattr(tuning, "PUBLIC_BYTES", 1 << 20)
+    monkeypatch.setattr(tuning, "SPILL_HELD", held)
     wide = "x" * 100
     with Scratch() as scratch:
         spill = Spill(scratch)
@@ -661,10 +700,11 @@ def test_the_destination_step_gathers_parts_by_their_size_as_read(
             spill.add(pl.DataFrame({"__ts": range(part * 20_000, (part + 1) * 20_000),
                                     "s": [wide] * 20_000}))  # fmt: skip
         kept = pl.col("__ts") % 20_000 == 0  # one row of each part
-        frames = list(_gathered(spill, pl.DataFrame(), kept))
-        assert [frame.get_column("__ts").to_list() for frame in frames] == [
+        gathered = list(_gathered(spill, pl.DataFrame(), kept))
+        assert [frame.get_column("__ts").to_list() for frame, _ in gathered] == [
             [part * 20_000] for part in range(6)
         ]
+        assert [in_memory for _, in_memory in gathered] == [held > 0] * 6
 
 
 def test_the_scratch_directory_is_removed_when_waiting_for_a_writer_is_interrupted(

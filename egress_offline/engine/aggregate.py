@@ -86,14 +86,16 @@ def public_events(
     public_paths: list[Future[Part]] = []
     unread = []
     dropped_why = []
-    for whole in _gathered(spill, dropped, in_period):
+    for whole, held in _gathered(spill, dropped, in_period):
         unread.append(whole.filter(pl.col(UNREAD) > 0).select(FILE, POS, UNREAD))
         marked = whole.with_columns(canon.alias("__canon"))
         dropped_why.append(marked.select(_why_not_public(public_only)))
         part = marked.filter((pl.col("__canon").list.len() == 1) & public_only).drop("__canon")
         if part.height:
             name = f"public-{len(public_paths):06d}.arrow"
-            public_paths.append(spill.write_later(part, name))
+            # filtered from parts held in memory, the part points into their buffers
+            # (no more memory): held as it is, not copied
+            public_paths.append(spill.write_later(part, name, own=held))
     _note_unread(unread, files)
     if dropped_why:
         why = pl.concat(dropped_why).sum().row(0, named=True)
@@ -105,15 +107,19 @@ def public_events(
     return by_group(public)
 
 
-def _gathered(spill: Spill, dropped: pl.DataFrame, in_period: pl.Expr) -> Iterator[pl.DataFrame]:
+def _gathered(spill: Spill, dropped: pl.DataFrame,
+              in_period: pl.Expr) -> Iterator[tuple[pl.DataFrame, bool]]:  # fmt: skip
     """The spilled candidate rows in the period, but the ``dropped`` duplicates, in
     frames of consecutive spilled parts of about :data:`~tuning.PUBLIC_BYTES` as read
     (one part may be more), whatever is kept of them: memory holds one such frame at a
-    time."""
-    held: list[pl.DataFrame] = []
+    time. Each comes with whether all of it is from parts held in memory: its buffers
+    are theirs (parts held together are not copied into one)."""
+    frames: list[pl.DataFrame] = []
     size = 0
-    for number, path in enumerate(spill.files):
-        whole = scan_part(path).collect()
+    in_memory = True
+    for number, part in enumerate(spill.files):
+        whole = scan_part(part).collect()
+        in_memory &= isinstance(part, pl.DataFrame)
         # the part's own size: a frame filtered from it still holds its buffers
         size += int(whole.estimated_size())
         if dropped.height:
@@ -121,12 +127,20 @@ def _gathered(spill: Spill, dropped: pl.DataFrame, in_period: pl.Expr) -> Iterat
             if gone.len():
                 whole = whole.with_row_index(_ROW).filter(~pl.col(_ROW).is_in(gone)).drop(_ROW)
         whole = whole.filter(in_period)
-        held.append(whole)
+        frames.append(whole)
         if size >= tuning.PUBLIC_BYTES:
-            yield pl.concat(held, how="vertical_relaxed").rechunk() if len(held) > 1 else held[0]
-            held, size = [], 0
-    if held:
-        yield pl.concat(held, how="vertical_relaxed").rechunk() if len(held) > 1 else held[0]
+            yield _joined(frames, in_memory), in_memory
+            frames, size, in_memory = [], 0, True
+    if frames:
+        yield _joined(frames, in_memory), in_memory
+
+
+def _joined(frames: list[pl.DataFrame], in_memory: bool) -> pl.DataFrame:
+    """``frames`` as one: in one chunk when read from disk (later steps are faster on
+    one), else in theirs (a copy would be a second buffer for rows held already)."""
+    if len(frames) == 1:
+        return frames[0]
+    return pl.concat(frames, how="vertical_relaxed", rechunk=not in_memory)
 
 
 def _why_not_public(public_only: pl.Expr) -> list[pl.Expr]:

@@ -122,17 +122,21 @@ HELD_OUTPUT: Final = 8 << 20
 #: held still: before such a file, what earlier files left gathering is handed on.)
 OUTPUT_AS_READ: Final = 64 << 20
 
-#: How scratch files (the spill, a file's output held until its end) are compressed: LZ4
-#: costs little (1 GB NDJSON: within noise of uncompressed) and stores a long string that
-#: many rows repeat about once, where uncompressed rows of one 4 KiB string took 22 GB.
+#: How scratch files (the spill past its room in memory, a file's output held until its
+#: end) are compressed: LZ4 costs little (1 GB NDJSON: within noise of uncompressed) and
+#: stores a long string that many rows repeat about once, where uncompressed rows of one
+#: 4 KiB string took 22 GB.
 SCRATCH_COMPRESSION: Final = "lz4"
 #: Rows of a record batch in a scratch file, which is read back a batch at a time: a
 #: row's strings may share one buffer in memory (a Parquet dictionary) and be 4 KiB each
 #: once read back.
 SCRATCH_ROWS: Final = 8_192
-#: Bytes of the spill (compressed, as its files would hold them) kept in memory before
-#: the rest goes to scratch files: a hunt's window of 4 GB of events spills 14 MB.
-SPILL_HELD: Final = 32 << 20
+#: Bytes of the spill kept in memory, as compact frames, before the rest goes to scratch
+#: files: a hunt's window of 4 GB of events spills 23 MB of candidates and 15 MB of
+#: public events. (Held as compressed IPC bytes before, the room was 32 MiB of those,
+#: about 90 MB of frames; reading them back at each later step took two thirds of the
+#: 4 GB hunt's aggregation.)
+SPILL_HELD: Final = 64 << 20
 #: Bytes of candidate rows (as read back from the spill) whose destinations are judged
 #: together: each judgement costs some ten queries whatever its size.
 PUBLIC_BYTES: Final = 16 << 20
