@@ -457,11 +457,11 @@ def test_a_spill_write_failing_before_a_give_up_is_not_the_input_s(
     real = spill_module.Spill._write
     names: list[str] = []
 
-    def write(self: Spill, frame: pl.DataFrame, name: str, *, own: bool = False) -> object:
+    def write(self: Spill, frame: pl.DataFrame, name: str) -> object:
         names.append(name)
         if len(names) == 2:  # b's first part: the last write before the give-up
             raise OSError(5, "Input/output error")
-        return real(self, frame, name, own=own)
+        return real(self, frame, name)
 
     monkeypatch.setattr(spill_module.Spill, "_write", write)
     with pytest.raises(OSError, match="Input/output error") as raised:

@@ -81,9 +81,9 @@ def public_events(
     )
     # A few spilled batches at a time, eagerly (the streaming engine would hold every
     # row for the list expression), up to a bound: one at a time cost some ten queries
-    # each (a 4 GB sweep's 41 batches: 0.3 s). Written to scratch, then read by every
-    # later step.
-    public_paths: list[Future[Part]] = []
+    # each (a 4 GB sweep's 41 batches: 0.3 s). Held or written to scratch, then read
+    # by every later step.
+    public_paths: list[Part | Future[Part]] = []
     unread = []
     dropped_why = []
     for whole, held in _gathered(spill, dropped, in_period):
@@ -93,9 +93,10 @@ def public_events(
         part = marked.filter((pl.col("__canon").list.len() == 1) & public_only).drop("__canon")
         if part.height:
             name = f"public-{len(public_paths):06d}.arrow"
-            # filtered from parts held in memory, the part points into their buffers
-            # (no more memory): held as it is, not copied
-            public_paths.append(spill.write_later(part, name, own=held))
+            # filtered from parts held in memory, the part points into their buffers: it
+            # is held as it is, outside the spill's room (its text is theirs; it adds
+            # their row structure at most, for rows they hold already)
+            public_paths.append(part if held else spill.write_later(part, name))
     _note_unread(unread, files)
     if dropped_why:
         why = pl.concat(dropped_why).sum().row(0, named=True)

@@ -47,11 +47,12 @@ class Spill:
     writing it, removing it and syncing the output after it took a third of a 4 GB
     Parquet hunt's time. It is held as frames, not as the IPC bytes they would be on
     disk: every later step reads the spill several times over, and decompressing it each
-    time took half the 4 GB hunt's aggregation (0.26 s against 0.12). A held
+    time took half the 4 GB hunt's aggregation (0.26 s against 0.11). A held
     frame is a compact copy: a frame filtered from a batch points into the whole batch's
     buffers, and held thousands of them; a copy is exactly its size, so its size counts
     what it holds. Rows that repeat one long string fill the room fast and go to disk,
-    where compression stores the string about once."""
+    where compression stores the string about once. (The public events judged from held
+    parts are held beside them, outside the room: see ``aggregate.public_events``.)"""
 
     def __init__(
         self, scratch: Scratch, *, stamp_bounds: tuple[int | None, int | None] | None = None
@@ -82,19 +83,18 @@ class Spill:
             return
         self._files.append(self.write_later(frame, f"spill-{len(self._files):06d}.arrow"))
 
-    def write_later(self, frame: pl.DataFrame, name: str, *, own: bool = False) -> Future[Part]:
+    def write_later(self, frame: pl.DataFrame, name: str) -> Future[Part]:
         """Write ``frame`` (:meth:`_write`) on the writer thread: the part, once written
-        (see :func:`~egress_offline.scratch.written`). ``own``: the frame's buffers are
-        its own or the held parts' (it was filtered from them), and it is held as it is."""
-        return self._writer.submit(lambda: self._write(frame, name, own=own))
+        (see :func:`~egress_offline.scratch.written`)."""
+        return self._writer.submit(lambda: self._write(frame, name))
 
-    def _write(self, frame: pl.DataFrame, name: str, *, own: bool = False) -> Part:
-        """Hold ``frame`` in memory, compact (:func:`compact`, unless ``own``), while the
-        spill's frames there stay within :data:`~tuning.SPILL_HELD` bytes; else write it
-        to a scratch file named ``name`` as compressed Arrow IPC, charged to the budget.
-        Only the writer thread calls it."""
+    def _write(self, frame: pl.DataFrame, name: str) -> Part:
+        """Hold ``frame`` in memory, compact (:func:`compact`), while the spill's frames
+        there stay within :data:`~tuning.SPILL_HELD` bytes; else write it to a scratch
+        file named ``name`` as compressed Arrow IPC, charged to the budget. Only the
+        writer thread calls it."""
         if self._in_memory < tuning.SPILL_HELD:
-            held = frame if own else compact(frame)
+            held = compact(frame)
             size = int(held.estimated_size())
             if self._in_memory + size <= tuning.SPILL_HELD:
                 self._in_memory += size

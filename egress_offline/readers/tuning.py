@@ -132,11 +132,12 @@ SCRATCH_COMPRESSION: Final = "lz4"
 #: once read back.
 SCRATCH_ROWS: Final = 8_192
 #: Bytes of the spill kept in memory, as compact frames, before the rest goes to scratch
-#: files: a hunt's window of 4 GB of events spills 23 MB of candidates and 15 MB of
-#: public events. (Held as compressed IPC bytes before, the room was 32 MiB of those,
-#: about 90 MB of frames; reading them back at each later step took two thirds of the
-#: 4 GB hunt's aggregation.)
-SPILL_HELD: Final = 64 << 20
+#: files: a hunt's window of 4 GB of events spills 23 MB of candidates (the public events
+#: judged from held parts are held beside them, their text shared). Held as compressed
+#: IPC bytes before, 32 MiB of those was about 90 MB of frames, and reading them back at
+#: each later step was half of the 4 GB hunt's aggregation. A room of 64 MiB added
+#: 56 MiB to a 4 GB sweep's peak memory, for no time.
+SPILL_HELD: Final = 32 << 20
 #: Bytes of candidate rows (as read back from the spill) whose destinations are judged
 #: together: each judgement costs some ten queries whatever its size.
 PUBLIC_BYTES: Final = 16 << 20
