@@ -91,12 +91,15 @@ def public_events(
         marked = whole.with_columns(canon.alias("__canon"))
         dropped_why.append(marked.select(_why_not_public(public_only)))
         part = marked.filter((pl.col("__canon").list.len() == 1) & public_only).drop("__canon")
-        if part.height:
+        if part.height == 0:
+            continue
+        if held:  # filtered from parts held in memory, it points into their buffers: held
+            # as it is, outside the spill's room (its text is theirs; it adds their row
+            # structure at most, for rows they hold already)
+            public_paths.append(part)
+        else:
             name = f"public-{len(public_paths):06d}.arrow"
-            # filtered from parts held in memory, the part points into their buffers: it
-            # is held as it is, outside the spill's room (its text is theirs; it adds
-            # their row structure at most, for rows they hold already)
-            public_paths.append(part if held else spill.write_later(part, name))
+            public_paths.append(spill.write_later(part, name))
     _note_unread(unread, files)
     if dropped_why:
         why = pl.concat(dropped_why).sum().row(0, named=True)

@@ -18,8 +18,9 @@ from egress_offline.scratch import Scratch, Writer, scratch_errors, written
 
 __all__ = ["Part", "Spill", "SpillMark", "compact", "scan_part", "scan_parts"]
 
-#: One spilled frame: a scratch file, or the frame held in memory, compact (its own
-#: buffers, exactly its size: see :func:`compact`).
+#: One spilled frame: a scratch file, or the frame held in memory (a candidate part is a
+#: compact copy, see :func:`compact`; a public part judged from held parts points into
+#: theirs).
 Part = Path | pl.DataFrame
 
 _STAMP_FLUSH: Final = 1 << 20  # timestamps held in memory before they go to disk
