@@ -108,7 +108,7 @@ def text_ms(texts: pl.Series) -> pl.Series:
     return fast.alias(texts.name)
 
 
-def canonical_ms(text: pl.Expr, *, quoted: bool = False) -> pl.Expr:
+def canonical_ms(text: pl.Expr, *, quoted: bool = False, lead: str = "") -> pl.Expr:
     """Epoch ms of a timestamp text in the canonical form Endpoint writes
     (``2022-04-04T18:52:00.6007809Z``, from 1970 on, with no fraction or one of at least
     three digits), else null. Where it is not null it equals :func:`timestamp_text_ms`;
@@ -123,16 +123,19 @@ def canonical_ms(text: pl.Expr, *, quoted: bool = False) -> pl.Expr:
     With ``quoted``, ``text`` is the start of a JSON string's content, cut at a fixed
     length: the timestamp must be followed by the string's closing quote, and what comes
     after the quote is not read (cutting the text at the quote first took twice as long
-    as the whole parse)."""
-    shaped = text.str.contains(_CANONICAL_QUOTED if quoted else _CANONICAL)
+    as the whole parse). With ``lead``, the text starts with ``lead`` and the timestamp
+    follows it (cutting ``lead`` off first took as long as the whole parse)."""
+    form = _CANONICAL_QUOTED if quoted else _CANONICAL
+    shaped = text.str.contains(f"^{pl.escape_regex(lead)}{form[1:]}" if lead else form)
+    at = len(lead)
     seconds = (
-        text.str.slice(0, 19)
+        text.str.slice(at, 19)
         .str.to_datetime("%Y-%m-%dT%H:%M:%S", time_unit="ms", strict=False)
         .dt.epoch("ms")
     )
     # the fraction's first three digits; with no fraction, what follows the "Z" (nothing,
     # or the closing quote) is no number: 0
-    millis = text.str.slice(20, 3).cast(pl.Int64, strict=False).fill_null(0)
+    millis = text.str.slice(at + 20, 3).cast(pl.Int64, strict=False).fill_null(0)
     return pl.when(shaped).then(seconds + millis)
 
 

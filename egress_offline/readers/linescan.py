@@ -46,6 +46,7 @@ __all__ = [
     "scan_stages",
     "timestamp_keys",
     "to_decode",
+    "to_decode_exprs",
 ]
 
 # Columns the scan adds to each line
@@ -81,8 +82,13 @@ def to_decode(frame: pl.DataFrame, decode: pl.Expr, *keep: str) -> pl.DataFrame:
     """``__pos`` and ``line`` (and the columns ``keep``) of the lines ``decode`` picks
     (only those columns are filtered: most lines are not decoded, and their text need not
     be copied)."""
+    return frame.select(*to_decode_exprs(decode, *keep))
+
+
+def to_decode_exprs(decode: pl.Expr, *keep: str) -> tuple[pl.Expr, ...]:
+    """The columns of :func:`to_decode`, for a caller's own query."""
     text = pl.col("line")
-    return frame.select(
+    return (
         *[pl.col(name).filter(decode) for name in (*keep, POS)],
         text.filter(decode).str.strip_prefix("\ufeff"),
     )
@@ -115,12 +121,17 @@ def _keys_found(line: pl.Expr) -> pl.Expr:
     return line.str.find_many([TS_KEY[:-2]])
 
 
+#: What follows a ``"@timestamp"`` key when its value is a string
+_KEY_END: Final = TS_KEY[-2:]
+
+
 def _stamp_head_at(line: pl.Expr, first: pl.Expr) -> pl.Expr:
-    """:func:`_stamp_head` from the offset of the first ``"@timestamp"`` key: the 31
-    bytes after it and its ``:"``; null when ``:"`` does not follow it."""
-    after = line.cast(pl.Binary).bin.slice(first + len(TS_KEY) - 2, 33)
-    quoted = pl.when(after.bin.starts_with(TS_KEY[-2:].encode())).then(after.bin.slice(2, 31))
-    return quoted.cast(pl.String, strict=False)
+    """The 33 bytes after the first ``"@timestamp"`` key, from its offset ``first``: its
+    ``:"`` (:data:`_KEY_END`) and :func:`_stamp_head`'s 31 bytes, for ``canonical_ms(...,
+    quoted=True, lead=_KEY_END)``, which checks the ``:"``. (Checking it here and cutting
+    it off took twice the time of the slice: 1 GB of lines, 0.13 s against 0.06.)"""
+    after = line.cast(pl.Binary).bin.slice(first + len(TS_KEY) - len(_KEY_END), 33)
+    return after.cast(pl.String, strict=False)
 
 
 def plain_stamp_text(line: pl.Expr) -> pl.Expr:
@@ -243,7 +254,9 @@ def scan_stages(
     )
     # with several keys the first may be nested in another object: not the record's
     parsed = (
-        pl.when(pl.col(KEYS) == 1).then(canonical_ms(pl.col(STAMP), quoted=True)).alias(STAMP),
+        pl.when(pl.col(KEYS) == 1)
+        .then(canonical_ms(pl.col(STAMP), quoted=True, lead=_KEY_END))
+        .alias(STAMP),
     )
     searched = (could.alias(MAY),)
     kept = (
