@@ -37,6 +37,7 @@ from egress_offline.readers.linescan import (
     polars_reads,
     timestamp_keys,
     to_decode,
+    to_decode_exprs,
 )
 from egress_offline.readers.model import POS, FileReport, InputFile, StampBatch
 from egress_offline.readers.prefilter import AnyPrefilter, Prefilter
@@ -48,6 +49,8 @@ __all__ = ["FastReaderGaveUp", "read_ndjson_fast"]
 #: What the fast reader yields: decoded field frames (``__file``, ``__pos``, the
 #: fields) and the timestamps of records not decoded that may be in the window.
 Output = pl.DataFrame | StampBatch
+#: The column of a batch's accounting that holds the timestamps to count, as one list
+_COUNTED = "__counted"
 
 
 class FastReaderGaveUp(Exception):
@@ -147,13 +150,19 @@ def _account_batch(batch: pl.DataFrame, reading: _Reading,
         decode &= ~older_than(floor.ms)
     skip = ~decode
     stamp = pl.col(STAMP)
-    odd, wanted_n, wanted_bytes, low, high = batch.select(
+    # the timestamps to count come from the same query, at the floor known now
+    floor_ms = floor.ms
+    counted = floor.may_count(stamp.filter(skip))
+    found = batch.select(
         (skip & irregular()).any().alias("odd"),
         decode.sum().alias("decode"),
         text.filter(decode).str.len_bytes().sum().alias("bytes"),
         stamp.filter(skip).min().alias("low"),
         stamp.filter(skip).max().alias("high"),
-    ).row(0)
+        *([] if counted is None else [counted.implode().alias(_COUNTED)]),
+        *(column.implode() for column in to_decode_exprs(decode)),
+    )
+    odd, wanted_n, wanted_bytes, low, high = (found.to_series(i).item() for i in range(5))
     if odd:
         yield from _account_odd_batch(batch, reading, decode=decode)
         return
@@ -161,12 +170,12 @@ def _account_batch(batch: pl.DataFrame, reading: _Reading,
     report.cover_range(low, high)
     full = False
     if wanted_n:
-        full = queue.add(report, reading.number, to_decode(batch, decode), wanted_bytes)
+        wanted = pl.DataFrame([found.get_column(name)[0].alias(name) for name in (POS, "line")])
+        full = queue.add(report, reading.number, wanted, wanted_bytes)
     if low is not None:
         floor.observe(report.last_ms)
-        counted = floor.stamps_of(batch, stamp.filter(skip))
         if counted is not None:
-            yield counted
+            yield floor.recount(found.get_column(_COUNTED)[0], floor_ms)
     if full:
         yield from queue.decode_own(strict=reading.strict)
 

@@ -65,12 +65,22 @@ class TimeFloor:
     def stamps_of(self, frame: pl.DataFrame, ms: pl.Expr) -> StampBatch | None:
         """:meth:`stamps` of the timestamps ``ms`` selects from ``frame``, filtered in the
         same query."""
+        counted = self.may_count(ms)
+        return None if counted is None else StampBatch(frame.select(counted).to_series())
+
+    def may_count(self, ms: pl.Expr) -> pl.Expr | None:
+        """The timestamps of ``ms`` that may be in the window at the floor known now, for
+        a caller's own query (see :meth:`recount`); None when the hunt has no window."""
         if self.window_ms is None:
             return None
         low = self.ms
-        return StampBatch(
-            frame.select(ms.drop_nulls() if low is None else ms.filter(ms > low)).to_series()
-        )
+        return ms.drop_nulls() if low is None else ms.filter(ms > low)
+
+    def recount(self, ms: pl.Series, low: int | None) -> StampBatch:
+        """The timestamps ``ms`` that :meth:`may_count` kept when the floor was ``low``,
+        kept again if the floor has risen since (``--now latest``)."""
+        now = self.ms
+        return StampBatch(ms if now is None or now == low else ms.filter(ms > now))
 
     def sample(
         self, files: Sequence[InputFile], tell: Callable[[float, int], None] | None = None

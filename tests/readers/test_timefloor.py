@@ -41,6 +41,24 @@ def test_stamps_keep_only_those_that_may_be_in_the_window() -> None:
     assert stamps is not None and stamps.ms.to_list() == [11]
 
 
+def test_stamps_kept_in_a_query_are_kept_again_when_the_floor_rose_since() -> None:
+    floor = TimeFloor(window_ms=HOUR)
+    floor.observe(HOUR + 10)  # the floor is 10
+    low = floor.ms
+    counted = floor.may_count(pl.col("s"))
+    assert counted is not None
+    frame = pl.DataFrame({"s": [5, 11, 30, None]}, schema={"s": pl.Int64})
+    kept = frame.select(counted).to_series()
+    assert floor.recount(kept, low).ms.to_list() == [11, 30]  # the floor has not moved
+    floor.observe(HOUR + 20)  # the batch's own newest time raised it to 20
+    assert floor.recount(kept, low).ms.to_list() == [30]
+    rising = TimeFloor(window_ms=HOUR)  # no floor yet: only the nulls go
+    counted = rising.may_count(pl.col("s"))
+    assert counted is not None
+    assert frame.select(counted).to_series().to_list() == [5, 11, 30]
+    assert TimeFloor(window_ms=None).may_count(pl.col("s")) is None
+
+
 def test_sampling_takes_a_bound_from_the_ends_of_every_file(tmp_path: Path) -> None:
     def line(hour: int) -> str:
         stamp = f"2024-05-01T{hour:02d}:00:00.0000000Z"
