@@ -390,17 +390,24 @@ def decode_lines(lines: pl.DataFrame, bad: list[tuple[int, str]], fields: FieldS
     doc = pl.col("__doc")
     nested = _nested_fields(fields)
     parts: list[pl.DataFrame] = []
-    escaped = lines.filter(general)  # only these can hold a \u escape
-    lone = escaped.select(lone_surrogates(text)).to_series()
-    if lone.any():
-        _python_lines(escaped.filter(lone), parts, bad, fields)
-        escaped = escaped.filter(~lone)
-    wrapped = escaped.select(text.str.contains(fields.wrapped)).to_series()
-    for part, dtype, columns in (
-        (lines.filter(~general), fields.nested_dtype, nested),
-        (escaped.filter(~wrapped), fields.hit_dtype, None),
-        (escaped.filter(wrapped), fields.document_dtype, None),
-    ):
+    plan: tuple[tuple[pl.DataFrame, Any, tuple[pl.Expr, ...] | None], ...]
+    if not general.any() and not general.has_nulls():
+        # the usual case: every line with the small schema, in no further query (each
+        # waits for the threads the scan keeps busy)
+        plan = ((lines, fields.nested_dtype, nested),)
+    else:
+        escaped = lines.filter(general)  # only these can hold a \u escape
+        lone = escaped.select(lone_surrogates(text)).to_series()
+        if lone.any():
+            _python_lines(escaped.filter(lone), parts, bad, fields)
+            escaped = escaped.filter(~lone)
+        wrapped = escaped.select(text.str.contains(fields.wrapped)).to_series()
+        plan = (
+            (lines.filter(~general), fields.nested_dtype, nested),
+            (escaped.filter(~wrapped), fields.hit_dtype, None),
+            (escaped.filter(wrapped), fields.document_dtype, None),
+        )
+    for part, dtype, columns in plan:
         if part.height == 0:
             continue
         try:
@@ -412,7 +419,9 @@ def decode_lines(lines: pl.DataFrame, bad: list[tuple[int, str]], fields: FieldS
             parts.append(decoded.select(POS, doc.is_null().alias(BAD), *chosen))
     if not parts:
         return no_fields(fields)
-    merged = pl.concat(parts, how="vertical")
+    merged = parts[0] if len(parts) == 1 else pl.concat(parts, how="vertical")
+    if not merged.get_column(BAD).any():
+        return merged.drop(BAD)
     bad.extend((p, "not a JSON object (null)") for p in merged.filter(pl.col(BAD))[POS])
     return merged.filter(~pl.col(BAD)).drop(BAD)
 
