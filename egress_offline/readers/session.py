@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -52,6 +52,7 @@ from egress_offline.readers.ndjson import FastReaderGaveUp, read_ndjson_fast
 from egress_offline.readers.parquet import read_parquet
 from egress_offline.readers.prefilter import AnyPrefilter
 from egress_offline.readers.remote import staged
+from egress_offline.readers.textcheck import checked_whole
 from egress_offline.readers.timefloor import TimeFloor
 from egress_offline.readers.transcode import utf8_copy
 from egress_offline.readers.values import read_values
@@ -177,12 +178,19 @@ class ReadSession:
             self.scratch.close()
 
     def __iter__(self) -> Iterator[ReadItem]:
-        plan, files = self.plan, self.inputs.files
+        files = self.inputs.files
         sampling = None
         if self._progress is not None:
             sampling = partial(self._progress, SAMPLING, 0, len(files))
         self.floor.sample(files, tell=sampling)
-        queue, batcher = self._queue, self._batcher
+        # the next compressed NDJSON file's text check (a whole pass over its text, on one
+        # core) runs while a file is read: 4 GB in 8 gzip files, a fixed --now, 6.7 s to 5.2
+        ahead = [f for f in files if f.format == "ndjson" and f.size and checked_whole(f)]
+        with self.floor.checks.ahead(ahead, depth=1):
+            yield from self._read_files(files)
+
+    def _read_files(self, files: Sequence[InputFile]) -> Iterator[ReadItem]:
+        plan, queue, batcher = self.plan, self._queue, self._batcher
         for number, file in enumerate(files):
             report = FileReport.of(file)
             self.reports.append(report)

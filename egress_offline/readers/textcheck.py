@@ -16,13 +16,17 @@ from __future__ import annotations
 
 import codecs
 import mmap
+from collections import deque
+from collections.abc import Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 
 from egress_offline.readers import tuning
 from egress_offline.readers.compression import decompressed
 from egress_offline.readers.model import InputFile
 
-__all__ = ["TextCheck", "TextChecks", "check_text", "needs_check"]
+__all__ = ["TextCheck", "TextChecks", "check_text", "checked_whole", "needs_check"]
 
 
 @dataclass(frozen=True)
@@ -60,21 +64,75 @@ class TextChecks:
     def __init__(self) -> None:
         self._done: dict[InputFile, TextCheck] = {}
         self._tails: dict[InputFile, bytes] = {}
+        #: checks made ahead (:meth:`ahead`), and the files whose turn has not come
+        self._running: dict[InputFile, Future[TextCheck]] = {}
+        self._next: deque[InputFile] = deque()
+        self._pool: ThreadPoolExecutor | None = None
+        self._depth = tuning.CHECKS_AHEAD
 
     def of(self, file: InputFile) -> TextCheck:
         found = self._done.get(file)
         if found is None:
-            found = check_text(file)
+            running = self._running.pop(file, None)
+            found = running.result() if running is not None else check_text(file)
             if found.tail:
                 self._tails[file] = found.tail
                 found = replace(found, tail=b"")
             self._done[file] = found
+        self._top_up()
         return found
+
+    @contextmanager
+    def ahead(self, files: Sequence[InputFile], depth: int = tuning.CHECKS_AHEAD
+              ) -> Iterator[None]:  # fmt: skip
+        """While the caller asks for the checks of ``files`` (:meth:`of`, in their
+        order), the next ones are made on threads, ``depth`` at a time: the decompressors
+        release the GIL, so a directory of compressed files is checked on every core
+        (``--now latest`` checks them all before reading any), or the next file while one
+        is read. At most ``depth`` tails wait; at the end, checks not asked for are
+        dropped. A file smaller than :data:`~tuning.CHECK_AHEAD_SIZE` is checked when
+        asked: its check is mostly Python, which a thread only slows."""
+        self._next.extend(
+            file
+            for file in dict.fromkeys(files)
+            if file not in self._done and file.size >= tuning.CHECK_AHEAD_SIZE
+        )
+        if not self._next:
+            yield
+            return
+        self._depth = depth
+        self._pool = pool = ThreadPoolExecutor(depth, "egress-offline-check")
+        try:
+            self._top_up()
+            yield
+        finally:
+            self._pool = None
+            self._next.clear()
+            self._running.clear()
+            # not waited for: after an interrupt, a check under way may take long
+            pool.shutdown(wait=False, cancel_futures=True)
+
+    def _top_up(self) -> None:
+        while self._pool is not None and self._next and len(self._running) < self._depth:
+            file = self._next.popleft()
+            if file not in self._done and file not in self._running:
+                self._running[file] = self._pool.submit(check_text, file)
 
     def tail(self, file: InputFile) -> bytes:
         """The last bytes of a compressed file's text (checked now if not yet)."""
         self.of(file)
         return self._tails.pop(file, b"")
+
+
+def checked_whole(file: InputFile) -> bool:
+    """Is a file's check a whole pass over its text? A compressed file's, but one named by
+    URI or copied before it is read (its check is of the copy)."""
+    return (
+        file.compression != "none"
+        and file.layout == "documents"
+        and not file.needs_copy
+        and file.uri is None
+    )
 
 
 def needs_check(file: InputFile) -> bool:

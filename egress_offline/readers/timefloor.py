@@ -18,7 +18,7 @@ from egress_offline.readers.decode import decode_lines, doc_field_exprs
 from egress_offline.readers.linescan import STAMP, plain_stamp_text
 from egress_offline.readers.model import POS, InputFile, StampBatch
 from egress_offline.readers.sniff import peek_text
-from egress_offline.readers.textcheck import TextChecks
+from egress_offline.readers.textcheck import TextChecks, checked_whole
 
 __all__ = ["TIMESTAMP_ONLY", "TimeFloor"]
 
@@ -98,14 +98,15 @@ class TimeFloor:
         lines = [file for file in files if file.format == "ndjson" and file not in self.sampled]
         size = sum(min(file.size, 2 * tuning.SAMPLE) for file in lines)
         texts: list[str] = []
-        for done, file in enumerate(lines, start=1):
-            texts += _sample_lines(file, self.checks)
-            self.sampled.add(file)
-            if len(texts) >= tuning.SAMPLED_AT_ONCE or done == len(lines):
-                self.observe(_latest_of(texts))
-                texts = []
-            if tell is not None:
-                tell(done / len(lines), size)
+        with self.checks.ahead([file for file in lines if file.size and checked_whole(file)]):
+            for done, file in enumerate(lines, start=1):
+                texts += _sample_lines(file, self.checks)
+                self.sampled.add(file)
+                if len(texts) >= tuning.SAMPLED_AT_ONCE or done == len(lines):
+                    self.observe(_latest_of(texts))
+                    texts = []
+                if tell is not None:
+                    tell(done / len(lines), size)
 
     def observe(self, latest_ms: int | None) -> None:
         if latest_ms is not None and (self.latest_ms is None or latest_ms > self.latest_ms):
@@ -124,8 +125,7 @@ def _sample_lines(file: InputFile, checks: TextChecks) -> list[str]:
         if file.compression != "none":
             head = peek_text(file, file.compression, file.size)[0]
             tail = b""
-            # (a file named by URI is not read whole here: its head alone seeds the floor)
-            if file.layout == "documents" and not file.needs_copy and file.uri is None:
+            if checked_whole(file):
                 tail = checks.tail(file)
                 if checks.of(file).text_size <= len(tail):  # the whole text: a whole first line
                     tail = b"\n" + tail

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
+import threading
 from concurrent.futures import Future
 from pathlib import Path
 
@@ -25,9 +26,12 @@ from egress_offline.readers import (
     ReadSession,
     StampBatch,
     open_inputs,
+    textcheck,
     tuning,
 )
 from egress_offline.readers import ndjson as fast_reader
+from egress_offline.readers.model import InputFile
+from egress_offline.readers.textcheck import TextCheck
 from tests.helpers import GiB, event, fail_after_batches, ndjson
 
 HOUR = 3_600_000
@@ -222,3 +226,30 @@ def test_inputs_are_hashed_on_request(tmp_path: Path) -> None:
     _, unhashed = read_all([str(path)])
     assert unhashed.reports[0].sha256 is None
     assert json.loads(path.read_text())["source"]["bytes"] == GiB
+
+
+def test_the_next_compressed_file_is_checked_while_one_is_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A fixed floor samples nothing: each compressed file's text check (a whole pass over
+    its text) is made on a thread while the file before it is read; the same records."""
+    for number in range(3):
+        records = [event(**{"process.entity_id": f"E{number}-{k}"}) for k in range(3)]
+        (tmp_path / f"{number}.ndjson.gz").write_bytes(gzip.compress(ndjson(records)))
+    threads: list[str] = []
+    check_text = textcheck.check_text
+
+    def recorded(file: InputFile) -> TextCheck:
+        threads.append(threading.current_thread().name)
+        return check_text(file)
+
+    monkeypatch.setattr(textcheck, "check_text", recorded)
+    monkeypatch.setattr(tuning, "CHECK_AHEAD_SIZE", 0)  # these files are small
+    plan = ReadPlan(prefilter=PLAN.prefilter, window_ms=24 * HOUR, floor_ms=0)
+    items, session = read_all([str(tmp_path)], plan)
+    assert len(threads) == 3  # each file once
+    assert all(name.startswith("egress-offline-check") for name in threads)
+    assert sorted(frames(items).get_column("process.entity_id").explode().to_list()) == [
+        f"E{n}-{k}" for n in range(3) for k in range(3)
+    ]
+    assert [report.reader for report in session.reports] == ["fast"] * 3

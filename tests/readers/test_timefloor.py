@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import gzip
 import json
+import threading
+from dataclasses import replace
 from pathlib import Path
 
 import polars as pl
+import pytest
 
-from egress_offline.readers import open_inputs
+from egress_offline.readers import open_inputs, tuning
+from egress_offline.readers.model import InputFile
+from egress_offline.readers.textcheck import TextCheck, TextChecks, check_text
 from egress_offline.readers.timefloor import TimeFloor
 
 HOUR = 3_600_000
@@ -76,3 +82,74 @@ def test_sampling_takes_a_bound_from_the_ends_of_every_file(tmp_path: Path) -> N
     fixed = TimeFloor(window_ms=HOUR, fixed_ms=0)
     fixed.sample(inputs.files)
     assert fixed.latest_ms is None  # a fixed anchor samples nothing
+
+
+def _gzip_lines(path: Path, hours: range) -> None:
+    def line(hour: int) -> str:
+        stamp = f"2024-05-01T{hour:02d}:00:00.0000000Z"
+        return json.dumps({"@timestamp": stamp, "x": "y"}, separators=(",", ":"))
+
+    path.write_bytes(gzip.compress(("\n".join(line(h) for h in hours) + "\n").encode()))
+
+
+def test_sampling_checks_compressed_files_ahead_on_threads_with_the_same_results(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for number in range(5):
+        _gzip_lines(tmp_path / f"{number}.ndjson.gz", range(number * 4 + 1, number * 4 + 5))
+    threads: list[str] = []
+
+    def recorded(file: InputFile) -> TextCheck:
+        threads.append(threading.current_thread().name)
+        return check_text(file)
+
+    monkeypatch.setattr("egress_offline.readers.textcheck.check_text", recorded)
+    monkeypatch.setattr(tuning, "CHECK_AHEAD_SIZE", 0)  # these files are small
+    with open_inputs([str(tmp_path)]) as inputs:
+        floor = TimeFloor(window_ms=HOUR)
+        floor.sample(inputs.files)
+        assert floor.latest_ms == 1_714_593_600_000  # 2024-05-01T20:00:00Z, the last file's end
+        # each file checked once, on the checking threads, and kept for the reader
+        assert len(threads) == 5
+        assert all(name.startswith("egress-offline-check") for name in threads)
+        for file in inputs.files:
+            assert floor.checks.of(file) == replace(check_text(file), tail=b"")
+        assert len(threads) == 5
+        assert floor.checks._pool is None and not floor.checks._running
+
+
+def test_checks_ahead_end_cleanly_when_the_caller_stops_early(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(tuning, "CHECK_AHEAD_SIZE", 0)  # these files are small
+    for number in range(4):
+        _gzip_lines(tmp_path / f"{number}.ndjson.gz", range(number + 1, number + 5))
+    checks = TextChecks()
+    with open_inputs([str(tmp_path)]) as inputs:
+        files = sorted(inputs.files, key=lambda f: str(f.path))
+        (tmp_path / "3.ndjson.gz").unlink()  # gone after discovery: its check fails
+        with pytest.raises(RuntimeError, match="stop"), checks.ahead(files):
+            assert checks.of(files[0]).fast  # made ahead, on a thread
+            raise RuntimeError("stop")
+        assert checks._pool is None and not checks._running
+        assert checks.of(files[1]).fast  # not asked for then: checked now, here
+        with checks.ahead(files), pytest.raises(FileNotFoundError):
+            checks.of(files[3])  # a check's error reaches the caller as it is
+
+
+def test_small_files_are_checked_when_asked_not_ahead(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for number in range(3):
+        _gzip_lines(tmp_path / f"{number}.ndjson.gz", range(number + 1, number + 5))
+    threads: list[str] = []
+
+    def recorded(file: InputFile) -> TextCheck:
+        threads.append(threading.current_thread().name)
+        return check_text(file)
+
+    monkeypatch.setattr("egress_offline.readers.textcheck.check_text", recorded)
+    with open_inputs([str(tmp_path)]) as inputs:
+        floor = TimeFloor(window_ms=HOUR)
+        floor.sample(inputs.files)
+    assert threads == ["MainThread"] * 3  # a thread costs a small file more than its check
