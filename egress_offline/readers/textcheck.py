@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import codecs
 import mmap
+import threading
 from collections import deque
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -69,6 +70,7 @@ class TextChecks:
         self._next: deque[InputFile] = deque()
         self._pool: ThreadPoolExecutor | None = None
         self._depth = tuning.CHECKS_AHEAD
+        self._stop = threading.Event()
 
     def of(self, file: InputFile) -> TextCheck:
         found = self._done.get(file)
@@ -101,6 +103,7 @@ class TextChecks:
             yield
             return
         self._depth = depth
+        self._stop = stop = threading.Event()
         self._pool = pool = ThreadPoolExecutor(depth, "egress-offline-check")
         try:
             self._top_up()
@@ -109,14 +112,15 @@ class TextChecks:
             self._pool = None
             self._next.clear()
             self._running.clear()
-            # not waited for: after an interrupt, a check under way may take long
+            # a check under way ends after its piece in hand; not waited for
+            stop.set()
             pool.shutdown(wait=False, cancel_futures=True)
 
     def _top_up(self) -> None:
         while self._pool is not None and self._next and len(self._running) < self._depth:
             file = self._next.popleft()
             if file not in self._done and file not in self._running:
-                self._running[file] = self._pool.submit(check_text, file)
+                self._running[file] = self._pool.submit(check_text, file, self._stop)
 
     def tail(self, file: InputFile) -> bytes:
         """The last bytes of a compressed file's text (checked now if not yet)."""
@@ -141,8 +145,9 @@ def needs_check(file: InputFile) -> bool:
     return file.compression != "none" or file.size > tuning.FAST_LINE // 2
 
 
-def check_text(file: InputFile) -> TextCheck:
-    """Check ``file``'s lines (see the module docstring)."""
+def check_text(file: InputFile, stop: threading.Event | None = None) -> TextCheck:
+    """Check ``file``'s lines (see the module docstring). Once ``stop`` is set the check
+    ends after the piece in hand, its result void (:meth:`TextChecks.ahead` drops it)."""
     if file.compression == "none":
         return TextCheck(long_line=_long_line_in_place(file), text_size=file.size)
     limit = tuning.FAST_LINE
@@ -154,6 +159,8 @@ def check_text(file: InputFile) -> TextCheck:
     valid = True
     with file.path.open("rb") as handle:
         for piece in decompressed(handle, file.compression, damage.append):
+            if stop is not None and stop.is_set():
+                return TextCheck(long_line=False, damage="the check was stopped")
             size += len(piece)
             if valid and (not piece.isascii() or utf8.getstate()[0]):
                 try:  # a character may be cut by the piece's end: the decoder keeps it

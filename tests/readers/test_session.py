@@ -239,9 +239,9 @@ def test_the_next_compressed_file_is_checked_while_one_is_read(
     threads: list[str] = []
     check_text = textcheck.check_text
 
-    def recorded(file: InputFile) -> TextCheck:
+    def recorded(file: InputFile, stop: threading.Event | None = None) -> TextCheck:
         threads.append(threading.current_thread().name)
-        return check_text(file)
+        return check_text(file, stop)
 
     monkeypatch.setattr(textcheck, "check_text", recorded)
     monkeypatch.setattr(tuning, "CHECK_AHEAD_SIZE", 0)  # these files are small

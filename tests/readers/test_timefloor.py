@@ -99,9 +99,9 @@ def test_sampling_checks_compressed_files_ahead_on_threads_with_the_same_results
         _gzip_lines(tmp_path / f"{number}.ndjson.gz", range(number * 4 + 1, number * 4 + 5))
     threads: list[str] = []
 
-    def recorded(file: InputFile) -> TextCheck:
+    def recorded(file: InputFile, stop: threading.Event | None = None) -> TextCheck:
         threads.append(threading.current_thread().name)
-        return check_text(file)
+        return check_text(file, stop)
 
     monkeypatch.setattr("egress_offline.readers.textcheck.check_text", recorded)
     monkeypatch.setattr(tuning, "CHECK_AHEAD_SIZE", 0)  # these files are small
@@ -144,12 +144,23 @@ def test_small_files_are_checked_when_asked_not_ahead(
         _gzip_lines(tmp_path / f"{number}.ndjson.gz", range(number + 1, number + 5))
     threads: list[str] = []
 
-    def recorded(file: InputFile) -> TextCheck:
+    def recorded(file: InputFile, stop: threading.Event | None = None) -> TextCheck:
         threads.append(threading.current_thread().name)
-        return check_text(file)
+        return check_text(file, stop)
 
     monkeypatch.setattr("egress_offline.readers.textcheck.check_text", recorded)
     with open_inputs([str(tmp_path)]) as inputs:
         floor = TimeFloor(window_ms=HOUR)
         floor.sample(inputs.files)
     assert threads == ["MainThread"] * 3  # a thread costs a small file more than its check
+
+
+def test_a_stopped_check_ends_after_its_piece_in_hand(tmp_path: Path) -> None:
+    path = tmp_path / "x.ndjson.gz"
+    _gzip_lines(path, range(1, 5))
+    stop = threading.Event()
+    stop.set()
+    with open_inputs([str(path)]) as inputs:
+        (file,) = inputs.files
+        assert check_text(file, stop).damage == "the check was stopped"
+        assert check_text(file).fast
