@@ -11,6 +11,7 @@ where it is installed, else by zlib; zstd by the standard library's ``compressio
 
 from __future__ import annotations
 
+import threading
 import zlib
 from collections.abc import Callable, Iterator
 from typing import IO, Any, Final
@@ -42,11 +43,13 @@ def decompressed(
     note_damage: Callable[[str], None],
     *,
     read_size: int | None = None,
+    stop: threading.Event | None = None,
 ) -> Iterator[bytes]:
     """The text of a file, a piece at a time (at most :data:`~tuning.INFLATE_CAP` bytes
     each), up to the first damage, which is passed to ``note_damage`` instead of raised:
     everything before it is still delivered. The handle is read ``read_size`` bytes at a
-    time, and only as far as the caller takes pieces."""
+    time, and only as far as the caller takes pieces; once ``stop`` is set, no further
+    (the text then ends early: a stream of empty members gives no piece to stop at)."""
     if compression == "none":
         size = read_size or tuning.BLOCK
         while block := handle.read(size):
@@ -54,7 +57,7 @@ def decompressed(
         return
     kind, magic, new = _codec(compression)
     yield from _members(handle, read_size or _INPUT, kind=kind, magic=magic, new_decoder=new,
-                        note_damage=note_damage)  # fmt: skip
+                        note_damage=note_damage, stop=stop)  # fmt: skip
 
 
 class _Inflater:
@@ -133,8 +136,8 @@ def _errors(kind: str) -> tuple[type[Exception], ...]:
 
 
 def _members(handle: IO[bytes], size: int, *, kind: str, magic: bytes,
-             new_decoder: Callable[[], _Inflater],
-             note_damage: Callable[[str], None]) -> Iterator[bytes]:  # fmt: skip
+             new_decoder: Callable[[], _Inflater], note_damage: Callable[[str], None],
+             stop: threading.Event | None = None) -> Iterator[bytes]:  # fmt: skip
     """Decompress concatenated gzip members or zstd frames, delivering everything before
     the first damage (a cut, corrupt data, or bytes that are not another member). NUL
     padding after the last member, as crashed writers leave, is not damage."""
@@ -144,6 +147,8 @@ def _members(handle: IO[bytes], size: int, *, kind: str, magic: bytes,
     started = False
     carried = b""  # the start of a next member's magic, cut by the end of a read
     while chunk := handle.read(size):
+        if stop is not None and stop.is_set():
+            return
         data, carried = carried + chunk, b""
         while data:
             if decoder.eof:

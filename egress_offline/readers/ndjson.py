@@ -164,6 +164,7 @@ def _account_batch(batch: pl.DataFrame, reading: _Reading,
     )
     odd, wanted_n, wanted_bytes, low, high = (found.to_series(i).item() for i in range(5))
     if odd:
+        del found  # its lists: the odd path takes its own lines
         yield from _account_odd_batch(batch, reading, decode=decode)
         return
     report.records += batch.height

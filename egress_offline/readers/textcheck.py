@@ -16,12 +16,14 @@ from __future__ import annotations
 
 import codecs
 import mmap
+import os
 import threading
 from collections import deque
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
+from typing import Final
 
 from egress_offline.readers import tuning
 from egress_offline.readers.compression import decompressed
@@ -60,13 +62,16 @@ class TextCheck:
 class TextChecks:
     """The checks of one read session's files, each file checked once. The tails are
     handed out once (:meth:`tail`) and not kept: a directory of many files would hold
-    them all."""
+    them all; with ``keep_tails`` False (a fixed anchor samples no file's end) they are
+    not kept at all."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, keep_tails: bool = True) -> None:
+        self.keep_tails = keep_tails
         self._done: dict[InputFile, TextCheck] = {}
         self._tails: dict[InputFile, bytes] = {}
-        #: checks made ahead (:meth:`ahead`), and the files whose turn has not come
-        self._running: dict[InputFile, Future[TextCheck]] = {}
+        #: checks made ahead (:meth:`ahead`), each with its file's size and time when it
+        #: began; and the files whose turn has not come
+        self._running: dict[InputFile, tuple[Future[TextCheck], _Stamp]] = {}
         self._next: deque[InputFile] = deque()
         self._pool: ThreadPoolExecutor | None = None
         self._depth = tuning.CHECKS_AHEAD
@@ -75,14 +80,26 @@ class TextChecks:
     def of(self, file: InputFile) -> TextCheck:
         found = self._done.get(file)
         if found is None:
-            running = self._running.pop(file, None)
-            found = running.result() if running is not None else check_text(file)
+            found = self._made_ahead(file) or check_text(file)
             if found.tail:
-                self._tails[file] = found.tail
+                if self.keep_tails:
+                    self._tails[file] = found.tail
                 found = replace(found, tail=b"")
             self._done[file] = found
         self._top_up()
         return found
+
+    def _made_ahead(self, file: InputFile) -> TextCheck | None:
+        """The check made ahead of ``file``, unless the file has changed since it began
+        (it is checked again, as it is now)."""
+        made = self._running.pop(file, None)
+        if made is None:
+            return None
+        running, stamp = made
+        if stamp is None or _stamp_of(file) != stamp:
+            running.cancel()
+            return None
+        return running.result()
 
     @contextmanager
     def ahead(self, files: Sequence[InputFile], depth: int = tuning.CHECKS_AHEAD
@@ -91,17 +108,19 @@ class TextChecks:
         order), the next ones are made on threads, ``depth`` at a time: the decompressors
         release the GIL, so a directory of compressed files is checked on every core
         (``--now latest`` checks them all before reading any), or the next file while one
-        is read. At most ``depth`` tails wait; at the end, checks not asked for are
-        dropped. A file smaller than :data:`~tuning.CHECK_AHEAD_SIZE` is checked when
-        asked: its check is mostly Python, which a thread only slows."""
-        self._next.extend(
+        is read. At the end, checks not asked for are stopped and dropped. A file smaller
+        than :data:`~tuning.CHECK_AHEAD_SIZE` is checked when asked: its check is mostly
+        Python, which a thread only slows. Inside another ``ahead`` (the reader samples
+        one file's ends while the session checks ahead), this one adds nothing."""
+        own = [
             file
             for file in dict.fromkeys(files)
             if file not in self._done and file.size >= tuning.CHECK_AHEAD_SIZE
-        )
-        if not self._next:
+        ]
+        if not own or self._pool is not None:
             yield
             return
+        self._next.extend(own)
         self._depth = depth
         self._stop = stop = threading.Event()
         self._pool = pool = ThreadPoolExecutor(depth, "egress-offline-check")
@@ -112,20 +131,38 @@ class TextChecks:
             self._pool = None
             self._next.clear()
             self._running.clear()
-            # a check under way ends after its piece in hand; not waited for
+            # a check under way ends after the input chunk in hand; not waited for
             stop.set()
             pool.shutdown(wait=False, cancel_futures=True)
 
     def _top_up(self) -> None:
         while self._pool is not None and self._next and len(self._running) < self._depth:
             file = self._next.popleft()
-            if file not in self._done and file not in self._running:
-                self._running[file] = self._pool.submit(check_text, file, self._stop)
+            if file in self._done or file in self._running:
+                continue
+            stamp = _stamp_of(file)
+            try:
+                self._running[file] = (self._pool.submit(check_text, file, self._stop), stamp)
+            except RuntimeError:  # no thread to be had (a process limit): checked when asked
+                self._pool = None
+                self._next.clear()
 
     def tail(self, file: InputFile) -> bytes:
         """The last bytes of a compressed file's text (checked now if not yet)."""
         self.of(file)
         return self._tails.pop(file, b"")
+
+
+#: A file's size and modification time (ns), or None when it cannot be seen
+_Stamp = tuple[int, int] | None
+
+
+def _stamp_of(file: InputFile) -> _Stamp:
+    try:
+        seen = os.stat(file.path)
+    except OSError:
+        return None
+    return seen.st_size, seen.st_mtime_ns
 
 
 def checked_whole(file: InputFile) -> bool:
@@ -145,6 +182,10 @@ def needs_check(file: InputFile) -> bool:
     return file.compression != "none" or file.size > tuning.FAST_LINE // 2
 
 
+#: The damage of a check stopped before its end: its result is void, never used.
+_STOPPED: Final = "the check was stopped"
+
+
 def check_text(file: InputFile, stop: threading.Event | None = None) -> TextCheck:
     """Check ``file``'s lines (see the module docstring). Once ``stop`` is set the check
     ends after the piece in hand, its result void (:meth:`TextChecks.ahead` drops it)."""
@@ -158,9 +199,9 @@ def check_text(file: InputFile, stop: threading.Event | None = None) -> TextChec
     utf8 = codecs.getincrementaldecoder("utf-8")()
     valid = True
     with file.path.open("rb") as handle:
-        for piece in decompressed(handle, file.compression, damage.append):
+        for piece in decompressed(handle, file.compression, damage.append, stop=stop):
             if stop is not None and stop.is_set():
-                return TextCheck(long_line=False, damage="the check was stopped")
+                return TextCheck(long_line=False, damage=_STOPPED)
             size += len(piece)
             if valid and (not piece.isascii() or utf8.getstate()[0]):
                 try:  # a character may be cut by the piece's end: the decoder keeps it
@@ -177,6 +218,8 @@ def check_text(file: InputFile, stop: threading.Event | None = None) -> TextChec
             if since > limit:
                 return TextCheck(long_line=True, text_size=size)
             tail = (tail + piece[-tuning.SAMPLE :])[-tuning.SAMPLE :]
+    if stop is not None and stop.is_set():  # the text may have ended early for it
+        return TextCheck(long_line=False, damage=_STOPPED)
     if valid and not damage:
         try:
             utf8.decode(b"", final=True)

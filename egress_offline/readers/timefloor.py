@@ -44,6 +44,10 @@ class TimeFloor:
     #: the text checks, which give a compressed file's end
     checks: TextChecks = field(default_factory=TextChecks)
 
+    def __post_init__(self) -> None:
+        # only --now latest samples the files' ends: with a fixed anchor no tail is used
+        self.checks.keep_tails = self.rising
+
     @property
     def rising(self) -> bool:
         """Is the anchor unknown before reading (``--now latest``), so the floor rises?"""

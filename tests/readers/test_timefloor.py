@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import json
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 
@@ -12,6 +13,7 @@ import polars as pl
 import pytest
 
 from egress_offline.readers import open_inputs, tuning
+from egress_offline.readers.compression import decompressed
 from egress_offline.readers.model import InputFile
 from egress_offline.readers.textcheck import TextCheck, TextChecks, check_text
 from egress_offline.readers.timefloor import TimeFloor
@@ -164,3 +166,88 @@ def test_a_stopped_check_ends_after_its_piece_in_hand(tmp_path: Path) -> None:
         (file,) = inputs.files
         assert check_text(file, stop).damage == "the check was stopped"
         assert check_text(file).fast
+
+
+def _big_enough(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(tuning, "CHECK_AHEAD_SIZE", 0)
+
+
+def test_without_a_thread_to_be_had_files_are_checked_when_asked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _big_enough(monkeypatch)
+    for number in range(3):
+        _gzip_lines(tmp_path / f"{number}.ndjson.gz", range(number + 1, number + 5))
+
+    def no_thread(*_: object, **__: object) -> None:
+        raise RuntimeError("can't start new thread")
+
+    monkeypatch.setattr(ThreadPoolExecutor, "submit", no_thread)
+    with open_inputs([str(tmp_path)]) as inputs:
+        floor = TimeFloor(window_ms=HOUR)
+        floor.sample(inputs.files)
+        assert floor.latest_ms == 1_714_543_200_000  # 2024-05-01T06:00:00Z
+        assert all(floor.checks.of(file).fast for file in inputs.files)
+
+
+def test_an_ahead_inside_another_adds_nothing_and_each_file_is_checked_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _big_enough(monkeypatch)
+    for number in range(3):
+        _gzip_lines(tmp_path / f"{number}.ndjson.gz", range(number + 1, number + 5))
+    made: list[str] = []
+
+    def recorded(file: InputFile, stop: threading.Event | None = None) -> TextCheck:
+        made.append(file.path.name)
+        return check_text(file, stop)
+
+    monkeypatch.setattr("egress_offline.readers.textcheck.check_text", recorded)
+    checks = TextChecks()
+    with open_inputs([str(tmp_path)]) as inputs:
+        files = sorted(inputs.files, key=lambda f: str(f.path))
+        with checks.ahead(files, depth=1):
+            for file in files:
+                with checks.ahead([file]), checks.ahead([]):
+                    assert checks.of(file).fast
+    assert sorted(made) == ["0.ndjson.gz", "1.ndjson.gz", "2.ndjson.gz"]
+
+
+def test_a_file_changed_after_its_check_began_is_checked_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _big_enough(monkeypatch)
+    monkeypatch.setattr(tuning, "FAST_LINE", 4096)
+    for number in range(2):
+        _gzip_lines(tmp_path / f"{number}.ndjson.gz", range(number + 1, number + 5))
+    checks = TextChecks()
+    with open_inputs([str(tmp_path)]) as inputs:
+        first, second = sorted(inputs.files, key=lambda f: str(f.path))
+        with checks.ahead([first, second]):
+            checks._running[second][0].result()  # its check is done: the file fine
+            second.path.write_bytes(gzip.compress(b"A" * 10_000 + b"\n"))  # then it grows
+            assert checks.of(first).fast
+            assert checks.of(second).long_line
+
+
+def test_a_fixed_anchor_keeps_no_tails(tmp_path: Path) -> None:
+    path = tmp_path / "x.ndjson.gz"
+    _gzip_lines(path, range(1, 5))
+    floor = TimeFloor(window_ms=HOUR, fixed_ms=0)
+    assert not floor.checks.keep_tails and TimeFloor(window_ms=HOUR).checks.keep_tails
+    with open_inputs([str(path)]) as inputs:
+        (file,) = inputs.files
+        assert floor.checks.of(file).text_size > 0
+        assert floor.checks.tail(file) == b""  # none was kept
+
+
+def test_a_stopped_text_ends_at_once_even_where_it_gives_no_piece(tmp_path: Path) -> None:
+    empty_members = gzip.compress(b"") * 5_000  # no text at all: no piece to stop at
+    path = tmp_path / "x.gz"
+    path.write_bytes(empty_members + gzip.compress(b"late\n"))
+    stop = threading.Event()
+    with path.open("rb") as handle:
+        assert b"".join(decompressed(handle, "gzip", print)) == b"late\n"
+    stop.set()
+    with path.open("rb") as handle:
+        assert list(decompressed(handle, "gzip", print, stop=stop)) == []
