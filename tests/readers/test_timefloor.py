@@ -94,6 +94,12 @@ def _gzip_lines(path: Path, hours: range) -> None:
     path.write_bytes(gzip.compress(("\n".join(line(h) for h in hours) + "\n").encode()))
 
 
+def _staggered(folder: Path, count: int) -> None:
+    """``count`` gzip files of four hourly lines each, file ``n`` from hour ``n + 1``."""
+    for number in range(count):
+        _gzip_lines(folder / f"{number}.ndjson.gz", range(number + 1, number + 5))
+
+
 def test_sampling_checks_compressed_files_ahead_on_threads_with_the_same_results(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -124,8 +130,7 @@ def test_checks_ahead_end_cleanly_when_the_caller_stops_early(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(tuning, "CHECK_AHEAD_SIZE", 0)  # these files are small
-    for number in range(4):
-        _gzip_lines(tmp_path / f"{number}.ndjson.gz", range(number + 1, number + 5))
+    _staggered(tmp_path, 4)
     checks = TextChecks()
     with open_inputs([str(tmp_path)]) as inputs:
         files = sorted(inputs.files, key=lambda f: str(f.path))
@@ -142,8 +147,7 @@ def test_checks_ahead_end_cleanly_when_the_caller_stops_early(
 def test_small_files_are_checked_when_asked_not_ahead(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    for number in range(3):
-        _gzip_lines(tmp_path / f"{number}.ndjson.gz", range(number + 1, number + 5))
+    _staggered(tmp_path, 3)
     threads: list[str] = []
 
     def recorded(file: InputFile, stop: threading.Event | None = None) -> TextCheck:
@@ -176,8 +180,7 @@ def test_without_a_thread_to_be_had_files_are_checked_when_asked(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     _big_enough(monkeypatch)
-    for number in range(3):
-        _gzip_lines(tmp_path / f"{number}.ndjson.gz", range(number + 1, number + 5))
+    _staggered(tmp_path, 3)
 
     def no_thread(*_: object, **__: object) -> None:
         raise RuntimeError("can't start new thread")
@@ -194,8 +197,7 @@ def test_an_ahead_inside_another_adds_nothing_and_each_file_is_checked_once(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     _big_enough(monkeypatch)
-    for number in range(3):
-        _gzip_lines(tmp_path / f"{number}.ndjson.gz", range(number + 1, number + 5))
+    _staggered(tmp_path, 3)
     made: list[str] = []
 
     def recorded(file: InputFile, stop: threading.Event | None = None) -> TextCheck:
@@ -218,8 +220,7 @@ def test_a_file_changed_after_its_check_began_is_checked_again(
 ) -> None:
     _big_enough(monkeypatch)
     monkeypatch.setattr(tuning, "FAST_LINE", 4096)
-    for number in range(2):
-        _gzip_lines(tmp_path / f"{number}.ndjson.gz", range(number + 1, number + 5))
+    _staggered(tmp_path, 2)
     checks = TextChecks()
     with open_inputs([str(tmp_path)]) as inputs:
         first, second = sorted(inputs.files, key=lambda f: str(f.path))
