@@ -108,14 +108,17 @@ class TextChecks:
         order), the next ones are made on threads, ``depth`` at a time: the decompressors
         release the GIL, so a directory of compressed files is checked on every core
         (``--now latest`` checks them all before reading any), or the next file while one
-        is read. At the end, checks not asked for are stopped and dropped. A file smaller
-        than :data:`~tuning.CHECK_AHEAD_SIZE` is checked when asked: its check is mostly
-        Python, which a thread only slows. Inside another ``ahead`` (the reader samples
-        one file's ends while the session checks ahead), this one adds nothing."""
+        is read. At the end, checks not asked for are stopped and dropped. Only files
+        whose check is a whole pass (:func:`checked_whole`) are checked ahead, and not one
+        smaller than :data:`~tuning.CHECK_AHEAD_SIZE`: its check is mostly Python, which a
+        thread only slows. Inside another ``ahead`` (the reader samples one file's ends
+        while the session checks ahead), this one adds nothing."""
         own = [
             file
             for file in dict.fromkeys(files)
-            if file not in self._done and file.size >= tuning.CHECK_AHEAD_SIZE
+            if checked_whole(file)
+            and file.size >= tuning.CHECK_AHEAD_SIZE
+            and file not in self._done
         ]
         if not own or self._pool is not None:
             yield
@@ -166,10 +169,11 @@ def _stamp_of(file: InputFile) -> _Stamp:
 
 
 def checked_whole(file: InputFile) -> bool:
-    """Is a file's check a whole pass over its text? A compressed file's, but one named by
-    URI or copied before it is read (its check is of the copy)."""
+    """Is a file's check a whole pass over its text? A compressed NDJSON file's, but one
+    named by URI or copied before it is read (its check is of the copy)."""
     return (
-        file.compression != "none"
+        file.format == "ndjson"
+        and file.compression != "none"
         and file.layout == "documents"
         and not file.needs_copy
         and file.uri is None

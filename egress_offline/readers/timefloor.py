@@ -64,13 +64,8 @@ class TimeFloor:
     def stamps(self, ms: pl.Series) -> StampBatch | None:
         """The timestamps of records not decoded that may be in the window, to count
         there; None when the hunt has no window (every valid record is in it)."""
-        return self.stamps_of(ms.to_frame(), pl.col(ms.name))
-
-    def stamps_of(self, frame: pl.DataFrame, ms: pl.Expr) -> StampBatch | None:
-        """:meth:`stamps` of the timestamps ``ms`` selects from ``frame``, filtered in the
-        same query."""
-        counted = self.may_count(ms)
-        return None if counted is None else StampBatch(frame.select(counted).to_series())
+        counted = self.may_count(pl.col(ms.name))
+        return None if counted is None else StampBatch(ms.to_frame().select(counted).to_series())
 
     def may_count(self, ms: pl.Expr) -> pl.Expr | None:
         """The timestamps of ``ms`` that may be in the window at the floor known now, for
@@ -102,7 +97,7 @@ class TimeFloor:
         lines = [file for file in files if file.format == "ndjson" and file not in self.sampled]
         size = sum(min(file.size, 2 * tuning.SAMPLE) for file in lines)
         texts: list[str] = []
-        with self.checks.ahead([file for file in lines if file.size and checked_whole(file)]):
+        with self.checks.ahead(lines):
             for done, file in enumerate(lines, start=1):
                 texts += _sample_lines(file, self.checks)
                 self.sampled.add(file)
