@@ -286,6 +286,42 @@ def test_output_columns_order_and_context(tmp_path: Path) -> None:
     assert second["last_seen"].isoformat() == "2024-05-01T11:30:00+00:00"
 
 
+def test_context_per_group_with_shared_events_and_a_missing_key(tmp_path: Path) -> None:
+    """An event in two flagged groups (a multi-valued key) gives its context to both;
+    a group whose key is missing (null) gets its own events' context, no other's; a
+    group with no value of a field gets an empty list."""
+    docs = [
+        event(**{"process.entity_id": ["A", "B"], "host.name": "both", "source.bytes": GiB}),
+        event(
+            **{
+                "process.entity_id": "A",
+                "host.name": "a-only",
+                "user.name": "ua",
+                "source.bytes": 1,
+            }
+        ),
+        event(
+            **{
+                "process.entity_id": DELETE,
+                "host.name": "nobody",
+                "user.name": DELETE,
+                "destination.port": 53,
+                "source.bytes": GiB,
+            }
+        ),
+        event(**{"process.entity_id": "C", "host.name": "not-flagged", "source.bytes": 5}),
+    ]
+    rows = {row["process.entity_id"]: row for row in hunt(docs, tmp_path).rows.to_dicts()}
+    assert set(rows) == {"A", "B", None}
+    assert rows["A"]["host.name"] == ["a-only", "both"]
+    assert rows["A"]["user.name"] == ["alice", "ua"]
+    assert rows["B"]["host.name"] == ["both"]
+    assert rows[None]["host.name"] == ["nobody"]
+    assert rows[None]["user.name"] == []
+    assert rows[None]["destination.port"] == ["53"]
+    assert rows["B"]["destination.port"] == ["443"]
+
+
 def test_optional_context_columns_are_left_out_when_absent(tmp_path: Path) -> None:
     docs = [event(**{"destination.port": DELETE})]
     assert "destination.port" not in hunt(docs, tmp_path).rows.columns
