@@ -93,11 +93,12 @@ def valid_events_bomb(path: Path, text_bytes: int) -> Path:
 
 
 def parquet_rows(path: Path, rows: int, *, row_group: int | None = None,
-                 executable: str = "C:\\evil.exe") -> Path:  # fmt: skip
+                 executable: str = "C:\\evil.exe", context: str | None = None) -> Path:  # fmt: skip
     """Parquet of ``rows`` matching events (E0, E1, E2 in turn, 1 byte each), flat dotted
     columns, dictionary encoded: ``row_group`` rows a row group (all in one by default),
-    ``executable`` as every row's ``process.executable``. Built in memory (indices only:
-    some 40 bytes a row)."""
+    ``executable`` as every row's ``process.executable``; with ``context``, that text as
+    every row's ``host.name`` and ``user.name``, and ``destination.port`` 0 to 999 in
+    turn. Built in memory (indices only: some 40 bytes a row)."""
     import polars as pl  # noqa: PLC0415
     import pyarrow as pa  # noqa: PLC0415
     import pyarrow.parquet as pq  # noqa: PLC0415
@@ -123,5 +124,13 @@ def parquet_rows(path: Path, rows: int, *, row_group: int | None = None,
             "source.bytes": pa.repeat(pa.scalar(1, pa.int64()), rows),
         }
     )
+    if context is not None:
+        ports = (pl.int_range(0, rows, dtype=pl.Int32, eager=True) % 1000).to_arrow()
+        table = table.append_column("host.name", constant(context))
+        table = table.append_column("user.name", constant(context))
+        table = table.append_column(
+            "destination.port",
+            pa.DictionaryArray.from_arrays(ports, pa.array([str(p) for p in range(1000)])),
+        )
     pq.write_table(table, path, row_group_size=row_group or rows, compression="zstd")
     return path

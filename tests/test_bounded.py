@@ -22,7 +22,7 @@ import polars as pl
 import pytest
 from typer.testing import CliRunner
 
-from egress_offline import HuntSpec, InputError, ScratchError, run_hunt
+from egress_offline import HuntSpec, InputError, ScratchError, SweepSpec, run_hunt, run_sweep
 from egress_offline.cli import app
 from egress_offline.engine.spill import Spill
 from egress_offline.readers import tuning
@@ -249,6 +249,24 @@ def test_rows_sharing_a_long_string_take_little_scratch(tmp_path: Path) -> None:
     )
     result = run_hunt([str(path)], HuntSpec(now=NOW, threshold=1), scratch_limit=16 << 20)
     assert result.rows.height == 3
+
+
+def test_flagged_groups_of_long_keys_get_their_context(tmp_path: Path) -> None:
+    """20,000 rows of three flagged groups whose executable, host and user names are
+    4 KiB each, and 1,000 ports: each group's context is its distinct values, read within
+    16 MB of scratch, in the hunt and the sweep."""
+    long = "h" * 4096
+    path = hostile.parquet_rows(tmp_path / "x.parquet", 20_000, row_group=5_000,
+                                executable="C:\\" + "x" * 4093, context=long)  # fmt: skip
+    hunted = run_hunt([str(path)], HuntSpec(now=NOW, threshold=1), scratch_limit=16 << 20)
+    swept = run_sweep([str(path)], SweepSpec(threshold=1), scratch_limit=16 << 20)
+    for rows in (hunted.rows, swept.rows):
+        assert rows.get_column("process.entity_id").to_list() == ["E0", "E1", "E2"]
+        assert rows.get_column("host.name").to_list() == [[long]] * 3
+        assert rows.get_column("user.name").to_list() == [[long]] * 3
+        # row i is E(i % 3) to port i % 1000: every group meets every port
+        every = sorted(str(port) for port in range(1000))
+        assert rows.get_column("destination.port").to_list() == [every] * 3
 
 
 def test_passing_the_scratch_limit_stops_the_run_and_leaves_nothing(

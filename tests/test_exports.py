@@ -24,6 +24,7 @@ from tests.helpers import (
     ES_ARCHIVE,
     FIXTURES,
     LAYOUTS,
+    NOW,
     SAMPLE_EVENT,
     GiB,
     event,
@@ -417,6 +418,31 @@ def test_overlapping_dumps_count_each_document_once(tmp_path: Path) -> None:
     ]
     pivot = run_pivot(["U"], [str(first), str(second)])
     assert pivot.entities[0].events == 1
+
+
+def test_the_later_copy_is_dropped_among_rows_without_an_id(tmp_path: Path) -> None:
+    """In one file, rows without an ``_id`` and rows outside the window come before and
+    between two copies of a document whose second copy differs: the first read is kept,
+    wherever the copies sit among the rows the duplicate step does not judge."""
+    first = event(**{"source.bytes": GiB, "process.entity_id": "D"})
+    later = event(**{"source.bytes": 5, "process.entity_id": "D"})
+    old = event(**{"@timestamp": "2024-04-01T00:00:00Z", "process.entity_id": "OLD"})
+    path = tmp_path / "mixed.ndjson"
+    path.write_bytes(ndjson([event(**{"process.entity_id": "BARE"}), hit(old, 3),
+                             hit(first, 9), event(**{"process.entity_id": "BARE"}),
+                             hit(later, 9)]))  # fmt: skip
+    result = run_hunt([str(path)], HuntSpec(now=NOW))
+    assert result.rows.select("total_bytes_out", "process.entity_id").rows() == [
+        (2 * GiB, "BARE"),
+        (GiB, "D"),
+    ]
+    assert (result.counts.duplicates, result.files[0].duplicates) == (1, 1)
+    swept = run_sweep([str(path)], SweepSpec(threshold=0))
+    assert sorted(swept.rows.select("process.entity_id", "peak_bytes").rows()) == [
+        ("BARE", 2 * GiB),
+        ("D", GiB),
+        ("OLD", GiB),
+    ]
 
 
 def test_documents_without_an_id_are_never_dropped(tmp_path: Path) -> None:
