@@ -255,8 +255,8 @@ def duplicates(spill: Spill, in_period: pl.Expr) -> pl.DataFrame:
 
 def _any_row(parts: list[Part], columns: list[str], where: pl.Expr) -> bool:
     """Does any row of the spilled ``parts`` hold ``where`` (read from ``columns``)?"""
-    rows = pl.concat([scan_part(part).select(columns) for part in parts], how="vertical")
-    return rows.filter(where).head(1).collect(engine="streaming").height > 0
+    rows = scan_parts(parts).select(columns).filter(where).head(1)
+    return rows.collect(engine="streaming").height > 0
 
 
 def aggregate_window(spill: Spill, spec: HuntSpec, cutoff_ms: int | None,
