@@ -329,7 +329,7 @@ def with_context(flagged: pl.DataFrame, spill: Spill, keys: list[str]) -> pl.Dat
         return flagged.with_columns(
             pl.lit([], dtype=f.TEXT_LIST).alias(name) for name in f.CONTEXT_FIELDS
         )
-    numbered = flagged.select(keys).with_row_index(_FLAGGED)
+    flagged = flagged.with_row_index(_FLAGGED)
     # a superset of the events of the flagged groups, judged before any list is exploded
     # (exploding every public event took most of this step): the events whose first key
     # holds one value, a flagged group's; those with none or several are judged exactly
@@ -337,7 +337,8 @@ def with_context(flagged: pl.DataFrame, spill: Spill, keys: list[str]) -> pl.Dat
     ids = flagged.get_column(keys[0]).drop_nulls().unique().implode()
     maybe = (first.list.len() != 1) | first.list.first().is_in(ids)
     public = scan_parts(spill.public).filter(maybe).select(*keys, *f.CONTEXT_FIELDS)
-    events = by_group(public).join(numbered.lazy(), on=keys, how="inner", nulls_equal=True)
+    numbered = flagged.lazy().select(_FLAGGED, *keys)
+    events = by_group(public).join(numbered, on=keys, how="inner", nulls_equal=True)
     values = (
         events.select(_FLAGGED, *f.CONTEXT_FIELDS)
         .unpivot(on=list(f.CONTEXT_FIELDS), index=_FLAGGED, variable_name=_FIELD, value_name=_VALUE)
@@ -350,9 +351,7 @@ def with_context(flagged: pl.DataFrame, spill: Spill, keys: list[str]) -> pl.Dat
     lists = values.group_by(_FLAGGED).agg(
         value.filter(pl.col(_FIELD) == name).sort().alias(name) for name in f.CONTEXT_FIELDS
     )
-    flagged = flagged.with_row_index(_FLAGGED).join(
-        lists, on=_FLAGGED, how="left", maintain_order="left"
-    )
+    flagged = flagged.join(lists, on=_FLAGGED, how="left", maintain_order="left")
     return flagged.drop(_FLAGGED).with_columns(
         pl.col(name).fill_null(pl.lit([], dtype=f.TEXT_LIST)) for name in f.CONTEXT_FIELDS
     )
