@@ -93,22 +93,33 @@ def valid_events_bomb(path: Path, text_bytes: int) -> Path:
 
 
 def parquet_rows(path: Path, rows: int, *, row_group: int | None = None,
-                 executable: str = "C:\\evil.exe", context: str | None = None) -> Path:  # fmt: skip
+                 executable: str = "C:\\evil.exe", context: str | None = None,
+                 short_first: int = 0, dictionary: bool = True) -> Path:  # fmt: skip
     """Parquet of ``rows`` matching events (E0, E1, E2 in turn, 1 byte each), flat dotted
     columns, dictionary encoded: ``row_group`` rows a row group (all in one by default),
     ``executable`` as every row's ``process.executable``; with ``context``, that text as
     every row's ``host.name`` and ``user.name``, and ``destination.port`` 0 to 999 in
-    turn. Built in memory (indices only: some 40 bytes a row)."""
+    turn. With ``short_first``, that many first rows of each row group have the
+    executable ``C:\\a.exe`` (and the host and user ``h``): a reader that sizes its reads
+    from a row group's first rows meets the long ones unprepared. ``dictionary=False``
+    writes the texts plain, each row its own copy in the file's pages. Built in memory
+    (indices only: some 40 bytes a row)."""
     import polars as pl  # noqa: PLC0415
     import pyarrow as pa  # noqa: PLC0415
     import pyarrow.parquet as pq  # noqa: PLC0415
 
     zeros = pa.repeat(pa.scalar(0, pa.int32()), rows)
+    numbers = pl.int_range(0, rows, dtype=pl.Int32, eager=True)
+    # 0 for a row group's first ``short_first`` rows, 1 after them
+    late = ((numbers % (row_group or rows)) >= short_first).cast(pl.Int32).to_arrow()
 
     def constant(value: Any) -> Any:
         return pa.DictionaryArray.from_arrays(zeros, pa.array([value]))
 
-    thirds = (pl.int_range(0, rows, dtype=pl.Int32, eager=True) % 3).to_arrow()
+    def after(short: str, value: str) -> Any:
+        return pa.DictionaryArray.from_arrays(late, pa.array([short, value]))
+
+    thirds = (numbers % 3).to_arrow()
     table = pa.table(
         {
             "@timestamp": constant("2024-05-01T11:00:00.000Z"),
@@ -120,17 +131,24 @@ def parquet_rows(path: Path, rows: int, *, row_group: int | None = None,
             "process.entity_id": pa.DictionaryArray.from_arrays(
                 thirds, pa.array(["E0", "E1", "E2"])
             ),
-            "process.executable": constant(executable),
+            "process.executable": after("C:\\a.exe", executable),
             "source.bytes": pa.repeat(pa.scalar(1, pa.int64()), rows),
         }
     )
     if context is not None:
-        ports = (pl.int_range(0, rows, dtype=pl.Int32, eager=True) % 1000).to_arrow()
-        table = table.append_column("host.name", constant(context))
-        table = table.append_column("user.name", constant(context))
+        ports = (numbers % 1000).to_arrow()
+        table = table.append_column("host.name", after("h", context))
+        table = table.append_column("user.name", after("h", context))
         table = table.append_column(
             "destination.port",
             pa.DictionaryArray.from_arrays(ports, pa.array([str(p) for p in range(1000)])),
         )
-    pq.write_table(table, path, row_group_size=row_group or rows, compression="zstd")
+    if not dictionary:
+        table = table.cast(pa.schema([
+            pa.field(field.name, field.type.value_type if pa.types.is_dictionary(field.type) else field.type)
+            for field in table.schema
+        ]))  # fmt: skip
+    pq.write_table(
+        table, path, row_group_size=row_group or rows, compression="zstd", use_dictionary=dictionary
+    )
     return path

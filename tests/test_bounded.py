@@ -238,6 +238,72 @@ def test_one_parquet_row_group_is_read_a_batch_at_a_time(
     assert fast.rows.get_column("total_bytes_out").to_list() == [10_000] * 3
 
 
+@pytest.mark.parametrize("dictionary", [True, False], ids=["dictionary", "plain"])
+def test_wide_rows_after_narrow_ones_are_read_in_batches_of_their_size(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, dictionary: bool
+) -> None:
+    """A row group whose first 1,024 rows are short and the rest 4 KiB: each batch read
+    holds about PARQUET_BYTES (here 1 MiB) decoded, however its first rows looked. A
+    batch size guessed from the first rows took all 20,000 (80 MB; at 300,000 rows,
+    6.6 GB from a 13 KB file). In the hunt, the sweep and --strict, each to the exact
+    totals."""
+    from egress_offline.readers import parquet, parquet_screen, parquet_spans  # noqa: PLC0415
+
+    monkeypatch.setattr(tuning, "PARQUET_BYTES", 1 << 20)
+    long = "C:\\" + "x" * 4093
+    path = hostile.parquet_rows(tmp_path / "x.parquet", 20_000, executable=long,
+                                short_first=1_024, dictionary=dictionary)  # fmt: skip
+    sizes: list[int] = []
+    real = parquet.batches
+
+    def spied(*args: Any) -> Any:
+        for table in real(*args):
+            sizes.append(sum(_text_bytes(column) for column in table.columns))
+            yield table
+
+    for module in (parquet, parquet_screen, parquet_spans):
+        monkeypatch.setattr(module, "batches", spied)
+    # rows 0 to 1,023 short (E0 342 of them, E1 and E2 341), the 18,976 after them long
+    expected = [(6326, "E1", long), (6325, "E0", long), (6325, "E2", long),
+                (342, "E0", "C:\\a.exe"), (341, "E1", "C:\\a.exe"), (341, "E2", "C:\\a.exe")]  # fmt: skip
+    for run in (
+        lambda: run_hunt([str(path)], HuntSpec(now=NOW, threshold=1)),
+        lambda: run_hunt([str(path)], HuntSpec(now=NOW, threshold=1, strict=True)),
+        lambda: run_sweep([str(path)], SweepSpec(threshold=1)),
+    ):
+        sizes.clear()
+        rows = run().rows
+        assert sizes
+        assert max(sizes) <= (1 << 20) + 4096
+        keys = ("total_bytes_out", "process.entity_id", "process.executable")
+        assert list(rows.select(keys).iter_rows()) == expected
+
+
+def _text_bytes(column: Any) -> int:
+    """A column's text bytes, decoded, counted one value at a time."""
+    return sum(len(value) for value in column.to_pylist() if isinstance(value, str))
+
+
+def test_decoded_bytes_counts_each_row_of_a_dictionary_as_its_own_copy() -> None:
+    import pyarrow as pa  # noqa: PLC0415
+
+    from egress_offline.readers.parquet import decoded_bytes  # noqa: PLC0415
+
+    words = pa.DictionaryArray.from_arrays(pa.array([0, 1, 1, 1], pa.int32()),
+                                           pa.array(["a" * 100, "b" * 1000]))  # fmt: skip
+    plain = pa.record_batch({"n": pa.array([1, 2, 3, 4], pa.int64())})
+    assert decoded_bytes(plain) == plain.nbytes
+    flat = pa.record_batch({"w": words})
+    assert decoded_bytes(flat) == 4 * 8 + 3_100
+    nested = pa.StructArray.from_arrays([words, pa.array([1, 2, 3, 4])], names=["w", "n"])
+    assert decoded_bytes(pa.record_batch({"s": nested})) == 4 * 8 + (4 * 8 + 3_100) + 4 * 8
+    listed = pa.ListArray.from_arrays(pa.array([0, 2, 4], pa.int32()), words)
+    assert decoded_bytes(pa.record_batch({"l": listed})) == 2 * 8 + 4 * 8 + 3_100
+    numbers = pa.DictionaryArray.from_arrays(pa.array([0, 0, 0], pa.int32()),
+                                             pa.array([7], pa.int64()))  # fmt: skip
+    assert decoded_bytes(pa.record_batch({"d": numbers})) == 3 * 8
+
+
 # ------------------------------------------------------------------------ scratch
 
 

@@ -106,7 +106,8 @@ class _Screen:
         rows = _Rows(self.parquet, group, self.rest)
         offset = 0
         for record_batch in batches(self.parquet, group, self.deciding, tuning.SCREEN_ROWS):
-            frame = pl.from_arrow(record_batch)  # unnumbered: row_stamps numbers if it must
+            # unnumbered: row_stamps numbers if it must; a table's chunks kept as read
+            frame = pl.from_arrow(record_batch, rechunk=False)
             assert isinstance(frame, pl.DataFrame)
             stamp = row_stamps(frame)
             low = floor.ms

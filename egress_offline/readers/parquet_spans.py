@@ -99,7 +99,8 @@ def group_span(parquet: Any, group: int, timed: list[str]) -> Span:
     is not exact."""
     spans: list[tuple[int | None, int | None] | None] = []
     for record_batch in batches(parquet, group, timed, tuning.SCREEN_ROWS):
-        frame = pl.from_arrow(record_batch)  # no row numbers: their column cost a third
+        # no row numbers: their column cost a third; a table's chunks kept as read
+        frame = pl.from_arrow(record_batch, rechunk=False)
         assert isinstance(frame, pl.DataFrame)
         span = plain_span([frame])
         if span is None:
