@@ -94,7 +94,8 @@ def valid_events_bomb(path: Path, text_bytes: int) -> Path:
 
 def parquet_rows(path: Path, rows: int, *, row_group: int | None = None,
                  executable: str = "C:\\evil.exe", context: str | None = None,
-                 short_first: int = 0, dictionary: bool = True) -> Path:  # fmt: skip
+                 short_first: int = 0, dictionary: bool = True,
+                 arrow_schema: bool = True) -> Path:  # fmt: skip
     """Parquet of ``rows`` matching events (E0, E1, E2 in turn, 1 byte each), flat dotted
     columns, dictionary encoded: ``row_group`` rows a row group (all in one by default),
     ``executable`` as every row's ``process.executable``; with ``context``, that text as
@@ -102,8 +103,10 @@ def parquet_rows(path: Path, rows: int, *, row_group: int | None = None,
     turn. With ``short_first``, that many first rows of each row group have the
     executable ``C:\\a.exe`` (and the host and user ``h``): a reader that sizes its reads
     from a row group's first rows meets the long ones unprepared. ``dictionary=False``
-    writes the texts plain, each row its own copy in the file's pages. Built in memory
-    (indices only: some 40 bytes a row)."""
+    writes the texts plain, each row its own copy in the file's pages;
+    ``arrow_schema=False`` leaves out pyarrow's schema, as writers other than pyarrow
+    do, so that a reader decodes dictionary columns to text unless told otherwise.
+    Built in memory (indices only: some 40 bytes a row)."""
     import polars as pl  # noqa: PLC0415
     import pyarrow as pa  # noqa: PLC0415
     import pyarrow.parquet as pq  # noqa: PLC0415
@@ -149,6 +152,11 @@ def parquet_rows(path: Path, rows: int, *, row_group: int | None = None,
             for field in table.schema
         ]))  # fmt: skip
     pq.write_table(
-        table, path, row_group_size=row_group or rows, compression="zstd", use_dictionary=dictionary
+        table,
+        path,
+        row_group_size=row_group or rows,
+        compression="zstd",
+        use_dictionary=dictionary,
+        store_schema=arrow_schema,
     )
     return path

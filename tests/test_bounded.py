@@ -247,14 +247,19 @@ def test_wide_rows_after_narrow_ones_are_read_in_batches_of_their_size(
     batch size guessed from the first rows took all 20,000 (80 MB; at 300,000 rows,
     6.6 GB from a 13 KB file). In the hunt, the sweep and --strict, each to the exact
     totals."""
-    from egress_offline.readers import parquet, parquet_screen, parquet_spans  # noqa: PLC0415
+    from egress_offline.readers import (  # noqa: PLC0415
+        parquet,
+        parquet_batches,
+        parquet_screen,
+        parquet_spans,
+    )
 
     monkeypatch.setattr(tuning, "PARQUET_BYTES", 1 << 20)
     long = "C:\\" + "x" * 4093
     path = hostile.parquet_rows(tmp_path / "x.parquet", 20_000, executable=long,
                                 short_first=1_024, dictionary=dictionary)  # fmt: skip
     sizes: list[int] = []
-    real = parquet.batches
+    real = parquet_batches.batches
 
     def spied(*args: Any) -> Any:
         for table in real(*args):
@@ -279,6 +284,43 @@ def test_wide_rows_after_narrow_ones_are_read_in_batches_of_their_size(
         assert list(rows.select(keys).iter_rows()) == expected
 
 
+@pytest.mark.parametrize("dictionary", [True, False], ids=["dictionary", "plain"])
+def test_rows_of_a_wide_value_are_never_read_4096_at_a_time(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, dictionary: bool
+) -> None:
+    """1,000 rows whose executable is 64 KiB, in a file without pyarrow's schema (as
+    other writers make them): pyarrow decoded 4,096 rows a read, 64 MB here (a 2.4 KB
+    file of 8,192 rows of one 1 MiB value took 7.5 GB). A dictionary column is read as
+    a dictionary, decoded once the batch is sized; plain texts are read as few rows at a
+    time as the footer's sizes say fit PARQUET_BYTES (here 1 MiB). The exact totals."""
+    import pyarrow.parquet as pq  # noqa: PLC0415
+
+    monkeypatch.setattr(tuning, "PARQUET_BYTES", 1 << 20)
+    long = "C:\\" + "x" * 65_533
+    path = hostile.parquet_rows(tmp_path / "x.parquet", 1_000, executable=long,
+                                dictionary=dictionary, arrow_schema=False)  # fmt: skip
+    reads: list[int] = []
+    real = pq.ParquetFile.iter_batches
+
+    def spied(self: object, *args: object, **options: object) -> object:
+        for read in real(self, *args, **options):  # type: ignore[arg-type]
+            reads.append(read.nbytes)  # what pyarrow made: a dictionary counted once
+            yield read
+
+    monkeypatch.setattr(pq.ParquetFile, "iter_batches", spied)
+    for spec in (HuntSpec(now=NOW, threshold=1), HuntSpec(now=NOW, threshold=1, strict=True)):
+        reads.clear()
+        rows = run_hunt([str(path)], spec).rows
+        assert reads
+        assert max(reads) <= (1 << 20) + 65_536
+        keys = ("total_bytes_out", "process.entity_id", "process.executable")
+        assert list(rows.select(keys).iter_rows()) == [
+            (334, "E0", long),
+            (333, "E1", long),
+            (333, "E2", long),
+        ]
+
+
 def _text_bytes(column: Any) -> int:
     """A column's text bytes, decoded, counted one value at a time."""
     return sum(len(value) for value in column.to_pylist() if isinstance(value, str))
@@ -287,7 +329,7 @@ def _text_bytes(column: Any) -> int:
 def test_decoded_bytes_counts_each_row_of_a_dictionary_as_its_own_copy() -> None:
     import pyarrow as pa  # noqa: PLC0415
 
-    from egress_offline.readers.parquet import decoded_bytes  # noqa: PLC0415
+    from egress_offline.readers.parquet_batches import decoded_bytes  # noqa: PLC0415
 
     words = pa.DictionaryArray.from_arrays(pa.array([0, 1, 1, 1], pa.int32()),
                                            pa.array(["a" * 100, "b" * 1000]))  # fmt: skip

@@ -26,12 +26,11 @@ from egress_offline.normalise import text_ms, timestamps
 from egress_offline.readers import tuning
 from egress_offline.readers.decode import merge_lists
 from egress_offline.readers.model import ID, INDEX, POS, FileReport, InputFile, StampBatch
+from egress_offline.readers.parquet_batches import batches, text_reader
 from egress_offline.readers.prefilter import AnyPrefilter, Prefilter
 from egress_offline.readers.timefloor import TimeFloor
 
 __all__ = [
-    "batches",
-    "decoded_bytes",
     "kept_rows",
     "parquet_columns",
     "parquet_raw",
@@ -74,6 +73,12 @@ def read_parquet(file: InputFile, report: FileReport, *, prefilter: AnyPrefilter
                 f"{fields.export}?",
                 file=file.name,
             )
+        # the text columns a row group stores dictionary encoded, read as dictionaries:
+        # a read then holds each value once, not each row's copy (parquet_batches)
+        try:
+            parquet = text_reader(source, parquet.metadata, wanted)
+        except Exception as exc:
+            raise _unreadable(file, exc) from exc
         total = max(1, parquet.metadata.num_rows)
         if not isinstance(prefilter, Prefilter):  # --strict, or pivot: every row
             yield from _every_row(parquet, wanted, report, total, fields)
@@ -153,103 +158,6 @@ def _arrow_filter() -> Callable[[Any, Any], Any]:
     except ImportError:  # pragma: no cover - another pyarrow's layout
         return lambda batch, mask: batch.filter(mask)
     return lambda batch, mask: call_function("filter", [batch, mask])
-
-
-def batches(parquet: Any, group: int, columns: list[str], most: int) -> Iterator[Any]:
-    """The rows of ``columns`` in row group ``group``, as Arrow tables of at most ``most``
-    rows that hold at most :data:`~tuning.PARQUET_BYTES` decoded (millions of rows that
-    share one 4 KiB string are 4 KiB each once decoded, however small the file), or one
-    row wider than that.
-
-    The rows are decoded :data:`~tuning.READ_ROWS` at a time, whatever their width, and
-    gathered into tables by the size each read is found to have; a read wider than the
-    room is halved until its parts fit. A batch size guessed from a row group's first
-    rows held any rows after them: 300,000 rows whose first 1,024 were short and the rest
-    4 KiB took 6.6 GB. Memory holds one table and one read."""
-    import pyarrow as pa  # noqa: PLC0415 - only Parquet inputs need it
-
-    held: list[Any] = []
-    rows = size = 0
-    reads = parquet.iter_batches(batch_size=min(most, tuning.READ_ROWS), row_groups=[group],
-                                 columns=columns)  # fmt: skip
-    for read in reads:
-        for part, wide in _fitting(read, tuning.PARQUET_BYTES):
-            if held and (rows + part.num_rows > most or size + wide > tuning.PARQUET_BYTES):
-                yield pa.Table.from_batches(held)
-                held, rows, size = [], 0, 0
-            held.append(part)
-            rows += part.num_rows
-            size += wide
-    if held:
-        yield pa.Table.from_batches(held)
-
-
-def _fitting(read: Any, room: int) -> Iterator[tuple[Any, int]]:
-    """``read`` in order, as parts of at most ``room`` bytes decoded (or of one row), each
-    with its size: the read whole when it fits, else its halves, each halved in turn."""
-    pending = [read]
-    while pending:
-        part = pending.pop()
-        if part.num_rows == 0:
-            continue
-        wide = decoded_bytes(part)
-        if wide <= room or part.num_rows == 1:
-            yield part, wide
-            continue
-        half = part.num_rows // 2
-        pending += [part.slice(half), part.slice(0, half)]  # the first half next
-
-
-def decoded_bytes(record_batch: Any) -> int:
-    """The bytes a record batch's rows take once they are text: its size, with each
-    dictionary column, flat or nested, counted as decoded (each row its value's own
-    copy), without decoding it."""
-    return sum(_array_bytes(column) for column in record_batch.columns)
-
-
-def _array_bytes(array: Any) -> int:
-    import pyarrow as pa  # noqa: PLC0415 - loaded already by the reader
-
-    kind = array.type
-    if pa.types.is_dictionary(kind):
-        return _dictionary_bytes(array)
-    if not _holds_dictionary(kind):
-        return int(array.nbytes)
-    # a struct's children (``flatten`` applies its offset), or a list's values
-    children = array.flatten()
-    parts = children if isinstance(children, list) else [children]
-    return len(array) * 8 + sum(_array_bytes(child) for child in parts)
-
-
-def _dictionary_bytes(array: Any) -> int:
-    """A dictionary array's size decoded: each row its value's bytes (texts, binaries)
-    and an offset; a value of a fixed width, that width."""
-    import pyarrow as pa  # noqa: PLC0415 - loaded already by the reader
-    from pyarrow._compute import call_function  # noqa: PLC0415 - see _arrow_filter
-
-    values = array.dictionary
-    kind = values.type
-    if (
-        pa.types.is_string(kind)
-        or pa.types.is_large_string(kind)
-        or pa.types.is_binary(kind)
-        or pa.types.is_large_binary(kind)
-    ):
-        lengths = call_function("take", [call_function("binary_length", [values]), array.indices])
-        return len(array) * 8 + int(call_function("sum", [lengths]).as_py() or 0)
-    if len(values) == 0:
-        return int(array.indices.nbytes)
-    return len(array) * max(1, _array_bytes(values) // len(values))
-
-
-@lru_cache(maxsize=256)
-def _holds_dictionary(kind: Any) -> bool:
-    """Is there a dictionary in this Arrow type, at any depth?"""
-    import pyarrow as pa  # noqa: PLC0415 - loaded already by the reader
-
-    if pa.types.is_dictionary(kind):
-        return True
-    return any(_holds_dictionary(kind.field(i).type) for i in range(kind.num_fields))
 
 
 def _every_row(parquet: Any, wanted: list[str], report: FileReport, total: int,

@@ -19,13 +19,8 @@ import polars as pl
 from egress_offline.fields import ACTION, OS_FAMILY, TIMESTAMP
 from egress_offline.readers import tuning
 from egress_offline.readers.model import POS, TS, FileReport, StampBatch
-from egress_offline.readers.parquet import (
-    batches,
-    kept_rows,
-    parquet_raw,
-    row_stamps,
-    selection,
-)
+from egress_offline.readers.parquet import kept_rows, parquet_raw, row_stamps, selection
+from egress_offline.readers.parquet_batches import batches
 from egress_offline.readers.parquet_spans import Span, SpansAhead, latest_sampled
 from egress_offline.readers.prefilter import Prefilter
 from egress_offline.readers.timefloor import TimeFloor

@@ -18,7 +18,8 @@ import polars as pl
 from egress_offline.fields import TIMESTAMP
 from egress_offline.normalise import text_ms
 from egress_offline.readers import tuning
-from egress_offline.readers.parquet import batches, parquet_raw, positioned, row_stamps
+from egress_offline.readers.parquet import parquet_raw, positioned, row_stamps
+from egress_offline.readers.parquet_batches import batches, text_reader
 
 __all__ = ["Span", "SpansAhead", "group_span", "latest_sampled", "plain_span"]
 
@@ -72,11 +73,10 @@ class SpansAhead:
         return finding.result()
 
     def _own(self) -> Any:
-        import pyarrow.parquet as pq  # noqa: PLC0415 - loaded already by the reader
 
         parquet = getattr(self._local, "parquet", None)
         if parquet is None:
-            parquet = pq.ParquetFile(self._source, metadata=self._metadata)
+            parquet = text_reader(self._source, self._metadata, self._timed)
             self._local.parquet = parquet
         return parquet
 

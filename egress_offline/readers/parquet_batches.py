@@ -1,0 +1,225 @@
+"""Bounded reads of a Parquet row group: batches of at most so many rows and so many
+bytes of decoded values, however small the file and however its rows' widths vary.
+
+An export is attacker-controlled, and a few kilobytes of Parquet can decode to gigabytes:
+one dictionary value shared by millions of rows, or plain pages that compress a
+thousandfold. Each way has its guard:
+
+- text columns that a row group stores dictionary encoded are read as dictionaries
+  (:func:`text_reader`, pyarrow's ``read_dictionary``): a read holds the indices
+  and the dictionary, and its rows become text a batch at a time once sized (a 2.4 KB
+  file of 8,192 rows sharing one 1 MiB value took 7.5 GB when pyarrow decoded it);
+- a row group is read so many rows at a time as its columns' uncompressed size in the
+  footer allows (plain rows of 1 MiB are read 16 at a time, not 4,096);
+- each read's decoded size is measured (:func:`decoded_bytes`) and the reads gathered
+  into batches of at most :data:`~tuning.PARQUET_BYTES`, a read wider than that halved
+  until its parts fit (a row group whose first rows are short is not read as if all
+  were).
+"""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import Iterator, Sequence
+from functools import lru_cache
+from typing import Any
+
+from egress_offline.readers import tuning
+
+__all__ = ["batches", "decoded_bytes", "text_reader"]
+
+#: Per reader, the leaf columns (their indexes in a row group) under each selection.
+_LEAVES: weakref.WeakKeyDictionary[Any, dict[tuple[str, ...], list[int]]] = (
+    weakref.WeakKeyDictionary()
+)
+#: Per reader made by :func:`text_reader`, the leaf columns it reads as dictionaries.
+_AS_DICTIONARY: weakref.WeakKeyDictionary[Any, frozenset[int]] = weakref.WeakKeyDictionary()
+
+
+def batches(parquet: Any, group: int, columns: list[str], most: int) -> Iterator[Any]:
+    """The rows of ``columns`` in row group ``group``, as Arrow tables of at most ``most``
+    rows that hold at most :data:`~tuning.PARQUET_BYTES` decoded, or one row wider than
+    that; text columns read as dictionaries are decoded here, a table at a time.
+
+    The rows are decoded :data:`~tuning.READ_ROWS` at a time, or ``most`` where every
+    text column is read as a dictionary (fewer where the footer says the rows are wide), and gathered into tables by the size each read is found to
+    have; a read wider than the room is halved until its parts fit. A batch size guessed
+    from a row group's first rows held any rows after them: 300,000 rows whose first
+    1,024 were short and the rest 4 KiB took 6.6 GB. Memory holds one table and one
+    read."""
+    import pyarrow as pa  # noqa: PLC0415 - only Parquet inputs need it
+
+    held: list[Any] = []
+    rows = size = 0
+    reads = parquet.iter_batches(batch_size=_read_rows(parquet, group, columns, most),
+                                 row_groups=[group], columns=columns)  # fmt: skip
+    for read in reads:
+        for part, wide in _fitting(read, tuning.PARQUET_BYTES):
+            if held and (rows + part.num_rows > most or size + wide > tuning.PARQUET_BYTES):
+                yield _as_text(pa.Table.from_batches(held))
+                held, rows, size = [], 0, 0
+            held.append(part)
+            rows += part.num_rows
+            size += wide
+    if held:
+        yield _as_text(pa.Table.from_batches(held))
+
+
+def text_reader(source: Any, metadata: Any, columns: Sequence[str]) -> Any:
+    """A ``pq.ParquetFile`` of ``source`` (with its parsed footer, ``metadata``) that
+    reads as dictionaries the text leaf columns under ``columns`` that some row group
+    stores dictionary encoded (pyarrow's ``read_dictionary``): a read holds each value
+    once, not each row's copy of it, and :func:`batches` decodes its rows once sized."""
+    import pyarrow.parquet as pq  # noqa: PLC0415 - only Parquet inputs need it
+
+    parquet = pq.ParquetFile(source, metadata=metadata)
+    schema = parquet.schema
+    found = [
+        index
+        for index in _leaf_indexes(parquet, columns)
+        if schema.column(index).physical_type == "BYTE_ARRAY"
+        and any(
+            metadata.row_group(group).column(index).has_dictionary_page
+            for group in range(metadata.num_row_groups)
+        )
+    ]
+    if found:
+        paths = [schema.column(index).path for index in found]
+        parquet = pq.ParquetFile(source, metadata=metadata, read_dictionary=paths)
+    _AS_DICTIONARY[parquet] = frozenset(found)
+    return parquet
+
+
+def _read_rows(parquet: Any, group: int, columns: Sequence[str], most: int) -> int:
+    """How many rows of ``group`` to read at a time: ``most`` where every text column is
+    read as a dictionary (a row is then a few bytes until decoded, whatever its text),
+    else :data:`~tuning.READ_ROWS`; fewer where the footer says the columns' rows are
+    wider than :data:`~tuning.PARQUET_BYTES` over that (their pages' uncompressed
+    bytes a row)."""
+    indexes = _leaf_indexes(parquet, columns)
+    as_dictionary = _AS_DICTIONARY.get(parquet, frozenset())
+    schema = parquet.schema
+    plain_text = any(
+        schema.column(index).physical_type == "BYTE_ARRAY" and index not in as_dictionary
+        for index in indexes
+    )
+    metadata = parquet.metadata.row_group(group)
+    size = sum(metadata.column(index).total_uncompressed_size for index in indexes)
+    wide = max(1, -(-size // max(1, metadata.num_rows)))
+    rows = min(most, tuning.READ_ROWS) if plain_text else most
+    return max(1, min(rows, tuning.PARQUET_BYTES // wide))
+
+
+def _leaf_indexes(parquet: Any, columns: Sequence[str]) -> list[int]:
+    """The indexes of the leaf columns that ``columns`` (dotted paths) select."""
+    known = _LEAVES.setdefault(parquet, {})
+    key = tuple(columns)
+    if key not in known:
+        schema = parquet.schema
+        paths = [schema.column(i).path for i in range(len(schema))]
+        known[key] = [
+            i
+            for i, path in enumerate(paths)
+            if any(path == c or path.startswith(c + ".") for c in columns)
+        ]
+    return known[key]
+
+
+def _fitting(read: Any, room: int) -> Iterator[tuple[Any, int]]:
+    """``read`` in order, as parts of at most ``room`` bytes decoded (or of one row), each
+    with its size: the read whole when it fits, else its halves, each halved in turn."""
+    pending = [read]
+    while pending:
+        part = pending.pop()
+        if part.num_rows == 0:
+            continue
+        wide = decoded_bytes(part)
+        if wide <= room or part.num_rows == 1:
+            yield part, wide
+            continue
+        half = part.num_rows // 2
+        pending += [part.slice(half), part.slice(0, half)]  # the first half next
+
+
+def _as_text(table: Any) -> Any:
+    """``table`` with its dictionary columns, at any depth, decoded to their values."""
+    if not any(_holds_dictionary(field.type) for field in table.schema):
+        return table
+    import pyarrow as pa  # noqa: PLC0415 - loaded already by the reader
+    from pyarrow._compute import CastOptions, call_function  # noqa: PLC0415 - see kept_rows
+
+    columns = [
+        call_function("cast", [column], CastOptions.safe(_plain(field.type)))
+        if _holds_dictionary(field.type)
+        else column
+        for field, column in zip(table.schema, table.columns, strict=True)
+    ]
+    return pa.Table.from_arrays(columns, names=table.column_names)
+
+
+@lru_cache(maxsize=256)
+def _plain(kind: Any) -> Any:
+    """An Arrow type with each dictionary in it, at any depth, its value type."""
+    import pyarrow as pa  # noqa: PLC0415 - loaded already by the reader
+
+    if pa.types.is_dictionary(kind):
+        return _plain(kind.value_type)
+    if pa.types.is_struct(kind):
+        return pa.struct([field.with_type(_plain(field.type)) for field in kind])
+    if pa.types.is_list(kind):
+        return pa.list_(kind.value_field.with_type(_plain(kind.value_type)))
+    if pa.types.is_large_list(kind):
+        return pa.large_list(kind.value_field.with_type(_plain(kind.value_type)))
+    return kind
+
+
+def decoded_bytes(record_batch: Any) -> int:
+    """The bytes a record batch's rows take once they are text: its size, with each
+    dictionary column, flat or nested, counted as decoded (each row its value's own
+    copy), without decoding it."""
+    return sum(_array_bytes(column) for column in record_batch.columns)
+
+
+def _array_bytes(array: Any) -> int:
+    import pyarrow as pa  # noqa: PLC0415 - loaded already by the reader
+
+    kind = array.type
+    if pa.types.is_dictionary(kind):
+        return _dictionary_bytes(array)
+    if not _holds_dictionary(kind):
+        return int(array.nbytes)
+    # a struct's children (``flatten`` applies its offset), or a list's values
+    children = array.flatten()
+    parts = children if isinstance(children, list) else [children]
+    return len(array) * 8 + sum(_array_bytes(child) for child in parts)
+
+
+def _dictionary_bytes(array: Any) -> int:
+    """A dictionary array's size decoded: each row its value's bytes (texts, binaries)
+    and an offset; a value of a fixed width, that width."""
+    import pyarrow as pa  # noqa: PLC0415 - loaded already by the reader
+    from pyarrow._compute import call_function  # noqa: PLC0415 - see _arrow_filter
+
+    values = array.dictionary
+    kind = values.type
+    if (
+        pa.types.is_string(kind)
+        or pa.types.is_large_string(kind)
+        or pa.types.is_binary(kind)
+        or pa.types.is_large_binary(kind)
+    ):
+        lengths = call_function("take", [call_function("binary_length", [values]), array.indices])
+        return len(array) * 8 + int(call_function("sum", [lengths]).as_py() or 0)
+    if len(values) == 0:
+        return int(array.indices.nbytes)
+    return len(array) * max(1, _array_bytes(values) // len(values))
+
+
+@lru_cache(maxsize=256)
+def _holds_dictionary(kind: Any) -> bool:
+    """Is there a dictionary in this Arrow type, at any depth?"""
+    import pyarrow as pa  # noqa: PLC0415 - loaded already by the reader
+
+    if pa.types.is_dictionary(kind):
+        return True
+    return any(_holds_dictionary(kind.field(i).type) for i in range(kind.num_fields))
