@@ -321,6 +321,72 @@ def test_rows_of_a_wide_value_are_never_read_4096_at_a_time(
         ]
 
 
+def test_a_part_of_a_read_of_long_lists_is_decoded_alone(tmp_path: Path) -> None:
+    """20 rows whose event.action is 100,000 copies of one dictionary value (a few KB of
+    file): a part of a read is decoded alone (a cast of a one-row slice decoded every
+    row's list: 2 million values), and the totals are exact in the hunt and --strict."""
+    import pyarrow as pa  # noqa: PLC0415
+    import pyarrow.parquet as pq  # noqa: PLC0415
+
+    from egress_offline.readers.parquet_batches import _as_text  # noqa: PLC0415
+
+    rows, each = 20, 100_000
+    action = pa.ListArray.from_arrays(
+        pa.array(range(0, rows * each + 1, each), pa.int32()),
+        pa.DictionaryArray.from_arrays(pa.array([0] * (rows * each), pa.int32()),
+                                       pa.array(["disconnect_received"])),
+    )  # fmt: skip
+    one = _as_text(pa.Table.from_batches([pa.record_batch({"a": action}).slice(3, 1)]))
+    assert len(one.column("a").chunk(0).values) == each
+    base = pq.read_table(hostile.parquet_rows(tmp_path / "base.parquet", rows))
+    table = base.set_column(base.schema.get_field_index("event.action"), "event.action", action)
+    path = tmp_path / "x.parquet"
+    pq.write_table(table, path, store_schema=False)
+    assert path.stat().st_size < 100_000
+    for spec in (HuntSpec(now=NOW, threshold=1), HuntSpec(now=NOW, threshold=1, strict=True)):
+        result = run_hunt([str(path)], spec).rows
+        assert result.get_column("total_bytes_out").to_list() == [7, 7, 6]
+
+
+def test_a_map_of_dictionaries_is_read_as_pyarrow_reads_it(tmp_path: Path) -> None:
+    """A column that is a map of dictionary texts (no export has one): read, not a
+    traceback (``ArrowNotImplementedError`` from sizing it before); a map is no text, so
+    no row has event.action, and the summary says so."""
+    import pyarrow as pa  # noqa: PLC0415
+    import pyarrow.parquet as pq  # noqa: PLC0415
+
+    base = pq.read_table(hostile.parquet_rows(tmp_path / "base.parquet", 30))
+    words = pa.array(["disconnect_received"] * 30).dictionary_encode()
+    action = pa.MapArray.from_arrays(pa.array(range(31), pa.int32()), words, words)
+    table = base.set_column(base.schema.get_field_index("event.action"), "event.action", action)
+    path = tmp_path / "x.parquet"
+    pq.write_table(table, path)
+    result = run_hunt([str(path)], HuntSpec(now=NOW, threshold=1))
+    assert result.rows.height == 0
+
+
+def test_any_pyarrow_error_while_reading_names_the_file() -> None:
+    """pyarrow's errors that are not ValueErrors (ArrowNotImplementedError, say) become
+    the file's InputError, the cause kept, never a traceback."""
+    import pyarrow as pa  # noqa: PLC0415
+
+    from egress_offline.readers.boundary import translated  # noqa: PLC0415
+    from egress_offline.readers.model import InputFile  # noqa: PLC0415
+
+    file = InputFile.__new__(InputFile)
+    object.__setattr__(file, "name", "x.parquet")
+    object.__setattr__(file, "format", "parquet")
+    with pytest.raises(InputError) as caught, translated(file):
+        raise pa.ArrowNotImplementedError("Function 'list_flatten' has no kernel")
+    assert str(caught.value) == (
+        "x.parquet: Parquet data cannot be read (Function 'list_flatten' has no kernel); "
+        "the copy may be damaged, export it again"
+    )
+    assert isinstance(caught.value.__cause__, pa.ArrowNotImplementedError)
+    with pytest.raises(TypeError), translated(file):  # not pyarrow's: left as it is
+        raise TypeError("a bug of ours")
+
+
 def _text_bytes(column: Any) -> int:
     """A column's text bytes, decoded, counted one value at a time."""
     return sum(len(value) for value in column.to_pylist() if isinstance(value, str))

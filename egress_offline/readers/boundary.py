@@ -65,9 +65,27 @@ def translated(file: InputFile) -> Iterator[None]:
             "or free memory",
             file=file.name,
         ) from exc
+    except Exception as exc:
+        if not _from_pyarrow(exc):
+            raise
+        raise InputError(
+            f"{file.name}: Parquet data cannot be read ({first_line(exc)}); the copy may "
+            "be damaged, export it again",
+            file=file.name,
+        ) from exc
     except pl.exceptions.PanicException as exc:  # a BaseException: Polars failed inside
         raise InputError(
             f"{file.name}: Polars failed while reading it ({first_line(exc)}); the file "
             "may be damaged or hostile: export it again, and report this if it persists",
             file=file.name,
         ) from exc
+
+
+def _from_pyarrow(error: Exception) -> bool:
+    """Is this one of pyarrow's errors (``pyarrow.lib.ArrowException``: some are not
+    ``ValueError``s, such as ``ArrowNotImplementedError``)? Asked without importing
+    pyarrow, which a run without Parquet never loads."""
+    return any(
+        kind.__name__ == "ArrowException" and kind.__module__ == "pyarrow.lib"
+        for kind in type(error).__mro__
+    )

@@ -32,6 +32,8 @@ __all__ = ["batches", "decoded_bytes", "text_reader"]
 _LEAVES: weakref.WeakKeyDictionary[Any, dict[tuple[str, ...], list[int]]] = (
     weakref.WeakKeyDictionary()
 )
+#: What a value read takes at least, before it is decoded: an index and an offset.
+_VALUE_BYTES = 8
 #: Per reader made by :func:`text_reader`, the leaf columns it reads as dictionaries.
 _AS_DICTIONARY: weakref.WeakKeyDictionary[Any, frozenset[int]] = weakref.WeakKeyDictionary()
 
@@ -78,6 +80,7 @@ def text_reader(source: Any, metadata: Any, columns: Sequence[str]) -> Any:
         index
         for index in _leaf_indexes(parquet, columns)
         if schema.column(index).physical_type == "BYTE_ARRAY"
+        and "key_value" not in schema.column(index).path.split(".")  # a map's: see _fitting
         and any(
             metadata.row_group(group).column(index).has_dictionary_page
             for group in range(metadata.num_row_groups)
@@ -95,7 +98,8 @@ def _read_rows(parquet: Any, group: int, columns: Sequence[str], most: int) -> i
     read as a dictionary (a row is then a few bytes until decoded, whatever its text),
     else :data:`~tuning.READ_ROWS`; fewer where the footer says the columns' rows are
     wider than :data:`~tuning.PARQUET_BYTES` over that (their pages' uncompressed
-    bytes a row)."""
+    bytes a row, or their values', lists' elements each counted, at
+    :data:`_VALUE_BYTES` each)."""
     indexes = _leaf_indexes(parquet, columns)
     as_dictionary = _AS_DICTIONARY.get(parquet, frozenset())
     schema = parquet.schema
@@ -104,8 +108,12 @@ def _read_rows(parquet: Any, group: int, columns: Sequence[str], most: int) -> i
         for index in indexes
     )
     metadata = parquet.metadata.row_group(group)
-    size = sum(metadata.column(index).total_uncompressed_size for index in indexes)
-    wide = max(1, -(-size // max(1, metadata.num_rows)))
+    chunks = [metadata.column(index) for index in indexes]
+    size = sum(chunk.total_uncompressed_size for chunk in chunks)
+    # a list's elements (nulls too) are values: a row of a million repeated, compressed
+    # to nothing, is a million indices and offsets once read
+    values = sum(chunk.num_values for chunk in chunks) * _VALUE_BYTES
+    wide = max(1, -(-max(size, values) // max(1, metadata.num_rows)))
     rows = min(most, tuning.READ_ROWS) if plain_text else most
     return max(1, min(rows, tuning.PARQUET_BYTES // wide))
 
@@ -128,7 +136,7 @@ def _leaf_indexes(parquet: Any, columns: Sequence[str]) -> list[int]:
 def _fitting(read: Any, room: int) -> Iterator[tuple[Any, int]]:
     """``read`` in order, as parts of at most ``room`` bytes decoded (or of one row), each
     with its size: the read whole when it fits, else its halves, each halved in turn."""
-    pending = [read]
+    pending = [_understood(read)]
     while pending:
         part = pending.pop()
         if part.num_rows == 0:
@@ -142,19 +150,68 @@ def _fitting(read: Any, room: int) -> Iterator[tuple[Any, int]]:
 
 
 def _as_text(table: Any) -> Any:
-    """``table`` with its dictionary columns, at any depth, decoded to their values."""
+    """``table`` with its dictionary columns, at any depth, decoded to their values. A
+    nested column's parts are made compact first: a cast of a slice of a list decodes
+    the whole of its values (a one-row slice of 20 rows of a million elements, all)."""
     if not any(_holds_dictionary(field.type) for field in table.schema):
         return table
     import pyarrow as pa  # noqa: PLC0415 - loaded already by the reader
-    from pyarrow._compute import CastOptions, call_function  # noqa: PLC0415 - see kept_rows
 
     columns = [
-        call_function("cast", [column], CastOptions.safe(_plain(field.type)))
+        pa.chunked_array(
+            [_decoded(pa.concat_arrays([chunk]) if field.type.num_fields else chunk)
+             for chunk in column.chunks],
+            type=_plain(field.type),
+        )
         if _holds_dictionary(field.type)
         else column
         for field, column in zip(table.schema, table.columns, strict=True)
-    ]
+    ]  # fmt: skip
     return pa.Table.from_arrays(columns, names=table.column_names)
+
+
+def _decoded(array: Any) -> Any:
+    """``array`` with each dictionary in it, at any depth, decoded."""
+    from pyarrow._compute import CastOptions, call_function  # noqa: PLC0415 - see kept_rows
+
+    return call_function("cast", [array], CastOptions.safe(_plain(array.type)))
+
+
+def _understood(read: Any) -> Any:
+    """``read`` with any column whose dictionaries :func:`decoded_bytes` cannot size (in
+    a map, say) decoded now, as pyarrow would have."""
+    if all(_sized(field.type) for field in read.schema):
+        return read
+    import pyarrow as pa  # noqa: PLC0415 - loaded already by the reader
+
+    columns = [
+        column if _sized(field.type) else _decoded(column)
+        for field, column in zip(read.schema, read.columns, strict=True)
+    ]
+    return pa.RecordBatch.from_arrays(columns, names=read.schema.names)
+
+
+@lru_cache(maxsize=256)
+def _sized(kind: Any) -> bool:
+    """Can :func:`decoded_bytes` size an array of this type without decoding it: no
+    dictionary, or dictionaries of flat values in structs and lists only?"""
+    import pyarrow as pa  # noqa: PLC0415 - loaded already by the reader
+
+    if not _holds_dictionary(kind):
+        return True
+    if pa.types.is_dictionary(kind):
+        return not _holds_dictionary(kind.value_type) and kind.value_type.num_fields == 0
+    if _is_list(kind) or pa.types.is_struct(kind):
+        return all(_sized(kind.field(i).type) for i in range(kind.num_fields))
+    return False
+
+
+def _is_list(kind: Any) -> bool:
+    import pyarrow as pa  # noqa: PLC0415 - loaded already by the reader
+
+    return bool(
+        pa.types.is_list(kind) or pa.types.is_large_list(kind) or pa.types.is_fixed_size_list(kind)
+    )
 
 
 @lru_cache(maxsize=256)
@@ -170,6 +227,13 @@ def _plain(kind: Any) -> Any:
         return pa.list_(kind.value_field.with_type(_plain(kind.value_type)))
     if pa.types.is_large_list(kind):
         return pa.large_list(kind.value_field.with_type(_plain(kind.value_type)))
+    if pa.types.is_fixed_size_list(kind):
+        return pa.list_(kind.value_field.with_type(_plain(kind.value_type)), kind.list_size)
+    if pa.types.is_map(kind):
+        return pa.map_(
+            kind.key_field.with_type(_plain(kind.key_type)),
+            kind.item_field.with_type(_plain(kind.item_type)),
+        )
     return kind
 
 
