@@ -33,7 +33,7 @@ from egress_offline.readers.model import FILE, POS, FileReport, InputFile
 from egress_offline.readers.prefilter import AnyPrefilter
 from egress_offline.readers.textcheck import TextChecks, needs_check
 
-__all__ = ["DecodeQueue", "FrameBatcher", "ScanSummary", "SmallFileScanner"]
+__all__ = ["DecodeQueue", "FrameBatcher", "ScanSummary", "SmallFileScanner", "frame_bytes"]
 
 _PATH: Final = "__path"
 
@@ -278,6 +278,23 @@ def _scan_together(
     }
 
 
+def frame_bytes(frame: pl.DataFrame) -> int:
+    """A frame's size in memory: Polars' estimate, and at least 16 bytes for each element
+    of its lists. The estimate leaves out null elements, and a list of 2,001 elements,
+    all but one null, was counted as nothing: 16,384 events of such lists (a 20 KB zstd
+    file) were gathered into one batch and took 2.9 GB."""
+    lists = [name for name, kind in frame.schema.items() if isinstance(kind, pl.List)]
+    size = int(frame.estimated_size())
+    if not lists:
+        return size
+    elements = frame.select(pl.sum_horizontal(pl.col(lists).list.len().sum())).item()
+    return max(size, int(elements or 0) * _ELEMENT_BYTES)
+
+
+#: What a list element takes at least: a string view.
+_ELEMENT_BYTES: Final = 16
+
+
 class FrameBatcher:
     """Frames gathered up to ``bound`` bytes, then handed on together (concatenated); one
     of at least ``alone`` bytes is handed on at once, by itself (gathering large frames
@@ -298,7 +315,7 @@ class FrameBatcher:
         if frame.height == 0:
             return
         frame = frame.select(self._columns) if self._columns else frame
-        size = int(frame.estimated_size())
+        size = frame_bytes(frame)
         if self._alone is not None and size >= self._alone:
             yield frame
             return
