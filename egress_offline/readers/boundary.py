@@ -52,13 +52,6 @@ def translated(file: InputFile) -> Iterator[None]:
             f"{file.name}: cannot be read ({reason}); check the file and its permissions",
             file=file.name,
         ) from exc
-    except (pl.exceptions.PolarsError, ValueError) as exc:
-        what = "Parquet data" if file.format == "parquet" else "the data"
-        raise InputError(
-            f"{file.name}: {what} cannot be read ({first_line(exc)}); "
-            "the copy may be damaged, export it again",
-            file=file.name,
-        ) from exc
     except MemoryError as exc:
         raise InputError(
             f"{file.name}: reading it needs more memory than there is; split the file "
@@ -66,11 +59,12 @@ def translated(file: InputFile) -> Iterator[None]:
             file=file.name,
         ) from exc
     except Exception as exc:
-        if not _from_pyarrow(exc):
+        if not _bad_data(exc):
             raise
+        what = "Parquet data" if file.format == "parquet" else "the data"
         raise InputError(
-            f"{file.name}: Parquet data cannot be read ({first_line(exc)}); the copy may "
-            "be damaged, export it again",
+            f"{file.name}: {what} cannot be read ({first_line(exc)}); "
+            "the copy may be damaged, export it again",
             file=file.name,
         ) from exc
     except pl.exceptions.PanicException as exc:  # a BaseException: Polars failed inside
@@ -81,10 +75,13 @@ def translated(file: InputFile) -> Iterator[None]:
         ) from exc
 
 
-def _from_pyarrow(error: Exception) -> bool:
-    """Is this one of pyarrow's errors (``pyarrow.lib.ArrowException``: some are not
-    ``ValueError``s, such as ``ArrowNotImplementedError``)? Asked without importing
-    pyarrow, which a run without Parquet never loads."""
+def _bad_data(error: Exception) -> bool:
+    """Did Polars or pyarrow fail on the data: a ``PolarsError``, a ``ValueError``, or any
+    of pyarrow's errors (``pyarrow.lib.ArrowException``: some, such as
+    ``ArrowNotImplementedError``, are not ``ValueError``s; asked without importing
+    pyarrow, which a run without Parquet never loads)?"""
+    if isinstance(error, (pl.exceptions.PolarsError, ValueError)):
+        return True
     return any(
         kind.__name__ == "ArrowException" and kind.__module__ == "pyarrow.lib"
         for kind in type(error).__mro__

@@ -44,8 +44,9 @@ def batches(parquet: Any, group: int, columns: list[str], most: int) -> Iterator
     that; text columns read as dictionaries are decoded here, a table at a time.
 
     The rows are decoded :data:`~tuning.READ_ROWS` at a time, or ``most`` where every
-    text column is read as a dictionary (fewer where the footer says the rows are wide), and gathered into tables by the size each read is found to
-    have; a read wider than the room is halved until its parts fit. A batch size guessed
+    text column is read as a dictionary (fewer where the footer says the rows are wide),
+    and gathered into tables by the size each read is found to have; a read wider than
+    the room is halved until its parts fit. A batch size guessed
     from a row group's first rows held any rows after them: 300,000 rows whose first
     1,024 were short and the rest 4 KiB took 6.6 GB. Memory holds one table and one
     read."""
@@ -172,7 +173,7 @@ def _as_text(table: Any) -> Any:
 
 def _decoded(array: Any) -> Any:
     """``array`` with each dictionary in it, at any depth, decoded."""
-    from pyarrow._compute import CastOptions, call_function  # noqa: PLC0415 - see kept_rows
+    from pyarrow._compute import CastOptions, call_function  # noqa: PLC0415 - see parquet._arrow_filter
 
     return call_function("cast", [array], CastOptions.safe(_plain(array.type)))
 
@@ -262,7 +263,7 @@ def _dictionary_bytes(array: Any) -> int:
     """A dictionary array's size decoded: each row its value's bytes (texts, binaries)
     and an offset; a value of a fixed width, that width."""
     import pyarrow as pa  # noqa: PLC0415 - loaded already by the reader
-    from pyarrow._compute import call_function  # noqa: PLC0415 - see _arrow_filter
+    from pyarrow._compute import call_function  # noqa: PLC0415 - see parquet._arrow_filter
 
     values = array.dictionary
     kind = values.type

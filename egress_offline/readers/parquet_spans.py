@@ -73,7 +73,6 @@ class SpansAhead:
         return finding.result()
 
     def _own(self) -> Any:
-
         parquet = getattr(self._local, "parquet", None)
         if parquet is None:
             parquet = text_reader(self._source, self._metadata, self._timed)
