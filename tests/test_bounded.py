@@ -683,6 +683,21 @@ def test_a_held_output_write_failing_is_not_the_input_s(
     assert not isinstance(raised.value, InputError)
 
 
+def test_a_held_output_of_lists_of_nulls_is_counted_by_its_elements() -> None:
+    """A file's output waiting for its end is held up to HELD_OUTPUT (8 MiB) by the
+    same size the batcher uses: 1,000 lists of 2,001 elements, all but one null (0 MiB
+    to Polars' estimate, 32 MB as elements), go to scratch, not memory."""
+    from egress_offline.readers.held import FileOutput  # noqa: PLC0415
+
+    nulls = pl.DataFrame({"b": [["1", *[None] * 2000]] * 1_000}, schema={"b": pl.List(pl.String)})
+    with Scratch() as scratch:
+        output = FileOutput(scratch)
+        output.add(nulls)
+        assert output._held == 0  # written, not held
+        (back,) = output.release()
+        assert back.equals(nulls)
+
+
 @pytest.mark.parametrize("held", [0, 64 << 20])
 def test_spilled_timestamps_count_the_same_held_or_written(
     monkeypatch: pytest.MonkeyPatch, held: int

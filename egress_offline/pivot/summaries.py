@@ -17,6 +17,7 @@ from egress_offline.normalise import (
 )
 from egress_offline.pivot.events import DEST_BYTES, PIVOT_FIELDS, PROCESS_FIELDS, has, has_any
 from egress_offline.readers import TS
+from egress_offline.readers.batching import frame_bytes
 from egress_offline.spec import DEFAULT_ACTIONS, DEFAULT_CATEGORIES
 
 __all__ = [
@@ -145,7 +146,7 @@ class Waiting:
 
     def add(self, frame: pl.DataFrame) -> None:
         self._frames.append(frame)
-        self._size += int(frame.estimated_size())
+        self._size += frame_bytes(frame)
         if self._size >= WAITING:
             self.flush()
 

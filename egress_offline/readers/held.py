@@ -11,6 +11,7 @@ from pathlib import Path
 import polars as pl
 
 from egress_offline.readers import tuning
+from egress_offline.readers.batching import frame_bytes
 from egress_offline.readers.boundary import not_the_file
 from egress_offline.readers.model import StampBatch
 from egress_offline.scratch import Scratch, Writer, scratch_errors, written
@@ -36,7 +37,7 @@ class FileOutput:
         frame = item.ms.to_frame() if isinstance(item, StampBatch) else item
         if frame.height == 0:
             return
-        size = int(frame.estimated_size())
+        size = frame_bytes(frame)  # Polars' estimate leaves out null list elements
         if self._held + size <= tuning.HELD_OUTPUT:
             self._items.append(item)
             self._held += size
