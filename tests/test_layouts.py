@@ -20,6 +20,8 @@ import pytest
 from egress_offline import HuntSpec, run_hunt
 from egress_offline.engine import spill as spill_module
 from egress_offline.readers import batching, sniff, tuning
+from egress_offline.spec import SweepSpec
+from egress_offline.sweep import run_sweep
 from tests.helpers import (
     LAYOUTS,
     LEGACY_EVENT,
@@ -278,6 +280,49 @@ def test_parquet_dotted_columns_with_strings_and_tz(tmp_path: Path) -> None:
     )
     frame.write_parquet(path)
     assert pairs(result_of(path)) == EXPECTED  # 13:00 Paris is 11:00Z, inside the window
+
+
+@pytest.mark.parametrize("mode", ["hunt", "strict", "sweep"])
+def test_parquet_lists_of_lists_are_flattened_as_elasticsearch_does(
+    tmp_path: Path, mode: str
+) -> None:
+    """Elasticsearch stores ``[["network"]]`` as ``"network"``: the NDJSON readers did
+    so, the Parquet reader read such a column as no value (or stopped on it)."""
+    path = tmp_path / "nested-lists.parquet"
+    texts = pl.List(pl.List(pl.String))
+    pl.DataFrame(
+        {
+            "@timestamp": [[["2024-05-01T11:00:00Z"]]] * 4,
+            "host.os.family": [[["windows"]]] * 4,
+            # "M" has two categories, so its `==` is null and the row is dropped
+            "event.category": [[[], ["network"], [None]]] * 3 + [[["network", "x"]]],
+            "event.action": [[["disconnect_received"]]] * 4,
+            "destination.ip": [[["8.8.8.8"]], [["8.8.8.8"]], [["10.0.0.1"]], [["8.8.8.8"]]],
+            "destination.address": [[["8.8.8.8"]]] * 4,
+            "process.entity_id": [[["E1"]], [["E2"]], [["P"]], [["M"]]],
+            "process.executable": [[["C:\\evil.exe"]]] * 4,
+            "source.bytes": [[[GiB]], [[GiB], [GiB]], [[5 * GiB]], [[5 * GiB]]],
+        },
+        schema_overrides={"source.bytes": pl.List(pl.List(pl.Int64))}
+        | {
+            name: texts
+            for name in (
+                "@timestamp",
+                "host.os.family",
+                "event.category",
+                "event.action",
+                "destination.ip",
+                "destination.address",
+                "process.entity_id",
+                "process.executable",
+            )
+        },
+    ).write_parquet(path)
+    if mode == "sweep":
+        rows = run_sweep([str(path)], SweepSpec()).rows.to_dicts()
+        assert [(r["peak_bytes"], r["process.entity_id"]) for r in rows] == EXPECTED
+    else:
+        assert pairs(result_of(path, strict=mode == "strict")) == EXPECTED
 
 
 def test_parquet_float_bytes_and_missing_optional_columns(tmp_path: Path) -> None:

@@ -230,9 +230,21 @@ def _parquet_field(schema: pl.Schema, name: str) -> pl.Expr | None:
 
 def _as_text_list(expr: pl.Expr, dtype: Any) -> pl.Expr:
     if isinstance(dtype, (pl.List, pl.Array)):
-        inner = dtype.inner
-        return expr.cast(pl.List(inner)).list.eval(_as_text(pl.element(), inner))
+        flat, leaf = leaf_list(expr, dtype)
+        return flat.list.eval(_as_text(pl.element(), leaf))
     return pl.concat_list([_as_text(expr, dtype)])
+
+
+def leaf_list(expr: pl.Expr, dtype: pl.List | pl.Array) -> tuple[pl.Expr, Any]:
+    """A list column as one list of its leaf values, however deeply its lists nest, and
+    the leaves' type: Elasticsearch flattens an array of arrays, so ``[["network"]]``
+    is the value ``"network"`` (an empty inner list adds nothing)."""
+    inner = dtype.inner
+    flat = expr.cast(pl.List(inner))
+    while isinstance(inner, (pl.List, pl.Array)):
+        flat = flat.list.eval(pl.element().explode(empty_as_null=False, keep_nulls=False))
+        inner = inner.inner
+    return flat, inner
 
 
 def _as_text(expr: pl.Expr, dtype: Any) -> pl.Expr:

@@ -19,7 +19,13 @@ import polars as pl
 from egress_offline.fields import ACTION, OS_FAMILY, TIMESTAMP
 from egress_offline.readers import tuning
 from egress_offline.readers.model import POS, TS, FileReport, StampBatch
-from egress_offline.readers.parquet import kept_rows, parquet_raw, row_stamps, selection
+from egress_offline.readers.parquet import (
+    kept_rows,
+    leaf_list,
+    parquet_raw,
+    row_stamps,
+    selection,
+)
 from egress_offline.readers.parquet_batches import batches
 from egress_offline.readers.parquet_spans import Span, SpansAhead, latest_sampled
 from egress_offline.readers.prefilter import Prefilter
@@ -221,8 +227,12 @@ def _could_match(schema: pl.Schema, prefilter: Prefilter) -> pl.Expr:
         tests = []
         for expr, dtype in parquet_raw(schema, name):
             if isinstance(dtype, (pl.List, pl.Array)):
-                tests.append(expr.cast(pl.List(pl.String), strict=False).list.contains(value))
-            elif dtype in (pl.String, pl.Categorical) or isinstance(dtype, pl.Enum):
+                flat, leaf = leaf_list(expr, dtype)
+                if _textual(leaf):
+                    tests.append(flat.cast(pl.List(pl.String)).list.contains(value))
+                else:
+                    tests.append(pl.lit(True))  # a type we cannot judge here: decode the row
+            elif _textual(dtype):
                 tests.append(expr.cast(pl.String) == value)
             else:
                 tests.append(pl.lit(True))  # a type we cannot judge here: decode the row
@@ -232,3 +242,7 @@ def _could_match(schema: pl.Schema, prefilter: Prefilter) -> pl.Expr:
     if prefilter.families is not None:
         could &= pl.any_horizontal([holds(OS_FAMILY, family) for family in prefilter.families])
     return could
+
+
+def _textual(dtype: Any) -> bool:
+    return dtype in (pl.String, pl.Categorical) or isinstance(dtype, pl.Enum)
