@@ -26,12 +26,14 @@ from egress_offline.normalise import text_ms, timestamps
 from egress_offline.readers import tuning
 from egress_offline.readers.decode import merge_lists
 from egress_offline.readers.model import ID, INDEX, POS, FileReport, InputFile, StampBatch
-from egress_offline.readers.parquet_batches import batches, text_reader
+from egress_offline.readers.parquet_batches import batches, leaf_indexes, text_reader
+from egress_offline.readers.parquet_pages import check_pages
 from egress_offline.readers.prefilter import AnyPrefilter, Prefilter
 from egress_offline.readers.timefloor import TimeFloor
 
 __all__ = [
     "kept_rows",
+    "leaf_list",
     "parquet_columns",
     "parquet_raw",
     "positioned",
@@ -79,6 +81,8 @@ def read_parquet(file: InputFile, report: FileReport, *, prefilter: AnyPrefilter
             parquet = text_reader(source, parquet.metadata, wanted)
         except Exception as exc:
             raise _unreadable(file, exc) from exc
+        # no page is decompressed before every page to read is known to fit
+        check_pages(source, parquet.metadata, leaf_indexes(parquet, wanted), file.name)
         total = max(1, parquet.metadata.num_rows)
         if not isinstance(prefilter, Prefilter):  # --strict, or pivot: every row
             yield from _every_row(parquet, wanted, report, total, fields)

@@ -26,7 +26,7 @@ from typing import Any
 
 from egress_offline.readers import tuning
 
-__all__ = ["batches", "decoded_bytes", "text_reader"]
+__all__ = ["batches", "decoded_bytes", "leaf_indexes", "text_reader"]
 
 #: Per reader, the leaf columns (their indexes in a row group) under each selection.
 _LEAVES: weakref.WeakKeyDictionary[Any, dict[tuple[str, ...], list[int]]] = (
@@ -79,7 +79,7 @@ def text_reader(source: Any, metadata: Any, columns: Sequence[str]) -> Any:
     schema = parquet.schema
     found = [
         index
-        for index in _leaf_indexes(parquet, columns)
+        for index in leaf_indexes(parquet, columns)
         if schema.column(index).physical_type == "BYTE_ARRAY"
         and "key_value" not in schema.column(index).path.split(".")  # a map's: see _fitting
         and any(
@@ -101,7 +101,7 @@ def _read_rows(parquet: Any, group: int, columns: Sequence[str], most: int) -> i
     wider than :data:`~tuning.PARQUET_BYTES` over that (their pages' uncompressed
     bytes a row, or their values', lists' elements each counted, at
     :data:`_VALUE_BYTES` each)."""
-    indexes = _leaf_indexes(parquet, columns)
+    indexes = leaf_indexes(parquet, columns)
     as_dictionary = _AS_DICTIONARY.get(parquet, frozenset())
     schema = parquet.schema
     plain_text = any(
@@ -119,7 +119,7 @@ def _read_rows(parquet: Any, group: int, columns: Sequence[str], most: int) -> i
     return max(1, min(rows, tuning.PARQUET_BYTES // wide))
 
 
-def _leaf_indexes(parquet: Any, columns: Sequence[str]) -> list[int]:
+def leaf_indexes(parquet: Any, columns: Sequence[str]) -> list[int]:
     """The indexes of the leaf columns that ``columns`` (dotted paths) select."""
     known = _LEAVES.setdefault(parquet, {})
     key = tuple(columns)

@@ -115,6 +115,11 @@ PARQUET_BYTES: Final = 16 << 20
 #: every row after them: 1,024 short rows, then 4 KiB ones, took 6.6 GB). Reading 4,096
 #: at a time costs what reading the batch whole did after a probe of its first rows.
 READ_ROWS: Final = 4_096
+#: The pages a row group's columns may hold decompressed, their largest together: pyarrow
+#: decompresses a page whole, and a header may declare 2 GiB (1 MiB texts, 1,024 to a
+#: page as pyarrow writes them, took 1.4 GB from a 0.1 MiB file). Real exports' pages are
+#: about 1 MiB (pyarrow's and Spark's default page size).
+PAGE_ROOM: Final = 64 << 20
 
 # ---------------------------------------------------------------------- the session
 

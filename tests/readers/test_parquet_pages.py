@@ -1,0 +1,159 @@
+"""The page-header check (readers/parquet_pages): every page of real writers' files is
+walked exactly, and a row group whose pages would decompress past the room is refused
+before any page is read."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from typer.testing import CliRunner
+
+from egress_offline import HuntSpec, InputError, run_hunt
+from egress_offline.cli import app
+from egress_offline.readers import parquet_pages
+from egress_offline.readers.parquet_pages import PageError, check_pages, page_header
+from tests.helpers import NOW
+from tests.hostile_inputs import parquet_rows
+
+MiB = 1 << 20
+
+
+def _table(rows: int = 3_000) -> pa.Table:
+    return pa.table(
+        {
+            "@timestamp": [f"2024-05-01T11:{i % 60:02d}:00Z" for i in range(rows)],
+            "event.action": ["disconnect_received", "connection_attempted"] * (rows // 2),
+            "event.category": [["network"]] * rows,
+            "source.bytes": list(range(rows)),
+            "flag": [i % 3 == 0 for i in range(rows)],
+            "maybe": [None if i % 2 else "x" * (i % 50) for i in range(rows)],
+        }
+    )
+
+
+WRITERS = {
+    "defaults": {},
+    "no compression": {"compression": "none"},
+    "snappy": {"compression": "snappy"},
+    "gzip": {"compression": "gzip"},
+    "brotli": {"compression": "brotli"},
+    "lz4": {"compression": "lz4"},
+    "plain, no statistics": {"use_dictionary": False, "write_statistics": False},
+    "data page v2": {"data_page_version": "2.0"},
+    "small pages, checksums, page index": {
+        "data_page_size": 512, "write_page_checksum": True, "write_page_index": True,
+    },
+    "delta encodings": {
+        "use_dictionary": False,
+        "column_encoding": {"source.bytes": "DELTA_BINARY_PACKED",
+                            "@timestamp": "DELTA_BYTE_ARRAY"},
+    },
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("options", list(WRITERS.values()), ids=list(WRITERS))
+def test_every_page_of_a_pyarrow_file_is_walked_to_its_chunk_end(
+    tmp_path: Path, options: dict[str, object]
+) -> None:
+    path = tmp_path / "x.parquet"
+    pq.write_table(_table(), path, row_group_size=1_000, **options)  # type: ignore[arg-type]
+    metadata = pq.ParquetFile(path).metadata
+    with pa.OSFile(str(path)) as source:
+        for group in range(metadata.num_row_groups):
+            for index in range(metadata.num_columns):
+                chunk = metadata.row_group(group).column(index)
+                start = chunk.data_page_offset
+                if chunk.has_dictionary_page and 0 < chunk.dictionary_page_offset < start:
+                    start = chunk.dictionary_page_offset
+                at, decompressed = start, 0
+                while at < start + chunk.total_compressed_size:
+                    _kind, size, compressed, header = page_header(source.read_at(1 << 16, at))
+                    at += header + compressed
+                    decompressed += header + size
+                assert at == start + chunk.total_compressed_size  # no header misread
+                assert decompressed == chunk.total_uncompressed_size
+        check_pages(source, metadata, list(range(metadata.num_columns)), "x.parquet")
+
+
+def test_a_polars_file_is_checked_and_read(tmp_path: Path) -> None:
+
+    path = tmp_path / "p.parquet"
+    pl.from_arrow(_table()).write_parquet(path, row_group_size=700)  # type: ignore[union-attr]
+    with pa.OSFile(str(path)) as source:
+        metadata = pq.ParquetFile(path).metadata
+        check_pages(source, metadata, list(range(metadata.num_columns)), "p.parquet")
+
+
+def test_pages_past_the_room_are_refused_before_any_is_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """80 rows of one 1 MiB text, plain: pyarrow writes them in one 80 MiB page (1,900
+    such rows, 0.1 MiB of file, took 1.4 GB to read before)."""
+    path = parquet_rows(tmp_path / "wide.parquet", 80, executable="C:\\" + "x" * (MiB - 3),
+                        dictionary=False, arrow_schema=False)  # fmt: skip
+    read: list[object] = []
+    monkeypatch.setattr(pq.ParquetFile, "iter_batches", lambda *a, **k: read.append(a))
+    with pytest.raises(InputError) as caught:
+        run_hunt([str(path)], HuntSpec(now=NOW))
+    message = str(caught.value)
+    assert message.startswith(f"{path}: row group 0 has pages too large to read within bounds")
+    assert "(process.executable: 83,886,407)" in message  # 80 values of 1 MiB, one page
+    assert "over 64 MiB; write the file again with smaller pages" in message
+    assert read == []
+    result = CliRunner().invoke(app, ["hunt", str(path), "--now", "2024-05-01T12:00:00Z"])
+    assert result.exit_code == 1
+    assert "pages too large to read within bounds" in result.output
+
+
+def test_pages_within_the_room_are_read(tmp_path: Path) -> None:
+    path = parquet_rows(tmp_path / "wide.parquet", 30, executable="C:\\" + "x" * (MiB - 3),
+                        dictionary=False, arrow_schema=False)  # fmt: skip
+    result = run_hunt([str(path)], HuntSpec(now=NOW, threshold=1))
+    assert sorted(result.rows["process.entity_id"].to_list()) == ["E0", "E1", "E2"]
+
+
+def test_a_damaged_page_header_names_the_row_group_and_column(tmp_path: Path) -> None:
+    path = tmp_path / "x.parquet"
+    pq.write_table(_table(), path, compression="none")
+    chunk = pq.ParquetFile(path).metadata.row_group(0).column(1)
+    start = chunk.data_page_offset
+    if chunk.has_dictionary_page and 0 < chunk.dictionary_page_offset < start:
+        start = chunk.dictionary_page_offset
+    data = bytearray(path.read_bytes())
+    data[start] = 0x1F  # a field of wire type 15: no such type
+    path.write_bytes(bytes(data))
+    with pytest.raises(InputError) as caught:
+        run_hunt([str(path)], HuntSpec(now=NOW))
+    assert str(caught.value) == (
+        f"{path}: Parquet data cannot be read (row group 0, column event.action: not a "
+        "page header (wire type 15)); the copy may be damaged, export it again"
+    )
+
+
+@pytest.mark.parametrize(
+    ("buffer", "error"),
+    [
+        (b"\x15\x04\x00", "a page header without its type or sizes"),
+        (b"\x15\x00\x15\x03\x15\x02\x00", "a page header with a negative size (-2, 1)"),
+        (b"\x16" + b"\xff" * 10 + b"\x01", "not a page header (a varint over 64 bits)"),
+    ],
+)
+def test_page_headers_that_cannot_be(buffer: bytes, error: str) -> None:
+    with pytest.raises(PageError, match=f"^{error}$".replace("(", r"\(").replace(")", r"\)")):
+        page_header(buffer)
+
+
+def test_a_header_longer_than_the_first_read_is_read_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Page statistics of long texts make headers of kilobytes."""
+    path = tmp_path / "x.parquet"
+    pq.write_table(pa.table({"event.action": ["y" * 3_000, "z" * 3_000]}), path,
+                   use_dictionary=False)  # fmt: skip
+    monkeypatch.setattr(parquet_pages, "_HEADER_FIRST", 16)
+    with pa.OSFile(str(path)) as source:
+        check_pages(source, pq.ParquetFile(path).metadata, [0], "x.parquet")
