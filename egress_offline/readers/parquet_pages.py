@@ -62,13 +62,8 @@ def check_pages(source: Any, metadata: Any, columns: Sequence[int], name: str) -
             chunk = row_group.column(index)
             try:
                 largest.append((_largest_page(source, chunk, size), chunk.path_in_schema))
-            except PageError as exc:
-                raise InputError(
-                    f"{name}: Parquet data cannot be read (row group {group}, column "
-                    f"{chunk.path_in_schema}: {exc}); the copy may be damaged, export it "
-                    "again",
-                    file=name,
-                ) from exc
+            except PageError as exc:  # the file's Error: line at the reader's boundary
+                raise PageError(f"row group {group}, column {chunk.path_in_schema}: {exc}") from exc
         total = sum(bytes_ for bytes_, _ in largest)
         if total > tuning.PAGE_ROOM:
             widest, path = max(largest)
