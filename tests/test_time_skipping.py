@@ -527,6 +527,36 @@ def test_parquet_row_groups_older_than_the_window_are_judged_by_their_timestamps
     assert read_further == {1, 5}
 
 
+def test_a_row_group_whose_statistics_say_it_is_recent_is_screened_not_spanned(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The writer's statistics only hint that a row group is in the window: its span is
+    then not found (it would hold nothing back), and its rows are screened. Texts that
+    sort as recent but are old (``+09:00``: nine hours earlier) lose no row and gain
+    none; a row group of old canonical texts is still passed over by its span."""
+    docs = [
+        event(**{"@timestamp": stamp(NOW - (11 - i) * 2 * HOUR), "process.entity_id": f"E{i}"})
+        for i in range(12)
+    ]  # every 2 hours up to NOW, 4 rows a row group: the last group in the window
+    for i in range(4, 8):  # the middle group: texts that sort 7 to 4 hours old, read 16 to 13
+        written = NOW - (11 - i) * HOUR
+        docs[i]["@timestamp"] = written.strftime("%Y-%m-%dT%H:%M:%S.%f") + "0+09:00"
+    path = tmp_path / "x.parquet"
+    pl.read_ndjson(write(tmp_path, docs)).write_parquet(path, row_group_size=4)
+    stated = [pq.ParquetFile(path).metadata.row_group(g).column(0).statistics.max for g in (1, 2)]
+    assert all(text >= stamp(NOW - 8 * HOUR)[:19] for text in stated)
+    spanned: list[int] = []
+    real = parquet_spans.group_span
+    monkeypatch.setattr(parquet_spans, "group_span",
+                        lambda parquet, group, timed: spanned.append(group) or real(parquet, group, timed))  # fmt: skip
+    result = both(path, now=NOW)
+    assert sorted(entities(result)) == ["E10", "E11", "E8", "E9"]
+    assert result.counts.time_window == 4
+    spanned.clear()
+    run_hunt([str(path)], HuntSpec(now=NOW))
+    assert spanned == [0]  # the old group's span alone: the others are written as recent
+
+
 _TEXTS = st.sampled_from(
     ["canonical", "offset", "short-fraction", "epoch", "none", "no-fraction", "leap-second",
      "bad-hour", "bad-least", "bad-greatest", "lowercase"]

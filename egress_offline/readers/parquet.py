@@ -27,7 +27,7 @@ from egress_offline.readers import tuning
 from egress_offline.readers.decode import merge_lists
 from egress_offline.readers.model import ID, INDEX, POS, FileReport, InputFile, StampBatch
 from egress_offline.readers.parquet_batches import batches, leaf_indexes, text_reader
-from egress_offline.readers.parquet_pages import check_pages
+from egress_offline.readers.parquet_pages import PageError, check_pages
 from egress_offline.readers.prefilter import AnyPrefilter, Prefilter
 from egress_offline.readers.timefloor import TimeFloor
 
@@ -76,13 +76,17 @@ def read_parquet(file: InputFile, report: FileReport, *, prefilter: AnyPrefilter
                 file=file.name,
             )
         # the text columns a row group stores dictionary encoded, read as dictionaries:
-        # a read then holds each value once, not each row's copy (parquet_batches)
+        # a read then holds each value once, not each row's copy (parquet_batches); no
+        # page is decompressed before every page to read is known to fit, and what the
+        # headers say of each chunk sizes the reads
         try:
-            parquet = text_reader(source, parquet.metadata, wanted)
+            pages = check_pages(source, parquet.metadata, leaf_indexes(parquet, wanted),
+                                file.name)  # fmt: skip
+            parquet = text_reader(source, parquet.metadata, wanted, pages)
+        except (InputError, PageError):
+            raise  # said already (a PageError by the reader's boundary, with the file)
         except Exception as exc:
             raise _unreadable(file, exc) from exc
-        # no page is decompressed before every page to read is known to fit
-        check_pages(source, parquet.metadata, leaf_indexes(parquet, wanted), file.name)
         total = max(1, parquet.metadata.num_rows)
         if not isinstance(prefilter, Prefilter):  # --strict, or pivot: every row
             yield from _every_row(parquet, wanted, report, total, fields)

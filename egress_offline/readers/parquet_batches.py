@@ -10,7 +10,9 @@ thousandfold. Each way has its guard:
   and the dictionary, and its rows become text a batch at a time once sized (a 2.4 KB
   file of 8,192 rows sharing one 1 MiB value took 7.5 GB when pyarrow decoded it);
 - a row group is read so many rows at a time as its columns' uncompressed size in the
-  footer allows (plain rows of 1 MiB are read 16 at a time, not 4,096);
+  footer allows (plain rows of 1 MiB are read 16 at a time, not 4,096), and its plain
+  text columns a few thousand rows at a time, unless their pages' headers say that all
+  their values together fit :data:`~tuning.READ_ROOM` (:func:`_within_room`);
 - each read's decoded size is measured (:func:`decoded_bytes`) and the reads gathered
   into batches of at most :data:`~tuning.PARQUET_BYTES`, a read wider than that halved
   until its parts fit (a row group whose first rows are short is not read as if all
@@ -25,8 +27,9 @@ from functools import lru_cache
 from typing import Any
 
 from egress_offline.readers import tuning
+from egress_offline.readers.parquet_pages import PageSizes
 
-__all__ = ["batches", "decoded_bytes", "leaf_indexes", "text_reader"]
+__all__ = ["batches", "decoded_bytes", "leaf_indexes", "page_sizes", "text_reader"]
 
 #: Per reader, the leaf columns (their indexes in a row group) under each selection.
 _LEAVES: weakref.WeakKeyDictionary[Any, dict[tuple[str, ...], list[int]]] = (
@@ -36,6 +39,11 @@ _LEAVES: weakref.WeakKeyDictionary[Any, dict[tuple[str, ...], list[int]]] = (
 _VALUE_BYTES = 8
 #: Per reader made by :func:`text_reader`, the leaf columns it reads as dictionaries.
 _AS_DICTIONARY: weakref.WeakKeyDictionary[Any, frozenset[int]] = weakref.WeakKeyDictionary()
+#: Per reader made by :func:`text_reader`, what its file's page headers say of its chunks.
+_PAGES: weakref.WeakKeyDictionary[Any, PageSizes] = weakref.WeakKeyDictionary()
+#: Decoded, a value takes at most its bytes in a plain page and this much more (an
+#: offset and a validity bit), and an offset more at each level of lists above it.
+_VALUE_OVERHEAD = 9
 
 
 def batches(parquet: Any, group: int, columns: list[str], most: int) -> Iterator[Any]:
@@ -68,11 +76,14 @@ def batches(parquet: Any, group: int, columns: list[str], most: int) -> Iterator
         yield _as_text(pa.Table.from_batches(held))
 
 
-def text_reader(source: Any, metadata: Any, columns: Sequence[str]) -> Any:
+def text_reader(source: Any, metadata: Any, columns: Sequence[str],
+                pages: PageSizes | None = None) -> Any:  # fmt: skip
     """A ``pq.ParquetFile`` of ``source`` (with its parsed footer, ``metadata``) that
     reads as dictionaries the text leaf columns under ``columns`` that some row group
     stores dictionary encoded (pyarrow's ``read_dictionary``): a read holds each value
-    once, not each row's copy of it, and :func:`batches` decodes its rows once sized."""
+    once, not each row's copy of it, and :func:`batches` decodes its rows once sized.
+    ``pages``: what :func:`~egress_offline.readers.parquet_pages.check_pages` found of
+    the file's chunks (:func:`_within_room`)."""
     import pyarrow.parquet as pq  # noqa: PLC0415 - only Parquet inputs need it
 
     parquet = pq.ParquetFile(source, metadata=metadata)
@@ -91,23 +102,32 @@ def text_reader(source: Any, metadata: Any, columns: Sequence[str]) -> Any:
         paths = [schema.column(index).path for index in found]
         parquet = pq.ParquetFile(source, metadata=metadata, read_dictionary=paths)
     _AS_DICTIONARY[parquet] = frozenset(found)
+    if pages is not None:
+        _PAGES[parquet] = pages
     return parquet
+
+
+def page_sizes(parquet: Any) -> PageSizes | None:
+    """What the page headers said of the chunks of a reader made by :func:`text_reader`."""
+    return _PAGES.get(parquet)
 
 
 def _read_rows(parquet: Any, group: int, columns: Sequence[str], most: int) -> int:
     """How many rows of ``group`` to read at a time: ``most`` where every text column is
     read as a dictionary (a row is then a few bytes until decoded, whatever its text),
-    else :data:`~tuning.READ_ROWS`; fewer where the footer says the columns' rows are
-    wider than :data:`~tuning.PARQUET_BYTES` over that (their pages' uncompressed
-    bytes a row, or their values', lists' elements each counted, at
+    or where the plain text columns' pages say their values fit :data:`~tuning.READ_ROOM`
+    (:func:`_within_room`), else :data:`~tuning.READ_ROWS`; fewer where the footer says
+    the columns' rows are wider than :data:`~tuning.PARQUET_BYTES` over that (their
+    pages' uncompressed bytes a row, or their values', lists' elements each counted, at
     :data:`_VALUE_BYTES` each)."""
     indexes = leaf_indexes(parquet, columns)
     as_dictionary = _AS_DICTIONARY.get(parquet, frozenset())
     schema = parquet.schema
-    plain_text = any(
-        schema.column(index).physical_type == "BYTE_ARRAY" and index not in as_dictionary
+    plain_text = [
+        index
         for index in indexes
-    )
+        if schema.column(index).physical_type == "BYTE_ARRAY" and index not in as_dictionary
+    ]
     metadata = parquet.metadata.row_group(group)
     chunks = [metadata.column(index) for index in indexes]
     size = sum(chunk.total_uncompressed_size for chunk in chunks)
@@ -115,8 +135,30 @@ def _read_rows(parquet: Any, group: int, columns: Sequence[str], most: int) -> i
     # to nothing, is a million indices and offsets once read
     values = sum(chunk.num_values for chunk in chunks) * _VALUE_BYTES
     wide = max(1, -(-max(size, values) // max(1, metadata.num_rows)))
-    rows = min(most, tuning.READ_ROWS) if plain_text else most
+    if plain_text and not _within_room(parquet, group, plain_text):
+        rows = min(most, tuning.READ_ROWS)
+    else:
+        rows = most
     return max(1, min(rows, tuning.PARQUET_BYTES // wide))
+
+
+def _within_room(parquet: Any, group: int, indexes: Sequence[int]) -> bool:
+    """Do the pages of these plain text columns in ``group`` say that all their values
+    together take at most :data:`~tuning.READ_ROOM` decoded, however they are read? Only
+    values stored whole are known to (``parquet_pages.PlainPages``): each takes at most
+    its bytes in its page, an offset and a bit. Read from the headers of the pages that
+    pyarrow decompresses, not the footer's sums, which are the writer's word."""
+    pages = _PAGES.get(parquet)
+    if pages is None:
+        return False
+    schema, decoded = parquet.schema, 0
+    for index in indexes:
+        found = pages.get((group, index))
+        if found is None:
+            return False
+        levels = schema.column(index).max_repetition_level
+        decoded += found.decompressed + found.values * (_VALUE_OVERHEAD + 8 * levels)
+    return decoded <= tuning.READ_ROOM
 
 
 def leaf_indexes(parquet: Any, columns: Sequence[str]) -> list[int]:

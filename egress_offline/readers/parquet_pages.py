@@ -12,6 +12,11 @@ the page headers of every column chunk it will read (a positional read of a few 
 bytes each: 764 pages, 7 ms, for a 137 MB file) and refuses a row group whose columns'
 largest pages come to more than :data:`~tuning.PAGE_ROOM` together.
 
+The same walk says how large a column chunk's values can be once decoded, when its pages
+say so (:class:`PlainPages`): values stored whole (``PLAIN``, ``DELTA_LENGTH_BYTE_ARRAY``)
+take no more than their pages' bytes, so :mod:`~egress_offline.readers.parquet_batches`
+may read such a chunk in one go instead of a few thousand rows at a time.
+
 The headers are Thrift's compact protocol (``parquet.thrift``'s ``PageHeader``); only
 its first three fields are read, and the rest are skipped by their wire types.
 """
@@ -19,19 +24,29 @@ its first three fields are read, and the rest are skipped by their wire types.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 from egress_offline.errors import InputError
 from egress_offline.readers import tuning
 
-__all__ = ["PageError", "check_pages", "page_header"]
+__all__ = ["Page", "PageError", "PageSizes", "PlainPages", "check_pages", "page_header"]
 
 #: Bytes read for a page header first; a longer one (its statistics hold long values)
 #: is read again, four times as long each time, up to :data:`_HEADER_MOST`.
 _HEADER_FIRST: Final = 256
 _HEADER_MOST: Final = 16 << 20
-#: ``PageType.DICTIONARY_PAGE``
+#: ``PageType``: the pages whose values are decoded, and the dictionary page.
+_DATA_PAGES: Final = frozenset({0, 3})  # DATA_PAGE, DATA_PAGE_V2
 _DICTIONARY_PAGE: Final = 2
+#: ``Encoding``s that store each value whole (its bytes, with or without its length
+#: before it): decoded, a page's values take at most its bytes. ``DELTA_BYTE_ARRAY``
+#: (shared prefixes) and dictionary indices can stand for far more.
+_WHOLE_VALUES: Final = frozenset({0, 6})  # PLAIN, DELTA_LENGTH_BYTE_ARRAY
+#: ``PageHeader``'s fields read: type and sizes, and in ``DataPageHeader`` (5) and
+#: ``DataPageHeaderV2`` (8) the values' count (1) and encoding (2 and 4).
+_HEADER_FIELDS: Final = frozenset({1, 2, 3})
+_DATA_FIELDS: Final = {5: frozenset({1, 2}), 8: frozenset({1, 4})}
+_ENCODING_FIELD: Final = {5: 2, 8: 4}
 #: Thrift compact wire types.
 _TRUE, _FALSE, _BYTE, _I16, _I32, _I64, _DOUBLE, _BINARY, _LIST, _SET, _MAP, _STRUCT = range(1, 13)
 #: How deep structs may nest in a header (``PageHeader`` has three levels).
@@ -46,13 +61,40 @@ class _Short(Exception):
     """The header runs past the bytes read."""
 
 
-def check_pages(source: Any, metadata: Any, columns: Sequence[int], name: str) -> None:
+class Page(NamedTuple):
+    """What a page header says: its ``PageType``, its sizes decompressed and in the file,
+    the header's own length, and for a data page its values' count (levels: nulls too)
+    and encoding (None when the header does not say)."""
+
+    kind: int
+    decompressed: int
+    compressed: int
+    header: int
+    values: int | None = None
+    encoding: int | None = None
+
+
+class PlainPages(NamedTuple):
+    """A column chunk whose every page is a data page of values stored whole: its pages'
+    bytes decompressed, and their values (levels) in all."""
+
+    decompressed: int
+    values: int
+
+
+#: Per row group and leaf column checked, its :class:`PlainPages`, or None when some
+#: page of it is a dictionary page, of another encoding, or past the chunk's end.
+PageSizes = dict[tuple[int, int], PlainPages | None]
+
+
+def check_pages(source: Any, metadata: Any, columns: Sequence[int], name: str) -> PageSizes:
     """Raise :class:`InputError` when, in some row group, the largest pages of the leaf
     columns ``columns`` (their indexes) come to more than :data:`~tuning.PAGE_ROOM`
     decompressed: a column's dictionary page and its largest data page, which pyarrow
     holds while it reads the column. ``source``: the file, read positionally; ``name``:
-    the file as the user named it."""
+    the file as the user named it. Returns what the pages say of each chunk's size."""
     size = source.size()
+    sizes: PageSizes = {}
     for group in range(metadata.num_row_groups):
         row_group = metadata.row_group(group)
         if row_group.num_rows == 0:  # no page of it is read (its chunks point nowhere)
@@ -61,7 +103,8 @@ def check_pages(source: Any, metadata: Any, columns: Sequence[int], name: str) -
         for index in columns:
             chunk = row_group.column(index)
             try:
-                largest.append((_largest_page(source, chunk, size), chunk.path_in_schema))
+                held, sizes[group, index] = _walk(source, chunk, size)
+                largest.append((held, chunk.path_in_schema))
             except PageError as exc:  # the file's Error: line at the reader's boundary
                 raise PageError(f"row group {group}, column {chunk.path_in_schema}: {exc}") from exc
         total = sum(bytes_ for bytes_, _ in largest)
@@ -75,28 +118,38 @@ def check_pages(source: Any, metadata: Any, columns: Sequence[int], name: str) -
                 "data_page_size=1 << 20, write_batch_size=64))",
                 file=name,
             )
+    return sizes
 
 
-def _largest_page(source: Any, chunk: Any, size: int) -> int:
-    """A column chunk's dictionary page and largest data page, decompressed bytes."""
+def _walk(source: Any, chunk: Any, size: int) -> tuple[int, PlainPages | None]:
+    """A column chunk's dictionary page and largest data page, decompressed bytes, and
+    its :class:`PlainPages` when every page is a data page of values stored whole and
+    the last ends where the chunk does (pyarrow reads a little past the end of old
+    parquet-mr files' chunks: a page there is not seen)."""
     # where pyarrow starts the chunk (ComputeColumnChunkRange)
     start = chunk.data_page_offset
     dictionary_at = chunk.dictionary_page_offset
     if chunk.has_dictionary_page and dictionary_at and 0 < dictionary_at < start:
         start = dictionary_at
     end = min(start + chunk.total_compressed_size, size)
-    at, dictionary, data = start, 0, 0
+    at, dictionary, data, total, values, whole = start, 0, 0, 0, 0, True
     while at < end:
-        kind, decompressed, compressed, header = _header_at(source, at)
-        if kind == _DICTIONARY_PAGE:
-            dictionary = max(dictionary, decompressed)
+        page = _header_at(source, at)
+        if page.kind == _DICTIONARY_PAGE:
+            dictionary = max(dictionary, page.decompressed)
         else:
-            data = max(data, decompressed)
-        at += header + compressed
-    return dictionary + data
+            data = max(data, page.decompressed)
+        if page.kind in _DATA_PAGES and page.encoding in _WHOLE_VALUES and page.values:
+            total += page.decompressed
+            values += page.values
+        else:
+            whole = False
+        at += page.header + page.compressed
+    whole = whole and at == start + chunk.total_compressed_size
+    return dictionary + data, PlainPages(total, values) if whole else None
 
 
-def _header_at(source: Any, at: int) -> tuple[int, int, int, int]:
+def _header_at(source: Any, at: int) -> Page:
     want = _HEADER_FIRST
     while True:
         buffer = source.read_at(want, at)
@@ -114,28 +167,34 @@ def _header_at(source: Any, at: int) -> tuple[int, int, int, int]:
             want *= 4
 
 
-def page_header(buffer: bytes) -> tuple[int, int, int, int]:
-    """A page header's type, decompressed and compressed sizes, and its own length in
-    bytes, from the bytes ``buffer`` starts with (:class:`PageError` when it is not a
-    page header)."""
+def page_header(buffer: bytes) -> Page:
+    """The :class:`Page` whose header ``buffer`` starts with (:class:`PageError` when it
+    is not a page header)."""
     reader = _Compact(buffer)
-    found = reader.struct_fields({1, 2, 3})
+    found = reader.struct_fields(_HEADER_FIELDS, _DATA_FIELDS)
     kind, decompressed, compressed = (found.get(key) for key in (1, 2, 3))
     if kind is None or decompressed is None or compressed is None:
         raise PageError("a page header without its type or sizes")
     if decompressed < 0 or compressed < 0:
         raise PageError(f"a page header with a negative size ({decompressed}, {compressed})")
-    return kind, decompressed, compressed, reader.at
+    for key, encoding in _ENCODING_FIELD.items():
+        if key in reader.inner:
+            data = reader.inner[key]
+            return Page(kind, decompressed, compressed, reader.at, data.get(1), data.get(encoding))
+    return Page(kind, decompressed, compressed, reader.at)
 
 
 class _Compact:
     """Thrift's compact protocol, as far as page headers need: a struct's i32 fields by
-    id, everything else skipped by its wire type."""
+    id, and those of the structs in it named (in :attr:`inner`, by the field holding
+    them), everything else skipped by its wire type."""
 
     def __init__(self, buffer: bytes) -> None:
         self.buffer, self.at = buffer, 0
+        self.inner: dict[int, dict[int, int]] = {}
 
-    def struct_fields(self, wanted: set[int]) -> dict[int, int]:
+    def struct_fields(self, wanted: frozenset[int],
+                      inner: dict[int, frozenset[int]] | None = None) -> dict[int, int]:  # fmt: skip
         found: dict[int, int] = {}
         field = 0
         while True:
@@ -145,6 +204,8 @@ class _Compact:
             field, kind = self._field(head, field)
             if field in wanted and kind == _I32:
                 found[field] = self._zigzag()
+            elif inner and field in inner and kind == _STRUCT:
+                self.inner[field] = self.struct_fields(inner[field])
             else:
                 self._skip(kind, 1)
 

@@ -27,7 +27,7 @@ from egress_offline.readers.parquet import (
     selection,
 )
 from egress_offline.readers.parquet_batches import batches
-from egress_offline.readers.parquet_spans import Span, SpansAhead, latest_sampled
+from egress_offline.readers.parquet_spans import Span, SpansAhead, latest_sampled, written_newer
 from egress_offline.readers.prefilter import Prefilter
 from egress_offline.readers.timefloor import TimeFloor
 
@@ -57,7 +57,12 @@ def read_screened(parquet: Any, source: Any, wanted: list[str], report: FileRepo
         floor.observe(latest_sampled(parquet, deciding, sampled))
     screen = _Screen(parquet, wanted, deciding, prefilter=prefilter, floor=floor, report=report,
                      total=total)  # fmt: skip
-    spans = SpansAhead(source, parquet, timed, sampled)
+
+    def worth_finding(group: int) -> bool:  # a span found ahead: not written as recent
+        low = floor.ms
+        return low is None or not written_newer(parquet, group, timed, low)
+
+    spans = SpansAhead(source, parquet, timed, sampled, worth_finding)
     try:
         yield from _groups(parquet, screen, spans, timed, floor=floor, report=report,
                            total=total)  # fmt: skip
@@ -73,7 +78,9 @@ def _groups(parquet: Any, screen: _Screen, spans: SpansAhead, timed: list[str], 
         low = floor.ms
         if timed and low is not None and low > _LEAST:  # a floor at the least long (the
             # sweep's, with no --since) holds no row group back: its span is not read
-            span = spans.span(group)
+            # a row group whose statistics say it is recent is screened: its span, found,
+            # would hold nothing back (should they not be true, no row is lost)
+            span = None if written_newer(parquet, group, timed, low) else spans.span(group)
             if span is not None and (span[1] is None or span[1] <= low):
                 # every row older than the floor, known from its timestamps alone
                 report.cover_range(*span)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import threading
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any, Final
@@ -19,9 +20,14 @@ from egress_offline.fields import TIMESTAMP
 from egress_offline.normalise import text_ms
 from egress_offline.readers import tuning
 from egress_offline.readers.parquet import parquet_raw, positioned, row_stamps
-from egress_offline.readers.parquet_batches import batches, text_reader
+from egress_offline.readers.parquet_batches import (
+    batches,
+    leaf_indexes,
+    page_sizes,
+    text_reader,
+)
 
-__all__ = ["Span", "SpansAhead", "group_span", "latest_sampled", "plain_span"]
+__all__ = ["Span", "SpansAhead", "group_span", "latest_sampled", "plain_span", "written_newer"]
 
 #: A row group's oldest and newest @timestamp (None: none that reads), or None when
 #: its timestamps must be read row by row.
@@ -47,13 +53,17 @@ class SpansAhead:
     if found then."""
 
     def __init__(self, source: Any, parquet: Any, timed: list[str],
-                 known: dict[int, Span] | None = None) -> None:  # fmt: skip
-        """``known``: spans found already (:func:`latest_sampled`'s), not read again."""
+                 known: dict[int, Span] | None = None,
+                 wanted: Callable[[int], bool] = lambda group: True) -> None:  # fmt: skip
+        """``known``: spans found already (:func:`latest_sampled`'s), not read again;
+        ``wanted``: is a group's span likely to be asked for (found ahead only if so)?"""
         self._source, self._metadata, self._timed = source, parquet.metadata, timed
+        self._pages = page_sizes(parquet)
         self._groups = parquet.metadata.num_row_groups
         self._pool: ThreadPoolExecutor | None = None
         self._local = threading.local()
         self._known = dict(known or {})
+        self._wanted = wanted
         self._found: dict[int, Future[Span]] = {}
         self._next = 0  # the next group to hand to the threads
 
@@ -64,7 +74,7 @@ class SpansAhead:
             self._pool = ThreadPoolExecutor(2, thread_name_prefix="egress-offline-span")
             self._next = group
         while self._next <= min(group + _AHEAD, self._groups - 1):
-            if self._next not in self._known:
+            if self._next not in self._known and self._wanted(self._next):
                 self._found[self._next] = self._pool.submit(self._find, self._next)
             self._next += 1
         finding = self._found.pop(group, None)
@@ -75,7 +85,7 @@ class SpansAhead:
     def _own(self) -> Any:
         parquet = getattr(self._local, "parquet", None)
         if parquet is None:
-            parquet = text_reader(self._source, self._metadata, self._timed)
+            parquet = text_reader(self._source, self._metadata, self._timed, self._pages)
             self._local.parquet = parquet
         return parquet
 
@@ -195,6 +205,31 @@ def _minute_text(ms: int) -> str | None:
         f"{moment.year:04d}-{moment.month:02d}-{moment.day:02d}"
         f"T{moment.hour:02d}:{moment.minute:02d}"
     )
+
+
+def written_newer(parquet: Any, group: int, timed: list[str], low: int) -> bool:
+    """Does the writer's statistics of a row group's timestamp column (one plain text
+    column) give a greatest text later than the floor's? A hint only, that the
+    group has rows in the window and its span is not worth finding (its rows are
+    screened, as a group's whose span is not exact): the statistics are the writer's
+    word, and text order is not time order (:func:`plain_span`)."""
+    if len(timed) != 1 or low < 0:
+        return False
+    try:
+        indexes = leaf_indexes(parquet, timed)
+        if len(indexes) != 1:
+            return False
+        statistics = parquet.metadata.row_group(group).column(indexes[0]).statistics
+        if statistics is None or not statistics.has_min_max:
+            return False
+        greatest = statistics.max
+    except Exception:  # a damaged footer: no hint, the reads say what is wrong
+        return False
+    if not isinstance(greatest, str):
+        return False
+    # the greatest text of the floor's millisecond, which is not in the window
+    moment = datetime.fromtimestamp(low // 1000, tz=UTC)
+    return greatest > moment.strftime("%Y-%m-%dT%H:%M:%S") + f".{low % 1000:03d}999999Z"
 
 
 def latest_sampled(parquet: Any, deciding: list[str], found: dict[int, Span] | None = None

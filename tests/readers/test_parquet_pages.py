@@ -71,7 +71,8 @@ def test_every_page_of_a_pyarrow_file_is_walked_to_its_chunk_end(
                     start = chunk.dictionary_page_offset
                 at, decompressed = start, 0
                 while at < start + chunk.total_compressed_size:
-                    _kind, size, compressed, header = page_header(source.read_at(1 << 16, at))
+                    page = page_header(source.read_at(1 << 16, at))
+                    size, compressed, header = page.decompressed, page.compressed, page.header
                     at += header + compressed
                     decompressed += header + size
                 assert at == start + chunk.total_compressed_size  # no header misread
@@ -157,3 +158,82 @@ def test_a_header_longer_than_the_first_read_is_read_again(
     monkeypatch.setattr(parquet_pages, "_HEADER_FIRST", 16)
     with pa.OSFile(str(path)) as source:
         check_pages(source, pq.ParquetFile(path).metadata, [0], "x.parquet")
+
+
+def test_the_pages_say_which_chunks_hold_their_values_whole(tmp_path: Path) -> None:
+    """A chunk whose every page is a data page of values stored whole (plain, or lengths
+    then bytes) has its pages' bytes and values counted from their headers; a chunk
+    with a dictionary page or values of shared prefixes has no such bound."""
+    path = tmp_path / "x.parquet"
+    pq.write_table(_table(), path, row_group_size=1_000, data_page_size=2_048,
+                   use_dictionary=["event.action"],
+                   column_encoding={"@timestamp": "DELTA_BYTE_ARRAY",
+                                    "maybe": "DELTA_LENGTH_BYTE_ARRAY"})  # fmt: skip
+    metadata = pq.ParquetFile(path).metadata
+    names = [metadata.schema.column(i).path for i in range(metadata.num_columns)]
+    with pa.OSFile(str(path)) as source:
+        sizes = check_pages(source, metadata, list(range(metadata.num_columns)), "x.parquet")
+        for group in range(metadata.num_row_groups):
+            found = {name: sizes[group, index] for index, name in enumerate(names)}
+            assert found["@timestamp"] is None
+            assert found["event.action"] is None
+            for name in ("event.category.list.element", "source.bytes", "flag", "maybe"):
+                chunk = metadata.row_group(group).column(names.index(name))
+                pages = _pages(source, chunk)
+                assert found[name] == parquet_pages.PlainPages(
+                    sum(page.decompressed for page in pages), chunk.num_values
+                )
+                assert found[name].values == 1_000  # a null, or a list's one value: a level
+
+
+def _pages(source: pa.NativeFile, chunk: pq.ColumnChunkMetaData) -> list[parquet_pages.Page]:
+    at, pages = chunk.data_page_offset, []
+    while at < chunk.data_page_offset + chunk.total_compressed_size:
+        pages.append(page_header(source.read_at(1 << 16, at)))
+        at += pages[-1].header + pages[-1].compressed
+    return pages
+
+
+@pytest.mark.parametrize(
+    ("encoding", "room", "largest"),
+    [("PLAIN", 64 * MiB, 10_000), ("PLAIN", MiB, 4_096), ("DELTA_BYTE_ARRAY", 64 * MiB, 4_096)],
+    ids=["plain, within the room", "plain, past it", "shared prefixes"],
+)
+def test_plain_texts_are_read_whole_only_when_their_pages_say_they_fit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, encoding: str, room: int, largest: int
+) -> None:
+    """Plain text columns are read a few thousand rows at a time (rows that are short
+    first may be long after), unless their pages say that all their values fit
+    READ_ROOM: then a batch at a time. 10,000 rows of a 200-byte executable, one row
+    group; of shared prefixes (``DELTA_BYTE_ARRAY``) the pages are a few bytes, whatever
+    the values decode to."""
+    from egress_offline.readers import tuning  # noqa: PLC0415
+
+    rows = 10_000
+    table = pa.table({
+        "@timestamp": ["2024-05-01T11:30:00.000Z"] * rows,
+        "event.action": ["disconnect_received"] * rows,
+        "host.os.family": ["windows"] * rows,
+        "event.category": [["network"]] * rows,
+        "destination.ip": ["8.8.8.8"] * rows,
+        "destination.address": ["8.8.8.8"] * rows,
+        "process.entity_id": [f"E{i % 3}" for i in range(rows)],
+        "process.executable": ["C:\\" + "x" * 197] * rows,
+        "source.bytes": [1] * rows,
+    })  # fmt: skip
+    pq.write_table(table, tmp_path / "x.parquet", use_dictionary=False,
+                   column_encoding={"process.executable": encoding})  # fmt: skip
+    monkeypatch.setattr(tuning, "READ_ROOM", room)
+    reads: list[int] = []
+    real = pq.ParquetFile.iter_batches
+
+    def spied(self: object, *args: object, **options: object) -> object:
+        for read in real(self, *args, **options):  # type: ignore[arg-type]
+            if "process" in read.schema.names or "process.executable" in read.schema.names:
+                reads.append(read.num_rows)
+            yield read
+
+    monkeypatch.setattr(pq.ParquetFile, "iter_batches", spied)
+    result = run_hunt([str(tmp_path / "x.parquet")], HuntSpec(now=NOW, threshold=1))
+    assert sorted(result.rows["total_bytes_out"].to_list()) == [3333, 3333, 3334]
+    assert max(reads) == largest
