@@ -129,6 +129,27 @@ def test_targets_tabulate_judges_every_target_from_saved_measurements(tmp_path: 
     assert (tmp_path / "table.md").read_text() == done.stdout.removesuffix("\n")
 
 
+def test_targets_are_also_shown_on_median_times_when_there_are_three_rounds() -> None:
+    """One lucky round moves a best-time ratio: the medians' table shows the same targets
+    on each contender's median (the targets stay judged on the best); with fewer than
+    three rounds there is no such table."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from tabulate_targets import render  # noqa: PLC0415
+
+    machine = {"sizes": ["1GB"], "commit": "abc", "started": "now", "cores": 2,
+               "platform": "Linux", "python": "3.11", "polars": "1", "pyarrow": "2",
+               "duckdb": "3", "repeat": 3, "load_before": [1.0]}  # fmt: skip
+    measured = [
+        _measured("1GB", "ndjson", "hunt", [1.0, 3.0, 3.0], ours=True),
+        _measured("1GB", "ndjson", "duckdb hunt", [2.5, 2.5, 2.6]),
+    ]
+    text = render({"machine": machine, "measurements": measured, "checks": {}})
+    assert "| NDJSON, 1GB | time / DuckDB time, fixed `--now` | at most 0.5 | 1GB 0.40 |" in text
+    assert "| NDJSON, 1GB | 1GB 1.20 |  | **no** |" in text
+    measured[0]["seconds"] = [1.0, 3.0]
+    assert "median" not in render({"machine": machine, "measurements": measured, "checks": {}})
+
+
 def _writer(name: str, check: str, text: str) -> object:
     """A contender that writes ``text`` as its rows file."""
     sys.path.insert(0, str(ROOT / "benchmarks"))

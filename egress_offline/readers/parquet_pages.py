@@ -18,7 +18,8 @@ take no more than their pages' bytes, so :mod:`~egress_offline.readers.parquet_b
 may read such a chunk in one go instead of a few thousand rows at a time.
 
 The headers are Thrift's compact protocol (``parquet.thrift``'s ``PageHeader``); only
-its first three fields are read, and the rest are skipped by their wire types.
+its type and sizes, and a data page's values count and encoding, are read, and the rest
+is skipped by its wire types.
 """
 
 from __future__ import annotations
