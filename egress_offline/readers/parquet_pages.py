@@ -48,6 +48,8 @@ _WHOLE_VALUES: Final = frozenset({0, 6})  # PLAIN, DELTA_LENGTH_BYTE_ARRAY
 _HEADER_FIELDS: Final = frozenset({1, 2, 3})
 _DATA_FIELDS: Final = {5: frozenset({1, 2}), 8: frozenset({1, 4})}
 _ENCODING_FIELD: Final = {5: 2, 8: 4}
+#: The data header each data page type is read by: DATA_PAGE's, DATA_PAGE_V2's.
+_DATA_HEADER: Final = {0: 5, 3: 8}
 #: Thrift compact wire types.
 _TRUE, _FALSE, _BYTE, _I16, _I32, _I64, _DOUBLE, _BINARY, _LIST, _SET, _MAP, _STRUCT = range(1, 13)
 #: How deep structs may nest in a header (``PageHeader`` has three levels).
@@ -124,9 +126,10 @@ def check_pages(source: Any, metadata: Any, columns: Sequence[int], name: str) -
 
 def _walk(source: Any, chunk: Any, size: int) -> tuple[int, PlainPages | None]:
     """A column chunk's dictionary page and largest data page, decompressed bytes, and
-    its :class:`PlainPages` when every page is a data page of values stored whole and
-    the last ends where the chunk does (pyarrow reads a little past the end of old
-    parquet-mr files' chunks: a page there is not seen)."""
+    its :class:`PlainPages` when every page is a data page of values stored whole (by
+    the data header of its own type), the last ends where the chunk does, and their
+    values come to the footer's count (pyarrow reads a little past the end of old
+    parquet-mr files' chunks, and reads pages until it has that count)."""
     # where pyarrow starts the chunk (ComputeColumnChunkRange)
     start = chunk.data_page_offset
     dictionary_at = chunk.dictionary_page_offset
@@ -140,13 +143,17 @@ def _walk(source: Any, chunk: Any, size: int) -> tuple[int, PlainPages | None]:
             dictionary = max(dictionary, page.decompressed)
         else:
             data = max(data, page.decompressed)
-        if page.kind in _DATA_PAGES and page.encoding in _WHOLE_VALUES and page.values:
-            total += page.decompressed
+        if (page.kind in _DATA_PAGES and page.encoding in _WHOLE_VALUES
+                and page.values is not None and page.values > 0):  # fmt: skip
+            # an uncompressed page is read by its size in the file, whatever it declares
+            total += max(page.decompressed, page.compressed)
             values += page.values
         else:
             whole = False
         at += page.header + page.compressed
-    whole = whole and at == start + chunk.total_compressed_size
+    # pyarrow reads pages until it has the footer's count of values: past the chunk's
+    # end for old parquet-mr files, and not every page where some say fewer or more
+    whole = whole and at == start + chunk.total_compressed_size and values == chunk.num_values
     return dictionary + data, PlainPages(total, values) if whole else None
 
 
@@ -178,10 +185,13 @@ def page_header(buffer: bytes) -> Page:
         raise PageError("a page header without its type or sizes")
     if decompressed < 0 or compressed < 0:
         raise PageError(f"a page header with a negative size ({decompressed}, {compressed})")
-    for key, encoding in _ENCODING_FIELD.items():
-        if key in reader.inner:
-            data = reader.inner[key]
-            return Page(kind, decompressed, compressed, reader.at, data.get(1), data.get(encoding))
+    # the data header of the page's own type, as pyarrow reads it (a V2 page may carry
+    # a V1 header too, saying another encoding)
+    key = _DATA_HEADER.get(kind)
+    if key is not None and key in reader.inner:
+        data = reader.inner[key]
+        return Page(kind, decompressed, compressed, reader.at, data.get(1),
+                    data.get(_ENCODING_FIELD[key]))  # fmt: skip
     return Page(kind, decompressed, compressed, reader.at)
 
 

@@ -228,7 +228,10 @@ def written_newer(parquet: Any, group: int, timed: list[str], low: int) -> bool:
     if not isinstance(greatest, str):
         return False
     # the greatest text of the floor's millisecond, which is not in the window
-    moment = datetime.fromtimestamp(low // 1000, tz=UTC)
+    try:
+        moment = datetime.fromtimestamp(low // 1000, tz=UTC)
+    except (ValueError, OverflowError, OSError):  # past year 9999: no hint
+        return False
     return greatest > moment.strftime("%Y-%m-%dT%H:%M:%S") + f".{low % 1000:03d}999999Z"
 
 

@@ -237,3 +237,27 @@ def test_plain_texts_are_read_whole_only_when_their_pages_say_they_fit(
     result = run_hunt([str(tmp_path / "x.parquet")], HuntSpec(now=NOW, threshold=1))
     assert sorted(result.rows["total_bytes_out"].to_list()) == [3333, 3333, 3334]
     assert max(reads) == largest
+
+
+@pytest.mark.parametrize(("kind", "encoding"), [(0, 0), (3, 7)], ids=["v1", "v2"])
+def test_a_data_page_is_read_by_the_header_of_its_own_type(kind: int, encoding: int) -> None:
+    """A V2 page may also carry a V1 header saying PLAIN: pyarrow decodes it by its V2
+    header (here DELTA_BYTE_ARRAY, 7), and so does the walk (an attacker's 18 KB file
+    read 65,536 rows of 16 KiB values at once: 2.3 GB)."""
+    v1 = b"\x2c\x15\x14\x15\x00\x00"  # field 5: 10 values, PLAIN
+    v2 = b"\x3c\x15\x14\x15\x00\x15\x14\x15\x0e\x00"  # field 8: 10 values, encoding 7
+    buffer = bytes([0x15, kind * 2, 0x15, 0xC8, 0x01, 0x15, 0x64]) + v1 + v2 + b"\x00"
+    page = page_header(buffer)
+    assert page == parquet_pages.Page(kind, 100, 50, len(buffer), 10, encoding)
+
+
+def test_a_floor_past_year_9999_gives_no_statistics_hint(tmp_path: Path) -> None:
+    """A text read as epoch milliseconds can raise --now latest's floor past what a
+    datetime holds: no hint then (it made the file's Error: line)."""
+    from egress_offline.readers.parquet_spans import written_newer  # noqa: PLC0415
+
+    path = tmp_path / "x.parquet"
+    pq.write_table(_table(), path)
+    parquet = pq.ParquetFile(path)
+    assert written_newer(parquet, 0, ["@timestamp"], 0)
+    assert not written_newer(parquet, 0, ["@timestamp"], 9_999_999_999_999_999)
