@@ -43,13 +43,13 @@ _DICTIONARY_PAGE: Final = 2
 #: before it): decoded, a page's values take at most its bytes. ``DELTA_BYTE_ARRAY``
 #: (shared prefixes) and dictionary indices can stand for far more.
 _WHOLE_VALUES: Final = frozenset({0, 6})  # PLAIN, DELTA_LENGTH_BYTE_ARRAY
-#: ``PageHeader``'s fields read: type and sizes, and in ``DataPageHeader`` (5) and
-#: ``DataPageHeaderV2`` (8) the values' count (1) and encoding (2 and 4).
+#: ``PageHeader``'s fields read: type and sizes...
 _HEADER_FIELDS: Final = frozenset({1, 2, 3})
-_DATA_FIELDS: Final = {5: frozenset({1, 2}), 8: frozenset({1, 4})}
-_ENCODING_FIELD: Final = {5: 2, 8: 4}
-#: The data header each data page type is read by: DATA_PAGE's, DATA_PAGE_V2's.
-_DATA_HEADER: Final = {0: 5, 3: 8}
+#: ...and the data header each data page type is read by, by the field holding it, with
+#: its encoding's field (its values' count is field 1): DATA_PAGE's ``DataPageHeader``
+#: (5), DATA_PAGE_V2's ``DataPageHeaderV2`` (8).
+_DATA_HEADER: Final = {0: (5, 2), 3: (8, 4)}
+_DATA_FIELDS: Final = {field: frozenset({1, encoding}) for field, encoding in _DATA_HEADER.values()}
 #: Thrift compact wire types.
 _TRUE, _FALSE, _BYTE, _I16, _I32, _I64, _DOUBLE, _BINARY, _LIST, _SET, _MAP, _STRUCT = range(1, 13)
 #: How deep structs may nest in a header (``PageHeader`` has three levels).
@@ -187,12 +187,11 @@ def page_header(buffer: bytes) -> Page:
         raise PageError(f"a page header with a negative size ({decompressed}, {compressed})")
     # the data header of the page's own type, as pyarrow reads it (a V2 page may carry
     # a V1 header too, saying another encoding)
-    key = _DATA_HEADER.get(kind)
-    if key is not None and key in reader.inner:
-        data = reader.inner[key]
-        return Page(kind, decompressed, compressed, reader.at, data.get(1),
-                    data.get(_ENCODING_FIELD[key]))  # fmt: skip
-    return Page(kind, decompressed, compressed, reader.at)
+    field, encoding = _DATA_HEADER.get(kind, (0, 0))  # 0: no such field
+    data = reader.inner.get(field)
+    if data is None:
+        return Page(kind, decompressed, compressed, reader.at)
+    return Page(kind, decompressed, compressed, reader.at, data.get(1), data.get(encoding))
 
 
 class _Compact:
