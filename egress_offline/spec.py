@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from egress_offline.errors import UsageError
 from egress_offline.ranges import SEED_CIDRS, CidrBlock, parse_cidr
+from egress_offline.timetext import iso_ms
 
 __all__ = [
     "DEFAULT_ACTIONS",
@@ -327,29 +328,3 @@ def _ms(value: datetime | timedelta) -> int:
     """Epoch milliseconds of a time, or milliseconds of a duration."""
     seconds = value.timestamp() if isinstance(value, datetime) else value.total_seconds()
     return int(seconds * 1000)
-
-
-def iso_ms(ms: int | None) -> str | None:
-    """Epoch milliseconds as ISO-8601 UTC with milliseconds, for any value a ``date`` field
-    can hold: years outside 0000-9999 are written with a sign (``+10000-01-01T...``), which
-    Python's datetime cannot represent."""
-    if ms is None:
-        return None
-    days, rest = divmod(ms, 86_400_000)
-    # civil date from days since 1970-01-01 (H. Hinnant's algorithm, proleptic Gregorian)
-    shifted = days + 719_468
-    era = shifted // 146_097
-    day_of_era = shifted - era * 146_097
-    year_of_era = (
-        day_of_era - day_of_era // 1460 + day_of_era // 36_524 - day_of_era // 146_096
-    ) // 365
-    day_of_year = day_of_era - (365 * year_of_era + year_of_era // 4 - year_of_era // 100)
-    month_index = (5 * day_of_year + 2) // 153
-    day = day_of_year - (153 * month_index + 2) // 5 + 1
-    month = month_index + 3 if month_index < 10 else month_index - 9
-    year = year_of_era + era * 400 + (1 if month <= 2 else 0)
-    hours, rest = divmod(rest, 3_600_000)
-    minutes, rest = divmod(rest, 60_000)
-    seconds, millis = divmod(rest, 1000)
-    shown = f"{year:04d}" if 0 <= year <= 9999 else f"{year:+05d}"
-    return f"{shown}-{month:02d}-{day:02d}T{hours:02d}:{minutes:02d}:{seconds:02d}.{millis:03d}Z"

@@ -22,6 +22,7 @@ import polars as pl
 
 from egress_offline.errors import UsageError
 from egress_offline.table import MARK, Column, Kind, cells, fitted, labelled, laid_out, table_width
+from egress_offline.timetext import times_as_text
 
 __all__ = [
     "FORMATS",
@@ -67,7 +68,11 @@ _LOOKALIKES: Final = frozenset(
     "\u0589\u05c3\u2236\ua789\ufe13\ufe55\uff1a"  # colon
     "\u2024\ufe52\uff0e"  # full stop
 )
-_ISO_MS: Final = "%Y-%m-%dT%H:%M:%S%.3fZ"
+
+
+#: Times in the table to read: to the second (out-of-range years as ISO-8601, see
+#: :func:`~egress_offline.timetext.times_as_text`).
+_TABLE_TIME: Final = "%Y-%m-%d %H:%M:%S"
 
 
 def format_for(output: Path | None, requested: str | None, *, terminal: bool,
@@ -99,11 +104,10 @@ def format_for(output: Path | None, requested: str | None, *, terminal: bool,
 def _flat_text(rows: pl.DataFrame) -> pl.DataFrame:
     """Timestamps as ISO-8601 text; a context list as its one value, or as a JSON array
     when it holds several, so that no boundary between values is lost."""
+    rows = times_as_text(rows)
     exprs = []
     for name, dtype in rows.schema.items():
-        if isinstance(dtype, pl.Datetime):
-            exprs.append(pl.col(name).dt.to_string(_ISO_MS))
-        elif isinstance(dtype, pl.List):
+        if isinstance(dtype, pl.List):
             exprs.append(
                 pl.when(pl.col(name).list.len() == 0)
                 .then(pl.lit(None, dtype=pl.String))
@@ -120,14 +124,6 @@ def _flat_text(rows: pl.DataFrame) -> pl.DataFrame:
         else:
             exprs.append(pl.col(name))
     return rows.select(exprs)
-
-
-def _json_ready(rows: pl.DataFrame) -> pl.DataFrame:
-    return rows.with_columns(
-        pl.col(name).dt.to_string(_ISO_MS)
-        for name, dtype in rows.schema.items()
-        if isinstance(dtype, pl.Datetime)
-    )
 
 
 def _excel_safe(rows: pl.DataFrame) -> pl.DataFrame:
@@ -157,11 +153,11 @@ def render(rows: pl.DataFrame, fmt: OutputFormat, sink: IO[bytes], *,
         flat.write_csv(sink)
     elif fmt == "ndjson":
         if rows.height and terminal:
-            sink.write(_json_inert(_json_ready(rows).write_ndjson()).encode("utf-8"))
+            sink.write(_json_inert(times_as_text(rows).write_ndjson()).encode("utf-8"))
         elif rows.height:
-            _json_ready(rows).write_ndjson(sink)
+            times_as_text(rows).write_ndjson(sink)
     elif fmt == "json":
-        text = json.dumps(_json_ready(rows).to_dicts(), ensure_ascii=False, indent=2)
+        text = json.dumps(times_as_text(rows).to_dicts(), ensure_ascii=False, indent=2)
         sink.write((_json_inert(text) if terminal else text).encode("utf-8") + b"\n")
     elif fmt == "parquet":
         if terminal:  # -o /dev/tty: found only now, when it is open
@@ -251,8 +247,6 @@ def _cell(name: str, value: Any) -> str:
         return ""
     if isinstance(value, list):
         return legible(", ".join(str(v) for v in value))
-    if hasattr(value, "strftime"):
-        return str(value.strftime("%Y-%m-%d %H:%M:%S"))
     return legible(str(value))
 
 
@@ -279,7 +273,7 @@ def table_text(rows: pl.DataFrame, *, width: int | None = None) -> str:
         return "No group reached the threshold.\n"
     texts = [
         [_cell(name, value) for name, value in record.items()]
-        for record in rows.iter_rows(named=True)
+        for record in times_as_text(rows, _TABLE_TIME).iter_rows(named=True)
     ]
     columns = [
         Column(name, _kind(name, dtype, [row[i] for row in texts]))

@@ -22,6 +22,7 @@ from egress_offline.html.sections import (
 from egress_offline.report import report_dict, sweep_report_dict
 from egress_offline.spec import iso_ms
 from egress_offline.sweep import PEAK_END, PEAK_START, SweepResult
+from egress_offline.timetext import times_as_text, within_python
 from egress_offline.writers import human_bytes
 
 __all__ = ["hunt_html", "sweep_html"]
@@ -173,7 +174,10 @@ def _groups(page: Page, result: HuntResult | SweepResult, chart: Any, note: str)
     if not result.series:
         return '<p class="note">No group reached the threshold.</p>'
     keys = list(f.GROUP_FIELDS)
-    rows = {tuple(row[k] for k in keys): row for row in result.rows.iter_rows(named=True)}
+    # times past the year 9999 (a date field holds them) are shown as text, not charted
+    drawn = within_python(result.rows)
+    shown = result.rows if drawn else times_as_text(result.rows)
+    rows = {tuple(row[k] for k in keys): row for row in shown.iter_rows(named=True)}
     parts = [f'<p class="note">{note}</p>']
     if result.counts.flagged > len(result.series):
         parts.append(
@@ -183,11 +187,13 @@ def _groups(page: Page, result: HuntResult | SweepResult, chart: Any, note: str)
         )
     for number, series in enumerate(result.series, 1):
         row = rows[series.key]
-        parts.append(_group(page, number, series, row, chart(series, row)))
+        figure = chart(series, row) if drawn and within_python(series.points) else None
+        parts.append(_group(page, number, series, row, figure))
     return "\n".join(parts)
 
 
-def _group(page: Page, number: int, series: GroupSeries, row: dict[str, Any], figure: Any) -> str:
+def _group(page: Page, number: int, series: GroupSeries, row: dict[str, Any],
+           figure: Any | None) -> str:  # fmt: skip
     _, destination, executable = series.key
     amount = row.get("peak_bytes", row.get("total_bytes_out"))
     heading = (
@@ -223,8 +229,8 @@ def _group(page: Page, number: int, series: GroupSeries, row: dict[str, Any], fi
         notes.append(
             f"{row['connections'] - placed:,} events without a valid @timestamp are not drawn."
         )
+    if figure is None:
+        notes.append("Not charted: its times lie outside the years 1-9999.")
     note = "".join(f'<p class="note">{line}</p>' for line in notes)
-    return (
-        f'{heading}<div class="group"><div>{details}{note}</div>'
-        f"<div>{page.figure(figure)}</div></div>"
-    )
+    drawing = "" if figure is None else page.figure(figure)
+    return f'{heading}<div class="group"><div>{details}{note}</div><div>{drawing}</div></div>'

@@ -12,6 +12,7 @@ import polars as pl
 
 from egress_offline.html.page import text
 from egress_offline.readers import FileReport
+from egress_offline.timetext import times_as_text, within_python
 from egress_offline.writers import human_bytes
 
 __all__ = [
@@ -107,6 +108,8 @@ def rows_table(rows: pl.DataFrame) -> str:
     numeric = [n for n in rows.columns if rows.schema[n].is_integer()]
     mono = [n for n in rows.columns if n in ("process.entity_id", "process.executable")]
     head = rows.head(MAX_TABLE_ROWS)
+    if not within_python(head):  # years past 9999, which a date field holds
+        head = times_as_text(head)
     return table(rows.columns, head.iter_rows(), numeric=numeric, mono=mono, total=rows.height)
 
 

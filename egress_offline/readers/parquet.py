@@ -7,7 +7,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Callable, Iterator, Sequence
 from functools import lru_cache
-from typing import Any
+from typing import Any, Final
 
 import polars as pl
 
@@ -191,8 +191,7 @@ def _parquet_moment(schema: pl.Schema) -> Any:
         return None
     expr, dtype = found[0]
     if isinstance(dtype, pl.Datetime):
-        instant = expr.dt.convert_time_zone("UTC") if dtype.time_zone else expr
-        return lambda frame: frame.select(instant.dt.epoch("ns") // 1_000_000).to_series()
+        return lambda frame: frame.select(_instant_ms(expr, dtype)).to_series()
     if dtype.is_integer():
         return lambda frame: frame.select(expr.cast(pl.Int64, strict=False)).to_series()
     if dtype == pl.String:
@@ -255,12 +254,32 @@ def leaf_list(expr: pl.Expr, dtype: pl.List | pl.Array) -> tuple[pl.Expr, Any]:
     return flat, inner
 
 
+#: Epoch ms of 0001-01-01 and of 10000-01-01: a typed time outside is written as its epoch
+#: milliseconds, which the engine reads as the same instant (Polars panics formatting a
+#: year past chrono's, and ISO text of a year past 9999 is no date the rule reads).
+_FIRST_MS, _PAST_MS = -62_135_596_800_000, 253_402_300_800_000
+_UNIT_MS: Final = {"ms": 1, "us": 1_000, "ns": 1_000_000}
+
+
+def _instant_ms(expr: pl.Expr, dtype: pl.Datetime) -> pl.Expr:
+    """A typed time's epoch ms, below the millisecond dropped (floored), in its own unit:
+    through nanoseconds, a year past 2262 overflowed to null."""
+    unit = dtype.time_unit or "us"
+    return expr.dt.epoch(unit) // _UNIT_MS[unit]
+
+
 def _as_text(expr: pl.Expr, dtype: Any) -> pl.Expr:
-    if isinstance(dtype, pl.Datetime):
-        moment = expr.dt.convert_time_zone("UTC") if dtype.time_zone else expr
-        return moment.dt.to_string("%Y-%m-%dT%H:%M:%S%.9fZ")
-    if isinstance(dtype, pl.Date):
-        return expr.dt.to_string("%Y-%m-%d")
+    if isinstance(dtype, (pl.Datetime, pl.Date)):
+        if isinstance(dtype, pl.Datetime):
+            ms, form = _instant_ms(expr, dtype), "%Y-%m-%dT%H:%M:%S%.9fZ"
+        else:
+            ms, form = expr.cast(pl.Int64) * 86_400_000, "%Y-%m-%d"
+        inside = ms.is_between(_FIRST_MS, _PAST_MS, closed="left")
+        # formatted clipped (a value outside never reaches the formatter), kept inside
+        moment = pl.when(inside).then(expr).otherwise(pl.lit(0).cast(dtype))
+        if isinstance(dtype, pl.Datetime) and dtype.time_zone:
+            moment = moment.dt.convert_time_zone("UTC")
+        return pl.when(inside).then(moment.dt.to_string(form)).otherwise(ms.cast(pl.String))
     if dtype == pl.String:
         return expr
     if dtype.is_numeric() or dtype == pl.Boolean:
