@@ -81,6 +81,9 @@ def within_python(frame: pl.DataFrame) -> bool:
     if not named or frame.height == 0:
         return True
     ms = frame.select(pl.col(name).dt.epoch("ms") for name in named)
-    lowest = ms.min_horizontal().min()
-    highest = ms.max_horizontal().max()
-    return (lowest is None or lowest >= _LOWEST_MS) and (highest is None or highest <= _HIGHEST_MS)
+    bounds = ms.select(
+        pl.min_horizontal(pl.all().min()).alias("low"),
+        pl.max_horizontal(pl.all().max()).alias("high"),
+    ).row(0)
+    low, high = (None if value is None else int(value) for value in bounds)
+    return (low is None or low >= _LOWEST_MS) and (high is None or high <= _HIGHEST_MS)
