@@ -27,7 +27,7 @@ from functools import lru_cache
 from typing import Any
 
 from egress_offline.readers import tuning
-from egress_offline.readers.parquet_pages import PageSizes
+from egress_offline.readers.parquet_pages import ChunkPages, PageSizes
 
 __all__ = ["batches", "decoded_bytes", "leaf_indexes", "page_sizes", "text_reader"]
 
@@ -41,6 +41,8 @@ _VALUE_BYTES = 8
 _AS_DICTIONARY: weakref.WeakKeyDictionary[Any, frozenset[int]] = weakref.WeakKeyDictionary()
 #: Per reader made by :func:`text_reader`, what its file's page headers say of its chunks.
 _PAGES: weakref.WeakKeyDictionary[Any, PageSizes] = weakref.WeakKeyDictionary()
+#: A chunk the page headers were not walked for: nothing known.
+_NO_PAGES = ChunkPages(None)
 #: Decoded, a value takes at most its bytes in a plain page and this much more (an
 #: offset and a validity bit), and an offset more at each level of lists above it.
 _VALUE_OVERHEAD = 9
@@ -95,6 +97,8 @@ def text_reader(source: Any, metadata: Any, columns: Sequence[str],
         and "key_value" not in schema.column(index).path.split(".")  # a map's: see _fitting
         and any(
             metadata.row_group(group).column(index).has_dictionary_page
+            # a dictionary page the footer does not name is read all the same
+            or (pages is not None and pages.get((group, index), _NO_PAGES).dictionary)
             for group in range(metadata.num_row_groups)
         )
     ]
@@ -139,6 +143,11 @@ def _read_rows(parquet: Any, group: int, columns: Sequence[str], most: int) -> i
         rows = min(most, tuning.READ_ROWS)
     else:
         rows = most
+    # a value with shared prefixes is at most its page long, decoded a read at a time
+    pages = _PAGES.get(parquet) or {}
+    prefixed = sum(pages.get((group, index), _NO_PAGES).prefixed for index in indexes)
+    if prefixed:
+        rows = min(rows, tuning.PREFIXED_ROOM // (prefixed + _VALUE_OVERHEAD * len(indexes)))
     return max(1, min(rows, tuning.PARQUET_BYTES // wide))
 
 
@@ -153,7 +162,7 @@ def _within_room(parquet: Any, group: int, indexes: Sequence[int]) -> bool:
         return False
     schema, decoded = parquet.schema, 0
     for index in indexes:
-        found = pages.get((group, index))
+        found = pages.get((group, index), _NO_PAGES).whole
         if found is None:
             return False
         levels = schema.column(index).max_repetition_level

@@ -30,7 +30,15 @@ from typing import Any, Final, NamedTuple
 from egress_offline.errors import InputError
 from egress_offline.readers import tuning
 
-__all__ = ["Page", "PageError", "PageSizes", "PlainPages", "check_pages", "page_header"]
+__all__ = [
+    "ChunkPages",
+    "Page",
+    "PageError",
+    "PageSizes",
+    "PlainPages",
+    "check_pages",
+    "page_header",
+]
 
 #: Bytes read for a page header first; a longer one (its statistics hold long values)
 #: is read again, four times as long each time, up to :data:`_HEADER_MOST`.
@@ -43,6 +51,10 @@ _DICTIONARY_PAGE: Final = 2
 #: before it): decoded, a page's values take at most its bytes. ``DELTA_BYTE_ARRAY``
 #: (shared prefixes) and dictionary indices can stand for far more.
 _WHOLE_VALUES: Final = frozenset({0, 6})  # PLAIN, DELTA_LENGTH_BYTE_ARRAY
+#: ...``DELTA_BYTE_ARRAY``: a value is its prefix of the value before it and its own
+#: suffix, so each is at most the page's bytes long, and a page of 1,000 values that share
+#: one 1 MiB text is 1 MiB that decodes to 1 GiB.
+_PREFIXED: Final = 7
 #: ``PageHeader``'s fields read: type and sizes...
 _HEADER_FIELDS: Final = frozenset({1, 2, 3})
 #: ...and the data header each data page type is read by, by the field holding it, with
@@ -85,9 +97,20 @@ class PlainPages(NamedTuple):
     values: int
 
 
-#: Per row group and leaf column checked, its :class:`PlainPages`, or None when some
-#: page of it is a dictionary page, of another encoding, or past the chunk's end.
-PageSizes = dict[tuple[int, int], PlainPages | None]
+class ChunkPages(NamedTuple):
+    """What a column chunk's page headers say: its :class:`PlainPages`, or None when some
+    page of it is a dictionary page, of another encoding, or past the chunk's end;
+    whether it has a dictionary page (whatever the footer says); and its largest page of
+    values with shared prefixes (``DELTA_BYTE_ARRAY``), decompressed, which bounds each
+    of their values (0: none)."""
+
+    whole: PlainPages | None
+    dictionary: bool = False
+    prefixed: int = 0
+
+
+#: Per row group and leaf column checked, its :class:`ChunkPages`.
+PageSizes = dict[tuple[int, int], ChunkPages]
 
 
 def check_pages(source: Any, metadata: Any, columns: Sequence[int], name: str) -> PageSizes:
@@ -124,7 +147,7 @@ def check_pages(source: Any, metadata: Any, columns: Sequence[int], name: str) -
     return sizes
 
 
-def _walk(source: Any, chunk: Any, size: int) -> tuple[int, PlainPages | None]:
+def _walk(source: Any, chunk: Any, size: int) -> tuple[int, ChunkPages]:
     """A column chunk's dictionary page and largest data page, decompressed bytes, and
     its :class:`PlainPages` when every page is a data page of values stored whole (by
     the data header of its own type), the last ends where the chunk does, and their
@@ -136,13 +159,17 @@ def _walk(source: Any, chunk: Any, size: int) -> tuple[int, PlainPages | None]:
     if chunk.has_dictionary_page and dictionary_at and 0 < dictionary_at < start:
         start = dictionary_at
     end = min(start + chunk.total_compressed_size, size)
-    at, dictionary, data, total, values, whole = start, 0, 0, 0, 0, True
+    at, dictionary, data, total, values, whole, prefixed = start, 0, 0, 0, 0, True, 0
+    seen_dictionary = False
     while at < end:
         page = _header_at(source, at)
         if page.kind == _DICTIONARY_PAGE:
             dictionary = max(dictionary, page.decompressed)
+            seen_dictionary = True
         else:
             data = max(data, page.decompressed)
+        if page.kind in _DATA_PAGES and page.encoding == _PREFIXED:
+            prefixed = max(prefixed, page.decompressed, page.compressed)
         if (page.kind in _DATA_PAGES and page.encoding in _WHOLE_VALUES
                 and page.values is not None and page.values > 0):  # fmt: skip
             # an uncompressed page is read by its size in the file, whatever it declares
@@ -154,7 +181,8 @@ def _walk(source: Any, chunk: Any, size: int) -> tuple[int, PlainPages | None]:
     # pyarrow reads pages until it has the footer's count of values: past the chunk's
     # end for old parquet-mr files, and not every page where some say fewer or more
     whole = whole and at == start + chunk.total_compressed_size and values == chunk.num_values
-    return dictionary + data, PlainPages(total, values) if whole else None
+    plain = PlainPages(total, values) if whole else None
+    return dictionary + data, ChunkPages(plain, seen_dictionary, prefixed)
 
 
 def _header_at(source: Any, at: int) -> Page:

@@ -175,15 +175,22 @@ def test_the_pages_say_which_chunks_hold_their_values_whole(tmp_path: Path) -> N
         sizes = check_pages(source, metadata, list(range(metadata.num_columns)), "x.parquet")
         for group in range(metadata.num_row_groups):
             found = {name: sizes[group, index] for index, name in enumerate(names)}
-            assert found["@timestamp"] is None
-            assert found["event.action"] is None
+            assert found["@timestamp"].whole is None
+            assert found["event.action"].whole is None
+            # a dictionary page, whatever the footer says; a page of shared prefixes,
+            # whose size bounds each of its values
+            assert found["event.action"].dictionary and not found["@timestamp"].dictionary
+            chunk = metadata.row_group(group).column(names.index("@timestamp"))
+            largest = max(page.decompressed for page in _pages(source, chunk))
+            assert found["@timestamp"].prefixed == largest > 0
+            assert found["event.action"].prefixed == found["maybe"].prefixed == 0
             for name in ("event.category.list.element", "source.bytes", "flag", "maybe"):
                 chunk = metadata.row_group(group).column(names.index(name))
                 pages = _pages(source, chunk)
-                assert found[name] == parquet_pages.PlainPages(
+                assert found[name].whole == parquet_pages.PlainPages(
                     sum(page.decompressed for page in pages), chunk.num_values
                 )
-                assert found[name].values == 1_000  # a null, or a list's one value: a level
+                assert found[name].whole.values == 1_000  # a null, or a list's one value: a level
 
 
 def _pages(source: pa.NativeFile, chunk: pq.ColumnChunkMetaData) -> list[parquet_pages.Page]:
@@ -261,3 +268,44 @@ def test_a_floor_past_year_9999_gives_no_statistics_hint(tmp_path: Path) -> None
     parquet = pq.ParquetFile(path)
     assert written_newer(parquet, 0, ["@timestamp"], 0)
     assert not written_newer(parquet, 0, ["@timestamp"], 9_999_999_999_999_999)
+
+
+def test_values_of_shared_prefixes_are_read_as_few_as_their_pages_allow(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A page of values with shared prefixes (``DELTA_BYTE_ARRAY``) may repeat one long
+    text: each value is at most its page long, so a read holds PREFIXED_ROOM over that
+    many rows (8,192 rows sharing one 1 MiB text, a 7 KB file, took 7.4 GB read 4,096
+    rows at a time). Here 2,048 rows of one 64 KiB executable, read with a 1 MiB room."""
+    from egress_offline.readers import tuning  # noqa: PLC0415
+
+    rows, wide = 2_048, 64 * 1024
+    table = pa.table({
+        "@timestamp": ["2024-05-01T11:30:00.000Z"] * rows,
+        "event.action": ["disconnect_received"] * rows,
+        "host.os.family": ["windows"] * rows,
+        "event.category": [["network"]] * rows,
+        "destination.ip": ["8.8.8.8"] * rows,
+        "destination.address": ["8.8.8.8"] * rows,
+        "process.entity_id": ["E1"] * rows,
+        "process.executable": ["x" * wide] * rows,
+        "source.bytes": [1] * rows,
+    })  # fmt: skip
+    path = tmp_path / "x.parquet"
+    pq.write_table(table, path, use_dictionary=False,
+                   column_encoding={"process.executable": "DELTA_BYTE_ARRAY"})  # fmt: skip
+    assert path.stat().st_size < 32 * 1024  # 128 MiB of text
+    monkeypatch.setattr(tuning, "PREFIXED_ROOM", MiB)
+    reads: list[int] = []
+    real = pq.ParquetFile.iter_batches
+
+    def spied(self: object, *args: object, **options: object) -> object:
+        for read in real(self, *args, **options):  # type: ignore[arg-type]
+            if "process" in read.schema.names or "process.executable" in read.schema.names:
+                reads.append(read.num_rows)
+            yield read
+
+    monkeypatch.setattr(pq.ParquetFile, "iter_batches", spied)
+    result = run_hunt([str(path)], HuntSpec(now=NOW, threshold=1))
+    assert result.rows["total_bytes_out"].to_list() == [rows]
+    assert sum(reads) == rows and 0 < max(reads) <= MiB // wide
