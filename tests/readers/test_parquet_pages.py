@@ -190,7 +190,8 @@ def test_the_pages_say_which_chunks_hold_their_values_whole(tmp_path: Path) -> N
                 assert found[name].whole == parquet_pages.PlainPages(
                     sum(page.decompressed for page in pages), chunk.num_values
                 )
-                assert found[name].whole.values == 1_000  # a null, or a list's one value: a level
+                whole = found[name].whole
+                assert whole is not None and whole.values == 1_000  # a null, or a list's one value: a level
 
 
 def _pages(source: pa.NativeFile, chunk: pq.ColumnChunkMetaData) -> list[parquet_pages.Page]:
@@ -217,30 +218,11 @@ def test_plain_texts_are_read_whole_only_when_their_pages_say_they_fit(
     from egress_offline.readers import tuning  # noqa: PLC0415
 
     rows = 10_000
-    table = pa.table({
-        "@timestamp": ["2024-05-01T11:30:00.000Z"] * rows,
-        "event.action": ["disconnect_received"] * rows,
-        "host.os.family": ["windows"] * rows,
-        "event.category": [["network"]] * rows,
-        "destination.ip": ["8.8.8.8"] * rows,
-        "destination.address": ["8.8.8.8"] * rows,
-        "process.entity_id": [f"E{i % 3}" for i in range(rows)],
-        "process.executable": ["C:\\" + "x" * 197] * rows,
-        "source.bytes": [1] * rows,
-    })  # fmt: skip
+    table = _hunt_table(rows, [f"E{i % 3}" for i in range(rows)], ["C:\\" + "x" * 197] * rows)
     pq.write_table(table, tmp_path / "x.parquet", use_dictionary=False,
                    column_encoding={"process.executable": encoding})  # fmt: skip
     monkeypatch.setattr(tuning, "READ_ROOM", room)
-    reads: list[int] = []
-    real = pq.ParquetFile.iter_batches
-
-    def spied(self: object, *args: object, **options: object) -> object:
-        for read in real(self, *args, **options):  # type: ignore[arg-type]
-            if "process" in read.schema.names or "process.executable" in read.schema.names:
-                reads.append(read.num_rows)
-            yield read
-
-    monkeypatch.setattr(pq.ParquetFile, "iter_batches", spied)
+    reads = _spied_reads(monkeypatch)
     result = run_hunt([str(tmp_path / "x.parquet")], HuntSpec(now=NOW, threshold=1))
     assert sorted(result.rows["total_bytes_out"].to_list()) == [3333, 3333, 3334]
     assert max(reads) == largest
@@ -280,22 +262,35 @@ def test_values_of_shared_prefixes_are_read_as_few_as_their_pages_allow(
     from egress_offline.readers import tuning  # noqa: PLC0415
 
     rows, wide = 2_048, 64 * 1024
-    table = pa.table({
+    table = _hunt_table(rows, ["E1"] * rows, ["x" * wide] * rows)
+    path = tmp_path / "x.parquet"
+    pq.write_table(table, path, use_dictionary=False,
+                   column_encoding={"process.executable": "DELTA_BYTE_ARRAY"})  # fmt: skip
+    assert path.stat().st_size < 32 * 1024  # 128 MiB of text
+    monkeypatch.setattr(tuning, "PREFIXED_ROOM", MiB)
+    reads = _spied_reads(monkeypatch)
+    result = run_hunt([str(path)], HuntSpec(now=NOW, threshold=1))
+    assert result.rows["total_bytes_out"].to_list() == [rows]
+    assert sum(reads) == rows and 0 < max(reads) <= MiB // wide
+
+
+def _hunt_table(rows: int, entity_ids: list[str], executables: list[str]) -> pa.Table:
+    """Rows the default hunt keeps, one byte each, of these processes."""
+    return pa.table({
         "@timestamp": ["2024-05-01T11:30:00.000Z"] * rows,
         "event.action": ["disconnect_received"] * rows,
         "host.os.family": ["windows"] * rows,
         "event.category": [["network"]] * rows,
         "destination.ip": ["8.8.8.8"] * rows,
         "destination.address": ["8.8.8.8"] * rows,
-        "process.entity_id": ["E1"] * rows,
-        "process.executable": ["x" * wide] * rows,
+        "process.entity_id": entity_ids,
+        "process.executable": executables,
         "source.bytes": [1] * rows,
     })  # fmt: skip
-    path = tmp_path / "x.parquet"
-    pq.write_table(table, path, use_dictionary=False,
-                   column_encoding={"process.executable": "DELTA_BYTE_ARRAY"})  # fmt: skip
-    assert path.stat().st_size < 32 * 1024  # 128 MiB of text
-    monkeypatch.setattr(tuning, "PREFIXED_ROOM", MiB)
+
+
+def _spied_reads(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The rows of each read of pyarrow's that holds the executable, as they are read."""
     reads: list[int] = []
     real = pq.ParquetFile.iter_batches
 
@@ -306,6 +301,4 @@ def test_values_of_shared_prefixes_are_read_as_few_as_their_pages_allow(
             yield read
 
     monkeypatch.setattr(pq.ParquetFile, "iter_batches", spied)
-    result = run_hunt([str(path)], HuntSpec(now=NOW, threshold=1))
-    assert result.rows["total_bytes_out"].to_list() == [rows]
-    assert sum(reads) == rows and 0 < max(reads) <= MiB // wide
+    return reads
