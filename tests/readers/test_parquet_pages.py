@@ -191,7 +191,9 @@ def test_the_pages_say_which_chunks_hold_their_values_whole(tmp_path: Path) -> N
                     sum(page.decompressed for page in pages), chunk.num_values
                 )
                 whole = found[name].whole
-                assert whole is not None and whole.values == 1_000  # a null, or a list's one value: a level
+                assert (
+                    whole is not None and whole.values == 1_000
+                )  # a null, or a list's one value: a level
 
 
 def _pages(source: pa.NativeFile, chunk: pq.ColumnChunkMetaData) -> list[parquet_pages.Page]:
