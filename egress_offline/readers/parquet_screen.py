@@ -26,7 +26,7 @@ from egress_offline.readers.parquet import (
     row_stamps,
     selection,
 )
-from egress_offline.readers.parquet_batches import batches
+from egress_offline.readers.parquet_batches import batches, page_sizes, text_reader
 from egress_offline.readers.parquet_spans import Span, SpansAhead, latest_sampled, written_newer
 from egress_offline.readers.prefilter import Prefilter
 from egress_offline.readers.timefloor import TimeFloor
@@ -57,6 +57,10 @@ def read_screened(parquet: Any, source: Any, wanted: list[str], report: FileRepo
         floor.observe(latest_sampled(parquet, deciding, sampled))
     screen = _Screen(parquet, wanted, deciding, prefilter=prefilter, floor=floor, report=report,
                      total=total)  # fmt: skip
+    # the wanted columns are read in step with the deciding ones, by a reader of their
+    # own: pyarrow's readers of one file share one batch size, the last asked for (read
+    # 65,536 rows at a time, the deciding columns' 1 MiB texts came 2,047 at a time)
+    screen.rest_reader = text_reader(source, parquet.metadata, screen.rest, page_sizes(parquet))
 
     def worth_finding(group: int) -> bool:  # a span found ahead: not written as recent
         low = floor.ms
@@ -105,13 +109,14 @@ class _Screen:
         # the kept rows' deciding columns come from the screened batch: only the others
         # are read again (all of them, when there are no others)
         self.rest = [path for path in wanted if path not in deciding] or wanted
+        self.rest_reader = parquet  # read_screened gives them a reader of their own
 
     def group(self, group: int) -> Iterator[pl.DataFrame | StampBatch]:
         """Screen one row group: each batch of its deciding columns, and the wanted
         columns of the rows kept, read in step (batches of a multiple of their size)."""
         first = self.report.records + 1
         floor, report, total = self.floor, self.report, self.total
-        rows = _Rows(self.parquet, group, self.rest)
+        rows = _Rows(self.rest_reader, group, self.rest)
         offset = 0
         for record_batch in batches(self.parquet, group, self.deciding, tuning.SCREEN_ROWS):
             # unnumbered: row_stamps numbers if it must; a table's chunks kept as read
