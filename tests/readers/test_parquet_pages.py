@@ -337,3 +337,29 @@ def test_the_columns_read_in_step_keep_each_their_own_batch_size(
     result = run_hunt([str(path)], HuntSpec(now=NOW, threshold=1))
     assert result.rows["total_bytes_out"].to_list() == [rows // 2]
     assert 0 < max(stamped) <= MiB // wide
+
+
+def test_a_dictionary_page_the_walk_finds_is_read_as_a_dictionary(tmp_path: Path) -> None:
+    """A footer may leave a chunk's dictionary page unnamed (no dictionary_page_offset)
+    while its first page is one: pyarrow reads it, and without ``read_dictionary`` gives
+    each row its own copy of the value (a 1 MiB value in every row). The column is read
+    as a dictionary when the page walk saw a dictionary page, whatever the footer says:
+    here the footer says none, and the walk's word is given for it."""
+    from egress_offline.readers import parquet_batches  # noqa: PLC0415
+
+    path = tmp_path / "x.parquet"
+    pq.write_table(_hunt_table(8, ["E1"] * 8, ["x"] * 8), path, use_dictionary=False)
+    metadata = pq.ParquetFile(path).metadata
+    names = [metadata.schema.column(i).path for i in range(metadata.num_columns)]
+    index = names.index("process.executable")
+    assert not metadata.row_group(0).column(index).has_dictionary_page
+    with pa.OSFile(str(path)) as source:
+        pages = check_pages(source, metadata, list(range(metadata.num_columns)), "x.parquet")
+        plain = parquet_batches.text_reader(source, metadata, ["process.executable"], pages)
+        assert plain.read().schema.field("process.executable").type == pa.string()
+        pages[0, index] = pages[0, index]._replace(dictionary=True)
+        reader = parquet_batches.text_reader(source, metadata, ["process.executable"], pages)
+        kind = reader.read().schema.field("process.executable").type
+        assert pa.types.is_dictionary(kind)
+        rows = list(parquet_batches.batches(reader, 0, ["process.executable"], 100))
+        assert rows[0].column("process.executable").to_pylist() == ["x"] * 8
