@@ -95,7 +95,7 @@ def valid_events_bomb(path: Path, text_bytes: int) -> Path:
 def parquet_rows(path: Path, rows: int, *, row_group: int | None = None,
                  executable: str = "C:\\evil.exe", context: str | None = None,
                  short_first: int = 0, dictionary: bool = True,
-                 arrow_schema: bool = True) -> Path:  # fmt: skip
+                 arrow_schema: bool = True, prefixed: bool = False) -> Path:  # fmt: skip
     """Parquet of ``rows`` matching events (E0, E1, E2 in turn, 1 byte each), flat dotted
     columns, dictionary encoded: ``row_group`` rows a row group (all in one by default),
     ``executable`` as every row's ``process.executable``; with ``context``, that text as
@@ -105,7 +105,9 @@ def parquet_rows(path: Path, rows: int, *, row_group: int | None = None,
     from a row group's first rows meets the long ones unprepared. ``dictionary=False``
     writes the texts plain, each row its own copy in the file's pages;
     ``arrow_schema=False`` leaves out pyarrow's schema, as writers other than pyarrow
-    do, so that a reader decodes dictionary columns to text unless told otherwise.
+    do, so that a reader decodes dictionary columns to text unless told otherwise;
+    ``prefixed`` (with ``dictionary=False``) writes the executable with shared prefixes
+    (``DELTA_BYTE_ARRAY``): one long value repeated is its page's few bytes.
     Built in memory (indices only: some 40 bytes a row)."""
     import polars as pl  # noqa: PLC0415
     import pyarrow as pa  # noqa: PLC0415
@@ -158,5 +160,6 @@ def parquet_rows(path: Path, rows: int, *, row_group: int | None = None,
         compression="zstd",
         use_dictionary=dictionary,
         store_schema=arrow_schema,
+        column_encoding={"process.executable": "DELTA_BYTE_ARRAY"} if prefixed else None,
     )
     return path
