@@ -14,14 +14,14 @@ from typing import Final
 
 import polars as pl
 
-__all__ = ["ISO_MS", "iso_ms", "times_as_text", "within_python"]
+__all__ = ["FIRST_MS", "ISO_MS", "LAST_MS", "iso_ms", "times_as_text", "within_python"]
 
 #: ISO-8601 UTC with milliseconds, as the reports write times.
 ISO_MS: Final = "%Y-%m-%dT%H:%M:%S%.3fZ"
 #: The epoch milliseconds that Python's datetime (and so every formatter) can hold:
 #: 0001-01-01T00:00:00.000Z to 9999-12-31T23:59:59.999Z.
-_LOWEST_MS: Final = -62_135_596_800_000
-_HIGHEST_MS: Final = 253_402_300_799_999
+FIRST_MS: Final = -62_135_596_800_000
+LAST_MS: Final = 253_402_300_799_999
 
 
 def iso_ms(ms: int | None) -> str | None:
@@ -56,23 +56,16 @@ def times_as_text(frame: pl.DataFrame, fmt: str = ISO_MS) -> pl.DataFrame:
     named = [name for name, dtype in frame.schema.items() if isinstance(dtype, pl.Datetime)]
     if not named:
         return frame
-    columns = []
     for name in named:
-        ms = pl.col(name).dt.epoch("ms")
-        inside = ms.is_between(_LOWEST_MS, _HIGHEST_MS)
+        ms = frame.get_column(name).dt.epoch("ms")
         # formatted clipped, so that no value outside reaches the formatter
-        shown = pl.from_epoch(ms.clip(_LOWEST_MS, _HIGHEST_MS), time_unit="ms").dt.to_string(fmt)
-        columns.append(pl.when(inside | ms.is_null()).then(shown).alias(name))
-    texts = frame.with_columns(columns)
-    for name in named:
-        outside = frame.get_column(name).dt.epoch("ms")
-        wrong = (~outside.is_between(_LOWEST_MS, _HIGHEST_MS)).fill_null(False).arg_true()
-        if wrong.len():
-            fixed = pl.Series(
-                [iso_ms(ms) for ms in outside.gather(wrong).to_list()], dtype=pl.String
-            )
-            texts = texts.with_columns(texts.get_column(name).scatter(wrong, fixed))
-    return texts
+        text = pl.from_epoch(ms.clip(FIRST_MS, LAST_MS), time_unit="ms").dt.to_string(fmt)
+        outside = (~ms.is_between(FIRST_MS, LAST_MS)).fill_null(False).arg_true()
+        if outside.len():
+            far = [iso_ms(value) for value in ms.gather(outside).to_list()]
+            text = text.scatter(outside, pl.Series(far, dtype=pl.String))
+        frame = frame.with_columns(text.alias(name))
+    return frame
 
 
 def within_python(frame: pl.DataFrame) -> bool:
@@ -86,4 +79,4 @@ def within_python(frame: pl.DataFrame) -> bool:
         pl.max_horizontal(pl.all().max()).alias("high"),
     ).row(0)
     low, high = (None if value is None else int(value) for value in bounds)
-    return (low is None or low >= _LOWEST_MS) and (high is None or high <= _HIGHEST_MS)
+    return (low is None or low >= FIRST_MS) and (high is None or high <= LAST_MS)

@@ -30,6 +30,7 @@ from egress_offline.readers.parquet_batches import batches, leaf_indexes, text_r
 from egress_offline.readers.parquet_pages import PageError, check_pages
 from egress_offline.readers.prefilter import AnyPrefilter, Prefilter
 from egress_offline.readers.timefloor import TimeFloor
+from egress_offline.timetext import FIRST_MS, LAST_MS
 
 __all__ = [
     "kept_rows",
@@ -254,10 +255,6 @@ def leaf_list(expr: pl.Expr, dtype: pl.List | pl.Array) -> tuple[pl.Expr, Any]:
     return flat, inner
 
 
-#: Epoch ms of 0001-01-01 and of 10000-01-01: a typed time outside is written as its epoch
-#: milliseconds, which the engine reads as the same instant (Polars panics formatting a
-#: year past chrono's, and ISO text of a year past 9999 is no date the rule reads).
-_FIRST_MS, _PAST_MS = -62_135_596_800_000, 253_402_300_800_000
 _UNIT_MS: Final = {"ms": 1, "us": 1_000, "ns": 1_000_000}
 
 
@@ -274,7 +271,10 @@ def _as_text(expr: pl.Expr, dtype: Any) -> pl.Expr:
             ms, form = _instant_ms(expr, dtype), "%Y-%m-%dT%H:%M:%S%.9fZ"
         else:
             ms, form = expr.cast(pl.Int64) * 86_400_000, "%Y-%m-%d"
-        inside = ms.is_between(_FIRST_MS, _PAST_MS, closed="left")
+        # a typed time outside the years 1-9999 is written as its epoch milliseconds, the
+        # same instant to the engine (Polars panics formatting a year past chrono's, and
+        # ISO text of a year past 9999 is no date the rule reads)
+        inside = ms.is_between(FIRST_MS, LAST_MS)
         # formatted clipped (a value outside never reaches the formatter), kept inside
         moment = pl.when(inside).then(expr).otherwise(pl.lit(0).cast(dtype))
         if isinstance(dtype, pl.Datetime) and dtype.time_zone:

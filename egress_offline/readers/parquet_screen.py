@@ -55,12 +55,8 @@ def read_screened(parquet: Any, source: Any, wanted: list[str], report: FileRepo
     sampled: dict[int, Span] = {}  # the spans --now latest read: not read again
     if floor.rising:
         floor.observe(latest_sampled(parquet, deciding, sampled))
-    screen = _Screen(parquet, wanted, deciding, prefilter=prefilter, floor=floor, report=report,
-                     total=total)  # fmt: skip
-    # the wanted columns are read in step with the deciding ones, by a reader of their
-    # own: pyarrow's readers of one file share one batch size, the last asked for (read
-    # 65,536 rows at a time, the deciding columns' 1 MiB texts came 2,047 at a time)
-    screen.rest_reader = text_reader(source, parquet.metadata, screen.rest, page_sizes(parquet))
+    screen = _Screen(parquet, source, wanted, deciding, prefilter=prefilter, floor=floor,
+                     report=report, total=total)  # fmt: skip
 
     def worth_finding(group: int) -> bool:  # a span found ahead: not written as recent
         low = floor.ms
@@ -97,7 +93,7 @@ def _groups(parquet: Any, screen: _Screen, spans: SpansAhead, timed: list[str], 
 class _Screen:
     """The screening of a file's row groups, batch by batch (:func:`read_screened`)."""
 
-    def __init__(self, parquet: Any, wanted: list[str], deciding: list[str], *,
+    def __init__(self, parquet: Any, source: Any, wanted: list[str], deciding: list[str], *,
                  prefilter: Prefilter, floor: TimeFloor, report: FileReport,
                  total: int) -> None:  # fmt: skip
         self.parquet, self.wanted, self.deciding = parquet, wanted, deciding
@@ -109,7 +105,10 @@ class _Screen:
         # the kept rows' deciding columns come from the screened batch: only the others
         # are read again (all of them, when there are no others)
         self.rest = [path for path in wanted if path not in deciding] or wanted
-        self.rest_reader = parquet  # read_screened gives them a reader of their own
+        # read in step with the deciding columns, by a reader of their own: pyarrow's
+        # readers of one file share one batch size, the last asked for (read 65,536 rows
+        # at a time, the deciding columns' 1 MiB texts came 2,047 at a time)
+        self.rest_reader = text_reader(source, parquet.metadata, self.rest, page_sizes(parquet))
 
     def group(self, group: int) -> Iterator[pl.DataFrame | StampBatch]:
         """Screen one row group: each batch of its deciding columns, and the wanted
