@@ -143,7 +143,8 @@ def _read_rows(parquet: Any, group: int, columns: Sequence[str], most: int) -> i
         rows = min(most, tuning.READ_ROWS)
     else:
         rows = most
-    # a value with shared prefixes is at most its page long, decoded a read at a time
+    # a value with shared prefixes is at most as long as its page's lengths say (or
+    # its page, where they could not be read), decoded a read at a time
     pages = _PAGES.get(parquet) or {}
     prefixed = sum(pages.get((group, index), _NO_PAGES).prefixed for index in indexes)
     if prefixed:
@@ -155,8 +156,9 @@ def _within_room(parquet: Any, group: int, indexes: Sequence[int]) -> bool:
     """Do the pages of these plain text columns in ``group`` say that all their values
     together take at most :data:`~tuning.READ_ROOM` decoded, however they are read? Only
     values stored whole are known to (``parquet_pages.PlainPages``): each takes at most
-    its bytes in its page, an offset and a bit. Read from the headers of the pages that
-    pyarrow decompresses, not the footer's sums, which are the writer's word."""
+    its bytes in its page, an offset and a bit; texts with shared prefixes, what their
+    pages' lengths say. Read from the pages that pyarrow decompresses, not the footer's
+    sums, which are the writer's word."""
     pages = _PAGES.get(parquet)
     if pages is None:
         return False
@@ -166,7 +168,7 @@ def _within_room(parquet: Any, group: int, indexes: Sequence[int]) -> bool:
         if found is None:
             return False
         levels = schema.column(index).max_repetition_level
-        decoded += found.decompressed + found.values * (_VALUE_OVERHEAD + 8 * levels)
+        decoded += found.decoded + found.values * (_VALUE_OVERHEAD + 8 * levels)
     return decoded <= tuning.READ_ROOM
 
 

@@ -14,8 +14,11 @@ largest pages come to more than :data:`~tuning.PAGE_ROOM` together.
 
 The same walk says how large a column chunk's values can be once decoded, when its pages
 say so (:class:`PlainPages`): values stored whole (``PLAIN``, ``DELTA_LENGTH_BYTE_ARRAY``)
-take no more than their pages' bytes, so :mod:`~egress_offline.readers.parquet_batches`
-may read such a chunk in one go instead of a few thousand rows at a time.
+take no more than their pages' bytes, and texts with shared prefixes
+(``DELTA_BYTE_ARRAY``) what their pages' lengths say
+(:mod:`~egress_offline.readers.parquet_prefixes`, which reads those pages), so
+:mod:`~egress_offline.readers.parquet_batches` may read such a chunk in one go instead
+of a few thousand rows at a time.
 
 The headers are Thrift's compact protocol (``parquet.thrift``'s ``PageHeader``); only
 its type and sizes, and a data page's values count and encoding, are read, and the rest
@@ -29,6 +32,7 @@ from typing import Any, Final, NamedTuple
 
 from egress_offline.errors import InputError
 from egress_offline.readers import tuning
+from egress_offline.readers.parquet_prefixes import PrefixedPages
 
 __all__ = [
     "ChunkPages",
@@ -53,15 +57,18 @@ _DICTIONARY_PAGE: Final = 2
 _WHOLE_VALUES: Final = frozenset({0, 6})  # PLAIN, DELTA_LENGTH_BYTE_ARRAY
 #: ...``DELTA_BYTE_ARRAY``: a value is its prefix of the value before it and its own
 #: suffix, so each is at most the page's bytes long, and a page of 1,000 values that share
-#: one 1 MiB text is 1 MiB that decodes to 1 GiB.
+#: one 1 MiB text is 1 MiB that decodes to 1 GiB: such a page is read, and its lengths
+#: say (:func:`~egress_offline.readers.parquet_prefixes.prefixed_page`).
 _PREFIXED: Final = 7
 #: ``PageHeader``'s fields read: type and sizes...
 _HEADER_FIELDS: Final = frozenset({1, 2, 3})
 #: ...and the data header each data page type is read by, by the field holding it, with
 #: its encoding's field (its values' count is field 1): DATA_PAGE's ``DataPageHeader``
-#: (5), DATA_PAGE_V2's ``DataPageHeaderV2`` (8).
+#: (5), DATA_PAGE_V2's ``DataPageHeaderV2`` (8)...
 _DATA_HEADER: Final = {0: (5, 2), 3: (8, 4)}
-_DATA_FIELDS: Final = {field: frozenset({1, encoding}) for field, encoding in _DATA_HEADER.values()}
+#: ...and where the values start: V1's levels' encodings (3: definition, 4: repetition),
+#: V2's levels' lengths (5: definition, 6: repetition) and whether it is compressed (7).
+_DATA_FIELDS: Final = {5: frozenset({1, 2, 3, 4}), 8: frozenset({1, 4, 5, 6, 7})}
 #: Thrift compact wire types.
 _TRUE, _FALSE, _BYTE, _I16, _I32, _I64, _DOUBLE, _BINARY, _LIST, _SET, _MAP, _STRUCT = range(1, 13)
 #: How deep structs may nest in a header (``PageHeader`` has three levels).
@@ -79,7 +86,8 @@ class _Short(Exception):
 class Page(NamedTuple):
     """What a page header says: its ``PageType``, its sizes decompressed and in the file,
     the header's own length, and for a data page its values' count (levels: nulls too)
-    and encoding (None when the header does not say)."""
+    and encoding (None when the header does not say), and the fields of its data header
+    that were read, by id (``_DATA_FIELDS``)."""
 
     kind: int
     decompressed: int
@@ -87,22 +95,25 @@ class Page(NamedTuple):
     header: int
     values: int | None = None
     encoding: int | None = None
+    data: dict[int, int] | None = None
 
 
 class PlainPages(NamedTuple):
-    """A column chunk whose every page is a data page of values stored whole: its pages'
-    bytes decompressed, and their values (levels) in all."""
+    """A column chunk whose every page is a data page of values stored whole, or of texts
+    with shared prefixes whose lengths were read: the bytes its values take at most once
+    decoded (a whole value's page bytes; a prefixed page's values, exactly), and their
+    values (levels) in all."""
 
-    decompressed: int
+    decoded: int
     values: int
 
 
 class ChunkPages(NamedTuple):
     """What a column chunk's page headers say: its :class:`PlainPages`, or None when some
     page of it is a dictionary page, of another encoding, or past the chunk's end;
-    whether it has a dictionary page (whatever the footer says); and its largest page of
-    values with shared prefixes (``DELTA_BYTE_ARRAY``), decompressed, which bounds each
-    of their values (0: none)."""
+    whether it has a dictionary page (whatever the footer says); and a bound on its
+    longest value with shared prefixes (``DELTA_BYTE_ARRAY``): what the page's lengths
+    say, or its page's size where they could not be read (0: no such page)."""
 
     whole: PlainPages | None
     dictionary: bool = False
@@ -128,8 +139,10 @@ def check_pages(source: Any, metadata: Any, columns: Sequence[int], name: str) -
         largest: list[tuple[int, str]] = []
         for index in columns:
             chunk = row_group.column(index)
+            column = metadata.schema.column(index)
+            levels = (column.max_repetition_level, column.max_definition_level)
             try:
-                held, sizes[group, index] = _walk(source, chunk, size)
+                held, sizes[group, index] = _walk(source, chunk, size, levels)
                 largest.append((held, chunk.path_in_schema))
             except PageError as exc:  # the file's Error: line at the reader's boundary
                 raise PageError(f"row group {group}, column {chunk.path_in_schema}: {exc}") from exc
@@ -147,12 +160,13 @@ def check_pages(source: Any, metadata: Any, columns: Sequence[int], name: str) -
     return sizes
 
 
-def _walk(source: Any, chunk: Any, size: int) -> tuple[int, ChunkPages]:
+def _walk(source: Any, chunk: Any, size: int, levels: tuple[int, int]) -> tuple[int, ChunkPages]:
     """A column chunk's dictionary page and largest data page, decompressed bytes, and
-    its :class:`PlainPages` when every page is a data page of values stored whole (by
-    the data header of its own type), the last ends where the chunk does, and their
-    values come to the footer's count (pyarrow reads a little past the end of old
-    parquet-mr files' chunks, and reads pages until it has that count)."""
+    its :class:`PlainPages` when every page is a data page of values stored whole or
+    prefixed with lengths read (by the data header of its own type), the last ends where
+    the chunk does, and their values come to the footer's count (pyarrow reads a little
+    past the end of old parquet-mr files' chunks, and reads pages until it has that
+    count). ``levels``: the column's greatest repetition and definition levels."""
     # where pyarrow starts the chunk (ComputeColumnChunkRange)
     start = chunk.data_page_offset
     dictionary_at = chunk.dictionary_page_offset
@@ -161,6 +175,8 @@ def _walk(source: Any, chunk: Any, size: int) -> tuple[int, ChunkPages]:
     end = min(start + chunk.total_compressed_size, size)
     at, dictionary, data, total, values, whole, prefixed = start, 0, 0, 0, 0, True, 0
     seen_dictionary = False
+    # pages of shared prefixes, sized together once the chunk is walked
+    pending, gathered = PrefixedPages(chunk.compression, levels), list[Page]()
     while at < end:
         page = _header_at(source, at)
         if page.kind == _DICTIONARY_PAGE:
@@ -169,8 +185,8 @@ def _walk(source: Any, chunk: Any, size: int) -> tuple[int, ChunkPages]:
         else:
             data = max(data, page.decompressed)
         if page.kind in _DATA_PAGES and page.encoding == _PREFIXED:
-            prefixed = max(prefixed, page.decompressed, page.compressed)
-        if (page.kind in _DATA_PAGES and page.encoding in _WHOLE_VALUES
+            _gather(source, page, at, pending, gathered)
+        elif (page.kind in _DATA_PAGES and page.encoding in _WHOLE_VALUES
                 and page.values is not None and page.values > 0):  # fmt: skip
             # an uncompressed page is read by its size in the file, whatever it declares
             total += max(page.decompressed, page.compressed)
@@ -178,11 +194,35 @@ def _walk(source: Any, chunk: Any, size: int) -> tuple[int, ChunkPages]:
         else:
             whole = False
         at += page.header + page.compressed
+    for page, found in zip(gathered, pending.sizes(), strict=True):
+        if found is None:  # each value at most its page long
+            prefixed = max(prefixed, page.decompressed, page.compressed)
+            whole = False
+        else:
+            prefixed = max(prefixed, found.longest)
+            total += found.decoded
+            values += page.values or 0
+            whole = whole and bool(page.values)
     # pyarrow reads pages until it has the footer's count of values: past the chunk's
     # end for old parquet-mr files, and not every page where some say fewer or more
     whole = whole and at == start + chunk.total_compressed_size and values == chunk.num_values
     plain = PlainPages(total, values) if whole else None
     return dictionary + data, ChunkPages(plain, seen_dictionary, prefixed)
+
+
+def _gather(source: Any, page: Page, at: int, pending: PrefixedPages, gathered: list[Page]) -> None:
+    """Read the prefixed page at ``at`` into ``pending``, to be sized with the chunk's
+    others. A page larger than :data:`~tuning.PAGE_ROOM` is not read (its row group is
+    refused anyway), nor one that runs past the file's end: sized by its bytes."""
+    gathered.append(page)
+    if max(page.decompressed, page.compressed) > tuning.PAGE_ROOM:
+        pending.skip()
+        return
+    raw = source.read_at(page.compressed, at + page.header)
+    if len(raw) < page.compressed:
+        pending.skip()
+        return
+    pending.add(page, raw)
 
 
 def _header_at(source: Any, at: int) -> Page:
@@ -219,7 +259,7 @@ def page_header(buffer: bytes) -> Page:
     data = reader.inner.get(field)
     if data is None:
         return Page(kind, decompressed, compressed, reader.at)
-    return Page(kind, decompressed, compressed, reader.at, data.get(1), data.get(encoding))
+    return Page(kind, decompressed, compressed, reader.at, data.get(1), data.get(encoding), data)
 
 
 class _Compact:
@@ -242,6 +282,8 @@ class _Compact:
             field, kind = self._field(head, field)
             if field in wanted and kind == _I32:
                 found[field] = self._zigzag()
+            elif field in wanted and kind in (_TRUE, _FALSE):  # a bool field: its type says
+                found[field] = int(kind == _TRUE)
             elif inner and field in inner and kind == _STRUCT:
                 self.inner[field] = self.struct_fields(inner[field])
             else:

@@ -120,11 +120,10 @@ READ_ROWS: Final = 4_096
 #: hunt's row groups took a third less time to read than 4,096 rows at a time).
 READ_ROOM: Final = 64 << 20
 #: Decoded bytes a read of values with shared prefixes (``DELTA_BYTE_ARRAY``) may come to,
-#: each counted as long as its page (a page of them may repeat one long text): 8,192 rows
+#: each counted as long as its page's lengths say its longest value may be (its page,
+#: where they cannot be read; a page of them may repeat one long text): 8,192 rows
 #: sharing one 1 MiB text, a 7 KB file, took 7.4 GB read 4,096 rows at a time; 598 MB
-#: read 64 MiB at a time, 450 MB at 32 MiB, 382 MB at 16 MiB. A real file of such values
-#: (400,000 rows, seven text columns so written) takes 10 s at 32 MiB, against 1.5 s
-#: read 4,096 rows at a time: the price of a bound that decodes no page.
+#: read 64 MiB at a time, 450 MB at 32 MiB, 382 MB at 16 MiB.
 PREFIXED_ROOM: Final = 32 << 20
 #: The pages a row group's columns may hold decompressed, their largest together: pyarrow
 #: decompresses a page whole, and a header may declare 2 GiB (1 MiB texts, 1,024 to a

@@ -1,0 +1,322 @@
+"""How large a Parquet page of texts with shared prefixes (``DELTA_BYTE_ARRAY``) is once
+decoded, from its prefix and suffix lengths, without decoding a value.
+
+Such a page stores each value as the length of the prefix it shares with the value
+before it and its own suffix: two runs of lengths (``DELTA_BINARY_PACKED``: a header,
+then blocks of bit-packed differences), then the suffixes' bytes. A page of 1,000
+values sharing one 1 MiB text is 1 MiB that decodes to 1 GiB, so a value's length is
+not bounded by the page's bytes alone; its lengths bound it exactly. Reading them costs
+a positional read and a decompression of the page (the page walk reads the headers
+only), a few microseconds per block of lengths in Python (where each block's bits
+start), and one vectorised Polars pass per column chunk that unpacks them all.
+
+Anything unexpected (a codec pyarrow cannot name here, a page that does not
+decompress to its declared size, lengths that overrun the page) gives None: the page
+is then sized as before, each value as long as its page. Never an error: the reader
+decides what a damaged page means.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final, NamedTuple
+
+import polars as pl
+
+__all__ = ["Prefixed", "PrefixedPages"]
+
+#: pyarrow's names of a chunk's codec (``ColumnChunkMetaData.compression``) -> its
+#: ``Codec``'s. pyarrow names Parquet's ``LZ4_RAW`` ``LZ4``; Hadoop's framing of LZ4
+#: (Parquet's deprecated ``LZ4``), ``UNKNOWN``, and ``LZO`` are left out: their pages are
+#: sized as before.
+_CODECS: Final = {
+    "UNCOMPRESSED": None,
+    "SNAPPY": "snappy",
+    "GZIP": "gzip",
+    "BROTLI": "brotli",
+    "ZSTD": "zstd",
+    "LZ4": "lz4_raw",
+}
+#: ``Encoding`` of levels: ``RLE`` (a 4-byte length first), ``BIT_PACKED`` (no length).
+_RLE: Final = 3
+_BIT_PACKED: Final = 4
+#: ``PageType``: a data page's levels are in the compressed bytes (V1), or before them,
+#: uncompressed, their lengths in the header (V2).
+_DATA_PAGE: Final = 0
+_DATA_PAGE_V2: Final = 3
+
+
+class Prefixed(NamedTuple):
+    """A page of texts with shared prefixes: its values' bytes decoded (exact), and a
+    bound on its longest value (its longest prefix and its longest suffix)."""
+
+    decoded: int
+    longest: int
+
+
+class _Bad(Exception):
+    """The page is not as its lengths say."""
+
+
+#: The lengths pyarrow reads are 32-bit: a length outside is a page it refuses.
+_LENGTH_LIMIT: Final = 1 << 31
+#: A run of lengths holding more values than this is not read (its page is sized by its
+#: bytes): writers put some 20,000 values in a page (pyarrow's and parquet-mr's row
+#: limit), and a few bytes of a crafted run can claim two billion.
+_RUN_VALUES: Final = 1 << 20
+#: Lengths unpacked in one read, at most (4 bytes each once unpacked).
+_PASS_VALUES: Final = 1 << 20
+#: Thrift compact wire types, and the Parquet enums the file of lengths is written with.
+_I32, _I64, _BINARY, _LIST, _STRUCT = 5, 6, 8, 9, 12
+_INT32, _REQUIRED, _DELTA_BINARY_PACKED, _UNCOMPRESSED = 1, 0, 5, 0
+
+
+class PrefixedPages:
+    """The prefixed pages of one column chunk, gathered as they are walked (:meth:`add`,
+    :meth:`skip`), then sized (:meth:`sizes`). Their runs of lengths are unpacked by
+    pyarrow itself, a million at a time: each run is written as a page of a Parquet file
+    of one 32-bit column (``DELTA_BINARY_PACKED``, as the runs are), held in memory."""
+
+    def __init__(self, compression: str, levels: tuple[int, int]) -> None:
+        #: the chunk's codec, and its column's greatest repetition and definition levels
+        self.compression, self.levels = compression, levels
+        self._runs: list[tuple[int, int] | None] = []  # per run: its sum and largest
+        self._waiting: list[tuple[bytes, int]] = []  # runs not read yet: bytes, values
+        self._values = 0
+        #: per page: its two runs (prefixes, suffixes) and its suffix bytes, or None
+        self._pages: list[tuple[int, int, int] | None] = []
+
+    def add(self, page: Any, raw: bytes) -> None:
+        """Gather the data page ``page`` (a ``parquet_pages.Page`` of ``DELTA_BYTE_ARRAY``
+        values) whose bytes in the file are ``raw``."""
+        try:
+            values = _values(page, raw, self.compression, self.levels)
+            if values:
+                prefixes, middle = _run_end(values, 0)
+                suffixes, end = _run_end(values, middle)
+            else:  # a page of nulls only: no value, no length written
+                prefixes = suffixes = middle = end = 0
+        except (_Bad, ValueError, OSError, IndexError, OverflowError):
+            # pyarrow raises its ArrowException subclasses of ValueError and OSError
+            self._pages.append(None)
+            return
+        if prefixes != suffixes:
+            self._pages.append(None)
+            return
+        if self._values + prefixes + suffixes > _PASS_VALUES:
+            self._read()
+        first = len(self._runs) + len(self._waiting)
+        self._waiting += [(values[:middle], prefixes), (values[middle:end], suffixes)]
+        self._values += prefixes + suffixes
+        self._pages.append((first, first + 1, len(values) - end))
+
+    def skip(self) -> None:
+        """A page not read: sized as before (:meth:`sizes` gives None for it)."""
+        self._pages.append(None)
+
+    def sizes(self) -> list[Prefixed | None]:
+        """Per page gathered, in order, what it holds decoded, or None where its lengths
+        could not be read (or say lengths pyarrow would refuse)."""
+        self._read()
+        found: list[Prefixed | None] = []
+        for page in self._pages:
+            prefixes = suffixes = None
+            if page is not None:
+                prefixes, suffixes = self._runs[page[0]], self._runs[page[1]]
+            # the suffixes must fit the bytes after their lengths, as pyarrow checks
+            if page is None or prefixes is None or suffixes is None or suffixes[0] > page[2]:
+                found.append(None)
+            else:
+                found.append(Prefixed(prefixes[0] + suffixes[0], prefixes[1] + suffixes[1]))
+        return found
+
+    def _read(self) -> None:
+        """Unpack the waiting runs: each one's sum and largest, or None for them all
+        where pyarrow cannot read them (or reads a negative length)."""
+        runs, self._waiting, self._values = self._waiting, [], 0
+        if not runs:
+            return
+        try:
+            self._runs += _run_sizes(runs)
+        except (_Bad, ValueError, OSError):
+            self._runs += [None] * len(runs)
+
+
+def _run_sizes(runs: list[tuple[bytes, int]]) -> list[tuple[int, int] | None]:
+    """Each run's sum and largest value, pyarrow unpacking them from a file of its own."""
+    import pyarrow as pa  # noqa: PLC0415 - only Parquet inputs need it
+    import pyarrow.parquet as pq  # noqa: PLC0415
+
+    counts = [count for _, count in runs]
+    table = pq.ParquetFile(pa.BufferReader(_lengths_file(runs))).read()
+    lengths = pl.from_arrow(table.column(0))
+    assert isinstance(lengths, pl.Series)
+    if lengths.len() != sum(counts):
+        raise _Bad("count")
+    found: list[tuple[int, int] | None] = []
+    at = 0
+    for count in counts:
+        run = lengths.slice(at, count)
+        at += count
+        if count == 0:
+            found.append((0, 0))
+            continue
+        least, most = run.min(), run.max()
+        assert isinstance(least, int) and isinstance(most, int)
+        found.append((int(run.sum()), most) if least >= 0 else None)
+    return found
+
+
+def _lengths_file(runs: list[tuple[bytes, int]]) -> bytes:
+    """A Parquet file of one required 32-bit column whose pages are ``runs`` (each its
+    ``DELTA_BINARY_PACKED`` bytes and its count of values), uncompressed, as pyarrow
+    reads one: the pages, then the footer (Thrift's compact protocol)."""
+    pages = bytearray()
+    total = 0
+    for data, count in runs:
+        if count == 0:
+            continue
+        data_header = _struct((1, _I32, count), (2, _I32, _DELTA_BINARY_PACKED), (3, _I32, 3),
+                              (4, _I32, 3))  # fmt: skip
+        pages += _struct((1, _I32, 0), (2, _I32, len(data)), (3, _I32, len(data)),
+                         (5, _STRUCT, data_header))  # fmt: skip
+        pages += data
+        total += count
+    meta = _struct(
+        (1, _I32, _INT32), (2, _LIST, (_I32, [_DELTA_BINARY_PACKED])), (3, _LIST, (_BINARY, [b"v"])),
+        (4, _I32, _UNCOMPRESSED), (5, _I64, total), (6, _I64, len(pages)), (7, _I64, len(pages)),
+        (9, _I64, 4),
+    )  # fmt: skip
+    chunk = _struct((2, _I64, 4), (3, _STRUCT, meta))
+    group = _struct((1, _LIST, (_STRUCT, [chunk])), (2, _I64, len(pages)), (3, _I64, total))
+    root = _struct((4, _BINARY, b"schema"), (5, _I32, 1))
+    leaf = _struct((1, _I32, _INT32), (3, _I32, _REQUIRED), (4, _BINARY, b"v"))
+    footer = _struct((1, _I32, 1), (2, _LIST, (_STRUCT, [root, leaf])), (3, _I64, total),
+                     (4, _LIST, (_STRUCT, [group])))  # fmt: skip
+    return b"PAR1" + bytes(pages) + footer + len(footer).to_bytes(4, "little") + b"PAR1"
+
+
+def _struct(*fields: tuple[int, int, Any]) -> bytes:
+    """A Thrift compact struct of ``fields`` (id, wire type, value), ids ascending: an
+    i32 or i64, bytes, a struct's bytes, or a list as (element type, elements)."""
+    out, last = bytearray(), 0
+    for field, kind, value in fields:
+        out.append((field - last) << 4 | kind)
+        last = field
+        out += _value(kind, value)
+    out.append(0)
+    return bytes(out)
+
+
+def _value(kind: int, value: Any) -> bytes:
+    if kind in (_I32, _I64):
+        return _varint_bytes((value << 1) ^ (value >> 63))
+    if kind == _BINARY:
+        return _varint_bytes(len(value)) + value
+    if kind == _STRUCT:
+        return bytes(value)
+    element, items = value  # a list, of fewer than 15 elements here
+    return bytes([len(items) << 4 | element]) + b"".join(_value(element, item) for item in items)
+
+
+def _varint_bytes(value: int) -> bytes:
+    out = bytearray()
+    while value >= 0x80:
+        out.append(value & 0x7F | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
+
+
+def _run_end(buffer: bytes, at: int) -> tuple[int, int]:
+    """The ``DELTA_BINARY_PACKED`` run of lengths at ``at`` in ``buffer``: its count of
+    values, and where it ends. A block is its least difference, its miniblocks' bit
+    widths, then their bits; only the widths are read here, a block at a time."""
+    begin = at
+    block, at = _varint(buffer, at)
+    per_block, at = _varint(buffer, at)
+    count, at = _varint(buffer, at)
+    _, at = _varint(buffer, at)  # the first value
+    if block <= 0 or block % 128 or per_block <= 0 or block % per_block:
+        raise _Bad("block")
+    per_mini = block // per_block
+    if per_mini % 32 or count > _RUN_VALUES:
+        raise _Bad("header")
+    left = count - 1
+    while left > 0:
+        while buffer[at] >= 0x80:  # the block's least difference, a varint: skipped
+            at += 1
+        at += 1
+        used = min(per_block, -(-left // per_mini))
+        widths = buffer[at : at + used]
+        if len(widths) < used:
+            raise _Bad("short")
+        at += per_block + per_mini * sum(widths) // 8
+        left -= used * per_mini
+    if at > len(buffer) or at == begin:
+        raise _Bad("short")
+    return count, at
+
+
+def _values(page: Any, raw: bytes, compression: str, levels: tuple[int, int]) -> bytes:
+    """The page's values, decompressed: past its levels."""
+    if compression not in _CODECS:
+        raise _Bad(compression)
+    codec = _CODECS[compression]
+    data = page.data or {}
+    if page.kind == _DATA_PAGE_V2:
+        # levels first, never compressed; the values compressed unless the page says not
+        skip = data.get(5, 0) + data.get(6, 0)
+        if skip < 0 or skip > len(raw):
+            raise _Bad("levels")
+        values = raw[skip:]
+        if codec is not None and data.get(7, 1):
+            values = _decompressed(values, page.decompressed - skip, codec)
+        return values
+    if page.kind != _DATA_PAGE:
+        raise _Bad(page.kind)
+    body = raw if codec is None else _decompressed(raw, page.decompressed, codec)
+    at = 0
+    # repetition levels, then definition levels, each only where the column has them
+    for most, encoding in ((levels[0], data.get(4, _RLE)), (levels[1], data.get(3, _RLE))):
+        if most <= 0:
+            continue
+        if encoding == _RLE:
+            at += 4 + int.from_bytes(body[at : at + 4], "little")
+        elif encoding == _BIT_PACKED:
+            at += -(-(page.values or 0) * most.bit_length() // 8)
+        else:
+            raise _Bad(encoding)
+        if at > len(body):
+            raise _Bad("levels")
+    return body[at:]
+
+
+def _decompressed(raw: bytes, size: int, codec: str) -> bytes:
+    import pyarrow as pa  # noqa: PLC0415 - only Parquet inputs need it
+
+    if size < 0:
+        raise _Bad("size")
+    out = pa.decompress(raw, decompressed_size=size, codec=codec, asbytes=True)
+    if len(out) != size:
+        raise _Bad("size")
+    return bytes(out)
+
+
+def _varint(buffer: bytes, at: int) -> tuple[int, int]:
+    value = shift = 0
+    while True:
+        if at >= len(buffer):
+            raise _Bad("short")
+        byte = buffer[at]
+        at += 1
+        value |= (byte & 0x7F) << shift
+        if byte < 0x80:
+            return value, at
+        shift += 7
+        if shift > 63:
+            raise _Bad("varint")
+
+
+def _zigzag(buffer: bytes, at: int) -> tuple[int, int]:
+    value, at = _varint(buffer, at)
+    return (value >> 1) ^ -(value & 1), at
