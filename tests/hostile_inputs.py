@@ -92,6 +92,14 @@ def valid_events_bomb(path: Path, text_bytes: int) -> Path:
     return write_stream(path, _repeated(unit, text_bytes), "zstd")
 
 
+def long_lists(path: Path, text_bytes: int, *, elements: int = 2_001) -> Path:
+    """zstd: matching events whose ``source.bytes`` is a list of ``elements``, ``1`` and
+    ``null`` by turns (a few bytes of text each, many values once decoded)."""
+    values = [1 if i % 2 == 0 else None for i in range(elements)]
+    unit = b"".join(matching(i, **{"source.bytes": values}) for i in range(3))
+    return write_stream(path, _repeated(unit, text_bytes), "zstd")
+
+
 def parquet_rows(path: Path, rows: int, *, row_group: int | None = None,
                  executable: str = "C:\\evil.exe", context: str | None = None,
                  short_first: int = 0, dictionary: bool = True,

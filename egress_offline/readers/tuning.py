@@ -130,6 +130,12 @@ PREFIXED_ROOM: Final = 32 << 20
 #: page as pyarrow writes them, took 1.4 GB from a 0.1 MiB file). Real exports' pages are
 #: about 1 MiB (pyarrow's and Spark's default page size).
 PAGE_ROOM: Final = 64 << 20
+#: List elements reduced at once (``engine/reduce.py``): each is several values while its
+#: row's sums and keywords are worked out. 65,536 events whose ``source.bytes`` is a list
+#: of 2,001 elements (476 MB of text) peaked at 2.1 GB reduced a whole batch at once, 1.0 GB
+#: 262,144 elements at a time (what remains is Polars reading lines ahead, and decoding).
+#: A batch of real events holds about 13 elements a row, well within.
+REDUCE_ELEMENTS: Final = 1 << 18
 
 # ---------------------------------------------------------------------- the session
 
