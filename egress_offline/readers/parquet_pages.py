@@ -73,6 +73,13 @@ _DATA_FIELDS: Final = {5: frozenset({1, 2, 3, 4}), 8: frozenset({1, 4, 5, 6, 7})
 _TRUE, _FALSE, _BYTE, _I16, _I32, _I64, _DOUBLE, _BINARY, _LIST, _SET, _MAP, _STRUCT = range(1, 13)
 #: How deep structs may nest in a header (``PageHeader`` has three levels).
 _DEPTH: Final = 32
+#: The most elements a list in a header may have: pyarrow's own limit (its readers'
+#: ``thrift_container_size_limit``), past which it refuses the file.
+_CONTAINER_MOST: Final = 1_000_000
+#: Bytes each element takes in a list of these wire types.
+_FIXED_WIDTH: Final = {_TRUE: 1, _FALSE: 1, _BYTE: 1, _DOUBLE: 8}
+#: 1 where a byte ends a varint (its high bit clear), else 0.
+_VARINT_ENDS: Final = bytes(int(byte < 0x80) for byte in range(256))
 
 
 class PageError(ValueError):
@@ -132,6 +139,9 @@ def check_pages(source: Any, metadata: Any, columns: Sequence[int], name: str) -
     the file as the user named it. Returns what the pages say of each chunk's size."""
     size = source.size()
     sizes: PageSizes = {}
+    # every header read, by where it lies: chunks may point at the same pages (a crafted
+    # file's every chunk at one header of megabytes), each read once
+    headers: dict[int, Page] = {}
     for group in range(metadata.num_row_groups):
         row_group = metadata.row_group(group)
         if row_group.num_rows == 0:  # no page of it is read (its chunks point nowhere)
@@ -142,7 +152,7 @@ def check_pages(source: Any, metadata: Any, columns: Sequence[int], name: str) -
             column = metadata.schema.column(index)
             levels = (column.max_repetition_level, column.max_definition_level)
             try:
-                held, sizes[group, index] = _walk(source, chunk, size, levels)
+                held, sizes[group, index] = _walk(source, chunk, size, levels, headers)
                 largest.append((held, chunk.path_in_schema))
             except PageError as exc:  # the file's Error: line at the reader's boundary
                 raise PageError(f"row group {group}, column {chunk.path_in_schema}: {exc}") from exc
@@ -160,13 +170,15 @@ def check_pages(source: Any, metadata: Any, columns: Sequence[int], name: str) -
     return sizes
 
 
-def _walk(source: Any, chunk: Any, size: int, levels: tuple[int, int]) -> tuple[int, ChunkPages]:
+def _walk(source: Any, chunk: Any, size: int, levels: tuple[int, int],
+          headers: dict[int, Page]) -> tuple[int, ChunkPages]:  # fmt: skip
     """A column chunk's dictionary page and largest data page, decompressed bytes, and
     its :class:`PlainPages` when every page is a data page of values stored whole or
     prefixed with lengths read (by the data header of its own type), the last ends where
     the chunk does, and their values come to the footer's count (pyarrow reads a little
     past the end of old parquet-mr files' chunks, and reads pages until it has that
-    count). ``levels``: the column's greatest repetition and definition levels."""
+    count). ``levels``: the column's greatest repetition and definition levels;
+    ``headers``: the headers read so far, by offset (read here once each)."""
     # where pyarrow starts the chunk (ComputeColumnChunkRange)
     start = chunk.data_page_offset
     dictionary_at = chunk.dictionary_page_offset
@@ -178,7 +190,7 @@ def _walk(source: Any, chunk: Any, size: int, levels: tuple[int, int]) -> tuple[
     # pages of shared prefixes, sized together once the chunk is walked
     pending, gathered = PrefixedPages(chunk.compression, levels), list[Page]()
     while at < end:
-        page = _header_at(source, at)
+        page = headers.get(at) or headers.setdefault(at, _header_at(source, at))
         if page.kind == _DICTIONARY_PAGE:
             dictionary = max(dictionary, page.decompressed)
             seen_dictionary = True
@@ -311,8 +323,18 @@ class _Compact:
             count, element = head >> 4, head & 0x0F
             if count == 15:
                 count = self._varint()
-            for _ in range(count):
-                self._element(element, depth)
+            if count > _CONTAINER_MOST:
+                raise PageError(
+                    f"a page header with a list of {count:,} elements (pyarrow reads at "
+                    f"most {_CONTAINER_MOST:,})"
+                )
+            if element in _FIXED_WIDTH:  # a bool in a list is a byte of its own
+                self._advance(count * _FIXED_WIDTH[element])
+            elif element in (_I16, _I32, _I64):
+                self._varints(count)
+            else:
+                for _ in range(count):
+                    self._element(element, depth)
         elif kind == _MAP:
             count = self._varint()
             if count:
@@ -333,6 +355,24 @@ class _Compact:
             self._advance(1)  # a bool in a list or map is a byte of its own
         else:
             self._skip(kind, depth + 1)
+
+    def _varints(self, count: int) -> None:
+        """Skip ``count`` varints at once: the ``count``-th byte below 0x80 ends them
+        (a list of a million in a header took seconds one at a time)."""
+        if count == 0:
+            return
+        window = self.buffer[self.at : self.at + 10 * count]
+        ends = window.translate(_VARINT_ENDS)
+        if ends.count(1) < count:
+            raise _Short
+        low, high = count, len(ends)  # the least prefix holding `count` ends
+        while low < high:
+            middle = (low + high) // 2
+            if ends.count(1, 0, middle) >= count:
+                high = middle
+            else:
+                low = middle + 1
+        self.at += low
 
     def _byte(self) -> int:
         if self.at >= len(self.buffer):

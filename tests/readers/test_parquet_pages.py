@@ -377,3 +377,60 @@ def test_a_dictionary_page_the_walk_finds_is_read_as_a_dictionary(tmp_path: Path
         assert pa.types.is_dictionary(kind)
         rows = list(parquet_batches.batches(reader, 0, ["process.executable"], 100))
         assert rows[0].column("process.executable").to_pylist() == ["x"] * 8
+
+
+def _with_list(element: int, count: int, body: bytes) -> bytes:
+    """A data page header (100 bytes, 50 in the file) with an unknown field 20 that is a
+    list of ``count`` elements of wire type ``element``, ``body`` their bytes."""
+    known = bytes([0x15, 0x00, 0x15, 0xC8, 0x01, 0x15, 0x64])
+    size = bytearray()
+    rest = count
+    while rest >= 0x80:
+        size.append(rest & 0x7F | 0x80)
+        rest >>= 7
+    size.append(rest)
+    return known + bytes([0x09, 40, 0xF0 | element]) + bytes(size) + body + b"\x00"
+
+
+@pytest.mark.parametrize(
+    ("element", "unit"),
+    [(5, b"\x00"), (5, b"\x80\x01"), (6, b"\xff\xff\x03"), (3, b"\x07"), (1, b"\x01"),
+     (7, b"\x00" * 8), (8, b"\x01x")],
+    ids=["i32", "i32 of two bytes", "i64 of three", "byte", "bool", "double", "binary"],
+)  # fmt: skip
+def test_a_header_skips_long_lists_whole(element: int, unit: bytes) -> None:
+    """Fields a header need not hold are skipped by their wire types; a list of scalars at
+    once (a crafted header of a million one-byte elements took seconds one at a time),
+    a list of binaries one by one."""
+    buffer = _with_list(element, 300_000, unit * 300_000)
+    page = page_header(buffer)
+    assert (page.kind, page.decompressed, page.compressed, page.header) == (0, 100, 50, len(buffer))
+    with pytest.raises(parquet_pages._Short):  # the list runs past the bytes read
+        page_header(buffer[: len(buffer) // 2])
+
+
+def test_a_header_list_over_pyarrows_limit_is_refused() -> None:
+    buffer = _with_list(5, 1_000_001, b"\x00" * 1_000_001)
+    with pytest.raises(PageError, match=r"^a page header with a list of 1,000,001 elements "):
+        page_header(buffer)
+
+
+def test_a_header_many_chunks_point_at_is_read_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The walk reads each header once, wherever it is pointed at from: a crafted file
+    whose every chunk points at one header of megabytes took seconds a chunk."""
+    path = tmp_path / "x.parquet"
+    pq.write_table(_table(), path, row_group_size=1_000)
+    metadata = pq.ParquetFile(path).metadata
+    read: list[int] = []
+    real = parquet_pages._header_at
+    monkeypatch.setattr(parquet_pages, "_header_at",
+                        lambda source, at: (read.append(at), real(source, at))[1])  # fmt: skip
+    with pa.OSFile(str(path)) as source:
+        headers: dict[int, parquet_pages.Page] = {}
+        chunk = metadata.row_group(0).column(0)
+        first = parquet_pages._walk(source, chunk, source.size(), (0, 1), headers)
+        count = len(read)
+        assert parquet_pages._walk(source, chunk, source.size(), (0, 1), headers) == first
+        assert len(read) == count > 0
