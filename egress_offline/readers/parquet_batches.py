@@ -204,9 +204,12 @@ def _fitting(read: Any, room: int) -> Iterator[tuple[Any, int]]:
 
 
 def _as_text(table: Any) -> Any:
-    """``table`` with its dictionary columns, at any depth, decoded to their values. A
-    nested column's parts are made compact first: a cast of a slice of a list decodes
-    the whole of its values (a one-row slice of 20 rows of a million elements, all)."""
+    """``table`` with its dictionary columns, at any depth, decoded to their values, and
+    its list views made lists. A nested column's parts are made compact first: a cast of
+    a slice of a list decodes the whole of its values (a one-row slice of 20 rows of a
+    million elements, all)."""
+    if any(_holds_view(field.type) for field in table.schema):
+        table = _without_views(table)
     if not any(_holds_dictionary(field.type) for field in table.schema):
         return table
     import pyarrow as pa  # noqa: PLC0415 - loaded already by the reader
@@ -222,6 +225,68 @@ def _as_text(table: Any) -> Any:
         for field, column in zip(table.schema, table.columns, strict=True)
     ]  # fmt: skip
     return pa.Table.from_arrays(columns, names=table.column_names)
+
+
+def _without_views(table: Any) -> Any:
+    """``table`` with each list view in it, at any depth, a list of the same values: a
+    file whose stored Arrow schema says ``list_view`` (pyarrow writes one for such an
+    array) is read as one, which Polars cannot take (``"+vl" is still not supported``),
+    and pyarrow 26's cast of one to a list makes an invalid array."""
+    import pyarrow as pa  # noqa: PLC0415 - loaded already by the reader
+
+    columns = [pa.chunked_array([_listed(chunk) for chunk in column.chunks],
+                                type=_unviewed(column.type))
+               for column in table.columns]  # fmt: skip
+    return pa.Table.from_arrays(columns, names=table.column_names)
+
+
+def _listed(array: Any) -> Any:
+    import pyarrow as pa  # noqa: PLC0415 - loaded already by the reader
+    from pyarrow._compute import call_function  # noqa: PLC0415 - see parquet._arrow_filter
+
+    kind = array.type
+    if not _holds_view(kind):
+        return array
+    if pa.types.is_struct(kind):
+        children = [_listed(child) for child in array.flatten()]  # the struct's slice
+        return pa.StructArray.from_arrays(children, fields=list(_unviewed(kind)),
+                                          mask=array.is_null())  # fmt: skip
+    # a list or a view: its values in the rows' order, each row's count of them
+    values = _listed(array.flatten())
+    lengths = call_function("list_value_length", [array])
+    sizes = call_function("coalesce", [lengths, pa.scalar(0, lengths.type)])
+    large = pa.types.is_large_list(kind) or pa.types.is_large_list_view(kind)
+    index = pa.int64() if large else pa.int32()
+    offsets = pa.concat_arrays([pa.array([0], index),
+                                call_function("cumulative_sum", [sizes.cast(index)])])  # fmt: skip
+    made = pa.LargeListArray if large else pa.ListArray
+    return made.from_arrays(offsets, values, type=_unviewed(kind), mask=array.is_null())
+
+
+@lru_cache(maxsize=256)
+def _unviewed(kind: Any) -> Any:
+    """An Arrow type with each list view in it, at any depth, a list."""
+    import pyarrow as pa  # noqa: PLC0415 - loaded already by the reader
+
+    if pa.types.is_struct(kind):
+        return pa.struct([field.with_type(_unviewed(field.type)) for field in kind])
+    if pa.types.is_list(kind) or pa.types.is_list_view(kind):
+        return pa.list_(kind.value_field.with_type(_unviewed(kind.value_type)))
+    if pa.types.is_large_list(kind) or pa.types.is_large_list_view(kind):
+        return pa.large_list(kind.value_field.with_type(_unviewed(kind.value_type)))
+    return kind
+
+
+@lru_cache(maxsize=256)
+def _holds_view(kind: Any) -> bool:
+    """Is there a list view in this Arrow type, within structs and lists?"""
+    import pyarrow as pa  # noqa: PLC0415 - loaded already by the reader
+
+    if pa.types.is_list_view(kind) or pa.types.is_large_list_view(kind):
+        return True
+    if pa.types.is_struct(kind) or pa.types.is_list(kind) or pa.types.is_large_list(kind):
+        return any(_holds_view(kind.field(i).type) for i in range(kind.num_fields))
+    return False
 
 
 def _decoded(array: Any) -> Any:

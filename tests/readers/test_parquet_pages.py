@@ -434,3 +434,36 @@ def test_a_header_many_chunks_point_at_is_read_once(
         count = len(read)
         assert parquet_pages._walk(source, chunk, source.size(), (0, 1), headers) == first
         assert len(read) == count > 0
+
+
+@pytest.mark.parametrize("large", [False, True], ids=["list_view", "large_list_view"])
+def test_list_views_are_read_as_lists(tmp_path: Path, large: bool) -> None:
+    """A file whose stored Arrow schema says ``list_view`` (pyarrow writes one for such an
+    array) is read as lists: Polars cannot take a view, and the file was refused as
+    damaged ("the copy may be damaged")."""
+    view = pa.large_list_view(pa.string()) if large else pa.list_view(pa.string())
+    rows = 6
+    categories = [["network"], ["network"], None, ["network", "x"], [], ["network"]]
+    table = _hunt_table(rows, ["E1", "E2", "E1", "E1", "E1", "E2"], ["x.exe"] * rows)
+    table = table.set_column(table.schema.get_field_index("event.category"), "event.category",
+                             pa.array(categories, type=view))  # fmt: skip
+    path = tmp_path / "x.parquet"
+    pq.write_table(table, path)
+    assert pq.read_schema(path).field("event.category").type == view
+    for strict in (False, True):
+        result = run_hunt([str(path)], HuntSpec(now=NOW, threshold=1, strict=strict))
+        assert dict(result.rows.select("process.entity_id", "total_bytes_out").iter_rows()) == {
+            "E1": 1, "E2": 2,
+        }  # fmt: skip
+
+
+def test_a_slice_of_nested_list_views_is_its_rows() -> None:
+    from egress_offline.readers.parquet_batches import _as_text  # noqa: PLC0415
+
+    inner = pa.array([["a"], None, [], ["b", "c"], ["d"]], type=pa.list_view(pa.string()))
+    nested = pa.StructArray.from_arrays([inner], names=["c"], mask=pa.array(
+        [False, False, True, False, False]))  # fmt: skip
+    table = pa.Table.from_arrays([nested.slice(1, 3)], names=["s"])
+    made = _as_text(table)
+    assert made.schema.field("s").type == pa.struct([("c", pa.list_(pa.string()))])
+    assert made.column("s").to_pylist() == [{"c": None}, None, {"c": ["b", "c"]}]
