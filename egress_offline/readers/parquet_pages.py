@@ -58,7 +58,7 @@ _WHOLE_VALUES: Final = frozenset({0, 6})  # PLAIN, DELTA_LENGTH_BYTE_ARRAY
 #: ...``DELTA_BYTE_ARRAY``: a value is its prefix of the value before it and its own
 #: suffix, so each is at most the page's bytes long, and a page of 1,000 values that share
 #: one 1 MiB text is 1 MiB that decodes to 1 GiB: such a page is read, and its lengths
-#: say (:func:`~egress_offline.readers.parquet_prefixes.prefixed_page`).
+#: say (:class:`~egress_offline.readers.parquet_prefixes.PrefixedPages`).
 _PREFIXED: Final = 7
 #: ``PageHeader``'s fields read: type and sizes...
 _HEADER_FIELDS: Final = frozenset({1, 2, 3})
@@ -67,8 +67,10 @@ _HEADER_FIELDS: Final = frozenset({1, 2, 3})
 #: (5), DATA_PAGE_V2's ``DataPageHeaderV2`` (8)...
 _DATA_HEADER: Final = {0: (5, 2), 3: (8, 4)}
 #: ...and where the values start: V1's levels' encodings (3: definition, 4: repetition),
-#: V2's levels' lengths (5: definition, 6: repetition) and whether it is compressed (7).
-_DATA_FIELDS: Final = {5: frozenset({1, 2, 3, 4}), 8: frozenset({1, 4, 5, 6, 7})}
+#: V2's levels' lengths (5: definition, 6: repetition) and whether it is compressed (7,
+#: a bool: written as another type, Thrift's C++ reader skips it, and so does this one).
+_DATA_FIELDS: Final = {5: frozenset({1, 2, 3, 4}), 8: frozenset({1, 4, 5, 6})}
+_DATA_BOOLS: Final = {8: frozenset({7})}
 #: Thrift compact wire types.
 _TRUE, _FALSE, _BYTE, _I16, _I32, _I64, _DOUBLE, _BINARY, _LIST, _SET, _MAP, _STRUCT = range(1, 13)
 #: How deep structs may nest in a header (``PageHeader`` has three levels).
@@ -139,9 +141,7 @@ def check_pages(source: Any, metadata: Any, columns: Sequence[int], name: str) -
     the file as the user named it. Returns what the pages say of each chunk's size."""
     size = source.size()
     sizes: PageSizes = {}
-    # every header read, by where it lies: chunks may point at the same pages (a crafted
-    # file's every chunk at one header of megabytes), each read once
-    headers: dict[int, Page] = {}
+    walk = _Walk(size)
     for group in range(metadata.num_row_groups):
         row_group = metadata.row_group(group)
         if row_group.num_rows == 0:  # no page of it is read (its chunks point nowhere)
@@ -152,7 +152,7 @@ def check_pages(source: Any, metadata: Any, columns: Sequence[int], name: str) -
             column = metadata.schema.column(index)
             levels = (column.max_repetition_level, column.max_definition_level)
             try:
-                held, sizes[group, index] = _walk(source, chunk, size, levels, headers)
+                held, sizes[group, index] = _walk(source, chunk, walk, levels)
                 largest.append((held, chunk.path_in_schema))
             except PageError as exc:  # the file's Error: line at the reader's boundary
                 raise PageError(f"row group {group}, column {chunk.path_in_schema}: {exc}") from exc
@@ -170,40 +170,63 @@ def check_pages(source: Any, metadata: Any, columns: Sequence[int], name: str) -
     return sizes
 
 
-def _walk(source: Any, chunk: Any, size: int, levels: tuple[int, int],
-          headers: dict[int, Page]) -> tuple[int, ChunkPages]:  # fmt: skip
+class _Walk:
+    """One file's walk: its size, every header read, by where it lies (chunks may point
+    at the same pages: a crafted file's every chunk at one header of megabytes, read
+    once), and the bytes it may still decompress to size prefixed pages
+    (:data:`_DECOMPRESS_ROOM` and so many times the file: 200 pages of 1.9 KB of zstd,
+    each 60 MiB of bytes pyarrow refuses, took 7.5 s; past it, pages are sized by their
+    bytes)."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.headers: dict[int, Page] = {}
+        self.room = _DECOMPRESS_ROOM + _DECOMPRESS_TIMES * size
+
+
+#: What a walk may decompress: this, and so many times the file's size (real pages
+#: decompress to a few times their size).
+_DECOMPRESS_ROOM: Final = 64 << 20
+_DECOMPRESS_TIMES: Final = 16
+
+
+def _walk(source: Any, chunk: Any, walk: _Walk,
+          levels: tuple[int, int]) -> tuple[int, ChunkPages]:  # fmt: skip
     """A column chunk's dictionary page and largest data page, decompressed bytes, and
     its :class:`PlainPages` when every page is a data page of values stored whole or
     prefixed with lengths read (by the data header of its own type), the last ends where
     the chunk does, and their values come to the footer's count (pyarrow reads a little
     past the end of old parquet-mr files' chunks, and reads pages until it has that
-    count). ``levels``: the column's greatest repetition and definition levels;
-    ``headers``: the headers read so far, by offset (read here once each)."""
+    count). ``levels``: the column's greatest repetition and definition levels. A
+    prefixed page holds its lengths too (4 bytes each, as many as its runs claim)."""
     # where pyarrow starts the chunk (ComputeColumnChunkRange)
     start = chunk.data_page_offset
     dictionary_at = chunk.dictionary_page_offset
     if chunk.has_dictionary_page and dictionary_at and 0 < dictionary_at < start:
         start = dictionary_at
-    end = min(start + chunk.total_compressed_size, size)
+    end = min(start + chunk.total_compressed_size, walk.size)
     at, dictionary, data, total, values, whole, prefixed = start, 0, 0, 0, 0, True, 0
     seen_dictionary = False
     # pages of shared prefixes, sized together once the chunk is walked
     pending, gathered = PrefixedPages(chunk.compression, levels), list[Page]()
     while at < end:
-        page = headers.get(at) or headers.setdefault(at, _header_at(source, at))
+        page = walk.headers.get(at) or walk.headers.setdefault(at, _header_at(source, at))
+        prefixes = page.kind in _DATA_PAGES and page.encoding == _PREFIXED
+        lengths = 0
+        if prefixes:
+            gathered.append(page)
+            lengths = _gather(source, page, at, pending, walk)
         if page.kind == _DICTIONARY_PAGE:
             dictionary = max(dictionary, page.decompressed)
             seen_dictionary = True
         else:
-            data = max(data, page.decompressed)
-        if page.kind in _DATA_PAGES and page.encoding == _PREFIXED:
-            _gather(source, page, at, pending, gathered)
-        elif (page.kind in _DATA_PAGES and page.encoding in _WHOLE_VALUES
+            data = max(data, page.decompressed + lengths)
+        if (not prefixes and page.kind in _DATA_PAGES and page.encoding in _WHOLE_VALUES
                 and page.values is not None and page.values > 0):  # fmt: skip
             # an uncompressed page is read by its size in the file, whatever it declares
             total += max(page.decompressed, page.compressed)
             values += page.values
-        else:
+        elif not prefixes:  # the prefixed pages are counted once sized, below
             whole = False
         at += page.header + page.compressed
     for page, found in zip(gathered, pending.sizes(), strict=True):
@@ -222,19 +245,22 @@ def _walk(source: Any, chunk: Any, size: int, levels: tuple[int, int],
     return dictionary + data, ChunkPages(plain, seen_dictionary, prefixed)
 
 
-def _gather(source: Any, page: Page, at: int, pending: PrefixedPages, gathered: list[Page]) -> None:
+def _gather(source: Any, page: Page, at: int, pending: PrefixedPages, walk: _Walk) -> int:
     """Read the prefixed page at ``at`` into ``pending``, to be sized with the chunk's
-    others. A page larger than :data:`~tuning.PAGE_ROOM` is not read (its row group is
-    refused anyway), nor one that runs past the file's end: sized by its bytes."""
-    gathered.append(page)
-    if max(page.decompressed, page.compressed) > tuning.PAGE_ROOM:
+    others: the bytes its lengths take (``PrefixedPages.add``). A page larger than
+    :data:`~tuning.PAGE_ROOM` is not read (its row group is refused anyway), nor one
+    that runs past the file's end, nor any once the walk's room to decompress is spent:
+    sized by its bytes."""
+    bytes_ = max(page.decompressed, page.compressed)
+    if bytes_ > tuning.PAGE_ROOM or bytes_ > walk.room:
         pending.skip()
-        return
+        return 0
     raw = source.read_at(page.compressed, at + page.header)
     if len(raw) < page.compressed:
         pending.skip()
-        return
-    pending.add(page, raw)
+        return 0
+    walk.room -= bytes_
+    return pending.add(page, raw)
 
 
 def _header_at(source: Any, at: int) -> Page:
@@ -259,7 +285,7 @@ def page_header(buffer: bytes) -> Page:
     """The :class:`Page` whose header ``buffer`` starts with (:class:`PageError` when it
     is not a page header)."""
     reader = _Compact(buffer)
-    found = reader.struct_fields(_HEADER_FIELDS, _DATA_FIELDS)
+    found = reader.struct_fields(_HEADER_FIELDS, _DATA_FIELDS, _DATA_BOOLS)
     kind, decompressed, compressed = (found.get(key) for key in (1, 2, 3))
     if kind is None or decompressed is None or compressed is None:
         raise PageError("a page header without its type or sizes")
@@ -277,14 +303,18 @@ def page_header(buffer: bytes) -> Page:
 class _Compact:
     """Thrift's compact protocol, as far as page headers need: a struct's i32 fields by
     id, and those of the structs in it named (in :attr:`inner`, by the field holding
-    them), everything else skipped by its wire type."""
+    them), everything else skipped by its wire type. As Thrift's C++ reader (pyarrow's)
+    does, a field of another wire type than its own is skipped, a field given twice
+    keeps its last value, and a struct given twice is one struct of both."""
 
     def __init__(self, buffer: bytes) -> None:
         self.buffer, self.at = buffer, 0
         self.inner: dict[int, dict[int, int]] = {}
 
     def struct_fields(self, wanted: frozenset[int],
-                      inner: dict[int, frozenset[int]] | None = None) -> dict[int, int]:  # fmt: skip
+                      inner: dict[int, frozenset[int]] | None = None,
+                      bools: dict[int, frozenset[int]] | None = None,
+                      wanted_bools: frozenset[int] = frozenset()) -> dict[int, int]:  # fmt: skip
         found: dict[int, int] = {}
         field = 0
         while True:
@@ -294,10 +324,12 @@ class _Compact:
             field, kind = self._field(head, field)
             if field in wanted and kind == _I32:
                 found[field] = self._zigzag()
-            elif field in wanted and kind in (_TRUE, _FALSE):  # a bool field: its type says
+            elif field in wanted_bools and kind in (_TRUE, _FALSE):  # its type says which
                 found[field] = int(kind == _TRUE)
             elif inner and field in inner and kind == _STRUCT:
-                self.inner[field] = self.struct_fields(inner[field])
+                merged = self.inner.setdefault(field, {})
+                merged.update(self.struct_fields(inner[field], None, None,
+                                                 (bools or {}).get(field, frozenset())))  # fmt: skip
             else:
                 self._skip(kind, 1)
 

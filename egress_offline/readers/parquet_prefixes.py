@@ -59,9 +59,9 @@ class _Bad(Exception):
 
 #: The lengths pyarrow reads are 32-bit: a length outside is a page it refuses.
 _LENGTH_LIMIT: Final = 1 << 31
-#: A run of lengths holding more values than this is not read (its page is sized by its
-#: bytes): writers put some 20,000 values in a page (pyarrow's and parquet-mr's row
-#: limit), and a few bytes of a crafted run can claim two billion.
+#: A run of lengths holding more values than this, or than its page, is not unpacked (its
+#: page is sized by its bytes): writers put some 20,000 values in a page (pyarrow's and
+#: parquet-mr's row limit), and a few bytes of a crafted run can claim two billion.
 _RUN_VALUES: Final = 1 << 20
 #: Lengths unpacked in one read, at most (4 bytes each once unpacked).
 _PASS_VALUES: Final = 1 << 20
@@ -82,32 +82,40 @@ class PrefixedPages:
         self._runs: list[tuple[int, int] | None] = []  # per run: its sum and largest
         self._waiting: list[tuple[bytes, int]] = []  # runs not read yet: bytes, values
         self._values = 0
-        #: per page: its two runs (prefixes, suffixes) and its suffix bytes, or None
-        self._pages: list[tuple[int, int, int] | None] = []
+        #: per page, per way pyarrow may read it: its two runs (prefixes, suffixes) and
+        #: its suffix bytes; or None
+        self._pages: list[list[tuple[int, int, int]] | None] = []
 
-    def add(self, page: Any, raw: bytes) -> None:
+    def add(self, page: Any, raw: bytes) -> int:
         """Gather the data page ``page`` (a ``parquet_pages.Page`` of ``DELTA_BYTE_ARRAY``
-        values) whose bytes in the file are ``raw``."""
+        values) whose bytes in the file are ``raw``. Returns the bytes pyarrow holds for
+        its lengths while it reads the page: 4 for each length its runs claim, whatever
+        the page's count of values (a one-value page claiming 2**28 lengths took 2.2 GB
+        to read), where its runs' headers can be read; else 0."""
         try:
-            values = _values(page, raw, self.compression, self.levels)
-            if values:
-                prefixes, middle = _run_end(values, 0)
-                suffixes, end = _run_end(values, middle)
-            else:  # a page of nulls only: no value, no length written
-                prefixes = suffixes = middle = end = 0
+            readings = _readings(page, raw, self.compression, self.levels)
         except (_Bad, ValueError, OSError, IndexError, OverflowError):
             # pyarrow raises its ArrowException subclasses of ValueError and OSError
             self._pages.append(None)
-            return
-        if prefixes != suffixes:
+            return 0
+        parsed = [_parsed(values, page) for values in readings]
+        claimed = max(lengths for lengths, _ in parsed)
+        if any(runs is None for _, runs in parsed):
             self._pages.append(None)
-            return
-        if self._values + prefixes + suffixes > _PASS_VALUES:
+            return 4 * claimed
+        count = sum(runs[0] + runs[2] for _, runs in parsed if runs is not None)
+        if self._values + count > _PASS_VALUES:
             self._read()
-        first = len(self._runs) + len(self._waiting)
-        self._waiting += [(values[:middle], prefixes), (values[middle:end], suffixes)]
-        self._values += prefixes + suffixes
-        self._pages.append((first, first + 1, len(values) - end))
+        entry = []
+        for values, (_, runs) in zip(readings, parsed, strict=True):
+            assert runs is not None
+            prefixes, middle, suffixes, end = runs
+            first = len(self._runs) + len(self._waiting)
+            self._waiting += [(values[:middle], prefixes), (values[middle:end], suffixes)]
+            entry.append((first, first + 1, len(values) - end))
+        self._values += count
+        self._pages.append(entry)
+        return 4 * claimed
 
     def skip(self) -> None:
         """A page not read: sized as before (:meth:`sizes` gives None for it)."""
@@ -119,15 +127,21 @@ class PrefixedPages:
         self._read()
         found: list[Prefixed | None] = []
         for page in self._pages:
-            prefixes = suffixes = None
-            if page is not None:
-                prefixes, suffixes = self._runs[page[0]], self._runs[page[1]]
-            # the suffixes must fit the bytes after their lengths, as pyarrow checks
-            if page is None or prefixes is None or suffixes is None or suffixes[0] > page[2]:
+            ways = [self._sized(*way) for way in page or []]
+            if not ways or any(way is None for way in ways):
                 found.append(None)
-            else:
-                found.append(Prefixed(prefixes[0] + suffixes[0], prefixes[1] + suffixes[1]))
+            else:  # the larger of the ways pyarrow may read it
+                found.append(Prefixed(max(way.decoded for way in ways if way is not None),
+                                      max(way.longest for way in ways if way is not None)))  # fmt: skip
         return found
+
+    def _sized(self, prefixes: int, suffixes: int, room: int) -> Prefixed | None:
+        """A page read one way: its runs' sizes; None where one could not be unpacked,
+        or where the suffixes do not fit the bytes after their lengths (pyarrow checks)."""
+        before, after = self._runs[prefixes], self._runs[suffixes]
+        if before is None or after is None or after[0] > room:
+            return None
+        return Prefixed(before[0] + after[0], before[1] + after[1])
 
     def _read(self) -> None:
         """Unpack the waiting runs: each one's sum and largest, or None for them all
@@ -227,10 +241,23 @@ def _varint_bytes(value: int) -> bytes:
     return bytes(out)
 
 
+def _claimed(buffer: bytes, at: int) -> int:
+    """The count of lengths the run at ``at`` claims in its header, or 0."""
+    try:
+        _, at = _varint(buffer, at)
+        _, at = _varint(buffer, at)
+        count, _ = _varint(buffer, at)
+    except _Bad:
+        return 0
+    return count
+
+
 def _run_end(buffer: bytes, at: int) -> tuple[int, int]:
     """The ``DELTA_BINARY_PACKED`` run of lengths at ``at`` in ``buffer``: its count of
     values, and where it ends. A block is its least difference, its miniblocks' bit
-    widths, then their bits; only the widths are read here, a block at a time."""
+    widths, then their bits; only the widths are read here, a block at a time (each block
+    takes bytes, so a run claiming billions of lengths is walked in as many steps as its
+    bytes allow)."""
     begin = at
     block, at = _varint(buffer, at)
     per_block, at = _varint(buffer, at)
@@ -239,7 +266,7 @@ def _run_end(buffer: bytes, at: int) -> tuple[int, int]:
     if block <= 0 or block % 128 or per_block <= 0 or block % per_block:
         raise _Bad("block")
     per_mini = block // per_block
-    if per_mini % 32 or count > _RUN_VALUES:
+    if per_mini % 32:
         raise _Bad("header")
     left = count - 1
     while left > 0:
@@ -257,8 +284,33 @@ def _run_end(buffer: bytes, at: int) -> tuple[int, int]:
     return count, at
 
 
-def _values(page: Any, raw: bytes, compression: str, levels: tuple[int, int]) -> bytes:
-    """The page's values, decompressed: past its levels."""
+def _parsed(values: bytes, page: Any) -> tuple[int, tuple[int, int, int, int] | None]:
+    """The lengths a page's values claim (their runs' headers), and where its runs are:
+    (prefixes, where they end, suffixes, where those end); None where they cannot be
+    read, or claim more than the page's values or :data:`_RUN_VALUES`."""
+    if not values:  # a page of nulls only: no value, no length written
+        return 0, (0, 0, 0, 0)
+    claimed = 0
+    try:
+        claimed = _claimed(values, 0)
+        prefixes, middle = _run_end(values, 0)
+        claimed += _claimed(values, middle)
+        suffixes, end = _run_end(values, middle)
+    except (_Bad, IndexError):
+        return claimed, None
+    # writers write a length for each value of the page; a run of more is not unpacked
+    # (pyarrow ignores the lengths past its values, but holds them)
+    if prefixes != suffixes or prefixes > min(page.values or 0, _RUN_VALUES):
+        return claimed, None
+    return claimed, (prefixes, middle, suffixes, end)
+
+
+def _readings(page: Any, raw: bytes, compression: str, levels: tuple[int, int]) -> list[bytes]:
+    """The page's values, past its levels, decompressed: each way pyarrow may read them.
+    A V2 page that says it is not compressed, in a compressed chunk, is read both ways:
+    pyarrow decompresses it all the same when an old parquet-cpp wrote the file, and a
+    crafted page may read as empty runs one way and as gigabytes the other (where its
+    bytes do not decompress, pyarrow cannot read it that way either: Arrow's own codec)."""
     if compression not in _CODECS:
         raise _Bad(compression)
     codec = _CODECS[compression]
@@ -269,9 +321,20 @@ def _values(page: Any, raw: bytes, compression: str, levels: tuple[int, int]) ->
         if skip < 0 or skip > len(raw):
             raise _Bad("levels")
         values = raw[skip:]
-        if codec is not None and data.get(7, 1):
-            values = _decompressed(values, page.decompressed - skip, codec)
-        return values
+        if codec is None:
+            return [values]
+        if data.get(7, 1) == 1:
+            return [_decompressed(values, page.decompressed - skip, codec)]
+        try:
+            return [values, _decompressed(values, page.decompressed - skip, codec)]
+        except (_Bad, ValueError, OSError):
+            return [values]
+    return [_values_v1(page, raw, codec, levels)]
+
+
+def _values_v1(page: Any, raw: bytes, codec: str | None, levels: tuple[int, int]) -> bytes:
+    """A V1 page's values: the page decompressed whole, past its levels."""
+    data = page.data or {}
     if page.kind != _DATA_PAGE:
         raise _Bad(page.kind)
     body = raw if codec is None else _decompressed(raw, page.decompressed, codec)

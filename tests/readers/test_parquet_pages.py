@@ -428,11 +428,11 @@ def test_a_header_many_chunks_point_at_is_read_once(
     monkeypatch.setattr(parquet_pages, "_header_at",
                         lambda source, at: (read.append(at), real(source, at))[1])  # fmt: skip
     with pa.OSFile(str(path)) as source:
-        headers: dict[int, parquet_pages.Page] = {}
+        walk = parquet_pages._Walk(source.size())
         chunk = metadata.row_group(0).column(0)
-        first = parquet_pages._walk(source, chunk, source.size(), (0, 1), headers)
+        first = parquet_pages._walk(source, chunk, walk, (0, 1))
         count = len(read)
-        assert parquet_pages._walk(source, chunk, source.size(), (0, 1), headers) == first
+        assert parquet_pages._walk(source, chunk, walk, (0, 1)) == first
         assert len(read) == count > 0
 
 

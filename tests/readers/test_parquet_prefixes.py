@@ -12,6 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from egress_offline.errors import InputError
 from egress_offline.readers.parquet_pages import check_pages, page_header
 from egress_offline.readers.parquet_prefixes import Prefixed, PrefixedPages
 
@@ -21,8 +22,9 @@ TEXTS = st.lists(
 )
 
 
-def _walked(path: Path, column: int = 0) -> list[tuple[int, int]]:
-    """Per row group: the column's (decoded bytes, bound on the longest) from the walk."""
+def _walked(path: Path, column: int = 0) -> list[tuple[int, int] | None]:
+    """Per row group: the column's (decoded bytes, bound on the longest) from the walk, or
+    None where it sized a page by its bytes."""
     metadata = pq.ParquetFile(path).metadata
     with pa.OSFile(str(path)) as source:
         sizes = check_pages(source, metadata, [column], "x.parquet")
@@ -31,8 +33,7 @@ def _walked(path: Path, column: int = 0) -> list[tuple[int, int]]:
         if metadata.row_group(group).num_rows == 0:  # no page of it is read
             continue
         chunk = sizes[group, column]
-        assert chunk.whole is not None, "the lengths were read"
-        found.append((chunk.whole.decoded, chunk.prefixed))
+        found.append(None if chunk.whole is None else (chunk.whole.decoded, chunk.prefixed))
     return found
 
 
@@ -52,8 +53,12 @@ def test_the_lengths_give_each_chunk_its_values_bytes_exactly(
     pq.write_table(pa.table({"t": pa.array(texts, pa.string())}), path, use_dictionary=False,
                    column_encoding={"t": "DELTA_BYTE_ARRAY"}, compression=codec,
                    data_page_version=version, data_page_size=page, row_group_size=128)  # fmt: skip
-    for group, (decoded, longest) in enumerate(_walked(path)):
+    for group, walked in enumerate(_walked(path)):
         lengths = _lengths(texts[group * 128 : (group + 1) * 128])
+        # pyarrow writes a V2 page whose values do not compress (nulls, a few short
+        # texts) uncompressed, saying so: read both ways, as pyarrow may
+        assert walked is not None
+        decoded, longest = walked
         assert decoded == sum(lengths)
         assert max(lengths, default=0) <= longest <= 2 * max(lengths, default=0)
 
@@ -152,3 +157,68 @@ def test_a_page_not_read_is_sized_by_its_bytes() -> None:
     pages.skip()
     pages.add(page, raw)
     assert pages.sizes() == [None, Prefixed(6, 2 + 3)]
+
+
+CRAFTED = Path(__file__).resolve().parent.parent / "fixtures" / "crafted"
+
+
+@pytest.mark.parametrize(
+    ("name", "column"),
+    [("v2-polyglot-old-writer.parquet", 0), ("v2-is-compressed-as-i32.parquet", 7)],
+)
+def test_a_page_pyarrow_may_decompress_is_sized_as_decompressed(name: str, column: int) -> None:
+    """A V2 page saying it is not compressed, in a compressed chunk, whose bytes read as
+    two empty runs as they lie and as real lengths decompressed: pyarrow decompresses it
+    (an old parquet-cpp's file; ``is_compressed`` written as an i32, which Thrift's C++
+    reader skips). The walk said 0 bytes where pyarrow decodes 1 MiB (a larger copy: 2.1
+    GB peak for the hunt, 4.75 GB)."""
+    path = CRAFTED / name
+    parquet = pq.ParquetFile(path)
+    values = parquet.read_row_group(0, [parquet.schema.column(column).path]).column(0)
+    lengths = [len(text) for text in values.to_pylist()]
+    assert sum(lengths) >= 1 << 20
+    metadata = parquet.metadata
+    with pa.OSFile(str(path)) as source:
+        chunk = check_pages(source, metadata, [column], name)[0, column]
+    assert chunk.whole is not None and chunk.whole.decoded >= sum(lengths)
+    assert chunk.prefixed >= max(lengths)
+
+
+def test_lengths_a_page_claims_count_as_its_room() -> None:
+    """pyarrow holds 4 bytes for each length a page's runs claim, whatever its values:
+    a 407-byte file of one value whose runs claim 2**28 lengths each took 2.2 GB to read.
+    Its row group is refused, as one of pages too large."""
+    path = CRAFTED / "lengths-claimed.parquet"
+    with pa.OSFile(str(path)) as source, pytest.raises(InputError, match="pages too large"):
+        check_pages(source, pq.ParquetFile(path).metadata, [0], "x.parquet")
+
+
+def test_the_walk_decompresses_within_its_room(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past the room a walk has to decompress pages (64 MiB and 16 times the file), the
+    rest are sized by their bytes: 200 pages of 1.9 KB of zstd, each 60 MiB of bytes
+    pyarrow refuses, took 7.5 s to walk."""
+    from egress_offline.readers import parquet_pages  # noqa: PLC0415
+
+    path = tmp_path / "x.parquet"
+    texts = [f"C:\\\\{i % 7}" * 5 for i in range(4_000)]
+    pq.write_table(pa.table({"t": texts}), path, use_dictionary=False, data_page_size=512,
+                   column_encoding={"t": "DELTA_BYTE_ARRAY"}, row_group_size=1_000)  # fmt: skip
+    assert all(found is not None for found in _walked(path))
+    monkeypatch.setattr(parquet_pages, "_DECOMPRESS_ROOM", 4_096)
+    monkeypatch.setattr(parquet_pages, "_DECOMPRESS_TIMES", 0)
+    assert _walked(path)[-1] is None  # sized by its bytes, past the room
+
+
+def test_a_data_header_given_twice_is_one_of_both() -> None:
+    """As Thrift's C++ reader merges a struct given twice (a crafted V2 header said "not
+    compressed" in a first copy, its counts in a second), so does the walk; a bool field
+    written as another type is skipped, as there."""
+    v2 = bytes([0x15, 0x06, 0x15, 0xC8, 0x01, 0x15, 0x64])  # a V2 page, 100 bytes, 50
+    first = bytes([0x5C, 0x72, 0x00])  # field 8: is_compressed false
+    second = bytes([0x0C, 0x10, 0x15, 0x14, 0x35, 0x0E, 0x00])  # field 8 again: 10, encoding 7
+    page = page_header(v2 + first + second + b"\x00")
+    assert (page.values, page.encoding, page.data) == (10, 7, {7: 0, 1: 10, 4: 7})
+    as_i32 = bytes([0x5C, 0x75, 0x00, 0x00])  # field 7 as an i32 0: skipped
+    assert page_header(v2 + as_i32 + b"\x00").data == {}
