@@ -7,13 +7,17 @@ then blocks of bit-packed differences), then the suffixes' bytes. A page of 1,00
 values sharing one 1 MiB text is 1 MiB that decodes to 1 GiB, so a value's length is
 not bounded by the page's bytes alone; its lengths bound it exactly. Reading them costs
 a positional read and a decompression of the page (the page walk reads the headers
-only), a few microseconds per block of lengths in Python (where each block's bits
-start), and one vectorised Polars pass per column chunk that unpacks them all.
+only), a few microseconds per block of lengths in Python (where each run ends: only
+its blocks' bit widths are read), and pyarrow's own unpacking of the runs, written as
+the pages of a small Parquet file in memory (400,000 rows of seven such columns: the
+hunt 5.2 s before, 1.1 s with it, against 0.75 s for the same rows written plain).
 
-Anything unexpected (a codec pyarrow cannot name here, a page that does not
-decompress to its declared size, lengths that overrun the page) gives None: the page
-is then sized as before, each value as long as its page. Never an error: the reader
-decides what a damaged page means.
+Anything unexpected (a codec not read here, a page that does not decompress to its
+declared size, lengths that overrun the page or claim more than its values) gives
+None: the page is then sized as before, each value as long as its page. Never an
+error: the reader decides what a damaged page means. Where pyarrow may read a page two
+ways (a V2 page that says it is not compressed, in a compressed chunk), both are read
+and the larger kept.
 """
 
 from __future__ import annotations
@@ -57,8 +61,6 @@ class _Bad(Exception):
     """The page is not as its lengths say."""
 
 
-#: The lengths pyarrow reads are 32-bit: a length outside is a page it refuses.
-_LENGTH_LIMIT: Final = 1 << 31
 #: A run of lengths holding more values than this, or than its page, is not unpacked (its
 #: page is sized by its bytes): writers put some 20,000 values in a page (pyarrow's and
 #: parquet-mr's row limit), and a few bytes of a crafted run can claim two billion.
@@ -175,7 +177,8 @@ def _run_sizes(runs: list[tuple[bytes, int]]) -> list[tuple[int, int] | None]:
             found.append((0, 0))
             continue
         least, most = run.min(), run.max()
-        assert isinstance(least, int) and isinstance(most, int)
+        if not isinstance(least, int) or not isinstance(most, int):
+            raise _Bad("lengths")
         found.append((int(run.sum()), most) if least >= 0 else None)
     return found
 
