@@ -11,8 +11,9 @@ The modules follow the data::
       careful       the careful reader, for damaged NDJSON and over-long lines (lines)
       jsondoc       one JSON document: an array, a _search response
       parquet       Parquet columns -> field lists (parquet_screen: rows skipped unread;
-                    parquet_pages: the page headers walked first, parquet_prefixes: the
-                    lengths of shared-prefix pages; parquet_batches: bounded reads)
+                    parquet_pages: the page headers walked first (parquet_thrift),
+                    parquet_prefixes: the lengths of shared-prefix pages;
+                    parquet_batches: bounded reads)
       decode        JSON text -> field lists, vectorised, bisected on damage
       batching      the decode queue, small files scanned together, frames gathered
     tuning        every size and bound, with the reason for it

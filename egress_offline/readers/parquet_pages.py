@@ -20,9 +20,13 @@ take no more than their pages' bytes, and texts with shared prefixes
 :mod:`~egress_offline.readers.parquet_batches` may read such a chunk in one go instead
 of a few thousand rows at a time.
 
-The headers are Thrift's compact protocol (``parquet.thrift``'s ``PageHeader``); only
-its type and sizes, and a data page's values count and encoding, are read, and the rest
-is skipped by its wire types.
+The headers are Thrift's compact protocol (``parquet.thrift``'s ``PageHeader``), read
+by :mod:`~egress_offline.readers.parquet_thrift`: only their type and sizes, and a data
+page's values count, encoding and where its values start. A shared-prefix page's codec
+is read from the footer's own bytes the same way (pyarrow aborts the process on a codec
+value it does not know); a codec whose pages cannot be read here, or more of them to
+decompress than :data:`_DECOMPRESS_ROOM` and :data:`_DECOMPRESS_TIMES` times the file,
+is the file's ``Error:``: their lengths could claim gigabytes unseen.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ from typing import Any, Final, NamedTuple
 from egress_offline.errors import InputError
 from egress_offline.readers import tuning
 from egress_offline.readers.parquet_prefixes import PrefixedPages
+from egress_offline.readers.parquet_thrift import Page, PageError, Short, footer_codecs, page_header
 
 __all__ = [
     "ChunkPages",
@@ -60,51 +65,6 @@ _WHOLE_VALUES: Final = frozenset({0, 6})  # PLAIN, DELTA_LENGTH_BYTE_ARRAY
 #: one 1 MiB text is 1 MiB that decodes to 1 GiB: such a page is read, and its lengths
 #: say (:class:`~egress_offline.readers.parquet_prefixes.PrefixedPages`).
 _PREFIXED: Final = 7
-#: ``PageHeader``'s fields read: type and sizes...
-_HEADER_FIELDS: Final = frozenset({1, 2, 3})
-#: ...and the data header each data page type is read by, by the field holding it, with
-#: its encoding's field (its values' count is field 1): DATA_PAGE's ``DataPageHeader``
-#: (5), DATA_PAGE_V2's ``DataPageHeaderV2`` (8)...
-_DATA_HEADER: Final = {0: (5, 2), 3: (8, 4)}
-#: ...and where the values start: V1's levels' encodings (3: definition, 4: repetition),
-#: V2's levels' lengths (5: definition, 6: repetition) and whether it is compressed (7,
-#: a bool: written as another type, Thrift's C++ reader skips it, and so does this one).
-_DATA_FIELDS: Final = {5: frozenset({1, 2, 3, 4}), 8: frozenset({1, 4, 5, 6})}
-_DATA_BOOLS: Final = {8: frozenset({7})}
-#: Thrift compact wire types.
-_TRUE, _FALSE, _BYTE, _I16, _I32, _I64, _DOUBLE, _BINARY, _LIST, _SET, _MAP, _STRUCT = range(1, 13)
-#: How deep structs may nest in a header (``PageHeader`` has three levels).
-_DEPTH: Final = 32
-#: The most elements a list in a header may have: pyarrow's own limit (its readers'
-#: ``thrift_container_size_limit``), past which it refuses the file.
-_CONTAINER_MOST: Final = 1_000_000
-#: Bytes each element takes in a list of these wire types.
-_FIXED_WIDTH: Final = {_TRUE: 1, _FALSE: 1, _BYTE: 1, _DOUBLE: 8}
-#: 1 where a byte ends a varint (its high bit clear), else 0.
-_VARINT_ENDS: Final = bytes(int(byte < 0x80) for byte in range(256))
-
-
-class PageError(ValueError):
-    """A page header that cannot be read."""
-
-
-class _Short(Exception):
-    """The header runs past the bytes read."""
-
-
-class Page(NamedTuple):
-    """What a page header says: its ``PageType``, its sizes decompressed and in the file,
-    the header's own length, and for a data page its values' count (levels: nulls too)
-    and encoding (None when the header does not say), and the fields of its data header
-    that were read, by id (``_DATA_FIELDS``)."""
-
-    kind: int
-    decompressed: int
-    compressed: int
-    header: int
-    values: int | None = None
-    encoding: int | None = None
-    data: dict[int, int] | None = None
 
 
 class PlainPages(NamedTuple):
@@ -141,7 +101,7 @@ def check_pages(source: Any, metadata: Any, columns: Sequence[int], name: str) -
     the file as the user named it. Returns what the pages say of each chunk's size."""
     size = source.size()
     sizes: PageSizes = {}
-    walk = _Walk(size)
+    walk = _Walk(source, size)
     for group in range(metadata.num_row_groups):
         row_group = metadata.row_group(group)
         if row_group.num_rows == 0:  # no page of it is read (its chunks point nowhere)
@@ -152,7 +112,7 @@ def check_pages(source: Any, metadata: Any, columns: Sequence[int], name: str) -
             column = metadata.schema.column(index)
             levels = (column.max_repetition_level, column.max_definition_level)
             try:
-                held, sizes[group, index] = _walk(source, chunk, walk, levels)
+                held, sizes[group, index] = _walk(source, chunk, walk, levels, (group, index))
                 largest.append((held, chunk.path_in_schema))
             except PageError as exc:  # the file's Error: line at the reader's boundary
                 raise PageError(f"row group {group}, column {chunk.path_in_schema}: {exc}") from exc
@@ -178,27 +138,49 @@ class _Walk:
     each 60 MiB of bytes pyarrow refuses, took 7.5 s; past it, pages are sized by their
     bytes)."""
 
-    def __init__(self, size: int) -> None:
-        self.size = size
+    def __init__(self, source: Any, size: int) -> None:
+        self.source, self.size = source, size
         self.headers: dict[int, Page] = {}
         self.room = _DECOMPRESS_ROOM + _DECOMPRESS_TIMES * size
+        self._codecs: list[list[int]] | None = None
+
+    def codec(self, group: int, index: int) -> str:
+        """The codec of a column chunk, by its name (``_CODEC_NAMES``), read from the
+        footer's own bytes: pyarrow's ``ColumnChunkMetaData.compression`` aborts the
+        process on a value it does not know (``Unsupported compression codec value: 8``).
+        Read once, when a prefixed page is first met."""
+        if self._codecs is None:
+            tail = self.source.read_at(8, self.size - 8)
+            length = int.from_bytes(tail[:4], "little")
+            if tail[4:] != b"PAR1" or not 0 < length <= self.size - 12:
+                raise PageError("a footer that cannot be read")
+            self._codecs = footer_codecs(self.source.read_at(length, self.size - 8 - length))
+        try:
+            return _CODEC_NAMES.get(self._codecs[group][index], "UNKNOWN")
+        except IndexError:
+            raise PageError("a column chunk the footer does not have") from None
 
 
+#: Parquet's ``CompressionCodec`` values, by the names ``parquet_prefixes`` reads them by
+#: (Hadoop's framing of LZ4, Parquet's deprecated ``LZ4``, is not read there).
+_CODEC_NAMES: Final = {0: "UNCOMPRESSED", 1: "SNAPPY", 2: "GZIP", 3: "LZO", 4: "BROTLI",
+                       5: "LZ4_HADOOP", 6: "ZSTD", 7: "LZ4_RAW"}  # fmt: skip
 #: What a walk may decompress: this, and so many times the file's size (real pages
 #: decompress to a few times their size).
 _DECOMPRESS_ROOM: Final = 64 << 20
 _DECOMPRESS_TIMES: Final = 16
 
 
-def _walk(source: Any, chunk: Any, walk: _Walk,
-          levels: tuple[int, int]) -> tuple[int, ChunkPages]:  # fmt: skip
+def _walk(source: Any, chunk: Any, walk: _Walk, levels: tuple[int, int],
+          place: tuple[int, int]) -> tuple[int, ChunkPages]:  # fmt: skip
     """A column chunk's dictionary page and largest data page, decompressed bytes, and
     its :class:`PlainPages` when every page is a data page of values stored whole or
     prefixed with lengths read (by the data header of its own type), the last ends where
     the chunk does, and their values come to the footer's count (pyarrow reads a little
     past the end of old parquet-mr files' chunks, and reads pages until it has that
-    count). ``levels``: the column's greatest repetition and definition levels. A
-    prefixed page holds its lengths too (4 bytes each, as many as its runs claim)."""
+    count). ``levels``: the column's greatest repetition and definition levels;
+    ``place``: its row group and leaf column. A prefixed page holds its lengths too (4
+    bytes each, as many as its runs claim)."""
     # where pyarrow starts the chunk (ComputeColumnChunkRange)
     start = chunk.data_page_offset
     dictionary_at = chunk.dictionary_page_offset
@@ -208,12 +190,14 @@ def _walk(source: Any, chunk: Any, walk: _Walk,
     at, dictionary, data, total, values, whole, prefixed = start, 0, 0, 0, 0, True, 0
     seen_dictionary = False
     # pages of shared prefixes, sized together once the chunk is walked
-    pending, gathered = PrefixedPages(chunk.compression, levels), list[Page]()
+    pending: PrefixedPages | None = None
+    gathered: list[Page] = []
     while at < end:
         page = walk.headers.get(at) or walk.headers.setdefault(at, _header_at(source, at))
         prefixes = page.kind in _DATA_PAGES and page.encoding == _PREFIXED
         lengths = 0
         if prefixes:
+            pending = pending or PrefixedPages(walk.codec(*place), levels)
             gathered.append(page)
             lengths = _gather(source, page, at, pending, walk)
         if page.kind == _DICTIONARY_PAGE:
@@ -229,7 +213,7 @@ def _walk(source: Any, chunk: Any, walk: _Walk,
         elif not prefixes:  # the prefixed pages are counted once sized, below
             whole = False
         at += page.header + page.compressed
-    for page, found in zip(gathered, pending.sizes(), strict=True):
+    for page, found in zip(gathered, pending.sizes() if pending else [], strict=True):
         if found is None:  # each value at most its page long
             prefixed = max(prefixed, page.decompressed, page.compressed)
             whole = False
@@ -252,14 +236,30 @@ def _gather(source: Any, page: Page, at: int, pending: PrefixedPages, walk: _Wal
     that runs past the file's end, nor any once the walk's room to decompress is spent:
     sized by its bytes."""
     bytes_ = max(page.decompressed, page.compressed)
-    if bytes_ > tuning.PAGE_ROOM or bytes_ > walk.room:
+    if bytes_ > tuning.PAGE_ROOM:
         pending.skip()
         return 0
+    if not pending.readable:
+        raise PageError(
+            f"its texts of shared prefixes (DELTA_BYTE_ARRAY) are compressed with "
+            f"{pending.compression}, which is not read here: their pages' lengths, which "
+            "may claim gigabytes, cannot be counted before they are read; write the file "
+            "again with another codec (zstd, snappy)"
+        )
+    # what the page decompresses to, or, uncompressed, what is read of it
+    spent = page.compressed if pending.compression == "UNCOMPRESSED" else bytes_
+    if spent > walk.room:
+        raise PageError(
+            f"its texts of shared prefixes (DELTA_BYTE_ARRAY) decompress to more than "
+            f"{_DECOMPRESS_ROOM >> 20} MiB and {_DECOMPRESS_TIMES} times the file's size in "
+            "all, more than a real export's: their lengths cannot all be counted before "
+            "they are read; write the file again without DELTA_BYTE_ARRAY"
+        )
     raw = source.read_at(page.compressed, at + page.header)
     if len(raw) < page.compressed:
         pending.skip()
         return 0
-    walk.room -= bytes_
+    walk.room -= spent
     return pending.add(page, raw)
 
 
@@ -269,7 +269,7 @@ def _header_at(source: Any, at: int) -> Page:
         buffer = source.read_at(want, at)
         try:
             return page_header(buffer)
-        except _Short:
+        except Short:
             if len(buffer) < want:
                 raise PageError(
                     f"the page header at byte {at:,} runs past the file's end"
@@ -279,156 +279,3 @@ def _header_at(source: Any, at: int) -> Page:
                     f"the page header at byte {at:,} is over {_HEADER_MOST >> 20} MiB"
                 ) from None
             want *= 4
-
-
-def page_header(buffer: bytes) -> Page:
-    """The :class:`Page` whose header ``buffer`` starts with (:class:`PageError` when it
-    is not a page header)."""
-    reader = _Compact(buffer)
-    found = reader.struct_fields(_HEADER_FIELDS, _DATA_FIELDS, _DATA_BOOLS)
-    kind, decompressed, compressed = (found.get(key) for key in (1, 2, 3))
-    if kind is None or decompressed is None or compressed is None:
-        raise PageError("a page header without its type or sizes")
-    if decompressed < 0 or compressed < 0:
-        raise PageError(f"a page header with a negative size ({decompressed}, {compressed})")
-    # the data header of the page's own type, as pyarrow reads it (a V2 page may carry
-    # a V1 header too, saying another encoding)
-    field, encoding = _DATA_HEADER.get(kind, (0, 0))  # 0: no such field
-    data = reader.inner.get(field)
-    if data is None:
-        return Page(kind, decompressed, compressed, reader.at)
-    return Page(kind, decompressed, compressed, reader.at, data.get(1), data.get(encoding), data)
-
-
-class _Compact:
-    """Thrift's compact protocol, as far as page headers need: a struct's i32 fields by
-    id, and those of the structs in it named (in :attr:`inner`, by the field holding
-    them), everything else skipped by its wire type. As Thrift's C++ reader (pyarrow's)
-    does, a field of another wire type than its own is skipped, a field given twice
-    keeps its last value, and a struct given twice is one struct of both."""
-
-    def __init__(self, buffer: bytes) -> None:
-        self.buffer, self.at = buffer, 0
-        self.inner: dict[int, dict[int, int]] = {}
-
-    def struct_fields(self, wanted: frozenset[int],
-                      inner: dict[int, frozenset[int]] | None = None,
-                      bools: dict[int, frozenset[int]] | None = None,
-                      wanted_bools: frozenset[int] = frozenset()) -> dict[int, int]:  # fmt: skip
-        found: dict[int, int] = {}
-        field = 0
-        while True:
-            head = self._byte()
-            if head == 0:
-                return found
-            field, kind = self._field(head, field)
-            if field in wanted and kind == _I32:
-                found[field] = self._zigzag()
-            elif field in wanted_bools and kind in (_TRUE, _FALSE):  # its type says which
-                found[field] = int(kind == _TRUE)
-            elif inner and field in inner and kind == _STRUCT:
-                merged = self.inner.setdefault(field, {})
-                merged.update(self.struct_fields(inner[field], None, None,
-                                                 (bools or {}).get(field, frozenset())))  # fmt: skip
-            else:
-                self._skip(kind, 1)
-
-    def _field(self, head: int, last: int) -> tuple[int, int]:
-        delta, kind = head >> 4, head & 0x0F
-        return (last + delta if delta else self._zigzag()), kind
-
-    def _skip(self, kind: int, depth: int) -> None:
-        if depth > _DEPTH:
-            raise PageError("a page header nested too deep")
-        if kind in (_TRUE, _FALSE):
-            return
-        if kind == _BYTE:
-            self._advance(1)
-        elif kind in (_I16, _I32, _I64):
-            self._varint()
-        elif kind == _DOUBLE:
-            self._advance(8)
-        elif kind == _BINARY:
-            self._advance(self._varint())
-        elif kind in (_LIST, _SET):
-            head = self._byte()
-            count, element = head >> 4, head & 0x0F
-            if count == 15:
-                count = self._varint()
-            if count > _CONTAINER_MOST:
-                raise PageError(
-                    f"a page header with a list of {count:,} elements (pyarrow reads at "
-                    f"most {_CONTAINER_MOST:,})"
-                )
-            if element in _FIXED_WIDTH:  # a bool in a list is a byte of its own
-                self._advance(count * _FIXED_WIDTH[element])
-            elif element in (_I16, _I32, _I64):
-                self._varints(count)
-            else:
-                for _ in range(count):
-                    self._element(element, depth)
-        elif kind == _MAP:
-            count = self._varint()
-            if count:
-                types = self._byte()
-                for _ in range(count):
-                    self._element(types >> 4, depth)
-                    self._element(types & 0x0F, depth)
-        elif kind == _STRUCT:
-            field = 0
-            while head := self._byte():
-                field, inner = self._field(head, field)
-                self._skip(inner, depth + 1)
-        else:
-            raise PageError(f"not a page header (wire type {kind})")
-
-    def _element(self, kind: int, depth: int) -> None:
-        if kind in (_TRUE, _FALSE):
-            self._advance(1)  # a bool in a list or map is a byte of its own
-        else:
-            self._skip(kind, depth + 1)
-
-    def _varints(self, count: int) -> None:
-        """Skip ``count`` varints at once: the ``count``-th byte below 0x80 ends them
-        (a list of a million in a header took seconds one at a time)."""
-        if count == 0:
-            return
-        window = self.buffer[self.at : self.at + 10 * count]
-        ends = window.translate(_VARINT_ENDS)
-        if ends.count(1) < count:
-            raise _Short
-        low, high = count, len(ends)  # the least prefix holding `count` ends
-        while low < high:
-            middle = (low + high) // 2
-            if ends.count(1, 0, middle) >= count:
-                high = middle
-            else:
-                low = middle + 1
-        self.at += low
-
-    def _byte(self) -> int:
-        if self.at >= len(self.buffer):
-            raise _Short
-        value = self.buffer[self.at]
-        self.at += 1
-        return value
-
-    def _advance(self, count: int) -> None:
-        if self.at + count > len(self.buffer):
-            raise _Short
-        self.at += count
-
-    def _varint(self) -> int:
-        value = shift = 0
-        while True:
-            byte = self._byte()
-            value |= (byte & 0x7F) << shift
-            if byte < 0x80:
-                return value
-            shift += 7
-            if shift > 63:
-                raise PageError("not a page header (a varint over 64 bits)")
-
-    def _zigzag(self) -> int:
-        value = self._varint()
-        return (value >> 1) ^ -(value & 1)

@@ -28,17 +28,16 @@ import polars as pl
 
 __all__ = ["Prefixed", "PrefixedPages"]
 
-#: pyarrow's names of a chunk's codec (``ColumnChunkMetaData.compression``) -> its
-#: ``Codec``'s. pyarrow names Parquet's ``LZ4_RAW`` ``LZ4``; Hadoop's framing of LZ4
-#: (Parquet's deprecated ``LZ4``), ``UNKNOWN``, and ``LZO`` are left out: their pages are
-#: sized as before.
+#: A chunk's codec (``parquet_pages._CODEC_NAMES``, read from the footer's bytes) -> its
+#: pyarrow ``Codec``'s name. Hadoop's framing of LZ4 (Parquet's deprecated ``LZ4``) and
+#: LZO are not read here: a file whose shared-prefix pages use them is refused.
 _CODECS: Final = {
     "UNCOMPRESSED": None,
     "SNAPPY": "snappy",
     "GZIP": "gzip",
     "BROTLI": "brotli",
     "ZSTD": "zstd",
-    "LZ4": "lz4_raw",
+    "LZ4_RAW": "lz4_raw",
 }
 #: ``Encoding`` of levels: ``RLE`` (a 4-byte length first), ``BIT_PACKED`` (no length).
 _RLE: Final = 3
@@ -119,6 +118,11 @@ class PrefixedPages:
         self._pages.append(entry)
         return 4 * claimed
 
+    @property
+    def readable(self) -> bool:
+        """Can this chunk's codec be read here?"""
+        return self.compression in _CODECS
+
     def skip(self) -> None:
         """A page not read: sized as before (:meth:`sizes` gives None for it)."""
         self._pages.append(None)
@@ -179,7 +183,7 @@ def _run_sizes(runs: list[tuple[bytes, int]]) -> list[tuple[int, int] | None]:
         least, most = run.min(), run.max()
         if not isinstance(least, int) or not isinstance(most, int):
             raise _Bad("lengths")
-        found.append((int(run.sum()), most) if least >= 0 else None)
+        found.append((int(run.cast(pl.Int64).sum()), most) if least >= 0 else None)
     return found
 
 

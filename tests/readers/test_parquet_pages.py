@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 from egress_offline import HuntSpec, InputError, run_hunt
 from egress_offline.cli import app
-from egress_offline.readers import parquet_pages
+from egress_offline.readers import parquet_pages, parquet_thrift
 from egress_offline.readers.parquet_pages import PageError, check_pages, page_header
 from tests.helpers import NOW
 from tests.hostile_inputs import parquet_rows
@@ -405,7 +405,7 @@ def test_a_header_skips_long_lists_whole(element: int, unit: bytes) -> None:
     buffer = _with_list(element, 300_000, unit * 300_000)
     page = page_header(buffer)
     assert (page.kind, page.decompressed, page.compressed, page.header) == (0, 100, 50, len(buffer))
-    with pytest.raises(parquet_pages._Short):  # the list runs past the bytes read
+    with pytest.raises(parquet_thrift.Short):  # the list runs past the bytes read
         page_header(buffer[: len(buffer) // 2])
 
 
@@ -428,11 +428,11 @@ def test_a_header_many_chunks_point_at_is_read_once(
     monkeypatch.setattr(parquet_pages, "_header_at",
                         lambda source, at: (read.append(at), real(source, at))[1])  # fmt: skip
     with pa.OSFile(str(path)) as source:
-        walk = parquet_pages._Walk(source.size())
+        walk = parquet_pages._Walk(source, source.size())
         chunk = metadata.row_group(0).column(0)
-        first = parquet_pages._walk(source, chunk, walk, (0, 1))
+        first = parquet_pages._walk(source, chunk, walk, (0, 1), (0, 0))
         count = len(read)
-        assert parquet_pages._walk(source, chunk, walk, (0, 1)) == first
+        assert parquet_pages._walk(source, chunk, walk, (0, 1), (0, 0)) == first
         assert len(read) == count > 0
 
 

@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from egress_offline.errors import InputError
-from egress_offline.readers.parquet_pages import check_pages, page_header
+from egress_offline.readers.parquet_pages import PageError, check_pages, page_header
 from egress_offline.readers.parquet_prefixes import Prefixed, PrefixedPages
 
 CODECS = ["none", "snappy", "gzip", "brotli", "zstd", "lz4"]
@@ -143,10 +143,10 @@ def test_a_negative_length_is_not_a_size() -> None:
     assert _sized(page, run + b"\x80\x01\x04\x02\x02\x00\x00\x00\x00\x00" + b"aa") is None
 
 
-@pytest.mark.parametrize("compression", ["UNKNOWN", "LZO", "SNAPPY", "LZ4"])
+@pytest.mark.parametrize("compression", ["UNKNOWN", "LZO", "LZ4_HADOOP", "SNAPPY", "LZ4_RAW"])
 def test_a_codec_not_read_here_or_bytes_it_cannot_read(compression: str) -> None:
-    """Hadoop's LZ4 (pyarrow: UNKNOWN) and LZO are not read (their pages are sized by
-    their bytes), nor bytes that do not decompress to the size their header says."""
+    """Hadoop's LZ4 and LZO are not read (the walk refuses such a file: see below), nor
+    bytes that do not decompress to the size their header says."""
     page, raw = _page(["abc", "abd"] * 50)
     assert _sized(page, raw, compression) is None
 
@@ -196,19 +196,61 @@ def test_lengths_a_page_claims_count_as_its_room() -> None:
 def test_the_walk_decompresses_within_its_room(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Past the room a walk has to decompress pages (64 MiB and 16 times the file), the
-    rest are sized by their bytes: 200 pages of 1.9 KB of zstd, each 60 MiB of bytes
-    pyarrow refuses, took 7.5 s to walk."""
+    """A walk decompresses shared-prefix pages up to 64 MiB and 16 times the file, then
+    refuses the file: 200 pages of 1.9 KB of zstd, each 60 MiB of bytes pyarrow refuses,
+    took 7.5 s to walk, and pages skipped past the room let a later one claim 2**28
+    lengths (2.26 GB from a 7 KB file)."""
     from egress_offline.readers import parquet_pages  # noqa: PLC0415
 
     path = tmp_path / "x.parquet"
-    texts = [f"C:\\\\{i % 7}" * 5 for i in range(4_000)]
+    texts = [f"C:\\{i % 7}" * 5 for i in range(4_000)]
     pq.write_table(pa.table({"t": texts}), path, use_dictionary=False, data_page_size=512,
                    column_encoding={"t": "DELTA_BYTE_ARRAY"}, row_group_size=1_000)  # fmt: skip
     assert all(found is not None for found in _walked(path))
     monkeypatch.setattr(parquet_pages, "_DECOMPRESS_ROOM", 4_096)
     monkeypatch.setattr(parquet_pages, "_DECOMPRESS_TIMES", 0)
-    assert _walked(path)[-1] is None  # sized by its bytes, past the room
+    with pytest.raises(
+        PageError,
+        match=r"column t: its texts of shared prefixes \(DELTA_BYTE_ARRAY\) decompress to more than 0 MiB",
+    ):
+        _walked(path)
+
+
+def test_a_codec_whose_lengths_cannot_be_counted_is_refused(tmp_path: Path) -> None:
+    """Shared-prefix pages compressed with Hadoop's LZ4 (Parquet's codec 5, which pyarrow
+    reads) cannot be counted here: the file is refused, not read with lengths uncounted
+    (a 2.7 KB file claiming 2**28 lengths took 2.26 GB)."""
+    path = tmp_path / "x.parquet"
+    pq.write_table(pa.table({"t": ["a", "ab"]}), path, use_dictionary=False,
+                   column_encoding={"t": "DELTA_BYTE_ARRAY"}, compression="lz4")  # fmt: skip
+    data = bytearray(path.read_bytes())
+    length = int.from_bytes(data[-8:-4], "little")
+    footer = data[-8 - length : -8]
+    # the column's codec follows its path ("t"): LZ4_RAW (7, zigzag 0x0e), made
+    # Hadoop's LZ4 (5)
+    at = footer.index(b"\x18\x01t\x15") + 4
+    assert footer[at] == 0x0E
+    data[len(data) - 8 - length + at] = 0x0A
+    path.write_bytes(bytes(data))
+    with pytest.raises(PageError, match="compressed with LZ4_HADOOP, which is not read here"):
+        _walked(path)
+
+
+def test_a_codec_pyarrow_does_not_know_is_not_asked_of_it(tmp_path: Path) -> None:
+    """pyarrow's ``ColumnChunkMetaData.compression`` aborts the process on a codec value
+    it does not know (8): the walk reads the codec from the footer's bytes instead."""
+    path = tmp_path / "x.parquet"
+    pq.write_table(pa.table({"t": ["a", "ab"]}), path, use_dictionary=False,
+                   column_encoding={"t": "DELTA_BYTE_ARRAY"}, compression="zstd")  # fmt: skip
+    data = bytearray(path.read_bytes())
+    length = int.from_bytes(data[-8:-4], "little")
+    footer = data[-8 - length : -8]
+    at = footer.index(b"\x18\x01t\x15") + 4  # the codec after the path: ZSTD (6)
+    assert footer[at] == 0x0C
+    data[len(data) - 8 - length + at] = 0x10  # 8
+    path.write_bytes(bytes(data))
+    with pytest.raises(PageError, match="compressed with UNKNOWN, which is not read here"):
+        _walked(path)
 
 
 def test_a_data_header_given_twice_is_one_of_both() -> None:
