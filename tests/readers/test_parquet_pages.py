@@ -467,3 +467,39 @@ def test_a_slice_of_nested_list_views_is_its_rows() -> None:
     made = _as_text(table)
     assert made.schema.field("s").type == pa.struct([("c", pa.list_(pa.string()))])
     assert made.column("s").to_pylist() == [{"c": None}, None, {"c": ["b", "c"]}]
+
+
+def test_a_footer_understating_a_chunk_does_not_size_its_reads(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The footer's sizes are the writer's word: where a chunk's pages say how large its
+    values are, that counts too (a footer saying 1,000 bytes of 1 GiB of plain pages let
+    4,096 rows of 1 MiB be read at once: 2.3 GB from a 741 KB file)."""
+    rows, wide = 512, 64 * 1024
+    table = _hunt_table(rows, ["E1"] * rows, ["x" * wide] * rows)
+    path = tmp_path / "x.parquet"
+    pq.write_table(table, path, use_dictionary=False, compression="zstd")
+    data = bytearray(path.read_bytes())
+    length = int.from_bytes(data[-8:-4], "little")
+    footer = bytes(data[-8 - length : -8])
+    # the executable's metadata: its path, codec (5 ZSTD: 0x15 0x0c), values (0x16 ...),
+    # then its uncompressed size (0x16 varint), said to be 20 bytes
+    at = footer.index(b"process.executable\x15\x0c\x16") + len("process.executable") + 2
+    at += 1
+    while footer[at] >= 0x80:  # the values' count
+        at += 1
+    at += 1
+    assert footer[at] == 0x16
+    end = at + 1
+    while footer[end] >= 0x80:
+        end += 1
+    lied = footer[: at + 1] + bytes([40]) + footer[end + 1 :]
+    body = bytes(data[: -8 - length])
+    path.write_bytes(body + lied + len(lied).to_bytes(4, "little") + b"PAR1")
+    column = pq.ParquetFile(path).metadata.row_group(0).column(7)
+    assert column.path_in_schema == "process.executable"
+    assert column.total_uncompressed_size == 20
+    reads = _spied_reads(monkeypatch)
+    result = run_hunt([str(path)], HuntSpec(now=NOW, threshold=1))
+    assert result.rows["total_bytes_out"].to_list() == [rows]
+    assert max(reads) <= (16 << 20) // wide
