@@ -137,9 +137,9 @@ def _read_rows(parquet: Any, group: int, columns: Sequence[str], most: int) -> i
     # the footer's sizes are the writer's word: where the pages said what their values
     # decode to, that too (a footer saying 1,000 bytes of 1 GiB of plain pages let 4,096
     # rows of 1 MiB be read at once: 2.3 GB from a 741 KB file)
-    walked = _PAGES.get(parquet) or {}
+    pages = _PAGES.get(parquet) or {}
     size = sum(
-        max(chunk.total_uncompressed_size, (walked.get((group, index), _NO_PAGES).whole
+        max(chunk.total_uncompressed_size, (pages.get((group, index), _NO_PAGES).whole
                                             or PlainPages(0, 0)).decoded)
         for index, chunk in zip(indexes, chunks, strict=True)
     )  # fmt: skip
@@ -153,7 +153,6 @@ def _read_rows(parquet: Any, group: int, columns: Sequence[str], most: int) -> i
         rows = most
     # a value with shared prefixes is at most as long as its page's lengths say (or
     # its page, where they could not be read), decoded a read at a time
-    pages = _PAGES.get(parquet) or {}
     prefixed = sum(pages.get((group, index), _NO_PAGES).prefixed for index in indexes)
     if prefixed:
         rows = min(rows, tuning.PREFIXED_ROOM // (prefixed + _VALUE_OVERHEAD * len(indexes)))
