@@ -216,40 +216,34 @@ def test_the_walk_decompresses_within_its_room(
         _walked(path)
 
 
-def test_a_codec_whose_lengths_cannot_be_counted_is_refused(tmp_path: Path) -> None:
+def _with_codec(path: Path, written: str, codec: int) -> Path:
+    """A one-column file of shared-prefix texts written with ``written``, its footer then
+    saying codec ``codec``: the column's codec follows its path ("t") in the footer."""
+    pq.write_table(pa.table({"t": ["a", "ab"]}), path, use_dictionary=False,
+                   column_encoding={"t": "DELTA_BYTE_ARRAY"}, compression=written)  # fmt: skip
+    data = bytearray(path.read_bytes())
+    length = int.from_bytes(data[-8:-4], "little")
+    at = data[-8 - length : -8].index(b"\x18\x01t\x15") + 4
+    data[len(data) - 8 - length + at] = codec * 2  # zigzag
+    path.write_bytes(bytes(data))
+    return path
+
+
+@pytest.mark.parametrize(
+    ("written", "codec", "named"),
+    [("lz4", 5, "LZ4_HADOOP"), ("zstd", 8, "UNKNOWN")],
+    ids=["Hadoop's LZ4", "a codec pyarrow does not know"],
+)
+def test_a_codec_whose_lengths_cannot_be_counted_is_refused(
+    tmp_path: Path, written: str, codec: int, named: str
+) -> None:
     """Shared-prefix pages compressed with Hadoop's LZ4 (Parquet's codec 5, which pyarrow
     reads) cannot be counted here: the file is refused, not read with lengths uncounted
-    (a 2.7 KB file claiming 2**28 lengths took 2.26 GB)."""
-    path = tmp_path / "x.parquet"
-    pq.write_table(pa.table({"t": ["a", "ab"]}), path, use_dictionary=False,
-                   column_encoding={"t": "DELTA_BYTE_ARRAY"}, compression="lz4")  # fmt: skip
-    data = bytearray(path.read_bytes())
-    length = int.from_bytes(data[-8:-4], "little")
-    footer = data[-8 - length : -8]
-    # the column's codec follows its path ("t"): LZ4_RAW (7, zigzag 0x0e), made
-    # Hadoop's LZ4 (5)
-    at = footer.index(b"\x18\x01t\x15") + 4
-    assert footer[at] == 0x0E
-    data[len(data) - 8 - length + at] = 0x0A
-    path.write_bytes(bytes(data))
-    with pytest.raises(PageError, match="compressed with LZ4_HADOOP, which is not read here"):
-        _walked(path)
-
-
-def test_a_codec_pyarrow_does_not_know_is_not_asked_of_it(tmp_path: Path) -> None:
-    """pyarrow's ``ColumnChunkMetaData.compression`` aborts the process on a codec value
-    it does not know (8): the walk reads the codec from the footer's bytes instead."""
-    path = tmp_path / "x.parquet"
-    pq.write_table(pa.table({"t": ["a", "ab"]}), path, use_dictionary=False,
-                   column_encoding={"t": "DELTA_BYTE_ARRAY"}, compression="zstd")  # fmt: skip
-    data = bytearray(path.read_bytes())
-    length = int.from_bytes(data[-8:-4], "little")
-    footer = data[-8 - length : -8]
-    at = footer.index(b"\x18\x01t\x15") + 4  # the codec after the path: ZSTD (6)
-    assert footer[at] == 0x0C
-    data[len(data) - 8 - length + at] = 0x10  # 8
-    path.write_bytes(bytes(data))
-    with pytest.raises(PageError, match="compressed with UNKNOWN, which is not read here"):
+    (a 2.7 KB file claiming 2**28 lengths took 2.26 GB). The codec is read from the
+    footer's bytes: pyarrow's ``ColumnChunkMetaData.compression`` aborts the process on
+    a value it does not know (8)."""
+    path = _with_codec(tmp_path / "x.parquet", written, codec)
+    with pytest.raises(PageError, match=f"compressed with {named}, which is not read here"):
         _walked(path)
 
 
