@@ -66,32 +66,20 @@ def footer_codecs(buffer: bytes) -> list[list[int]]:
     3; its codec, 4), the rest skipped by its wire types."""
     reader = _Compact(buffer)
     groups: list[list[int]] = []
-    for field, kind in reader.fields():
-        if field == 4 and kind == _LIST:
-            for _ in reader.elements(_STRUCT):
-                groups.append([])
-                for inner, inner_kind in reader.fields():
-                    if inner == 1 and inner_kind == _LIST:
-                        for _ in reader.elements(_STRUCT):
-                            groups[-1].append(_chunk_codec(reader))
-                    else:
-                        reader.skip(inner_kind)
-        else:
-            reader.skip(kind)
+    for _ in reader.each(4, _LIST):
+        for _ in reader.elements(_STRUCT):
+            groups.append([])
+            for _ in reader.each(1, _LIST):
+                for _ in reader.elements(_STRUCT):
+                    groups[-1].append(_chunk_codec(reader))
     return groups
 
 
 def _chunk_codec(reader: _Compact) -> int:
     codec = -1
-    for field, kind in reader.fields():
-        if field == 3 and kind == _STRUCT:
-            for inner, inner_kind in reader.fields():
-                if inner == 4 and inner_kind == _I32:
-                    codec = reader.zigzag()
-                else:
-                    reader.skip(inner_kind)
-        else:
-            reader.skip(kind)
+    for _ in reader.each(3, _STRUCT):
+        for _ in reader.each(4, _I32):
+            codec = reader.zigzag()
     return codec
 
 
@@ -154,6 +142,15 @@ class _Compact:
         while head := self._byte():
             field, kind = self._field(head, field)
             yield field, kind
+
+    def each(self, wanted: int, kind: int) -> Iterator[None]:
+        """Each time the struct being read holds field ``wanted`` of wire type ``kind``,
+        to be read before the next is asked for; every other field skipped."""
+        for field, wire in self.fields():
+            if field == wanted and wire == kind:
+                yield None
+            else:
+                self.skip(wire)
 
     def elements(self, kind: int) -> Iterator[None]:
         """A list's elements of wire type ``kind``, each to be read before the next."""
