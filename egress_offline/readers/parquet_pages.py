@@ -37,7 +37,14 @@ from typing import Any, Final, NamedTuple
 from egress_offline.errors import InputError
 from egress_offline.readers import tuning
 from egress_offline.readers.parquet_prefixes import PrefixedPages
-from egress_offline.readers.parquet_thrift import Page, PageError, Short, footer_codecs, page_header
+from egress_offline.readers.parquet_thrift import (
+    Page,
+    PageError,
+    PageRefused,
+    Short,
+    footer_codecs,
+    page_header,
+)
 
 __all__ = [
     "ChunkPages",
@@ -114,6 +121,9 @@ def check_pages(source: Any, metadata: Any, columns: Sequence[int], name: str) -
             try:
                 held, sizes[group, index] = _walk(source, chunk, walk, levels, (group, index))
                 largest.append((held, chunk.path_in_schema))
+            except PageRefused as exc:  # readable, not sizable: its own advice
+                raise InputError(f"{name}: row group {group}, column "
+                                 f"{chunk.path_in_schema}: {exc}", file=name) from exc  # fmt: skip
             except PageError as exc:  # the file's Error: line at the reader's boundary
                 raise PageError(f"row group {group}, column {chunk.path_in_schema}: {exc}") from exc
         total = sum(bytes_ for bytes_, _ in largest)
@@ -240,7 +250,7 @@ def _gather(source: Any, page: Page, at: int, pending: PrefixedPages, walk: _Wal
         pending.skip()
         return 0
     if not pending.readable:
-        raise PageError(
+        raise PageRefused(
             f"its texts of shared prefixes (DELTA_BYTE_ARRAY) are compressed with "
             f"{pending.compression}, which is not read here: their pages' lengths, which "
             "may claim gigabytes, cannot be counted before they are read; write the file "
@@ -249,7 +259,7 @@ def _gather(source: Any, page: Page, at: int, pending: PrefixedPages, walk: _Wal
     # what the page decompresses to, or, uncompressed, what is read of it
     spent = page.compressed if pending.compression == "UNCOMPRESSED" else bytes_
     if spent > walk.room:
-        raise PageError(
+        raise PageRefused(
             f"its texts of shared prefixes (DELTA_BYTE_ARRAY) decompress to more than "
             f"{_DECOMPRESS_ROOM >> 20} MiB and {_DECOMPRESS_TIMES} times the file's size in "
             "all, more than a real export's: their lengths cannot all be counted before "

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Final, NamedTuple
 
-__all__ = ["Page", "PageError", "Short", "footer_codecs", "page_header"]
+__all__ = ["Page", "PageError", "PageRefused", "Short", "footer_codecs", "page_header"]
 
 #: ``PageHeader``'s fields read: type and sizes...
 _HEADER_FIELDS: Final = frozenset({1, 2, 3})
@@ -39,6 +39,11 @@ _VARINT_ENDS: Final = bytes(int(byte < 0x80) for byte in range(256))
 
 class PageError(ValueError):
     """A page header that cannot be read."""
+
+
+class PageRefused(PageError):
+    """A page that can be read but not sized before pyarrow reads it: the file is refused
+    with advice of its own (not "the copy may be damaged")."""
 
 
 class Short(Exception):
