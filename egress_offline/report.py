@@ -14,8 +14,8 @@ from egress_offline.engine import HuntResult
 from egress_offline.engine.diagnosis import pivot_notes
 from egress_offline.pivot import PivotResult
 from egress_offline.readers import FileReport
-from egress_offline.spec import iso_ms
 from egress_offline.sweep import SweepResult
+from egress_offline.timetext import iso_ms
 from egress_offline.writers import inert
 
 __all__ = [

@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from egress_offline.errors import UsageError
 from egress_offline.ranges import SEED_CIDRS, CidrBlock, parse_cidr
-from egress_offline.timetext import iso_ms
+from egress_offline.timetext import iso_ms  # kept importable from here (library callers)
 
 __all__ = [
     "DEFAULT_ACTIONS",

@@ -39,7 +39,8 @@ from egress_offline.readers import (
     ReadSession,
 )
 from egress_offline.scratch import Scratch
-from egress_offline.spec import HuntSpec, iso_ms
+from egress_offline.spec import HuntSpec
+from egress_offline.timetext import iso_ms
 
 __all__ = ["FEW", "SHARE", "check_anchor"]
 

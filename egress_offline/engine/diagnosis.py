@@ -27,7 +27,8 @@ from egress_offline.engine.census import MISSING, SEVERAL, Census, Tally
 from egress_offline.engine.reduce import HAS_BYTES, N
 from egress_offline.engine.results import Counts, Diagnosis
 from egress_offline.engine.spill import Spill, scan_parts
-from egress_offline.spec import DEFAULT_ACTIONS, RowFilters, iso_ms
+from egress_offline.spec import DEFAULT_ACTIONS, RowFilters
+from egress_offline.timetext import iso_ms
 
 __all__ = [
     "Diagnosis",

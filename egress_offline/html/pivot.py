@@ -9,7 +9,7 @@ from egress_offline.html.charts import timeline
 from egress_offline.html.page import Page, text
 from egress_offline.html.sections import evidence, key_values, outputs_written, section, table
 from egress_offline.pivot import PivotResult
-from egress_offline.spec import iso_ms
+from egress_offline.timetext import iso_ms
 
 __all__ = ["pivot_html"]
 

@@ -20,9 +20,8 @@ from egress_offline.html.sections import (
     warnings,
 )
 from egress_offline.report import report_dict, sweep_report_dict
-from egress_offline.spec import iso_ms
 from egress_offline.sweep import PEAK_END, PEAK_START, SweepResult
-from egress_offline.timetext import times_as_text, within_python
+from egress_offline.timetext import iso_ms, times_as_text, within_python
 from egress_offline.writers import human_bytes
 
 __all__ = ["hunt_html", "sweep_html"]

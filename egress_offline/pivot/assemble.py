@@ -13,7 +13,7 @@ from egress_offline.pivot.events import PARENT_ID, PROCESS_FIELDS, any_of, is_st
 from egress_offline.pivot.result import EntityPivot
 from egress_offline.pivot.summaries import ENTITY, EVENTS, describing, values_of
 from egress_offline.readers import TS
-from egress_offline.spec import iso_ms
+from egress_offline.timetext import iso_ms
 
 __all__ = ["describe", "parent_ids", "pivot_one"]
 

@@ -119,7 +119,7 @@ def check_pages(source: Any, metadata: Any, columns: Sequence[int], name: str) -
             column = metadata.schema.column(index)
             levels = (column.max_repetition_level, column.max_definition_level)
             try:
-                held, sizes[group, index] = _walk(source, chunk, walk, levels, (group, index))
+                held, sizes[group, index] = _walk(chunk, walk, levels, (group, index))
                 largest.append((held, chunk.path_in_schema))
             except PageRefused as exc:  # readable, not sizable: its own advice
                 raise InputError(f"{name}: row group {group}, column "
@@ -181,7 +181,7 @@ _DECOMPRESS_ROOM: Final = 64 << 20
 _DECOMPRESS_TIMES: Final = 16
 
 
-def _walk(source: Any, chunk: Any, walk: _Walk, levels: tuple[int, int],
+def _walk(chunk: Any, walk: _Walk, levels: tuple[int, int],
           place: tuple[int, int]) -> tuple[int, ChunkPages]:  # fmt: skip
     """A column chunk's dictionary page and largest data page, decompressed bytes, and
     its :class:`PlainPages` when every page is a data page of values stored whole or
@@ -203,13 +203,13 @@ def _walk(source: Any, chunk: Any, walk: _Walk, levels: tuple[int, int],
     pending: PrefixedPages | None = None
     gathered: list[Page] = []
     while at < end:
-        page = walk.headers.get(at) or walk.headers.setdefault(at, _header_at(source, at))
+        page = walk.headers.get(at) or walk.headers.setdefault(at, _header_at(walk.source, at))
         prefixes = page.kind in _DATA_PAGES and page.encoding == _PREFIXED
         lengths = 0
         if prefixes:
             pending = pending or PrefixedPages(walk.codec(*place), levels)
             gathered.append(page)
-            lengths = _gather(source, page, at, pending, walk)
+            lengths = _gather(page, at, pending, walk)
         if page.kind == _DICTIONARY_PAGE:
             dictionary = max(dictionary, page.decompressed)
             seen_dictionary = True
@@ -239,7 +239,7 @@ def _walk(source: Any, chunk: Any, walk: _Walk, levels: tuple[int, int],
     return dictionary + data, ChunkPages(plain, seen_dictionary, prefixed)
 
 
-def _gather(source: Any, page: Page, at: int, pending: PrefixedPages, walk: _Walk) -> int:
+def _gather(page: Page, at: int, pending: PrefixedPages, walk: _Walk) -> int:
     """Read the prefixed page at ``at`` into ``pending``, to be sized with the chunk's
     others: the bytes its lengths take (``PrefixedPages.add``). A page larger than
     :data:`~tuning.PAGE_ROOM` is not read (its row group is refused anyway), nor one
@@ -265,7 +265,7 @@ def _gather(source: Any, page: Page, at: int, pending: PrefixedPages, walk: _Wal
             "all, more than a real export's: their lengths cannot all be counted before "
             "they are read; write the file again without DELTA_BYTE_ARRAY"
         )
-    raw = source.read_at(page.compressed, at + page.header)
+    raw = walk.source.read_at(page.compressed, at + page.header)
     if len(raw) < page.compressed:
         pending.skip()
         return 0
