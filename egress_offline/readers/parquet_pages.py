@@ -10,7 +10,13 @@ page's header is what pyarrow allocates by (a page that decompresses to more tha
 header says is an error). So before a file's rows are read, :func:`check_pages` walks
 the page headers of every column chunk it will read (a positional read of a few hundred
 bytes each: 764 pages, 7 ms, for a 137 MB file) and refuses a row group whose columns'
-largest pages come to more than :data:`~tuning.PAGE_ROOM` together.
+largest pages come to more than :data:`~tuning.PAGE_ROOM` together. A page's room
+counts the lengths pyarrow holds before it decodes a value, 4 bytes for each its runs
+claim, however few values the page holds: of texts with shared prefixes (read with
+them, below) and of texts stored with their lengths first (``DELTA_LENGTH_BYTE_ARRAY``,
+from the page's first bytes: :mod:`~egress_offline.readers.parquet_heads`). In files
+of parquet-mr before 1.2.9 pyarrow reads on past a chunk's end (PARQUET-816): so does
+the walk.
 
 The same walk says how large a column chunk's values can be once decoded, when its pages
 say so (:class:`PlainPages`): values stored whole (``PLAIN``, ``DELTA_LENGTH_BYTE_ARRAY``)
@@ -31,12 +37,14 @@ is the file's ``Error:``: their lengths could claim gigabytes unseen.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import Any, Final, NamedTuple
 
 from egress_offline.errors import InputError
 from egress_offline.readers import tuning
-from egress_offline.readers.parquet_prefixes import PrefixedPages
+from egress_offline.readers.parquet_heads import HeadUnread, value_heads
+from egress_offline.readers.parquet_prefixes import PrefixedPages, run_claim, whole_claim
 from egress_offline.readers.parquet_thrift import (
     Page,
     PageError,
@@ -72,6 +80,9 @@ _WHOLE_VALUES: Final = frozenset({0, 6})  # PLAIN, DELTA_LENGTH_BYTE_ARRAY
 #: one 1 MiB text is 1 MiB that decodes to 1 GiB: such a page is read, and its lengths
 #: say (:class:`~egress_offline.readers.parquet_prefixes.PrefixedPages`).
 _PREFIXED: Final = 7
+#: ...and ``DELTA_LENGTH_BYTE_ARRAY``: values whole, their lengths in a run first, of which
+#: pyarrow holds as many as the run claims (:mod:`~egress_offline.readers.parquet_heads`).
+_LENGTHS_FIRST: Final = 6
 
 
 class PlainPages(NamedTuple):
@@ -108,7 +119,7 @@ def check_pages(source: Any, metadata: Any, columns: Sequence[int], name: str) -
     the file as the user named it. Returns what the pages say of each chunk's size."""
     size = source.size()
     sizes: PageSizes = {}
-    walk = _Walk(source, size)
+    walk = _Walk(source, size, padded=_pads_chunks(metadata.created_by))
     for group in range(metadata.num_row_groups):
         row_group = metadata.row_group(group)
         if row_group.num_rows == 0:  # no page of it is read (its chunks point nowhere)
@@ -148,8 +159,10 @@ class _Walk:
     each 60 MiB of bytes pyarrow refuses, took 7.5 s; past it, pages are sized by their
     bytes)."""
 
-    def __init__(self, source: Any, size: int) -> None:
+    def __init__(self, source: Any, size: int, *, padded: bool = False) -> None:
         self.source, self.size = source, size
+        #: pyarrow reads up to :data:`_PADDING` bytes past each chunk's end (PARQUET-816)
+        self.padded = padded
         self.headers: dict[int, Page] = {}
         self.room = _DECOMPRESS_ROOM + _DECOMPRESS_TIMES * size
         self._codecs: list[list[int]] | None = None
@@ -171,6 +184,26 @@ class _Walk:
             raise PageError("a column chunk the footer does not have") from None
 
 
+#: What pyarrow reads past a chunk's end in files of parquet-mr before 1.2.9, which left
+#: a dictionary page's header out of its chunk's size (PARQUET-816; Arrow's
+#: ``kMaxDictHeaderSize``): it reads pages there until it has the chunk's values.
+_PADDING: Final = 100
+_WRITER: Final = re.compile(r"parquet-mr(?:\s+version\s*([0-9]+)(?:\.([0-9]+))?(?:\.([0-9]+))?)?")
+
+
+def _pads_chunks(created_by: str | None) -> bool:
+    """Does pyarrow read past the chunks' ends of a file its writer (``created_by``)
+    wrote: parquet-mr before 1.2.9 (as pyarrow 26 reads it: the name's case kept, a
+    missing part of the version 0)? Where no version is read, as if so: walking on past
+    a chunk costs a header read at most."""
+    found = _WRITER.match((created_by or "").strip())
+    if found is None:
+        return False
+    if found.group(1) is None:
+        return True
+    return tuple(int(part or 0) for part in found.groups()) < (1, 2, 9)
+
+
 #: Parquet's ``CompressionCodec`` values, by the names ``parquet_prefixes`` reads them by
 #: (Hadoop's framing of LZ4, Parquet's deprecated ``LZ4``, is not read there).
 _CODEC_NAMES: Final = {0: "UNCOMPRESSED", 1: "SNAPPY", 2: "GZIP", 3: "LZO", 4: "BROTLI",
@@ -186,30 +219,41 @@ def _walk(chunk: Any, walk: _Walk, levels: tuple[int, int],
     """A column chunk's dictionary page and largest data page, decompressed bytes, and
     its :class:`PlainPages` when every page is a data page of values stored whole or
     prefixed with lengths read (by the data header of its own type), the last ends where
-    the chunk does, and their values come to the footer's count (pyarrow reads a little
-    past the end of old parquet-mr files' chunks, and reads pages until it has that
-    count). ``levels``: the column's greatest repetition and definition levels;
-    ``place``: its row group and leaf column. A prefixed page holds its lengths too (4
-    bytes each, as many as its runs claim)."""
+    the chunk does, and their values come to the footer's count (pyarrow reads pages
+    until it has that count, up to :data:`_PADDING` bytes past the chunk's end in old
+    parquet-mr files: so does the walk, where it stops at a header it cannot read).
+    ``levels``: the column's greatest repetition and definition levels; ``place``: its
+    row group and leaf column. A page with runs of lengths holds them too (4 bytes each,
+    as many as its runs claim)."""
     # where pyarrow starts the chunk (ComputeColumnChunkRange)
     start = chunk.data_page_offset
     dictionary_at = chunk.dictionary_page_offset
     if chunk.has_dictionary_page and dictionary_at and 0 < dictionary_at < start:
         start = dictionary_at
     end = min(start + chunk.total_compressed_size, walk.size)
+    padded = end + min(_PADDING, walk.size - end) if walk.padded else end
     at, dictionary, data, total, values, whole, prefixed = start, 0, 0, 0, 0, True, 0
-    seen_dictionary = False
+    seen_dictionary, seen = False, 0
     # pages of shared prefixes, sized together once the chunk is walked
     pending: PrefixedPages | None = None
     gathered: list[Page] = []
-    while at < end:
-        page = walk.headers.get(at) or walk.headers.setdefault(at, _header_at(walk.source, at))
+    while at < end or (at < padded and seen < chunk.num_values):
+        try:
+            page = walk.headers.get(at) or walk.headers.setdefault(at, _header_at(walk.source, at))
+        except PageError:
+            if at < end:
+                raise
+            break  # past the chunk's end, pyarrow cannot read it either
+        if page.kind in _DATA_PAGES:
+            seen += page.values or 0
         prefixes = page.kind in _DATA_PAGES and page.encoding == _PREFIXED
         lengths = 0
         if prefixes:
             pending = pending or PrefixedPages(walk.codec(*place), levels)
             gathered.append(page)
             lengths = _gather(page, at, pending, walk)
+        elif page.kind in _DATA_PAGES and page.encoding == _LENGTHS_FIRST:
+            lengths = 4 * _length_claim(page, at, walk, levels, place)
         if page.kind == _DICTIONARY_PAGE:
             dictionary = max(dictionary, page.decompressed)
             seen_dictionary = True
@@ -271,6 +315,36 @@ def _gather(page: Page, at: int, pending: PrefixedPages, walk: _Walk) -> int:
         return 0
     walk.room -= spent
     return pending.add(page, raw)
+
+
+def _length_claim(page: Page, at: int, walk: _Walk, levels: tuple[int, int],
+                  place: tuple[int, int]) -> int:  # fmt: skip
+    """The count of lengths the run of the ``DELTA_LENGTH_BYTE_ARRAY`` page at ``at``
+    claims: from its first bytes decompressed, else (levels over 64 KiB, a stream read
+    here no way) from the page decompressed whole, within the walk's room. A page larger
+    than :data:`~tuning.PAGE_ROOM` is not read (its row group is refused anyway)."""
+    if max(page.decompressed, page.compressed) > tuning.PAGE_ROOM:
+        return 0
+    start = at + page.header
+    end = min(start + page.compressed, walk.size)
+    compression = walk.codec(*place)
+    try:
+        heads = value_heads(page, lambda n: walk.source.read_at(min(n, end - start), start),
+                            compression, levels)  # fmt: skip
+        return max((run_claim(head) for head in heads), default=0)
+    except HeadUnread:
+        pass
+    spent = page.compressed if compression == "UNCOMPRESSED" else page.decompressed
+    if spent > walk.room:
+        raise PageRefused(
+            f"its texts stored with their lengths first (DELTA_LENGTH_BYTE_ARRAY) decompress "
+            f"to more than {_DECOMPRESS_ROOM >> 20} MiB and {_DECOMPRESS_TIMES} times the "
+            "file's size in all, more than a real export's, and a page's start could not "
+            "be read alone: their lengths cannot all be counted before they are read; "
+            "write the file again without DELTA_LENGTH_BYTE_ARRAY"
+        )
+    walk.room -= spent
+    return whole_claim(page, walk.source.read_at(end - start, start), compression, levels)
 
 
 def _header_at(source: Any, at: int) -> Page:

@@ -26,7 +26,7 @@ from typing import Any, Final, NamedTuple
 
 import polars as pl
 
-__all__ = ["Prefixed", "PrefixedPages"]
+__all__ = ["Prefixed", "PrefixedPages", "run_claim", "whole_claim"]
 
 #: A chunk's codec (``parquet_pages._CODEC_NAMES``, read from the footer's bytes) -> its
 #: pyarrow ``Codec``'s name. Hadoop's framing of LZ4 (Parquet's deprecated ``LZ4``) and
@@ -248,7 +248,17 @@ def _varint_bytes(value: int) -> bytes:
     return bytes(out)
 
 
-def _claimed(buffer: bytes, at: int) -> int:
+def whole_claim(page: Any, raw: bytes, compression: str, levels: tuple[int, int]) -> int:
+    """The count of lengths the first run of a data page's values claims (``raw``: its
+    bytes in the file), the page decompressed whole; the larger of the ways pyarrow may
+    read it (see :func:`_readings`); 0 where it cannot be read."""
+    try:
+        return max(run_claim(values, 0) for values in _readings(page, raw, compression, levels))
+    except (_Bad, ValueError, OSError, IndexError, OverflowError):
+        return 0
+
+
+def run_claim(buffer: bytes, at: int = 0) -> int:
     """The count of lengths the run at ``at`` claims in its header, or 0."""
     try:
         _, at = _varint(buffer, at)
@@ -299,9 +309,9 @@ def _parsed(values: bytes, page: Any) -> tuple[int, tuple[int, int, int, int] | 
         return 0, (0, 0, 0, 0)
     claimed = 0
     try:
-        claimed = _claimed(values, 0)
+        claimed = run_claim(values, 0)
         prefixes, middle = _run_end(values, 0)
-        claimed += _claimed(values, middle)
+        claimed += run_claim(values, middle)
         suffixes, end = _run_end(values, middle)
     except (_Bad, IndexError):
         return claimed, None
