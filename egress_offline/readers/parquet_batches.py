@@ -63,10 +63,11 @@ def batches(parquet: Any, group: int, columns: list[str], most: int) -> Iterator
     import pyarrow as pa  # noqa: PLC0415 - only Parquet inputs need it
 
     held: list[Any] = []
-    rows = size = 0
+    rows = size = seen = 0
     reads = parquet.iter_batches(batch_size=_read_rows(parquet, group, columns, most),
                                  row_groups=[group], columns=columns)  # fmt: skip
     for read in reads:
+        seen += read.num_rows
         for part, wide in _fitting(read, tuning.PARQUET_BYTES):
             if held and (rows + part.num_rows > most or size + wide > tuning.PARQUET_BYTES):
                 yield _as_text(pa.Table.from_batches(held))
@@ -76,6 +77,12 @@ def batches(parquet: Any, group: int, columns: list[str], most: int) -> Iterator
             size += wide
     if held:
         yield _as_text(pa.Table.from_batches(held))
+    expected = parquet.metadata.row_group(group).num_rows
+    if seen != expected:  # pyarrow stops a column at a page of no values, unsaid
+        raise ValueError(
+            f"row group {group}: its columns {', '.join(columns)} hold {seen:,} rows, "
+            f"not the {expected:,} it says"
+        )
 
 
 def text_reader(source: Any, metadata: Any, columns: Sequence[str],

@@ -34,11 +34,8 @@ _DATA_PAGE_V2: Final = 3
 
 
 class HeadUnread(Exception):
-    """The page's start cannot be decompressed here (the caller decompresses it whole)."""
-
-
-class _Damaged(HeadUnread):
-    """The page's start does not decompress: pyarrow cannot read it that way either."""
+    """The page's start cannot be decompressed here: the caller decompresses it whole, as
+    Arrow does."""
 
 
 class _Short(Exception):
@@ -71,18 +68,10 @@ def value_heads(page: Any, read: Callable[[int], bytes], compression: str,
 
 
 def _each(ways: list[Decoder], head: Callable[[Decoder], bytes]) -> list[bytes]:
-    """The head read each way; a way whose stream is damaged is one pyarrow cannot read
-    either, unless no way can be read: then :class:`HeadUnread`."""
-    heads: list[bytes] = []
-    failed: HeadUnread | None = None
-    for way in ways:
-        try:
-            heads.append(head(way))
-        except _Damaged as exc:
-            failed = exc
-    if not heads and failed is not None:
-        raise failed
-    return heads
+    """The head read each way. Any way that cannot be read here is :class:`HeadUnread`:
+    pyarrow may read it all the same (liblz4 copies from 0 bytes back; Arrow's brotli
+    ignores bytes after the stream), so the caller decompresses the page as Arrow does."""
+    return [head(way) for way in ways]
 
 
 def _values_v1(page: Any, read: Callable[[int], bytes], decoder: Decoder,
@@ -117,9 +106,11 @@ def _head(read: Callable[[int], bytes], decoder: Decoder, want: int, skip: int =
         try:
             head = decoder(raw[skip:], want)
         except _Short:
-            head = b""  # the stream ends before the values do: none to read
+            if whole:  # Arrow's whole decompression may read it (brotli's trailing bytes)
+                raise HeadUnread("a stream that ends before its start does") from None
+            head = b""
         except (IndexError, ValueError, OSError) as exc:
-            raise _Damaged(str(exc)) from exc
+            raise HeadUnread(str(exc)) from exc
         if whole or len(head) >= want:
             return head
         given *= 16
@@ -313,13 +304,10 @@ def _hadoop_lz4(raw: bytes, want: int) -> bytes:
 
 def _lz4_length(raw: bytes, at: int, length: int) -> tuple[int, int]:
     """A length of 15 goes on in the bytes after, while they are 255."""
-    if length == 15:
-        while True:
-            more = _take(raw, at, 1)[0]
-            at += 1
-            length += more
-            if more != 255:
-                break
+    if length == 15:  # a run of 255s read at once: a page of them is megabytes
+        run = len(raw) - at - len(raw[at:].lstrip(b"\xff"))
+        length += 255 * run + _take(raw, at + run, 1)[0]
+        at += run + 1
     return length, at
 
 

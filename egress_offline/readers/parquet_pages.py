@@ -16,7 +16,7 @@ claim, however few values the page holds: of texts with shared prefixes (read wi
 them, below) and of texts stored with their lengths first (``DELTA_LENGTH_BYTE_ARRAY``,
 from the page's first bytes: :mod:`~egress_offline.readers.parquet_heads`). In files
 of parquet-mr before 1.2.9 pyarrow reads on past a chunk's end (PARQUET-816): so does
-the walk.
+the walk, in every file, while a chunk's pages hold fewer values than it says.
 
 The same walk says how large a column chunk's values can be once decoded, when its pages
 say so (:class:`PlainPages`): values stored whole (``PLAIN``, ``DELTA_LENGTH_BYTE_ARRAY``)
@@ -37,7 +37,6 @@ is the file's ``Error:``: their lengths could claim gigabytes unseen.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from typing import Any, Final, NamedTuple
 
@@ -119,7 +118,7 @@ def check_pages(source: Any, metadata: Any, columns: Sequence[int], name: str) -
     the file as the user named it. Returns what the pages say of each chunk's size."""
     size = source.size()
     sizes: PageSizes = {}
-    walk = _Walk(source, size, padded=_pads_chunks(metadata.created_by))
+    walk = _Walk(source, size)
     for group in range(metadata.num_row_groups):
         row_group = metadata.row_group(group)
         if row_group.num_rows == 0:  # no page of it is read (its chunks point nowhere)
@@ -159,10 +158,8 @@ class _Walk:
     each 60 MiB of bytes pyarrow refuses, took 7.5 s; past it, pages are sized by their
     bytes)."""
 
-    def __init__(self, source: Any, size: int, *, padded: bool = False) -> None:
+    def __init__(self, source: Any, size: int) -> None:
         self.source, self.size = source, size
-        #: pyarrow reads up to :data:`_PADDING` bytes past each chunk's end (PARQUET-816)
-        self.padded = padded
         self.headers: dict[int, Page] = {}
         self.room = _DECOMPRESS_ROOM + _DECOMPRESS_TIMES * size
         self._codecs: list[list[int]] | None = None
@@ -186,22 +183,11 @@ class _Walk:
 
 #: What pyarrow reads past a chunk's end in files of parquet-mr before 1.2.9, which left
 #: a dictionary page's header out of its chunk's size (PARQUET-816; Arrow's
-#: ``kMaxDictHeaderSize``): it reads pages there until it has the chunk's values.
+#: ``kMaxDictHeaderSize``): it reads pages there until it has the chunk's values. The
+#: walk does so in every file: Arrow's reading of the writer's version is its own
+#: (``1.3-SNAPSHOT`` is 1.0.0 there), and in a file whose chunks hold their values it
+#: costs nothing.
 _PADDING: Final = 100
-_WRITER: Final = re.compile(r"parquet-mr(?:\s+version\s*([0-9]+)(?:\.([0-9]+))?(?:\.([0-9]+))?)?")
-
-
-def _pads_chunks(created_by: str | None) -> bool:
-    """Does pyarrow read past the chunks' ends of a file its writer (``created_by``)
-    wrote: parquet-mr before 1.2.9 (as pyarrow 26 reads it: the name's case kept, a
-    missing part of the version 0)? Where no version is read, as if so: walking on past
-    a chunk costs a header read at most."""
-    found = _WRITER.match((created_by or "").strip())
-    if found is None:
-        return False
-    if found.group(1) is None:
-        return True
-    return tuple(int(part or 0) for part in found.groups()) < (1, 2, 9)
 
 
 #: Parquet's ``CompressionCodec`` values, by the names ``parquet_prefixes`` reads them by
@@ -231,7 +217,7 @@ def _walk(chunk: Any, walk: _Walk, levels: tuple[int, int],
     if chunk.has_dictionary_page and dictionary_at and 0 < dictionary_at < start:
         start = dictionary_at
     end = min(start + chunk.total_compressed_size, walk.size)
-    padded = end + min(_PADDING, walk.size - end) if walk.padded else end
+    padded = end + min(_PADDING, walk.size - end)
     at, dictionary, data, total, values, whole, prefixed = start, 0, 0, 0, 0, True, 0
     seen_dictionary, seen = False, 0
     # pages of shared prefixes, sized together once the chunk is walked

@@ -29,8 +29,7 @@ import polars as pl
 __all__ = ["Prefixed", "PrefixedPages", "run_claim", "whole_claim"]
 
 #: A chunk's codec (``parquet_pages._CODEC_NAMES``, read from the footer's bytes) -> its
-#: pyarrow ``Codec``'s name. Hadoop's framing of LZ4 (Parquet's deprecated ``LZ4``) and
-#: LZO are not read here: a file whose shared-prefix pages use them is refused.
+#: pyarrow ``Codec``'s name. LZO is not read here (nor by pyarrow).
 _CODECS: Final = {
     "UNCOMPRESSED": None,
     "SNAPPY": "snappy",
@@ -38,6 +37,7 @@ _CODECS: Final = {
     "BROTLI": "brotli",
     "ZSTD": "zstd",
     "LZ4_RAW": "lz4_raw",
+    "LZ4_HADOOP": "lz4_hadoop",  # Hadoop's frames of LZ4 blocks, else one block, as Arrow
 }
 #: ``Encoding`` of levels: ``RLE`` (a 4-byte length first), ``BIT_PACKED`` (no length).
 _RLE: Final = 3
@@ -376,10 +376,42 @@ def _decompressed(raw: bytes, size: int, codec: str) -> bytes:
 
     if size < 0:
         raise _Bad("size")
+    if codec == "lz4_hadoop":
+        framed = _hadoop_frames(raw, size)
+        if framed is not None:
+            if len(framed) != size:  # pyarrow: "did not decompress to the expected size"
+                raise _Bad("size")
+            return framed
+        codec = "lz4_raw"
     out = pa.decompress(raw, decompressed_size=size, codec=codec, asbytes=True)
     if len(out) != size:
         raise _Bad("size")
     return bytes(out)
+
+
+def _hadoop_frames(raw: bytes, size: int) -> bytes | None:
+    """Hadoop's LZ4 frames (each its decompressed and compressed sizes, big-endian, then
+    an LZ4 block) decompressed, as Arrow's ``Lz4HadoopCodec`` tries them first: None
+    where ``raw`` is not such frames to the byte (Arrow then reads it as one block)."""
+    import pyarrow as pa  # noqa: PLC0415 - only Parquet inputs need it
+
+    out, at = bytearray(), 0
+    while len(raw) - at >= 8:
+        expected = int.from_bytes(raw[at : at + 4], "big")
+        length = int.from_bytes(raw[at + 4 : at + 8], "big")
+        at += 8
+        if length > len(raw) - at or expected > size - len(out):
+            return None
+        try:
+            block = pa.decompress(raw[at : at + length], decompressed_size=expected,
+                                  codec="lz4_raw", asbytes=True)  # fmt: skip
+        except (ValueError, OSError):
+            return None
+        if len(block) != expected:
+            return None
+        out += block
+        at += length
+    return bytes(out) if at == len(raw) else None
 
 
 def _varint(buffer: bytes, at: int) -> tuple[int, int]:

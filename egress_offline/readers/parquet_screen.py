@@ -185,7 +185,9 @@ class _Rows:
             if self._last is None or self._last[1] + self._last[0].num_rows <= offset:
                 if self._at >= end:
                     return
-                record_batch = next(self._batches)
+                record_batch = next(self._batches, None)
+                if record_batch is None:  # said by batches once it has read them all
+                    raise ValueError(f"row group {self._group}: fewer rows than it says")
                 self._last = (record_batch, self._at)
                 self._at += record_batch.num_rows
             record_batch, start = self._last

@@ -13,7 +13,9 @@ import pyarrow.parquet as pq
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from typer.testing import CliRunner
 
+from egress_offline.cli import app
 from egress_offline.errors import InputError
 from egress_offline.readers import parquet_heads, parquet_pages
 from egress_offline.readers.parquet_pages import check_pages
@@ -86,16 +88,18 @@ def _run(count: int, first: int = 0, blocks: int = 0) -> bytes:
     return head + _varint_bytes(first << 1) + b"\x00\x00" * blocks
 
 
-def _dlba_page(values: bytes, compression: str, version: int, levels: bytes = b"") -> bytes:
+def _dlba_page(values: bytes, compression: str, version: int, levels: bytes = b"",
+               trailing: bytes = b"") -> bytes:  # fmt: skip
     """A ``DELTA_LENGTH_BYTE_ARRAY`` data page of one value, ``values`` its bytes past its
-    definition levels ``levels`` (none: a required column)."""
+    definition levels ``levels`` (none: a required column), ``trailing`` after its
+    compressed bytes."""
     rle = len(levels).to_bytes(4, "little") + levels if levels else b""
     if version == 1:
-        body = _compressed(rle + values, compression)
+        body = _compressed(rle + values, compression) + trailing
         data = _struct((1, _I32, 1), (2, _I32, 6), (3, _I32, 3), (4, _I32, 3))
         return _struct((1, _I32, 0), (2, _I32, len(rle + values)), (3, _I32, len(body)),
                        (5, _STRUCT, data)) + body  # fmt: skip
-    body = levels + _compressed(values, compression)
+    body = levels + _compressed(values, compression) + trailing
     data = _struct((1, _I32, 1), (2, _I32, 0), (3, _I32, 1), (4, _I32, 6),
                    (5, _I32, len(levels)), (6, _I32, 0))  # fmt: skip
     return _struct((1, _I32, 3), (2, _I32, len(levels + values)), (3, _I32, len(body)),
@@ -198,20 +202,49 @@ def test_a_writers_pages_claim_each_its_values(
     assert sum(seen) == sum(text is not None for text in texts)
 
 
+@pytest.mark.parametrize("compression", sorted(CODECS))
 def test_levels_past_the_head_are_read_with_the_page_whole(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, compression: str
 ) -> None:
-    """Levels longer than a head may reach: the page is decompressed whole, within the
-    walk's room, and its claim counted all the same."""
+    """Levels longer than a head may reach: the page is decompressed whole, as Arrow
+    does (Hadoop's LZ4 too: its claim was taken as 0, 1.18 GB from a 3 KB file), within
+    the walk's room, and its claim counted all the same."""
     monkeypatch.setattr(parquet_heads, "HEAD_MOST", 8)
     path = tmp_path / "x.parquet"
-    path.write_bytes(_dlba_file(_run((1 << 28) - 1, blocks=2) + b"q", "ZSTD", 1, b"\x02\x01"))
+    values = _run((1 << 28) - 1, blocks=2) + b"q"
+    path.write_bytes(_dlba_file(values, compression, 1, b"\x02\x01"))
     with pytest.raises(InputError, match="pages too large"):
         _check(path)
+    if compression == "UNCOMPRESSED":
+        return
     monkeypatch.setattr(parquet_pages, "_DECOMPRESS_ROOM", 0)
     monkeypatch.setattr(parquet_pages, "_DECOMPRESS_TIMES", 0)
     with pytest.raises(InputError, match=r"column t: its texts stored with their lengths first"):
         _check(path)
+
+
+@pytest.mark.parametrize("version", [1, 2])
+def test_bytes_after_a_brotli_stream_are_read_as_arrow_reads_them(
+    tmp_path: Path, version: int
+) -> None:
+    """Arrow's brotli ignores bytes after the stream, where a streaming read takes them
+    for a second stream cut short: such a page's claim was 0 (1.18 GB from 2.7 KB). A
+    stream that ends before its start is read whole, as Arrow reads it."""
+    values = _run((1 << 28) - 1, blocks=2) + b"q"
+    path = tmp_path / "x.parquet"
+    page = _dlba_page(values, "BROTLI", version, trailing=b"\x00")
+    path.write_bytes(_one_column([page], "BROTLI"))
+    with pytest.raises(InputError, match="pages too large"):
+        _check(path)
+
+
+def test_a_long_run_of_lz4_length_bytes_is_read_at_once() -> None:
+    """An LZ4 literal's length goes on while its bytes are 255: 16 MiB of them took 6.9 s
+    read a byte at a time (and again at each longer read)."""
+    raw = b"\xf0" + b"\xff" * (16 << 20)
+    with pytest.raises(parquet_heads._Short):
+        parquet_heads._lz4(raw, 40)
+    assert parquet_heads._lz4(b"\xf0\xff\x01" + b"x" * 271, 5) == b"xxxxx"
 
 
 OLD_WRITER = b"parquet-mr version 1.2.8 (build 0123456789abcdef)"
@@ -220,28 +253,30 @@ OLD_WRITER = b"parquet-mr version 1.2.8 (build 0123456789abcdef)"
 @pytest.mark.parametrize(
     ("created_by", "read_past"),
     [(OLD_WRITER, True), (b"parquet-mr version 1.2 (build x)", True), (b"parquet-mr", True),
+     (b"parquet-mr version 1.3-SNAPSHOT (build x)", True), (b"parquet-mr version 2x", True),
+     (b"parquet-mr version 4294967295.0.0", True),
      (b"Parquet-MR version 1.2.8 (build x)", False), (b"parquet-mr version 1.2.9 (build x)", False),
      (b"parquet-mr version 1.10.0", False), (b"parquet-cpp-arrow version 26.0.1", False)],
-    ids=["parquet-mr 1.2.8", "1.2", "no version", "in capitals", "parquet-mr 1.2.9", "1.10.0",
-         "pyarrow"],
+    ids=["parquet-mr 1.2.8", "1.2", "no version", "1.3-SNAPSHOT", "2x", "2**32 - 1",
+         "in capitals", "parquet-mr 1.2.9", "1.10.0", "pyarrow"],
 )  # fmt: skip
-def test_pages_past_an_old_writers_chunk_end_are_walked_as_pyarrow_reads_them(
+def test_pages_past_a_chunks_end_are_walked_whoever_wrote_the_file(
     tmp_path: Path, created_by: bytes, read_past: bool
 ) -> None:
     """pyarrow reads up to 100 bytes past a chunk's end in files of parquet-mr before 1.2.9
     (PARQUET-816), pages there included until it has the chunk's values: a page there
-    claiming 2**28 - 1 lengths took 2.26 GB, unwalked. The walk reads them too."""
+    claiming 2**28 - 1 lengths took 2.26 GB, unwalked. Which writers those are is
+    Arrow's own reading of ``created_by`` (``1.3-SNAPSHOT`` is 1.0.0 there, ``2x``
+    0.0.0, ``4294967295`` -1), so the walk reads on past every chunk whose pages hold
+    fewer values than it says: the file is refused whoever wrote it."""
     first = _dlba_page(_run(1, first=2) + b"ok", "UNCOMPRESSED", 1)
     past = _dlba_page(_run((1 << 28) - 1, blocks=2) + b"q", "UNCOMPRESSED", 1)
     path = tmp_path / "x.parquet"
     path.write_bytes(_one_column([first, past], "UNCOMPRESSED", created_by=created_by,
                                  chunk=len(first)))  # fmt: skip
-    if read_past:
-        assert pq.read_table(path).num_rows == 2  # pyarrow reads the page past the end
-        with pytest.raises(InputError, match="pages too large"):
-            _check(path)
-    else:
-        assert pq.read_table(path).num_rows == 1
+    # what pyarrow reads: the page past the end too, or not
+    assert pq.read_table(path).num_rows == (2 if read_past else 1)
+    with pytest.raises(InputError, match="pages too large"):
         _check(path)
 
 
@@ -261,3 +296,32 @@ def test_an_old_writers_file_is_walked_no_further_than_its_values(tmp_path: Path
     _check(path)  # the page past the end walked, then bytes that are no page: as pyarrow
     with pytest.raises(OSError):
         pq.read_table(path)
+
+
+CRAFTED = Path(__file__).resolve().parent.parent / "fixtures" / "crafted"
+
+
+@pytest.mark.parametrize(
+    "command",
+    [["hunt", "--now", "2024-05-01T12:00:00Z"], ["hunt", "--strict", "--now", "2024-05-01T12:00:00Z"],
+     ["sweep"], ["pivot", "E1"]],
+    ids=["hunt", "strict", "sweep", "pivot"],
+)  # fmt: skip
+def test_a_column_of_fewer_rows_than_its_row_group_is_damage(
+    tmp_path: Path, command: list[str]
+) -> None:
+    """pyarrow stops a column at a data page of no values and reads its row group as 0
+    rows, unsaid: the screened read raised a traceback ("generator raised
+    StopIteration"), and ``--strict`` read 0 records, exit 0. Both say it now."""
+    path = CRAFTED / "rows-fewer-than-said.parquet"
+    assert pq.read_table(path, columns=["process.executable"]).num_rows == 0  # footer: 5
+    output = [] if command[0] == "pivot" else ["-o", str(tmp_path / "out.csv")]
+    args = [*command, str(path), *output]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 1, result.output
+    assert "Traceback" not in result.output
+    assert (
+        "rows-fewer-than-said.parquet: Parquet data cannot be read (row group 0: its "
+        "columns" in result.output
+    )
+    assert "hold 0 rows, not the 5 it says); the copy may be damaged" in result.output

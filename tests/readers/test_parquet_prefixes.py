@@ -227,25 +227,26 @@ def _with_codec(path: Path, written: str, codec: int) -> Path:
     return path
 
 
-@pytest.mark.parametrize(
-    ("written", "codec", "named"),
-    [("lz4", 5, "LZ4_HADOOP"), ("zstd", 8, "UNKNOWN")],
-    ids=["Hadoop's LZ4", "a codec pyarrow does not know"],
-)
-def test_a_codec_whose_lengths_cannot_be_counted_is_refused(
-    tmp_path: Path, written: str, codec: int, named: str
-) -> None:
-    """Shared-prefix pages compressed with Hadoop's LZ4 (Parquet's codec 5, which pyarrow
-    reads) cannot be counted here: the file is refused, not read with lengths uncounted
-    (a 2.7 KB file claiming 2**28 lengths took 2.26 GB). The codec is read from the
-    footer's bytes: pyarrow's ``ColumnChunkMetaData.compression`` aborts the process on
-    a value it does not know (8)."""
-    path = _with_codec(tmp_path / "x.parquet", written, codec)
+def test_a_codec_whose_lengths_cannot_be_counted_is_refused(tmp_path: Path) -> None:
+    """Shared-prefix pages compressed with a codec not read here cannot be counted: the
+    file is refused, not read with lengths uncounted (a 2.7 KB file claiming 2**28
+    lengths took 2.26 GB). The codec is read from the footer's bytes: pyarrow's
+    ``ColumnChunkMetaData.compression`` aborts the process on a value it does not know
+    (8)."""
+    path = _with_codec(tmp_path / "x.parquet", "zstd", 8)
     with pytest.raises(
         InputError,
-        match=f"^x.parquet: row group 0, column t: its texts of shared prefixes \\(DELTA_BYTE_ARRAY\\) are compressed with {named}, which is not read here",
+        match=r"^x.parquet: row group 0, column t: its texts of shared prefixes \(DELTA_BYTE_ARRAY\) are compressed with UNKNOWN, which is not read here",
     ):
         _walked(path)
+
+
+def test_hadoops_lz4_is_read_as_arrow_reads_it(tmp_path: Path) -> None:
+    """Parquet's codec 5 (Hadoop's frames of LZ4 blocks, else one raw block, as Arrow's
+    ``Lz4HadoopCodec`` reads them): the pages are read and sized as any other."""
+    path = _with_codec(tmp_path / "x.parquet", "lz4", 5)
+    assert pq.read_table(path).column(0).to_pylist() == ["a", "ab"]
+    assert _walked(path) == [(3, 2)]
 
 
 def test_a_data_header_given_twice_is_one_of_both() -> None:
