@@ -64,6 +64,10 @@ class _Bad(Exception):
 #: page is sized by its bytes): writers put some 20,000 values in a page (pyarrow's and
 #: parquet-mr's row limit), and a few bytes of a crafted run can claim two billion.
 _RUN_VALUES: Final = 1 << 20
+#: What a page whose first run claims more lengths than its values is taken to claim:
+#: the second run's claim, past the first's blocks, is not sought (pyarrow holds the
+#: first's, then the second's).
+_CLAIMED_ALL: Final = 1 << 40
 #: Lengths unpacked in one read, at most (4 bytes each once unpacked).
 _PASS_VALUES: Final = 1 << 20
 #: Thrift compact wire types, and the Parquet enums the file of lengths is written with.
@@ -310,6 +314,10 @@ def _parsed(values: bytes, page: Any) -> tuple[int, tuple[int, int, int, int] | 
     claimed = 0
     try:
         claimed = run_claim(values, 0)
+        if claimed > min(page.values or 0, _RUN_VALUES):
+            # its blocks are not walked (a run of 2**32 lengths in blocks of two bytes
+            # each took 27 s), so the next run's claim is not known: it may be any
+            return _CLAIMED_ALL, None
         prefixes, middle = _run_end(values, 0)
         claimed += run_claim(values, middle)
         suffixes, end = _run_end(values, middle)
@@ -341,20 +349,20 @@ def _readings(page: Any, raw: bytes, compression: str, levels: tuple[int, int]) 
         if codec is None:
             return [values]
         if data.get(7, 1) == 1:
-            return [_decompressed(values, page.decompressed - skip, codec)]
+            return _decompressions(values, page.decompressed - skip, codec)
         try:
-            return [values, _decompressed(values, page.decompressed - skip, codec)]
+            return [values, *_decompressions(values, page.decompressed - skip, codec)]
         except (_Bad, ValueError, OSError):
             return [values]
-    return [_values_v1(page, raw, codec, levels)]
-
-
-def _values_v1(page: Any, raw: bytes, codec: str | None, levels: tuple[int, int]) -> bytes:
-    """A V1 page's values: the page decompressed whole, past its levels."""
-    data = page.data or {}
     if page.kind != _DATA_PAGE:
         raise _Bad(page.kind)
-    body = raw if codec is None else _decompressed(raw, page.decompressed, codec)
+    bodies = [raw] if codec is None else _decompressions(raw, page.decompressed, codec)
+    return [_values_v1(page, body, levels) for body in bodies]
+
+
+def _values_v1(page: Any, body: bytes, levels: tuple[int, int]) -> bytes:
+    """A V1 page's values: the page decompressed whole (``body``), past its levels."""
+    data = page.data or {}
     at = 0
     # repetition levels, then definition levels, each only where the column has them
     for most, encoding in ((levels[0], data.get(4, _RLE)), (levels[1], data.get(3, _RLE))):
@@ -371,28 +379,35 @@ def _values_v1(page: Any, raw: bytes, codec: str | None, levels: tuple[int, int]
     return body[at:]
 
 
-def _decompressed(raw: bytes, size: int, codec: str) -> bytes:
+def _decompressions(raw: bytes, size: int, codec: str) -> list[bytes]:
+    """``raw`` decompressed to ``size`` bytes, each way pyarrow may: Hadoop's LZ4 both as
+    frames and as one block (Arrow takes the frames only where each decompresses to the
+    size it says, which ``pa.decompress`` does not tell: it gives the size asked for)."""
     import pyarrow as pa  # noqa: PLC0415 - only Parquet inputs need it
 
     if size < 0:
         raise _Bad("size")
-    if codec == "lz4_hadoop":
-        framed = _hadoop_frames(raw, size)
-        if framed is not None:
-            if len(framed) != size:  # pyarrow: "did not decompress to the expected size"
-                raise _Bad("size")
-            return framed
-        codec = "lz4_raw"
-    out = pa.decompress(raw, decompressed_size=size, codec=codec, asbytes=True)
-    if len(out) != size:
-        raise _Bad("size")
-    return bytes(out)
+    if codec != "lz4_hadoop":
+        return [bytes(pa.decompress(raw, decompressed_size=size, codec=codec, asbytes=True))]
+    ways = []
+    framed = _hadoop_frames(raw, size)
+    if framed is not None and len(framed) == size:
+        ways.append(framed)
+    try:
+        ways.append(bytes(pa.decompress(raw, decompressed_size=size, codec="lz4_raw",
+                                        asbytes=True)))  # fmt: skip
+    except (ValueError, OSError):
+        if not ways:
+            raise
+    return ways
 
 
 def _hadoop_frames(raw: bytes, size: int) -> bytes | None:
     """Hadoop's LZ4 frames (each its decompressed and compressed sizes, big-endian, then
     an LZ4 block) decompressed, as Arrow's ``Lz4HadoopCodec`` tries them first: None
-    where ``raw`` is not such frames to the byte (Arrow then reads it as one block)."""
+    where ``raw`` is not such frames to the byte. (A block that decompresses short is
+    read as its full size here, where Arrow reads the page as one block: the caller
+    reads it that way too.)"""
     import pyarrow as pa  # noqa: PLC0415 - only Parquet inputs need it
 
     out, at = bytearray(), 0
@@ -406,8 +421,6 @@ def _hadoop_frames(raw: bytes, size: int) -> bytes | None:
             block = pa.decompress(raw[at : at + length], decompressed_size=expected,
                                   codec="lz4_raw", asbytes=True)  # fmt: skip
         except (ValueError, OSError):
-            return None
-        if len(block) != expected:
             return None
         out += block
         at += length

@@ -260,3 +260,22 @@ def test_a_data_header_given_twice_is_one_of_both() -> None:
     assert (page.values, page.encoding, page.data) == (10, 7, {7: 0, 1: 10, 4: 7})
     as_i32 = bytes([0x5C, 0x75, 0x00, 0x00])  # field 7 as an i32 0: skipped
     assert page_header(v2 + as_i32 + b"\x00").data == {}
+
+
+@pytest.mark.parametrize(
+    ("name", "why"),
+    [("hadoop-lz4-short-frame.parquet", "a Hadoop LZ4 frame that decompresses short"),
+     ("run-of-two-byte-blocks.parquet", "a first run of 2**32 lengths in two-byte blocks")],
+    ids=["short frame", "two-byte blocks"],
+)  # fmt: skip
+def test_crafted_shared_prefix_pages_are_refused_at_once(name: str, why: str) -> None:
+    """Found by a second attacker's pass (stop 40). A Hadoop LZ4 page whose frame
+    decompresses to less than it says is read by Arrow as one raw block, where its runs
+    claim 2**28 - 1 lengths each (3.2 KB: 2.19 GB, exit 0): it is read both ways here,
+    as ``pa.decompress`` gives the size asked for whatever the block holds. A first run
+    claiming more lengths than its page's values is not walked block by block (4.8 KB:
+    27.5 s), and its page counts as claiming all."""
+    path = CRAFTED / name
+    columns = pq.ParquetFile(path).metadata.num_columns
+    with pa.OSFile(str(path)) as source, pytest.raises(InputError, match="pages too large"):
+        check_pages(source, pq.ParquetFile(path).metadata, list(range(columns)), why)
