@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Final
 
-__all__ = ["HEAD_MOST", "HeadUnread", "value_heads"]
+__all__ = ["HEAD_MOST", "HeadUnread", "levels_end", "value_heads"]
 
 #: The most bytes decompressed to reach a page's values here (its levels and the run's
 #: header); past it, the caller decompresses the page whole.
@@ -77,20 +77,35 @@ def _each(ways: list[Decoder], head: Callable[[Decoder], bytes]) -> list[bytes]:
 def _values_v1(page: Any, read: Callable[[int], bytes], decoder: Decoder,
                levels: tuple[int, int]) -> bytes:  # fmt: skip
     """A V1 page's first bytes past its levels (which are compressed with the values)."""
+
+    def length_at(at: int) -> int:
+        return int.from_bytes(_head(read, decoder, at + 4)[at : at + 4], "little")
+
+    try:
+        at = levels_end(page, levels, length_at)
+    except ValueError as exc:
+        raise HeadUnread(str(exc)) from exc
+    return _head(read, decoder, at + _RUN_HEADER)[at:]
+
+
+def levels_end(page: Any, levels: tuple[int, int], length_at: Callable[[int], int]) -> int:
+    """Where a V1 data page's values start in its decompressed bytes: past its repetition
+    then definition levels, each only where the column has them (``levels``: its
+    greatest of each), ``RLE`` ones a 4-byte length (``length_at(offset)``) and that many
+    bytes, ``BIT_PACKED`` ones a bit width for each value. Raises ``ValueError`` for
+    levels of another encoding."""
     data = page.data or {}
     at = 0
-    # repetition levels, then definition levels, each only where the column has them
     for most, encoding in ((levels[0], data.get(4, _RLE)), (levels[1], data.get(3, _RLE))):
         if most <= 0:
             continue
         if encoding == _RLE:
-            length = _head(read, decoder, at + 4)[at : at + 4]
-            at += 4 + int.from_bytes(length, "little")
+            at += 4 + length_at(at)
         elif encoding == _BIT_PACKED:
             at += -(-(page.values or 0) * most.bit_length() // 8)
         else:
-            raise HeadUnread(f"levels of encoding {encoding}")
-    return _head(read, decoder, at + _RUN_HEADER)[at:]
+            raise ValueError(f"levels of encoding {encoding}")
+    return at
 
 
 def _head(read: Callable[[int], bytes], decoder: Decoder, want: int, skip: int = 0) -> bytes:

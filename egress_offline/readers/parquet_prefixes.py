@@ -26,6 +26,8 @@ from typing import Any, Final, NamedTuple
 
 import polars as pl
 
+from egress_offline.readers.parquet_heads import levels_end
+
 __all__ = ["Prefixed", "PrefixedPages", "run_claim", "whole_claim"]
 
 #: A chunk's codec (``parquet_pages._CODEC_NAMES``, read from the footer's bytes) -> its
@@ -39,9 +41,6 @@ _CODECS: Final = {
     "LZ4_RAW": "lz4_raw",
     "LZ4_HADOOP": "lz4_hadoop",  # Hadoop's frames of LZ4 blocks, else one block, as Arrow
 }
-#: ``Encoding`` of levels: ``RLE`` (a 4-byte length first), ``BIT_PACKED`` (no length).
-_RLE: Final = 3
-_BIT_PACKED: Final = 4
 #: ``PageType``: a data page's levels are in the compressed bytes (V1), or before them,
 #: uncompressed, their lengths in the header (V2).
 _DATA_PAGE: Final = 0
@@ -362,20 +361,12 @@ def _readings(page: Any, raw: bytes, compression: str, levels: tuple[int, int]) 
 
 def _values_v1(page: Any, body: bytes, levels: tuple[int, int]) -> bytes:
     """A V1 page's values: the page decompressed whole (``body``), past its levels."""
-    data = page.data or {}
-    at = 0
-    # repetition levels, then definition levels, each only where the column has them
-    for most, encoding in ((levels[0], data.get(4, _RLE)), (levels[1], data.get(3, _RLE))):
-        if most <= 0:
-            continue
-        if encoding == _RLE:
-            at += 4 + int.from_bytes(body[at : at + 4], "little")
-        elif encoding == _BIT_PACKED:
-            at += -(-(page.values or 0) * most.bit_length() // 8)
-        else:
-            raise _Bad(encoding)
-        if at > len(body):
-            raise _Bad("levels")
+    try:
+        at = levels_end(page, levels, lambda at: int.from_bytes(body[at : at + 4], "little"))
+    except ValueError as exc:
+        raise _Bad(str(exc)) from exc
+    if at > len(body):
+        raise _Bad("levels")
     return body[at:]
 
 
