@@ -385,6 +385,15 @@ def test_any_pyarrow_error_while_reading_names_the_file() -> None:
     assert isinstance(caught.value.__cause__, pa.ArrowNotImplementedError)
     with pytest.raises(TypeError), translated(file):  # not pyarrow's: left as it is
         raise TypeError("a bug of ours")
+    # pyarrow's decompression errors are plain OSErrors, without an errno: the data's
+    with pytest.raises(InputError) as caught, translated(file):
+        raise OSError("Corrupt Lz4 compressed data.")
+    assert str(caught.value) == (
+        "x.parquet: Parquet data cannot be read (Corrupt Lz4 compressed data.); "
+        "the copy may be damaged, export it again"
+    )
+    with pytest.raises(InputError, match="check the file and its permissions"), translated(file):
+        raise PermissionError(13, "Permission denied")
 
 
 def _text_bytes(column: Any) -> int:

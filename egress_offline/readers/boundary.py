@@ -47,6 +47,12 @@ def translated(file: InputFile) -> Iterator[None]:
     except EgressError:
         raise
     except OSError as exc:
+        if exc.errno is None and file.format == "parquet":  # pyarrow's, on its data
+            raise InputError(
+                f"{file.name}: Parquet data cannot be read ({first_line(exc)}); "
+                "the copy may be damaged, export it again",
+                file=file.name,
+            ) from exc
         reason = exc.strerror or first_line(exc)
         raise InputError(
             f"{file.name}: cannot be read ({reason}); check the file and its permissions",
