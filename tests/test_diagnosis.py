@@ -473,3 +473,31 @@ def test_the_anchor_is_looked_at_in_two_reads_only_when_it_stands_apart(
     # the window's oldest record is less than a window after the rest: no warning
     said = hunt("2024-05-01T06:00:00.000Z", end="2024-05-01T13:00:00.000Z")
     assert (said, floors) == ([], [late - 7 * hour - 16 * hour])
+
+
+@pytest.mark.parametrize("column", ["absent", "nulls"])
+def test_a_parquet_file_without_event_category_is_named_by_it(tmp_path: Path, column: str) -> None:
+    """Rows whose action and OS family match are decoded; a Parquet file without the
+    event.category column gave them a null list, not an empty one, whose null match
+    counted them nowhere: "@timestamp in window 0", and a summary that the window held
+    none of the records. A column of nulls was always read as missing."""
+    import pyarrow as pa  # noqa: PLC0415
+    import pyarrow.parquet as pq  # noqa: PLC0415
+
+    table = pa.table({"@timestamp": [NOW.strftime("%Y-%m-%dT%H:%M:%S.000Z")] * 3,
+                      "event.action": ["disconnect_received"] * 3,
+                      "host.os.family": ["windows"] * 3})  # fmt: skip
+    if column == "nulls":
+        table = table.append_column("event.category", pa.array([None] * 3, pa.string()))
+    path = tmp_path / "x.parquet"
+    pq.write_table(table, path)
+    message = (
+        "event match: none of the 3 records in {} is a windows network disconnect_received "
+        "event; event.category is never 'network' (no record has one)"
+    )
+    result = run_hunt([str(path)], HuntSpec(now=NOW))
+    assert result.counts.time_window == 3
+    assert [d.message for d in result.diagnoses] == [message.format("the window")]
+    swept = run_sweep([str(path)], SweepSpec())
+    assert swept.counts.time_window == 3
+    assert [d.message for d in swept.diagnoses] == [message.format("the period")]
