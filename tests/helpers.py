@@ -379,7 +379,7 @@ PARQUET_COLUMNS = (
 
 
 @layout("parquet-text-lists")
-def _parquet(docs: list[dict[str, Any]], directory: Path) -> Path:
+def _parquet(docs: list[dict[str, Any]], directory: Path, group_rows: int | None = None) -> Path:
     """A Spark-style flat export: every field a list-of-strings column, dotted names."""
     path = directory / "flat.parquet"
     rows = [flatten_keys(d) for d in docs]
@@ -396,9 +396,16 @@ def _parquet(docs: list[dict[str, Any]], directory: Path) -> Path:
                 values.append([_text(value)])
         columns[name] = values
     pl.DataFrame(columns, schema={n: pl.List(pl.String) for n in PARQUET_COLUMNS}).write_parquet(
-        path
+        path, row_group_size=group_rows
     )
     return path
+
+
+@layout("parquet-small-row-groups")
+def _parquet_small_groups(docs: list[dict[str, Any]], directory: Path) -> Path:
+    """The same in row groups of 2 rows, as a writer that flushes often leaves them
+    (read as stretches of row groups: ``parquet_batches.stretches``)."""
+    return _parquet(docs, directory, group_rows=2)
 
 
 def fail_after_batches(monkeypatch: Any, count: int) -> list[int]:

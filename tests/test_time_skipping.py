@@ -507,6 +507,7 @@ def test_parquet_row_groups_older_than_the_window_are_judged_by_their_timestamps
     docs[8]["@timestamp"] = None
     path = tmp_path / "x.parquet"
     pl.read_ndjson(write(tmp_path, docs)).write_parquet(path, row_group_size=4)
+    monkeypatch.setattr(tuning, "STRETCH_ROWS", 4)  # each row group a stretch of its own
     reads: list[tuple[int, tuple[str, ...]]] = []
     real = pq.ParquetFile.iter_batches
 
@@ -543,12 +544,13 @@ def test_a_row_group_whose_statistics_say_it_is_recent_is_screened_not_spanned(
         docs[i]["@timestamp"] = written.strftime("%Y-%m-%dT%H:%M:%S.%f") + "0+09:00"
     path = tmp_path / "x.parquet"
     pl.read_ndjson(write(tmp_path, docs)).write_parquet(path, row_group_size=4)
+    monkeypatch.setattr(tuning, "STRETCH_ROWS", 4)  # each row group a stretch of its own
     stated = [pq.ParquetFile(path).metadata.row_group(g).column(0).statistics.max for g in (1, 2)]
     assert all(text >= stamp(NOW - 8 * HOUR)[:19] for text in stated)
     spanned: list[int] = []
-    real = parquet_spans.group_span
-    monkeypatch.setattr(parquet_spans, "group_span",
-                        lambda parquet, group, timed: spanned.append(group) or real(parquet, group, timed))  # fmt: skip
+    real = parquet_spans.stretch_span
+    monkeypatch.setattr(parquet_spans, "stretch_span",
+                        lambda parquet, stretch, timed: spanned.extend(stretch) or real(parquet, stretch, timed))  # fmt: skip
     result = both(path, now=NOW)
     assert sorted(entities(result)) == ["E10", "E11", "E8", "E9"]
     assert result.counts.time_window == 4
@@ -576,33 +578,35 @@ _TEXTS = st.sampled_from(
         min_size=1,
         max_size=40,
     ),
-    st.integers(min_value=1, max_value=9),
+    st.tuples(st.integers(min_value=1, max_value=9), st.sampled_from([1, 10, 65_536])),
     st.booleans(),
     st.booleans(),
 )
 @example(  # a 60th second, read as 08:00:00.500 (in the window), sorts before 08:00:00
     [(481, "leap-second", "windows", "disconnect_received", "A"),
      (480, "canonical", "windows", "disconnect_received", "A")],
-    2, False, True,
+    (2, 1), False, True,
 )  # fmt: skip
 @example(  # a row group older than the window, its oldest row not first
     [(720, "canonical", "windows", "disconnect_received", "A"),
      (840, "canonical", "windows", "disconnect_received", "A"),
      (600, "canonical", "windows", "disconnect_received", "A"),
      (60, "canonical", "windows", "disconnect_received", "A")],
-    3, False, True,
+    (3, 1), False, True,
 )  # fmt: skip
 @_RANDOM
 def test_parquet_row_groups_agree_with_strict_at_random(
     tmp_path_factory: pytest.TempPathFactory,
     rows: list[tuple[int, str, str, str, str]],
-    group_rows: int,
+    groups: tuple[int, int],
     ordered: bool,
     fixed: bool,
 ) -> None:
     """Random events in row groups of 1 to 9 rows, their timestamps written in every way
     the general rule reads (or none): the rows, counts and time range equal --strict's,
-    which judges nothing before decoding."""
+    which judges nothing before decoding; whether each row group is spanned and screened
+    alone or with those around it (``groups``: rows a row group, ``STRETCH_ROWS``)."""
+    group_rows, stretch_rows = groups
     if ordered:  # newest first, as a search sorted by time gives them
         rows = sorted(rows, key=lambda r: r[0])
     texts = []
@@ -639,7 +643,9 @@ def test_parquet_row_groups_agree_with_strict_at_random(
     )
     path = tmp_path_factory.mktemp("groups") / "x.parquet"
     frame.write_parquet(path, row_group_size=group_rows)
-    both(path, **({"now": NOW} if fixed else {}))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(tuning, "STRETCH_ROWS", stretch_rows)
+        both(path, **({"now": NOW} if fixed else {}))
 
 
 @pytest.mark.parametrize(
@@ -714,12 +720,17 @@ def test_a_plain_timestamp_is_read_without_a_query_as_the_engine_reads_it(text: 
         assert fast is not None  # the plain ones take the shortcut
 
 
+@pytest.mark.parametrize(("stretch", "converted_rows"), [(100, [50, 50, 50]), (None, [150])])
 def test_parquet_rows_kept_are_picked_before_polars_sees_them(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, stretch: int | None,
+    converted_rows: list[int],
+) -> None:  # fmt: skip
     """Of a row group where some row may match, only the rows kept are converted to
     Polars, copied out of the batch: a Polars filter would leave them pointing into the
-    whole batch's buffers, and a sparse export held every batch (1 GB at 4 GB)."""
+    whole batch's buffers, and a sparse export held every batch (1 GB at 4 GB). Small
+    row groups read as one stretch are converted together."""
+    if stretch is not None:
+        monkeypatch.setattr(tuning, "STRETCH_ROWS", stretch)
     docs = [
         event(**{"process.entity_id": f"E{i}", **({} if i % 50 else {"source.bytes": GiB})})
         for i in range(300)
@@ -738,7 +749,7 @@ def test_parquet_rows_kept_are_picked_before_polars_sees_them(
     monkeypatch.setattr(pl, "from_arrow", spy)
     result = run_hunt([str(path)], HuntSpec(now=NOW, threshold=1))
     assert sorted(entities(result)) == sorted(f"E{i}" for i in range(0, 300, 2))
-    assert sorted(rows for rows, wide in converted if wide) == [50, 50, 50]
+    assert sorted(rows for rows, wide in converted if wide) == converted_rows
 
 
 def test_kept_rows_keep_their_positions() -> None:
@@ -783,29 +794,29 @@ def test_row_group_spans_found_ahead_are_those_found_in_order(
     )
     source = pa.OSFile(str(path))
     parquet = pq.ParquetFile(source)
+    gathered = [(g,) for g in range(parquet.metadata.num_row_groups)]
     expected = [
-        parquet_spans.group_span(parquet, g, ["@timestamp"])
-        for g in range(parquet.metadata.num_row_groups)
+        parquet_spans.stretch_span(parquet, stretch, ["@timestamp"]) for stretch in gathered
     ]
     assert expected[3] == (
         int(datetime.fromisoformat("2026-11-20T03:00:00Z").timestamp() * 1000),
         int(datetime.fromisoformat("2026-11-20T03:30:00Z").timestamp() * 1000),
     )
-    ahead = parquet_spans.SpansAhead(source, parquet, ["@timestamp"])
+    ahead = parquet_spans.SpansAhead(source, parquet, ["@timestamp"], gathered)
     try:
         assert [ahead.span(g) for g in range(len(expected))] == expected
         assert ahead.span(5) == expected[5]  # asked again, out of order: found then
     finally:
         ahead.close()
-    real = parquet_spans.group_span
+    real = parquet_spans.stretch_span
 
-    def failing(parquet: Any, group: int, timed: list[str]) -> Any:
-        if group == 4:
+    def failing(parquet: Any, stretch: tuple[int, ...], timed: list[str]) -> Any:
+        if stretch == (4,):
             raise OSError("row group 4 is damaged")
-        return real(parquet, group, timed)
+        return real(parquet, stretch, timed)
 
-    monkeypatch.setattr(parquet_spans, "group_span", failing)
-    ahead = parquet_spans.SpansAhead(source, parquet, ["@timestamp"])
+    monkeypatch.setattr(parquet_spans, "stretch_span", failing)
+    ahead = parquet_spans.SpansAhead(source, parquet, ["@timestamp"], gathered)
     try:
         assert [ahead.span(g) for g in range(4)] == expected[:4]
         with pytest.raises(OSError, match="row group 4 is damaged"):

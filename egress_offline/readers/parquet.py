@@ -26,7 +26,7 @@ from egress_offline.normalise import text_ms, timestamps
 from egress_offline.readers import tuning
 from egress_offline.readers.decode import merge_lists
 from egress_offline.readers.model import ID, INDEX, POS, FileReport, InputFile, StampBatch
-from egress_offline.readers.parquet_batches import batches, leaf_indexes, text_reader
+from egress_offline.readers.parquet_batches import batches, leaf_indexes, stretches, text_reader
 from egress_offline.readers.parquet_pages import PageError, check_pages
 from egress_offline.readers.prefilter import AnyPrefilter, Prefilter
 from egress_offline.readers.timefloor import TimeFloor
@@ -173,9 +173,9 @@ def _every_row(parquet: Any, wanted: list[str], report: FileReport, total: int,
                fields: FieldSet) -> Iterator[pl.DataFrame]:  # fmt: skip
     """Every row, as field lists (--strict, and pivot)."""
     chosen: list[pl.Expr] | None = None
-    groups = range(parquet.metadata.num_row_groups)
     for record_batch in itertools.chain.from_iterable(
-        batches(parquet, group, wanted, tuning.PARQUET_ROWS) for group in groups
+        batches(parquet, stretch, wanted, tuning.PARQUET_ROWS)
+        for stretch in stretches(parquet.metadata)
     ):
         frame = positioned(record_batch, report.records + 1)
         chosen = chosen or selection(frame.schema, fields)

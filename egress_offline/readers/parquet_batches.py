@@ -29,7 +29,18 @@ from typing import Any
 from egress_offline.readers import tuning
 from egress_offline.readers.parquet_pages import ChunkPages, PageSizes, PlainPages
 
-__all__ = ["batches", "decoded_bytes", "leaf_indexes", "page_sizes", "text_reader"]
+__all__ = [
+    "Stretch",
+    "batches",
+    "decoded_bytes",
+    "leaf_indexes",
+    "page_sizes",
+    "stretches",
+    "text_reader",
+]
+
+#: Consecutive row groups read as one (:func:`stretches`), by their indexes in the file.
+Stretch = tuple[int, ...]
 
 #: Per reader, the leaf columns (their indexes in a row group) under each selection.
 _LEAVES: weakref.WeakKeyDictionary[Any, dict[tuple[str, ...], list[int]]] = (
@@ -43,46 +54,82 @@ _AS_DICTIONARY: weakref.WeakKeyDictionary[Any, frozenset[int]] = weakref.WeakKey
 _PAGES: weakref.WeakKeyDictionary[Any, PageSizes] = weakref.WeakKeyDictionary()
 #: A chunk the page headers were not walked for: nothing known.
 _NO_PAGES = ChunkPages(None)
+#: Chunks of a batch past which they are made one (:func:`_as_text`).
+_FEW_CHUNKS = 16
 #: Decoded, a value takes at most its bytes in a plain page and this much more (an
 #: offset and a validity bit), and an offset more at each level of lists above it.
 _VALUE_OVERHEAD = 9
 
 
-def batches(parquet: Any, group: int, columns: list[str], most: int) -> Iterator[Any]:
-    """The rows of ``columns`` in row group ``group``, as Arrow tables of at most ``most``
-    rows that hold at most :data:`~tuning.PARQUET_BYTES` decoded, or one row wider than
-    that; text columns read as dictionaries are decoded here, a table at a time.
+def stretches(metadata: Any) -> list[Stretch]:
+    """A file's row groups in order, consecutive small ones gathered into stretches of at
+    most :data:`~tuning.STRETCH_ROWS` rows that are screened, spanned and batched as one;
+    a larger row group is a stretch of its own. Each row group still costs a read of its
+    own (:func:`batches`), but what follows a read (a query, a span, a screening) is paid
+    once a stretch, not once a row group: 100,000 rows in row groups of 100 took 12 times
+    DuckDB's hunt, each row group some fifteen queries."""
+    found: list[Stretch] = []
+    held: list[int] = []
+    rows = 0
+    for group in range(metadata.num_row_groups):
+        count = metadata.row_group(group).num_rows
+        if held and rows + count > tuning.STRETCH_ROWS:
+            found.append(tuple(held))
+            held, rows = [], 0
+        held.append(group)
+        rows += count
+    if held:
+        found.append(tuple(held))
+    return found
 
-    The rows are decoded :data:`~tuning.READ_ROWS` at a time, or ``most`` where every
-    text column is read as a dictionary (fewer where the footer says the rows are wide),
-    and gathered into tables by the size each read is found to have; a read wider than
-    the room is halved until its parts fit. A batch size guessed
-    from a row group's first rows held any rows after them: 300,000 rows whose first
-    1,024 were short and the rest 4 KiB took 6.6 GB. Memory holds one table and one
-    read."""
+
+def batches(parquet: Any, stretch: Sequence[int], columns: list[str], most: int) -> Iterator[Any]:
+    """The rows of ``columns`` in the row groups of ``stretch`` (their indexes, in file
+    order), as Arrow tables of at most ``most`` rows that hold at most
+    :data:`~tuning.PARQUET_BYTES` decoded, or one row wider than that; text columns read as
+    dictionaries are decoded here, a table at a time.
+
+    Each row group is read on its own, its rows counted against its footer's (pyarrow
+    stops a column at a page of no values, unsaid, and read across row groups would go
+    on with the next one's rows: a row's values from two rows). Its rows are decoded
+    :data:`~tuning.READ_ROWS` at a time, or ``most`` where every text column is read as
+    a dictionary (fewer where the footer says the rows are wide), and gathered into
+    tables by the size each read is found to have, across the stretch's row groups; a
+    read wider than the room is halved until its parts fit. A batch size guessed from a
+    row group's first rows held any rows after them: 300,000 rows whose first 1,024 were
+    short and the rest 4 KiB took 6.6 GB. Memory holds one table and one read."""
     import pyarrow as pa  # noqa: PLC0415 - only Parquet inputs need it
 
     held: list[Any] = []
-    rows = size = seen = 0
-    reads = parquet.iter_batches(batch_size=_read_rows(parquet, group, columns, most),
-                                 row_groups=[group], columns=columns)  # fmt: skip
-    for read in reads:
-        seen += read.num_rows
-        for part, wide in _fitting(read, tuning.PARQUET_BYTES):
-            if held and (rows + part.num_rows > most or size + wide > tuning.PARQUET_BYTES):
-                yield _as_text(pa.Table.from_batches(held))
-                held, rows, size = [], 0, 0
-            held.append(part)
-            rows += part.num_rows
-            size += wide
+    rows = size = 0
+    for group in stretch:
+        seen = 0
+        reads = parquet.iter_batches(batch_size=_read_rows(parquet, group, columns, most),
+                                     row_groups=[group], columns=columns)  # fmt: skip
+        for read in reads:
+            # a read holds its dictionaries whole, whatever its rows use of them: a row
+            # group's reads share its chunks', but those of a stretch's row groups are
+            # each their own (60,000 row groups of one row, each with its 1 MiB
+            # dictionary, would otherwise be one batch of 60 GB)
+            kept = _dictionary_bytes_held(read) if seen == 0 and len(stretch) > 1 else 0
+            seen += read.num_rows
+            for part, wide in _fitting(read, tuning.PARQUET_BYTES):
+                if held and (rows + part.num_rows > most
+                             or size + wide + kept > tuning.PARQUET_BYTES):  # fmt: skip
+                    yield _as_text(pa.Table.from_batches(held))
+                    held, rows, size = [], 0, 0
+                held.append(part)
+                rows += part.num_rows
+                size += wide + kept
+                kept = 0  # the read's parts share its dictionaries
+        expected = parquet.metadata.row_group(group).num_rows
+        if seen != expected:  # pyarrow stops a column at a page of no values, unsaid
+            raise ValueError(
+                f"row group {group}: its columns {', '.join(columns)} hold {seen:,} rows, "
+                f"not the {expected:,} it says"
+            )
     if held:
         yield _as_text(pa.Table.from_batches(held))
-    expected = parquet.metadata.row_group(group).num_rows
-    if seen != expected:  # pyarrow stops a column at a page of no values, unsaid
-        raise ValueError(
-            f"row group {group}: its columns {', '.join(columns)} hold {seen:,} rows, "
-            f"not the {expected:,} it says"
-        )
 
 
 def text_reader(source: Any, metadata: Any, columns: Sequence[str],
@@ -230,15 +277,20 @@ def _as_text(table: Any) -> Any:
 
     columns = [
         pa.chunked_array(
-            [_decoded(pa.concat_arrays([chunk]) if field.type.num_fields else chunk)
-             for chunk in column.chunks],
+            [_decoded(pa.concat_arrays([chunk])) for chunk in column.chunks],
             type=_plain(field.type),
         )
-        if _holds_dictionary(field.type)
+        if field.type.num_fields and _holds_dictionary(field.type)
+        # a flat one in one call, whatever its chunks (a read's each, in a stretch of
+        # many small row groups)
+        else _decoded(column) if _holds_dictionary(field.type)
         else column
         for field, column in zip(table.schema, table.columns, strict=True)
     ]  # fmt: skip
-    return pa.Table.from_arrays(columns, names=table.column_names)
+    decoded = pa.Table.from_arrays(columns, names=table.column_names)
+    # a stretch's small row groups are many small chunks, each a step of every query
+    # on the batch after it: made one (a copy of at most PARQUET_BYTES)
+    return decoded.combine_chunks() if table.column(0).num_chunks > _FEW_CHUNKS else decoded
 
 
 def _without_views(table: Any) -> Any:
@@ -389,6 +441,24 @@ def _array_bytes(array: Any) -> int:
     children = array.flatten()
     parts = children if isinstance(children, list) else [children]
     return len(array) * 8 + sum(_array_bytes(child) for child in parts)
+
+
+def _dictionary_bytes_held(record_batch: Any) -> int:
+    """The bytes of the dictionaries, at any depth, that a record batch holds."""
+    return sum(_held(column) for column in record_batch.columns)
+
+
+def _held(array: Any) -> int:
+    import pyarrow as pa  # noqa: PLC0415 - loaded already by the reader
+
+    kind = array.type
+    if pa.types.is_dictionary(kind):
+        return int(array.dictionary.nbytes)
+    if not _holds_dictionary(kind):
+        return 0
+    if pa.types.is_struct(kind):  # its fields whole: their dictionaries are what counts
+        return sum(_held(array.field(i)) for i in range(kind.num_fields))
+    return _held(array.values)  # a list's (maps' are decoded by _understood)
 
 
 def _dictionary_bytes(array: Any) -> int:

@@ -2,10 +2,11 @@
 for NDJSON: only rows whose raw action (and OS family) can match, and that are not older
 than the time floor, become field lists; the others are counted and their time read.
 
-Each row group is screened first from the columns that decide, and the others are read
-only for a row group where some row survives. Of the deciding columns, the timestamps are
-read first: a row group whose rows are all older than the floor needs nothing more (most
-of an export is older than its last hours).
+Each stretch of row groups (one, or consecutive small ones: ``parquet_batches.stretches``)
+is screened first from the columns that decide, and the others are read only for a
+stretch where some row survives. Of the deciding columns, the timestamps are read first:
+a stretch whose rows are all older than the floor needs nothing more (most of an export
+is older than its last hours).
 """
 
 from __future__ import annotations
@@ -26,7 +27,13 @@ from egress_offline.readers.parquet import (
     row_stamps,
     selection,
 )
-from egress_offline.readers.parquet_batches import batches, page_sizes, text_reader
+from egress_offline.readers.parquet_batches import (
+    Stretch,
+    batches,
+    page_sizes,
+    stretches,
+    text_reader,
+)
 from egress_offline.readers.parquet_spans import Span, SpansAhead, latest_sampled, written_newer
 from egress_offline.readers.prefilter import Prefilter
 from egress_offline.readers.timefloor import TimeFloor
@@ -45,49 +52,51 @@ def read_screened(parquet: Any, source: Any, wanted: list[str], report: FileRepo
                   total: int, *, prefilter: Prefilter, floor: TimeFloor
                   ) -> Iterator[pl.DataFrame | StampBatch]:  # fmt: skip
     """The field frames of the rows that survive screening, and the timestamps of the
-    others that may be in the window (see the module docstring). A row group is read a
-    bounded batch at a time, whatever its size: its timestamps first, then the deciding
-    columns and the wanted ones in step."""
+    others that may be in the window (see the module docstring). A stretch of row groups
+    is read a bounded batch at a time, whatever its size: its timestamps first, then the
+    deciding columns and the wanted ones in step."""
     deciding = [
         path for path in wanted if any(path in (name, f"_source.{name}") for name in DECIDING)
     ]
     timed = [path for path in deciding if path in (TIMESTAMP, f"_source.{TIMESTAMP}")]
     sampled: dict[int, Span] = {}  # the spans --now latest read: not read again
+    gathered = stretches(parquet.metadata)
     if floor.rising:
-        floor.observe(latest_sampled(parquet, deciding, sampled))
+        floor.observe(latest_sampled(parquet, deciding, gathered, sampled))
     screen = _Screen(parquet, source, wanted, deciding, prefilter=prefilter, floor=floor,
                      report=report, total=total)  # fmt: skip
 
-    def worth_finding(group: int) -> bool:  # a span found ahead: not written as recent
+    def worth_finding(index: int) -> bool:  # a span found ahead: not written as recent
         low = floor.ms
-        return low is None or not written_newer(parquet, group, timed, low)
+        return low is None or not written_newer(parquet, gathered[index], timed, low)
 
-    spans = SpansAhead(source, parquet, timed, sampled, worth_finding)
+    spans = SpansAhead(source, parquet, timed, gathered, known=sampled, wanted=worth_finding)
     try:
-        yield from _groups(parquet, screen, spans, timed, floor=floor, report=report,
-                           total=total)  # fmt: skip
+        yield from _stretches(parquet, gathered, screen, spans, timed, floor=floor,
+                              report=report, total=total)  # fmt: skip
     finally:
         spans.close()
 
 
-def _groups(parquet: Any, screen: _Screen, spans: SpansAhead, timed: list[str], *,
-            floor: TimeFloor, report: FileReport, total: int
-            ) -> Iterator[pl.DataFrame | StampBatch]:  # fmt: skip
-    """Each row group screened, or passed over when its span is older than the floor."""
-    for group in range(parquet.metadata.num_row_groups):
+def _stretches(parquet: Any, gathered: list[Stretch], screen: _Screen, spans: SpansAhead,
+               timed: list[str], *, floor: TimeFloor, report: FileReport, total: int
+               ) -> Iterator[pl.DataFrame | StampBatch]:  # fmt: skip
+    """Each stretch screened, or passed over when its span is older than the floor."""
+    for index, stretch in enumerate(gathered):
         low = floor.ms
         if timed and low is not None and low > _LEAST:  # a floor at the least long (the
-            # sweep's, with no --since) holds no row group back: its span is not read
-            # a row group whose statistics say it is recent is screened: its span, found,
+            # sweep's, with no --since) holds no stretch back: its span is not read
+            # a stretch whose statistics say it is recent is screened: its span, found,
             # would hold nothing back (should they not be true, no row is lost)
-            span = None if written_newer(parquet, group, timed, low) else spans.span(group)
+            recent = written_newer(parquet, stretch, timed, low)
+            span = None if recent else spans.span(index)
             if span is not None and (span[1] is None or span[1] <= low):
                 # every row older than the floor, known from its timestamps alone
                 report.cover_range(*span)
-                rows = parquet.metadata.row_group(group).num_rows
+                rows = sum(parquet.metadata.row_group(group).num_rows for group in stretch)
                 _pass_over(rows, _NO_STAMPS, floor, report, total)
                 continue
-        yield from screen.group(group)
+        yield from screen.stretch(stretch)
 
 
 class _Screen:
@@ -110,14 +119,15 @@ class _Screen:
         # at a time, the deciding columns' 1 MiB texts came 2,047 at a time)
         self.rest_reader = text_reader(source, parquet.metadata, self.rest, page_sizes(parquet))
 
-    def group(self, group: int) -> Iterator[pl.DataFrame | StampBatch]:
-        """Screen one row group: each batch of its deciding columns, and the wanted
-        columns of the rows kept, read in step (batches of a multiple of their size)."""
+    def stretch(self, stretch: Stretch) -> Iterator[pl.DataFrame | StampBatch]:
+        """Screen one stretch of row groups: each batch of its deciding columns, and the
+        wanted columns of the rows kept, read in step (batches of a multiple of their
+        size)."""
         first = self.report.records + 1
         floor, report, total = self.floor, self.report, self.total
-        rows = _Rows(self.rest_reader, group, self.rest)
+        rows = _Rows(self.rest_reader, stretch, self.rest)
         offset = 0
-        for record_batch in batches(self.parquet, group, self.deciding, tuning.SCREEN_ROWS):
+        for record_batch in batches(self.parquet, stretch, self.deciding, tuning.SCREEN_ROWS):
             # unnumbered: row_stamps numbers if it must; a table's chunks kept as read
             frame = pl.from_arrow(record_batch, rechunk=False)
             assert isinstance(frame, pl.DataFrame)
@@ -162,14 +172,14 @@ class _Screen:
 
 
 class _Rows:
-    """The wanted columns of one row group, read only as far as rows are kept, a batch
-    of at most :data:`~tuning.PARQUET_ROWS` at a time (:func:`batches`: a row group of 50
-    million rows is read as any other)."""
+    """The wanted columns of one stretch of row groups, read only as far as rows are
+    kept, a batch of at most :data:`~tuning.PARQUET_ROWS` at a time (:func:`batches`: a
+    row group of 50 million rows is read as any other)."""
 
-    def __init__(self, parquet: Any, group: int, wanted: list[str]) -> None:
-        self._parquet, self._group, self._wanted = parquet, group, wanted
+    def __init__(self, parquet: Any, stretch: Stretch, wanted: list[str]) -> None:
+        self._parquet, self._stretch, self._wanted = parquet, stretch, wanted
         self._batches: Iterator[Any] | None = None
-        self._at = 0  # rows of the group read so far
+        self._at = 0  # rows of the stretch read so far
         self._last: tuple[Any, int] | None = None  # the last batch read, and its offset
 
     def over(self, offset: int, mask: pl.Series) -> Iterator[tuple[pl.Series, Any, int]]:
@@ -178,7 +188,7 @@ class _Rows:
         offset. A batch may run on past the rows screened: the rest of it is kept for
         the next rows."""
         if self._batches is None:
-            self._batches = batches(self._parquet, self._group, self._wanted,
+            self._batches = batches(self._parquet, self._stretch, self._wanted,
                                     tuning.PARQUET_ROWS)  # fmt: skip
         end = offset + mask.len()
         while True:
@@ -187,7 +197,8 @@ class _Rows:
                     return
                 record_batch = next(self._batches, None)
                 if record_batch is None:  # said by batches once it has read them all
-                    raise ValueError(f"row group {self._group}: fewer rows than it says")
+                    raise ValueError(f"row groups {_named(self._stretch)}: fewer rows than "
+                                     "they say")  # fmt: skip
                 self._last = (record_batch, self._at)
                 self._at += record_batch.num_rows
             record_batch, start = self._last
@@ -259,3 +270,7 @@ def _could_match(schema: pl.Schema, prefilter: Prefilter) -> pl.Expr:
 
 def _textual(dtype: Any) -> bool:
     return dtype in (pl.String, pl.Categorical) or isinstance(dtype, pl.Enum)
+
+
+def _named(stretch: Stretch) -> str:
+    return f"{stretch[0]} to {stretch[-1]}" if len(stretch) > 1 else str(stretch[0])

@@ -1,8 +1,10 @@
-"""The span of a Parquet row group's @timestamps (its oldest and newest, epoch ms, as the
-engine reads them), from its timestamp column alone: a row group whose rows are all older
-than the time floor is passed over unread (see :mod:`~egress_offline.readers.parquet_screen`).
-Spans are found a few row groups ahead, on threads of their own (:class:`SpansAhead`):
-reading and decompressing a timestamp column leaves the main thread idle.
+"""The span of a stretch of Parquet row groups' @timestamps (its oldest and newest, epoch
+ms, as the engine reads them), from its timestamp column alone: a stretch whose rows are
+all older than the time floor is passed over unread (see
+:mod:`~egress_offline.readers.parquet_screen`; a stretch is one row group, or consecutive
+small ones: ``parquet_batches.stretches``). Spans are found a few stretches ahead, on
+threads of their own (:class:`SpansAhead`): reading and decompressing a timestamp column
+leaves the main thread idle.
 """
 
 from __future__ import annotations
@@ -21,19 +23,20 @@ from egress_offline.normalise import text_ms
 from egress_offline.readers import tuning
 from egress_offline.readers.parquet import parquet_raw, positioned, row_stamps
 from egress_offline.readers.parquet_batches import (
+    Stretch,
     batches,
     leaf_indexes,
     page_sizes,
     text_reader,
 )
 
-__all__ = ["Span", "SpansAhead", "group_span", "latest_sampled", "plain_span", "written_newer"]
+__all__ = ["Span", "SpansAhead", "latest_sampled", "plain_span", "stretch_span", "written_newer"]
 
-#: A row group's oldest and newest @timestamp (None: none that reads), or None when
-#: its timestamps must be read row by row.
+#: A stretch's oldest and newest @timestamp (None: none that reads), or None when its
+#: timestamps must be read row by row.
 Span = tuple[int | None, int | None] | None
 _STAMP: Final = "__stamp"
-#: Row groups whose spans are being found ahead of the one being read, at most; each
+#: Stretches whose spans are being found ahead of the one being read, at most; each
 #: finding holds one batch of a timestamp column.
 _AHEAD: Final = 2
 #: The canonical form of a timestamp (``normalise._CANONICAL``), with no text around it.
@@ -45,41 +48,42 @@ _CANONICAL: Final = re.compile(
 
 
 class SpansAhead:
-    """The spans of a file's row groups, found :data:`_AHEAD` groups ahead of the one
-    asked for, on two threads, each with its own reader of the file's one handle
-    (``source``, whose positional reads are safe from any thread) and its parsed
-    footer. Asked for in order; :meth:`close` cancels the findings not begun and waits
-    for those under way. A finding's failure is raised when its group is asked for, as
-    if found then."""
+    """The spans of a file's stretches (``stretches``, asked for by their index there),
+    found :data:`_AHEAD` stretches ahead of the one asked for, on two threads, each with
+    its own reader of the file's one handle (``source``, whose positional reads are
+    safe from any thread) and its parsed footer. Asked for in order; :meth:`close`
+    cancels the findings not begun and waits for those under way. A finding's failure
+    is raised when its stretch is asked for, as if found then."""
 
     def __init__(self, source: Any, parquet: Any, timed: list[str],
-                 known: dict[int, Span] | None = None,
-                 wanted: Callable[[int], bool] = lambda group: True) -> None:  # fmt: skip
+                 stretches: list[Stretch], *, known: dict[int, Span] | None = None,
+                 wanted: Callable[[int], bool] = lambda index: True) -> None:  # fmt: skip
         """``known``: spans found already (:func:`latest_sampled`'s), not read again;
-        ``wanted``: is a group's span likely to be asked for (found ahead only if so)?"""
+        ``wanted``: is a stretch's span likely to be asked for (found ahead only if so)?"""
         self._source, self._metadata, self._timed = source, parquet.metadata, timed
         self._pages = page_sizes(parquet)
-        self._groups = parquet.metadata.num_row_groups
+        self._stretches = stretches
+        self._count = len(stretches)
         self._pool: ThreadPoolExecutor | None = None
         self._local = threading.local()
         self._known = dict(known or {})
         self._wanted = wanted
         self._found: dict[int, Future[Span]] = {}
-        self._next = 0  # the next group to hand to the threads
+        self._next = 0  # the next stretch to hand to the threads
 
-    def span(self, group: int) -> Span:
-        if group in self._known:
-            return self._known.pop(group)
+    def span(self, index: int) -> Span:
+        if index in self._known:
+            return self._known.pop(index)
         if self._pool is None:
             self._pool = ThreadPoolExecutor(2, thread_name_prefix="egress-offline-span")
-            self._next = group
-        while self._next <= min(group + _AHEAD, self._groups - 1):
+            self._next = index
+        while self._next <= min(index + _AHEAD, self._count - 1):
             if self._next not in self._known and self._wanted(self._next):
                 self._found[self._next] = self._pool.submit(self._find, self._next)
             self._next += 1
-        finding = self._found.pop(group, None)
+        finding = self._found.pop(index, None)
         if finding is None:  # asked out of order: found here
-            return group_span(self._own(), group, self._timed)
+            return stretch_span(self._own(), self._stretches[index], self._timed)
         return finding.result()
 
     def _own(self) -> Any:
@@ -89,8 +93,8 @@ class SpansAhead:
             self._local.parquet = parquet
         return parquet
 
-    def _find(self, group: int) -> Span:
-        return group_span(self._own(), group, self._timed)
+    def _find(self, index: int) -> Span:
+        return stretch_span(self._own(), self._stretches[index], self._timed)
 
     def close(self) -> None:
         for finding in self._found.values():
@@ -101,13 +105,13 @@ class SpansAhead:
             self._pool = None
 
 
-def group_span(parquet: Any, group: int, timed: list[str]) -> Span:
-    """The oldest and newest @timestamp of a row group, read a batch at a time with
-    nothing kept: exact (see :func:`plain_span`) from the least and greatest texts of a
+def stretch_span(parquet: Any, stretch: Stretch, timed: list[str]) -> Span:
+    """The oldest and newest @timestamp of a stretch of row groups, read a batch at a
+    time with nothing kept: exact (see :func:`plain_span`) from the least and greatest texts of a
     plain text column, else from every row's timestamp; None when a text column's span
     is not exact."""
     spans: list[tuple[int | None, int | None] | None] = []
-    for record_batch in batches(parquet, group, timed, tuning.SCREEN_ROWS):
+    for record_batch in batches(parquet, stretch, timed, tuning.SCREEN_ROWS):
         # no row numbers: their column cost a third; a table's chunks kept as read
         frame = pl.from_arrow(record_batch, rechunk=False)
         assert isinstance(frame, pl.DataFrame)
@@ -207,60 +211,64 @@ def _minute_text(ms: int) -> str | None:
     )
 
 
-def written_newer(parquet: Any, group: int, timed: list[str], low: int) -> bool:
-    """Does the writer's statistics of a row group's timestamp column (one plain text
-    column) give a greatest text later than the floor's? A hint only, that the
-    group has rows in the window and its span is not worth finding (its rows are
-    screened, as a group's whose span is not exact): the statistics are the writer's
-    word, and text order is not time order (:func:`plain_span`)."""
+def written_newer(parquet: Any, stretch: Stretch, timed: list[str], low: int) -> bool:
+    """Does the writer's statistics of the timestamp column (one plain text column) of
+    some row group of a stretch give a greatest text later than the floor's? A hint
+    only, that the stretch has rows in the window and its span is not worth finding (its
+    rows are screened, as a stretch's whose span is not exact): the statistics are the
+    writer's word, and text order is not time order (:func:`plain_span`)."""
     if len(timed) != 1 or low < 0:
-        return False
-    try:
-        indexes = leaf_indexes(parquet, timed)
-        if len(indexes) != 1:
-            return False
-        statistics = parquet.metadata.row_group(group).column(indexes[0]).statistics
-        if statistics is None or not statistics.has_min_max:
-            return False
-        greatest = statistics.max
-    except Exception:  # a damaged footer: no hint, the reads say what is wrong
-        return False
-    if not isinstance(greatest, str):
         return False
     # the greatest text of the floor's millisecond, which is not in the window
     try:
         moment = datetime.fromtimestamp(low // 1000, tz=UTC)
     except (ValueError, OverflowError, OSError):  # past year 9999: no hint
         return False
-    return greatest > moment.strftime("%Y-%m-%dT%H:%M:%S") + f".{low % 1000:03d}999999Z"
+    floor = moment.strftime("%Y-%m-%dT%H:%M:%S") + f".{low % 1000:03d}999999Z"
+    try:
+        indexes = leaf_indexes(parquet, timed)
+        if len(indexes) != 1:
+            return False
+        for group in stretch:
+            statistics = parquet.metadata.row_group(group).column(indexes[0]).statistics
+            if statistics is None or not statistics.has_min_max:
+                continue
+            greatest = statistics.max
+            if isinstance(greatest, str) and greatest > floor:
+                return True
+    except Exception:  # a damaged footer: no hint, the reads say what is wrong
+        return False
+    return False
 
 
-def latest_sampled(parquet: Any, deciding: list[str], found: dict[int, Span] | None = None
-                   ) -> int | None:  # fmt: skip
+def latest_sampled(parquet: Any, deciding: list[str], stretches: list[Stretch],
+                   found: dict[int, Span] | None = None) -> int | None:  # fmt: skip
     """A lower bound of the newest @timestamp of a Parquet file, from its first and last
-    row groups (exports are in time order, one way or the other), so that ``--now
+    stretches (exports are in time order, one way or the other), so that ``--now
     latest`` can skip old rows from the start. Each row's timestamp is read as the
     screening and the engine read it, so the final anchor is at least this: from the
     timestamp column alone, by its greatest text where that is exact (:func:`plain_span`;
     reading the deciding columns and every row's time took a tenth of a 1 GB hunt).
-    The spans read go to ``found``, for :class:`SpansAhead` not to read them again."""
+    The spans read go to ``found`` (by the stretch's index), for :class:`SpansAhead` not
+    to read them again."""
     timed = [path for path in deciding if path in (TIMESTAMP, f"_source.{TIMESTAMP}")]
-    last = parquet.metadata.num_row_groups - 1
+    last = len(stretches) - 1
     newest: int | None = None
-    for group in sorted({0, last}) if last >= 0 else ():
-        span = group_span(parquet, group, timed) if timed else None
+    for index in sorted({0, last}) if last >= 0 else ():
+        stretch = stretches[index]
+        span = stretch_span(parquet, stretch, timed) if timed else None
         if timed and found is not None:
-            found[group] = span
-        high = span[1] if span is not None else _newest_read(parquet, group, deciding)
+            found[index] = span
+        high = span[1] if span is not None else _newest_read(parquet, stretch, deciding)
         if high is not None and (newest is None or high > newest):
             newest = high
     return newest
 
 
-def _newest_read(parquet: Any, group: int, deciding: list[str]) -> int | None:
-    """The newest @timestamp of a row group, every row's read."""
+def _newest_read(parquet: Any, stretch: Stretch, deciding: list[str]) -> int | None:
+    """The newest @timestamp of a stretch of row groups, every row's read."""
     newest: int | None = None
-    for record_batch in batches(parquet, group, deciding, tuning.PARQUET_ROWS):
+    for record_batch in batches(parquet, stretch, deciding, tuning.PARQUET_ROWS):
         high = row_stamps(positioned(record_batch, 1)).cast(pl.Int64).max()
         if isinstance(high, int) and (newest is None or high > newest):
             newest = high

@@ -264,8 +264,8 @@ def test_a_floor_past_year_9999_gives_no_statistics_hint(tmp_path: Path) -> None
     path = tmp_path / "x.parquet"
     pq.write_table(_table(), path)
     parquet = pq.ParquetFile(path)
-    assert written_newer(parquet, 0, ["@timestamp"], 0)
-    assert not written_newer(parquet, 0, ["@timestamp"], 9_999_999_999_999_999)
+    assert written_newer(parquet, (0,), ["@timestamp"], 0)
+    assert not written_newer(parquet, (0,), ["@timestamp"], 9_999_999_999_999_999)
 
 
 def test_values_of_shared_prefixes_are_read_as_few_as_their_pages_allow(
@@ -375,7 +375,7 @@ def test_a_dictionary_page_the_walk_finds_is_read_as_a_dictionary(tmp_path: Path
         reader = parquet_batches.text_reader(source, metadata, ["process.executable"], pages)
         kind = reader.read().schema.field("process.executable").type
         assert pa.types.is_dictionary(kind)
-        rows = list(parquet_batches.batches(reader, 0, ["process.executable"], 100))
+        rows = list(parquet_batches.batches(reader, (0,), ["process.executable"], 100))
         assert rows[0].column("process.executable").to_pylist() == ["x"] * 8
 
 
