@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import polars as pl
+import pytest
 
 from egress_offline import HuntResult, HuntSpec, run_hunt
 from egress_offline.readers.compression import zstd_module
@@ -87,6 +88,15 @@ def ndjson(docs: list[Any]) -> bytes:
 
 
 LAYOUTS: dict[str, Callable[[list[dict[str, Any]], Path], Path]] = {}
+
+#: Every command that reads a file's rows, each with the arguments before the file (a
+#: fixed --now of 2024-05-01T12:00:00Z; pivot's entity E1).
+EVERY_READING_COMMAND = pytest.mark.parametrize(
+    "command",
+    [["hunt", "--now", "2024-05-01T12:00:00Z"], ["hunt", "--strict", "--now", "2024-05-01T12:00:00Z"],
+     ["sweep"], ["pivot", "E1"]],
+    ids=["hunt", "strict", "sweep", "pivot"],
+)  # fmt: skip
 
 
 def layout(name: str) -> Callable[[Callable[..., Path]], Callable[..., Path]]:

@@ -20,6 +20,7 @@ from egress_offline.errors import InputError
 from egress_offline.readers import parquet_heads, parquet_pages
 from egress_offline.readers.parquet_pages import check_pages
 from egress_offline.readers.parquet_prefixes import _struct, _varint_bytes
+from tests.helpers import EVERY_READING_COMMAND
 
 # Parquet's codec values and the names the page walk reads them by
 CODECS = {"UNCOMPRESSED": 0, "SNAPPY": 1, "GZIP": 2, "BROTLI": 4, "LZ4_HADOOP": 5, "ZSTD": 6,
@@ -301,12 +302,7 @@ def test_an_old_writers_file_is_walked_no_further_than_its_values(tmp_path: Path
 CRAFTED = Path(__file__).resolve().parent.parent / "fixtures" / "crafted"
 
 
-@pytest.mark.parametrize(
-    "command",
-    [["hunt", "--now", "2024-05-01T12:00:00Z"], ["hunt", "--strict", "--now", "2024-05-01T12:00:00Z"],
-     ["sweep"], ["pivot", "E1"]],
-    ids=["hunt", "strict", "sweep", "pivot"],
-)  # fmt: skip
+@EVERY_READING_COMMAND
 def test_a_column_of_fewer_rows_than_its_row_group_is_damage(
     tmp_path: Path, command: list[str]
 ) -> None:

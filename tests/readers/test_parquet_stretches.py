@@ -21,7 +21,7 @@ from egress_offline.cli import app
 from egress_offline.readers import parquet_spans, tuning
 from egress_offline.readers.parquet_batches import stretches
 from egress_offline.sweep import run_sweep
-from tests.helpers import NOW, GiB, event, ndjson
+from tests.helpers import EVERY_READING_COMMAND, NOW, GiB, event, ndjson
 
 
 def _metadata(rows: list[int]) -> Any:
@@ -139,12 +139,7 @@ def _misaligning(path: Path) -> Path:
     return path
 
 
-@pytest.mark.parametrize(
-    "command",
-    [["hunt", "--now", "2024-05-01T12:00:00Z"], ["hunt", "--strict", "--now", "2024-05-01T12:00:00Z"],
-     ["sweep"], ["pivot", "E1"]],
-    ids=["hunt", "strict", "sweep", "pivot"],
-)  # fmt: skip
+@EVERY_READING_COMMAND
 def test_a_short_row_group_in_a_stretch_is_damage_not_misread(
     tmp_path: Path, command: list[str]
 ) -> None:
