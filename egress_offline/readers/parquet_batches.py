@@ -54,6 +54,10 @@ _AS_DICTIONARY: weakref.WeakKeyDictionary[Any, frozenset[int]] = weakref.WeakKey
 _PAGES: weakref.WeakKeyDictionary[Any, PageSizes] = weakref.WeakKeyDictionary()
 #: A chunk the page headers were not walked for: nothing known.
 _NO_PAGES = ChunkPages(None)
+#: What a read of a stretch's row group is charged besides its values (:func:`batches`):
+#: its buffers' padding and pyarrow's objects, 3 to 8 KiB a one-row read once gathered
+#: and decoded. A batch then gathers at most 2,048 reads.
+_READ_HELD = 8 << 10
 #: Chunks of a batch past which they are made one (:func:`_as_text`).
 _FEW_CHUNKS = 16
 #: Decoded, a value takes at most its bytes in a plain page and this much more (an
@@ -110,8 +114,12 @@ def batches(parquet: Any, stretch: Sequence[int], columns: list[str], most: int)
             # a read holds its dictionaries whole, whatever its rows use of them: a row
             # group's reads share its chunks', but those of a stretch's row groups are
             # each their own (60,000 row groups of one row, each with its 1 MiB
-            # dictionary, would otherwise be one batch of 60 GB)
-            kept = _dictionary_bytes_held(read) if seen == 0 and len(stretch) > 1 else 0
+            # dictionary, would otherwise be one batch of 60 GB); and each read costs
+            # its buffers and objects, whatever its rows (65,536 one-row reads took
+            # 200 to 500 MB gathered)
+            kept = 0
+            if len(stretch) > 1:
+                kept = _READ_HELD + (_dictionary_bytes_held(read) if seen == 0 else 0)
             seen += read.num_rows
             for part, wide in _fitting(read, tuning.PARQUET_BYTES):
                 if held and (rows + part.num_rows > most
@@ -272,7 +280,7 @@ def _as_text(table: Any) -> Any:
     if any(_holds_view(field.type) for field in table.schema):
         table = _without_views(table)
     if not any(_holds_dictionary(field.type) for field in table.schema):
-        return table
+        return _compact(table)
     import pyarrow as pa  # noqa: PLC0415 - loaded already by the reader
 
     columns = [
@@ -287,10 +295,16 @@ def _as_text(table: Any) -> Any:
         else column
         for field, column in zip(table.schema, table.columns, strict=True)
     ]  # fmt: skip
-    decoded = pa.Table.from_arrays(columns, names=table.column_names)
-    # a stretch's small row groups are many small chunks, each a step of every query
-    # on the batch after it: made one (a copy of at most PARQUET_BYTES)
-    return decoded.combine_chunks() if table.column(0).num_chunks > _FEW_CHUNKS else decoded
+    return _compact(pa.Table.from_arrays(columns, names=table.column_names))
+
+
+def _compact(table: Any) -> Any:
+    """``table`` in one chunk when it has many: a stretch's small row groups are a chunk
+    each, and each chunk a step of every query on the batch after it (65,536 one-row
+    chunks: 2.5 s for a query of 0.1 s); made one, a copy of at most PARQUET_BYTES."""
+    if table.num_columns and table.column(0).num_chunks > _FEW_CHUNKS:
+        return table.combine_chunks()
+    return table
 
 
 def _without_views(table: Any) -> Any:

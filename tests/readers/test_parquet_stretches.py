@@ -188,3 +188,31 @@ def test_a_stretch_s_batch_holds_its_row_groups_dictionaries_within_bounds(
     assert [table.num_rows for table in read] == [4] * 10
     texts = [text for table in read for text in table.column(0).to_pylist()]
     assert texts == [f"{i:06d}" * 170 for i in range(40)]
+
+
+@pytest.mark.parametrize("dictionary", [False, True], ids=["plain", "dictionary"])
+def test_a_stretch_of_one_row_groups_is_batched_a_bounded_number_at_a_time(
+    tmp_path: Path, dictionary: bool
+) -> None:
+    """Each read of a row group holds buffers and objects whatever its rows: 65,536
+    one-row row groups gathered into one batch took 200 to 500 MB, and its 65,536
+    chunks made every query on it 25 times slower. A batch gathers at most 2,048 reads,
+    and is one chunk, plain or dictionary encoded (an attacker's pass, stop 42)."""
+    from egress_offline.readers.parquet_batches import batches, text_reader  # noqa: PLC0415
+
+    path = tmp_path / "ones.parquet"
+    schema = pa.schema([("@timestamp", pa.string()), ("event.action", pa.string())])
+    with pq.ParquetWriter(path, schema, use_dictionary=dictionary) as writer:
+        for group in range(3_000):
+            writer.write_table(pa.table({"@timestamp": [f"T{group}"],
+                                         "event.action": ["disconnect_received"]}, schema))  # fmt: skip
+    columns = ["@timestamp", "event.action"]
+    with pa.OSFile(str(path)) as source:
+        reader = text_reader(source, pq.ParquetFile(source).metadata, columns)
+        (stretch,) = stretches(reader.metadata)
+        read = list(batches(reader, stretch, columns, 65_536))
+    assert len(read) == 2
+    assert all(table.num_rows <= 2_048 for table in read)
+    assert all(table.column(i).num_chunks == 1 for table in read for i in range(2))
+    texts = [text for table in read for text in table.column(0).to_pylist()]
+    assert texts == [f"T{group}" for group in range(3_000)]
