@@ -328,7 +328,7 @@ def test_a_part_of_a_read_of_long_lists_is_decoded_alone(tmp_path: Path) -> None
     import pyarrow as pa  # noqa: PLC0415
     import pyarrow.parquet as pq  # noqa: PLC0415
 
-    from egress_offline.readers.parquet_batches import _as_text  # noqa: PLC0415
+    from egress_offline.readers.parquet_arrow import as_text as _as_text  # noqa: PLC0415
 
     rows, each = 20, 100_000
     action = pa.ListArray.from_arrays(
@@ -404,7 +404,7 @@ def _text_bytes(column: Any) -> int:
 def test_decoded_bytes_counts_each_row_of_a_dictionary_as_its_own_copy() -> None:
     import pyarrow as pa  # noqa: PLC0415
 
-    from egress_offline.readers.parquet_batches import decoded_bytes  # noqa: PLC0415
+    from egress_offline.readers.parquet_arrow import decoded_bytes  # noqa: PLC0415
 
     words = pa.DictionaryArray.from_arrays(pa.array([0, 1, 1, 1], pa.int32()),
                                            pa.array(["a" * 100, "b" * 1000]))  # fmt: skip

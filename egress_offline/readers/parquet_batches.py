@@ -1,5 +1,6 @@
-"""Bounded reads of a Parquet row group: batches of at most so many rows and so many
-bytes of decoded values, however small the file and however its rows' widths vary.
+"""Bounded reads of Parquet row groups (one, or a stretch of consecutive small ones:
+:func:`stretches`): batches of at most so many rows and so many bytes of decoded values,
+however small the file and however its rows' widths vary.
 
 An export is attacker-controlled, and a few kilobytes of Parquet can decode to gigabytes:
 one dictionary value shared by millions of rows, or plain pages that compress a
@@ -16,23 +17,28 @@ thousandfold. Each way has its guard:
 - each read's decoded size is measured (:func:`decoded_bytes`) and the reads gathered
   into batches of at most :data:`~tuning.PARQUET_BYTES`, a read wider than that halved
   until its parts fit (a row group whose first rows are short is not read as if all
-  were).
+  were); a batch of a stretch is charged its row groups' dictionaries and each read's
+  buffers too (:data:`_READ_HELD`).
 """
 
 from __future__ import annotations
 
 import weakref
 from collections.abc import Iterator, Sequence
-from functools import lru_cache
 from typing import Any
 
 from egress_offline.readers import tuning
+from egress_offline.readers.parquet_arrow import (
+    as_text,
+    decoded_bytes,
+    dictionaries_held,
+    understood,
+)
 from egress_offline.readers.parquet_pages import ChunkPages, PageSizes, PlainPages
 
 __all__ = [
     "Stretch",
     "batches",
-    "decoded_bytes",
     "leaf_indexes",
     "page_sizes",
     "stretches",
@@ -58,8 +64,6 @@ _NO_PAGES = ChunkPages(None)
 #: its buffers' padding and pyarrow's objects, 3 to 8 KiB a one-row read once gathered
 #: and decoded. A batch then gathers at most 2,048 reads.
 _READ_HELD = 8 << 10
-#: Chunks of a batch past which they are made one (:func:`_as_text`).
-_FEW_CHUNKS = 16
 #: Decoded, a value takes at most its bytes in a plain page and this much more (an
 #: offset and a validity bit), and an offset more at each level of lists above it.
 _VALUE_OVERHEAD = 9
@@ -119,12 +123,12 @@ def batches(parquet: Any, stretch: Sequence[int], columns: list[str], most: int)
             # 200 to 500 MB gathered)
             kept = 0
             if len(stretch) > 1:
-                kept = _READ_HELD + (_dictionary_bytes_held(read) if seen == 0 else 0)
+                kept = _READ_HELD + (dictionaries_held(read) if seen == 0 else 0)
             seen += read.num_rows
             for part, wide in _fitting(read, tuning.PARQUET_BYTES):
                 if held and (rows + part.num_rows > most
                              or size + wide + kept > tuning.PARQUET_BYTES):  # fmt: skip
-                    yield _as_text(pa.Table.from_batches(held))
+                    yield as_text(pa.Table.from_batches(held))
                     held, rows, size = [], 0, 0
                 held.append(part)
                 rows += part.num_rows
@@ -137,7 +141,7 @@ def batches(parquet: Any, stretch: Sequence[int], columns: list[str], most: int)
                 f"not the {expected:,} it says"
             )
     if held:
-        yield _as_text(pa.Table.from_batches(held))
+        yield as_text(pa.Table.from_batches(held))
 
 
 def text_reader(source: Any, metadata: Any, columns: Sequence[str],
@@ -259,7 +263,7 @@ def leaf_indexes(parquet: Any, columns: Sequence[str]) -> list[int]:
 def _fitting(read: Any, room: int) -> Iterator[tuple[Any, int]]:
     """``read`` in order, as parts of at most ``room`` bytes decoded (or of one row), each
     with its size: the read whole when it fits, else its halves, each halved in turn."""
-    pending = [_understood(read)]
+    pending = [understood(read)]
     while pending:
         part = pending.pop()
         if part.num_rows == 0:
@@ -270,237 +274,3 @@ def _fitting(read: Any, room: int) -> Iterator[tuple[Any, int]]:
             continue
         half = part.num_rows // 2
         pending += [part.slice(half), part.slice(0, half)]  # the first half next
-
-
-def _as_text(table: Any) -> Any:
-    """``table`` with its dictionary columns, at any depth, decoded to their values, and
-    its list views made lists. A nested column's parts are made compact first: a cast of
-    a slice of a list decodes the whole of its values (a one-row slice of 20 rows of a
-    million elements, all)."""
-    if any(_holds_view(field.type) for field in table.schema):
-        table = _without_views(table)
-    if not any(_holds_dictionary(field.type) for field in table.schema):
-        return _compact(table)
-    import pyarrow as pa  # noqa: PLC0415 - loaded already by the reader
-
-    columns = [
-        pa.chunked_array(
-            [_decoded(pa.concat_arrays([chunk])) for chunk in column.chunks],
-            type=_plain(field.type),
-        )
-        if field.type.num_fields and _holds_dictionary(field.type)
-        # a flat one in one call, whatever its chunks (a read's each, in a stretch of
-        # many small row groups)
-        else _decoded(column) if _holds_dictionary(field.type)
-        else column
-        for field, column in zip(table.schema, table.columns, strict=True)
-    ]  # fmt: skip
-    return _compact(pa.Table.from_arrays(columns, names=table.column_names))
-
-
-def _compact(table: Any) -> Any:
-    """``table`` in one chunk when it has many: a stretch's small row groups are a chunk
-    each, and each chunk a step of every query on the batch after it (65,536 one-row
-    chunks: 2.5 s for a query of 0.1 s); made one, a copy of at most PARQUET_BYTES."""
-    if table.num_columns and table.column(0).num_chunks > _FEW_CHUNKS:
-        return table.combine_chunks()
-    return table
-
-
-def _without_views(table: Any) -> Any:
-    """``table`` with each list view in it, at any depth, a list of the same values: a
-    file whose stored Arrow schema says ``list_view`` (pyarrow writes one for such an
-    array) is read as one, which Polars cannot take (``"+vl" is still not supported``),
-    and pyarrow 26's cast of one to a list makes an invalid array."""
-    import pyarrow as pa  # noqa: PLC0415 - loaded already by the reader
-
-    columns = [pa.chunked_array([_listed(chunk) for chunk in column.chunks],
-                                type=_unviewed(column.type))
-               for column in table.columns]  # fmt: skip
-    return pa.Table.from_arrays(columns, names=table.column_names)
-
-
-def _listed(array: Any) -> Any:
-    import pyarrow as pa  # noqa: PLC0415 - loaded already by the reader
-    from pyarrow._compute import call_function  # noqa: PLC0415 - see parquet._arrow_filter
-
-    kind = array.type
-    if not _holds_view(kind):
-        return array
-    if pa.types.is_struct(kind):
-        children = [_listed(child) for child in array.flatten()]  # the struct's slice
-        return pa.StructArray.from_arrays(children, fields=list(_unviewed(kind)),
-                                          mask=array.is_null())  # fmt: skip
-    # a list or a view: its values in the rows' order, each row's count of them
-    values = _listed(array.flatten())
-    lengths = call_function("list_value_length", [array])
-    sizes = call_function("coalesce", [lengths, pa.scalar(0, lengths.type)])
-    large = pa.types.is_large_list(kind) or pa.types.is_large_list_view(kind)
-    index = pa.int64() if large else pa.int32()
-    offsets = pa.concat_arrays([pa.array([0], index),
-                                call_function("cumulative_sum", [sizes.cast(index)])])  # fmt: skip
-    made = pa.LargeListArray if large else pa.ListArray
-    return made.from_arrays(offsets, values, type=_unviewed(kind), mask=array.is_null())
-
-
-@lru_cache(maxsize=256)
-def _unviewed(kind: Any) -> Any:
-    """An Arrow type with each list view in it, at any depth, a list."""
-    import pyarrow as pa  # noqa: PLC0415 - loaded already by the reader
-
-    if pa.types.is_struct(kind):
-        return pa.struct([field.with_type(_unviewed(field.type)) for field in kind])
-    if pa.types.is_list(kind) or pa.types.is_list_view(kind):
-        return pa.list_(kind.value_field.with_type(_unviewed(kind.value_type)))
-    if pa.types.is_large_list(kind) or pa.types.is_large_list_view(kind):
-        return pa.large_list(kind.value_field.with_type(_unviewed(kind.value_type)))
-    return kind
-
-
-@lru_cache(maxsize=256)
-def _holds_view(kind: Any) -> bool:
-    """Is there a list view in this Arrow type, within structs and lists?"""
-    import pyarrow as pa  # noqa: PLC0415 - loaded already by the reader
-
-    if pa.types.is_list_view(kind) or pa.types.is_large_list_view(kind):
-        return True
-    if pa.types.is_struct(kind) or pa.types.is_list(kind) or pa.types.is_large_list(kind):
-        return any(_holds_view(kind.field(i).type) for i in range(kind.num_fields))
-    return False
-
-
-def _decoded(array: Any) -> Any:
-    """``array`` with each dictionary in it, at any depth, decoded."""
-    from pyarrow._compute import CastOptions, call_function  # noqa: PLC0415 - see parquet._arrow_filter
-
-    return call_function("cast", [array], CastOptions.safe(_plain(array.type)))
-
-
-def _understood(read: Any) -> Any:
-    """``read`` with any column whose dictionaries :func:`decoded_bytes` cannot size (in
-    a map, say) decoded now, as pyarrow would have."""
-    if all(_sized(field.type) for field in read.schema):
-        return read
-    import pyarrow as pa  # noqa: PLC0415 - loaded already by the reader
-
-    columns = [
-        column if _sized(field.type) else _decoded(column)
-        for field, column in zip(read.schema, read.columns, strict=True)
-    ]
-    return pa.RecordBatch.from_arrays(columns, names=read.schema.names)
-
-
-@lru_cache(maxsize=256)
-def _sized(kind: Any) -> bool:
-    """Can :func:`decoded_bytes` size an array of this type without decoding it: no
-    dictionary, or dictionaries of flat values in structs and lists only?"""
-    import pyarrow as pa  # noqa: PLC0415 - loaded already by the reader
-
-    if not _holds_dictionary(kind):
-        return True
-    if pa.types.is_dictionary(kind):
-        return not _holds_dictionary(kind.value_type) and kind.value_type.num_fields == 0
-    if _is_list(kind) or pa.types.is_struct(kind):
-        return all(_sized(kind.field(i).type) for i in range(kind.num_fields))
-    return False
-
-
-def _is_list(kind: Any) -> bool:
-    import pyarrow as pa  # noqa: PLC0415 - loaded already by the reader
-
-    return bool(
-        pa.types.is_list(kind) or pa.types.is_large_list(kind) or pa.types.is_fixed_size_list(kind)
-    )
-
-
-@lru_cache(maxsize=256)
-def _plain(kind: Any) -> Any:
-    """An Arrow type with each dictionary in it, at any depth, its value type."""
-    import pyarrow as pa  # noqa: PLC0415 - loaded already by the reader
-
-    if pa.types.is_dictionary(kind):
-        return _plain(kind.value_type)
-    if pa.types.is_struct(kind):
-        return pa.struct([field.with_type(_plain(field.type)) for field in kind])
-    if pa.types.is_list(kind):
-        return pa.list_(kind.value_field.with_type(_plain(kind.value_type)))
-    if pa.types.is_large_list(kind):
-        return pa.large_list(kind.value_field.with_type(_plain(kind.value_type)))
-    if pa.types.is_fixed_size_list(kind):
-        return pa.list_(kind.value_field.with_type(_plain(kind.value_type)), kind.list_size)
-    if pa.types.is_map(kind):
-        return pa.map_(
-            kind.key_field.with_type(_plain(kind.key_type)),
-            kind.item_field.with_type(_plain(kind.item_type)),
-        )
-    return kind
-
-
-def decoded_bytes(record_batch: Any) -> int:
-    """The bytes a record batch's rows take once they are text: its size, with each
-    dictionary column, flat or nested, counted as decoded (each row its value's own
-    copy), without decoding it."""
-    return sum(_array_bytes(column) for column in record_batch.columns)
-
-
-def _array_bytes(array: Any) -> int:
-    import pyarrow as pa  # noqa: PLC0415 - loaded already by the reader
-
-    kind = array.type
-    if pa.types.is_dictionary(kind):
-        return _dictionary_bytes(array)
-    if not _holds_dictionary(kind):
-        return int(array.nbytes)
-    # a struct's children (``flatten`` applies its offset), or a list's values
-    children = array.flatten()
-    parts = children if isinstance(children, list) else [children]
-    return len(array) * 8 + sum(_array_bytes(child) for child in parts)
-
-
-def _dictionary_bytes_held(record_batch: Any) -> int:
-    """The bytes of the dictionaries, at any depth, that a record batch holds."""
-    return sum(_held(column) for column in record_batch.columns)
-
-
-def _held(array: Any) -> int:
-    import pyarrow as pa  # noqa: PLC0415 - loaded already by the reader
-
-    kind = array.type
-    if pa.types.is_dictionary(kind):
-        return int(array.dictionary.nbytes)
-    if not _holds_dictionary(kind):
-        return 0
-    if pa.types.is_struct(kind):  # its fields whole: their dictionaries are what counts
-        return sum(_held(array.field(i)) for i in range(kind.num_fields))
-    return _held(array.values)  # a list's (maps' are decoded by _understood)
-
-
-def _dictionary_bytes(array: Any) -> int:
-    """A dictionary array's size decoded: each row its value's bytes (texts, binaries)
-    and an offset; a value of a fixed width, that width."""
-    import pyarrow as pa  # noqa: PLC0415 - loaded already by the reader
-    from pyarrow._compute import call_function  # noqa: PLC0415 - see parquet._arrow_filter
-
-    values = array.dictionary
-    kind = values.type
-    if (
-        pa.types.is_string(kind)
-        or pa.types.is_large_string(kind)
-        or pa.types.is_binary(kind)
-        or pa.types.is_large_binary(kind)
-    ):
-        lengths = call_function("take", [call_function("binary_length", [values]), array.indices])
-        return len(array) * 8 + int(call_function("sum", [lengths]).as_py() or 0)
-    if len(values) == 0:
-        return int(array.indices.nbytes)
-    return len(array) * max(1, _array_bytes(values) // len(values))
-
-
-@lru_cache(maxsize=256)
-def _holds_dictionary(kind: Any) -> bool:
-    """Is there a dictionary in this Arrow type, at any depth?"""
-    import pyarrow as pa  # noqa: PLC0415 - loaded already by the reader
-
-    if pa.types.is_dictionary(kind):
-        return True
-    return any(_holds_dictionary(kind.field(i).type) for i in range(kind.num_fields))

@@ -458,7 +458,7 @@ def test_list_views_are_read_as_lists(tmp_path: Path, large: bool) -> None:
 
 
 def test_a_slice_of_nested_list_views_is_its_rows() -> None:
-    from egress_offline.readers.parquet_batches import _as_text  # noqa: PLC0415
+    from egress_offline.readers.parquet_arrow import as_text as _as_text  # noqa: PLC0415
 
     inner = pa.array([["a"], None, [], ["b", "c"], ["d"]], type=pa.list_view(pa.string()))
     nested = pa.StructArray.from_arrays([inner], names=["c"], mask=pa.array(

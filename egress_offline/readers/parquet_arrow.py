@@ -1,0 +1,249 @@
+"""Arrow data read from Parquet, made what the readers take: dictionaries decoded to their
+values (after they are sized, :func:`decoded_bytes`), list views made lists, and many
+small chunks made one. Sizes are measured without decoding: a read of a few rows may
+stand for gigabytes of text through its dictionaries (see ``parquet_batches``).
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Any
+
+__all__ = ["as_text", "decoded_bytes", "dictionaries_held", "understood"]
+
+#: Chunks of a batch past which they are made one (:func:`as_text`).
+_FEW_CHUNKS = 16
+
+
+def as_text(table: Any) -> Any:
+    """``table`` with its dictionary columns, at any depth, decoded to their values, and
+    its list views made lists. A nested column's parts are made compact first: a cast of
+    a slice of a list decodes the whole of its values (a one-row slice of 20 rows of a
+    million elements, all)."""
+    if any(_holds_view(field.type) for field in table.schema):
+        table = _without_views(table)
+    if not any(_holds_dictionary(field.type) for field in table.schema):
+        return _compact(table)
+    import pyarrow as pa  # noqa: PLC0415 - loaded already by the reader
+
+    columns = [
+        pa.chunked_array(
+            [_decoded(pa.concat_arrays([chunk])) for chunk in column.chunks],
+            type=_plain(field.type),
+        )
+        if field.type.num_fields and _holds_dictionary(field.type)
+        # a flat one in one call, whatever its chunks (a read's each, in a stretch of
+        # many small row groups)
+        else _decoded(column) if _holds_dictionary(field.type)
+        else column
+        for field, column in zip(table.schema, table.columns, strict=True)
+    ]  # fmt: skip
+    return _compact(pa.Table.from_arrays(columns, names=table.column_names))
+
+
+def _compact(table: Any) -> Any:
+    """``table`` in one chunk when it has many: a stretch's small row groups are a chunk
+    each, and each chunk a step of every query on the batch after it (65,536 one-row
+    chunks: 2.5 s for a query of 0.1 s); made one, a copy of at most PARQUET_BYTES."""
+    if table.num_columns and table.column(0).num_chunks > _FEW_CHUNKS:
+        return table.combine_chunks()
+    return table
+
+
+def _without_views(table: Any) -> Any:
+    """``table`` with each list view in it, at any depth, a list of the same values: a
+    file whose stored Arrow schema says ``list_view`` (pyarrow writes one for such an
+    array) is read as one, which Polars cannot take (``"+vl" is still not supported``),
+    and pyarrow 26's cast of one to a list makes an invalid array."""
+    import pyarrow as pa  # noqa: PLC0415 - loaded already by the reader
+
+    columns = [pa.chunked_array([_listed(chunk) for chunk in column.chunks],
+                                type=_unviewed(column.type))
+               for column in table.columns]  # fmt: skip
+    return pa.Table.from_arrays(columns, names=table.column_names)
+
+
+def _listed(array: Any) -> Any:
+    import pyarrow as pa  # noqa: PLC0415 - loaded already by the reader
+    from pyarrow._compute import call_function  # noqa: PLC0415 - see parquet._arrow_filter
+
+    kind = array.type
+    if not _holds_view(kind):
+        return array
+    if pa.types.is_struct(kind):
+        children = [_listed(child) for child in array.flatten()]  # the struct's slice
+        return pa.StructArray.from_arrays(children, fields=list(_unviewed(kind)),
+                                          mask=array.is_null())  # fmt: skip
+    # a list or a view: its values in the rows' order, each row's count of them
+    values = _listed(array.flatten())
+    lengths = call_function("list_value_length", [array])
+    sizes = call_function("coalesce", [lengths, pa.scalar(0, lengths.type)])
+    large = pa.types.is_large_list(kind) or pa.types.is_large_list_view(kind)
+    index = pa.int64() if large else pa.int32()
+    offsets = pa.concat_arrays([pa.array([0], index),
+                                call_function("cumulative_sum", [sizes.cast(index)])])  # fmt: skip
+    made = pa.LargeListArray if large else pa.ListArray
+    return made.from_arrays(offsets, values, type=_unviewed(kind), mask=array.is_null())
+
+
+@lru_cache(maxsize=256)
+def _unviewed(kind: Any) -> Any:
+    """An Arrow type with each list view in it, at any depth, a list."""
+    import pyarrow as pa  # noqa: PLC0415 - loaded already by the reader
+
+    if pa.types.is_struct(kind):
+        return pa.struct([field.with_type(_unviewed(field.type)) for field in kind])
+    if pa.types.is_list(kind) or pa.types.is_list_view(kind):
+        return pa.list_(kind.value_field.with_type(_unviewed(kind.value_type)))
+    if pa.types.is_large_list(kind) or pa.types.is_large_list_view(kind):
+        return pa.large_list(kind.value_field.with_type(_unviewed(kind.value_type)))
+    return kind
+
+
+@lru_cache(maxsize=256)
+def _holds_view(kind: Any) -> bool:
+    """Is there a list view in this Arrow type, within structs and lists?"""
+    import pyarrow as pa  # noqa: PLC0415 - loaded already by the reader
+
+    if pa.types.is_list_view(kind) or pa.types.is_large_list_view(kind):
+        return True
+    if pa.types.is_struct(kind) or pa.types.is_list(kind) or pa.types.is_large_list(kind):
+        return any(_holds_view(kind.field(i).type) for i in range(kind.num_fields))
+    return False
+
+
+def _decoded(array: Any) -> Any:
+    """``array`` with each dictionary in it, at any depth, decoded."""
+    from pyarrow._compute import CastOptions, call_function  # noqa: PLC0415 - see parquet._arrow_filter
+
+    return call_function("cast", [array], CastOptions.safe(_plain(array.type)))
+
+
+def understood(read: Any) -> Any:
+    """``read`` with any column whose dictionaries :func:`decoded_bytes` cannot size (in
+    a map, say) decoded now, as pyarrow would have."""
+    if all(_sized(field.type) for field in read.schema):
+        return read
+    import pyarrow as pa  # noqa: PLC0415 - loaded already by the reader
+
+    columns = [
+        column if _sized(field.type) else _decoded(column)
+        for field, column in zip(read.schema, read.columns, strict=True)
+    ]
+    return pa.RecordBatch.from_arrays(columns, names=read.schema.names)
+
+
+@lru_cache(maxsize=256)
+def _sized(kind: Any) -> bool:
+    """Can :func:`decoded_bytes` size an array of this type without decoding it: no
+    dictionary, or dictionaries of flat values in structs and lists only?"""
+    import pyarrow as pa  # noqa: PLC0415 - loaded already by the reader
+
+    if not _holds_dictionary(kind):
+        return True
+    if pa.types.is_dictionary(kind):
+        return not _holds_dictionary(kind.value_type) and kind.value_type.num_fields == 0
+    if _is_list(kind) or pa.types.is_struct(kind):
+        return all(_sized(kind.field(i).type) for i in range(kind.num_fields))
+    return False
+
+
+def _is_list(kind: Any) -> bool:
+    import pyarrow as pa  # noqa: PLC0415 - loaded already by the reader
+
+    return bool(
+        pa.types.is_list(kind) or pa.types.is_large_list(kind) or pa.types.is_fixed_size_list(kind)
+    )
+
+
+@lru_cache(maxsize=256)
+def _plain(kind: Any) -> Any:
+    """An Arrow type with each dictionary in it, at any depth, its value type."""
+    import pyarrow as pa  # noqa: PLC0415 - loaded already by the reader
+
+    if pa.types.is_dictionary(kind):
+        return _plain(kind.value_type)
+    if pa.types.is_struct(kind):
+        return pa.struct([field.with_type(_plain(field.type)) for field in kind])
+    if pa.types.is_list(kind):
+        return pa.list_(kind.value_field.with_type(_plain(kind.value_type)))
+    if pa.types.is_large_list(kind):
+        return pa.large_list(kind.value_field.with_type(_plain(kind.value_type)))
+    if pa.types.is_fixed_size_list(kind):
+        return pa.list_(kind.value_field.with_type(_plain(kind.value_type)), kind.list_size)
+    if pa.types.is_map(kind):
+        return pa.map_(
+            kind.key_field.with_type(_plain(kind.key_type)),
+            kind.item_field.with_type(_plain(kind.item_type)),
+        )
+    return kind
+
+
+def decoded_bytes(record_batch: Any) -> int:
+    """The bytes a record batch's rows take once they are text: its size, with each
+    dictionary column, flat or nested, counted as decoded (each row its value's own
+    copy), without decoding it."""
+    return sum(_array_bytes(column) for column in record_batch.columns)
+
+
+def _array_bytes(array: Any) -> int:
+    import pyarrow as pa  # noqa: PLC0415 - loaded already by the reader
+
+    kind = array.type
+    if pa.types.is_dictionary(kind):
+        return _dictionary_bytes(array)
+    if not _holds_dictionary(kind):
+        return int(array.nbytes)
+    # a struct's children (``flatten`` applies its offset), or a list's values
+    children = array.flatten()
+    parts = children if isinstance(children, list) else [children]
+    return len(array) * 8 + sum(_array_bytes(child) for child in parts)
+
+
+def dictionaries_held(record_batch: Any) -> int:
+    """The bytes of the dictionaries, at any depth, that a record batch holds."""
+    return sum(_held(column) for column in record_batch.columns)
+
+
+def _held(array: Any) -> int:
+    import pyarrow as pa  # noqa: PLC0415 - loaded already by the reader
+
+    kind = array.type
+    if pa.types.is_dictionary(kind):
+        return int(array.dictionary.nbytes)
+    if not _holds_dictionary(kind):
+        return 0
+    if pa.types.is_struct(kind):  # its fields whole: their dictionaries are what counts
+        return sum(_held(array.field(i)) for i in range(kind.num_fields))
+    return _held(array.values)  # a list's (maps' are decoded by understood)
+
+
+def _dictionary_bytes(array: Any) -> int:
+    """A dictionary array's size decoded: each row its value's bytes (texts, binaries)
+    and an offset; a value of a fixed width, that width."""
+    import pyarrow as pa  # noqa: PLC0415 - loaded already by the reader
+    from pyarrow._compute import call_function  # noqa: PLC0415 - see parquet._arrow_filter
+
+    values = array.dictionary
+    kind = values.type
+    if (
+        pa.types.is_string(kind)
+        or pa.types.is_large_string(kind)
+        or pa.types.is_binary(kind)
+        or pa.types.is_large_binary(kind)
+    ):
+        lengths = call_function("take", [call_function("binary_length", [values]), array.indices])
+        return len(array) * 8 + int(call_function("sum", [lengths]).as_py() or 0)
+    if len(values) == 0:
+        return int(array.indices.nbytes)
+    return len(array) * max(1, _array_bytes(values) // len(values))
+
+
+@lru_cache(maxsize=256)
+def _holds_dictionary(kind: Any) -> bool:
+    """Is there a dictionary in this Arrow type, at any depth?"""
+    import pyarrow as pa  # noqa: PLC0415 - loaded already by the reader
+
+    if pa.types.is_dictionary(kind):
+        return True
+    return any(_holds_dictionary(kind.field(i).type) for i in range(kind.num_fields))
