@@ -123,7 +123,9 @@ def parquet_columns(leaves: Sequence[str], fields: FieldSet = HUNT) -> list[str]
 
 def selection(schema: pl.Schema, fields: FieldSet = HUNT) -> list[pl.Expr]:
     """``__index``, ``__id`` and each field's text list from a batch of ``schema``; a
-    missing one is null."""
+    missing ``__index`` or ``__id`` is null, a missing field an empty list (as a field
+    no record of a file of lines has, and a column of nulls: every count of the
+    summary reads an empty list as a missing value, and a null list as none)."""
     meta = [
         (_as_text(pl.col(name), schema[name]) if name in schema else pl.lit(None, pl.String))
         .cast(pl.String)
@@ -132,7 +134,7 @@ def selection(schema: pl.Schema, fields: FieldSet = HUNT) -> list[pl.Expr]:
     ]
     exprs = [_parquet_field(schema, name) for name in fields.names]
     return meta + [
-        (expr if expr is not None else pl.lit(None, dtype=TEXT_LIST)).alias(name)
+        (expr if expr is not None else pl.lit([], dtype=TEXT_LIST)).alias(name)
         for expr, name in zip(exprs, fields.names, strict=True)
     ]
 
