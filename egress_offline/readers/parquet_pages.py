@@ -99,11 +99,13 @@ class ChunkPages(NamedTuple):
     page of it is a dictionary page, of another encoding, or past the chunk's end;
     whether it has a dictionary page (whatever the footer says); and a bound on its
     longest value with shared prefixes (``DELTA_BYTE_ARRAY``): what the page's lengths
-    say, or its page's size where they could not be read (0: no such page)."""
+    say, or its page's size where they could not be read (0: no such page); and the
+    values its data pages say they hold (nulls too)."""
 
     whole: PlainPages | None
     dictionary: bool = False
     prefixed: int = 0
+    values: int = 0
 
 
 #: Per row group and leaf column checked, its :class:`ChunkPages`.
@@ -122,6 +124,7 @@ def check_pages(source: Any, metadata: Any, columns: Sequence[int], name: str) -
     for group in range(metadata.num_row_groups):
         row_group = metadata.row_group(group)
         if row_group.num_rows == 0:  # no page of it is read (its chunks point nowhere)
+            _none_held(metadata, row_group, columns, group)
             continue
         largest: list[tuple[int, str]] = []
         for index in columns:
@@ -131,6 +134,8 @@ def check_pages(source: Any, metadata: Any, columns: Sequence[int], name: str) -
             try:
                 held, sizes[group, index] = _walk(chunk, walk, levels, (group, index))
                 largest.append((held, chunk.path_in_schema))
+                _rows_held(max(sizes[group, index].values, chunk.num_values),
+                           row_group.num_rows, levels)  # fmt: skip
             except PageRefused as exc:  # readable, not sizable: its own advice
                 raise InputError(f"{name}: row group {group}, column "
                                  f"{chunk.path_in_schema}: {exc}", file=name) from exc  # fmt: skip
@@ -148,6 +153,32 @@ def check_pages(source: Any, metadata: Any, columns: Sequence[int], name: str) -
                 file=name,
             )
     return sizes
+
+
+def _rows_held(values: int, rows: int, levels: tuple[int, int]) -> None:
+    """Raise :class:`PageError` when a column of one value a row (no repetition) holds
+    more values, by its pages or its footer, than its row group says it has rows:
+    pyarrow reads only as many rows as the row group says, and the rest would go
+    unread, unsaid (a footer patched to say 50 rows of 100, or 0, read 50, or none,
+    exit 0)."""
+    if levels[0] == 0 and values > rows:
+        raise PageError(
+            f"it holds {values:,} values, one a row, but its row group says {rows:,} "
+            "rows: only those would be read"
+        )
+
+
+def _none_held(metadata: Any, row_group: Any, columns: Sequence[int], group: int) -> None:
+    """A row group of no rows whose footer gives a column of one value a row some
+    values: :func:`_rows_held`, by the footer alone (its chunks are not walked: a
+    writer's empty row group may point nowhere)."""
+    for index in columns:
+        chunk = row_group.column(index)
+        column = metadata.schema.column(index)
+        try:
+            _rows_held(chunk.num_values, 0, (column.max_repetition_level, 0))
+        except PageError as exc:
+            raise PageError(f"row group {group}, column {chunk.path_in_schema}: {exc}") from exc
 
 
 class _Walk:
@@ -266,7 +297,7 @@ def _walk(chunk: Any, walk: _Walk, levels: tuple[int, int],
     # end for old parquet-mr files, and not every page where some say fewer or more
     whole = whole and at == start + chunk.total_compressed_size and values == chunk.num_values
     plain = PlainPages(total, values) if whole else None
-    return dictionary + data, ChunkPages(plain, seen_dictionary, prefixed)
+    return dictionary + data, ChunkPages(plain, seen_dictionary, prefixed, seen)
 
 
 def _gather(page: Page, at: int, pending: PrefixedPages, walk: _Walk) -> int:

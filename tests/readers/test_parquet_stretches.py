@@ -216,3 +216,46 @@ def test_a_stretch_of_one_row_groups_is_batched_a_bounded_number_at_a_time(
     assert all(table.column(i).num_chunks == 1 for table in read for i in range(2))
     texts = [text for table in read for text in table.column(0).to_pylist()]
     assert texts == [f"T{group}" for group in range(3_000)]
+
+
+def _varint(number: int) -> bytes:
+    out = bytearray()
+    while True:
+        low, number = number & 0x7F, number >> 7
+        out.append(low | (0x80 if number else 0))
+        if not number:
+            return bytes(out)
+
+
+@pytest.mark.parametrize("said", [0, 50])
+@EVERY_READING_COMMAND
+def test_a_row_group_that_says_fewer_rows_than_it_holds_is_damage(
+    tmp_path: Path, command: list[str], said: int
+) -> None:
+    """pyarrow reads as many rows as a row group's footer says: a footer patched to say
+    0 or 50 rows of a row group of 100 read 300 or 350 rows of 400, exit 0 (an
+    attacker's pass, stop 42). A column of one value a row whose pages or footer hold
+    more values than its row group's rows is the file's Error: line."""
+    table = pa.table({"@timestamp": ["2024-05-01T11:00:00.000Z"] * 400,
+                      "event.action": ["disconnect_received"] * 400,
+                      "process.entity_id": ["E1"] * 400})  # fmt: skip
+    path = tmp_path / "said.parquet"
+    pq.write_table(table, path, row_group_size=100)
+    data = bytearray(path.read_bytes())
+    metadata = pq.ParquetFile(path).metadata
+    # RowGroup: total_byte_size (field 2), then num_rows (field 3), both zigzag varints
+    total = metadata.row_group(0).total_byte_size
+    pattern = b"\x16" + _varint(total << 1) + b"\x16" + _varint(100 << 1)
+    at = data.index(pattern) + len(pattern) - 2
+    data[at : at + 2] = bytes([0x80 | (said << 1), 0x00])  # the same length, not shortest
+    path.write_bytes(bytes(data))
+    assert pq.ParquetFile(path).metadata.row_group(0).num_rows == said
+    assert pq.read_table(path).num_rows == 300 + said  # pyarrow's reading, unsaid
+    output = [] if command[0] == "pivot" else ["-o", str(tmp_path / "out.csv")]
+    result = CliRunner().invoke(app, [*command, str(path), *output])
+    assert result.exit_code == 1, result.output
+    assert (
+        f"said.parquet: Parquet data cannot be read (row group 0, column @timestamp: it "
+        f"holds 100 values, one a row, but its row group says {said} rows: only those "
+        "would be read); the copy may be damaged"
+    ) in " ".join(result.output.split())
