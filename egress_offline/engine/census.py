@@ -120,11 +120,10 @@ def _value(name: str) -> pl.Expr:
     """A record's value of ``name`` as counted: its single value (cut short), or
     :data:`MISSING` or :data:`SEVERAL`."""
     kept = keyword(name)
-    values = kept.list.len().fill_null(0)  # a null list: a column the file does not have
     return (
-        pl.when(values == 1)
+        pl.when(kept.list.len() == 1)
         .then(kept.list.first().str.slice(0, VALUE_CHARS))
-        .when(values == 0)
+        .when(kept.list.len() == 0)
         .then(pl.lit(MISSING))
         .otherwise(pl.lit(SEVERAL))
     )
@@ -135,7 +134,7 @@ def _meets(name: str, wanted: tuple[str, ...] | None) -> pl.Expr:
     if wanted is None:
         return pl.lit(True)
     kept = keyword(name)
-    return ((kept.list.len() == 1) & kept.list.first().is_in(list(wanted))).fill_null(False)
+    return (kept.list.len() == 1) & kept.list.first().is_in(list(wanted))
 
 
 def _is(pair: tuple[str, str]) -> pl.Expr:

@@ -46,10 +46,7 @@ def _single_of(name: str, values: tuple[str, ...], kept: pl.Expr | None = None) 
     equals one exactly; missing or several values make it null, and the row is dropped.
     ``kept`` is the field's :func:`keyword` values, if given."""
     kept = keyword(name) if kept is None else kept
-    # a field no row has is a null list, not an empty one (a Parquet file without its
-    # column): the row does not match, and its time still counts (a null match counted
-    # it nowhere, and the summary said that the window held none of the records)
-    return ((kept.list.len() == 1) & kept.list.first().is_in(list(values))).fill_null(False)
+    return (kept.list.len() == 1) & kept.list.first().is_in(list(values))
 
 
 def event_match(spec: RowFilters, keywords: dict[str, pl.Expr] | None = None) -> pl.Expr:

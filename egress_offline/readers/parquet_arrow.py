@@ -26,19 +26,23 @@ def as_text(table: Any) -> Any:
         return _compact(table)
     import pyarrow as pa  # noqa: PLC0415 - loaded already by the reader
 
-    columns = [
-        pa.chunked_array(
-            [_decoded(pa.concat_arrays([chunk])) for chunk in column.chunks],
-            type=_plain(field.type),
-        )
-        if field.type.num_fields and _holds_dictionary(field.type)
-        # a flat one in one call, whatever its chunks (a read's each, in a stretch of
-        # many small row groups)
-        else _decoded(column) if _holds_dictionary(field.type)
-        else column
-        for field, column in zip(table.schema, table.columns, strict=True)
-    ]  # fmt: skip
+    columns = [_column_as_text(field.type, column)
+               for field, column in zip(table.schema, table.columns, strict=True)]  # fmt: skip
     return _compact(pa.Table.from_arrays(columns, names=table.column_names))
+
+
+def _column_as_text(kind: Any, column: Any) -> Any:
+    """One column of :func:`as_text`: a flat dictionary column decoded in one call,
+    whatever its chunks (a read's each, in a stretch of many small row groups); a
+    nested one chunk by chunk, each made compact first."""
+    if not _holds_dictionary(kind):
+        return column
+    if not kind.num_fields:
+        return _decoded(column)
+    import pyarrow as pa  # noqa: PLC0415 - loaded already by the reader
+
+    return pa.chunked_array([_decoded(pa.concat_arrays([chunk])) for chunk in column.chunks],
+                            type=_plain(kind))  # fmt: skip
 
 
 def _compact(table: Any) -> Any:

@@ -123,15 +123,16 @@ def check_pages(source: Any, metadata: Any, columns: Sequence[int], name: str) -
     walk = _Walk(source, size)
     for group in range(metadata.num_row_groups):
         row_group = metadata.row_group(group)
-        if row_group.num_rows == 0:  # no page of it is read (its chunks point nowhere)
-            _none_held(metadata, row_group, columns, group)
-            continue
         largest: list[tuple[int, str]] = []
         for index in columns:
             chunk = row_group.column(index)
             column = metadata.schema.column(index)
             levels = (column.max_repetition_level, column.max_definition_level)
             try:
+                if row_group.num_rows == 0:  # no page of it is read (its chunks may
+                    # point nowhere): its footer alone must not hide rows
+                    _rows_held(chunk.num_values, 0, levels)
+                    continue
                 held, sizes[group, index] = _walk(chunk, walk, levels, (group, index))
                 largest.append((held, chunk.path_in_schema))
                 _rows_held(max(sizes[group, index].values, chunk.num_values),
@@ -166,19 +167,6 @@ def _rows_held(values: int, rows: int, levels: tuple[int, int]) -> None:
             f"it holds {values:,} values, one a row, but its row group says {rows:,} "
             "rows: only those would be read"
         )
-
-
-def _none_held(metadata: Any, row_group: Any, columns: Sequence[int], group: int) -> None:
-    """A row group of no rows whose footer gives a column of one value a row some
-    values: :func:`_rows_held`, by the footer alone (its chunks are not walked: a
-    writer's empty row group may point nowhere)."""
-    for index in columns:
-        chunk = row_group.column(index)
-        column = metadata.schema.column(index)
-        try:
-            _rows_held(chunk.num_values, 0, (column.max_repetition_level, 0))
-        except PageError as exc:
-            raise PageError(f"row group {group}, column {chunk.path_in_schema}: {exc}") from exc
 
 
 class _Walk:

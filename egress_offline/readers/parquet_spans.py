@@ -63,7 +63,6 @@ class SpansAhead:
         self._source, self._metadata, self._timed = source, parquet.metadata, timed
         self._pages = page_sizes(parquet)
         self._stretches = stretches
-        self._count = len(stretches)
         self._pool: ThreadPoolExecutor | None = None
         self._local = threading.local()
         self._known = dict(known or {})
@@ -77,7 +76,7 @@ class SpansAhead:
         if self._pool is None:
             self._pool = ThreadPoolExecutor(2, thread_name_prefix="egress-offline-span")
             self._next = index
-        while self._next <= min(index + _AHEAD, self._count - 1):
+        while self._next <= min(index + _AHEAD, len(self._stretches) - 1):
             if self._next not in self._known and self._wanted(self._next):
                 self._found[self._next] = self._pool.submit(self._find, self._next)
             self._next += 1
@@ -229,8 +228,9 @@ def written_newer(parquet: Any, stretch: Stretch, timed: list[str], low: int) ->
         indexes = leaf_indexes(parquet, timed)
         if len(indexes) != 1:
             return False
+        metadata = parquet.metadata
         for group in stretch:
-            statistics = parquet.metadata.row_group(group).column(indexes[0]).statistics
+            statistics = metadata.row_group(group).column(indexes[0]).statistics
             if statistics is None or not statistics.has_min_max:
                 continue
             greatest = statistics.max
