@@ -171,3 +171,35 @@ def parquet_rows(path: Path, rows: int, *, row_group: int | None = None,
         column_encoding={"process.executable": "DELTA_BYTE_ARRAY"} if prefixed else None,
     )
     return path
+
+
+def dictionary_entries(path: Path, entries: int) -> Path:
+    """Parquet of 3 matching events (E0, E1, E2, 1 byte each) whose executable column's
+    dictionary page holds ``entries`` texts of 7 digits (11 bytes an entry in the page,
+    zstd): pyarrow writes a dictionary array's whole dictionary, however few rows use
+    it, and holds 20 bytes more for each entry once it reads the page."""
+    import polars as pl  # noqa: PLC0415
+    import pyarrow as pa  # noqa: PLC0415
+    import pyarrow.parquet as pq  # noqa: PLC0415
+
+    texts = pl.int_range(0, entries, dtype=pl.Int64, eager=True).cast(pl.String).str.zfill(7)
+    first = pa.array([0, 1, 2], pa.int32())
+
+    def constant(value: str) -> Any:
+        return pa.DictionaryArray.from_arrays(pa.array([0, 0, 0], pa.int32()), pa.array([value]))
+
+    table = pa.table({
+        "@timestamp": constant("2024-05-01T11:00:00.000Z"),
+        "host.os.family": constant("windows"),
+        "event.category": constant("network"),
+        "event.action": constant("disconnect_received"),
+        "destination.ip": constant("8.8.8.8"),
+        "destination.address": constant("8.8.8.8"),
+        "process.entity_id": pa.DictionaryArray.from_arrays(first, pa.array(["E0", "E1", "E2"])),
+        "process.executable": pa.DictionaryArray.from_arrays(
+            first, texts.to_arrow().cast(pa.string())
+        ),
+        "source.bytes": pa.array([1, 1, 1], pa.int64()),
+    })  # fmt: skip
+    pq.write_table(table, path, compression="zstd", dictionary_pagesize_limit=1 << 31)
+    return path

@@ -14,7 +14,8 @@ largest pages come to more than :data:`~tuning.PAGE_ROOM` together. A page's roo
 counts the lengths pyarrow holds before it decodes a value, 4 bytes for each its runs
 claim, however few values the page holds: of texts with shared prefixes (read with
 them, below) and of texts stored with their lengths first (``DELTA_LENGTH_BYTE_ARRAY``,
-from the page's first bytes: :mod:`~egress_offline.readers.parquet_heads`). In files
+from the page's first bytes: :mod:`~egress_offline.readers.parquet_heads`); a dictionary
+page's, 20 bytes for each entry its header says (:data:`_ENTRY_HELD`). In files
 of parquet-mr before 1.2.9 pyarrow reads on past a chunk's end (PARQUET-816): so does
 the walk, in every file, while a chunk's pages hold fewer values than it says.
 
@@ -106,7 +107,17 @@ class ChunkPages(NamedTuple):
     dictionary: bool = False
     prefixed: int = 0
     values: int = 0
+    #: what its largest dictionary page holds once pyarrow has read it: its bytes, and
+    #: :data:`_ENTRY_HELD` for each entry its header says
+    dictionary_held: int = 0
 
+
+#: Bytes pyarrow holds for each entry of a dictionary page beside the page itself,
+#: however short the entry: a 16-byte reference to it and a 4-byte offset (a 4.7 KB
+#: file whose dictionary page says 15.7 M empty texts, 60 MiB of lengths, took 506 MB).
+#: Generous for numbers (8 bytes or less an entry); a real dictionary page holds at most
+#: about 1 MiB of values (pyarrow's and parquet-mr's limit), some 262,000 entries.
+_ENTRY_HELD: Final = 20
 
 #: Per row group and leaf column checked, its :class:`ChunkPages`.
 PageSizes = dict[tuple[int, int], ChunkPages]
@@ -123,7 +134,7 @@ def check_pages(source: Any, metadata: Any, columns: Sequence[int], name: str) -
     walk = _Walk(source, size)
     for group in range(metadata.num_row_groups):
         row_group = metadata.row_group(group)
-        largest: list[tuple[int, str]] = []
+        largest: list[tuple[int, str, int]] = []  # held, path, of it the dictionary's
         for index in columns:
             chunk = row_group.column(index)
             column = metadata.schema.column(index)
@@ -134,7 +145,8 @@ def check_pages(source: Any, metadata: Any, columns: Sequence[int], name: str) -
                     _rows_held(chunk.num_values, 0, levels)
                     continue
                 held, sizes[group, index] = _walk(chunk, walk, levels, (group, index))
-                largest.append((held, chunk.path_in_schema))
+                largest.append((held, chunk.path_in_schema,
+                                sizes[group, index].dictionary_held))  # fmt: skip
                 _rows_held(max(sizes[group, index].values, chunk.num_values),
                            row_group.num_rows, levels)  # fmt: skip
             except PageRefused as exc:  # readable, not sizable: its own advice
@@ -142,18 +154,31 @@ def check_pages(source: Any, metadata: Any, columns: Sequence[int], name: str) -
                                  f"{chunk.path_in_schema}: {exc}", file=name) from exc  # fmt: skip
             except PageError as exc:  # the file's Error: line at the reader's boundary
                 raise PageError(f"row group {group}, column {chunk.path_in_schema}: {exc}") from exc
-        total = sum(bytes_ for bytes_, _ in largest)
+        total = sum(bytes_ for bytes_, _, _ in largest)
         if total > tuning.PAGE_ROOM:
-            widest, path = max(largest)
-            raise InputError(
-                f"{name}: row group {group} has pages too large to read within bounds: "
-                f"its columns' largest pages come to {total:,} bytes decompressed "
-                f"({path}: {widest:,}), over {tuning.PAGE_ROOM >> 20} MiB; write the "
-                "file again with smaller pages (pyarrow: write_table(..., "
-                "data_page_size=1 << 20, write_batch_size=64))",
-                file=name,
-            )
+            raise InputError(_too_large(name, group, total, max(largest)), file=name)
     return sizes
+
+
+def _too_large(name: str, group: int, total: int, widest: tuple[int, str, int]) -> str:
+    """The message of a row group whose pages come to ``total`` bytes held, the most in
+    ``widest`` (held, path, of it its dictionary's): its advice is for the larger."""
+    held, path, dictionary = widest
+    if 2 * dictionary >= held:
+        what = f"{path}'s dictionary page and its entries: {dictionary:,}"
+        advice = (
+            "smaller dictionaries (pyarrow: write_table(..., dictionary_pagesize_limit=1 << 20))"
+        )
+    else:
+        what = f"{path}: {held:,}"
+        advice = (
+            "smaller pages (pyarrow: write_table(..., data_page_size=1 << 20, write_batch_size=64))"
+        )
+    return (
+        f"{name}: row group {group} has pages too large to read within bounds: its "
+        f"columns' largest pages come to {total:,} bytes decompressed ({what}), over "
+        f"{tuning.PAGE_ROOM >> 20} MiB; write the file again with {advice}"
+    )
 
 
 def _rows_held(values: int, rows: int, levels: tuple[int, int]) -> None:
@@ -260,7 +285,7 @@ def _walk(chunk: Any, walk: _Walk, levels: tuple[int, int],
         elif page.kind in _DATA_PAGES and page.encoding == _LENGTHS_FIRST:
             lengths = 4 * _length_claim(page, at, walk, levels, place)
         if page.kind == _DICTIONARY_PAGE:
-            dictionary = max(dictionary, page.decompressed)
+            dictionary = max(dictionary, _dictionary_held(page))
             seen_dictionary = True
         else:
             data = max(data, page.decompressed + lengths)
@@ -285,7 +310,17 @@ def _walk(chunk: Any, walk: _Walk, levels: tuple[int, int],
     # end for old parquet-mr files, and not every page where some say fewer or more
     whole = whole and at == start + chunk.total_compressed_size and values == chunk.num_values
     plain = PlainPages(total, values) if whole else None
-    return dictionary + data, ChunkPages(plain, seen_dictionary, prefixed, seen)
+    return dictionary + data, ChunkPages(plain, seen_dictionary, prefixed, seen, dictionary)
+
+
+def _dictionary_held(page: Page) -> int:
+    """What pyarrow holds of a dictionary page once it has read it: the page
+    decompressed, and :data:`_ENTRY_HELD` for each entry its header says (as many as it
+    decodes, however few bytes the page has)."""
+    entries = page.values or 0
+    if entries < 0:
+        raise PageError(f"a dictionary page of {entries:,} entries")
+    return page.decompressed + _ENTRY_HELD * entries
 
 
 def _gather(page: Page, at: int, pending: PrefixedPages, walk: _Walk) -> int:

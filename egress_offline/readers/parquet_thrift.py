@@ -15,14 +15,18 @@ __all__ = ["Page", "PageError", "PageRefused", "Short", "footer_codecs", "page_h
 
 #: ``PageHeader``'s fields read: type and sizes...
 _HEADER_FIELDS: Final = frozenset({1, 2, 3})
-#: ...and the data header each data page type is read by, by the field holding it, with
-#: its encoding's field (its values' count is field 1): DATA_PAGE's ``DataPageHeader``
-#: (5), DATA_PAGE_V2's ``DataPageHeaderV2`` (8)...
-_DATA_HEADER: Final = {0: (5, 2), 3: (8, 4)}
+#: ...and the header each page type that holds values is read by, by the field holding
+#: it, with its encoding's field (its values' count is field 1): DATA_PAGE's
+#: ``DataPageHeader`` (5), DATA_PAGE_V2's ``DataPageHeaderV2`` (8), DICTIONARY_PAGE's
+#: ``DictionaryPageHeader`` (7: pyarrow holds as many entries as it says)...
+_DATA_HEADER: Final = {0: (5, 2), 3: (8, 4), 2: (7, 2)}
 #: ...and where the values start: V1's levels' encodings (3: definition, 4: repetition),
 #: V2's levels' lengths (5: definition, 6: repetition) and whether it is compressed (7,
-#: a bool: written as another type, Thrift's C++ reader skips it, and so does this one).
-_DATA_FIELDS: Final = {5: frozenset({1, 2, 3, 4}), 8: frozenset({1, 4, 5, 6})}
+#: a bool: written as another type, Thrift's C++ reader skips it, and so does this one);
+#: a dictionary page's values start at once.
+_DATA_FIELDS: Final = {
+    5: frozenset({1, 2, 3, 4}), 8: frozenset({1, 4, 5, 6}), 7: frozenset({1, 2}),
+}  # fmt: skip
 _DATA_BOOLS: Final = {8: frozenset({7})}
 #: Thrift compact wire types.
 _TRUE, _FALSE, _BYTE, _I16, _I32, _I64, _DOUBLE, _BINARY, _LIST, _SET, _MAP, _STRUCT = range(1, 13)
@@ -53,8 +57,9 @@ class Short(Exception):
 class Page(NamedTuple):
     """What a page header says: its ``PageType``, its sizes decompressed and in the file,
     the header's own length, and for a data page its values' count (levels: nulls too)
-    and encoding (None when the header does not say), and the fields of its data header
-    that were read, by id (``_DATA_FIELDS``)."""
+    and encoding (None when the header does not say), for a dictionary page its entries
+    and their encoding, and the fields of that header that were read, by id
+    (``_DATA_FIELDS``)."""
 
     kind: int
     decompressed: int
