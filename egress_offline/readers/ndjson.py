@@ -103,11 +103,7 @@ def _read(reading: _Reading, scanner: SmallFileScanner | None) -> Iterator[Outpu
             yield from _account_batch(batch, reading, summary)
         return
     seen = 0
-    text_bytes = (
-        tuning.STRICT_BATCH_TEXT if prefilter is None
-        else tuning.WINDOW_BATCH_TEXT if floor.window_ms
-        else tuning.OPEN_BATCH_TEXT
-    )  # fmt: skip
+    text_bytes = tuning.STRICT_BATCH_TEXT if prefilter is None else tuning.BATCH_TEXT
     with polars_reads(file):
         scan = line_scan(file, prefilter, floor_ms)
         for chunked in scan.collect_batches(chunk_size=batch_rows(file, text_bytes)):

@@ -71,12 +71,14 @@ LINE_ROWS: Final = 16_384
 MIN_LINE_ROWS: Final = 4_096
 #: ...and at most.
 MAX_LINE_ROWS: Final = 1 << 20
-#: Text per batch of lines: with ``--strict`` every line's text leaves the scan, and with
-#: no window (sweep, pivot, ``--all-time``) every line that may match is decoded, so
-#: their batches are smaller, to bound memory.
+#: Text per batch of lines; with ``--strict`` every line's text leaves the scan, so its
+#: batches are smaller. A window's batches were 32 MiB (most lines of the benchmark's
+#: files are older than the window, and are never decoded), but an export of the window
+#: alone decodes most of them: 1 GB of matching events peaked at 474 MiB, 434 in 16 MiB
+#: batches (365 in 8 MiB ones, 5% slower on the 4 GB file); the 4 GB sweep 340-346 MiB,
+#: 313-315. The 1 GB and 4 GB hunts took as long (4 interleaved rounds).
 STRICT_BATCH_TEXT: Final = 8 << 20
-WINDOW_BATCH_TEXT: Final = 32 << 20
-OPEN_BATCH_TEXT: Final = 16 << 20
+BATCH_TEXT: Final = 16 << 20
 #: NDJSON files up to this much text are scanned with the files after them, in one query
 #: (each scan costs about 3 ms whatever its size: a directory of small files paid it for
 #: each file)...
