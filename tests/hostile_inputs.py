@@ -103,7 +103,8 @@ def long_lists(path: Path, text_bytes: int, *, elements: int = 2_001) -> Path:
 def parquet_rows(path: Path, rows: int, *, row_group: int | None = None,
                  executable: str = "C:\\evil.exe", context: str | None = None,
                  short_first: int = 0, dictionary: bool = True,
-                 arrow_schema: bool = True, prefixed: bool = False) -> Path:  # fmt: skip
+                 arrow_schema: bool = True, prefixed: bool = False,
+                 executables: Any = None) -> Path:  # fmt: skip
     """Parquet of ``rows`` matching events (E0, E1, E2 in turn, 1 byte each), flat dotted
     columns, dictionary encoded: ``row_group`` rows a row group (all in one by default),
     ``executable`` as every row's ``process.executable``; with ``context``, that text as
@@ -116,7 +117,9 @@ def parquet_rows(path: Path, rows: int, *, row_group: int | None = None,
     do, so that a reader decodes dictionary columns to text unless told otherwise;
     ``prefixed`` (with ``dictionary=False``) writes the executable with shared prefixes
     (``DELTA_BYTE_ARRAY``): one long value repeated is its page's few bytes.
-    Built in memory (indices only: some 40 bytes a row)."""
+    ``executables``, a dictionary array of ``rows``, is the executable column instead,
+    its dictionary written whole in one page however large. Built in memory (indices
+    only: some 40 bytes a row)."""
     import polars as pl  # noqa: PLC0415
     import pyarrow as pa  # noqa: PLC0415
     import pyarrow.parquet as pq  # noqa: PLC0415
@@ -144,7 +147,9 @@ def parquet_rows(path: Path, rows: int, *, row_group: int | None = None,
             "process.entity_id": pa.DictionaryArray.from_arrays(
                 thirds, pa.array(["E0", "E1", "E2"])
             ),
-            "process.executable": after("C:\\a.exe", executable),
+            "process.executable": (
+                after("C:\\a.exe", executable) if executables is None else executables
+            ),
             "source.bytes": pa.repeat(pa.scalar(1, pa.int64()), rows),
         }
     )
@@ -169,37 +174,21 @@ def parquet_rows(path: Path, rows: int, *, row_group: int | None = None,
         use_dictionary=dictionary,
         store_schema=arrow_schema,
         column_encoding={"process.executable": "DELTA_BYTE_ARRAY"} if prefixed else None,
+        dictionary_pagesize_limit=None if executables is None else 1 << 31,
     )
     return path
 
 
 def dictionary_entries(path: Path, entries: int) -> Path:
-    """Parquet of 3 matching events (E0, E1, E2, 1 byte each) whose executable column's
-    dictionary page holds ``entries`` texts of 7 digits (11 bytes an entry in the page,
-    zstd): pyarrow writes a dictionary array's whole dictionary, however few rows use
-    it, and holds 20 bytes more for each entry once it reads the page."""
+    """:func:`parquet_rows` of 3 rows whose executable column's dictionary page holds
+    ``entries`` texts of 7 digits (11 bytes an entry in the page, zstd): pyarrow writes a
+    dictionary array's whole dictionary, however few rows use it, and holds 20 bytes more
+    for each entry once it reads the page."""
     import polars as pl  # noqa: PLC0415
     import pyarrow as pa  # noqa: PLC0415
-    import pyarrow.parquet as pq  # noqa: PLC0415
 
     texts = pl.int_range(0, entries, dtype=pl.Int64, eager=True).cast(pl.String).str.zfill(7)
-    first = pa.array([0, 1, 2], pa.int32())
-
-    def constant(value: str) -> Any:
-        return pa.DictionaryArray.from_arrays(pa.array([0, 0, 0], pa.int32()), pa.array([value]))
-
-    table = pa.table({
-        "@timestamp": constant("2024-05-01T11:00:00.000Z"),
-        "host.os.family": constant("windows"),
-        "event.category": constant("network"),
-        "event.action": constant("disconnect_received"),
-        "destination.ip": constant("8.8.8.8"),
-        "destination.address": constant("8.8.8.8"),
-        "process.entity_id": pa.DictionaryArray.from_arrays(first, pa.array(["E0", "E1", "E2"])),
-        "process.executable": pa.DictionaryArray.from_arrays(
-            first, texts.to_arrow().cast(pa.string())
-        ),
-        "source.bytes": pa.array([1, 1, 1], pa.int64()),
-    })  # fmt: skip
-    pq.write_table(table, path, compression="zstd", dictionary_pagesize_limit=1 << 31)
-    return path
+    executables = pa.DictionaryArray.from_arrays(
+        pa.array([0, 1, 2], pa.int32()), texts.to_arrow().cast(pa.string())
+    )
+    return parquet_rows(path, 3, executables=executables)
