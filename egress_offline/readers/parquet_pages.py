@@ -15,7 +15,7 @@ counts the lengths pyarrow holds before it decodes a value, 4 bytes for each its
 claim, however few values the page holds: of texts with shared prefixes (read with
 them, below) and of texts stored with their lengths first (``DELTA_LENGTH_BYTE_ARRAY``,
 from the page's first bytes: :mod:`~egress_offline.readers.parquet_heads`); a dictionary
-page's, 20 bytes for each entry its header says (:data:`_ENTRY_HELD`). In files
+page's, 20 bytes for each text entry its header says (:data:`_ENTRY_HELD`). In files
 of parquet-mr before 1.2.9 pyarrow reads on past a chunk's end (PARQUET-816): so does
 the walk, in every file, while a chunk's pages hold fewer values than it says.
 
@@ -112,12 +112,14 @@ class ChunkPages(NamedTuple):
     dictionary_held: int = 0
 
 
-#: Bytes pyarrow holds for each entry of a dictionary page beside the page itself,
-#: however short the entry: a 16-byte reference to it and a 4-byte offset (a 4.7 KB
-#: file whose dictionary page says 15.7 M empty texts, 60 MiB of lengths, took 506 MB).
-#: Generous for numbers (8 bytes or less an entry); a real dictionary page holds at most
-#: about 1 MiB of values (pyarrow's and parquet-mr's limit), some 262,000 entries.
-_ENTRY_HELD: Final = 20
+#: Bytes pyarrow holds for each entry of a dictionary page beside the page itself, by
+#: the column's physical type, however short the entry: for a text, a 16-byte reference
+#: to it and a 4-byte offset (a 4.7 KB file whose dictionary page says 15.7 M empty
+#: texts, 60 MiB of lengths, took 506 MB); for a fixed-length one, a reference. A
+#: number's entries take their page's bytes (a Polars file of 2 M rows in one row group
+#: holds a dictionary of 892,000 byte counts, 8 bytes each). A real dictionary page
+#: holds at most about 1 MiB of values (pyarrow's and parquet-mr's limit).
+_ENTRY_HELD: Final = {"BYTE_ARRAY": 20, "FIXED_LEN_BYTE_ARRAY": 8}
 
 #: Per row group and leaf column checked, its :class:`ChunkPages`.
 PageSizes = dict[tuple[int, int], ChunkPages]
@@ -144,7 +146,8 @@ def check_pages(source: Any, metadata: Any, columns: Sequence[int], name: str) -
                     # point nowhere): its footer alone must not hide rows
                     _rows_held(chunk.num_values, 0, levels)
                     continue
-                held, sizes[group, index] = _walk(chunk, walk, levels, (group, index))
+                entry = _ENTRY_HELD.get(column.physical_type, 0)
+                held, sizes[group, index] = _walk(chunk, walk, levels, (group, index), entry)
                 largest.append((held, chunk.path_in_schema,
                                 sizes[group, index].dictionary_held))  # fmt: skip
                 _rows_held(max(sizes[group, index].values, chunk.num_values),
@@ -244,8 +247,8 @@ _DECOMPRESS_ROOM: Final = 64 << 20
 _DECOMPRESS_TIMES: Final = 16
 
 
-def _walk(chunk: Any, walk: _Walk, levels: tuple[int, int],
-          place: tuple[int, int]) -> tuple[int, ChunkPages]:  # fmt: skip
+def _walk(chunk: Any, walk: _Walk, levels: tuple[int, int], place: tuple[int, int],
+          entry: int) -> tuple[int, ChunkPages]:  # fmt: skip
     """A column chunk's dictionary page and largest data page, decompressed bytes, and
     its :class:`PlainPages` when every page is a data page of values stored whole or
     prefixed with lengths read (by the data header of its own type), the last ends where
@@ -253,8 +256,9 @@ def _walk(chunk: Any, walk: _Walk, levels: tuple[int, int],
     until it has that count, up to :data:`_PADDING` bytes past the chunk's end in old
     parquet-mr files: so does the walk, where it stops at a header it cannot read).
     ``levels``: the column's greatest repetition and definition levels; ``place``: its
-    row group and leaf column. A page with runs of lengths holds them too (4 bytes each,
-    as many as its runs claim)."""
+    row group and leaf column; ``entry``: the bytes pyarrow holds for each entry of a
+    dictionary page beside its bytes. A page with runs of lengths holds them too (4
+    bytes each, as many as its runs claim)."""
     # where pyarrow starts the chunk (ComputeColumnChunkRange)
     start = chunk.data_page_offset
     dictionary_at = chunk.dictionary_page_offset
@@ -285,7 +289,7 @@ def _walk(chunk: Any, walk: _Walk, levels: tuple[int, int],
         elif page.kind in _DATA_PAGES and page.encoding == _LENGTHS_FIRST:
             lengths = 4 * _length_claim(page, at, walk, levels, place)
         if page.kind == _DICTIONARY_PAGE:
-            dictionary = max(dictionary, _dictionary_held(page))
+            dictionary = max(dictionary, _dictionary_held(page, entry))
             seen_dictionary = True
         else:
             data = max(data, page.decompressed + lengths)
@@ -313,14 +317,14 @@ def _walk(chunk: Any, walk: _Walk, levels: tuple[int, int],
     return dictionary + data, ChunkPages(plain, seen_dictionary, prefixed, seen, dictionary)
 
 
-def _dictionary_held(page: Page) -> int:
+def _dictionary_held(page: Page, entry: int) -> int:
     """What pyarrow holds of a dictionary page once it has read it: the page
-    decompressed, and :data:`_ENTRY_HELD` for each entry its header says (as many as it
-    decodes, however few bytes the page has)."""
+    decompressed, and ``entry`` bytes (:data:`_ENTRY_HELD`) for each entry its header
+    says (as many as it decodes, however few bytes the page has)."""
     entries = page.values or 0
     if entries < 0:
         raise PageError(f"a dictionary page of {entries:,} entries")
-    return page.decompressed + _ENTRY_HELD * entries
+    return page.decompressed + entry * entries
 
 
 def _gather(page: Page, at: int, pending: PrefixedPages, walk: _Walk) -> int:

@@ -182,6 +182,23 @@ def test_a_dictionary_page_is_charged_for_each_entry_pyarrow_holds(
     assert sorted(result.rows["process.executable"].to_list()) == ["0000000", "0000001", "0000002"]
 
 
+def test_a_dictionary_of_numbers_is_charged_its_bytes_and_of_texts_more(tmp_path: Path) -> None:
+    """Each entry of a text dictionary costs pyarrow 20 bytes beside the page; a number's
+    entries are its page's bytes (a Polars file of 2 M rows in one row group, its byte
+    counts a dictionary of 892,000 entries, was refused when numbers were charged as
+    texts)."""
+    rows = 50_000
+    table = _hunt_table(rows, ["E1"] * rows, [f"C:\\{i:06d}.exe" for i in range(rows)])
+    table = table.set_column(8, "source.bytes", pa.array(range(rows), pa.int64()))
+    path = tmp_path / "x.parquet"
+    pq.write_table(table, path, compression="none", dictionary_pagesize_limit=1 << 30)
+    metadata = pq.ParquetFile(path).metadata
+    with pa.OSFile(str(path)) as source:
+        sizes = check_pages(source, metadata, list(range(metadata.num_columns)), "x.parquet")
+    assert sizes[0, 8].dictionary_held == rows * 8  # PLAIN longs: the page, no more
+    assert sizes[0, 7].dictionary_held == rows * (4 + 13) + rows * 20  # lengths and texts
+
+
 def test_a_dictionary_page_of_fewer_than_no_entries_is_damage(tmp_path: Path) -> None:
     path = dictionary_entries(tmp_path / "x.parquet", 64)
     metadata = pq.ParquetFile(path).metadata
