@@ -9,7 +9,14 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Any
 
-__all__ = ["as_text", "decoded_bytes", "dictionaries_held", "understood"]
+__all__ = [
+    "as_text",
+    "decoded_bytes",
+    "dictionaries_held",
+    "dictionary_sizes",
+    "leaf_count",
+    "understood",
+]
 
 #: Chunks of a batch past which they are made one (:func:`as_text`).
 _FEW_CHUNKS = 16
@@ -220,6 +227,39 @@ def _held(array: Any) -> int:
     if pa.types.is_struct(kind):  # its fields whole: their dictionaries are what counts
         return sum(_held(array.field(i)) for i in range(kind.num_fields))
     return _held(array.values)  # a list's (maps' are decoded by understood)
+
+
+def dictionary_sizes(array: Any) -> list[int | None]:
+    """Per leaf column of an Arrow array (a record batch's column), depth first, as a
+    Parquet schema numbers its leaves: the entries of its dictionary, or None where it
+    is not one."""
+    sizes: list[int | None] = []
+    _sizes(array, sizes)
+    return sizes
+
+
+def _sizes(array: Any, sizes: list[int | None]) -> None:
+    import pyarrow as pa  # noqa: PLC0415 - loaded already by the reader
+
+    kind = array.type
+    if pa.types.is_dictionary(kind):
+        sizes.append(len(array.dictionary))
+    elif not _holds_dictionary(kind):
+        sizes.extend([None] * leaf_count(kind))
+    elif pa.types.is_struct(kind):
+        for i in range(kind.num_fields):
+            _sizes(array.field(i), sizes)
+    elif pa.types.is_map(kind):
+        _sizes(array.keys, sizes)
+        _sizes(array.items, sizes)
+    else:  # a list's values
+        _sizes(array.values, sizes)
+
+
+@lru_cache(maxsize=256)
+def leaf_count(kind: Any) -> int:
+    """The leaf columns of an Arrow type (a Parquet column's leaves)."""
+    return max(1, sum(leaf_count(kind.field(i).type) for i in range(kind.num_fields)))
 
 
 def _dictionary_bytes(array: Any) -> int:

@@ -32,6 +32,8 @@ from egress_offline.readers.parquet_arrow import (
     as_text,
     decoded_bytes,
     dictionaries_held,
+    dictionary_sizes,
+    leaf_count,
     understood,
 )
 from egress_offline.readers.parquet_pages import ChunkPages, PageSizes, PlainPages
@@ -58,6 +60,8 @@ _VALUE_BYTES = 8
 _AS_DICTIONARY: weakref.WeakKeyDictionary[Any, frozenset[int]] = weakref.WeakKeyDictionary()
 #: Per reader made by :func:`text_reader`, what its file's page headers say of its chunks.
 _PAGES: weakref.WeakKeyDictionary[Any, PageSizes] = weakref.WeakKeyDictionary()
+#: Per reader, the leaf columns of each top-level column (:func:`_leaf_ranges`).
+_RANGES: weakref.WeakKeyDictionary[Any, dict[str, range]] = weakref.WeakKeyDictionary()
 #: A chunk the page headers were not walked for: nothing known.
 _NO_PAGES = ChunkPages(None)
 #: What a read of a stretch's row group is charged besides its values (:func:`batches`):
@@ -121,6 +125,8 @@ def batches(parquet: Any, stretch: Sequence[int], columns: list[str], most: int)
             # dictionary, would otherwise be one batch of 60 GB); and each read costs
             # its buffers and objects, whatever its rows (65,536 one-row reads took
             # 200 to 500 MB gathered)
+            if seen == 0:
+                _check_dictionaries(parquet, group, columns, read)
             kept = 0
             if len(stretch) > 1:
                 kept = _READ_HELD + (dictionaries_held(read) if seen == 0 else 0)
@@ -142,6 +148,45 @@ def batches(parquet: Any, stretch: Sequence[int], columns: list[str], most: int)
             )
     if held:
         yield as_text(pa.Table.from_batches(held))
+
+
+def _check_dictionaries(parquet: Any, group: int, columns: Sequence[str], read: Any) -> None:
+    """Raise ``ValueError`` where a column of row group ``group`` read as a dictionary
+    (every data page of it indices into its dictionary page) holds fewer entries than
+    that page says: the page repeats an entry, which pyarrow's ``read_dictionary`` keeps
+    once, then reading each index against the entries after it (a page of
+    ``disconnect_received`` twice and ``x``, its rows all entry 1, read as ``x``: an
+    exfiltration unseen, exit 0). No writer repeats an entry; each read's dictionary
+    holds the page's every entry, whatever its rows use. A read's columns come in the
+    order asked for, each its file's leaves in order (:func:`_leaf_ranges`)."""
+    pages = _PAGES.get(parquet)
+    if pages is None or not _AS_DICTIONARY.get(parquet):
+        return
+    selected = set(leaf_indexes(parquet, columns))
+    ranges = _leaf_ranges(parquet)
+    for name, column in zip(read.schema.names, read.columns, strict=True):
+        leaves = [index for index in ranges.get(name, ()) if index in selected]
+        for index, size in zip(leaves, dictionary_sizes(column), strict=False):
+            said = pages.get((group, index), _NO_PAGES).indexed
+            if size is not None and size < said:
+                raise ValueError(
+                    f"row group {group}, column {parquet.schema.column(index).path}: its "
+                    f"dictionary page says {said:,} entries and repeats some ({size:,} "
+                    "differ), which pyarrow reads against other values"
+                )
+
+
+def _leaf_ranges(parquet: Any) -> dict[str, range]:
+    """The leaf columns of each top-level column of a file, by its name."""
+    found = _RANGES.get(parquet)
+    if found is None:
+        found, at = {}, 0
+        for field in parquet.schema_arrow:
+            count = leaf_count(field.type)
+            found.setdefault(field.name, range(at, at + count))
+            at += count
+        _RANGES[parquet] = found
+    return found
 
 
 def text_reader(source: Any, metadata: Any, columns: Sequence[str],

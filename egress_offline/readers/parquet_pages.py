@@ -71,6 +71,8 @@ _HEADER_MOST: Final = 16 << 20
 #: ``PageType``: the pages whose values are decoded, and the dictionary page.
 _DATA_PAGES: Final = frozenset({0, 3})  # DATA_PAGE, DATA_PAGE_V2
 _DICTIONARY_PAGE: Final = 2
+#: ``Encoding``s of indices into a dictionary page: PLAIN_DICTIONARY, RLE_DICTIONARY.
+_INDICES: Final = frozenset({2, 8})
 #: ``Encoding``s that store each value whole (its bytes, with or without its length
 #: before it): decoded, a page's values take at most its bytes. ``DELTA_BYTE_ARRAY``
 #: (shared prefixes) and dictionary indices can stand for far more.
@@ -110,6 +112,10 @@ class ChunkPages(NamedTuple):
     #: what its largest dictionary page holds once pyarrow has read it: its bytes, and
     #: :data:`_ENTRY_HELD` for each entry its header says
     dictionary_held: int = 0
+    #: when every data page holds indices into its dictionary page: that page's entries
+    #: (read as a dictionary, each read's dictionary holds them all, fewer where the
+    #: page repeats one); else 0
+    indexed: int = 0
 
 
 #: Bytes pyarrow holds for each entry of a dictionary page beside the page itself, by
@@ -267,7 +273,7 @@ def _walk(chunk: Any, walk: _Walk, levels: tuple[int, int], place: tuple[int, in
     end = min(start + chunk.total_compressed_size, walk.size)
     padded = end + min(_PADDING, walk.size - end)
     at, dictionary, data, total, values, whole, prefixed = start, 0, 0, 0, 0, True, 0
-    seen_dictionary, seen = False, 0
+    seen_dictionary, seen, entries, indices = False, 0, 0, True
     # pages of shared prefixes, sized together once the chunk is walked
     pending: PrefixedPages | None = None
     gathered: list[Page] = []
@@ -280,6 +286,7 @@ def _walk(chunk: Any, walk: _Walk, levels: tuple[int, int], place: tuple[int, in
             break  # past the chunk's end, pyarrow cannot read it either
         if page.kind in _DATA_PAGES:
             seen += page.values or 0
+            indices = indices and page.encoding in _INDICES
         prefixes = page.kind in _DATA_PAGES and page.encoding == _PREFIXED
         lengths = 0
         if prefixes:
@@ -290,7 +297,7 @@ def _walk(chunk: Any, walk: _Walk, levels: tuple[int, int], place: tuple[int, in
             lengths = 4 * _length_claim(page, at, walk, levels, place)
         if page.kind == _DICTIONARY_PAGE:
             dictionary = max(dictionary, _dictionary_held(page, entry))
-            seen_dictionary = True
+            seen_dictionary, entries = True, max(entries, page.values or 0)
         else:
             data = max(data, page.decompressed + lengths)
         if (not prefixes and page.kind in _DATA_PAGES and page.encoding in _WHOLE_VALUES
@@ -314,7 +321,10 @@ def _walk(chunk: Any, walk: _Walk, levels: tuple[int, int], place: tuple[int, in
     # end for old parquet-mr files, and not every page where some say fewer or more
     whole = whole and at == start + chunk.total_compressed_size and values == chunk.num_values
     plain = PlainPages(total, values) if whole else None
-    return dictionary + data, ChunkPages(plain, seen_dictionary, prefixed, seen, dictionary)
+    indexed = entries if indices and seen else 0
+    return dictionary + data, ChunkPages(
+        plain, seen_dictionary, prefixed, seen, dictionary, indexed
+    )
 
 
 def _dictionary_held(page: Page, entry: int) -> int:

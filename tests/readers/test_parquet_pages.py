@@ -499,9 +499,9 @@ def test_a_header_many_chunks_point_at_is_read_once(
     with pa.OSFile(str(path)) as source:
         walk = parquet_pages._Walk(source, source.size())
         chunk = metadata.row_group(0).column(0)
-        first = parquet_pages._walk(chunk, walk, (0, 1), (0, 0))
+        first = parquet_pages._walk(chunk, walk, (0, 1), (0, 0), 20)
         count = len(read)
-        assert parquet_pages._walk(chunk, walk, (0, 1), (0, 0)) == first
+        assert parquet_pages._walk(chunk, walk, (0, 1), (0, 0), 20) == first
         assert len(read) == count > 0
 
 
