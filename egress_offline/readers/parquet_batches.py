@@ -6,10 +6,13 @@ An export is attacker-controlled, and a few kilobytes of Parquet can decode to g
 one dictionary value shared by millions of rows, or plain pages that compress a
 thousandfold. Each way has its guard:
 
-- text columns that a row group stores dictionary encoded are read as dictionaries
-  (:func:`text_reader`, pyarrow's ``read_dictionary``): a read holds the indices
-  and the dictionary, and its rows become text a batch at a time once sized (a 2.4 KB
-  file of 8,192 rows sharing one 1 MiB value took 7.5 GB when pyarrow decoded it);
+- text columns whose every chunk is indices into a small dictionary are read as
+  dictionaries (:func:`text_reader`, pyarrow's ``read_dictionary``): a read holds the
+  indices and the dictionary, and its rows become text a batch at a time once sized (a
+  2.4 KB file of 8,192 rows sharing one 1 MiB value took 7.5 GB when pyarrow decoded
+  it); other dictionary encoded chunks are read as text, as many rows a read as their
+  dictionary's longest entry allows (``parquet_dictionaries``), and a dictionary page
+  that repeats an entry, which pyarrow misreads, is refused (:func:`_check_dictionaries`);
 - a row group is read so many rows at a time as its columns' uncompressed size in the
   footer allows (plain rows of 1 MiB are read 16 at a time, not 4,096), and its plain
   text columns a few thousand rows at a time, unless their pages' headers say that all
@@ -17,8 +20,8 @@ thousandfold. Each way has its guard:
 - each read's decoded size is measured (:func:`decoded_bytes`) and the reads gathered
   into batches of at most :data:`~tuning.PARQUET_BYTES`, a read wider than that halved
   until its parts fit (a row group whose first rows are short is not read as if all
-  were); a batch of a stretch is charged its row groups' dictionaries and each read's
-  buffers too (:data:`_READ_HELD`).
+  were); a batch is charged each read's dictionaries too (each read holds its own
+  copy), and in a stretch each read's buffers (:data:`_READ_HELD`).
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ from egress_offline.readers.parquet_arrow import (
     leaf_count,
     understood,
 )
+from egress_offline.readers.parquet_dictionaries import as_dictionary
 from egress_offline.readers.parquet_pages import ChunkPages, PageSizes, PlainPages
 
 __all__ = [
@@ -60,6 +64,8 @@ _VALUE_BYTES = 8
 _AS_DICTIONARY: weakref.WeakKeyDictionary[Any, frozenset[int]] = weakref.WeakKeyDictionary()
 #: Per reader made by :func:`text_reader`, what its file's page headers say of its chunks.
 _PAGES: weakref.WeakKeyDictionary[Any, PageSizes] = weakref.WeakKeyDictionary()
+#: Per reader, the flat leaf columns its file's stored schema makes dictionaries.
+_STORED: weakref.WeakKeyDictionary[Any, frozenset[int]] = weakref.WeakKeyDictionary()
 #: Per reader, the leaf columns of each top-level column (:func:`_leaf_ranges`).
 _RANGES: weakref.WeakKeyDictionary[Any, dict[str, range]] = weakref.WeakKeyDictionary()
 #: A chunk the page headers were not walked for: nothing known.
@@ -119,17 +125,15 @@ def batches(parquet: Any, stretch: Sequence[int], columns: list[str], most: int)
         reads = parquet.iter_batches(batch_size=_read_rows(parquet, group, columns, most),
                                      row_groups=[group], columns=columns)  # fmt: skip
         for read in reads:
-            # a read holds its dictionaries whole, whatever its rows use of them: a row
-            # group's reads share its chunks', but those of a stretch's row groups are
-            # each their own (60,000 row groups of one row, each with its 1 MiB
-            # dictionary, would otherwise be one batch of 60 GB); and each read costs
-            # its buffers and objects, whatever its rows (65,536 one-row reads took
-            # 200 to 500 MB gathered)
+            # a read holds its dictionaries whole, whatever its rows use of them, each
+            # read its own copy (60,000 row groups of one row, each with its 1 MiB
+            # dictionary, would otherwise be one batch of 60 GB; 4,000 reads of 63 rows
+            # of a dictionary of 62 MiB, 250 GB); and in a stretch each read costs its
+            # buffers and objects, whatever its rows (65,536 one-row reads took 200 to
+            # 500 MB gathered)
             if seen == 0:
                 _check_dictionaries(parquet, group, columns, read)
-            kept = 0
-            if len(stretch) > 1:
-                kept = _READ_HELD + (dictionaries_held(read) if seen == 0 else 0)
+            kept = dictionaries_held(read) + (_READ_HELD if len(stretch) > 1 else 0)
             seen += read.num_rows
             for part, wide in _fitting(read, tuning.PARQUET_BYTES):
                 if held and (rows + part.num_rows > most
@@ -176,6 +180,23 @@ def _check_dictionaries(parquet: Any, group: int, columns: Sequence[str], read: 
                 )
 
 
+def _stored_dictionaries(parquet: Any) -> frozenset[int]:
+    """The leaf columns that pyarrow's schema stored in the file says are dictionaries:
+    pyarrow reads them as dictionaries, asked to or not."""
+    found = _STORED.get(parquet)
+    if found is None:
+        import pyarrow as pa  # noqa: PLC0415 - only Parquet inputs need it
+
+        leaves: list[int] = []
+        at = 0
+        for field in parquet.schema_arrow:
+            if pa.types.is_dictionary(field.type):
+                leaves.append(at)
+            at += leaf_count(field.type)
+        found = _STORED[parquet] = frozenset(leaves)
+    return found
+
+
 def _leaf_ranges(parquet: Any) -> dict[str, range]:
     """The leaf columns of each top-level column of a file, by its name."""
     found = _RANGES.get(parquet)
@@ -192,9 +213,10 @@ def _leaf_ranges(parquet: Any) -> dict[str, range]:
 def text_reader(source: Any, metadata: Any, columns: Sequence[str],
                 pages: PageSizes | None = None) -> Any:  # fmt: skip
     """A ``pq.ParquetFile`` of ``source`` (with its parsed footer, ``metadata``) that
-    reads as dictionaries the text leaf columns under ``columns`` that some row group
-    stores dictionary encoded (pyarrow's ``read_dictionary``): a read holds each value
-    once, not each row's copy of it, and :func:`batches` decodes its rows once sized.
+    reads as dictionaries the text leaf columns under ``columns`` that are indices into
+    small dictionaries (pyarrow's ``read_dictionary``, :func:`_dictionary_read`): a read
+    holds each value once, not each row's copy of it, and :func:`batches` decodes its
+    rows once sized.
     ``pages``: what :func:`~egress_offline.readers.parquet_pages.check_pages` found of
     the file's chunks (:func:`_within_room`)."""
     import pyarrow.parquet as pq  # noqa: PLC0415 - only Parquet inputs need it
@@ -206,12 +228,7 @@ def text_reader(source: Any, metadata: Any, columns: Sequence[str],
         for index in leaf_indexes(parquet, columns)
         if schema.column(index).physical_type == "BYTE_ARRAY"
         and "key_value" not in schema.column(index).path.split(".")  # a map's: see _fitting
-        and any(
-            metadata.row_group(group).column(index).has_dictionary_page
-            # a dictionary page the footer does not name is read all the same
-            or (pages is not None and pages.get((group, index), _NO_PAGES).dictionary)
-            for group in range(metadata.num_row_groups)
-        )
+        and _dictionary_read(metadata, index, pages)
     ]
     if found:
         paths = [schema.column(index).path for index in found]
@@ -220,6 +237,16 @@ def text_reader(source: Any, metadata: Any, columns: Sequence[str],
     if pages is not None:
         _PAGES[parquet] = pages
     return parquet
+
+
+def _dictionary_read(metadata: Any, index: int, pages: PageSizes | None) -> bool:
+    """Is the text leaf column ``index`` read as a dictionary? As its pages say
+    (``parquet_dictionaries.as_dictionary``: a dictionary page the footer does not name
+    is read all the same); without them, where the footer names one."""
+    groups = range(metadata.num_row_groups)
+    if pages is None:
+        return any(metadata.row_group(group).column(index).has_dictionary_page for group in groups)
+    return as_dictionary(pages.get((group, index), _NO_PAGES) for group in groups)
 
 
 def page_sizes(parquet: Any) -> PageSizes | None:
@@ -243,6 +270,9 @@ def _read_rows(parquet: Any, group: int, columns: Sequence[str], most: int) -> i
         for index in indexes
         if schema.column(index).physical_type == "BYTE_ARRAY" and index not in as_dictionary
     ]
+    # a column pyarrow's schema in the file says is a dictionary is read as one anyway
+    stored = _stored_dictionaries(parquet)
+    decoded = [index for index in plain_text if index not in stored]
     metadata = parquet.metadata.row_group(group)
     chunks = [metadata.column(index) for index in indexes]
     # the footer's sizes are the writer's word: where the pages said what their values
@@ -267,6 +297,10 @@ def _read_rows(parquet: Any, group: int, columns: Sequence[str], most: int) -> i
     prefixed = sum(pages.get((group, index), _NO_PAGES).prefixed for index in indexes)
     if prefixed:
         rows = min(rows, tuning.PREFIXED_ROOM // (prefixed + _VALUE_OVERHEAD * len(indexes)))
+    # a dictionary's entry read as text is each row's own copy: at most its longest
+    longest = sum(pages.get((group, index), _NO_PAGES).longest for index in decoded)
+    if longest:
+        rows = min(rows, tuning.READ_ROOM // (longest + _VALUE_OVERHEAD * len(decoded)))
     return max(1, min(rows, tuning.PARQUET_BYTES // wide))
 
 

@@ -43,6 +43,7 @@ from typing import Any, Final, NamedTuple
 
 from egress_offline.errors import InputError
 from egress_offline.readers import tuning
+from egress_offline.readers.parquet_dictionaries import as_dictionary, longest_entry
 from egress_offline.readers.parquet_heads import HeadUnread, value_heads
 from egress_offline.readers.parquet_prefixes import PrefixedPages, run_claim, whole_claim
 from egress_offline.readers.parquet_thrift import (
@@ -116,6 +117,11 @@ class ChunkPages(NamedTuple):
     #: (read as a dictionary, each read's dictionary holds them all, fewer where the
     #: page repeats one); else 0
     indexed: int = 0
+    #: where its dictionary page's header is (-1: it has none)
+    dictionary_at: int = -1
+    #: a text column's chunk with a dictionary page, read as text: its longest entry
+    #: (``parquet_dictionaries.longest_entry``); else 0
+    longest: int = 0
 
 
 #: Bytes pyarrow holds for each entry of a dictionary page beside the page itself, by
@@ -166,7 +172,32 @@ def check_pages(source: Any, metadata: Any, columns: Sequence[int], name: str) -
         total = sum(bytes_ for bytes_, _, _ in largest)
         if total > tuning.PAGE_ROOM:
             raise InputError(_too_large(name, group, total, max(largest)), file=name)
+    _text_dictionaries(metadata, columns, sizes, walk)
     return sizes
+
+
+def _text_dictionaries(metadata: Any, columns: Sequence[int], sizes: PageSizes,
+                       walk: _Walk) -> None:  # fmt: skip
+    """For each text column not read as a dictionary (``parquet_dictionaries``), the
+    longest entry of each of its chunks' dictionary pages, in ``sizes``."""
+    for index in columns:
+        if metadata.schema.column(index).physical_type != "BYTE_ARRAY":
+            continue
+        chunks = [sizes[group, index] for group in range(metadata.num_row_groups)
+                  if (group, index) in sizes]  # fmt: skip
+        if as_dictionary(chunks):
+            continue
+        for group in range(metadata.num_row_groups):
+            found = sizes.get((group, index))
+            if found is None or found.dictionary_at < 0:
+                continue
+            page = walk.headers[found.dictionary_at]
+            try:
+                compression = walk.codec(group, index)
+            except PageError:
+                compression = "UNKNOWN"
+            longest = longest_entry(walk.source, found.dictionary_at, page, compression)
+            sizes[group, index] = found._replace(longest=max(1, longest))
 
 
 def _too_large(name: str, group: int, total: int, widest: tuple[int, str, int]) -> str:
@@ -273,7 +304,7 @@ def _walk(chunk: Any, walk: _Walk, levels: tuple[int, int], place: tuple[int, in
     end = min(start + chunk.total_compressed_size, walk.size)
     padded = end + min(_PADDING, walk.size - end)
     at, dictionary, data, total, values, whole, prefixed = start, 0, 0, 0, 0, True, 0
-    seen_dictionary, seen, entries, indices = False, 0, 0, True
+    seen_dictionary, seen, entries, indices, dictionary_at = False, 0, 0, True, -1
     # pages of shared prefixes, sized together once the chunk is walked
     pending: PrefixedPages | None = None
     gathered: list[Page] = []
@@ -297,7 +328,7 @@ def _walk(chunk: Any, walk: _Walk, levels: tuple[int, int], place: tuple[int, in
             lengths = 4 * _length_claim(page, at, walk, levels, place)
         if page.kind == _DICTIONARY_PAGE:
             dictionary = max(dictionary, _dictionary_held(page, entry))
-            seen_dictionary, entries = True, max(entries, page.values or 0)
+            seen_dictionary, entries, dictionary_at = True, max(entries, page.values or 0), at
         else:
             data = max(data, page.decompressed + lengths)
         if (not prefixes and page.kind in _DATA_PAGES and page.encoding in _WHOLE_VALUES
@@ -322,9 +353,8 @@ def _walk(chunk: Any, walk: _Walk, levels: tuple[int, int], place: tuple[int, in
     whole = whole and at == start + chunk.total_compressed_size and values == chunk.num_values
     plain = PlainPages(total, values) if whole else None
     indexed = entries if indices and seen else 0
-    return dictionary + data, ChunkPages(
-        plain, seen_dictionary, prefixed, seen, dictionary, indexed
-    )
+    pages = ChunkPages(plain, seen_dictionary, prefixed, seen, dictionary, indexed, dictionary_at)
+    return dictionary + data, pages
 
 
 def _dictionary_held(page: Page, entry: int) -> int:

@@ -28,7 +28,7 @@ import polars as pl
 
 from egress_offline.readers.parquet_heads import levels_end
 
-__all__ = ["Prefixed", "PrefixedPages", "run_claim", "whole_claim"]
+__all__ = ["Prefixed", "PrefixedPages", "page_bodies", "run_claim", "whole_claim"]
 
 #: A chunk's codec (``parquet_pages._CODEC_NAMES``, read from the footer's bytes) -> its
 #: pyarrow ``Codec``'s name. LZO is not read here (nor by pyarrow).
@@ -368,6 +368,19 @@ def _values_v1(page: Any, body: bytes, levels: tuple[int, int]) -> bytes:
     if at > len(body):
         raise _Bad("levels")
     return body[at:]
+
+
+def page_bodies(raw: bytes, size: int, compression: str) -> list[bytes]:
+    """A page's bytes in the file (``raw``) decompressed to ``size``, each way pyarrow
+    may read them (``compression``: the chunk's codec, by ``parquet_pages``' name).
+    Raises ``ValueError`` where they cannot be."""
+    if compression not in _CODECS:
+        raise ValueError(f"pages of {compression} are not read here")
+    codec = _CODECS[compression]
+    try:
+        return [raw] if codec is None else _decompressions(raw, size, codec)
+    except (_Bad, OSError) as exc:
+        raise ValueError(str(exc)) from exc
 
 
 def _decompressions(raw: bytes, size: int, codec: str) -> list[bytes]:

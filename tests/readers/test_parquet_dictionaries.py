@@ -1,5 +1,7 @@
-"""Text columns read as dictionaries (pyarrow's ``read_dictionary``): a dictionary page
-that repeats an entry is refused, not read against the wrong entries."""
+"""Text columns read as dictionaries (pyarrow's ``read_dictionary``), or as text: a
+dictionary page that repeats an entry is refused, not read against the wrong entries; a
+chunk falling back to plain values, or a large dictionary, is read as text, its reads
+sized by the dictionary's longest entry; each read is charged its dictionaries."""
 
 from __future__ import annotations
 
@@ -10,7 +12,10 @@ import pyarrow.parquet as pq
 import pytest
 
 from egress_offline import HuntSpec, InputError, run_hunt, run_sweep
+from egress_offline.readers import parquet_batches, parquet_pages
 from egress_offline.readers.parquet_arrow import dictionary_sizes
+from egress_offline.readers.parquet_dictionaries import longest_entry
+from egress_offline.readers.parquet_pages import check_pages
 from tests.helpers import NOW
 
 ACTION = "disconnect_received"
@@ -89,3 +94,88 @@ def test_dictionary_sizes_are_per_leaf_depth_first() -> None:
     assert dictionary_sizes(struct) == [None, 2]
     assert dictionary_sizes(nested) == [None]
     assert dictionary_sizes(pa.ListArray.from_arrays([0, 1], strings)) == [2]
+
+
+def _reader(path: Path, columns: list[str]) -> tuple[object, object]:
+    """``text_reader`` of ``path`` for ``columns``, its page headers walked, and those."""
+    metadata = pq.ParquetFile(path).metadata
+    source = pa.OSFile(str(path))
+    pages = check_pages(source, metadata, list(range(metadata.num_columns)), str(path))
+    return parquet_batches.text_reader(source, metadata, columns, pages), pages
+
+
+def test_a_chunk_falling_back_to_plain_values_is_read_as_text(tmp_path: Path) -> None:
+    """pyarrow's writer past its dictionary limit (1 MiB; 1 KiB here) writes the rest of
+    the chunk's values plain. Read as a dictionary, each read's dictionary grew with
+    every distinct value of its row group (a million events in one row group: 706 MB,
+    328 MB read as text)."""
+    rows = 2_000
+    stamps = [f"2024-05-01T11:{i // 60 % 60:02d}:{i % 60:02d}.{i % 1000:03d}Z" for i in range(rows)]
+    table = pa.table({"@timestamp": stamps, "event.action": [ACTION] * rows})
+    path = tmp_path / "x.parquet"
+    pq.write_table(table, path, dictionary_pagesize_limit=1 << 10)
+    reader, pages = _reader(path, ["@timestamp", "event.action"])
+    assert pages[0, 0].dictionary and not pages[0, 0].indexed  # indices, then plain
+    assert pages[0, 1].indexed == 1
+    assert parquet_batches._AS_DICTIONARY[reader] == frozenset({1})  # type: ignore[index]
+    read = pa.concat_tables(parquet_batches.batches(reader, (0,), ["@timestamp"], 10_000))
+    assert read.column("@timestamp").to_pylist() == stamps
+
+
+def test_a_large_dictionary_is_read_as_text_a_few_rows_at_a_time(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A dictionary page of ten 1 MiB entries (over 8 MiB held) is read as text, each
+    read as many rows as its longest entry allows in 64 MiB: pyarrow's read_dictionary
+    held such a page several times over (62 entries of 1 MiB, 6.6 KB of file: 556 MB)."""
+    entries = [chr(ord("a") + i) * (1 << 20) for i in range(10)]
+    column = pa.DictionaryArray.from_arrays(pa.array([i % 10 for i in range(200)], pa.int32()),
+                                            pa.array(entries))  # fmt: skip
+    path = tmp_path / "x.parquet"
+    pq.write_table(pa.table({"process.executable": column}), path, store_schema=False,
+                   dictionary_pagesize_limit=1 << 30)  # fmt: skip
+    reader, pages = _reader(path, ["process.executable"])
+    assert pages[0, 0].longest == 1 << 20
+    assert parquet_batches._AS_DICTIONARY[reader] == frozenset()  # type: ignore[index]
+    sizes: list[int] = []
+    real = reader.iter_batches  # type: ignore[attr-defined]
+    monkeypatch.setattr(reader, "iter_batches",
+                        lambda **options: (sizes.append(options["batch_size"]), real(**options))[1])  # fmt: skip
+    read = pa.concat_tables(parquet_batches.batches(reader, (0,), ["process.executable"], 10_000))
+    assert sizes == [(64 << 20) // ((1 << 20) + 9)]  # 63 rows a read
+    assert read.column("process.executable").to_pylist() == [entries[i % 10] for i in range(200)]
+
+
+@pytest.mark.parametrize("compression", ["none", "zstd", "snappy", "gzip"])
+def test_the_longest_entry_is_read_from_the_dictionary_page(
+    tmp_path: Path, compression: str
+) -> None:
+    texts = ["a", "b" * 5_000, "c" * 70]
+    column = pa.DictionaryArray.from_arrays(pa.array([0, 1, 2], pa.int32()), pa.array(texts))
+    path = tmp_path / "x.parquet"
+    pq.write_table(pa.table({"x": column}), path, compression=compression)
+    metadata = pq.ParquetFile(path).metadata
+    with pa.OSFile(str(path)) as source:
+        pages = check_pages(source, metadata, [0], "x")
+        at = pages[0, 0].dictionary_at
+        page = parquet_pages._header_at(source, at)
+        codec = {"none": "UNCOMPRESSED"}.get(compression, compression.upper())
+        assert longest_entry(source, at, page, codec) == 5_000
+        assert longest_entry(source, at, page._replace(values=99), codec) == page.decompressed
+        assert longest_entry(source, at, page, "LZO") == page.decompressed  # not read here
+
+
+def test_each_read_is_charged_its_own_copy_of_its_dictionaries(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each read pyarrow gives holds a copy of its dictionaries: 4,000 reads of 63 rows
+    of a dictionary of 62 MiB, gathered by their rows' few bytes, took 23 GB. Here reads
+    of 8 rows of a dictionary of 17 MiB: each over the 16 MiB a batch holds, alone."""
+    entries = ["x" * (17 << 20), "short"]
+    column = pa.DictionaryArray.from_arrays(pa.array([1] * 64, pa.int32()), pa.array(entries))
+    path = tmp_path / "x.parquet"
+    pq.write_table(pa.table({"@timestamp": column}), path, dictionary_pagesize_limit=1 << 30)
+    reader, _ = _reader(path, ["@timestamp"])
+    monkeypatch.setattr(parquet_batches, "_read_rows", lambda *_: 8)
+    tables = list(parquet_batches.batches(reader, (0,), ["@timestamp"], 10_000))
+    assert [table.num_rows for table in tables] == [8] * 8
