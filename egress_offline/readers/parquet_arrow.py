@@ -258,7 +258,12 @@ def _sizes(array: Any, sizes: list[int | None]) -> None:
 
 @lru_cache(maxsize=256)
 def leaf_count(kind: Any) -> int:
-    """The leaf columns of an Arrow type (a Parquet column's leaves)."""
+    """The leaf columns of an Arrow type (a Parquet column's leaves): an extension type
+    is its storage's."""
+    import pyarrow as pa  # noqa: PLC0415 - loaded already by the reader
+
+    if isinstance(kind, pa.BaseExtensionType):
+        return leaf_count(kind.storage_type)
     return max(1, sum(leaf_count(kind.field(i).type) for i in range(kind.num_fields)))
 
 

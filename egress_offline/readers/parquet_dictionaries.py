@@ -5,15 +5,15 @@ pyarrow's ``read_dictionary`` gives each read the dictionary and its rows' indic
 read holds each value once, however many rows share it (8,192 rows sharing one 1 MiB
 value took 7.2 GB read as text). But it holds a dictionary page's entries several times
 over and in a hash table (2.4 M short entries: 433 MB), folds an entry the page repeats
-into one and reads the indices after it against the wrong entries, and where a chunk's
-pages fall back from indices to plain values (pyarrow's writer past its 1 MiB
-dictionary) it adds every distinct value of the row group to each read's dictionary (an
-export of a million events in one row group: 706 MB), or cannot read them at all
-(DuckDB's ``DELTA_LENGTH_BYTE_ARRAY`` fallback pages). So a column is read as a
-dictionary only where each of its chunks with a dictionary page has indices in every
-data page and a small dictionary (:func:`as_dictionary`); the others are read as text,
-each read of a chunk with a dictionary page as many rows as its longest entry allows
-(:func:`longest_entry`, read from the page itself).
+into one and reads the indices after it against the wrong entries (``parquet_batches``
+refuses such a page), and where a chunk's pages fall back from indices to plain values
+(pyarrow's writer past its 1 MiB dictionary) it adds every distinct value of the row
+group to each read's dictionary (an export of a million events in one row group: 723
+MB), or cannot read them at all (DuckDB's ``DELTA_LENGTH_BYTE_ARRAY`` fallback pages).
+So a column is read as a dictionary only where each of its chunks holds indices into
+its dictionary page in every data page (:func:`as_dictionary`); the others are read as
+text, each read of a chunk with a dictionary page as many rows as its longest entry
+allows (:func:`longest_entry`, read from the page itself).
 """
 
 from __future__ import annotations
@@ -27,23 +27,30 @@ from egress_offline.readers.parquet_thrift import Page
 
 __all__ = ["as_dictionary", "longest_entry"]
 
-#: What pyarrow holds of a dictionary page read as a dictionary (its bytes and 20 a text
-#: entry, ``ChunkPages.dictionary_held``) beyond which the column is read as text:
-#: pyarrow's own pages (1 MiB) of entries of 4 bytes or more are within it.
-_DICTIONARY_ROOM: Final = 8 << 20
+#: Entries of a dictionary page read as a dictionary, at most: pyarrow holds a hash
+#: table of them besides their copies (a Polars file of a million events in one row
+#: group, half a million entity ids: 458 MB read so, 368 as text). pyarrow's own pages
+#: (1 MiB) hold fewer. Fewer, longer entries are read as a dictionary however long: read
+#: as text, each row is its own copy (one 9 MiB entry in 400 rows: 725 MB, 312 so).
+_ENTRIES: Final = 1 << 18
+#: Entries of a dictionary page whose lengths are read one by one (0.4 s a million, in
+#: Python; each page once); past them, the longest is bounded by the page's bytes less 4
+#: for each other entry's length, which for many entries of some length bounds each
+#: read to a few rows (half a million entity ids so bounded took 107 s to read).
+_PARSED_ENTRIES: Final = 1 << 22
 
 
 def as_dictionary(chunks: Iterable[Any]) -> bool:
     """Is a text column whose chunks' pages are ``chunks`` (``parquet_pages.ChunkPages``)
-    read as a dictionary? Where each chunk that holds values has a dictionary page within
-    :data:`_DICTIONARY_ROOM` and indices into it in every data page (a chunk of plain
-    values, in a row group of its own, would make each read's dictionary every distinct
-    value of it, or could not be read: DuckDB's ``DELTA_LENGTH_BYTE_ARRAY``)."""
+    read as a dictionary? Where each chunk that holds values has a dictionary page and
+    indices into it in every data page (a chunk of plain values, in a row group of its
+    own, would make each read's dictionary every distinct value of it, or could not be
+    read: DuckDB's ``DELTA_LENGTH_BYTE_ARRAY``), of at most :data:`_ENTRIES` entries."""
     found = False
     for chunk in chunks:
         if not chunk.values:
             continue
-        if not chunk.indexed or chunk.dictionary_held > _DICTIONARY_ROOM:
+        if not 0 < chunk.indexed <= _ENTRIES:
             return False
         found = True
     return found
@@ -54,15 +61,21 @@ def longest_entry(source: Any, at: int, page: Page, compression: str) -> int:
     column: each entry's length (4 bytes, little endian) and bytes, as many as its header
     says, the longest of the ways pyarrow may read the page; its size decompressed where
     it cannot be read (no entry is longer)."""
+    entries = page.values or 0
     bound = max(page.decompressed, 0)
     if page.decompressed > tuning.PAGE_ROOM:
         return bound
+    # no entry is longer than what the others' lengths leave: where that is short
+    # enough for the reads' most rows anyway, or the entries too many to read, enough
+    left = max(0, page.decompressed - 4 * entries)
+    if entries > _PARSED_ENTRIES or left * tuning.READ_ROWS <= tuning.READ_ROOM:
+        return left
     try:
         raw = source.read_at(page.compressed, at + page.header)
         bodies = page_bodies(raw, page.decompressed, compression)
     except (ValueError, OSError):
         return bound
-    found = [_longest(body, page.values or 0) for body in bodies]
+    found = [_longest(body, entries) for body in bodies]
     if not found or any(length is None for length in found):
         return bound
     return max(length for length in found if length is not None)

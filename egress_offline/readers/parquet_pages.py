@@ -191,12 +191,15 @@ def _text_dictionaries(metadata: Any, columns: Sequence[int], sizes: PageSizes,
             found = sizes.get((group, index))
             if found is None or found.dictionary_at < 0:
                 continue
-            page = walk.headers[found.dictionary_at]
-            try:
-                compression = walk.codec(group, index)
-            except PageError:
-                compression = "UNKNOWN"
-            longest = longest_entry(walk.source, found.dictionary_at, page, compression)
+            longest = walk.longest.get(found.dictionary_at)
+            if longest is None:  # chunks may share a page: read once
+                try:
+                    compression = walk.codec(group, index)
+                except PageError:
+                    compression = "UNKNOWN"
+                page = walk.headers[found.dictionary_at]
+                longest = longest_entry(walk.source, found.dictionary_at, page, compression)
+                walk.longest[found.dictionary_at] = longest
             sizes[group, index] = found._replace(longest=max(1, longest))
 
 
@@ -245,6 +248,8 @@ class _Walk:
     def __init__(self, source: Any, size: int) -> None:
         self.source, self.size = source, size
         self.headers: dict[int, Page] = {}
+        #: the longest entry of each dictionary page read for it, by where it is
+        self.longest: dict[int, int] = {}
         self.room = _DECOMPRESS_ROOM + _DECOMPRESS_TIMES * size
         self._codecs: list[list[int]] | None = None
 
@@ -328,7 +333,10 @@ def _walk(chunk: Any, walk: _Walk, levels: tuple[int, int], place: tuple[int, in
             lengths = 4 * _length_claim(page, at, walk, levels, place)
         if page.kind == _DICTIONARY_PAGE:
             dictionary = max(dictionary, _dictionary_held(page, entry))
-            seen_dictionary, entries, dictionary_at = True, max(entries, page.values or 0), at
+            if dictionary_at < 0:  # the one pyarrow reads: it stops at the chunk's
+                # count of values, and refuses a second dictionary page before it
+                dictionary_at, entries = at, page.values or 0
+            seen_dictionary = True
         else:
             data = max(data, page.decompressed + lengths)
         if (not prefixes and page.kind in _DATA_PAGES and page.encoding in _WHOLE_VALUES

@@ -6,13 +6,14 @@ sized by the dictionary's longest entry; each read is charged its dictionaries."
 from __future__ import annotations
 
 from pathlib import Path
+from types import SimpleNamespace
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
 from egress_offline import HuntSpec, InputError, run_hunt, run_sweep
-from egress_offline.readers import parquet_batches, parquet_pages
+from egress_offline.readers import parquet_batches, parquet_pages, tuning
 from egress_offline.readers.parquet_arrow import dictionary_sizes
 from egress_offline.readers.parquet_dictionaries import longest_entry
 from egress_offline.readers.parquet_pages import check_pages
@@ -21,7 +22,7 @@ from tests.helpers import NOW
 ACTION = "disconnect_received"
 
 
-def _repeating(path: Path, column: str, *, nested: bool = False) -> Path:
+def _repeating(path: Path, column: str, *, nested: bool = False, first: object = None) -> Path:
     """3 matching rows whose ``column``'s dictionary page is ``[ACTION, ACTION, x]``, every
     row entry 1: what every reader but pyarrow's ``read_dictionary`` reads as ``ACTION``.
     pyarrow writes each entry once, so the page is written with a second entry of the
@@ -51,7 +52,10 @@ def _repeating(path: Path, column: str, *, nested: bool = False) -> Path:
             [columns["event.category"], columns["event.action"]], ["category", "action"]
         )
         table = table.drop_columns(["event.category", "event.action"]).append_column("event", event)
-    pq.write_table(table, path, compression="none", store_schema=False, write_statistics=False)
+    if first is not None:  # a column before the others, stored with pyarrow's schema
+        table = table.add_column(0, "z", first)
+    pq.write_table(table, path, compression="none", store_schema=first is not None,
+                   write_statistics=False)  # fmt: skip
     data = path.read_bytes()
     assert data.count(other.encode()) == 1  # the page's entry (no statistics hold it)
     path.write_bytes(data.replace(other.encode(), ACTION.encode()))
@@ -83,6 +87,19 @@ def test_a_dictionary_page_repeating_an_entry_is_refused(tmp_path: Path, nested:
 def test_a_group_key_s_repeated_entry_is_refused_too(tmp_path: Path) -> None:
     """The executable's rows would be read as "x": a group that is not the file's."""
     path = _repeating(tmp_path / "x.parquet", "process.executable")
+    with pytest.raises(InputError, match=r"column process\.executable: its dictionary page"):
+        run_hunt([str(path)], HuntSpec(now=NOW, threshold=1))
+
+
+def test_an_extension_type_s_leaves_are_its_storage_s(tmp_path: Path) -> None:
+    """A struct of two leaves stored as an extension type (Arrow's "opaque") was counted
+    one leaf: every later column was checked against the leaf before its own, a repeated
+    entry went unseen and a legitimate file was refused."""
+    kind = pa.opaque(pa.struct([("a", pa.int64()), ("b", pa.string())]), "geo", "vendor")
+    first = pa.ExtensionArray.from_storage(
+        kind, pa.array([{"a": 1, "b": "x"}] * 3, kind.storage_type)
+    )
+    path = _repeating(tmp_path / "x.parquet", "process.executable", first=first)
     with pytest.raises(InputError, match=r"column process\.executable: its dictionary page"):
         run_hunt([str(path)], HuntSpec(now=NOW, threshold=1))
 
@@ -122,35 +139,85 @@ def test_a_chunk_falling_back_to_plain_values_is_read_as_text(tmp_path: Path) ->
     assert read.column("@timestamp").to_pylist() == stamps
 
 
-def test_a_large_dictionary_is_read_as_text_a_few_rows_at_a_time(
+def test_a_chunk_read_as_text_is_read_as_few_rows_as_its_longest_entry_allows(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A dictionary page of ten 1 MiB entries (over 8 MiB held) is read as text, each
-    read as many rows as its longest entry allows in 64 MiB: pyarrow's read_dictionary
-    held such a page several times over (62 entries of 1 MiB, 6.6 KB of file: 556 MB)."""
+    """Read as text, each row is its entry's own copy: a chunk of 1 MiB entries falling
+    back to plain values after ten rows is read 63 rows at a time, in 64 MiB, whatever
+    the footer's sizes (their bound lifted here)."""
     entries = [chr(ord("a") + i) * (1 << 20) for i in range(10)]
-    column = pa.DictionaryArray.from_arrays(pa.array([i % 10 for i in range(200)], pa.int32()),
-                                            pa.array(entries))  # fmt: skip
     path = tmp_path / "x.parquet"
-    pq.write_table(pa.table({"process.executable": column}), path, store_schema=False,
-                   dictionary_pagesize_limit=1 << 30)  # fmt: skip
+    pq.write_table(pa.table({"process.executable": [entries[i % 10] for i in range(200)]}),
+                   path, store_schema=False, write_batch_size=10,
+                   dictionary_pagesize_limit=1 << 20)  # fmt: skip
     reader, pages = _reader(path, ["process.executable"])
+    assert pages[0, 0].dictionary and not pages[0, 0].indexed
     assert pages[0, 0].longest == 1 << 20
     assert parquet_batches._AS_DICTIONARY[reader] == frozenset()  # type: ignore[index]
     sizes: list[int] = []
     real = reader.iter_batches  # type: ignore[attr-defined]
     monkeypatch.setattr(reader, "iter_batches",
                         lambda **options: (sizes.append(options["batch_size"]), real(**options))[1])  # fmt: skip
+    monkeypatch.setattr(tuning, "PARQUET_BYTES", 1 << 30)
     read = pa.concat_tables(parquet_batches.batches(reader, (0,), ["process.executable"], 10_000))
     assert sizes == [(64 << 20) // ((1 << 20) + 9)]  # 63 rows a read
     assert read.column("process.executable").to_pylist() == [entries[i % 10] for i in range(200)]
+
+
+class _Bytes:
+    """A source of ``data``, read positionally as pyarrow's files are."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+
+    def read_at(self, count: int, at: int) -> bytes:
+        return self.data[at : at + count]
+
+    def size(self) -> int:
+        return len(self.data)
+
+
+def _zigzag(value: int) -> bytes:
+    value = value << 1
+    out = bytearray()
+    while value >= 0x80:
+        out.append(value & 0x7F | 0x80)
+        value >>= 7
+    return bytes([*out, value])
+
+
+def _dictionary_page(body: bytes, entries: int) -> bytes:
+    size = _zigzag(len(body))
+    header = b"\x15\x04\x15" + size + b"\x15" + size + b"\x4c\x15" + _zigzag(entries) + b"\x00\x00"
+    return header + body
+
+
+def test_the_first_dictionary_page_is_sized_the_one_pyarrow_reads() -> None:
+    """pyarrow stops at a chunk's count of values: a dictionary page after them is never
+    read. An attacker's chunk: a dictionary of one 9 MiB entry, 400 rows of it, then a
+    dictionary page of "a"; sized by the second, reads of 65,536 rows of 9 MiB: 3 GB."""
+    first = _dictionary_page((12).to_bytes(4, "little") + b"C:\\evil.exe.", 1)
+    body = b"\x09\x00"  # indices: bit width 9, nothing after (never decoded here)
+    size = _zigzag(len(body))
+    data = b"\x15\x00\x15" + size + b"\x15" + size + b"\x2c\x15" + _zigzag(400)
+    data += b"\x15" + _zigzag(8) + b"\x15\x06\x15\x06\x00\x00" + body  # RLE_DICTIONARY
+    second = _dictionary_page((1).to_bytes(4, "little") + b"a", 1)
+    source = _Bytes(b"PAR1" + first + data + second)
+    chunk = SimpleNamespace(data_page_offset=4 + len(first), dictionary_page_offset=4,
+                            has_dictionary_page=True, total_compressed_size=source.size() - 4,
+                            num_values=400)  # fmt: skip
+    walk = parquet_pages._Walk(source, source.size())
+    _, found = parquet_pages._walk(chunk, walk, (0, 1), (0, 0), 20)
+    assert (found.dictionary_at, found.indexed, found.values) == (4, 1, 400)
+    page = walk.headers[found.dictionary_at]
+    assert longest_entry(source, 4, page, "UNCOMPRESSED") == 12
 
 
 @pytest.mark.parametrize("compression", ["none", "zstd", "snappy", "gzip"])
 def test_the_longest_entry_is_read_from_the_dictionary_page(
     tmp_path: Path, compression: str
 ) -> None:
-    texts = ["a", "b" * 5_000, "c" * 70]
+    texts = ["a", "b" * 40_000, "c" * 70]  # over 16 KiB: read (shorter ones bound the rows less)
     column = pa.DictionaryArray.from_arrays(pa.array([0, 1, 2], pa.int32()), pa.array(texts))
     path = tmp_path / "x.parquet"
     pq.write_table(pa.table({"x": column}), path, compression=compression)
@@ -160,7 +227,7 @@ def test_the_longest_entry_is_read_from_the_dictionary_page(
         at = pages[0, 0].dictionary_at
         page = parquet_pages._header_at(source, at)
         codec = {"none": "UNCOMPRESSED"}.get(compression, compression.upper())
-        assert longest_entry(source, at, page, codec) == 5_000
+        assert longest_entry(source, at, page, codec) == 40_000
         assert longest_entry(source, at, page._replace(values=99), codec) == page.decompressed
         assert longest_entry(source, at, page, "LZO") == page.decompressed  # not read here
 
