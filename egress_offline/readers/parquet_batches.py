@@ -64,10 +64,10 @@ _VALUE_BYTES = 8
 _AS_DICTIONARY: weakref.WeakKeyDictionary[Any, frozenset[int]] = weakref.WeakKeyDictionary()
 #: Per reader made by :func:`text_reader`, what its file's page headers say of its chunks.
 _PAGES: weakref.WeakKeyDictionary[Any, PageSizes] = weakref.WeakKeyDictionary()
-#: Per reader, the flat leaf columns its file's stored schema makes dictionaries.
-_STORED: weakref.WeakKeyDictionary[Any, frozenset[int]] = weakref.WeakKeyDictionary()
-#: Per reader, the leaf columns of each top-level column (:func:`_leaf_ranges`).
-_RANGES: weakref.WeakKeyDictionary[Any, dict[str, range]] = weakref.WeakKeyDictionary()
+#: Per reader, its file's top-level columns (:func:`_top_columns`).
+_TOP: weakref.WeakKeyDictionary[Any, tuple[dict[str, range], frozenset[int]]] = (
+    weakref.WeakKeyDictionary()
+)
 #: A chunk the page headers were not walked for: nothing known.
 _NO_PAGES = ChunkPages(None)
 #: What a read of a stretch's row group is charged besides its values (:func:`batches`):
@@ -183,30 +183,31 @@ def _check_dictionaries(parquet: Any, group: int, columns: Sequence[str], read: 
 def _stored_dictionaries(parquet: Any) -> frozenset[int]:
     """The leaf columns that pyarrow's schema stored in the file says are dictionaries:
     pyarrow reads them as dictionaries, asked to or not."""
-    found = _STORED.get(parquet)
-    if found is None:
-        import pyarrow as pa  # noqa: PLC0415 - only Parquet inputs need it
-
-        leaves: list[int] = []
-        at = 0
-        for field in parquet.schema_arrow:
-            if pa.types.is_dictionary(field.type):
-                leaves.append(at)
-            at += leaf_count(field.type)
-        found = _STORED[parquet] = frozenset(leaves)
-    return found
+    return _top_columns(parquet)[1]
 
 
 def _leaf_ranges(parquet: Any) -> dict[str, range]:
     """The leaf columns of each top-level column of a file, by its name."""
-    found = _RANGES.get(parquet)
+    return _top_columns(parquet)[0]
+
+
+def _top_columns(parquet: Any) -> tuple[dict[str, range], frozenset[int]]:
+    """A file's top-level columns, from its Arrow schema: each one's leaf columns, by its
+    name, and the flat ones that are dictionaries."""
+    found = _TOP.get(parquet)
     if found is None:
-        found, at = {}, 0
+        import pyarrow as pa  # noqa: PLC0415 - only Parquet inputs need it
+
+        ranges: dict[str, range] = {}
+        stored: list[int] = []
+        at = 0
         for field in parquet.schema_arrow:
             count = leaf_count(field.type)
-            found.setdefault(field.name, range(at, at + count))
+            ranges.setdefault(field.name, range(at, at + count))
+            if pa.types.is_dictionary(field.type):
+                stored.append(at)
             at += count
-        _RANGES[parquet] = found
+        found = _TOP[parquet] = (ranges, frozenset(stored))
     return found
 
 

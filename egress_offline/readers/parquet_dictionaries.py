@@ -61,13 +61,12 @@ def longest_entry(source: Any, at: int, page: Page, compression: str) -> int:
     column: each entry's length (4 bytes, little endian) and bytes, as many as its header
     says, the longest of the ways pyarrow may read the page; its size decompressed where
     it cannot be read (no entry is longer)."""
-    entries = page.values or 0
-    bound = max(page.decompressed, 0)
-    if page.decompressed > tuning.PAGE_ROOM:
+    entries, bound = page.values or 0, page.decompressed
+    if bound > tuning.PAGE_ROOM:
         return bound
     # no entry is longer than what the others' lengths leave: where that is short
     # enough for the reads' most rows anyway, or the entries too many to read, enough
-    left = max(0, page.decompressed - 4 * entries)
+    left = max(0, bound - 4 * entries)
     if entries > _PARSED_ENTRIES or left * tuning.READ_ROWS <= tuning.READ_ROOM:
         return left
     try:

@@ -100,14 +100,12 @@ class PlainPages(NamedTuple):
 
 class ChunkPages(NamedTuple):
     """What a column chunk's page headers say: its :class:`PlainPages`, or None when some
-    page of it is a dictionary page, of another encoding, or past the chunk's end;
-    whether it has a dictionary page (whatever the footer says); and a bound on its
-    longest value with shared prefixes (``DELTA_BYTE_ARRAY``): what the page's lengths
+    page of it is a dictionary page, of another encoding, or past the chunk's end; a
+    bound on its longest value with shared prefixes (``DELTA_BYTE_ARRAY``): what the page's lengths
     say, or its page's size where they could not be read (0: no such page); and the
     values its data pages say they hold (nulls too)."""
 
     whole: PlainPages | None
-    dictionary: bool = False
     prefixed: int = 0
     values: int = 0
     #: what its largest dictionary page holds once pyarrow has read it: its bytes, and
@@ -122,6 +120,11 @@ class ChunkPages(NamedTuple):
     #: a text column's chunk with a dictionary page, read as text: its longest entry
     #: (``parquet_dictionaries.longest_entry``); else 0
     longest: int = 0
+
+    @property
+    def dictionary(self) -> bool:
+        """Has it a dictionary page (whatever the footer says)?"""
+        return self.dictionary_at >= 0
 
 
 #: Bytes pyarrow holds for each entry of a dictionary page beside the page itself, by
@@ -189,7 +192,7 @@ def _text_dictionaries(metadata: Any, columns: Sequence[int], sizes: PageSizes,
             continue
         for group in range(metadata.num_row_groups):
             found = sizes.get((group, index))
-            if found is None or found.dictionary_at < 0:
+            if found is None or not found.dictionary:
                 continue
             longest = walk.longest.get(found.dictionary_at)
             if longest is None:  # chunks may share a page: read once
@@ -309,7 +312,7 @@ def _walk(chunk: Any, walk: _Walk, levels: tuple[int, int], place: tuple[int, in
     end = min(start + chunk.total_compressed_size, walk.size)
     padded = end + min(_PADDING, walk.size - end)
     at, dictionary, data, total, values, whole, prefixed = start, 0, 0, 0, 0, True, 0
-    seen_dictionary, seen, entries, indices, dictionary_at = False, 0, 0, True, -1
+    seen, entries, indices, dictionary_at = 0, 0, True, -1
     # pages of shared prefixes, sized together once the chunk is walked
     pending: PrefixedPages | None = None
     gathered: list[Page] = []
@@ -336,7 +339,6 @@ def _walk(chunk: Any, walk: _Walk, levels: tuple[int, int], place: tuple[int, in
             if dictionary_at < 0:  # the one pyarrow reads: it stops at the chunk's
                 # count of values, and refuses a second dictionary page before it
                 dictionary_at, entries = at, page.values or 0
-            seen_dictionary = True
         else:
             data = max(data, page.decompressed + lengths)
         if (not prefixes and page.kind in _DATA_PAGES and page.encoding in _WHOLE_VALUES
@@ -361,7 +363,7 @@ def _walk(chunk: Any, walk: _Walk, levels: tuple[int, int], place: tuple[int, in
     whole = whole and at == start + chunk.total_compressed_size and values == chunk.num_values
     plain = PlainPages(total, values) if whole else None
     indexed = entries if indices and seen else 0
-    pages = ChunkPages(plain, seen_dictionary, prefixed, seen, dictionary, indexed, dictionary_at)
+    pages = ChunkPages(plain, prefixed, seen, dictionary, indexed, dictionary_at)
     return dictionary + data, pages
 
 

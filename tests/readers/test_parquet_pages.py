@@ -440,7 +440,7 @@ def test_a_dictionary_page_the_walk_finds_is_read_as_a_dictionary(tmp_path: Path
         pages = check_pages(source, metadata, list(range(metadata.num_columns)), "x.parquet")
         plain = parquet_batches.text_reader(source, metadata, ["process.executable"], pages)
         assert plain.read().schema.field("process.executable").type == pa.string()
-        pages[0, index] = pages[0, index]._replace(dictionary=True, indexed=1)
+        pages[0, index] = pages[0, index]._replace(dictionary_at=4, indexed=1)
         reader = parquet_batches.text_reader(source, metadata, ["process.executable"], pages)
         kind = reader.read().schema.field("process.executable").type
         assert pa.types.is_dictionary(kind)
