@@ -88,6 +88,8 @@ CASES = [
     Case("a dictionary page of 5.5 M texts of 7 bytes (Parquet, 3 rows)", "entries.parquet",
          hostile.dictionary_entries, 5_500_000, 100_000,
          args=("--now", "2024-05-01T12:00:00Z", "--threshold", "1")),
+    Case("64 values of 16 MiB in plain pages among 20,000 rows (Parquet)", "long-plain.parquet",
+         hostile.long_plain_values, 64, 2),
     Case("events of 2,001-element lists (zstd)", "lists.ndjson.zst",
          hostile.long_lists, 480 * MiB, 4 * MiB,
          args=("--now", "2024-05-01T12:00:00Z", "--threshold", "1")),

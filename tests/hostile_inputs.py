@@ -192,3 +192,35 @@ def dictionary_entries(path: Path, entries: int) -> Path:
         pa.array([0, 1, 2], pa.int32()), texts.to_arrow().cast(pa.string())
     )
     return parquet_rows(path, 3, executables=executables)
+
+
+def long_plain_values(path: Path, count: int, *, size: int = 16 << 20) -> Path:
+    """Parquet of one row group: 10,000 matching events, then ``count`` that do not match
+    whose executables are ``size`` bytes each, then 10,000 matching again. The
+    executable's dictionary page holds a few short ones (pyarrow's writer falls back to
+    plain values past a 1 KiB dictionary here), each long one a plain page of its own, a
+    few KB of zstd: the footer's sizes average some kilobytes a row, and a read of
+    thousands of rows would hold every long value at once."""
+    import pyarrow as pa  # noqa: PLC0415
+    import pyarrow.parquet as pq  # noqa: PLC0415
+
+    short = 10_000
+    rows = 2 * short + count
+    executables = [f"C:\\{i}.exe" if not short <= i < short + count
+                   else f"C:\\{i}" + "x" * size for i in range(rows)]  # fmt: skip
+    actions = ["disconnect_received" if not short <= i < short + count
+               else "connection_attempted" for i in range(rows)]  # fmt: skip
+    table = pa.table({
+        "@timestamp": ["2024-05-01T11:00:00.000Z"] * rows,
+        "host.os.family": ["windows"] * rows,
+        "event.category": ["network"] * rows,
+        "event.action": actions,
+        "destination.ip": ["8.8.8.8"] * rows,
+        "destination.address": ["8.8.8.8"] * rows,
+        "process.entity_id": [f"E{i % 3}" for i in range(rows)],
+        "process.executable": executables,
+        "source.bytes": [1] * rows,
+    })  # fmt: skip
+    pq.write_table(table, path, compression="zstd", dictionary_pagesize_limit=1 << 10,
+                   write_batch_size=1)  # fmt: skip
+    return path

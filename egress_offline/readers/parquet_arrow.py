@@ -14,6 +14,7 @@ __all__ = [
     "decoded_bytes",
     "dictionaries_held",
     "dictionary_sizes",
+    "holds_dictionary",
     "leaf_count",
     "understood",
 ]
@@ -29,7 +30,7 @@ def as_text(table: Any) -> Any:
     million elements, all)."""
     if any(_holds_view(field.type) for field in table.schema):
         table = _without_views(table)
-    if not any(_holds_dictionary(field.type) for field in table.schema):
+    if not any(holds_dictionary(field.type) for field in table.schema):
         return _compact(table)
     import pyarrow as pa  # noqa: PLC0415 - loaded already by the reader
 
@@ -42,7 +43,7 @@ def _column_as_text(kind: Any, column: Any) -> Any:
     """One column of :func:`as_text`: a flat dictionary column decoded in one call,
     whatever its chunks (a read's each, in a stretch of many small row groups); a
     nested one chunk by chunk, each made compact first."""
-    if not _holds_dictionary(kind):
+    if not holds_dictionary(kind):
         return column
     if not kind.num_fields:
         return _decoded(column)
@@ -150,10 +151,10 @@ def _sized(kind: Any) -> bool:
     dictionary, or dictionaries of flat values in structs and lists only?"""
     import pyarrow as pa  # noqa: PLC0415 - loaded already by the reader
 
-    if not _holds_dictionary(kind):
+    if not holds_dictionary(kind):
         return True
     if pa.types.is_dictionary(kind):
-        return not _holds_dictionary(kind.value_type) and kind.value_type.num_fields == 0
+        return not holds_dictionary(kind.value_type) and kind.value_type.num_fields == 0
     if _is_list(kind) or pa.types.is_struct(kind):
         return all(_sized(kind.field(i).type) for i in range(kind.num_fields))
     return False
@@ -203,7 +204,7 @@ def _array_bytes(array: Any) -> int:
     kind = array.type
     if pa.types.is_dictionary(kind):
         return _dictionary_bytes(array)
-    if not _holds_dictionary(kind):
+    if not holds_dictionary(kind):
         return int(array.nbytes)
     # a struct's children (``flatten`` applies its offset), or a list's values
     children = array.flatten()
@@ -222,7 +223,7 @@ def _held(array: Any) -> int:
     kind = array.type
     if pa.types.is_dictionary(kind):
         return int(array.dictionary.nbytes)
-    if not _holds_dictionary(kind):
+    if not holds_dictionary(kind):
         return 0
     if pa.types.is_struct(kind):  # its fields whole: their dictionaries are what counts
         return sum(_held(array.field(i)) for i in range(kind.num_fields))
@@ -244,7 +245,7 @@ def _sizes(array: Any, sizes: list[int | None]) -> None:
     kind = array.type
     if pa.types.is_dictionary(kind):
         sizes.append(len(array.dictionary))
-    elif not _holds_dictionary(kind):
+    elif not holds_dictionary(kind):
         sizes.extend([None] * leaf_count(kind))
     elif pa.types.is_struct(kind):
         for i in range(kind.num_fields):
@@ -289,10 +290,10 @@ def _dictionary_bytes(array: Any) -> int:
 
 
 @lru_cache(maxsize=256)
-def _holds_dictionary(kind: Any) -> bool:
+def holds_dictionary(kind: Any) -> bool:
     """Is there a dictionary in this Arrow type, at any depth?"""
     import pyarrow as pa  # noqa: PLC0415 - loaded already by the reader
 
     if pa.types.is_dictionary(kind):
         return True
-    return any(_holds_dictionary(kind.field(i).type) for i in range(kind.num_fields))
+    return any(holds_dictionary(kind.field(i).type) for i in range(kind.num_fields))

@@ -16,7 +16,11 @@ thousandfold. Each way has its guard:
 - a row group is read so many rows at a time as its columns' uncompressed size in the
   footer allows (plain rows of 1 MiB are read 16 at a time, not 4,096), and its plain
   text columns a few thousand rows at a time, unless their pages' headers say that all
-  their values together fit :data:`~tuning.READ_ROOM` (:func:`_within_room`);
+  their values together fit :data:`~tuning.READ_ROOM` (:func:`_within_room`), and no
+  more than the pages those rows reach allow (:func:`_rows_within`: one 40 MiB value a
+  page among short ones);
+- a file whose stored Arrow schema makes a column a dictionary is read without it
+  (:func:`_without_stored_schema`), its columns by their pages as every other writer's;
 - each read's decoded size is measured (:func:`decoded_bytes`) and the reads gathered
   into batches of at most :data:`~tuning.PARQUET_BYTES`, a read wider than that halved
   until its parts fit (a row group whose first rows are short is not read as if all
@@ -27,8 +31,10 @@ thousandfold. Each way has its guard:
 from __future__ import annotations
 
 import weakref
+from bisect import bisect_right
 from collections.abc import Iterator, Sequence
-from typing import Any
+from itertools import accumulate
+from typing import Any, Final
 
 from egress_offline.readers import tuning
 from egress_offline.readers.parquet_arrow import (
@@ -36,11 +42,13 @@ from egress_offline.readers.parquet_arrow import (
     decoded_bytes,
     dictionaries_held,
     dictionary_sizes,
+    holds_dictionary,
     leaf_count,
     understood,
 )
 from egress_offline.readers.parquet_dictionaries import as_dictionary
 from egress_offline.readers.parquet_pages import ChunkPages, PageSizes, PlainPages
+from egress_offline.readers.parquet_thrift import PageError, Short, footer_keys
 
 __all__ = [
     "Stretch",
@@ -181,9 +189,39 @@ def _check_dictionaries(parquet: Any, group: int, columns: Sequence[str], read: 
 
 
 def _stored_dictionaries(parquet: Any) -> frozenset[int]:
-    """The leaf columns that pyarrow's schema stored in the file says are dictionaries:
-    pyarrow reads them as dictionaries, asked to or not."""
+    """The leaf columns of each top-level column that pyarrow's schema stored in the file
+    says holds a dictionary, at any depth: pyarrow reads it as one, asked to or not."""
     return _top_columns(parquet)[1]
+
+
+#: The key of the Arrow schema pyarrow stores in a footer, and what it is renamed to
+#: where that schema is not to be read (as long: the footer's other bytes stay put).
+_STORED_SCHEMA: Final = b"ARROW:schema"
+_UNREAD_SCHEMA: Final = b"ARROW:unread"
+
+
+def _without_stored_schema(metadata: Any) -> Any:
+    """``metadata`` (a parsed footer) without the Arrow schema stored in it, which makes
+    pyarrow read a column as a dictionary whatever it is asked: every distinct value of
+    a row group's chunk that falls back to plain values in each read's dictionary (2,000
+    distinct 1 MiB values took over 3 GB from a 199 KB file), and an entry its
+    dictionary page repeats folded into one where ``_check_dictionaries`` does not look
+    (an exfiltration read as another executable's, exit 0). Read without it, its columns
+    are read by their Parquet types, as every other writer's are, and as dictionaries by
+    :func:`_dictionary_read`'s rule. The footer is pyarrow's own serialisation of what
+    it parsed (what it pickles), its key renamed in place and parsed again."""
+    import pyarrow as pa  # noqa: PLC0415 - only Parquet inputs need it
+
+    rebuild, (serialised,) = metadata.__reduce__()
+    footer = bytearray(serialised.to_pybytes())
+    try:
+        keys = footer_keys(bytes(footer))
+    except (PageError, Short) as exc:
+        raise ValueError(f"its footer's key-value metadata cannot be read ({exc})") from exc
+    for key, at in keys:
+        if key == _STORED_SCHEMA:
+            footer[at : at + len(key)] = _UNREAD_SCHEMA
+    return rebuild(pa.py_buffer(bytes(footer)))
 
 
 def _leaf_ranges(parquet: Any) -> dict[str, range]:
@@ -193,19 +231,17 @@ def _leaf_ranges(parquet: Any) -> dict[str, range]:
 
 def _top_columns(parquet: Any) -> tuple[dict[str, range], frozenset[int]]:
     """A file's top-level columns, from its Arrow schema: each one's leaf columns, by its
-    name, and the flat ones that are dictionaries."""
+    name, and those of the ones that hold a dictionary."""
     found = _TOP.get(parquet)
     if found is None:
-        import pyarrow as pa  # noqa: PLC0415 - only Parquet inputs need it
-
         ranges: dict[str, range] = {}
         stored: list[int] = []
         at = 0
         for field in parquet.schema_arrow:
             count = leaf_count(field.type)
             ranges.setdefault(field.name, range(at, at + count))
-            if pa.types.is_dictionary(field.type):
-                stored.append(at)
+            if holds_dictionary(field.type):
+                stored.extend(range(at, at + count))
             at += count
         found = _TOP[parquet] = (ranges, frozenset(stored))
     return found
@@ -223,6 +259,9 @@ def text_reader(source: Any, metadata: Any, columns: Sequence[str],
     import pyarrow.parquet as pq  # noqa: PLC0415 - only Parquet inputs need it
 
     parquet = pq.ParquetFile(source, metadata=metadata)
+    if _stored_dictionaries(parquet).intersection(leaf_indexes(parquet, columns)):
+        metadata = _without_stored_schema(metadata)
+        parquet = pq.ParquetFile(source, metadata=metadata)
     schema = parquet.schema
     found = [
         index
@@ -271,9 +310,6 @@ def _read_rows(parquet: Any, group: int, columns: Sequence[str], most: int) -> i
         for index in indexes
         if schema.column(index).physical_type == "BYTE_ARRAY" and index not in as_dictionary
     ]
-    # a column pyarrow's schema in the file says is a dictionary is read as one anyway
-    stored = _stored_dictionaries(parquet)
-    decoded = [index for index in plain_text if index not in stored]
     metadata = parquet.metadata.row_group(group)
     chunks = [metadata.column(index) for index in indexes]
     # the footer's sizes are the writer's word: where the pages said what their values
@@ -299,10 +335,62 @@ def _read_rows(parquet: Any, group: int, columns: Sequence[str], most: int) -> i
     if prefixed:
         rows = min(rows, tuning.PREFIXED_ROOM // (prefixed + _VALUE_OVERHEAD * len(indexes)))
     # a dictionary's entry read as text is each row's own copy: at most its longest
-    longest = sum(pages.get((group, index), _NO_PAGES).longest for index in decoded)
+    longest = sum(pages.get((group, index), _NO_PAGES).longest for index in plain_text)
     if longest:
-        rows = min(rows, tuning.READ_ROOM // (longest + _VALUE_OVERHEAD * len(decoded)))
-    return max(1, min(rows, tuning.PARQUET_BYTES // wide))
+        rows = min(rows, tuning.READ_ROOM // (longest + _VALUE_OVERHEAD * len(plain_text)))
+    rows = max(1, min(rows, tuning.PARQUET_BYTES // wide))
+    if plain_text:
+        per_row = longest + _VALUE_OVERHEAD * len(plain_text)
+        runs = [(schema.column(index).max_repetition_level == 0,
+                 pages.get((group, index), _NO_PAGES).runs) for index in plain_text]  # fmt: skip
+        rows = _rows_within(runs, per_row, rows)
+    return rows
+
+
+def _rows_within(runs: Sequence[tuple[bool, tuple[tuple[int, int], ...]]], per_row: int,
+                 rows: int) -> int:  # fmt: skip
+    """At most ``rows``, as many rows as a read may take so that its text columns' values
+    take at most :data:`~tuning.READ_ROOM` decoded: ``per_row`` bytes a row (their
+    dictionary entries, offsets), and the bytes of the pages of values stored whole that
+    its rows reach (each column's ``ChunkPages.runs``, with whether it is flat). A page
+    may hold one value of 40 MiB among thousands of short ones: a read of 4,096 rows
+    over 8 such pages held 1.8 GB. A flat column's rows are its values, so a read's
+    reach the pages of as many consecutive values; a list column's rows may hold any
+    number of values, so a read may reach all its pages. At least one row."""
+    flat = [_prefix_sums(found) for is_flat, found in runs if is_flat and found]
+    listed = sum(size for is_flat, found in runs if not is_flat for _, size in found)
+
+    def held(count: int) -> int:
+        return count * per_row + listed + sum(_reach(*sums, count) for sums in flat)
+
+    if held(rows) <= tuning.READ_ROOM:
+        return rows
+    low, high = 1, rows  # the most rows held within room, by bisection
+    while low < high:
+        middle = (low + high + 1) // 2
+        if held(middle) <= tuning.READ_ROOM:
+            low = middle
+        else:
+            high = middle - 1
+    return low
+
+
+def _prefix_sums(found: tuple[tuple[int, int], ...]) -> tuple[list[int], list[int]]:
+    """Pages' values and bytes, each summed from the first page: (0, the first's, ...)."""
+    values = [0, *accumulate(values for values, _ in found)]
+    return values, [0, *accumulate(size for _, size in found)]
+
+
+def _reach(values: list[int], sizes: list[int], count: int) -> int:
+    """The most bytes of the pages that ``count`` consecutive values reach, pages' values
+    and bytes summed as :func:`_prefix_sums` sums them: of all reads, the one starting at
+    the last value of some page reaches furthest from it."""
+    most = 0
+    for first in range(len(values) - 1):
+        end = values[first + 1] - 1 + count - 1  # the read's last value
+        last = min(bisect_right(values, end) - 1, len(values) - 2)
+        most = max(most, sizes[last + 1] - sizes[first])
+    return most
 
 
 def _within_room(parquet: Any, group: int, indexes: Sequence[int]) -> bool:

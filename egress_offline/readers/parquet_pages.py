@@ -120,6 +120,10 @@ class ChunkPages(NamedTuple):
     #: a text column's chunk with a dictionary page, read as text: its longest entry
     #: (``parquet_dictionaries.longest_entry``); else 0
     longest: int = 0
+    #: its data pages that hold values, in order: each one's values (nulls too) and the
+    #: most bytes they take decoded where they are stored whole (its bytes; 0 for
+    #: indices into the dictionary page, and for shared prefixes, sized as ``prefixed``)
+    runs: tuple[tuple[int, int], ...] = ()
 
     @property
     def dictionary(self) -> bool:
@@ -313,6 +317,7 @@ def _walk(chunk: Any, walk: _Walk, levels: tuple[int, int], place: tuple[int, in
     padded = end + min(_PADDING, walk.size - end)
     at, dictionary, data, total, values, whole, prefixed = start, 0, 0, 0, 0, True, 0
     seen, entries, indices, dictionary_at = 0, 0, True, -1
+    runs: list[tuple[int, int]] = []
     # pages of shared prefixes, sized together once the chunk is walked
     pending: PrefixedPages | None = None
     gathered: list[Page] = []
@@ -326,6 +331,10 @@ def _walk(chunk: Any, walk: _Walk, levels: tuple[int, int], place: tuple[int, in
         if page.kind in _DATA_PAGES:
             seen += page.values or 0
             indices = indices and page.encoding in _INDICES
+            if page.values:  # its values decoded: at most its bytes, where stored whole
+                apart = page.encoding in _INDICES or page.encoding == _PREFIXED  # sized apart
+                runs.append((page.values, 0 if apart else max(page.decompressed,
+                                                              page.compressed)))  # fmt: skip
         prefixes = page.kind in _DATA_PAGES and page.encoding == _PREFIXED
         lengths = 0
         if prefixes:
@@ -363,7 +372,8 @@ def _walk(chunk: Any, walk: _Walk, levels: tuple[int, int], place: tuple[int, in
     whole = whole and at == start + chunk.total_compressed_size and values == chunk.num_values
     plain = PlainPages(total, values) if whole else None
     indexed = entries if indices and seen else 0
-    pages = ChunkPages(plain, prefixed, seen, dictionary, indexed, dictionary_at)
+    pages = ChunkPages(plain, prefixed, seen, dictionary, indexed, dictionary_at,
+                       runs=tuple(runs))  # fmt: skip
     return dictionary + data, pages
 
 

@@ -11,7 +11,15 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Final, NamedTuple
 
-__all__ = ["Page", "PageError", "PageRefused", "Short", "footer_codecs", "page_header"]
+__all__ = [
+    "Page",
+    "PageError",
+    "PageRefused",
+    "Short",
+    "footer_codecs",
+    "footer_keys",
+    "page_header",
+]
 
 #: ``PageHeader``'s fields read: type and sizes...
 _HEADER_FIELDS: Final = frozenset({1, 2, 3})
@@ -83,6 +91,21 @@ def footer_codecs(buffer: bytes) -> list[list[int]]:
                 for _ in reader.elements(_STRUCT):
                     groups[-1].append(_chunk_codec(reader))
     return groups
+
+
+def footer_keys(buffer: bytes) -> list[tuple[bytes, int]]:
+    """Each key of a footer's key-value metadata (``FileMetaData``'s 5, a list of
+    ``KeyValue``, each one's key its 1) and where its bytes start in ``buffer``, the
+    rest skipped by its wire types."""
+    reader = _Compact(buffer)
+    found: list[tuple[bytes, int]] = []
+    for _ in reader.each(5, _LIST):
+        for _ in reader.elements(_STRUCT):
+            for _ in reader.each(1, _BINARY):
+                length = reader.length()
+                found.append((buffer[reader.at : reader.at + length], reader.at))
+                reader.skip_bytes(length)
+    return found
 
 
 def _chunk_codec(reader: _Compact) -> int:
@@ -178,6 +201,13 @@ class _Compact:
 
     def zigzag(self) -> int:
         return self._zigzag()
+
+    def length(self) -> int:
+        """A binary field's length; its bytes follow (``skip_bytes``)."""
+        return self._varint()
+
+    def skip_bytes(self, count: int) -> None:
+        self._advance(count)
 
     def _field(self, head: int, last: int) -> tuple[int, int]:
         delta, kind = head >> 4, head & 0x0F

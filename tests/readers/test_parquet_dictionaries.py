@@ -113,6 +113,62 @@ def test_dictionary_sizes_are_per_leaf_depth_first() -> None:
     assert dictionary_sizes(pa.ListArray.from_arrays([0, 1], strings)) == [2]
 
 
+@pytest.mark.parametrize("nested", [False, True], ids=["flat", "nested"])
+def test_a_column_stored_as_a_dictionary_is_read_by_its_pages(tmp_path: Path, nested: bool) -> None:
+    """pyarrow reads a column that the Arrow schema stored in the file (``ARROW:schema``)
+    says is a dictionary as one, whatever it is asked, flat or in a struct: a chunk
+    falling back to plain values (each read's dictionary then every distinct value of
+    the row group: 2,000 of 1 MiB took over 3 GB), or whose dictionary page repeats an
+    entry, unchecked there. Here entry 1 repeats entry 0: pyarrow read row 1 as "p002",
+    every row after it as the next row's executable, exit 0; Polars and DuckDB read
+    "p000". The file is read without that schema, the column by its pages."""
+    rows = 200
+    executables = [f"C:\\p{i:03d}.exe" for i in range(rows)]
+    columns = {
+        "@timestamp": ["2024-05-01T11:30:00.000Z"] * rows,
+        "event.action": [ACTION] * rows,
+        "host.os.family": ["windows"] * rows,
+        "event.category": ["network"] * rows,
+        "destination.ip": ["8.8.8.8"] * rows,
+        "destination.address": ["8.8.8.8"] * rows,
+        "source.bytes": [1] * rows,
+    }
+
+    def table(executable: pa.Array) -> pa.Table:
+        if not nested:
+            return pa.table({**columns, "process.entity_id": ["E0"] * rows,
+                             "process.executable": executable})  # fmt: skip
+        process = pa.StructArray.from_arrays([pa.array(["E0"] * rows), executable],
+                                             ["entity_id", "executable"])  # fmt: skip
+        return pa.table({**columns, "process": process})
+
+    plain = table(pa.array(executables))
+    stored = pq.ParquetFile(_written(tmp_path / "dictionary.parquet", table(
+        pa.array(executables).dictionary_encode()))).metadata.metadata  # fmt: skip
+    path = tmp_path / "x.parquet"
+    with pq.ParquetWriter(path, plain.schema, dictionary_pagesize_limit=128, write_batch_size=16,
+                          compression="none", write_statistics=False, store_schema=False) as out:  # fmt: skip
+        out.write_table(plain)
+        out.add_key_value_metadata({b"ARROW:schema": stored[b"ARROW:schema"]})
+    data = path.read_bytes()
+    assert data.count(b"C:\\p001.exe") == 1  # in the dictionary page
+    path.write_bytes(data.replace(b"C:\\p001.exe", b"C:\\p000.exe"))
+    read = pq.read_table(path).column("process" if nested else "process.executable").to_pylist()[:3]
+    if nested:
+        read = [row["executable"] for row in read]
+    assert read == ["C:\\p000.exe", "C:\\p002.exe", "C:\\p003.exe"]  # pyarrow's misreading
+    result = run_hunt([str(path)], HuntSpec(now=NOW, threshold=1))
+    assert dict(zip(result.rows["process.executable"], result.rows["total_bytes_out"],
+                    strict=True)) == {"C:\\p000.exe": 2, **{name: 1 for name in executables[2:]}}  # fmt: skip
+    reader, _ = _reader(path, ["process.executable"])
+    assert b"ARROW:schema" not in reader.metadata.metadata  # type: ignore[attr-defined]
+
+
+def _written(path: Path, table: pa.Table) -> Path:
+    pq.write_table(table, path)
+    return path
+
+
 def _reader(path: Path, columns: list[str]) -> tuple[object, object]:
     """``text_reader`` of ``path`` for ``columns``, its page headers walked, and those."""
     metadata = pq.ParquetFile(path).metadata
@@ -143,8 +199,9 @@ def test_a_chunk_read_as_text_is_read_as_few_rows_as_its_longest_entry_allows(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Read as text, each row is its entry's own copy: a chunk of 1 MiB entries falling
-    back to plain values after ten rows is read 63 rows at a time, in 64 MiB, whatever
-    the footer's sizes (their bound lifted here)."""
+    back to plain values after ten rows is read 23 rows at a time, whatever the
+    footer's sizes (their bound lifted here): 23 MiB of entries, and 40 MiB of the plain
+    pages of ten values that 23 rows reach, within 64 MiB."""
     entries = [chr(ord("a") + i) * (1 << 20) for i in range(10)]
     path = tmp_path / "x.parquet"
     pq.write_table(pa.table({"process.executable": [entries[i % 10] for i in range(200)]}),
@@ -160,7 +217,9 @@ def test_a_chunk_read_as_text_is_read_as_few_rows_as_its_longest_entry_allows(
                         lambda **options: (sizes.append(options["batch_size"]), real(**options))[1])  # fmt: skip
     monkeypatch.setattr(tuning, "PARQUET_BYTES", 1 << 30)
     read = pa.concat_tables(parquet_batches.batches(reader, (0,), ["process.executable"], 10_000))
-    assert sizes == [(64 << 20) // ((1 << 20) + 9)]  # 63 rows a read
+    assert pages[0, 0].runs[0] == (10, 0)  # indices, then plain pages of ten values
+    assert {(values, size >> 20) for values, size in pages[0, 0].runs[1:]} == {(10, 10)}
+    assert sizes == [23]
     assert read.column("process.executable").to_pylist() == [entries[i % 10] for i in range(200)]
 
 
@@ -246,3 +305,15 @@ def test_each_read_is_charged_its_own_copy_of_its_dictionaries(
     monkeypatch.setattr(parquet_batches, "_read_rows", lambda *_: 8)
     tables = list(parquet_batches.batches(reader, (0,), ["@timestamp"], 10_000))
     assert [table.num_rows for table in tables] == [8] * 8
+
+
+def test_footer_keys_are_found_where_they_are(tmp_path: Path) -> None:
+    """``footer_keys``: each key-value's key and where its bytes start in the footer."""
+    from egress_offline.readers.parquet_thrift import footer_keys  # noqa: PLC0415
+
+    path = tmp_path / "x.parquet"
+    pq.write_table(pa.table({"a": [1]}).replace_schema_metadata({"ARROW:x": "1", "k": "v"}), path)
+    footer = pq.ParquetFile(path).metadata.__reduce__()[1][0].to_pybytes()
+    found = footer_keys(footer)
+    assert [key for key, _ in found] == [b"ARROW:x", b"k", b"ARROW:schema"]
+    assert all(footer[at : at + len(key)] == key for key, at in found)

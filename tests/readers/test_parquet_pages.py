@@ -279,7 +279,7 @@ def _pages(source: pa.NativeFile, chunk: pq.ColumnChunkMetaData) -> list[parquet
     ("encoding", "room", "largest"),
     [
         ("PLAIN", 64 * MiB, 10_000),
-        ("PLAIN", MiB, 4_096),
+        ("PLAIN", 2 * MiB, 4_096),  # 4,096 rows reach 1.3 MiB of pages; all are 2.7
         ("DELTA_BYTE_ARRAY", 64 * MiB, 10_000),
         ("DELTA_BYTE_ARRAY", MiB, 4_096),
     ],
@@ -304,7 +304,8 @@ def test_plain_texts_are_read_whole_only_when_their_pages_say_they_fit(
     rows = 10_000
     table = _hunt_table(rows, [f"E{i % 3}" for i in range(rows)], ["C:\\" + "x" * 197] * rows)
     pq.write_table(table, tmp_path / "x.parquet", use_dictionary=False,
-                   column_encoding={"process.executable": encoding})  # fmt: skip
+                   column_encoding={"process.executable": encoding},
+                   data_page_size=64 << 10, write_batch_size=64)  # fmt: skip  # pages of 0.1 MiB
     monkeypatch.setattr(tuning, "READ_ROOM", room)
     reads = _spied_reads(monkeypatch)
     result = run_hunt([str(tmp_path / "x.parquet")], HuntSpec(now=NOW, threshold=1))
@@ -572,3 +573,52 @@ def test_a_footer_understating_a_chunk_does_not_size_its_reads(
     result = run_hunt([str(path)], HuntSpec(now=NOW, threshold=1))
     assert result.rows["total_bytes_out"].to_list() == [rows]
     assert max(reads) <= (16 << 20) // wide
+
+
+def test_a_read_takes_as_few_rows_as_the_pages_they_reach_allow(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A page may hold one long value among pages of short ones, and the footer's sizes
+    are averages (and the writer's word): 10,000 rows, 8 of them in a row with an
+    executable of 2 MiB, each its own page, were read 4,096 rows at a time past a room of
+    8 MiB, the 8 (16 MiB) in one read (an attacker's 87 KB file of 64 values of 40 MiB
+    after a short dictionary page: over 3 GB). A read now takes as many rows as the
+    pages they reach allow: here 3 of the long values."""
+    from egress_offline.readers import tuning  # noqa: PLC0415
+
+    rows, long = 10_000, range(5_000, 5_008)
+    executables = [f"C:\\{i}" + "x" * (2 << 20) if i in long else "C:\\a.exe" for i in range(rows)]
+    path = tmp_path / "x.parquet"
+    pq.write_table(_hunt_table(rows, [f"E{i % 3}" for i in range(rows)], executables), path,
+                   use_dictionary=False, write_batch_size=1)  # fmt: skip
+    monkeypatch.setattr(tuning, "READ_ROOM", 8 << 20)
+    held: list[int] = []
+    real = pq.ParquetFile.iter_batches
+
+    def spied(self: object, *args: object, **options: object) -> object:
+        for read in real(self, *args, **options):  # type: ignore[arg-type]
+            if "process.executable" in read.schema.names:
+                held.append(read.column("process.executable").nbytes)
+            yield read
+
+    monkeypatch.setattr(pq.ParquetFile, "iter_batches", spied)
+    result = run_hunt([str(path)], HuntSpec(now=NOW, threshold=1))
+    assert len(result.rows) == 3 + len(long)
+    assert sum(result.rows["total_bytes_out"]) == rows
+    assert 6 << 20 < max(held) < 7 << 20
+
+
+def test_the_pages_a_read_reaches_are_its_values_pages_or_all_of_a_list_s() -> None:
+    """``_reach``: a read starting at a page's last value reaches furthest; a list
+    column's rows may hold any number of values, so a read may reach all its pages."""
+    from egress_offline.readers.parquet_batches import _prefix_sums, _reach, _rows_within  # noqa: PLC0415
+
+    runs = ((5_000, 60_000), *((1, 2 << 20),) * 8, (4_992, 60_000))
+    sums = _prefix_sums(runs)
+    assert [_reach(*sums, count) for count in (1, 2, 9, 10)] == [
+        2 << 20, 4 << 20, 60_000 + (16 << 20), 120_000 + (16 << 20)]  # fmt: skip
+    assert _reach(*sums, 20_000) == 120_000 + (16 << 20)
+    assert _rows_within([(True, runs)], 9, 4_096) == 4_096  # all within the room
+    assert _rows_within([(False, ((2, 40 << 20),) * 2)], 9, 4_096) == 1  # past it at one
+    assert _rows_within([(True, ((1, 40 << 20),) * 4)], 9, 4_096) == 1
+    assert _rows_within([(True, ((1, 20 << 20),) * 4)], 9, 4_096) == 3
