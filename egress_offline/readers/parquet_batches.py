@@ -341,27 +341,30 @@ def _read_rows(parquet: Any, group: int, columns: Sequence[str], most: int) -> i
     rows = max(1, min(rows, tuning.PARQUET_BYTES // wide))
     if plain_text:
         per_row = longest + _VALUE_OVERHEAD * len(plain_text)
-        runs = [(schema.column(index).max_repetition_level == 0,
-                 pages.get((group, index), _NO_PAGES).runs) for index in plain_text]  # fmt: skip
+        found = [pages.get((group, index), _NO_PAGES) for index in plain_text]
+        runs = [(1 if schema.column(index).max_repetition_level == 0
+                 else max(1, -(-chunk.values // max(1, metadata.num_rows))), chunk.runs)
+                for index, chunk in zip(plain_text, found, strict=True)]  # fmt: skip
         rows = _rows_within(runs, per_row, rows)
     return rows
 
 
-def _rows_within(runs: Sequence[tuple[bool, tuple[tuple[int, int], ...]]], per_row: int,
+def _rows_within(runs: Sequence[tuple[int, tuple[tuple[int, int], ...]]], per_row: int,
                  rows: int) -> int:  # fmt: skip
     """At most ``rows``, as many rows as a read may take so that its text columns' values
     take at most :data:`~tuning.READ_ROOM` decoded: ``per_row`` bytes a row (their
     dictionary entries, offsets), and the bytes of the pages of values stored whole that
-    its rows reach (each column's ``ChunkPages.runs``, with whether it is flat). A page
-    may hold one value of 40 MiB among thousands of short ones: a read of 4,096 rows
-    over 8 such pages held 1.8 GB. A flat column's rows are its values, so a read's
-    reach the pages of as many consecutive values; a list column's rows may hold any
-    number of values, so a read may reach all its pages. At least one row."""
-    flat = [_prefix_sums(found) for is_flat, found in runs if is_flat and found]
-    listed = sum(size for is_flat, found in runs if not is_flat for _, size in found)
+    its rows reach (each column's values a row and its ``ChunkPages.runs``). A page may
+    hold one value of 40 MiB among thousands of short ones: a read of 4,096 rows over 8
+    such pages held 1.8 GB. A flat column's rows are its values, so a read reaches the
+    pages of as many consecutive values. A list column's rows may hold any number of
+    values: they are taken to hold its chunk's mean (a row holding a list of the whole
+    chunk is its every page however few rows are read, and charging every read the
+    whole chunk would read a long row group a row at a time). At least one row."""
+    sums = [(each, _prefix_sums(found)) for each, found in runs if found]
 
     def held(count: int) -> int:
-        return count * per_row + listed + sum(_reach(*sums, count) for sums in flat)
+        return count * per_row + sum(_reach(*found, count * each) for each, found in sums)
 
     if held(rows) <= tuning.READ_ROOM:
         return rows

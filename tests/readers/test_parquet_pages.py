@@ -608,9 +608,9 @@ def test_a_read_takes_as_few_rows_as_the_pages_they_reach_allow(
     assert 6 << 20 < max(held) < 7 << 20
 
 
-def test_the_pages_a_read_reaches_are_its_values_pages_or_all_of_a_list_s() -> None:
+def test_the_pages_a_read_reaches_are_those_of_its_values() -> None:
     """``_reach``: a read starting at a page's last value reaches furthest; a list
-    column's rows may hold any number of values, so a read may reach all its pages."""
+    column's rows are taken to hold its mean of values."""
     from egress_offline.readers.parquet_batches import _prefix_sums, _reach, _rows_within  # noqa: PLC0415
 
     runs = ((5_000, 60_000), *((1, 2 << 20),) * 8, (4_992, 60_000))
@@ -618,7 +618,8 @@ def test_the_pages_a_read_reaches_are_its_values_pages_or_all_of_a_list_s() -> N
     assert [_reach(*sums, count) for count in (1, 2, 9, 10)] == [
         2 << 20, 4 << 20, 60_000 + (16 << 20), 120_000 + (16 << 20)]  # fmt: skip
     assert _reach(*sums, 20_000) == 120_000 + (16 << 20)
-    assert _rows_within([(True, runs)], 9, 4_096) == 4_096  # all within the room
-    assert _rows_within([(False, ((2, 40 << 20),) * 2)], 9, 4_096) == 1  # past it at one
-    assert _rows_within([(True, ((1, 40 << 20),) * 4)], 9, 4_096) == 1
-    assert _rows_within([(True, ((1, 20 << 20),) * 4)], 9, 4_096) == 3
+    assert _rows_within([(1, runs)], 9, 4_096) == 4_096  # all within the room
+    assert _rows_within([(1, ((1, 40 << 20),) * 4)], 9, 4_096) == 1  # past it at one
+    assert _rows_within([(1, ((1, 20 << 20),) * 4)], 9, 4_096) == 3
+    assert _rows_within([(2, ((1, 20 << 20),) * 4)], 9, 4_096) == 1  # two values a row
+    assert _rows_within([(1, ((1, 20 << 20),) * 4), (1, ((3, 30 << 20),))], 9, 4_096) == 1
