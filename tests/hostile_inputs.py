@@ -224,3 +224,15 @@ def long_plain_values(path: Path, count: int, *, size: int = 16 << 20) -> Path:
     pq.write_table(table, path, compression="zstd", dictionary_pagesize_limit=1 << 10,
                    write_batch_size=1)  # fmt: skip
     return path
+
+
+def long_keys(path: Path, count: int, *, size: int = 40 << 20) -> Path:
+    """``count`` matching events of 1 byte out (none flagged), each with an executable of
+    its own of ``size`` bytes, zstd: a group key each, as long as a line may be."""
+
+    def lines() -> Iterator[bytes]:
+        for i in range(count):
+            yield matching(i, **{"process.executable": f"C:\\{i}" + "x" * size,
+                                 "source.bytes": 1})  # fmt: skip
+
+    return write_stream(path, lines(), "zstd")

@@ -299,6 +299,7 @@ def finish(flagged: pl.DataFrame, spill: Spill, counts: Counts, *,
     then by key, in ``columns``; the optional columns are left out when no row has one."""
     keys = list(f.GROUP_FIELDS)
     flagged = with_context(flagged, spill, keys)
+    flagged = spill.long_texts.restore(flagged, [*keys, *f.CONTEXT_FIELDS])
     flagged = flagged.sort(
         [by, *keys], descending=[True, False, False, False], nulls_last=True
     ).select(columns)

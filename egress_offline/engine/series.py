@@ -22,6 +22,7 @@ import polars as pl
 
 from egress_offline import fields as f
 from egress_offline.engine.aggregate import by_group
+from egress_offline.engine.long_texts import as_tokens
 from egress_offline.engine.reduce import SUM
 from egress_offline.engine.results import CONNECTIONS, FIRST_SEEN, LAST_SEEN
 from egress_offline.engine.spill import Part, scan_parts
@@ -98,7 +99,7 @@ def group_series(
         by_group(scan_parts(public))
         .select(*keys, TS, SUM)
         .filter(pl.col(TS).is_not_null())
-        .join(plan.lazy(), on=keys, how="inner", nulls_equal=True)
+        .join(as_tokens(plan, keys).lazy(), on=keys, how="inner", nulls_equal=True)
         .with_columns(((pl.col(TS) - pl.col(_ORIGIN)) // pl.col(_WIDTH)).alias(_BUCKET))
         .group_by(*keys, _BUCKET)
         .agg(
@@ -124,7 +125,9 @@ def group_series(
             for key, rows in cumulative.group_by(keys, maintain_order=True)
         }
     empty = pl.DataFrame(schema=_POINTS)
+    # the spilled keys' long texts are tokens (engine/long_texts.py); the rows', texts
     return [
-        GroupSeries(key=row[:-1], points=found.get(row[:-1], empty), bucket_ms=row[-1])
-        for row in plan.select(*keys, _WIDTH).iter_rows()
-    ]
+        GroupSeries(key=row[:-1], points=found.get(spilled, empty), bucket_ms=row[-1])
+        for row, spilled in zip(plan.select(*keys, _WIDTH).iter_rows(),
+                                as_tokens(plan, keys).select(*keys).iter_rows(), strict=True)
+    ]  # fmt: skip

@@ -14,7 +14,9 @@ from typing import Any, Final
 
 import polars as pl
 
-from egress_offline.readers import TS, tuning
+from egress_offline import fields as f
+from egress_offline.engine.long_texts import LongTexts
+from egress_offline.readers import ID, INDEX, TS, tuning
 from egress_offline.scratch import Scratch, Writer, scratch_errors, written
 
 __all__ = ["Part", "Spill", "SpillMark", "compact", "scan_part", "scan_parts"]
@@ -25,6 +27,9 @@ __all__ = ["Part", "Spill", "SpillMark", "compact", "scan_part", "scan_parts"]
 Part = Path | pl.DataFrame
 
 _STAMP_FLUSH: Final = 1 << 20  # timestamps held in memory before they go to disk
+#: The candidate rows' columns whose long texts are held as tokens: every text that is
+#: grouped, joined or kept, but not compared with anything else (the destination IP is)
+_TOKENED: Final = (INDEX, ID, *f.GROUP_FIELDS, *f.CONTEXT_FIELDS)
 
 
 @dataclass(frozen=True)
@@ -74,6 +79,8 @@ class Spill:
         scratch.on_close(self.close)
         self._stamps: list[pl.Series] = []
         self._held = 0  # timestamps in _stamps
+        #: the long texts of the candidate rows' keys, context and document ids
+        self.long_texts = LongTexts(scratch)
 
     def close(self) -> None:
         """End the writer's thread (called before the scratch directory is removed): the
@@ -81,8 +88,10 @@ class Spill:
         self._writer.stop()
 
     def add(self, frame: pl.DataFrame) -> None:
+        """Set candidate rows aside, their long texts as tokens (:mod:`long_texts`)."""
         if frame.height == 0:
             return
+        frame = self.long_texts.tokens(frame, _TOKENED)
         self._files.append(self.write_later(frame, f"spill-{len(self._files):06d}.arrow"))
 
     def write_later(self, frame: pl.DataFrame, name: str) -> Future[Part]:

@@ -142,6 +142,10 @@ PAGE_ROOM: Final = 64 << 20
 #: 262,144 elements at a time (what remains is Polars reading lines ahead, and decoding).
 #: A batch of real events holds about 13 elements a row, well within.
 REDUCE_ELEMENTS: Final = 1 << 18
+#: A key or context text longer than this (bytes) is held once in a scratch file, a token
+#: in its place (``engine/long_texts.py``): 17 rows of 40 MiB executables took over 3 GB
+#: as keys. Elasticsearch's keyword fields keep 1,024 characters; real keys are shorter.
+LONG_TEXT: Final = 64 << 10
 
 # ---------------------------------------------------------------------- the session
 

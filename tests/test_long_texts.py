@@ -1,0 +1,102 @@
+"""Long keys and context held once in scratch as tokens (``engine/long_texts.py``): the
+same groups and the same rows, verbatim, whatever the texts' length."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from egress_offline import HuntSpec, run_hunt, run_sweep
+from egress_offline.engine.long_texts import PREFIX, LongTexts, as_tokens, token
+from egress_offline.readers import tuning
+from egress_offline.scratch import Scratch
+from tests.helpers import NOW, GiB, event
+
+LONG = 200  # tuning.LONG_TEXT, lowered: texts past it are held as tokens
+
+
+@pytest.fixture(autouse=True)
+def _short_room(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(tuning, "LONG_TEXT", LONG)
+
+
+def _lines(path: Path, docs: list[dict[str, object]]) -> Path:
+    path.write_text("".join(json.dumps(doc) + "\n" for doc in docs))
+    return path
+
+
+def test_texts_past_the_room_are_tokens_and_come_back_verbatim() -> None:
+    long_a, long_b = "a" * (LONG + 1), "é" * LONG  # the second: 2 bytes a character
+    frame = pl.DataFrame({
+        "k": [long_a, "short", None, long_b, long_a],
+        "c": [["x", long_b], [], None, ["y"], [long_a, None]],
+        "n": [1, 2, 3, 4, 5],
+    })  # fmt: skip
+    with Scratch() as scratch:
+        texts = LongTexts(scratch)
+        tokened = texts.tokens(frame, ["k", "c"])
+        assert tokened.get_column("n").to_list() == [1, 2, 3, 4, 5]  # in order
+        keys = tokened.get_column("k").to_list()
+        assert keys[1:3] == ["short", None]
+        assert keys[0] == keys[4] == token(long_a) != keys[3] == token(long_b)
+        assert keys[0].startswith(PREFIX) and f"{LONG + 1:,} bytes, sha256 " in keys[0]
+        assert tokened.get_column("c").to_list()[0] == ["x", token(long_b)]
+        assert tokened.equals(as_tokens(frame, ["k", "c"]))  # the same tokens, unstored
+        assert texts.restore(tokened, ["k", "c"]).equals(frame)
+        assert scratch.used == len(long_a) + 2 * LONG  # each text once
+    assert texts.tokens(frame.head(0), ["k"]).height == 0
+    assert texts.tokens(frame.select("n"), ["k"]).equals(frame.select("n"))
+
+
+def test_a_text_posing_as_a_token_is_not_one() -> None:
+    """A short text written as another's token is a token of its own: it never joins the
+    long text's group."""
+    long_a = "a" * (LONG + 1)
+    forged = token(long_a)
+    frame = pl.DataFrame({"k": [long_a, forged]})
+    with Scratch() as scratch:
+        texts = LongTexts(scratch)
+        tokened = texts.tokens(frame, ["k"])
+        first, second = tokened.get_column("k").to_list()
+        assert first == forged and second == token(forged) != first
+        assert texts.restore(tokened, ["k"]).equals(frame)
+
+
+@pytest.mark.parametrize("command", ["hunt", "sweep"])
+def test_groups_of_long_keys_are_the_file_s_verbatim(tmp_path: Path, command: str) -> None:
+    """Executables, hosts and entity ids past the room group, sum and come out as they
+    are in the file, beside short ones and a short text posing as a long one's token."""
+    long_exe, long_host = "C:\\" + "x" * LONG, "h" * (LONG + 5)
+    long_id = "E" + "9" * LONG
+    docs = [
+        event(**{"process.entity_id": "E0", "process.executable": long_exe,
+                 "host.name": long_host, "source.bytes": GiB}),
+        event(**{"process.entity_id": "E0", "process.executable": long_exe,
+                 "host.name": "short", "source.bytes": GiB}),
+        event(**{"process.entity_id": "E0", "process.executable": token(long_exe),
+                 "source.bytes": GiB}),
+        event(**{"process.entity_id": long_id, "process.executable": "C:\\a.exe",
+                 "source.bytes": 2 * GiB}),
+    ]  # fmt: skip
+    path = _lines(tmp_path / "x.ndjson", docs)
+    if command == "hunt":
+        result = run_hunt([str(path)], HuntSpec(now=NOW, threshold=1), series=True)
+        total = "total_bytes_out"
+    else:
+        result = run_sweep([str(path)])
+        total = "peak_bytes"
+    rows = result.rows.sort("process.entity_id", "process.executable")
+    assert rows.select("process.entity_id", "process.executable", total).rows() == [
+        ("E0", "C:\\" + "x" * LONG, 2 * GiB),
+        ("E0", token(long_exe), GiB),
+        (long_id, "C:\\a.exe", 2 * GiB),
+    ]
+    assert sorted(rows.get_column("host.name").to_list()[0]) == [long_host, "short"]
+    if command == "hunt":
+        assert {series.key for series in result.series} == {
+            ("E0", "8.8.8.8", long_exe), ("E0", "8.8.8.8", token(long_exe)),
+            (long_id, "8.8.8.8", "C:\\a.exe")}  # fmt: skip
+        assert all(series.points.height == 1 for series in result.series)
