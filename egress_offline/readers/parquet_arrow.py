@@ -296,4 +296,6 @@ def holds_dictionary(kind: Any) -> bool:
 
     if pa.types.is_dictionary(kind):
         return True
+    if isinstance(kind, pa.BaseExtensionType):  # read as its storage
+        return holds_dictionary(kind.storage_type)
     return any(holds_dictionary(kind.field(i).type) for i in range(kind.num_fields))

@@ -352,26 +352,33 @@ def _read_rows(parquet: Any, group: int, columns: Sequence[str], most: int) -> i
 def _rows_within(runs: Sequence[tuple[int, tuple[tuple[int, int], ...]]], per_row: int,
                  rows: int) -> int:  # fmt: skip
     """At most ``rows``, as many rows as a read may take so that its text columns' values
-    take at most :data:`~tuning.READ_ROOM` decoded: ``per_row`` bytes a row (their
-    dictionary entries, offsets), and the bytes of the pages of values stored whole that
-    its rows reach (each column's values a row and its ``ChunkPages.runs``). A page may
-    hold one value of 40 MiB among thousands of short ones: a read of 4,096 rows over 8
-    such pages held 1.8 GB. A flat column's rows are its values, so a read reaches the
-    pages of as many consecutive values. A list column's rows may hold any number of
-    values: they are taken to hold its chunk's mean (a row holding a list of the whole
-    chunk is its every page however few rows are read, and charging every read the
-    whole chunk would read a long row group a row at a time). At least one row."""
+    take at most :data:`~tuning.READ_ROOM` decoded, besides a page of each column:
+    ``per_row`` bytes a row (their dictionary entries, offsets), and the bytes of the
+    pages of values stored whole that its rows reach (each column's values a row and its
+    ``ChunkPages.runs``). A page may hold one value of 40 MiB among thousands of short
+    ones: a read of 4,096 rows over 8 such pages held 1.8 GB. Any read of two rows may
+    cross from one page to the next, in each column: the largest page of each is not
+    charged to the room, and ``parquet_pages`` bounds those to :data:`~tuning.PAGE_ROOM`
+    together, so that a read crossing one page end of each column always fits (else two
+    adjacent pages of 34 MiB of short values made every read of the row group one row:
+    2.4 million rows, 400 s against 7). A read then holds at most READ_ROOM and
+    PAGE_ROOM of these values. A flat column's rows are its values, so a read reaches
+    the pages of as many consecutive values. A list column's rows may hold any number of values: they are
+    taken to hold its chunk's mean (a row holding a list of the whole chunk is its every
+    page however few rows are read, and charging every read the whole chunk would read
+    a long row group a row at a time). At least one row."""
     sums = [(each, _prefix_sums(found)) for each, found in runs if found]
 
     def held(count: int) -> int:
         return count * per_row + sum(_reach(*found, count * each) for each, found in sums)
 
-    if held(rows) <= tuning.READ_ROOM:
+    room = tuning.READ_ROOM + sum(max(size for _, size in found) for _, found in runs if found)
+    if held(rows) <= room:
         return rows
     low, high = 1, rows  # the most rows held within room, by bisection
     while low < high:
         middle = (low + high + 1) // 2
-        if held(middle) <= tuning.READ_ROOM:
+        if held(middle) <= room:
             low = middle
         else:
             high = middle - 1

@@ -583,7 +583,8 @@ def test_a_read_takes_as_few_rows_as_the_pages_they_reach_allow(
     executable of 2 MiB, each its own page, were read 4,096 rows at a time past a room of
     8 MiB, the 8 (16 MiB) in one read (an attacker's 87 KB file of 64 values of 40 MiB
     after a short dictionary page: over 3 GB). A read now takes as many rows as the
-    pages they reach allow: here 3 of the long values."""
+    pages they reach allow, in the room and what one row may reach (a page): here 4 of
+    the long values, 8 MiB."""
     from egress_offline.readers import tuning  # noqa: PLC0415
 
     rows, long = 10_000, range(5_000, 5_008)
@@ -605,7 +606,7 @@ def test_a_read_takes_as_few_rows_as_the_pages_they_reach_allow(
     result = run_hunt([str(path)], HuntSpec(now=NOW, threshold=1))
     assert len(result.rows) == 3 + len(long)
     assert sum(result.rows["total_bytes_out"]) == rows
-    assert 6 << 20 < max(held) < 7 << 20
+    assert 8 << 20 < max(held) < 9 << 20
 
 
 def test_the_pages_a_read_reaches_are_those_of_its_values() -> None:
@@ -618,8 +619,34 @@ def test_the_pages_a_read_reaches_are_those_of_its_values() -> None:
     assert [_reach(*sums, count) for count in (1, 2, 9, 10)] == [
         2 << 20, 4 << 20, 60_000 + (16 << 20), 120_000 + (16 << 20)]  # fmt: skip
     assert _reach(*sums, 20_000) == 120_000 + (16 << 20)
+    # the room is READ_ROOM (64 MiB) and each column's largest page
     assert _rows_within([(1, runs)], 9, 4_096) == 4_096  # all within the room
-    assert _rows_within([(1, ((1, 40 << 20),) * 4)], 9, 4_096) == 1  # past it at one
-    assert _rows_within([(1, ((1, 20 << 20),) * 4)], 9, 4_096) == 3
-    assert _rows_within([(2, ((1, 20 << 20),) * 4)], 9, 4_096) == 1  # two values a row
-    assert _rows_within([(1, ((1, 20 << 20),) * 4), (1, ((3, 30 << 20),))], 9, 4_096) == 1
+    assert _rows_within([(1, ((1, 40 << 20),) * 4)], 9, 4_096) == 2  # 80 MiB of 104
+    assert _rows_within([(1, ((1, 30 << 20),) * 5)], 9, 4_096) == 3  # 90 MiB of 94
+    assert _rows_within([(2, ((1, 30 << 20),) * 5)], 9, 4_096) == 1  # two a row: 60 of 94
+    assert _rows_within([(1, ((1, 30 << 20),) * 5), (1, ((3, 30 << 20),))], 9, 4_096) == 3
+    # two pages of 33 MiB of short values: every read reaches both, as one row's may
+    assert _rows_within([(1, ((1_200_000, 33 << 20),) * 2)], 9, 1 << 18) == 1 << 18
+
+
+def test_pages_one_row_reaches_do_not_make_every_read_one_row(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Any read of two rows may cross a page end of each column: the largest page of
+    each is not charged to the room, or every read of a row group could be one row (an
+    attacker's 7.6 KB file of 2.4 million rows in two pages of 34 MiB: 400 s, against
+    7). Here the executable and the category are pages of 20,000 rows, 240 and 220 KB,
+    and the room 512 KiB: a read crossing a page end of each reaches 920 KB, which fits
+    the room and one page of each for reads of up to 3,570 rows, not 1."""
+    from egress_offline.readers import tuning  # noqa: PLC0415
+
+    rows = 100_000
+    table = _hunt_table(rows, [f"E{i % 3}" for i in range(rows)], ["C:\\a.exe"] * rows)
+    pq.write_table(table, tmp_path / "x.parquet",
+                   use_dictionary=[name for name in table.column_names
+                                   if name != "process.executable"])  # fmt: skip
+    monkeypatch.setattr(tuning, "READ_ROOM", 512 << 10)
+    reads = _spied_reads(monkeypatch)
+    result = run_hunt([str(tmp_path / "x.parquet")], HuntSpec(now=NOW, threshold=1))
+    assert sorted(result.rows["total_bytes_out"].to_list()) == [33333, 33333, 33334]
+    assert max(reads) == 3_570
