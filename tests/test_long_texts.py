@@ -94,7 +94,7 @@ def test_groups_of_long_keys_are_the_file_s_verbatim(tmp_path: Path, command: st
         ("E0", token(long_exe), GiB),
         (long_id, "C:\\a.exe", 2 * GiB),
     ]
-    assert sorted(rows.get_column("host.name").to_list()[0]) == [long_host, "short"]
+    assert rows.get_column("host.name").to_list()[0] == [long_host, "short"]  # sorted as texts
     if command == "hunt":
         assert {series.key for series in result.series} == {
             ("E0", "8.8.8.8", long_exe), ("E0", "8.8.8.8", token(long_exe)),

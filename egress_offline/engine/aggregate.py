@@ -299,7 +299,10 @@ def finish(flagged: pl.DataFrame, spill: Spill, counts: Counts, *,
     then by key, in ``columns``; the optional columns are left out when no row has one."""
     keys = list(f.GROUP_FIELDS)
     flagged = with_context(flagged, spill, keys)
-    flagged = spill.long_texts.restore(flagged, [*keys, *f.CONTEXT_FIELDS])
+    restored = spill.long_texts.restore(flagged, [*keys, *f.CONTEXT_FIELDS])
+    if restored is not flagged:  # tokens are texts again: the context sorted as texts
+        restored = restored.with_columns(pl.col(name).list.sort() for name in f.CONTEXT_FIELDS)
+    flagged = restored
     flagged = flagged.sort(
         [by, *keys], descending=[True, False, False, False], nulls_last=True
     ).select(columns)
