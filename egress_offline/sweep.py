@@ -181,7 +181,9 @@ def run_sweep(
             started_ms=started_ms,
         )
         if series:
-            result.series = group_series(rows, spill.public, anchor=PEAK_START)
+            result.series = group_series(
+                rows, spill.public, anchor=PEAK_START, long_texts=spill.long_texts
+            )
         result.diagnoses = _diagnoses(result, inputs, spill, scratch, in_period)
     files = file_warnings(result.files)
     result.alerts = [d.message for d in result.diagnoses if d.alert] + files

@@ -106,7 +106,7 @@ def run_hunt(
             started_ms=started_ms,
         )
         if series:
-            result.series = group_series(rows, spill.public)
+            result.series = group_series(rows, spill.public, long_texts=spill.long_texts)
         anchor = check_anchor(inputs, spec, counts, scratch, now_ms=now_ms, cutoff_ms=cutoff_ms)
         result.diagnoses = ([anchor] if anchor else []) + _diagnoses(result, inputs, spill, scratch)
     files = file_warnings(result.files)

@@ -6,16 +6,19 @@ Parquet page (64 MiB): 17 rows of 40 MiB executables, 22 KB of zstd, took over 3
 each step that groups by the keys holding several copies of them. No real key is that
 long (Elasticsearch's keyword fields keep at most 1,024 characters), so a text longer
 than :data:`~egress_offline.readers.tuning.LONG_TEXT` is replaced, as the candidate rows
-are spilled, by a token naming its length and SHA-256 (:func:`token`): equal texts have
-equal tokens, different ones different tokens, so every group, join and count is the
-same. Its text goes once to a scratch file, charged to the scratch budget, and comes
-back into the flagged rows (:meth:`LongTexts.restore`), verbatim. A text that merely
-starts like a token is replaced too, so no input can pose as another's token.
+are spilled, by a token naming its length, SHA-256 and a secret drawn for the run
+(:meth:`LongTexts.token`): equal texts have equal tokens, different ones different
+tokens, so every group, join and count is the same, and no input, written before the
+run, can pose as a token (replacing every text that starts like one instead cost a
+Python step a row: 2 million such rows, over 120 s against 5.5). Its text goes once to
+a scratch file, charged to the scratch budget, and comes back into the flagged rows
+(:meth:`LongTexts.restore`), verbatim.
 """
 
 from __future__ import annotations
 
 import hashlib
+import secrets
 import threading
 from collections.abc import Callable, Sequence
 from typing import IO, Final
@@ -25,7 +28,7 @@ import polars as pl
 from egress_offline.readers import tuning
 from egress_offline.scratch import Scratch, scratch_errors
 
-__all__ = ["PREFIX", "LongTexts", "as_tokens", "token"]
+__all__ = ["PREFIX", "LongTexts"]
 
 #: How a token starts (``⟨long text ``), and ends.
 PREFIX: Final = "\u27e8long text "
@@ -35,53 +38,53 @@ _LONG: Final = "__long"
 _ROW: Final = "__long_row"
 
 
-def token(text: str) -> str:
-    """The token standing for ``text``: ``⟨long text 41,943,044 bytes, sha256 …⟩``."""
-    return _named(text.encode())
-
-
-def _named(data: bytes) -> str:
-    return f"{PREFIX}{len(data):,} bytes, sha256 {hashlib.sha256(data).hexdigest()}{_END}"
+#: Rows of long texts passed through Python at a time: their texts' copies there.
+_SLICE: Final = 16
 
 
 def _is_long(text: pl.Expr) -> pl.Expr:
-    return (text.str.len_bytes() > tuning.LONG_TEXT) | text.str.starts_with(PREFIX)
+    return text.str.len_bytes() > tuning.LONG_TEXT
 
 
-def _row_is_long(frame: pl.DataFrame, column: str) -> pl.Expr:
+def _is_token(text: pl.Expr) -> pl.Expr:
+    return text.str.starts_with(PREFIX)
+
+
+def _row_is(frame: pl.DataFrame, column: str, test: Callable[[pl.Expr], pl.Expr]) -> pl.Expr:
     value = pl.col(column)
     if isinstance(frame.schema[column], pl.List):
-        return value.list.eval(_is_long(pl.element())).list.any().fill_null(False)
-    return _is_long(value).fill_null(False)
+        return value.list.eval(test(pl.element())).list.any().fill_null(False)
+    return test(value).fill_null(False)
 
 
-def _any_long(frame: pl.DataFrame, columns: Sequence[str]) -> list[pl.Expr]:
+def _any(frame: pl.DataFrame, columns: Sequence[str],
+         test: Callable[[pl.Expr], pl.Expr]) -> list[pl.Expr]:  # fmt: skip
     """Whether each of ``columns`` holds a long text anywhere: one pass over its values,
     cheaper than marking each row (200,000 candidate rows of 9 columns: 14 ms, against
     21)."""
     found = []
     for name in columns:
         value = pl.col(name).explode() if isinstance(frame.schema[name], pl.List) else pl.col(name)
-        found.append(_is_long(value).any().alias(name))
+        found.append(test(value).any().alias(name))
     return found
 
 
-def _replaced(frame: pl.DataFrame, columns: Sequence[str],
-              each: Callable[[str], str]) -> pl.DataFrame:  # fmt: skip
+def _replaced(frame: pl.DataFrame, columns: Sequence[str], each: Callable[[str], str],
+              test: Callable[[pl.Expr], pl.Expr] = _is_long) -> pl.DataFrame:  # fmt: skip
     """``frame`` with each text of ``columns`` in the rows holding a long one (or one
     like a token) replaced by ``each(text)``; the other rows as they are, in order. Only
     those rows' texts pass through Python, and no row of a real export is one."""
     present = [name for name in columns if name in frame.schema]
-    if frame.height == 0 or not present or not any(frame.select(_any_long(frame, present)).row(0)):
+    if frame.height == 0 or not present or not any(frame.select(_any(frame, present, test)).row(0)):
         return frame
     marked = frame.with_columns(
-        pl.any_horizontal(_row_is_long(frame, name) for name in present).alias(_LONG)
+        pl.any_horizontal(_row_is(frame, name, test) for name in present).alias(_LONG)
     )
     marked = marked.with_row_index(_ROW)
     found = marked.filter(pl.col(_LONG))
 
-    def swapped(name: str) -> pl.Series:
-        values = found.get_column(name).to_list()
+    def swapped(part: pl.DataFrame, name: str) -> pl.Series:
+        values = part.get_column(name).to_list()
         if isinstance(frame.schema[name], pl.List):
             out: list[object] = [
                 None if row is None else [None if v is None else each(v) for v in row]
@@ -91,25 +94,17 @@ def _replaced(frame: pl.DataFrame, columns: Sequence[str],
             out = [None if v is None else each(v) for v in values]
         return pl.Series(name, out, dtype=frame.schema[name])
 
-    found = found.with_columns(swapped(name) for name in present)
+    # a few rows at a time: each long text is a copy in Python while it is hashed
+    found = pl.concat([
+        part.with_columns(swapped(part, name) for name in present)
+        for part in found.iter_slices(_SLICE)
+    ])  # fmt: skip
     return pl.concat([marked.filter(~pl.col(_LONG)), found]).sort(_ROW).drop(_ROW, _LONG)
-
-
-def as_tokens(frame: pl.DataFrame, columns: Sequence[str]) -> pl.DataFrame:
-    """``frame`` with the long texts of ``columns`` as their tokens (nothing stored): to
-    find a restored row's events among the spilled ones."""
-
-    def each(text: str) -> str:
-        return token(text) if _long(text) else text
-
-    return _replaced(frame, columns, each)
 
 
 def _long(text: str) -> bool:
     """Is ``text`` replaced by its token? (Of at most a quarter of the bytes in
     characters, it is not long.)"""
-    if text.startswith(PREFIX):
-        return True
     return len(text) > tuning.LONG_TEXT // 4 and len(text.encode()) > tuning.LONG_TEXT
 
 
@@ -123,6 +118,21 @@ class LongTexts:
         self._at: dict[str, tuple[int, int]] = {}  # token -> (offset, length)
         self._file: IO[bytes] | None = None
         self._size = 0
+        self._secret = secrets.token_hex(8)  # no file, written before, knows it
+
+    def token(self, text: str) -> str:
+        """The token standing for ``text``: ``⟨long text 41,943,044 bytes, sha256 …, run
+        …⟩``."""
+        return self._named(text.encode())
+
+    def _named(self, data: bytes) -> str:
+        digest = hashlib.sha256(data).hexdigest()
+        return f"{PREFIX}{len(data):,} bytes, sha256 {digest}, run {self._secret}{_END}"
+
+    def as_tokens(self, frame: pl.DataFrame, columns: Sequence[str]) -> pl.DataFrame:
+        """``frame`` with the long texts of ``columns`` as their tokens (nothing stored):
+        to find a restored row's events among the spilled ones."""
+        return _replaced(frame, columns, lambda text: self.token(text) if _long(text) else text)
 
     def tokens(self, frame: pl.DataFrame, columns: Sequence[str]) -> pl.DataFrame:
         """``frame`` with each long text of ``columns`` (lists of texts, or texts) as its
@@ -133,13 +143,13 @@ class LongTexts:
         """``frame`` with each token of ``columns`` as the text it stands for."""
         if not self._at:
             return frame
-        return _replaced(frame, columns, self._text)
+        return _replaced(frame, columns, self._text, _is_token)
 
     def _stored(self, text: str) -> str:
         if not _long(text):
             return text
         data = text.encode()
-        name = _named(data)
+        name = self._named(data)
         with self._lock:
             if name not in self._at:
                 path = self._scratch.path("long-texts")

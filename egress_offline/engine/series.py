@@ -22,7 +22,7 @@ import polars as pl
 
 from egress_offline import fields as f
 from egress_offline.engine.aggregate import by_group
-from egress_offline.engine.long_texts import as_tokens
+from egress_offline.engine.long_texts import LongTexts
 from egress_offline.engine.reduce import SUM
 from egress_offline.engine.results import CONNECTIONS, FIRST_SEEN, LAST_SEEN
 from egress_offline.engine.spill import Part, scan_parts
@@ -72,12 +72,14 @@ def group_series(
     anchor: str = FIRST_SEEN,
     max_groups: int = MAX_GROUPS,
     max_points: int = MAX_POINTS,
+    long_texts: LongTexts | None = None,
 ) -> list[GroupSeries]:
     """The series of the first ``max_groups`` rows of ``flagged`` (the output rows: the
     group keys, ``connections``, ``first_seen``, ``last_seen`` and the ``anchor``
     column), from the public events in ``public`` (:attr:`Spill.public`). Buckets start
     at the ``anchor`` time (the sweep anchors them on the peak window's first event, so
-    that the cumulative sum just before the window is a point)."""
+    that the cumulative sum just before the window is a point). ``long_texts``: the
+    spill's, whose tokens its events' long keys are."""
     keys = list(f.GROUP_FIELDS)
     wanted = flagged.head(max_groups).filter(pl.col(anchor).is_not_null())
     if wanted.height == 0:
@@ -93,13 +95,14 @@ def group_series(
         .cast(pl.Int64)
         .alias(_WIDTH),
     )
+    tokened = plan if long_texts is None else long_texts.as_tokens(plan, keys)
     # one streaming query over every part: memory holds the buckets, never the events
     # (a query per part cost its planning and threads each time)
     merged = (
         by_group(scan_parts(public))
         .select(*keys, TS, SUM)
         .filter(pl.col(TS).is_not_null())
-        .join(as_tokens(plan, keys).lazy(), on=keys, how="inner", nulls_equal=True)
+        .join(tokened.lazy(), on=keys, how="inner", nulls_equal=True)
         .with_columns(((pl.col(TS) - pl.col(_ORIGIN)) // pl.col(_WIDTH)).alias(_BUCKET))
         .group_by(*keys, _BUCKET)
         .agg(
@@ -129,5 +132,5 @@ def group_series(
     return [
         GroupSeries(key=row[:-1], points=found.get(spilled, empty), bucket_ms=row[-1])
         for row, spilled in zip(plan.select(*keys, _WIDTH).iter_rows(),
-                                as_tokens(plan, keys).select(*keys).iter_rows(), strict=True)
+                                tokened.select(*keys).iter_rows(), strict=True)
     ]  # fmt: skip
