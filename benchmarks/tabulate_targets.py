@@ -99,8 +99,7 @@ def target_rows(saved: dict[str, Any], pick: Callable[[Sequence[float]], float] 
     ]
     figure, met = _figures(pairs, 1.0, _two)
     floors = [
-        (f"{s} {fmt}", best.ratio(s, fmt, "sweep floor" if fmt == "parquet" else "stack floor",
-                                  "duckdb sweep"))
+        (f"{s} {fmt}", best.ratio(s, fmt, "sweep floor", "duckdb sweep"))
         for fmt in ("ndjson", "parquet")
         for s in sizes
     ]  # fmt: skip
