@@ -109,6 +109,38 @@ def test_a_line_over_the_fast_limit_but_under_the_limit_is_read(
     assert result.files[0].reader == "careful"
 
 
+@pytest.mark.parametrize("compression", ["none", "zstd"])
+def test_a_batch_of_lines_holds_its_text_s_worth_whatever_the_first_lines_were(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, compression: str
+) -> None:
+    """Short lines first, long ones after, each a candidate whose text leaves the scan: a
+    batch holds about ``BATCH_TEXT`` of them (or one of Polars' reads), not as many lines
+    as that would be of the first lines' length (800 lines of 1 MiB in 37 KB of zstd
+    took over 3 GB, each batch 16,384 lines)."""
+    from egress_offline.readers import ndjson as fast_reader  # noqa: PLC0415
+
+    monkeypatch.setenv(tuning.READ_SIZE_VAR, str(64 << 10))  # Polars' reads: 64 KiB
+    monkeypatch.setattr(tuning, "BATCH_TEXT", 256 << 10)
+    short = [event(**{"process.entity_id": f"S{i}"}) for i in range(200)]
+    long = [event(**{"process.entity_id": f"L{i}", "process.executable": "x" * 20_000})
+            for i in range(300)]  # fmt: skip
+    path = tmp_path / f"x.ndjson{SUFFIX[compression]}"
+    path.write_bytes(PACK[compression](ndjson(short + long)))
+    held: list[int] = []
+    real = fast_reader._account_batch
+
+    def account(batch: pl.DataFrame, *args: Any, **kwargs: Any) -> Any:
+        held.append(int(batch.get_column("line").str.len_bytes().sum()))
+        return real(batch, *args, **kwargs)
+
+    monkeypatch.setattr(fast_reader, "_account_batch", account)
+    result = run_hunt([str(path)], HuntSpec(now=NOW))
+    assert result.files[0].reader == "fast"
+    assert len(entities(result)) == 500
+    assert sum(held) > 6_000_000
+    assert max(held) <= (256 + 64 + 21) << 10  # the batch's text, a read and a line
+
+
 def test_the_text_check_finds_what_the_fast_reader_cannot_read(
     tmp_path: Path, small_limits: None
 ) -> None:

@@ -272,8 +272,10 @@ def scan_stages(
 
 
 def batch_rows(file: InputFile, text_bytes: int) -> int:
-    """Lines per batch: about ``text_bytes`` of text, within
-    :data:`~tuning.MIN_LINE_ROWS` and :data:`~tuning.MAX_LINE_ROWS` lines."""
+    """Lines a batch holds at most: about ``text_bytes`` of lines of the mean length of
+    the file's first lines, within :data:`~tuning.MIN_LINE_ROWS` and
+    :data:`~tuning.MAX_LINE_ROWS` lines. (The text a batch holds is bounded by its bytes,
+    ``ndjson._batches``: the first lines' length says nothing of the others'.)"""
     if not file.line_bytes:
         return tuning.LINE_ROWS
     return max(tuning.MIN_LINE_ROWS, min(tuning.MAX_LINE_ROWS, text_bytes // file.line_bytes))

@@ -65,13 +65,15 @@ FETCH_SIZE_VAR: Final = "POLARS_NDJSON_CHUNK_SIZE"
 
 # ----------------------------------------------------------------------- the line scan
 
-#: NDJSON lines a streamed batch holds when the mean line length is unknown...
+#: NDJSON lines a streamed batch holds at most when the mean length of the file's first
+#: lines is unknown (its text is bounded by ``BATCH_TEXT`` whatever its lines)...
 LINE_ROWS: Final = 16_384
 #: ...at least (tiny lines would otherwise make many tiny batches)...
 MIN_LINE_ROWS: Final = 4_096
 #: ...and at most.
 MAX_LINE_ROWS: Final = 1 << 20
-#: Text per batch of lines; with ``--strict`` every line's text leaves the scan, so its
+#: Text per batch of lines (or one of Polars' reads, where longer: a few MiB, or one line
+#: up to ``FAST_LINE``); with ``--strict`` every line's text leaves the scan, so its
 #: batches are smaller. A window's batches were 32 MiB (most lines of the benchmark's
 #: files are older than the window, and are never decoded), but an export of the window
 #: alone decodes most of them: 1 GB of matching events peaked at 474 MiB, 434 in 16 MiB
