@@ -22,6 +22,7 @@ import errno
 import os
 import re
 import shutil
+import signal
 import tempfile
 import threading
 from collections import deque
@@ -159,7 +160,28 @@ class Scratch:
                 self._sizes.clear()
                 self.used = 0
             if root is not None:
-                shutil.rmtree(root, ignore_errors=True)
+                with _uninterrupted():
+                    shutil.rmtree(root, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def _uninterrupted() -> Iterator[None]:
+    """A second Ctrl-C while the directory is removed is not taken (in the main thread,
+    where Python takes signals): it interrupted the removal, leaving the directory
+    behind (two Ctrl-Cs 10 to 20 ms apart left an empty one every time). The removal
+    takes milliseconds, and the first Ctrl-C is already ending the run."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    try:
+        before = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    except ValueError:  # not the main interpreter
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, before)
 
 
 class Writer(Generic[_T]):

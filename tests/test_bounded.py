@@ -851,6 +851,67 @@ def test_a_signal_removes_the_scratch_directory(tmp_path: Path, number: int) -> 
     assert not (tmp_path / "out.csv").exists()
 
 
+def test_a_second_ctrl_c_does_not_stop_the_scratch_directory_s_removal(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A second Ctrl-C arriving while the first one's scratch directory is removed
+    (10 to 20 ms after it) interrupted the removal and left the directory behind."""
+    from egress_offline import scratch as scratch_module  # noqa: PLC0415
+
+    real = shutil.rmtree
+
+    def interrupted(path: Any, **kwargs: Any) -> None:
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.01)  # Python takes the signal here, between two of its steps
+        real(path, **kwargs)
+
+    escaped = False
+    try:
+        with Scratch(None) as scratch:
+            root = scratch.root
+            (root / "part").write_bytes(b"x")
+            monkeypatch.setattr(scratch_module.shutil, "rmtree", interrupted)
+    except KeyboardInterrupt:
+        escaped = True
+    assert not root.exists()
+    assert not escaped
+
+
+@pytest.mark.parametrize(
+    ("raised", "code"),
+    [(KeyboardInterrupt, 130), (lambda: _terminated(signal.SIGTERM), 143)],
+)
+def test_a_signal_escaping_the_command_ends_with_its_code_not_a_traceback(
+    monkeypatch: pytest.MonkeyPatch, raised: Any, code: int
+) -> None:
+    """A second Ctrl-C (or SIGTERM) while the first was being answered escaped the
+    command's error handling: a traceback and exit -2 instead of 130."""
+    from egress_offline.cli import commands  # noqa: PLC0415
+
+    def command() -> None:
+        raise raised()
+
+    codes: list[int | str] = []
+    monkeypatch.setattr(commands, "app", command)
+    monkeypatch.setattr(os, "_exit", codes.append)
+    numbers = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+    saved = {number: signal.getsignal(number) for number in numbers}
+    try:
+        commands.run()
+    except BaseException as exc:  # what escaped is the failure
+        codes.append(f"escaped: {exc!r}")
+    finally:
+        for number, handler in saved.items():
+            signal.signal(number, handler)
+    assert codes == [code]
+
+
+def _terminated(number: int) -> BaseException:
+    from egress_offline.cli.commands import Terminated  # noqa: PLC0415
+
+    return Terminated(number)
+
+
 # --------------------------------------------------------------------- panics
 
 

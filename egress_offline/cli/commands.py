@@ -467,6 +467,13 @@ def run() -> None:
         app()
     except SystemExit as done:
         code = done.code
+    except KeyboardInterrupt:  # a second Ctrl-C, while the first was being answered
+        code = 130
+    except Terminated as exc:  # the same of SIGTERM or SIGHUP
+        code = 128 + exc.signal
+    # the run is over: a signal now would only turn its exit code into a traceback
+    for number in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(number, signal.SIG_IGN)
     try:
         sys.stdout.flush()
         sys.stderr.flush()
