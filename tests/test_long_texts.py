@@ -104,3 +104,19 @@ def test_groups_of_long_keys_are_the_file_s_verbatim(tmp_path: Path, command: st
             ("E0", "8.8.8.8", long_exe), ("E0", "8.8.8.8", posing),
             (long_id, "8.8.8.8", "C:\\a.exe")}  # fmt: skip
         assert all(series.points.height == 1 for series in result.series)
+
+
+def test_a_long_text_past_the_scratch_limit_is_never_written() -> None:
+    """A text is charged before it is written: past the limit, the scratch holds none of
+    it (written first, a 40 MiB text took the scratch 14 MiB past a 500 MiB limit)."""
+    from egress_offline.errors import ScratchError  # noqa: PLC0415
+
+    first = "a" * (LONG + 1)
+    frame = pl.DataFrame({"k": [first, "b" * 1_000]})
+    with Scratch(limit=LONG + 500) as scratch:
+        texts = LongTexts(scratch)
+        with pytest.raises(ScratchError, match="--scratch-limit"):
+            texts.tokens(frame, ["k"])
+        back = texts.restore(pl.DataFrame({"k": [texts.token(first)]}), ["k"])  # flushed
+        assert back.item() == first
+        assert (scratch.root / "long-texts").stat().st_size == LONG + 1

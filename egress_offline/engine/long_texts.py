@@ -153,13 +153,15 @@ class LongTexts:
         with self._lock:
             if name not in self._at:
                 path = self._scratch.path("long-texts")
+                # charged first: past the limit, it is never written (a 40 MiB text
+                # written, then charged, took the scratch 14 MiB past a 500 MiB limit)
+                self._scratch.charge(path, len(data))
                 with scratch_errors(self._scratch):
                     if self._file is None:
                         self._file = path.open("w+b")
                         self._scratch.on_close(self._close)
                     self._file.seek(self._size)
                     self._file.write(data)
-                self._scratch.charge(path, len(data))
                 self._at[name] = (self._size, len(data))
                 self._size += len(data)
         return name
