@@ -120,3 +120,23 @@ def test_a_long_text_past_the_scratch_limit_is_never_written() -> None:
         back = texts.restore(pl.DataFrame({"k": [texts.token(first)]}), ["k"])  # flushed
         assert back.item() == first
         assert (scratch.root / "long-texts").stat().st_size == LONG + 1
+
+
+def test_a_long_text_shared_by_many_rows_goes_through_python_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Rows sharing a long text (a Parquet dictionary entry, read as each row's copy) are
+    hashed once, not each: 8,192 rows of one 1 MiB executable hashed 8 GiB."""
+    shared, other = "s" * (LONG + 1), "o" * (LONG + 2)
+    frame = pl.DataFrame({"k": [shared] * 50 + [other, "short"], "c": [[shared, other]] * 52})
+    seen: list[int] = []
+    with Scratch() as scratch:
+        texts = LongTexts(scratch)
+        real = texts._stored
+        monkeypatch.setattr(texts, "_stored", lambda text: seen.append(len(text)) or real(text))
+        tokened = texts.tokens(frame, ["k", "c"])
+        assert sorted(seen) == [LONG + 1, LONG + 1, LONG + 2, LONG + 2]  # once a column
+        assert tokened.get_column("k").to_list()[49:] == [
+            texts.token(shared), texts.token(other), "short"
+        ]  # fmt: skip
+        assert texts.restore(tokened, ["k", "c"]).equals(frame)
