@@ -92,6 +92,40 @@ def test_a_hostile_executable_is_text_in_the_page_and_in_the_chart_data(export: 
     assert "WKS&lt;!--\\u2028-\\u2029x\\u202eexe.txt" in page
 
 
+@pytest.mark.parametrize("command", ["hunt", "sweep"])
+def test_a_long_key_is_shown_shortened_and_named_by_its_hash(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, command: str
+) -> None:
+    """A flagged group's key longer than a long text (64 KiB; lowered here) is shown by its
+    start, its length and its SHA-256: whole, two 40 MiB executables made a page of 234
+    MB (1.6 GB to write it), eight were killed past 3 GB. The rows themselves keep it."""
+    from egress_offline.readers import tuning  # noqa: PLC0415
+
+    monkeypatch.setattr(tuning, "LONG_TEXT", 2_000)
+    long_exe = "C:\\" + "é" * 1_500 + "x" * 2_000  # 5,003 bytes, 3,503 characters
+    path = tmp_path / "long.ndjson"
+    path.write_bytes(
+        ndjson([event(**{"process.executable": long_exe, "host.name": "h" * 3_000}),
+                event(**{"process.entity_id": "E2"})])
+    )  # fmt: skip
+    when = datetime(2024, 5, 1, 12, tzinfo=UTC)
+    if command == "hunt":
+        result: Any = run_hunt([str(path)], HuntSpec(now=when), series=True)
+        page = hunt_html(result, version="9.9").decode("utf-8")
+    else:
+        result = run_sweep([str(path)], SweepSpec(), series=True)
+        page = sweep_html(result, version="9.9").decode("utf-8")
+    assert sorted(result.rows.get_column("process.executable").to_list()) == sorted(
+        [long_exe, "C:\\evil.exe"]
+    )
+    digest = hashlib.sha256(long_exe.encode()).hexdigest()
+    shown = "C:\\" + "é" * 1_021 + f"... (shortened here: 5,003 bytes, sha256 {digest})"
+    assert long_exe not in page
+    assert page.count(text(shown)) == 2  # the rows' table and the group's heading
+    assert "h" * 3_000 not in page
+    assert "h" * 1_024 + "... (shortened here: 3,000 bytes" in page
+
+
 def test_nothing_is_fetched_and_only_the_page_s_own_scripts_may_run(export: Path) -> None:
     page = _hunt_page(export)
     markup = _markup(page)

@@ -28,7 +28,7 @@ import polars as pl
 from egress_offline.readers import tuning
 from egress_offline.scratch import Scratch, scratch_errors
 
-__all__ = ["PREFIX", "LongTexts"]
+__all__ = ["PREFIX", "LongTexts", "replace_long"]
 
 #: How a token starts (``⟨long text ``), and ends.
 PREFIX: Final = "\u27e8long text "
@@ -67,8 +67,8 @@ def _any(frame: pl.DataFrame, columns: Sequence[str],
     return found
 
 
-def _replaced(frame: pl.DataFrame, columns: Sequence[str],
-              each: Callable[[str], str]) -> pl.DataFrame:  # fmt: skip
+def replace_long(frame: pl.DataFrame, columns: Sequence[str],
+                 each: Callable[[str], str]) -> pl.DataFrame:  # fmt: skip
     """``frame`` with each long text of ``columns`` replaced by ``each(text)``, in order.
     Only the distinct long texts pass through Python, once each, :data:`_SLICE` at a
     time (each is a copy there while it is hashed); no text of a real export is one.
@@ -107,7 +107,7 @@ def _restored_rows(frame: pl.DataFrame, columns: Sequence[str],
     """``frame`` with each text of ``columns`` in the rows holding a token (or a text like
     one) replaced by ``each(text)``; the other rows as they are, in order. Those rows'
     texts pass through Python :data:`_SLICE` rows at a time: restored, each row holds
-    its own texts once (replaced as :func:`_replaced` replaces, the restored texts were
+    its own texts once (replaced as :func:`replace_long` replaces, the restored texts were
     held twice: 800 flagged rows of 1 MiB keys, 2,565 MB against 1,902)."""
     present = [name for name in columns if name in frame.schema]
     test = _is_token
@@ -167,12 +167,12 @@ class LongTexts:
     def as_tokens(self, frame: pl.DataFrame, columns: Sequence[str]) -> pl.DataFrame:
         """``frame`` with the long texts of ``columns`` as their tokens (nothing stored):
         to find a restored row's events among the spilled ones."""
-        return _replaced(frame, columns, lambda text: self.token(text) if _long(text) else text)
+        return replace_long(frame, columns, lambda text: self.token(text) if _long(text) else text)
 
     def tokens(self, frame: pl.DataFrame, columns: Sequence[str]) -> pl.DataFrame:
         """``frame`` with each long text of ``columns`` (lists of texts, or texts) as its
         token, the text stored."""
-        return _replaced(frame, columns, self._stored)
+        return replace_long(frame, columns, self._stored)
 
     def restore(self, frame: pl.DataFrame, columns: Sequence[str]) -> pl.DataFrame:
         """``frame`` with each token of ``columns`` as the text it stands for."""

@@ -3,10 +3,14 @@ rows, and each flagged group's bytes over time against the threshold."""
 
 from __future__ import annotations
 
-from typing import Any
+import hashlib
+from typing import Any, Final
+
+import polars as pl
 
 from egress_offline import fields as f
 from egress_offline.engine import GroupSeries, HuntResult
+from egress_offline.engine.long_texts import replace_long
 from egress_offline.engine.series import MAX_GROUPS
 from egress_offline.html.charts import funnel, series_chart
 from egress_offline.html.page import Page, text
@@ -19,6 +23,7 @@ from egress_offline.html.sections import (
     table,
     warnings,
 )
+from egress_offline.readers import tuning
 from egress_offline.report import report_dict, sweep_report_dict
 from egress_offline.sweep import PEAK_END, PEAK_START, SweepResult
 from egress_offline.timetext import iso_ms, times_as_text, within_python
@@ -90,6 +95,28 @@ def sweep_html(result: SweepResult, *, version: str,
     )
 
 
+#: Characters of a long text the page shows (the rows' file holds it whole).
+_SHOWN: Final = 1_024
+
+
+def shortened(value: str) -> str:
+    """A text as the page shows it: whole, or, longer than
+    :data:`~egress_offline.readers.tuning.LONG_TEXT` (no real key or context is), its
+    first characters, its length and its SHA-256. Whole, two 40 MiB executables took
+    1.6 GB and a page of 234 MB; eight, over 3 GB."""
+    data = value.encode()
+    if len(data) <= tuning.LONG_TEXT:
+        return value
+    digest = hashlib.sha256(data).hexdigest()
+    return f"{value[:_SHOWN]}... (shortened here: {len(data):,} bytes, sha256 {digest})"
+
+
+def _shown(rows: pl.DataFrame) -> pl.DataFrame:
+    """``rows`` with every long text :func:`shortened`."""
+    texts = [name for name, kind in rows.schema.items() if kind in (pl.String, pl.List(pl.String))]
+    return replace_long(rows, texts, shortened)
+
+
 def _page(
     result: HuntResult | SweepResult,
     report: dict[str, Any],
@@ -112,12 +139,15 @@ def _page(
     # the warnings, then why nothing was flagged (the summary's diagnosis lines)
     told = [d.message for d in result.diagnoses if d.message not in result.warnings]
     page.add(warnings(result.warnings + told))
-    page.add(
-        section("flagged", f"Flagged groups ({result.counts.flagged:,})", rows_table(result.rows))
-    )
+    rows = _shown(result.rows)
+    page.add(section("flagged", f"Flagged groups ({result.counts.flagged:,})", rows_table(rows)))
     page.add(section("funnel", "From records to flagged groups", _funnel(page, result, time_step)))
     page.add(
-        section("groups", "Each flagged group over time", _groups(page, result, chart, chart_note))
+        section(
+            "groups",
+            "Each flagged group over time",
+            _groups(page, result, rows, chart, chart_note),
+        )
     )
     page.add(
         section(
@@ -167,15 +197,16 @@ def _funnel(page: Page, result: HuntResult | SweepResult, time_step: str) -> str
     )
 
 
-def _groups(page: Page, result: HuntResult | SweepResult, chart: Any, note: str) -> str:
+def _groups(page: Page, result: HuntResult | SweepResult, rows_shown: pl.DataFrame,
+            chart: Any, note: str) -> str:  # fmt: skip
     if result.series is None:
         return '<p class="note">Not gathered: run with series=True (the CLI does).</p>'
     if not result.series:
         return '<p class="note">No group reached the threshold.</p>'
     keys = list(f.GROUP_FIELDS)
     # times past the year 9999 (a date field holds them) are shown as text, not charted
-    drawn = within_python(result.rows)
-    shown = result.rows if drawn else times_as_text(result.rows)
+    drawn = within_python(rows_shown)
+    shown = rows_shown if drawn else times_as_text(rows_shown)
     rows = {tuple(row[k] for k in keys): row for row in shown.iter_rows(named=True)}
     parts = [f'<p class="note">{note}</p>']
     if result.counts.flagged > len(result.series):
@@ -185,7 +216,8 @@ def _groups(page: Page, result: HuntResult | SweepResult, chart: Any, note: str)
             "</p>"
         )
     for number, series in enumerate(result.series, 1):
-        row = rows[series.key]
+        key = tuple(None if part is None else shortened(part) for part in series.key)
+        row = rows[key]
         figure = chart(series, row) if drawn and within_python(series.points) else None
         parts.append(_group(page, number, series, row, figure))
     return "\n".join(parts)
@@ -193,7 +225,8 @@ def _groups(page: Page, result: HuntResult | SweepResult, chart: Any, note: str)
 
 def _group(page: Page, number: int, series: GroupSeries, row: dict[str, Any],
            figure: Any | None) -> str:  # fmt: skip
-    _, destination, executable = series.key
+    # the row's keys are the group's (long ones shortened as in the table)
+    destination, executable = row.get(f.DEST_ADDRESS), row.get(f.EXECUTABLE)
     amount = row.get("peak_bytes", row.get("total_bytes_out"))
     heading = (
         f'<h3 id="group-{number}">#{number} <span class="mono">{text(executable)}</span> '
