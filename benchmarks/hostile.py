@@ -90,6 +90,8 @@ CASES = [
          args=("--now", "2024-05-01T12:00:00Z", "--threshold", "1")),
     Case("64 values of 16 MiB in plain pages among 20,000 rows (Parquet)", "long-plain.parquet",
          hostile.long_plain_values, 64, 2),
+    Case("one list row of 40 MiB values, a page each (Parquet)", "list-row.parquet",
+         hostile.one_list_row, 40, 3),
     Case("17 events, each its own 40 MiB executable (zstd)", "long-keys.ndjson.zst",
          hostile.long_keys, 17, 2),
     Case("events of 2,001-element lists (zstd)", "lists.ndjson.zst",

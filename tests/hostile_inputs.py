@@ -236,3 +236,109 @@ def long_keys(path: Path, count: int, *, size: int = 40 << 20) -> Path:
                                  "source.bytes": 1})  # fmt: skip
 
     return write_stream(path, lines(), "zstd")
+
+
+#: Thrift compact wire types, for the Parquet files written page by page below.
+_I32, _I64, _BINARY, _LIST, _STRUCT = 5, 6, 8, 9, 12
+
+
+def level_run(value: int, count: int, width: int = 1) -> bytes:
+    """An RLE run of ``count`` levels of ``value``, ``width`` bits each (Parquet's hybrid
+    of runs, as a page's repetition and definition levels are)."""
+    size = bytearray()
+    rest = count << 1
+    while rest >= 0x80:
+        size.append(rest & 0x7F | 0x80)
+        rest >>= 7
+    size.append(rest)
+    return bytes(size) + value.to_bytes((width + 7) // 8, "little")
+
+
+def list_page(texts: list[bytes], levels: bytes, *, rows: int = 0, version: int = 1,
+              compression: str = "zstd") -> bytes:  # fmt: skip
+    """A data page of ``texts``, the values of a list as the format's oldest writers wrote
+    one (the leaf repeated: its definition levels all 1), its repetition levels
+    ``levels`` (hybrid runs, :func:`level_run`); a V2 page's header says it holds
+    ``rows`` rows (pyarrow reads them by their levels)."""
+    import pyarrow as pa  # noqa: PLC0415
+
+    from egress_offline.readers.parquet_prefixes import compact_struct as thrift  # noqa: PLC0415
+
+    defined = level_run(1, len(texts))
+    values = b"".join(len(text).to_bytes(4, "little") + text for text in texts)
+
+    def stored(data: bytes) -> bytes:
+        return data if compression == "none" else pa.compress(data, codec=compression,
+                                                              asbytes=True)  # fmt: skip
+
+    if version == 1:
+        body = (len(levels).to_bytes(4, "little") + levels
+                + len(defined).to_bytes(4, "little") + defined + values)  # fmt: skip
+        data = thrift((1, _I32, len(texts)), (2, _I32, 0), (3, _I32, 3), (4, _I32, 3))
+        return thrift((1, _I32, 0), (2, _I32, len(body)), (3, _I32, len(stored(body))),
+                      (5, _STRUCT, data)) + stored(body)  # fmt: skip
+    data = thrift((1, _I32, len(texts)), (2, _I32, 0), (3, _I32, rows), (4, _I32, 0),
+                  (5, _I32, len(defined)), (6, _I32, len(levels)))  # fmt: skip
+    body = levels + defined + stored(values)
+    return thrift((1, _I32, 3), (2, _I32, len(levels + defined + values)),
+                  (3, _I32, len(body)), (8, _STRUCT, data)) + body  # fmt: skip
+
+
+def list_file(path: Path, pages: list[bytes], rows: int, values: int,
+              compression: str = "zstd", *, flat: bool = False) -> Path:  # fmt: skip
+    """A Parquet file of one list column of texts, ``event.category``, whose one row
+    group of ``rows`` rows is ``pages`` (:func:`list_page`), ``values`` in all; with
+    ``flat``, the hunt's other columns too, every row a matching event (E0, 1 GiB out),
+    each column a plain page."""
+    from egress_offline.readers.parquet_prefixes import compact_struct as thrift  # noqa: PLC0415
+
+    codec = {"none": 0, "snappy": 1, "zstd": 6}[compression]
+    columns = [(b"event.category", 6, 2, b"".join(pages), values)]
+    if flat:
+        for name, value in _FLAT.items():
+            data = (value.to_bytes(8, "little") if isinstance(value, int)
+                    else len(value).to_bytes(4, "little") + value) * rows  # fmt: skip
+            defined = level_run(1, rows)
+            body = len(defined).to_bytes(4, "little") + defined + data
+            header = thrift((1, _I32, rows), (2, _I32, 0), (3, _I32, 3), (4, _I32, 3))
+            page = thrift((1, _I32, 0), (2, _I32, len(body)), (3, _I32, len(body)),
+                          (5, _STRUCT, header)) + body  # fmt: skip
+            columns.append((name, 2 if isinstance(value, int) else 6, 1, page, rows))
+    out = bytearray(b"PAR1")
+    chunks, leaves = [], [thrift((4, _BINARY, b"schema"), (5, _I32, len(columns)))]
+    for name, kind, repetition, body, count in columns:
+        chunk_codec = codec if name == b"event.category" else 0
+        meta = thrift(
+            (1, _I32, kind), (2, _LIST, (_I32, [0, 3])), (3, _LIST, (_BINARY, [name])),
+            (4, _I32, chunk_codec), (5, _I64, count), (6, _I64, len(body)), (7, _I64, len(body)),
+            (9, _I64, len(out)),
+        )  # fmt: skip
+        chunks.append(thrift((2, _I64, len(out)), (3, _STRUCT, meta)))
+        out += body
+        text = ((6, _I32, 0),) if kind == 6 else ()
+        leaves.append(thrift((1, _I32, kind), (3, _I32, repetition), (4, _BINARY, name), *text))
+    group = thrift((1, _LIST, (_STRUCT, chunks)), (2, _I64, len(out) - 4), (3, _I64, rows))
+    footer = thrift((1, _I32, 1), (2, _LIST, (_STRUCT, leaves)), (3, _I64, rows),
+                    (4, _LIST, (_STRUCT, [group])))  # fmt: skip
+    path.write_bytes(bytes(out) + footer + len(footer).to_bytes(4, "little") + b"PAR1")
+    return path
+
+
+#: The hunt's other columns of :func:`list_file`, and every row's value.
+_FLAT: dict[bytes, bytes | int] = {
+    b"@timestamp": b"2024-05-01T11:00:00.000Z", b"host.os.family": b"windows",
+    b"event.action": b"disconnect_received", b"destination.ip": b"8.8.8.8",
+    b"destination.address": b"8.8.8.8", b"process.entity_id": b"E0",
+    b"process.executable": b"C:\\evil.exe", b"source.bytes": 1 << 30,
+}  # fmt: skip
+
+
+def one_list_row(path: Path, count: int, size: int = 40 << 20, *, version: int = 1) -> Path:
+    """Parquet of one matching event whose ``event.category`` is ``network``, then
+    ``count`` values of ``size`` bytes, each its own zstd page (the row's first page
+    starts it, the others continue it): pyarrow holds the row whole however few rows
+    it reads (40 values of 40 MiB are 55 KB of file)."""
+    pages = [list_page([b"network"], level_run(0, 1), rows=1, version=version)]
+    for i in range(count):
+        pages.append(list_page([b"%04d" % i + b"x" * size], level_run(1, 1), version=version))
+    return list_file(path, pages, 1, 1 + count, flat=True)

@@ -17,8 +17,9 @@ thousandfold. Each way has its guard:
   footer allows (plain rows of 1 MiB are read 16 at a time, not 4,096), and its plain
   text columns a few thousand rows at a time, unless their pages' headers say that all
   their values together fit :data:`~tuning.READ_ROOM` (:func:`_within_room`), and no
-  more than the pages those rows reach allow (:func:`_rows_within`: one 40 MiB value a
-  page among short ones);
+  more than the pages those rows reach allow (``parquet_reach``: one 40 MiB value a
+  page among short ones; a list's rows told apart by their levels), each read sized
+  where it starts where that allows more;
 - a file whose stored Arrow schema makes a column a dictionary is read without it
   (:func:`_without_stored_schema`), its columns by their pages as every other writer's;
 - each read's decoded size is measured (:func:`decoded_bytes`) and the reads gathered
@@ -31,9 +32,7 @@ thousandfold. Each way has its guard:
 from __future__ import annotations
 
 import weakref
-from bisect import bisect_right
 from collections.abc import Iterator, Sequence
-from itertools import accumulate
 from typing import Any, Final
 
 from egress_offline.readers import tuning
@@ -47,7 +46,9 @@ from egress_offline.readers.parquet_arrow import (
     understood,
 )
 from egress_offline.readers.parquet_dictionaries import as_dictionary
+from egress_offline.readers.parquet_levels import row_pages
 from egress_offline.readers.parquet_pages import ChunkPages, PageSizes, PlainPages
+from egress_offline.readers.parquet_reach import Charge, Reads
 from egress_offline.readers.parquet_thrift import PageError, Short, footer_keys
 
 __all__ = [
@@ -130,8 +131,10 @@ def batches(parquet: Any, stretch: Sequence[int], columns: list[str], most: int)
     rows = size = 0
     for group in stretch:
         seen = 0
-        reads = parquet.iter_batches(batch_size=_read_rows(parquet, group, columns, most),
-                                     row_groups=[group], columns=columns)  # fmt: skip
+        expected = parquet.metadata.row_group(group).num_rows
+        sizing = _read_rows(parquet, group, columns, most)
+        reads = parquet.iter_batches(batch_size=sizing.rows, row_groups=[group],
+                                     columns=columns)  # fmt: skip
         for read in reads:
             # a read holds its dictionaries whole, whatever its rows use of them, each
             # read its own copy (60,000 row groups of one row, each with its 1 MiB
@@ -143,6 +146,8 @@ def batches(parquet: Any, stretch: Sequence[int], columns: list[str], most: int)
                 _check_dictionaries(parquet, group, columns, read)
             kept = dictionaries_held(read) + (_READ_HELD if len(stretch) > 1 else 0)
             seen += read.num_rows
+            if sizing.varies:
+                _next_read(parquet, sizing, seen, expected - seen, read.num_rows)
             for part, wide in _fitting(read, tuning.PARQUET_BYTES):
                 if held and (rows + part.num_rows > most
                              or size + wide + kept > tuning.PARQUET_BYTES):  # fmt: skip
@@ -152,7 +157,6 @@ def batches(parquet: Any, stretch: Sequence[int], columns: list[str], most: int)
                 rows += part.num_rows
                 size += wide + kept
                 kept = 0  # the read's parts share its dictionaries
-        expected = parquet.metadata.row_group(group).num_rows
         if seen != expected:  # pyarrow stops a column at a page of no values, unsaid
             raise ValueError(
                 f"row group {group}: its columns {', '.join(columns)} hold {seen:,} rows, "
@@ -160,6 +164,25 @@ def batches(parquet: Any, stretch: Sequence[int], columns: list[str], most: int)
             )
     if held:
         yield as_text(pa.Table.from_batches(held))
+
+
+def _next_read(parquet: Any, sizing: Reads, seen: int, left: int, read: int) -> None:
+    """Size the next read of a row group whose reads are sized where each starts
+    (``Reads.at``), ``seen`` rows read and ``left`` to read, the last read ``read`` rows:
+    on pyarrow's reader, which takes its batch size at each read (so its readers of one
+    file share it: ``parquet_screen``). The first read is of the size that fits
+    wherever it starts (``Reads.rows``), and so is every read after one that was not as
+    asked (a pyarrow that took the batch size once)."""
+    if left <= 0:
+        return
+    if read != sizing.asked:
+        sizing.varies = False
+        rows = sizing.rows
+    else:
+        rows = sizing.at(seen)
+    if rows != sizing.asked:
+        parquet.reader.set_batch_size(rows)
+        sizing.asked = rows
 
 
 def _check_dictionaries(parquet: Any, group: int, columns: Sequence[str], read: Any) -> None:
@@ -294,14 +317,16 @@ def page_sizes(parquet: Any) -> PageSizes | None:
     return _PAGES.get(parquet)
 
 
-def _read_rows(parquet: Any, group: int, columns: Sequence[str], most: int) -> int:
-    """How many rows of ``group`` to read at a time: ``most`` where every text column is
+def _read_rows(parquet: Any, group: int, columns: Sequence[str], most: int) -> Reads:
+    """How many rows of ``group`` to read at a time (``Reads.rows``; from a row on,
+    ``Reads.at``): ``most`` where every text column is
     read as a dictionary (a row is then a few bytes until decoded, whatever its text),
     or where the plain text columns' pages say their values fit :data:`~tuning.READ_ROOM`
     (:func:`_within_room`), else :data:`~tuning.READ_ROWS`; fewer where the footer says
     the columns' rows are wider than :data:`~tuning.PARQUET_BYTES` over that (their
     pages' uncompressed bytes a row, or their values', lists' elements each counted, at
-    :data:`_VALUE_BYTES` each)."""
+    :data:`_VALUE_BYTES` each); no more than the pages of values stored whole that those
+    rows may reach allow (``parquet_reach``)."""
     indexes = leaf_indexes(parquet, columns)
     as_dictionary = _AS_DICTIONARY.get(parquet, frozenset())
     schema = parquet.schema
@@ -339,68 +364,27 @@ def _read_rows(parquet: Any, group: int, columns: Sequence[str], most: int) -> i
     if longest:
         rows = min(rows, tuning.READ_ROOM // (longest + _VALUE_OVERHEAD * len(plain_text)))
     rows = max(1, min(rows, tuning.PARQUET_BYTES // wide))
-    if plain_text:
-        per_row = longest + _VALUE_OVERHEAD * len(plain_text)
-        found = [pages.get((group, index), _NO_PAGES) for index in plain_text]
-        runs = [(1 if schema.column(index).max_repetition_level == 0
-                 else max(1, -(-chunk.values // max(1, metadata.num_rows))), chunk.runs)
-                for index, chunk in zip(plain_text, found, strict=True)]  # fmt: skip
-        rows = _rows_within(runs, per_row, rows)
-    return rows
+    per_row = longest + _VALUE_OVERHEAD * len(plain_text)
+    charges = [_charge(pages.get((group, index), _NO_PAGES), metadata.num_rows,
+                       schema.column(index).max_repetition_level)
+               for index in plain_text]  # fmt: skip
+    return Reads(charges, per_row, rows)
 
 
-def _rows_within(runs: Sequence[tuple[int, tuple[tuple[int, int], ...]]], per_row: int,
-                 rows: int) -> int:  # fmt: skip
-    """At most ``rows``, as many rows as a read may take so that its text columns' values
-    take at most :data:`~tuning.READ_ROOM` decoded, besides a page of each column:
-    ``per_row`` bytes a row (their dictionary entries, offsets), and the bytes of the
-    pages of values stored whole that its rows reach (each column's values a row and its
-    ``ChunkPages.runs``). A page may hold one value of 40 MiB among thousands of short
-    ones: a read of 4,096 rows over 8 such pages held 1.8 GB. Any read of two rows may
-    cross from one page to the next, in each column: the largest page of each is not
-    charged to the room, and ``parquet_pages`` bounds those to :data:`~tuning.PAGE_ROOM`
-    together, so that a read crossing one page end of each column always fits (else two
-    adjacent pages of 34 MiB of short values made every read of the row group one row:
-    2.4 million rows, 400 s against 7). A read then holds at most READ_ROOM and
-    PAGE_ROOM of these values. A flat column's rows are its values, so a read reaches
-    the pages of as many consecutive values. A list column's rows may hold any number of values: they are
-    taken to hold its chunk's mean (a row holding a list of the whole chunk is its every
-    page however few rows are read, and charging every read the whole chunk would read
-    a long row group a row at a time). At least one row."""
-    sums = [(each, _prefix_sums(found)) for each, found in runs if found]
-
-    def held(count: int) -> int:
-        return count * per_row + sum(_reach(*found, count * each) for each, found in sums)
-
-    room = tuning.READ_ROOM + sum(max(size for _, size in found) for _, found in runs if found)
-    if held(rows) <= room:
-        return rows
-    low, high = 1, rows  # the most rows held within room, by bisection
-    while low < high:
-        middle = (low + high + 1) // 2
-        if held(middle) <= room:
-            low = middle
-        else:
-            high = middle - 1
-    return low
-
-
-def _prefix_sums(found: tuple[tuple[int, int], ...]) -> tuple[list[int], list[int]]:
-    """Pages' values and bytes, each summed from the first page: (0, the first's, ...)."""
-    values = [0, *accumulate(values for values, _ in found)]
-    return values, [0, *accumulate(size for _, size in found)]
-
-
-def _reach(values: list[int], sizes: list[int], count: int) -> int:
-    """The most bytes of the pages that ``count`` consecutive values reach, pages' values
-    and bytes summed as :func:`_prefix_sums` sums them: of all reads, the one starting at
-    the last value of some page reaches furthest from it."""
-    most = 0
-    for first in range(len(values) - 1):
-        end = values[first + 1] - 1 + count - 1  # the read's last value
-        last = min(bisect_right(values, end) - 1, len(values) - 2)
-        most = max(most, sizes[last + 1] - sizes[first])
-    return most
+def _charge(chunk: ChunkPages, rows: int, repetition: int) -> Charge:
+    """How reads of a row group's ``rows`` reach a plain text column's pages
+    (``parquet_reach.Charge``): a flat column's rows are its values; a list column's rows
+    are told apart by their levels where its pages come to more than the room (a read
+    then reaches the page where the row after its rows starts); else each is taken to
+    hold the chunk's mean of values (any read of its pages fits the room)."""
+    largest = max((size for _, size in chunk.runs), default=0)
+    if repetition == 0:
+        held = sum(values for values, _ in chunk.runs)
+        return Charge(1, 0, chunk.runs, largest, exact=held == rows)
+    if chunk.starts is not None:
+        found = tuple((count, held) for count, held, _ in row_pages(chunk.runs, chunk.starts))
+        return Charge(1, 1, found, largest, exact=sum(chunk.starts) == rows)
+    return Charge(max(1, -(-chunk.values // max(1, rows))), 0, chunk.runs, largest)
 
 
 def _within_room(parquet: Any, group: int, indexes: Sequence[int]) -> bool:

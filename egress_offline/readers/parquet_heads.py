@@ -16,9 +16,10 @@ Where that cannot be done (a stream Arrow may read otherwise, levels longer than
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 from typing import Any, Final
 
-__all__ = ["HEAD_MOST", "HeadUnread", "levels_end", "value_heads"]
+__all__ = ["HEAD_MOST", "HeadUnread", "head_readers", "levels_end", "value_heads"]
 
 #: The most bytes decompressed to reach a page's values here (its levels and the run's
 #: header); past it, the caller decompresses the page whole.
@@ -65,6 +66,14 @@ def value_heads(page: Any, read: Callable[[int], bytes], compression: str,
         ways = decoders if data.get(7, 1) == 1 else [_stored, *decoders]
         return _each(ways, lambda decoder: _head(read, decoder, _RUN_HEADER, skip))
     return _each(decoders, lambda decoder: _values_v1(page, read, decoder, levels))
+
+
+def head_readers(read: Callable[[int], bytes], compression: str) -> list[Callable[[int], bytes]]:
+    """For each way pyarrow may decompress a V1 page (``read(n)``: the first ``n`` bytes of
+    its data in the file): its first ``want`` bytes decompressed, fewer where the page
+    ends first, at most :data:`HEAD_MOST` (``parquet_levels`` reads its levels so).
+    Raises :class:`HeadUnread`."""
+    return [partial(_head, read, decoder) for decoder in _decoders(compression)]
 
 
 def _each(ways: list[Decoder], head: Callable[[Decoder], bytes]) -> list[bytes]:
@@ -331,8 +340,10 @@ def _copy(out: bytearray, offset: int, length: int) -> None:
     if not 0 < offset <= len(out):
         raise ValueError(f"a copy from {offset:,} bytes back, after {len(out):,}")
     start = len(out) - offset
-    for i in range(length):
-        out.append(out[start + i])
+    if offset >= length:
+        out += out[start : start + length]
+    else:  # the last ``offset`` bytes over and over (a page of levels: a copy a run)
+        out += (out[start:] * (length // offset + 1))[:length]
 
 
 def _take(raw: bytes, at: int, length: int) -> bytes:

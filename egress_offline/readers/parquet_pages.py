@@ -25,7 +25,12 @@ take no more than their pages' bytes, and texts with shared prefixes
 (``DELTA_BYTE_ARRAY``) what their pages' lengths say
 (:mod:`~egress_offline.readers.parquet_prefixes`, which reads those pages), so
 :mod:`~egress_offline.readers.parquet_batches` may read such a chunk in one go instead
-of a few thousand rows at a time.
+of a few thousand rows at a time. Where a list column's pages of values stored whole
+come to more than :data:`~tuning.READ_ROOM`, the walk counts the rows starting in each
+(their repetition levels: :mod:`~egress_offline.readers.parquet_levels`), by which
+reads are sized, and refuses a row group holding a row whose values in a column come
+to more than :data:`~tuning.LINE_LIMIT` besides the largest page: pyarrow holds a row
+whole, however few rows it is asked for.
 
 The headers are Thrift's compact protocol (``parquet.thrift``'s ``PageHeader``), read
 by :mod:`~egress_offline.readers.parquet_thrift`: only their type and sizes, and a data
@@ -45,6 +50,7 @@ from egress_offline.errors import InputError
 from egress_offline.readers import tuning
 from egress_offline.readers.parquet_dictionaries import as_dictionary, longest_entry
 from egress_offline.readers.parquet_heads import HeadUnread, value_heads
+from egress_offline.readers.parquet_levels import Budget, RowTooLarge, chunk_rows
 from egress_offline.readers.parquet_prefixes import PrefixedPages, run_claim, whole_claim
 from egress_offline.readers.parquet_thrift import (
     Page,
@@ -124,6 +130,10 @@ class ChunkPages(NamedTuple):
     #: most bytes they take decoded where they are stored whole (its bytes; 0 for
     #: indices into the dictionary page, and for shared prefixes, sized as ``prefixed``)
     runs: tuple[tuple[int, int], ...] = ()
+    #: a repeated column's chunk whose ``runs`` come to more than ``tuning.READ_ROOM``:
+    #: the rows starting in each of those pages (``parquet_levels.chunk_starts``); else
+    #: None (any read of the chunk fits the room)
+    starts: tuple[int, ...] | None = None
 
     @property
     def dictionary(self) -> bool:
@@ -171,6 +181,9 @@ def check_pages(source: Any, metadata: Any, columns: Sequence[int], name: str) -
                                 sizes[group, index].dictionary_held))  # fmt: skip
                 _rows_held(max(sizes[group, index].values, chunk.num_values),
                            row_group.num_rows, levels)  # fmt: skip
+            except RowTooLarge as exc:
+                raise InputError(exc.message(name, group, chunk.path_in_schema),
+                                 file=name) from exc  # fmt: skip
             except PageRefused as exc:  # readable, not sizable: its own advice
                 raise InputError(f"{name}: row group {group}, column "
                                  f"{chunk.path_in_schema}: {exc}", file=name) from exc  # fmt: skip
@@ -258,6 +271,10 @@ class _Walk:
         #: the longest entry of each dictionary page read for it, by where it is
         self.longest: dict[int, int] = {}
         self.room = _DECOMPRESS_ROOM + _DECOMPRESS_TIMES * size
+        #: the runs of levels it may still count, and the rows starting in each page
+        #: counted, by where it is and its levels' width (``parquet_levels``)
+        self.levels = Budget()
+        self.starts: dict[tuple[int, int], int] = {}
         self._codecs: list[list[int]] | None = None
 
     def codec(self, group: int, index: int) -> str:
@@ -318,6 +335,7 @@ def _walk(chunk: Any, walk: _Walk, levels: tuple[int, int], place: tuple[int, in
     at, dictionary, data, total, values, whole, prefixed = start, 0, 0, 0, 0, True, 0
     seen, entries, indices, dictionary_at = 0, 0, True, -1
     runs: list[tuple[int, int]] = []
+    placed: list[tuple[int, Page]] = []  # the pages of ``runs``, where each lies
     # pages of shared prefixes, sized together once the chunk is walked
     pending: PrefixedPages | None = None
     gathered: list[Page] = []
@@ -335,6 +353,7 @@ def _walk(chunk: Any, walk: _Walk, levels: tuple[int, int], place: tuple[int, in
                 apart = page.encoding in _INDICES or page.encoding == _PREFIXED  # sized apart
                 runs.append((page.values, 0 if apart else max(page.decompressed,
                                                               page.compressed)))  # fmt: skip
+                placed.append((at, page))
         prefixes = page.kind in _DATA_PAGES and page.encoding == _PREFIXED
         lengths = 0
         if prefixes:
@@ -372,8 +391,9 @@ def _walk(chunk: Any, walk: _Walk, levels: tuple[int, int], place: tuple[int, in
     whole = whole and at == start + chunk.total_compressed_size and values == chunk.num_values
     plain = PlainPages(total, values) if whole else None
     indexed = entries if indices and seen else 0
+    starts = chunk_rows(placed, runs, walk, levels, lambda: walk.codec(*place))
     pages = ChunkPages(plain, prefixed, seen, dictionary, indexed, dictionary_at,
-                       runs=tuple(runs))  # fmt: skip
+                       runs=tuple(runs), starts=starts)  # fmt: skip
     return dictionary + data, pages
 
 

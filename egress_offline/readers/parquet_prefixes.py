@@ -28,7 +28,14 @@ import polars as pl
 
 from egress_offline.readers.parquet_heads import levels_end
 
-__all__ = ["Prefixed", "PrefixedPages", "page_bodies", "run_claim", "whole_claim"]
+__all__ = [
+    "Prefixed",
+    "PrefixedPages",
+    "compact_struct",
+    "page_bodies",
+    "run_claim",
+    "whole_claim",
+]
 
 #: A chunk's codec (``parquet_pages._CODEC_NAMES``, read from the footer's bytes) -> its
 #: pyarrow ``Codec``'s name. LZO is not read here (nor by pyarrow).
@@ -199,27 +206,27 @@ def _lengths_file(runs: list[tuple[bytes, int]]) -> bytes:
     for data, count in runs:
         if count == 0:
             continue
-        data_header = _struct((1, _I32, count), (2, _I32, _DELTA_BINARY_PACKED), (3, _I32, 3),
-                              (4, _I32, 3))  # fmt: skip
-        pages += _struct((1, _I32, 0), (2, _I32, len(data)), (3, _I32, len(data)),
-                         (5, _STRUCT, data_header))  # fmt: skip
+        data_header = compact_struct((1, _I32, count), (2, _I32, _DELTA_BINARY_PACKED),
+                                     (3, _I32, 3), (4, _I32, 3))  # fmt: skip
+        pages += compact_struct((1, _I32, 0), (2, _I32, len(data)), (3, _I32, len(data)),
+                                (5, _STRUCT, data_header))  # fmt: skip
         pages += data
         total += count
-    meta = _struct(
+    meta = compact_struct(
         (1, _I32, _INT32), (2, _LIST, (_I32, [_DELTA_BINARY_PACKED])), (3, _LIST, (_BINARY, [b"v"])),
         (4, _I32, _UNCOMPRESSED), (5, _I64, total), (6, _I64, len(pages)), (7, _I64, len(pages)),
         (9, _I64, 4),
     )  # fmt: skip
-    chunk = _struct((2, _I64, 4), (3, _STRUCT, meta))
-    group = _struct((1, _LIST, (_STRUCT, [chunk])), (2, _I64, len(pages)), (3, _I64, total))
-    root = _struct((4, _BINARY, b"schema"), (5, _I32, 1))
-    leaf = _struct((1, _I32, _INT32), (3, _I32, _REQUIRED), (4, _BINARY, b"v"))
-    footer = _struct((1, _I32, 1), (2, _LIST, (_STRUCT, [root, leaf])), (3, _I64, total),
-                     (4, _LIST, (_STRUCT, [group])))  # fmt: skip
+    chunk = compact_struct((2, _I64, 4), (3, _STRUCT, meta))
+    group = compact_struct((1, _LIST, (_STRUCT, [chunk])), (2, _I64, len(pages)), (3, _I64, total))
+    root = compact_struct((4, _BINARY, b"schema"), (5, _I32, 1))
+    leaf = compact_struct((1, _I32, _INT32), (3, _I32, _REQUIRED), (4, _BINARY, b"v"))
+    footer = compact_struct((1, _I32, 1), (2, _LIST, (_STRUCT, [root, leaf])),
+                            (3, _I64, total), (4, _LIST, (_STRUCT, [group])))  # fmt: skip
     return b"PAR1" + bytes(pages) + footer + len(footer).to_bytes(4, "little") + b"PAR1"
 
 
-def _struct(*fields: tuple[int, int, Any]) -> bytes:
+def compact_struct(*fields: tuple[int, int, Any]) -> bytes:
     """A Thrift compact struct of ``fields`` (id, wire type, value), ids ascending: an
     i32 or i64, bytes, a struct's bytes, or a list as (element type, elements)."""
     out, last = bytearray(), 0

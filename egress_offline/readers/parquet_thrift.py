@@ -31,9 +31,10 @@ _DATA_HEADER: Final = {0: (5, 2), 3: (8, 4), 2: (7, 2)}
 #: ...and where the values start: V1's levels' encodings (3: definition, 4: repetition),
 #: V2's levels' lengths (5: definition, 6: repetition) and whether it is compressed (7,
 #: a bool: written as another type, Thrift's C++ reader skips it, and so does this one);
-#: a dictionary page's values start at once.
+#: a dictionary page's values start at once. A V2 page's rows (3) are its writer's word:
+#: pyarrow tells rows apart by their levels (``parquet_levels``).
 _DATA_FIELDS: Final = {
-    5: frozenset({1, 2, 3, 4}), 8: frozenset({1, 4, 5, 6}), 7: frozenset({1, 2}),
+    5: frozenset({1, 2, 3, 4}), 8: frozenset({1, 3, 4, 5, 6}), 7: frozenset({1, 2}),
 }  # fmt: skip
 _DATA_BOOLS: Final = {8: frozenset({7})}
 #: Thrift compact wire types.

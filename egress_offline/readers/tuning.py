@@ -40,7 +40,9 @@ BLOCK: Final = 8 * 1024 * 1024
 INFLATE_CAP: Final = 8 * 1024 * 1024
 #: A line longer than this is malformed ("line longer than ..."), and skipped as it goes
 #: by, never held whole: Elasticsearch refuses requests over 100 MB by default
-#: (``http.max_content_length``), so no document of an export is longer.
+#: (``http.max_content_length``), so no document of an export is longer. A Parquet row
+#: group holding a row whose values in one column come to more than this besides its
+#: largest page is refused (``parquet_levels``): pyarrow holds a row whole.
 LINE_LIMIT: Final = 100 * 1024 * 1024
 #: A file with a line longer than this is read by the careful reader, not Polars' line
 #: scan, which holds a line several times over (:mod:`~egress_offline.readers.textcheck`);

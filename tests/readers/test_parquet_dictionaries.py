@@ -18,6 +18,7 @@ from egress_offline.readers import parquet_batches, parquet_pages, tuning
 from egress_offline.readers.parquet_arrow import dictionary_sizes, holds_dictionary
 from egress_offline.readers.parquet_dictionaries import longest_entry
 from egress_offline.readers.parquet_pages import check_pages
+from egress_offline.readers.parquet_reach import Reads
 from tests.helpers import NOW
 
 ACTION = "disconnect_received"
@@ -311,7 +312,7 @@ def test_each_read_is_charged_its_own_copy_of_its_dictionaries(
     path = tmp_path / "x.parquet"
     pq.write_table(pa.table({"@timestamp": column}), path, dictionary_pagesize_limit=1 << 30)
     reader, _ = _reader(path, ["@timestamp"])
-    monkeypatch.setattr(parquet_batches, "_read_rows", lambda *_: 8)
+    monkeypatch.setattr(parquet_batches, "_read_rows", lambda *_: Reads([], 0, 8))
     tables = list(parquet_batches.batches(reader, (0,), ["@timestamp"], 10_000))
     assert [table.num_rows for table in tables] == [8] * 8
 

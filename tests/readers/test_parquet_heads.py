@@ -19,7 +19,8 @@ from egress_offline.cli import app
 from egress_offline.errors import InputError
 from egress_offline.readers import parquet_heads, parquet_pages
 from egress_offline.readers.parquet_pages import check_pages
-from egress_offline.readers.parquet_prefixes import _struct, _varint_bytes
+from egress_offline.readers.parquet_prefixes import _varint_bytes
+from egress_offline.readers.parquet_prefixes import compact_struct as _struct
 from tests.helpers import EVERY_READING_COMMAND
 
 # Parquet's codec values and the names the page walk reads them by
