@@ -75,15 +75,18 @@ def replace_long(frame: pl.DataFrame, columns: Sequence[str],
     (Each row's went through Python before: 8,192 rows sharing one 1 MiB executable, a
     3.5 KB Parquet file, hashed 8 GiB.)"""
     present = [name for name in columns if name in frame.schema]
-    test = _is_long
-    if frame.height == 0 or not present or not any(frame.select(_any(frame, present, test)).row(0)):
+    if (
+        frame.height == 0
+        or not present
+        or not any(frame.select(_any(frame, present, _is_long)).row(0))
+    ):
         return frame
     swaps = []
     for name in present:
         listed = isinstance(frame.schema[name], pl.List)
         value = pl.col(name).explode() if listed else pl.col(name)
         found = frame.select(
-            value.filter(test(value).fill_null(False)).unique(maintain_order=True)
+            value.filter(_is_long(value).fill_null(False)).unique(maintain_order=True)
         ).to_series()
         if found.len() == 0:
             continue

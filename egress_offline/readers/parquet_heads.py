@@ -19,6 +19,8 @@ from collections.abc import Callable
 from functools import partial
 from typing import Any, Final
 
+from egress_offline.readers.parquet_thrift import Short, read_varint
+
 __all__ = ["HEAD_MOST", "HeadUnread", "head_readers", "levels_end", "value_heads"]
 
 #: The most bytes decompressed to reach a page's values here (its levels and the run's
@@ -354,13 +356,9 @@ def _take(raw: bytes, at: int, length: int) -> bytes:
 
 
 def _varint(raw: bytes, at: int) -> tuple[int, int]:
-    value = shift = 0
-    while True:
-        byte = _take(raw, at, 1)[0]
-        at += 1
-        value |= (byte & 0x7F) << shift
-        if byte < 0x80:
-            return value, at
-        shift += 7
-        if shift > 35:
-            raise ValueError("a length of more than 32 bits")
+    try:
+        return read_varint(raw, at, 6)
+    except Short:
+        raise _Short from None
+    except ValueError:
+        raise ValueError("a length of more than 32 bits") from None

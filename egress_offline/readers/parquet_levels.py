@@ -42,7 +42,7 @@ import polars as pl
 from egress_offline.readers import tuning
 from egress_offline.readers.parquet_heads import HeadUnread, head_readers
 from egress_offline.readers.parquet_prefixes import compact_struct, page_bodies
-from egress_offline.readers.parquet_thrift import PageRefused
+from egress_offline.readers.parquet_thrift import PageRefused, Short, read_varint
 
 __all__ = [
     "RUNS_MOST",
@@ -446,17 +446,13 @@ def _lowest_bits(width: int, size: int) -> int:
 
 
 def _varint(stream: bytes, at: int) -> tuple[int, int]:
-    """An unsigned LEB128 of at most 5 bytes (Arrow's run headers are 32-bit)."""
-    value = 0
-    for shift in range(0, 35, 7):
-        if at >= len(stream):
-            raise LevelsUnread("a run header past the levels")
-        byte = stream[at]
-        at += 1
-        value |= (byte & 0x7F) << shift
-        if byte < 0x80:
-            return value, at
-    raise LevelsUnread("a run header of more than 32 bits")
+    """A run header: a varint of at most 5 bytes (Arrow's are 32-bit)."""
+    try:
+        return read_varint(stream, at, 5)
+    except Short:
+        raise LevelsUnread("a run header past the levels") from None
+    except ValueError:
+        raise LevelsUnread("a run header of more than 32 bits") from None
 
 
 def row_pages(runs: Sequence[tuple[int, int]],

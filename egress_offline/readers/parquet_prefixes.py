@@ -27,6 +27,7 @@ from typing import Any, Final, NamedTuple
 import polars as pl
 
 from egress_offline.readers.parquet_heads import levels_end
+from egress_offline.readers.parquet_thrift import Short, read_varint
 
 __all__ = [
     "Prefixed",
@@ -439,18 +440,12 @@ def _hadoop_frames(raw: bytes, size: int) -> bytes | None:
 
 
 def _varint(buffer: bytes, at: int) -> tuple[int, int]:
-    value = shift = 0
-    while True:
-        if at >= len(buffer):
-            raise _Bad("short")
-        byte = buffer[at]
-        at += 1
-        value |= (byte & 0x7F) << shift
-        if byte < 0x80:
-            return value, at
-        shift += 7
-        if shift > 63:
-            raise _Bad("varint")
+    try:
+        return read_varint(buffer, at, 10)
+    except Short:
+        raise _Bad("short") from None
+    except ValueError:
+        raise _Bad("varint") from None
 
 
 def _zigzag(buffer: bytes, at: int) -> tuple[int, int]:

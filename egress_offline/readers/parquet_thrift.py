@@ -19,6 +19,7 @@ __all__ = [
     "footer_codecs",
     "footer_keys",
     "page_header",
+    "read_varint",
 ]
 
 #: ``PageHeader``'s fields read: type and sizes...
@@ -61,6 +62,22 @@ class PageRefused(PageError):
 
 class Short(Exception):
     """The header runs past the bytes read."""
+
+
+def read_varint(buffer: bytes, at: int, most: int) -> tuple[int, int]:
+    """The unsigned LEB128 varint at ``at`` in ``buffer`` (Thrift's compact integers,
+    Parquet's run headers and lengths) and where it ends. Raises :class:`Short` where
+    ``buffer`` ends first, ``ValueError`` for one of more than ``most`` bytes."""
+    value = 0
+    for shift in range(0, 7 * most, 7):
+        if at >= len(buffer):
+            raise Short
+        byte = buffer[at]
+        at += 1
+        value |= (byte & 0x7F) << shift
+        if byte < 0x80:
+            return value, at
+    raise ValueError(f"a varint of more than {most} bytes")
 
 
 class Page(NamedTuple):
@@ -296,15 +313,11 @@ class _Compact:
         self.at += count
 
     def _varint(self) -> int:
-        value = shift = 0
-        while True:
-            byte = self._byte()
-            value |= (byte & 0x7F) << shift
-            if byte < 0x80:
-                return value
-            shift += 7
-            if shift > 63:
-                raise PageError("not a page header (a varint over 64 bits)")
+        try:
+            value, self.at = read_varint(self.buffer, self.at, 10)
+        except ValueError:
+            raise PageError("not a page header (a varint over 64 bits)") from None
+        return value
 
     def _zigzag(self) -> int:
         value = self._varint()
