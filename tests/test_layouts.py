@@ -10,6 +10,7 @@ import json
 import shutil
 import sys
 import tempfile
+import threading
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -574,6 +575,8 @@ def test_a_file_read_again_carefully_drops_its_own_gathered_rows_only(
     assert [report.reader for report in result.files] == ["fast", "careful"]
     assert pairs(result) == [(lines * GiB, "E2"), (6 * GiB, "E1")]
     assert (result.counts.records, result.counts.event_match) == (3 + lines, 3 + lines)
+    # the scan given up on was stopped with the reader: its pulling thread is gone
+    assert not [t for t in threading.enumerate() if t.name == "egress-offline-scan-ahead"]
 
 
 @pytest.mark.fast_reader

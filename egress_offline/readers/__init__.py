@@ -7,7 +7,8 @@ The modules follow the data::
     sniff         what a file holds, from its first bytes (compression: the member walker)
     session       one read of every input: hands on FieldBatch and StampBatch items
       ndjson        the fast NDJSON reader: the text check (textcheck), the line scan
-                    (linescan), prefilters (prefilter), the time floor (timefloor)
+                    (linescan, its pieces pulled ahead on a thread: ahead), prefilters
+                    (prefilter), the time floor (timefloor)
       careful       the careful reader, for damaged NDJSON and over-long lines (lines)
       jsondoc       one JSON document: an array, a _search response
       parquet       Parquet columns -> field lists (parquet_screen: rows skipped unread;

@@ -18,6 +18,7 @@ import polars as pl
 
 from egress_offline.normalise import timestamp_text_ms, timestamps
 from egress_offline.readers import tuning
+from egress_offline.readers.ahead import PulledAhead
 from egress_offline.readers.batching import DecodeQueue, ScanSummary, SmallFileScanner
 from egress_offline.readers.decode import decode_lines
 from egress_offline.readers.linescan import (
@@ -55,7 +56,8 @@ _COUNTED = "__counted"
 
 class FastReaderGaveUp(Exception):
     """The fast reader met damage (invalid UTF-8, a damaged compressed stream, an error
-    in the scan); its cause says which. Whatever it produced for the file is void."""
+    or a panic in the scan, a scan that ended early); its cause says which. Whatever it
+    produced for the file is void."""
 
 
 class _Reading:
@@ -79,18 +81,20 @@ def read_ndjson_fast(file: InputFile, report: FileReport, *, number: int, strict
                        queue=queue)  # fmt: skip
     try:
         yield from _read(reading, scanner)
-    except (pl.exceptions.PolarsError, OSError, ValueError) as exc:
+    # a panic of Polars too (not an Exception): the careful reader takes other paths
+    except (pl.exceptions.PolarsError, pl.exceptions.PanicException, OSError, ValueError) as exc:
         raise FastReaderGaveUp(f"{file.name}: {exc}") from exc
 
 
 def _read(reading: _Reading, scanner: SmallFileScanner | None) -> Iterator[Output]:
     file, prefilter, floor = reading.file, reading.prefilter, reading.floor
-    expected = max(1, file.text_estimate)
+    whole = file.size  # the bytes of its text: exact, once checked when compressed
     if needs_check(file):
         check = reading.checks.of(file)
         if not check.fast:
             raise FastReaderGaveUp(f"{file.name}: {check.why_not}")
-        expected = max(1, check.text_size)
+        whole = check.text_size
+    expected = max(1, whole)
     # --now latest: a first bound on the anchor lets old lines be skipped from the start:
     # from the file's ends, sampled here or before any file was read (TimeFloor.sample)
     if isinstance(prefilter, Prefilter) and floor.rising:
@@ -102,15 +106,35 @@ def _read(reading: _Reading, scanner: SmallFileScanner | None) -> Iterator[Outpu
         for batch, summary in ahead:
             yield from _account_batch(batch, reading, summary)
         return
-    seen = 0
+    seen = lines = 0
     text_bytes = tuning.STRICT_BATCH_TEXT if prefilter is None else tuning.BATCH_TEXT
-    with polars_reads(file):
-        scan = line_scan(file, prefilter, floor_ms)
-        pieces = scan.collect_batches()
-        for batch, size in _batches(pieces, text_bytes, batch_rows(file, text_bytes)):
-            seen += size
-            yield from _account_batch(batch, reading)
-            reading.report.progress = min(0.99, seen / expected)
+    rows = batch_rows(file, text_bytes)
+    with polars_reads(file):  # the scan reads Polars' settings when it starts
+        # (the query is the thread's alone: once it stops, nothing here holds it)
+        pulled = PulledAhead(
+            line_scan(file, prefilter, floor_ms).collect_batches(), tuning.SCAN_AHEAD_BYTES
+        )
+        with pulled as pieces:
+            for batch, size in _batches(pieces, text_bytes, rows):
+                seen += size
+                lines += batch.height
+                yield from _account_batch(batch, reading)
+                reading.report.progress = min(0.99, seen / expected)
+    _check_whole(file, whole, seen, lines)
+
+
+def _check_whole(file: InputFile, whole: int, seen: int, lines: int) -> None:
+    """Did the scan's lines cover the file's text? Each line counts its bytes and one line
+    end, so they make the text's bytes, less one for each ``\\r`` before a line end (the
+    scan drops it) and plus one where the last line has no end. Fewer than that means the
+    scan ended early: a panic in Polars' streaming engine ends ``collect_batches``
+    quietly, as if the file ended there (Polars 2.1), and the rest of the file would be
+    missing from the counts and rows. The careful reader reads it instead."""
+    if seen + lines < whole:
+        raise FastReaderGaveUp(
+            f"{file.name}: the line scan ended early: its lines hold {seen:,} bytes of "
+            f"the text's {whole:,}"
+        )
 
 
 def _batches(pieces: Iterator[pl.DataFrame], text_bytes: int,
