@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import gzip
 import json
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import polars as pl
 import pytest
@@ -26,16 +28,30 @@ from tests.helpers import NOW, GiB, event
 _THREAD = "egress-offline-scan-ahead"
 
 
-def _pieces(count: int, pulled: list[int], closed: threading.Event,
-            fail: BaseException | None = None) -> Iterator[pl.DataFrame]:  # fmt: skip
-    try:
-        for number in range(count):
-            pulled.append(number)
-            yield pl.DataFrame({"n": [number] * 1_000})
-        if fail is not None:
-            raise fail
-    finally:
-        closed.set()
+class _Query:
+    """Stands for a LazyFrame: its ``sink_batches`` hands on ``count`` pieces of 1,000
+    rows, numbered, then raises ``fail``, if any."""
+
+    def __init__(self, count: int, fail: BaseException | None = None) -> None:
+        self.count, self.fail = count, fail
+        self.made: list[int] = []
+        self.refused = self.ended = False
+
+    def sink_batches(self, function: Any, **_: Any) -> None:
+        try:
+            for number in range(self.count):
+                self.made.append(number)
+                if function(pl.DataFrame({"n": [number] * 1_000})):
+                    self.refused = True
+                    return
+            if self.fail is not None:
+                raise self.fail
+        finally:
+            self.ended = True
+
+
+def _pulled(query: _Query, most: int) -> PulledAhead:
+    return PulledAhead(cast(pl.LazyFrame, query), most)
 
 
 def _no_thread_left() -> bool:
@@ -43,12 +59,11 @@ def _no_thread_left() -> bool:
 
 
 def test_every_piece_comes_in_the_query_order() -> None:
-    pulled: list[int] = []
-    closed = threading.Event()
-    with PulledAhead(_pieces(50, pulled, closed), 1) as pieces:
-        taken = [int(piece.item(0, 0)) for piece in pieces]
-    assert taken == list(range(50))
-    assert closed.is_set() and _no_thread_left()
+    query = pl.LazyFrame({"n": range(100_000)})
+    with PulledAhead(query, 1, chunk_size=1_000) as pieces:
+        taken = pl.concat(list(pieces)).get_column("n").to_list()
+    assert taken == list(range(100_000))
+    assert _no_thread_left()
 
 
 class _Panic(BaseException):
@@ -57,10 +72,8 @@ class _Panic(BaseException):
 
 @pytest.mark.parametrize("failure", [pl.exceptions.ComputeError("the scan broke"), _Panic("x")])
 def test_a_failure_is_raised_as_itself_after_the_pieces_before_it(failure: BaseException) -> None:
-    pulled: list[int] = []
     taken: list[int] = []
-    ahead = PulledAhead(_pieces(3, pulled, threading.Event(), failure), 1 << 20)
-    with pytest.raises(type(failure)) as raised, ahead as pieces:
+    with pytest.raises(type(failure)) as raised, _pulled(_Query(3, failure), 1 << 20) as pieces:
         for piece in pieces:
             taken.append(int(piece.item(0, 0)))
     assert raised.value is failure
@@ -68,31 +81,100 @@ def test_a_failure_is_raised_as_itself_after_the_pieces_before_it(failure: BaseE
     assert _no_thread_left()
 
 
+def _panicking() -> pl.LazyFrame:
+    """A query that panics in Polars 2.1's streaming engine (a reduction of a column
+    whose type its batches do not have)."""
+    text = pl.LazyFrame({"a": range(200_000)}).map_batches(
+        lambda frame: frame.select(pl.col("a").cast(pl.String)),
+        validate_output_schema=False,
+        streamable=True,
+    )
+    return text.select(pl.col("a").sum())
+
+
+def test_a_panic_of_polars_reaches_the_reader() -> None:
+    """Under ``collect_batches`` the same panic ends the pieces quietly."""
+    try:
+        _panicking().collect(engine="streaming")
+    except pl.exceptions.PanicException:
+        pass
+    else:
+        pytest.skip("this Polars does not panic on the query")
+    with pytest.raises(pl.exceptions.PanicException), PulledAhead(_panicking(), 1) as pieces:
+        list(pieces)
+    assert _no_thread_left()
+
+
+def test_the_query_streams_whatever_the_engine_affinity(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The in-memory engine would make the whole result before its first piece (the
+    bound then bounds nothing): the first piece comes before the query has read it all."""
+    monkeypatch.setenv(tuning.READ_SIZE_VAR, str(64 << 10))  # many reads of the file
+    path = tmp_path / "lines.txt"
+    path.write_bytes(b"".join(b"%d\n" % number for number in range(400_000)))
+    steps: list[str] = []
+
+    def step(frame: pl.DataFrame) -> pl.DataFrame:
+        steps.append("read")
+        return frame
+
+    query = pl.scan_lines(path).map_batches(step, streamable=True)
+    with pl.Config(engine_affinity="in-memory"), PulledAhead(query, 1, chunk_size=1_000) as pieces:
+        next(pieces)
+        steps.append("piece")
+        rest = sum(piece.height for piece in pieces)
+    assert rest == 399_000
+    assert steps.count("read") > 1
+    assert steps.index("piece") < len(steps) - 1
+
+
+def test_a_read_left_open_is_stopped_when_the_interpreter_exits(tmp_path: Path) -> None:
+    """A generator never closed (held in a cycle): Polars' thread waiting to hand on a
+    piece took the interpreter back after it was gone, and the process aborted."""
+    path = tmp_path / "lines.txt"
+    path.write_bytes(b"".join(b"%d\n" % number for number in range(400_000)))
+    script = (
+        "import polars as pl\n"
+        "from egress_offline.readers.ahead import PulledAhead\n"
+        "def read():\n"
+        f"    with PulledAhead(pl.scan_lines({str(path)!r}), 1, chunk_size=100) as pieces:\n"
+        "        yield from pieces\n"
+        "reading = read()\n"
+        "next(reading)\n"
+        "kept = [reading]\n"
+        "kept.append(kept)\n"
+    )
+    for _ in range(3):
+        done = subprocess.run(
+            [sys.executable, "-c", script], capture_output=True, timeout=60, check=False
+        )
+        assert done.returncode == 0, done.stderr.decode()[-500:]
+
+
 def test_a_bound_of_nothing_still_passes_every_piece() -> None:
-    pulled: list[int] = []
-    with PulledAhead(_pieces(5, pulled, threading.Event()), 0) as pieces:
+    with _pulled(_Query(5), 0) as pieces:
         assert [int(piece.item(0, 0)) for piece in pieces] == list(range(5))
 
 
 def test_what_waits_is_bounded_by_its_bytes() -> None:
-    pulled: list[int] = []
+    query = _Query(200)
     size = pl.DataFrame({"n": [0] * 1_000}).estimated_size()
-    with PulledAhead(_pieces(200, pulled, threading.Event()), 3 * size) as pieces:
+    with _pulled(query, 3 * size) as pieces:
         next(pieces)
-        time.sleep(0.3)  # unbounded, the thread would have taken all 200 by now
-        # the one taken, three waiting, and at most one being made
-        assert len(pulled) <= 5
+        time.sleep(0.3)  # unbounded, the thread would have made all 200 by now
+        # the one taken, three waiting, and one made that waits for room
+        assert len(query.made) <= 5
         rest = sum(1 for _ in pieces)
     assert rest == 199
 
 
 @pytest.mark.parametrize("how", ["break", "error"])
-def test_leaving_early_stops_the_thread_and_drops_the_query(how: str) -> None:
-    pulled: list[int] = []
-    closed = threading.Event()
+def test_leaving_early_stops_the_query_and_its_thread(how: str) -> None:
+    query = _Query(10_000)
 
     def read() -> None:
-        with PulledAhead(_pieces(10_000, pulled, closed), 1 << 20) as pieces:
+        with _pulled(query, 1 << 20) as pieces:
             for _piece in pieces:
                 if how == "error":
                     raise KeyError("the reader's own error")
@@ -103,9 +185,9 @@ def test_leaving_early_stops_the_thread_and_drops_the_query(how: str) -> None:
             read()
     else:
         read()
-    assert closed.is_set()  # the query's generator was closed on its thread
+    assert query.refused and query.ended  # a piece refused: the query stopped
     assert _no_thread_left()
-    assert len(pulled) < 10_000
+    assert len(query.made) < 10_000
 
 
 def _export(path: Path, lines: list[bytes], end: bytes = b"\n") -> Path:

@@ -933,6 +933,36 @@ def test_a_polars_panic_while_reading_is_one_error_naming_the_file(
     )
 
 
+def test_a_polars_panic_in_a_csv_scan_is_one_error_naming_the_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Under ``collect_batches`` a panic inside the scan ended its rows quietly: 0 rows,
+    exit 0, the rest of the file unread."""
+    path = tmp_path / "discover.csv"
+    path.write_text(
+        '"@timestamp","host.os.family","event.category","event.action","destination.ip",'
+        '"destination.address","process.entity_id","process.executable","source.bytes"\n'
+        '"May 1, 2024 @ 11:00:00.000","windows","network","disconnect_received","8.8.8.8",'
+        '"8.8.8.8","E1","C:\\evil.exe","1,073,741,824"\n'
+    )
+    scan_csv = pl.scan_csv
+
+    def panicking(*args: Any, **options: Any) -> pl.LazyFrame:
+        def fail(frame: pl.DataFrame) -> pl.DataFrame:
+            raise pl.exceptions.PanicException("index out of bounds")
+
+        return scan_csv(*args, **options).map_batches(fail, streamable=True)
+
+    monkeypatch.setattr(pl, "scan_csv", panicking)
+    result = CliRunner().invoke(app, ["hunt", str(path), "--now", "2024-05-01T12:00:00Z"])
+    assert result.exit_code == 1
+    # (before it, what the panic printed: PyO3's stack of the fake, a real one's message)
+    assert result.stderr.splitlines()[-1] == (
+        f"Error: {path}: Polars failed while reading it (index out of bounds); the file may "
+        "be damaged or hostile: export it again, and report this if it persists"
+    )
+
+
 # ------------------------------------------------------------ files that change
 
 

@@ -42,6 +42,8 @@ from egress_offline.fields import (
     TIMESTAMP,
     FieldSet,
 )
+from egress_offline.readers import tuning
+from egress_offline.readers.ahead import PulledAhead
 from egress_offline.readers.model import ID, INDEX, POS, FileReport, InputFile
 
 __all__ = ["csv_columns", "read_csv"]
@@ -90,16 +92,18 @@ def read_csv(file: InputFile, report: FileReport, *, strict: bool, fields: Field
     ).select(list(columns))
     seen_zoneless = False
     first = 1
-    for batch in scan.collect_batches(chunk_size=_BATCH_ROWS):
-        frame = batch.rechunk().rename(columns)
-        rows = frame.height
-        out, unreadable, zoneless = _read_cells(frame, fields, zone, first)
-        seen_zoneless = seen_zoneless or zoneless
-        report.records += rows
-        for position, reason in unreadable:
-            report.note_unreadable(position, reason)
-        yield out
-        first += rows
+    # made on a thread (ahead.py): a panic of Polars is raised, never a quiet early end
+    with PulledAhead(scan, tuning.SCAN_AHEAD_BYTES, chunk_size=_BATCH_ROWS) as batches:
+        for batch in batches:
+            frame = batch.rechunk().rename(columns)
+            rows = frame.height
+            out, unreadable, zoneless = _read_cells(frame, fields, zone, first)
+            seen_zoneless = seen_zoneless or zoneless
+            report.records += rows
+            for position, reason in unreadable:
+                report.note_unreadable(position, reason)
+            yield out
+            first += rows
     if seen_zoneless:
         report.notes.append(
             f"dates carry no time zone (Kibana writes them in the exporting user's); read "

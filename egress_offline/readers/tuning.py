@@ -83,11 +83,12 @@ MAX_LINE_ROWS: Final = 1 << 20
 #: 313-315. The 1 GB and 4 GB hunts took as long (4 interleaved rounds).
 STRICT_BATCH_TEXT: Final = 8 << 20
 BATCH_TEXT: Final = 16 << 20
-#: Bytes of the line scan's pieces waiting, at most, taken ahead of the batches on a
-#: thread of their own (``readers/ahead.py``): Polars' ``collect_batches`` alone stops
-#: the scan while a batch is accounted for. A piece is one of Polars' reads made lines
-#: (about 1 MiB of marks and kept text in the benchmark's files): 4 MiB is a few pieces.
-#: 4 GB hunt, 6 rounds: 2.41 s without, 2.25 with; peak 273 MiB, 283 (317 with 16 MiB).
+#: Bytes of the line scan's pieces waiting, at most, made ahead of the batches on a
+#: thread of their own (``readers/ahead.py``; a CSV scan's batches too): under
+#: ``collect_batches`` the scan stood still while a batch was accounted for. A piece is
+#: one of Polars' reads made lines (about 1 MiB of marks and kept text in the
+#: benchmark's files): 4 MiB is a few pieces. 4 GB hunt, 6 rounds: 2.41 s without, 2.25
+#: with; peak 273 MiB, 283 (317 with 16 MiB).
 SCAN_AHEAD_BYTES: Final = 4 << 20
 #: NDJSON files up to this much text are scanned with the files after them, in one query
 #: (each scan costs about 3 ms whatever its size: a directory of small files paid it for
