@@ -1,8 +1,8 @@
 """The line scan's pieces pulled ahead on a thread (``readers/ahead.py``): every piece in
 order, failures raised as themselves after the pieces before them, what waits bounded by
 its bytes, and no thread or query left behind when the reader stops early. And a scan
-that ends before its file does (Polars' ``collect_batches`` ends quietly on a panic) is
-never taken for the whole file."""
+that ends before its file does (as Polars' ``collect_batches`` did on a panic) is never
+taken for the whole file."""
 
 from __future__ import annotations
 
@@ -22,10 +22,8 @@ import pytest
 from egress_offline import HuntSpec, run_hunt
 from egress_offline.readers import ndjson as ndjson_reader
 from egress_offline.readers import tuning
-from egress_offline.readers.ahead import PulledAhead
+from egress_offline.readers.ahead import THREAD_NAME, PulledAhead
 from tests.helpers import NOW, GiB, event
-
-_THREAD = "egress-offline-scan-ahead"
 
 
 class _Query:
@@ -55,7 +53,7 @@ def _pulled(query: _Query, most: int) -> PulledAhead:
 
 
 def _no_thread_left() -> bool:
-    return not any(thread.name == _THREAD for thread in threading.enumerate())
+    return not any(thread.name == THREAD_NAME for thread in threading.enumerate())
 
 
 def test_every_piece_comes_in_the_query_order() -> None:
@@ -190,8 +188,8 @@ def test_leaving_early_stops_the_query_and_its_thread(how: str) -> None:
     assert len(query.made) < 10_000
 
 
-def _export(path: Path, lines: list[bytes], end: bytes = b"\n") -> Path:
-    text = end.join(lines) + end
+def _export(path: Path, lines: list[bytes]) -> Path:
+    text = b"\n".join(lines) + b"\n"
     path.write_bytes(gzip.compress(text) if path.suffix == ".gz" else text)
     return path
 
@@ -211,7 +209,7 @@ def test_a_scan_that_ends_before_its_file_is_read_again_carefully(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str
 ) -> None:
     """The scan is cut short after 100 of 1,000 lines, as a panic in Polars' streaming
-    engine cuts ``collect_batches``: the file is read again by the careful reader, and
+    engine cut ``collect_batches``: the file is read again by the careful reader, and
     every line counts."""
     monkeypatch.setattr(tuning, "SMALL_TEXT", 0)  # the file's own scan
     scan = ndjson_reader.line_scan

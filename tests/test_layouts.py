@@ -20,7 +20,7 @@ import pytest
 
 from egress_offline import HuntSpec, run_hunt
 from egress_offline.engine import spill as spill_module
-from egress_offline.readers import batching, sniff, tuning
+from egress_offline.readers import ahead, batching, sniff, tuning
 from egress_offline.spec import SweepSpec
 from egress_offline.sweep import run_sweep
 from tests.helpers import (
@@ -576,7 +576,7 @@ def test_a_file_read_again_carefully_drops_its_own_gathered_rows_only(
     assert pairs(result) == [(lines * GiB, "E2"), (6 * GiB, "E1")]
     assert (result.counts.records, result.counts.event_match) == (3 + lines, 3 + lines)
     # the scan given up on was stopped with the reader: its pulling thread is gone
-    assert not [t for t in threading.enumerate() if t.name == "egress-offline-scan-ahead"]
+    assert not [t for t in threading.enumerate() if t.name == ahead.THREAD_NAME]
 
 
 @pytest.mark.fast_reader

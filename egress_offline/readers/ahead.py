@@ -13,13 +13,13 @@ What is held ahead is bounded by its bytes (Polars' estimate of each piece), wha
 pieces: a piece made while the bound is reached waits to be handed on, and the query
 with it, so at most the bound and two pieces are held besides the caller's (one
 waiting for room, one being made). The query runs on the streaming engine whatever
-Polars' engine affinity says (the in-memory engine would make the whole result first). The pieces
-come in the query's order; a failure of the query is raised, as itself, to the caller
-once the pieces before it are taken. Leaving the ``with`` block, by an error or early,
-stops the query (its next piece is refused) and waits for it to end, so no query
-outlives the read; so does the interpreter's exit for a read left open (a generator
-never closed), as Polars' thread would otherwise take the interpreter back after it
-is gone and abort the process.
+Polars' engine affinity says (the in-memory engine would make the whole result first).
+The pieces come in the query's order; a failure of the query is raised, as itself, to
+the caller once the pieces before it are taken. Leaving the ``with`` block, by an error
+or early, stops the query (its next piece is refused) and waits for it to end, so no
+query outlives the read; so does the interpreter's exit for a read left open (a
+generator never closed), as Polars' thread would otherwise take the interpreter back
+after it is gone and abort the process.
 """
 
 from __future__ import annotations
@@ -33,7 +33,10 @@ from types import TracebackType
 
 import polars as pl
 
-__all__ = ["PulledAhead"]
+__all__ = ["THREAD_NAME", "PulledAhead"]
+
+#: The name of the thread that runs a query
+THREAD_NAME = "egress-offline-scan-ahead"
 
 #: Seconds the caller waits at a time, for a piece or for the thread to end: importing
 #: Polars makes an untimed wait deaf to Ctrl-C (its SIGINT handler restarts the call).
@@ -48,16 +51,14 @@ class PulledAhead:
     thread while at most ``most`` bytes of them wait."""
 
     def __init__(self, query: pl.LazyFrame, most: int, *, chunk_size: int | None = None) -> None:
-        self._query: pl.LazyFrame | None = query
+        self._query = query  # the thread's: it lets go of it once it ends
         self._most, self._chunk_size = most, chunk_size
         self._waiting: deque[tuple[pl.DataFrame, int]] = deque()
         self._bytes = 0
         self._failure: BaseException | None = None
         self._done = self._stopped = False
         self._changed = threading.Condition()
-        self._thread = threading.Thread(
-            target=self._run, name="egress-offline-scan-ahead", daemon=True
-        )
+        self._thread = threading.Thread(target=self._run, name=THREAD_NAME, daemon=True)
 
     def __enter__(self) -> Iterator[pl.DataFrame]:
         _OPEN.add(self)
@@ -79,10 +80,10 @@ class PulledAhead:
         _OPEN.discard(self)
 
     def _run(self) -> None:
-        query, self._query = self._query, None  # the thread's alone: dropped when it ends
+        query = self._query
+        del self._query  # held by this frame alone, let go below (a failure keeps the frame)
         try:
-            if query is not None:
-                query.sink_batches(self._take, chunk_size=self._chunk_size, engine="streaming")
+            query.sink_batches(self._take, chunk_size=self._chunk_size, engine="streaming")
         except BaseException as exc:  # the caller's to raise (a panic too)
             with self._changed:
                 self._failure = exc

@@ -124,9 +124,10 @@ def _check_whole(file: InputFile, whole: int, seen: int, lines: int) -> None:
     """Did the scan's lines cover the file's text? Each line counts its bytes and one line
     end, so they make the text's bytes, less one for each ``\\r`` before a line end (the
     scan drops it) and plus one where the last line has no end. Fewer than that means the
-    scan ended early: a panic in Polars' streaming engine ends ``collect_batches``
-    quietly, as if the file ended there (Polars 2.1), and the rest of the file would be
-    missing from the counts and rows. The careful reader reads it instead."""
+    scan ended early, and the rest of the file would be missing from the counts and rows:
+    the careful reader reads it instead. (A panic of Polars' engine is raised by the scan
+    itself, ``ahead.py``; this holds whatever else might end a scan quietly, as
+    ``collect_batches`` did on a panic in Polars 2.1.)"""
     if seen + lines < whole:
         raise FastReaderGaveUp(
             f"{file.name}: the line scan ended early: its lines hold {seen:,} bytes of "
