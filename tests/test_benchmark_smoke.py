@@ -58,7 +58,14 @@ def test_targets_smoke_every_contender_agrees_and_the_sweep_edge_cases_hold() ->
     assert done.returncode == 0, done.stderr
     assert "smoke: the sweep's 5 edge-case rows are the expected ones" in done.stderr
     assert "smoke hunt 3, smoke latest 3, smoke sweep 8." in done.stdout
-    for tool in ("duckdb hunt", "duckdb latest", "duckdb sweep", "sweep floor", "pivot"):
+    for tool in (
+        "duckdb hunt",
+        "duckdb latest",
+        "duckdb sweep",
+        "sweep floor",
+        "decode floor",
+        "pivot",
+    ):
         assert f"| {tool} |" in done.stdout
 
 
@@ -75,9 +82,14 @@ def test_targets_tabulate_judges_every_target_from_saved_measurements(tmp_path: 
         {**_measured("1GB", "ndjson", "hunt", [2.0, 1.0], ours=True), "cpu_seconds": [1.5, 1.2]},
         {**_measured("1GB", "ndjson", "duckdb hunt", [2.5]), "cpu_seconds": [3.0]},
         _measured("1GB", "ndjson", "stack floor", [0.5]),
+        _measured("1GB", "ndjson", "decode floor", [1.0]),
         _measured("4GB", "ndjson", "hunt", [4.0], ours=True),
         _measured("4GB", "ndjson", "duckdb hunt", [10.0]),
         _measured("4GB", "ndjson", "stack floor", [2.0]),
+        _measured("4GB", "ndjson", "decode floor", [3.0]),
+        _measured("1GB", "gz", "hunt", [2.0], ours=True),
+        _measured("1GB", "gz", "duckdb hunt", [2.5]),
+        _measured("1GB", "gz", "decode floor", [1.5]),
         _measured("1GB", "parquet", "hunt", [1.0], ours=True),
         _measured("4GB", "parquet", "hunt", [1.5], 478, ours=True),  # 501 MB
         _measured("1GB", "parquet", "duckdb hunt", [0.5]),
@@ -106,9 +118,13 @@ def test_targets_tabulate_judges_every_target_from_saved_measurements(tmp_path: 
     lines = done.stdout.splitlines()
     assert lines[2] == (
         "| NDJSON, 1GB and 4GB | time / DuckDB time, fixed `--now` | at most 0.5 "
-        "| 1GB 0.40, 4GB 0.40 | 1GB 0.20, 4GB 0.20 | yes |"
+        "| 1GB 0.40, 4GB 0.40 | read: 1GB 0.20, 4GB 0.20; decode: 1GB 0.40, 4GB 0.30 | yes |"
     )
-    assert lines[3].startswith("| gzip, 1GB and 4GB | same | at most 0.5 | not measured |")
+    # a target under the decode floor (the least an exact hunt must compute) is said so
+    assert lines[3] == (
+        "| gzip, 1GB and 4GB | same | at most 0.5 | 1GB 0.80 | decode: 1GB 0.60 "
+        "| **no** (1GB: below the decode floor) |"
+    )
     assert lines[4].endswith("| at most 1.15 | 4GB ndjson 1.10 |  | **no** |")  # 5 unmeasured
     assert lines[5] == (
         "| Parquet throughput | (time at large - time at small) / DuckDB's same | at most 0.8 "
