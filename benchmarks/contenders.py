@@ -112,15 +112,11 @@ SWEEP_FLOOR = textwrap.dedent(
 )
 
 
-# The sweep's floor on NDJSON: start the stack, read every line, and decode with Polars'
-# JSON decoder the lines that hold the action and the OS family literally (the fewest any
-# exact sweep must decode: such a line may be a matching event, and only its JSON says),
-# to the fields the sweep judges, groups or sums, each to its plain type (less work than
-# an exact reader's, which keeps every value of a field as written), computing nothing.
-SWEEP_FLOOR_NDJSON = textwrap.dedent(
+# What the NDJSON floors share: the lines given decoded with Polars' JSON decoder to the
+# fields the hunt judges, groups or sums, each to its plain type (less work than an exact
+# reader's, which keeps every value of a field as written), computing nothing with them.
+_DECODED = textwrap.dedent(
     """
-    import sys, polars as pl, typer
-    path = sys.argv[1]
     text = pl.String
     plain = pl.Struct({
         "@timestamp": text,
@@ -130,11 +126,8 @@ SWEEP_FLOOR_NDJSON = textwrap.dedent(
         "process": pl.Struct({"entity_id": text, "executable": text}),
         "source": pl.Struct({"bytes": pl.Int64}),
     })
-    line = pl.col("line")
     leaves = ("@timestamp", "address", "ip", "action", "family", "entity_id", "executable")
-    (pl.scan_lines(path, name="line")
-        .filter(line.str.contains("disconnect_received") & line.str.contains("windows"))
-        .select(line.str.json_decode(plain).alias("doc"))
+    (lines.select(line.str.json_decode(plain).alias("doc"))
         .unnest("doc").unnest("destination", "event", "host", "process", "source").unnest("os")
         .select(*(pl.col(leaf).str.len_bytes().sum() for leaf in leaves),
                 pl.col("category").list.len().sum(), pl.col("bytes").sum())
@@ -142,45 +135,47 @@ SWEEP_FLOOR_NDJSON = textwrap.dedent(
     """
 )
 
+# The sweep's floor on NDJSON: start the stack, read every line, and decode (as above) the
+# lines that hold the action and the OS family literally (the fewest any exact sweep must
+# decode: such a line may be a matching event, and only its JSON says).
+SWEEP_FLOOR_NDJSON = (
+    textwrap.dedent(
+        """
+        import sys, polars as pl, typer
+        path = sys.argv[1]
+        line = pl.col("line")
+        lines = pl.scan_lines(path, name="line").filter(
+            line.str.contains("disconnect_received") & line.str.contains("windows"))
+        """
+    )
+    + _DECODED
+)
 
 # The hunt's decoding floor on NDJSON and gzip: start the stack, read every line, and
-# decode with Polars' JSON decoder only the lines that may be a matching event of the
-# window: those whose first "@timestamp" text (read where it lies: the benchmark's are all
-# of one fixed-width form, whose text order is time order) is after the window's start,
-# and that hold the action and the OS family literally; to the fields the hunt judges,
-# groups or sums, each to its plain type; computing nothing. Any exact hunt decodes at
-# least these lines (only their JSON says whether they match). This one counts no
-# record, checks no line's shape and reads no escaped or other text, as an exact one
-# must, so none on this stack does less. (The order of its tests is the fastest found,
-# stop 48: the action first, then the time, then the family.)
-HUNT_FLOOR_NDJSON = textwrap.dedent(
-    """
-    import sys, polars as pl, typer
-    from datetime import datetime, timedelta
-    path, now = sys.argv[1:3]
-    start = datetime.fromisoformat(now.replace("Z", "+00:00")) - timedelta(hours=8)
-    text = pl.String
-    plain = pl.Struct({
-        "@timestamp": text,
-        "destination": pl.Struct({"address": text, "ip": text}),
-        "event": pl.Struct({"action": text, "category": pl.List(text)}),
-        "host": pl.Struct({"os": pl.Struct({"family": text})}),
-        "process": pl.Struct({"entity_id": text, "executable": text}),
-        "source": pl.Struct({"bytes": pl.Int64}),
-    })
-    line, key = pl.col("line"), '"@timestamp":"'
-    stamp = line.str.slice(line.str.find(key, literal=True) + len(key), 19)
-    leaves = ("@timestamp", "address", "ip", "action", "family", "entity_id", "executable")
-    (pl.scan_lines(path, name="line")
-        .filter(line.str.contains("disconnect_received"))
-        .filter(stamp > start.strftime("%Y-%m-%dT%H:%M:%S"))
-        .filter(line.str.contains("windows"))
-        .select(line.str.json_decode(plain).alias("doc"))
-        .unnest("doc").unnest("destination", "event", "host", "process", "source").unnest("os")
-        .select(*(pl.col(leaf).str.len_bytes().sum() for leaf in leaves),
-                pl.col("category").list.len().sum(), pl.col("bytes").sum())
-        .collect(engine="streaming"))
-    """
+# decode (as above) only the lines that may be a matching event of the window: those
+# whose first "@timestamp" text (read where it lies: the benchmark's are all of one
+# fixed-width form, whose text order is time order) is after the window's start, and that
+# hold the action and the OS family literally. Any exact hunt decodes at least these
+# lines (only their JSON says whether they match). This one counts no record, checks no
+# line's shape and reads no escaped or other text, as an exact one must, so none on this
+# stack does less. (The order of its tests is the fastest found, stop 48: the action
+# first, then the time, then the family.)
+HUNT_FLOOR_NDJSON = (
+    textwrap.dedent(
+        """
+        import sys, polars as pl, typer
+        from datetime import datetime, timedelta
+        path, now = sys.argv[1:3]
+        start = datetime.fromisoformat(now.replace("Z", "+00:00")) - timedelta(hours=8)
+        line, key = pl.col("line"), '"@timestamp":"'
+        stamp = line.str.slice(line.str.find(key, literal=True) + len(key), 19)
+        lines = (pl.scan_lines(path, name="line")
+            .filter(line.str.contains("disconnect_received"))
+            .filter(stamp > start.strftime("%Y-%m-%dT%H:%M:%S"))
+            .filter(line.str.contains("windows")))
+        """
+    )
+    + _DECODED
 )
 
 
