@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -67,6 +69,36 @@ def test_targets_smoke_every_contender_agrees_and_the_sweep_edge_cases_hold() ->
         "pivot",
     ):
         assert f"| {tool} |" in done.stdout
+
+
+def test_the_decode_floor_decodes_the_events_of_the_window_an_exact_hunt_must(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The NDJSON and gzip decode floor (a timed contender whose output nobody checks)
+    decodes, on the benchmark's lines, the events of the window that hold the action and
+    the OS family: counted here from each line's JSON. A filter that decoded nothing, or
+    every line, would otherwise only look fast or slow."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from contenders import HUNT_FLOOR_NDJSON  # noqa: PLC0415
+    from smoke_data import make_smoke_data  # noqa: PLC0415
+
+    made, now = make_smoke_data(tmp_path)
+    end = datetime.fromisoformat(now.replace("Z", "+00:00"))
+    expected = 0
+    for line in made["ndjson"].read_text().splitlines():
+        doc = json.loads(line)
+        moment = datetime.fromisoformat(doc["@timestamp"].replace("Z", "+00:00"))
+        expected += (
+            doc["event"]["action"] == "disconnect_received"
+            and doc["host"]["os"]["family"] == "windows"
+            and moment > end - timedelta(hours=8)
+        )
+    assert expected > 100
+    for fmt in ("ndjson", "gz"):
+        namespace: dict[str, Any] = {}
+        monkeypatch.setattr(sys, "argv", ["floor", str(made[fmt]), now])
+        exec(HUNT_FLOOR_NDJSON, namespace)  # the benchmark's own program, as it runs
+        assert namespace["decoded"]["lines"].item() == expected, fmt
 
 
 def _measured(size: str, fmt: str, tool: str, seconds: list[float], peak_mib: int = 100,
