@@ -14,11 +14,10 @@ that answer the same question share a ``check`` name, and their rows must be equ
 The floors compute nothing: the stack floor (run.py's: start Python and the stack, read
 what any exact hunt must read), the decode floor (NDJSON and gzip: read every line and
 decode the fewest any exact hunt must, the lines of the window that may hold a matching
-event) and the sweep floor (on Parquet, every column the sweep
-judges or sums, in every row group: a sweep skips no row group; on NDJSON, every line,
-and the lines that may hold a matching event decoded: a sweep has no window to skip
-lines by, so it decodes about a quarter of them where the hunt decodes a few in a
-hundred).
+event) and the sweep floor (on Parquet, every column the sweep judges or sums, in every
+row group: a sweep skips no row group; on NDJSON, every line, and the lines that may
+hold a matching event decoded: a sweep has no window to skip lines by, so it decodes
+about a quarter of them where the hunt decodes a few in a hundred).
 """
 
 from __future__ import annotations
@@ -200,9 +199,8 @@ OUT = "OUT"
 def file_contenders(path: Path, fmt: str, now: str, *, sweep: bool) -> list[Contender]:
     """The contenders on one file: the hunt with a fixed ``now`` and with the default
     anchor, each against DuckDB's, the stack floor and (NDJSON and gzip) the decode
-    floor; with ``sweep``, the sweep against
-    DuckDB's window query, and the sweep floor. (pivot is added by the caller,
-    once the hunt has named an entity.)"""
+    floor; with ``sweep``, the sweep against DuckDB's window query, and the sweep floor.
+    (pivot is added by the caller, once the hunt has named an entity.)"""
     python, file = sys.executable, str(path)
     runs = [
         Contender("hunt", (EXE, "hunt", file, "--now", now, "-q", "-o", OUT), "hunt", True),

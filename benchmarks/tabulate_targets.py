@@ -59,13 +59,19 @@ def _figures(
 
 
 def _floor(pairs: list[tuple[str, float | None]], limit: float | None = None) -> str:
-    """The floor's figures, or nothing where it was not measured; one that rounds to the
-    ``limit`` without being it, to three places (0.501 is above 0.5, 0.50 looks level)."""
-    return ", ".join(
-        f"{label} {value:.3f}" if limit is not None and f"{value:.2f}" == f"{limit:.2f}"
-        and value != limit else f"{label} {value:.2f}"
-        for label, value in pairs if value is not None
-    )  # fmt: skip
+    """The floor's figures, or nothing where it was not measured (each as :func:`_near`
+    shows it beside ``limit``)."""
+    return ", ".join(f"{label} {_near(value, limit)}" for label, value in pairs
+                     if value is not None)  # fmt: skip
+
+
+def _near(value: float, limit: float | None) -> str:
+    """``value`` to two places; to three where that would round it to ``limit`` without
+    being it (0.501 is above 0.5, where 0.50 looks level)."""
+    shown = f"{value:.2f}"
+    if limit is not None and value != limit and shown == f"{limit:.2f}":
+        return f"{value:.3f}"
+    return shown
 
 
 def _two(value: float) -> str:

@@ -74,6 +74,7 @@ class PulledAhead:
         with self._changed:
             self._stopped = True
             self._waiting.clear()
+            self._bytes = 0
             self._changed.notify_all()
         while self._thread.is_alive():  # in steps: Ctrl-C is not lost while it waits
             self._thread.join(_STEP)

@@ -110,8 +110,8 @@ def _read(reading: _Reading, scanner: SmallFileScanner | None) -> Iterator[Outpu
     text_bytes = tuning.STRICT_BATCH_TEXT if prefilter is None else tuning.BATCH_TEXT
     rows = batch_rows(file, text_bytes)
     with polars_reads(file):  # the scan reads Polars' settings when it starts
-        pulled = PulledAhead(line_scan(file, prefilter, floor_ms), tuning.SCAN_AHEAD_BYTES)
-        with pulled as pieces:
+        scan = line_scan(file, prefilter, floor_ms)
+        with PulledAhead(scan, tuning.SCAN_AHEAD_BYTES) as pieces:
             for batch, size in _batches(pieces, text_bytes, rows):
                 seen += size
                 lines += batch.height
