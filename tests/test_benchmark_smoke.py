@@ -177,6 +177,33 @@ def test_targets_tabulate_judges_every_target_from_saved_measurements(tmp_path: 
     assert (tmp_path / "table.md").read_text() == done.stdout.removesuffix("\n")
 
 
+def test_a_sweep_target_below_the_sweep_floor_is_said_so() -> None:
+    """Where reading what the sweep must read (the sweep floor) already takes longer than
+    DuckDB's whole window query, the sweep's met column says the target is below that
+    floor, for that size and format only; a floor near the limit shows three places."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from tabulate_targets import target_rows  # noqa: PLC0415
+
+    measured = [
+        _measured("1GB", "parquet", "sweep", [2.4], ours=True),
+        _measured("1GB", "parquet", "duckdb sweep", [1.0]),
+        _measured("1GB", "parquet", "sweep floor", [1.07]),
+        _measured("4GB", "parquet", "sweep", [2.9], ours=True),
+        _measured("4GB", "parquet", "duckdb sweep", [1.0]),
+        _measured("4GB", "parquet", "sweep floor", [0.998]),
+        _measured("1GB", "ndjson", "sweep", [1.6], ours=True),
+        _measured("1GB", "ndjson", "duckdb sweep", [1.0]),
+        _measured("1GB", "ndjson", "sweep floor", [0.8]),
+    ]
+    saved = {"machine": {"sizes": ["1GB", "4GB"]}, "measurements": measured}
+    (sweep,) = [row for row in target_rows(saved) if row[0].startswith("`sweep`")]
+    assert sweep[3:] == (
+        "1GB ndjson 1.60, 1GB parquet 2.40, 4GB parquet 2.90",
+        "1GB ndjson 0.80, 1GB parquet 1.07, 4GB parquet 0.998",
+        "**no** (1GB parquet: below the sweep floor)",
+    )
+
+
 def test_targets_are_also_shown_on_median_times_when_there_are_three_rounds() -> None:
     """One lucky round moves a best-time ratio: the medians' table shows the same targets
     on each contender's median (the targets stay judged on the best); with fewer than
