@@ -23,6 +23,17 @@ def test_every_option_of_hunt_is_documented() -> None:
     assert not missing, f"undocumented options: {missing}"
 
 
+def test_the_help_s_install_hints_keep_their_extras() -> None:
+    """An extra's brackets are text, not Rich markup: "pip install 'egress-offline'"
+    would install neither plotly nor PySpark."""
+    for command in ("hunt", "sweep", "pivot"):
+        text = CliRunner().invoke(app, [command, "--help"], env={"COLUMNS": "200"}).stdout
+        assert "'egress-offline[html]'" in text, command
+        assert "'egress-offline'" not in text, command
+    text = CliRunner().invoke(app, ["hunt", "--help"], env={"COLUMNS": "200"}).stdout
+    assert "'egress-offline[spark]'" in text
+
+
 def test_two_setup_commands_at_the_top_and_ci_runs_the_second() -> None:
     block = README.split("```sh\n", 1)[1].split("```", 1)[0].strip().splitlines()
     assert len(block) == 2

@@ -17,7 +17,7 @@ EngineName = Annotated[
     typer.Option(
         "--engine",
         help="'local' (this machine, the default) or 'spark': the inputs read by Spark "
-        "tasks (pip install 'egress-offline[spark]'); the same rows and report.",
+        "tasks (pip install 'egress-offline\\[spark]'); the same rows and report.",
     ),
 ]
 

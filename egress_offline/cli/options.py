@@ -114,7 +114,8 @@ Html = Annotated[
     Path | None,
     typer.Option(
         help="Write a self-contained HTML report (charts inlined, nothing fetched when "
-        "opened), as -o writes its file. Needs plotly: pip install 'egress-offline[html]'.",
+        # "\\[": a bracket Rich's markup would take for a tag, and drop, is written as text
+        "opened), as -o writes its file. Needs plotly: pip install 'egress-offline\\[html]'.",
         show_default=False,
         metavar="FILE",
     ),
