@@ -225,6 +225,7 @@ def _diagnoses(result: SweepResult, inputs: Inputs, spill: Spill, scratch: Scrat
             in_period=in_period,
         ),
         window=_duration(spec.window_ms),
+        files=result.files,
     )
 
 

@@ -543,3 +543,64 @@ def _leaf_paths(schema: Any, prefix: tuple[str, ...] = ()) -> list[tuple[str, ..
         else:
             paths.append((*prefix, name))
     return paths
+
+
+@pytest.mark.parametrize(
+    ("name", "body"),
+    [
+        ("empty.ndjson", b""),  # a 0-byte copy of an export
+        ("blank.ndjson", b"\n\n"),
+        ("array.json", b"[]"),
+        ("crlf.ndjson", b"\xef\xbb\xbf\r\n"),
+    ],
+)
+@pytest.mark.parametrize("command", ["hunt", "sweep"])
+def test_an_input_of_no_record_is_said_so_even_under_quiet(
+    tmp_path: Path, name: str, body: bytes, command: str
+) -> None:
+    """A file that held nothing gives "0 rows" that say nothing of any event, and an export
+    cut to nothing looks just like it: the summary and the report say so, and the
+    warning is printed even under -q. It was read whole, so the exit code is 0."""
+    path = tmp_path / name
+    path.write_bytes(body)
+    report = tmp_path / "report.json"
+    said = (
+        f"records: the input holds no record ({path}, {len(body)} byte"
+        f"{'' if len(body) == 1 else 's'}), so there was nothing to hunt in; if the export "
+        "should hold events, copy or export it again"
+    )
+    result = run(command, str(path), "--report", str(report), "-o", str(tmp_path / "out.csv"))
+    assert result.exit_code == 0, result.stderr
+    assert lines_of(result.stderr, "diagnosis:") == [f"diagnosis: {said}"]
+    (found,) = json.loads(report.read_text())["diagnosis"]
+    assert (found["step"], found["given"], found["kept"], found["alert"]) == (
+        "records", 0, 0, True,
+    )  # fmt: skip
+    assert found["message"] == said
+    assert found["data"] == {"files": 1, "named": [str(path)]}
+    quiet = run(command, str(path), "-q", "-o", str(tmp_path / "quiet.csv"))
+    assert quiet.exit_code == 0
+    assert quiet.stderr == f"warning: {said}\n"
+
+
+def test_files_of_no_record_are_named_a_few_and_counted(tmp_path: Path) -> None:
+    """A directory of empty files and an empty Parquet file: the first three named in
+    order, the rest counted; an empty file beside a file of records is nothing to say."""
+    folder = tmp_path / "dump"
+    folder.mkdir()
+    for hour in range(4):
+        (folder / f"hour-{hour}.ndjson").write_bytes(b"")
+    pl.DataFrame(
+        {"@timestamp": [], "event": []}, schema={"@timestamp": pl.String, "event": pl.String}
+    ).write_parquet(folder / "hour-4.parquet")
+    result = run_hunt([str(folder)], HuntSpec())
+    assert result.counts.records == 0
+    (found,) = result.diagnoses
+    names = sorted(str(path) for path in folder.iterdir())
+    assert found.message.startswith(
+        f"records: the input holds no record ({names[0]}, 0 bytes; {names[1]}, 0 bytes; "
+        f"{names[2]}, 0 bytes; and 2 other files), so there was nothing to hunt in"
+    )
+    assert found.data == {"files": 5, "named": names[:3]}
+    (folder / "events.ndjson").write_bytes(ndjson([event()]))
+    assert [d.step for d in run_hunt([str(folder)], HuntSpec()).diagnoses] != ["records"]

@@ -9,7 +9,8 @@ or all but 1% or less of them, is named, with what the data holds there: the dat
 range against the window; the values of ``host.os.family``, ``event.category`` and
 ``event.action`` with their counts; how many events lack ``destination.ip``,
 ``source.bytes`` or a group key. The steps after one that kept nothing had nothing to
-work on and are not named; the threshold is named whenever there were groups.
+work on and are not named; the threshold is named whenever there were groups. An input
+that held no record at all is named alone (the ``records`` step), with its files.
 
 The counts of the event step's values come from a second read (:mod:`engine.census`),
 made only when that step is named; everything else from what the first read counted.
@@ -17,7 +18,7 @@ made only when that step is named; everything else from what the first read coun
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import polars as pl
@@ -27,6 +28,7 @@ from egress_offline.engine.census import MISSING, SEVERAL, Census, Tally
 from egress_offline.engine.reduce import HAS_BYTES, N
 from egress_offline.engine.results import Counts, Diagnosis
 from egress_offline.engine.spill import Spill, scan_parts
+from egress_offline.readers import FileReport
 from egress_offline.spec import DEFAULT_ACTIONS, RowFilters
 from egress_offline.timetext import iso_ms
 
@@ -38,6 +40,7 @@ __all__ = [
     "period_step",
     "pivot_notes",
     "quoted",
+    "records_step",
     "share",
     "span",
     "window_step",
@@ -108,12 +111,18 @@ def _values_data(tally: Tally) -> list[dict[str, Any]]:
 
 def diagnose(spec: RowFilters, counts: Counts, spill: Spill, *, place: str,
              time_step: Callable[[], Diagnosis], census: Callable[[], Census],
-             window: str | None = None) -> list[Diagnosis]:  # fmt: skip
+             window: str | None = None, files: Sequence[FileReport] = ()
+             ) -> list[Diagnosis]:  # fmt: skip
     """The steps to name when nothing was flagged (none otherwise). ``place`` names
     where the records are (``the window``); ``time_step`` describes the time step,
     ``census`` counts the event step's values (called only when that step is named);
-    ``window`` is the sweep's sliding window, for the threshold's sentence."""
-    if counts.flagged or not counts.valid:
+    ``window`` is the sweep's sliding window, for the threshold's sentence; ``files``
+    the files read, named when they held no record at all."""
+    if counts.flagged:
+        return []
+    if counts.records == 0:  # nothing to hunt in: an empty export, or one cut to nothing
+        return [records_step(files)]
+    if not counts.valid:
         return []
     found: list[Diagnosis] = []
     if nearly_all(counts.valid, counts.time_window):
@@ -136,6 +145,25 @@ def diagnose(spec: RowFilters, counts: Counts, spill: Spill, *, place: str,
     if counts.groups:
         found.append(_threshold_step(spec, counts, public, window))
     return found
+
+
+#: Files named in the sentence of an input that held no record.
+_NAMED = 3
+
+
+def records_step(files: Sequence[FileReport]) -> Diagnosis:
+    """The input held no record at all (files empty, of blank lines, an empty array, a
+    Parquet file of no rows): "0 rows" then says nothing of any event, and an export cut
+    to nothing on its way looks just like it, so it is an alert."""
+    named = "; ".join(f"{file.name}, {counted(file.size, 'byte')}" for file in files[:_NAMED])
+    if len(files) > _NAMED:
+        named += f"; and {counted(len(files) - _NAMED, 'other file')}"
+    message = (
+        f"records: the input holds no record ({named or 'no file'}), so there was nothing "
+        "to hunt in; if the export should hold events, copy or export it again"
+    )
+    data = {"files": len(files), "named": [file.name for file in files[:_NAMED]]}
+    return Diagnosis("records", 0, 0, message, data, alert=True)
 
 
 def _label(spec: RowFilters) -> str:

@@ -145,6 +145,7 @@ def _diagnoses(result: HuntResult, inputs: Inputs, spill: Spill,
             floor_ms=cutoff_ms,
             in_period=pl.lit(True) if cutoff_ms is None else pl.col(TS) > cutoff_ms,
         ),
+        files=result.files,
     )
 
 
