@@ -84,9 +84,19 @@ def test_directory_without_exports(tmp_path: Path) -> None:
     code, _, err = run(str(tmp_path))
     assert code == 1
     assert err == (
-        f"Error: nothing in {tmp_path} is an export this tool understands (1 files skipped: "
+        f"Error: nothing in {tmp_path} is an export this tool understands (1 file skipped: "
         f"{tmp_path / 'README.txt'}: not an export this tool reads (skipped)); it reads "
         f"{KNOWN_LAYOUTS}\n"
+    )
+
+
+def test_empty_directory(tmp_path: Path) -> None:
+    """A directory holding no file at all says so (not "0 files skipped: ")."""
+    code, _, err = run(str(tmp_path))
+    assert code == 1
+    assert err == (
+        f"Error: nothing in {tmp_path} is an export this tool understands (no file in it); "
+        f"it reads {KNOWN_LAYOUTS}\n"
     )
 
 

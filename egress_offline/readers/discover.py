@@ -76,9 +76,14 @@ def open_inputs(paths: Sequence[str], scratch: Scratch | None = None, *,
                 raise InputError(f"{raw}: no such file or directory; check the path")
         if not files:
             shown = "; ".join(skipped[:3]) + ("; ..." if len(skipped) > 3 else "")
+            held = (
+                f"{len(skipped):,} file{'' if len(skipped) == 1 else 's'} skipped: {shown}"
+                if skipped
+                else "no file in it"
+            )
             raise InputError(
                 f"nothing in {', '.join(paths)} is an export this tool understands "
-                f"({len(skipped)} files skipped: {shown}); it reads {KNOWN_LAYOUTS}"
+                f"({held}); it reads {KNOWN_LAYOUTS}"
             )
         if any(file.format == "ndjson" for file in files.values()):
             check_read_settings()

@@ -299,7 +299,7 @@ def test_a_glob_that_matches_only_what_is_skipped_says_why(tmp_path: Path) -> No
     with pytest.raises(InputError) as raised, open_inputs([str(tmp_path / "*.ndjson")]):
         pass
     assert str(raised.value).startswith(
-        f"nothing in {tmp_path / '*.ndjson'} is an export this tool understands (1 files "
+        f"nothing in {tmp_path / '*.ndjson'} is an export this tool understands (1 file "
         f"skipped: {tmp_path / 'a.ndjson'}: a dangling symlink (to gone.ndjson: no such file "
         "or directory) (skipped)); it reads "
     )
