@@ -52,6 +52,9 @@ class DecodeQueue:
         self.fields = fields
         self._parts: list[tuple[FileReport, int, pl.DataFrame, int]] = []
         self._start = 0  # the parts before it are the earlier files'
+        #: decoded bytes per byte of text of the last piece decoded, at least 1: the
+        #: next pieces hold that much less text (:meth:`_decode`)
+        self._dense = 1.0
 
     def begin_file(self) -> None:
         self._start = len(self._parts)
@@ -80,36 +83,32 @@ class DecodeQueue:
 
     def decode_own(self, *, strict: bool) -> Iterator[pl.DataFrame]:
         """Decode the current file's lines."""
-        parts = self._parts[self._start :]
-        del self._parts[self._start :]
-        yield from self._decode(parts, strict=strict)
+        yield from self._decode(self._taken(self._start), strict=strict)
 
     def decode_all(self, *, strict: bool) -> Iterator[pl.DataFrame]:
         """Decode every file's lines."""
-        parts, self._parts, self._start = self._parts, [], 0
-        yield from self._decode(parts, strict=strict)
+        yield from self._decode(self._taken(0), strict=strict)
 
-    def _decode_bounded(self, lines: pl.DataFrame, bad: list[tuple[int, str]],
-                        size: int) -> pl.DataFrame:  # fmt: skip
-        """:func:`decode_lines`, at most about :data:`~tuning.DECODE_BYTES` of text at a
-        time: decoding holds its text several times over."""
-        pieces = max(1, -(-size // tuning.DECODE_BYTES))
-        if pieces == 1:
-            return decode_lines(lines, bad, self.fields)
-        step = -(-lines.height // pieces)
-        return pl.concat(
-            [
-                decode_lines(lines.slice(at, step), bad, self.fields)
-                for at in range(0, lines.height, step)
-            ],
-            how="vertical",
-        )
+    def _taken(self, start: int) -> list[tuple[FileReport, int, pl.DataFrame, int]]:
+        """The parts from ``start`` on, out of the queue (held only by the decoding)."""
+        parts = self._parts[start:]
+        del self._parts[start:]
+        self._start = min(self._start, start)
+        return parts
 
     def _decode(self, parts: list[tuple[FileReport, int, pl.DataFrame, int]], *,
                 strict: bool) -> Iterator[pl.DataFrame]:  # fmt: skip
         """Field frames (``__file``, ``__pos``, the fields) of ``parts``' lines. The lines
         are numbered in one sequence while decoded, and each malformed one is told to its
-        own file's report at its own line number."""
+        own file's report at its own line number. They are decoded at most about
+        :data:`~tuning.DECODE_BYTES` of text at a time (decoding holds its text several
+        times over), and the decoded pieces handed on together until they come to that
+        much (:func:`frame_bytes`): a piece of short fields is a fifth of its text, but
+        values packed in lists take more than their text, and the pieces of a larger queue,
+        put together, held each piece's decoding at once (lists of 2,001 values: 16 MiB of
+        lines decode to some 70 MiB), and the next pieces are cut as much smaller as the
+        last decoded to more than its text (the hostile case of such lines peaked at 640
+        to 770 MiB, 410 to 440 so)."""
         if not parts:
             return
         firsts, frames, number = [], [], 0
@@ -120,23 +119,60 @@ class DecodeQueue:
             )
             number += lines.height
         positions = pl.concat([lines.get_column(POS) for _, _, lines, _ in parts])
-        bad: list[tuple[int, str]] = []
-        decoded = self._decode_bounded(pl.concat(frames).rechunk(), bad, sum(p[3] for p in parts))
-        for number, reason in sorted(bad):  # --strict stops at the first
-            owner = bisect.bisect(firsts, number) - 1
-            report = parts[owner][0]
-            report.note_malformed(positions[number], reason, strict=strict)
-        if decoded.height == 0:
-            return
-        sequence = decoded.get_column(POS)
-        numbers = {file for _, file, _, _ in parts}
-        if len(numbers) == 1:  # one file's lines, most often
-            files = pl.repeat(numbers.pop(), decoded.height, dtype=pl.UInt32, eager=True)
-        else:  # each line's part is the last that starts at or before it
-            starts = pl.Series(firsts, dtype=pl.Int64)
-            owners = pl.Series([part[1] for part in parts], dtype=pl.UInt32)
-            files = owners.gather(starts.search_sorted(sequence, side="right") - 1)
-        yield decoded.with_columns(files.alias(FILE), positions.gather(sequence).alias(POS))
+        numbered = pl.concat(frames).rechunk()
+        line_bytes = max(1.0, sum(part[3] for part in parts) / max(1, numbered.height))
+        # the parts' own lines are numbered's now: only whose they are is kept
+        owners = [(report, file) for report, file, _, _ in parts]
+        del frames, parts
+        held: list[pl.DataFrame] = []  # decoded pieces, handed on together while small
+        size = at = 0
+        while at < numbered.height:
+            # as many lines as DECODE_BYTES of text (of the lines' mean length), less as
+            # the last piece decoded to more than its text
+            step = max(1, int(tuning.DECODE_BYTES / self._dense / line_bytes))
+            piece = numbered.slice(at, step)
+            at += step
+            bad: list[tuple[int, str]] = []
+            decoded = decode_lines(piece, bad, self.fields)
+            for number, reason in sorted(bad):  # --strict stops at the first
+                report = owners[bisect.bisect(firsts, number) - 1][0]
+                report.note_malformed(positions[number], reason, strict=strict)
+            text = int(piece.select(pl.col("line").str.len_bytes().sum()).item() or 0)
+            del piece
+            decoded_size = frame_bytes(decoded) if decoded.height else 0
+            self._dense = max(1.0, decoded_size / max(1, text))
+            if decoded.height == 0:
+                continue
+            held.append(decoded)
+            size += decoded_size
+            del decoded
+            if size >= tuning.DECODE_BYTES:  # as large as its text may be: handed on now
+                ready = _joined(held)
+                held, size = [], 0
+                yield _owned(ready, owners, firsts, positions)
+                del ready
+        if held:
+            yield _owned(_joined(held), owners, firsts, positions)
+
+
+def _joined(frames: list[pl.DataFrame]) -> pl.DataFrame:
+    return frames[0] if len(frames) == 1 else pl.concat(frames, how="vertical")
+
+
+def _owned(decoded: pl.DataFrame, owners: list[tuple[FileReport, int]], firsts: list[int],
+           positions: pl.Series) -> pl.DataFrame:  # fmt: skip
+    """``decoded`` with each line's file (``__file``: the number of the file of the part
+    it is in, ``owners``, whose first lines are numbered ``firsts``) and its own line
+    number (``positions``, by its number in the sequence)."""
+    sequence = decoded.get_column(POS)
+    numbers = {file for _, file in owners}
+    if len(numbers) == 1:  # one file's lines, most often
+        files = pl.repeat(numbers.pop(), decoded.height, dtype=pl.UInt32, eager=True)
+    else:  # each line's part is the last that starts at or before it
+        starts = pl.Series(firsts, dtype=pl.Int64)
+        files_of = pl.Series([file for _, file in owners], dtype=pl.UInt32)
+        files = files_of.gather(starts.search_sorted(sequence, side="right") - 1)
+    return decoded.with_columns(files.alias(FILE), positions.gather(sequence).alias(POS))
 
 
 @dataclass(frozen=True)

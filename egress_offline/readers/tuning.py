@@ -109,7 +109,9 @@ SEARCH_PIECE: Final = 1_024
 #: the engine's threads and is much faster after it, and each decoding has a fixed cost
 #: (some ten queries, about 8 ms) that a directory of small files paid for each file.
 #: More than this is decoded this much at a time (a file whose every line matches, 10 GB
-#: of valid events in 1 MB of zstd, peaked at 575 MiB decoding a whole 32 MiB batch).
+#: of valid events in 1 MB of zstd, peaked at 575 MiB decoding a whole 32 MiB batch), and
+#: handed on once its decoding comes to this much, the next pieces cut as much smaller as
+#: the last decoded to more than its text (``DecodeQueue._decode``).
 DECODE_BYTES: Final = 16 << 20
 #: Below this many lines a failing slice is decoded line by line, in Python.
 BISECT_FLOOR: Final = 32

@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 
 import polars as pl
+import pytest
 
 from egress_offline.fields import HUNT
-from egress_offline.readers.batching import DecodeQueue, FrameBatcher
+from egress_offline.readers import tuning
+from egress_offline.readers.batching import DecodeQueue, FrameBatcher, frame_bytes
 from egress_offline.readers.model import FILE, POS, FileReport
 
 GOOD = json.dumps({"event": {"action": "disconnect_received"}})
@@ -76,3 +78,54 @@ def test_lists_of_nulls_are_counted_by_their_elements() -> None:
     assert frame_bytes(plain) == 80
     batcher = FrameBatcher(1 << 20, alone=1 << 20)
     assert [f.height for f in batcher.add(nulls)] == [1_000]  # 32 MB: alone, at once
+
+
+def _listed(count: int) -> str:
+    """An event whose source.bytes is a list of ``count`` values: a line whose decoded
+    values take several times its text."""
+    doc = {"event": {"action": "disconnect_received"}, "source": {"bytes": [1] * count}}
+    return json.dumps(doc, separators=(",", ":"))
+
+
+def test_decoded_pieces_are_handed_on_together_while_small(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Lines of short fields decode to less than their text: the pieces of a queue
+    larger than DECODE_BYTES are decoded one at a time but handed on as one frame, in
+    order, each line with its file and its own line number."""
+    # an event's text is mostly fields not decoded
+    event = json.dumps({"event": {"action": "disconnect_received"}, "message": "x" * 2000})
+    monkeypatch.setattr(tuning, "DECODE_BYTES", 8 * len(event))
+    queue = DecodeQueue(HUNT)
+    queue.add(report("a"), 0, lines(*((n, event) for n in range(1, 21))))
+    queue.begin_file()
+    queue.add(report("b"), 3, lines(*((n, event) for n in range(1, 11))))
+    (frame,) = queue.decode_all(strict=False)
+    assert frame.select(FILE, POS).rows() == [
+        *((0, n) for n in range(1, 21)),
+        *((3, n) for n in range(1, 11)),
+    ]
+
+
+def test_pieces_that_decode_to_more_than_their_text_are_handed_on_apart_and_shrink(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A line of a list of 500 values is 1 KB of text and 8 KB decoded (a view for each
+    value): a piece is handed on once its decoding reaches DECODE_BYTES, and the next
+    pieces hold as much less text as the last decoded to more than its own, so that no
+    frame holds much more than DECODE_BYTES decoded (the hostile case of 2,001-element
+    lists peaked at 640 to 770 MiB with its pieces put together, 410 to 440 MiB so)."""
+    dense = _listed(500)
+    bound = 64 * len(dense)  # 64 lines of text; 8 lines' decoding
+    monkeypatch.setattr(tuning, "DECODE_BYTES", bound)
+    queue = DecodeQueue(HUNT)
+    queue.add(report("a"), 0, lines(*((n, dense) for n in range(1, 201))))
+    frames = list(queue.decode_all(strict=False))
+    assert pl.concat(frames).get_column(POS).to_list() == list(range(1, 201))
+    sizes = [frame_bytes(frame) for frame in frames]
+    assert sizes[0] > 4 * bound  # the first piece: 64 lines, before the rest shrink
+    assert max(sizes[1:]) <= 2 * bound
+    assert len(frames) > 200 // 64 + 1
+    # what the queue learnt holds for the next decoding: every piece small
+    queue.add(report("b"), 1, lines(*((n, dense) for n in range(1, 65))))
+    assert max(frame_bytes(frame) for frame in queue.decode_all(strict=False)) <= 2 * bound
