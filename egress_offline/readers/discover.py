@@ -79,7 +79,7 @@ def open_inputs(paths: Sequence[str], scratch: Scratch | None = None, *,
             held = (
                 f"{len(skipped):,} file{'' if len(skipped) == 1 else 's'} skipped: {shown}"
                 if skipped
-                else "no file in it"
+                else f"no file in {'it' if len(paths) == 1 else 'them'}"
             )
             raise InputError(
                 f"nothing in {', '.join(paths)} is an export this tool understands "
