@@ -147,14 +147,12 @@ def diagnose(spec: RowFilters, counts: Counts, spill: Spill, *, place: str,
     return found
 
 
-#: Files named in the sentence of an input that held no record.
-_NAMED = 3
+_NAMED = 3  # files named in the sentence of an input that held no record
 
 
 def records_step(files: Sequence[FileReport]) -> Diagnosis:
-    """The input held no record at all (files empty, of blank lines, an empty array, a
-    Parquet file of no rows): "0 rows" then says nothing of any event, and an export cut
-    to nothing on its way looks just like it, so it is an alert."""
+    """The input held no record at all (empty files, blank lines, ``[]``, Parquet of no
+    rows): "0 rows" says nothing of any event, and an export cut to nothing looks alike."""
     named = "; ".join(f"{file.name}, {counted(file.size, 'byte')}" for file in files[:_NAMED])
     if len(files) > _NAMED:
         named += f"; and {counted(len(files) - _NAMED, 'other file')}"
