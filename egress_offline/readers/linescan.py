@@ -106,11 +106,25 @@ def older_than(floor_ms: int | None) -> pl.Expr:
     return (pl.col(STAMP) <= floor_ms).fill_null(False)
 
 
+#: Polars 2.2 gives ``str.find`` and ``str.find_many`` offsets in characters (2.1 gave
+#: bytes) and adds the binary namespace's ``find`` and ``find_many``, in bytes: the scan
+#: slices a line's bytes, so it searches them with whichever gives bytes. (The same speed:
+#: 400,000 lines, 0.035 s either way.)
+_BINARY_FIND: Final = hasattr(pl.col("x").bin, "find_many")
+
+
+def _byte_offset(line: pl.Expr, text: str) -> pl.Expr:
+    """The byte offset of the first ``text`` in each line; null where there is none."""
+    if _BINARY_FIND:
+        return line.cast(pl.Binary).bin.find(text.encode())  # type: ignore[attr-defined,unused-ignore]
+    return line.str.find(text, literal=True)
+
+
 def _stamp_head(line: pl.Expr) -> pl.Expr:
     """The first 31 bytes after the first ``"@timestamp":"``: as far as a canonical value
     and its closing quote can reach, for ``canonical_ms(..., quoted=True)``. Anything
     longer, or cut inside a character (null), is not canonical."""
-    start = line.str.find(TS_KEY, literal=True) + len(TS_KEY)
+    start = _byte_offset(line, TS_KEY) + len(TS_KEY)
     return line.cast(pl.Binary).bin.slice(start, 31).cast(pl.String, strict=False)
 
 
@@ -118,6 +132,8 @@ def _keys_found(line: pl.Expr) -> pl.Expr:
     """The byte offsets of every ``"@timestamp"`` key of a line, in one search (Polars'
     Aho-Corasick search: about a third of the CPU of finding the first key's value with
     ``str.find`` and counting the keys with a pattern, both of which it replaces)."""
+    if _BINARY_FIND:
+        return line.cast(pl.Binary).bin.find_many([TS_KEY[:-2].encode()])  # type: ignore[attr-defined,unused-ignore]
     return line.str.find_many([TS_KEY[:-2]])
 
 
@@ -137,8 +153,7 @@ def _stamp_head_at(line: pl.Expr, first: pl.Expr) -> pl.Expr:
 def plain_stamp_text(line: pl.Expr) -> pl.Expr:
     """The text of the first ``"@timestamp":"..."`` value, as far as :func:`_stamp_head`
     reaches; null where no quote closes it there."""
-    head = _stamp_head(line)
-    return head.str.head(head.str.find('"', literal=True))
+    return _stamp_head(line).str.extract('^([^"]*)"', 1)
 
 
 def timestamp_keys(line: pl.Expr) -> pl.Expr:

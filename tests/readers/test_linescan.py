@@ -14,6 +14,7 @@ from egress_offline.readers.linescan import (
     STAMP,
     line_scan,
     marked,
+    plain_stamp_text,
     scan_stages,
 )
 from egress_offline.readers.model import POS
@@ -88,3 +89,18 @@ def test_the_timestamp_is_read_after_the_only_key_wherever_it_is(tmp_path: Path)
     stages = scan_stages(HUNT_LINES, None)[0]
     keys = marked(pl.scan_lines(path, name="line"), stages).collect().get_column(KEYS)
     assert keys.to_list() == [1, 1, 1, 1, 1, 1, 2, 1]
+
+
+def test_the_sampled_timestamp_text_ends_at_its_quote_after_wide_characters() -> None:
+    # plain_stamp_text: the value's text up to its closing quote, counted the same way on
+    # every Polars version (2.1 found in bytes and cut in characters: 'é"' for the
+    # second line); null where no quote closes it within reach, or no key
+    lines = [
+        '{"é😀":1,"@timestamp":"2024-05-01T10:00:00Z"}',
+        '{"@timestamp":"éé","x":"abc"}',
+        '{"@timestamp":"' + "9" * 40 + '"}',
+        '{"a":1}',
+    ]
+    line = pl.col("line")
+    texts = pl.DataFrame({"line": lines}).select(plain_stamp_text(line)).to_series()
+    assert texts.to_list() == ["2024-05-01T10:00:00Z", "éé", None, None]
