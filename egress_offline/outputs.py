@@ -300,9 +300,11 @@ def write_stream(stream: IO[bytes], write: Callable[[IO[bytes]], None], *,
 
 def _replace(target: OutputTarget, write: Callable[[IO[bytes]], None]) -> None:
     directory = target.file.parent
-    fd, temporary = _create_beside(target)
-    sink = _Sink(fd)
+    named: list[Path] = []  # the temporary file's name, from before it is created
+    sink: _Sink | None = None
     try:
+        fd, temporary = _create_beside(target, named)
+        sink = _Sink(fd)
         try:
             buffered = io.BufferedWriter(sink, _BUFFER)
             write(buffered)
@@ -314,9 +316,16 @@ def _replace(target: OutputTarget, write: Callable[[IO[bytes]], None]) -> None:
         _check_still_a_file(target)
         os.replace(temporary, target.file)
     except BaseException as exc:
-        with contextlib.suppress(OSError):
-            temporary.unlink(missing_ok=True)
-        cause = sink.error or (exc if isinstance(exc, OSError) else None)
+        # a signal (Ctrl-C, SIGTERM) raises wherever the main thread is, also between
+        # the file's creation and its name's return
+        for name in named:
+            with contextlib.suppress(OSError):
+                name.unlink(missing_ok=True)
+        if isinstance(exc, OutputError):
+            raise
+        cause = (sink.error if sink is not None else None) or (
+            exc if isinstance(exc, OSError) else None
+        )
         if cause is None:
             raise
         left = "the file is unchanged" if target.mode is not None else "no file was left"
@@ -329,17 +338,20 @@ def _replace(target: OutputTarget, write: Callable[[IO[bytes]], None]) -> None:
             os.close(directory_fd)
 
 
-def _create_beside(target: OutputTarget) -> tuple[int, Path]:
+def _create_beside(target: OutputTarget, named: list[Path]) -> tuple[int, Path]:
     """A new temporary file beside the target: with the replaced file's permission bits
     (set before anything is written), or the umask's for a new file, as any program
-    that creates a file gives it."""
+    that creates a file gives it. Its name is in ``named`` before it is created, so that
+    a signal taken as it is made cannot leave it behind."""
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | _CLOEXEC | _BINARY
     try:
         for _ in range(100):
             temporary = target.file.parent / f".{target.file.name[:64]}.{secrets.token_hex(6)}.tmp"
+            named[:] = [temporary]
             try:
                 fd = os.open(temporary, flags, 0o666 if target.mode is None else 0o600)
             except FileExistsError:
+                named.clear()  # another's: never removed
                 continue
             if target.mode is not None and hasattr(os, "fchmod"):
                 with contextlib.suppress(OSError):  # a file system without modes

@@ -21,6 +21,7 @@ import contextlib
 import errno
 import os
 import re
+import secrets
 import shutil
 import signal
 import tempfile
@@ -92,16 +93,35 @@ class Scratch:
         if self._root is None:
             base = Path(tempfile.gettempdir())
             remove_stale(base)
+            root = self._make_directory(base)
+            if self.limit is None:
+                self.limit = default_limit(root)
+            return root
+        return self._root
+
+    def _make_directory(self, base: Path) -> Path:
+        """A new directory in ``base`` named for this process, kept as the root before it
+        is made. SIGTERM raises in the main thread wherever that thread is: taken between
+        ``tempfile.mkdtemp`` making the directory and its name being kept, it left the
+        directory behind; now :meth:`close` removes it, made or not."""
+        for _ in range(100):
+            self._root = root = base / f"{PREFIX}{os.getpid()}-{secrets.token_hex(4)}"
             try:
-                self._root = Path(tempfile.mkdtemp(prefix=f"{PREFIX}{os.getpid()}-", dir=base))
+                os.mkdir(root, 0o700)
+            except FileExistsError:
+                continue
             except OSError as exc:
+                self._root = None
                 raise ScratchError(
                     f"cannot make a scratch directory in {base} ({exc.strerror}); set "
                     "TMPDIR to a writable directory with free space"
                 ) from exc
-            if self.limit is None:
-                self.limit = default_limit(self._root)
-        return self._root
+            return root
+        self._root = None
+        raise ScratchError(
+            f"cannot make a scratch directory in {base} (100 names were taken); set TMPDIR "
+            "to another directory"
+        )
 
     def path(self, name: str) -> Path:
         """A path for a new scratch file (or directory) named ``name``."""

@@ -851,6 +851,31 @@ def test_a_signal_removes_the_scratch_directory(tmp_path: Path, number: int) -> 
     assert not (tmp_path / "out.csv").exists()
 
 
+def test_a_signal_just_after_the_scratch_directory_is_made_does_not_leave_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SIGTERM raises in the main thread wherever it is: taken between the directory
+    being made and its name being kept, it left the directory behind."""
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    monkeypatch.setattr(tempfile, "tempdir", None)  # read TMPDIR again
+    real = os.mkdir
+
+    def made_then_stopped(path: Any, *args: Any, **kwargs: Any) -> None:
+        real(path, *args, **kwargs)
+        raise KeyboardInterrupt  # what the signal handler raises, as Terminated does
+
+    escaped = False
+    try:
+        with Scratch(None) as scratch:
+            monkeypatch.setattr(os, "mkdir", made_then_stopped)
+            scratch.path("spill-000000.arrow")
+    except KeyboardInterrupt:
+        escaped = True
+    monkeypatch.setattr(os, "mkdir", real)
+    assert escaped
+    assert not list(tmp_path.iterdir())
+
+
 def test_a_second_ctrl_c_does_not_stop_the_scratch_directory_s_removal(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

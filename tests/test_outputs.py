@@ -104,6 +104,32 @@ def test_nothing_is_left_on_failure(tmp_path: Path) -> None:
     assert target.read_bytes() == b"old\n"
 
 
+def test_a_signal_as_the_temporary_file_is_made_leaves_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A signal raises wherever the main thread is: taken between the temporary file's
+    creation and its name's return, it left the file behind."""
+    target = tmp_path / "out.csv"
+    real = os.open
+
+    def made_then_stopped(path: Any, *args: Any, **kwargs: Any) -> int:
+        fd = real(path, *args, **kwargs)
+        if str(path).endswith(".tmp"):
+            os.close(fd)
+            raise KeyboardInterrupt  # as SIGTERM's handler raises, there
+        return fd
+
+    for before in (None, b"old\n"):
+        if before is not None:
+            target.write_bytes(before)
+        with monkeypatch.context() as patch:
+            patch.setattr(os, "open", made_then_stopped)
+            with pytest.raises(KeyboardInterrupt):
+                write_output(target, lambda sink: sink.write(b"new\n"))
+        assert _names(tmp_path) == ([] if before is None else ["out.csv"])
+    assert target.read_bytes() == b"old\n"
+
+
 def test_a_symlink_stays_a_symlink_and_its_target_is_replaced(tmp_path: Path) -> None:
     (tmp_path / "real").mkdir()
     real = tmp_path / "real" / "rows.csv"
