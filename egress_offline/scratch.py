@@ -109,6 +109,7 @@ class Scratch:
             try:
                 os.mkdir(root, 0o700)
             except FileExistsError:
+                self._root = None  # another's: never removed
                 continue
             except OSError as exc:
                 self._root = None

@@ -876,6 +876,24 @@ def test_a_signal_just_after_the_scratch_directory_is_made_does_not_leave_it(
     assert not list(tmp_path.iterdir())
 
 
+def test_a_scratch_name_taken_is_passed_over_and_left_alone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from egress_offline import scratch as scratch_module  # noqa: PLC0415
+
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    monkeypatch.setattr(tempfile, "tempdir", None)  # read TMPDIR again
+    names = iter(["taken000", "free0000"])
+    monkeypatch.setattr(scratch_module.secrets, "token_hex", lambda _n: next(names))
+    taken = tmp_path / f"egress-offline-{os.getpid()}-taken000"
+    taken.mkdir()
+    (taken / "theirs").write_bytes(b"x")
+    with Scratch(None) as scratch:
+        assert scratch.root.name == f"egress-offline-{os.getpid()}-free0000"
+    assert [p.name for p in tmp_path.iterdir()] == [taken.name]
+    assert (taken / "theirs").exists()
+
+
 def test_a_second_ctrl_c_does_not_stop_the_scratch_directory_s_removal(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
