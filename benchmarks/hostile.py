@@ -135,11 +135,15 @@ def run_case(case: Case, path: Path, size: int, work: Path) -> dict[str, object]
     errors: list[bytes] = []
     reader = threading.Thread(target=lambda: errors.append(process.stderr.read()))  # type: ignore[union-attr]
     reader.start()
-    peak, disk = 0, 0
+    peak, disk, samples = 0, 0, 0
     while process.poll() is None:
+        # memory every 5 ms (every 50 ms missed short peaks: the case of 17 events of 40
+        # MiB read 586 to 587 MiB, against 657 to 659 at 5 ms), the scratch every 50 ms
         peak = max(peak, rss_anon_kib(process.pid))
-        disk = max(disk, tree_bytes(scratch))
-        time.sleep(0.05)
+        if samples % 10 == 0:
+            disk = max(disk, tree_bytes(scratch))
+        samples += 1
+        time.sleep(0.005)
     seconds = time.perf_counter() - started
     reader.join()
     if feeder is not None:
