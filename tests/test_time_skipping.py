@@ -824,3 +824,57 @@ def test_row_group_spans_found_ahead_are_those_found_in_order(
     finally:
         ahead.close()
     assert not [t for t in threading.enumerate() if t.name.startswith("egress-offline-span")]
+
+
+def _line(doc: dict[str, Any]) -> str:
+    return json.dumps(doc, separators=(",", ":"), ensure_ascii=False)
+
+
+def _own(**first: Any) -> dict[str, Any]:
+    """:func:`event` with the keys ``first`` before all of its own."""
+    doc = event()
+    del doc["@timestamp"]
+    return {**first, **doc}
+
+
+def _write(path: Path, lines: list[str]) -> Path:
+    path.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize("now", ["latest", NOW], ids=["latest", "fixed"])
+def test_a_character_cut_after_the_timestamp_stops_neither_the_run_nor_the_fast_reader(
+    tmp_path: Path, now: Any
+) -> None:
+    # the 31 bytes after "@timestamp":" end inside the second "é": a cast of them raised
+    # (with --now latest, the run stopped: "invalid utf8"; with a fixed --now, the whole
+    # file went to the careful reader)
+    cut = _line(_own(**{"@timestamp": "2024-05-01T11:00:00Z", "hx": "ééé"}))
+    assert cut.encode()[1 + 14 + 31] & 0xC0 == 0x80  # after {"@timestamp":" and 31 bytes
+    old = _line(event(**{"@timestamp": "2024-04-01T11:00:00Z", "process.entity_id": "E0"}))
+    path = _write(tmp_path / "x.ndjson", [old, cut, old])
+    result = both(path, now=now)
+    assert entities(result) == ["E1"]
+    assert [file.reader for file in result.files] == ["fast"]
+
+
+def test_a_timestamp_key_spelled_with_an_escape_is_the_record_s(tmp_path: Path) -> None:
+    # the only literal "@timestamp" is nested and old; the record's own is escaped: the
+    # line was taken for an old one and skipped unread
+    escaped = _line(_own(meta={"@timestamp": "2024-04-01T00:00:00Z"})).replace(
+        '"meta"', '"\\u0040timestamp":"2024-05-01T11:00:00Z","meta"'
+    )
+    assert json.loads(escaped)["@timestamp"] == "2024-05-01T11:00:00Z"
+    path = _write(tmp_path / "x.ndjson", [escaped])
+    assert entities(both(path, now=NOW)) == ["E1"]
+
+
+def test_a_key_whose_quote_is_escaped_is_not_the_record_s_timestamp(tmp_path: Path) -> None:
+    # '"\"@timestamp":"' is a key named '"@timestamp': read as the record's, its newer
+    # time anchored --now latest a day late, and the window held nothing
+    fake = '{"\\"@timestamp":"2024-05-02T12:00:00Z","event":{"category":"process"}}'
+    assert "@timestamp" not in json.loads(fake)
+    path = _write(tmp_path / "x.ndjson", [_line(event()), fake])
+    result = both(path)
+    assert entities(result) == ["E1"]
+    assert result.now == datetime(2024, 5, 1, 11, tzinfo=NOW.tzinfo)

@@ -104,3 +104,33 @@ def test_the_sampled_timestamp_text_ends_at_its_quote_after_wide_characters() ->
     line = pl.col("line")
     texts = pl.DataFrame({"line": lines}).select(plain_stamp_text(line)).to_series()
     assert texts.to_list() == ["2024-05-01T10:00:00Z", "éé", None, None]
+
+
+def test_a_key_is_not_taken_from_the_text_where_escapes_may_hide_or_fake_one(
+    tmp_path: Path,
+) -> None:
+    # one "@timestamp" key read from the text only when its quote is not escaped and no
+    # \u00 escape could spell another; else "several" (2): the line is decoded
+    lines = [
+        '{"@timestamp":"2024-05-01T10:00:00Z"}',
+        '{"\\"@timestamp":"2024-05-01T10:00:00Z"}',
+        '{"\\\\":1,"@timestamp":"2024-05-01T10:00:00Z"}',
+        '{"p":{"@timestamp":"2024-04-01T10:00:00Z"},"\\u0040timestamp":"2024-05-01T10:00:00Z"}',
+        '{"\\u0040timestamp":"2024-05-01T10:00:00Z"}',
+        '{"a":"\\\\users"}',
+        '{"a":1}',
+    ]
+    path = tmp_path / "x.ndjson"
+    path.write_text("\n".join(lines) + "\n")
+    stages = scan_stages(HUNT_LINES, None)[0]
+    rows = marked(pl.scan_lines(path, name="line"), stages).collect()
+    assert rows.get_column(KEYS).to_list() == [1, 2, 1, 2, 2, 0, 0]
+    assert rows.get_column(STAMP).to_list() == [
+        1714557600000,
+        None,
+        1714557600000,
+        None,
+        None,
+        None,
+        None,
+    ]
