@@ -878,3 +878,32 @@ def test_a_key_whose_quote_is_escaped_is_not_the_record_s_timestamp(tmp_path: Pa
     result = both(path)
     assert entities(result) == ["E1"]
     assert result.now == datetime(2024, 5, 1, 11, tzinfo=NOW.tzinfo)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        '"2024-05-01T19:30:00.000Z "',  # read as 19:30 by a pattern: no time when decoded
+        '"2024-05-01T19:30:00,5Z"',
+        '[null,"2024-05-01T19:30:00.000Z"]',  # no time by the pattern: 19:30 decoded
+        '["2024-05-01T19:30:00.000Z",{}]',
+        "1.7145918e12",
+        '"2024-05-01T19:30:00.000\\u005a"',
+    ],
+)
+def test_a_passed_over_line_s_timestamp_is_what_decoding_gives(tmp_path: Path, value: str) -> None:
+    # a line that cannot match, whose one @timestamp is not in the canonical form: read
+    # by a pattern, it moved --now latest (and the data's range) where decoding does not
+    other = '{"@timestamp":' + value + ',"host":{"os":{"family":"linux"}}}'
+    path = _write(tmp_path / "x.ndjson", [_line(event()), other])
+    both(path)  # --now latest: rows, counts, anchor and range as --strict's
+    both(path, now=NOW)
+
+
+@pytest.mark.parametrize("family", ["mac/os", 'a"b', "a\\b"])
+def test_a_family_written_with_an_escape_is_not_passed_over(tmp_path: Path, family: str) -> None:
+    # the prefilter allowed for \u escapes only: "mac\/os" was never decoded
+    line = _line(event(**{"host.os.family": family})).replace("/", "\\/")
+    assert json.loads(line)["host"]["os"]["family"] == family
+    path = _write(tmp_path / "x.ndjson", [line])
+    assert entities(both(path, now=NOW, os_families=(family,))) == ["E1"]

@@ -59,9 +59,11 @@ HINT: Final = "__hint"  # the prefilter's hint matched (IdPrefilter)
 _FOUND: Final = "__found"  # the byte offsets of the "@timestamp" keys (dropped)
 
 TS_KEY: Final = '"@timestamp":"'
-#: The first @timestamp value: text or number, alone or in an array; an array that goes
-#: on after it (",") holds several values, which make no timestamp, as in the engine.
-TS_ANY: Final = r'"@timestamp"\s*:\s*(\[?)\s*"?([^",\]\s]*)"?\s*(,?)'
+#: A @timestamp value the text says plainly: a string without escapes (group 1) or an
+#: integer (group 2), the key's whole value. Any other (an array, a fraction, an escape,
+#: text after the string's quote) is decoded: read by a pattern, ``"...Z "`` gave the
+#: time before the space, and ``[null,"..."]`` none.
+TS_ANY: Final = r'"@timestamp"\s*:\s*(?:"([^"\\]*)"|(-?[0-9]+))\s*[,}]'
 SHAPE_START: Final = r"^[\s\ufeff]*\{"
 SHAPE_END: Final = r"\}\s*$"
 

@@ -283,14 +283,19 @@ def _account_passed_over(frame: pl.DataFrame, skip: pl.Expr, report: FileReport,
     good = checked.filter(pl.col(SHAPED))
     keys = timestamp_keys(text)
     parts = [good.get_column(STAMP)]
-    single = good.filter(pl.col(STAMP).is_null() & (keys == 1))
-    if single.height:  # one key, not in the canonical form: read by a pattern
-        found = single.select(text.str.extract_groups(TS_ANY).alias("__found")).unnest("__found")
-        several = (pl.col("1") == "[") & (pl.col("3") == ",")
-        parsed = found.select(timestamp_text_ms(pl.when(~several).then(pl.col("2"))))
-        parts.append(parsed.to_series().cast(pl.Int64))
-    keyed = good.filter(pl.col(STAMP).is_null() & (keys > 1))
-    if keyed.height:  # several keys: the first may be nested in another object
+    unread = good.filter(pl.col(STAMP).is_null() & (keys > 0))
+    # one key, not in the canonical form, but plainly a string or an integer: read by a
+    # pattern; several keys (the first may be nested in another object), or any other
+    # value: decoded
+    plain = pl.coalesce(pl.col("1"), pl.col("2"))
+    found = unread.with_columns(
+        (keys == 1).alias("__one"), text.str.extract_groups(TS_ANY).alias("__found")
+    ).unnest("__found")
+    single = found.filter(pl.col("__one") & plain.is_not_null())
+    if single.height:
+        parts.append(single.select(timestamp_text_ms(plain)).to_series().cast(pl.Int64))
+    keyed = found.filter(~pl.col("__one") | plain.is_null())
+    if keyed.height:
         lines = keyed.select(POS, text.str.strip_prefix("\ufeff"))
         decoded = decode_lines(lines, bad, TIMESTAMP_ONLY)
         parts.append(timestamps(decoded).cast(pl.Int64))

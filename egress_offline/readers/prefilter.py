@@ -24,17 +24,29 @@ def any_of(*texts: str) -> str:
     return "|".join(pl.escape_regex(text) for text in texts)
 
 
+def _spelled(*values: str) -> str:
+    """A pattern for the lines that may hold one of ``values`` as a JSON string:
+    literally, or written with an escape that could stand for one of its characters (a
+    ``\\u`` escape; ``\\/`` for a slash; any backslash when a value holds a character
+    JSON must escape: a quote, a backslash, a control character)."""
+    text = "".join(values)
+    if any(c in '"\\' or ord(c) < 0x20 for c in text):
+        return any_of(*values, "\\")
+    escapes = ("\\u", "\\/") if "/" in text else ("\\u",)
+    return any_of(*values, *escapes)
+
+
 @dataclass(frozen=True)
 class Prefilter:
     """Which NDJSON lines can possibly match the hunt's event predicate.
 
     A record matches only if ``event.action`` is exactly one of ``actions`` and (unless
     ``families`` is None) ``host.os.family`` is one of ``families``. In JSON text such a
-    value appears either literally or written with a ``\\u`` escape, so a line holding
-    neither cannot match and is never decoded: it is counted, checked for the shape of a
-    JSON object, and its ``@timestamp`` is read for the data's time range. Built from the
-    hunt's definition (``egress_offline.engine.reduce.prefilter_for``), never spelled
-    out here.
+    value appears either literally or written with escapes (:func:`_spelled`), so a line
+    holding neither cannot match and is never decoded: it is counted, checked for the
+    shape of a JSON object, and its ``@timestamp`` is read for the data's time range.
+    Built from the hunt's definition (``egress_offline.engine.reduce.prefilter_for``),
+    never spelled out here.
     """
 
     families: tuple[str, ...] | None
@@ -43,11 +55,11 @@ class Prefilter:
     def could_match(self, line: pl.Expr) -> pl.Expr:
         # (action and family) or an escape: the action or an escape first, in one pass;
         # then a family or an escape, only on the lines that hold either
-        either = line.str.contains(any_of(*self.actions, "\\u"))
+        either = line.str.contains(_spelled(*self.actions))
         if self.families is None:
             return either
         holding = pl.when(either).then(line)
-        return holding.str.contains(any_of(*self.families, "\\u")).fill_null(False)
+        return holding.str.contains(_spelled(*self.families)).fill_null(False)
 
 
 @dataclass(frozen=True)
@@ -61,11 +73,7 @@ class IdPrefilter:
     hint: str | None = None
 
     def could_match(self, line: pl.Expr) -> pl.Expr:
-        text = "".join(self.values)
-        if any(c in '"\\' or ord(c) < 0x20 for c in text):
-            return line.str.contains(any_of(*self.values, "\\"))
-        escapes = ("\\u", "\\/") if "/" in text else ("\\u",)
-        return line.str.contains(any_of(*self.values, *escapes))
+        return line.str.contains(_spelled(*self.values))
 
 
 @dataclass(frozen=True)
