@@ -261,7 +261,8 @@ def _account_passed_over(frame: pl.DataFrame, skip: pl.Expr, report: FileReport,
     """Count the records of ``frame`` that are not decoded (``skip``; those not shaped
     like a JSON object go to ``bad``) and return the @timestamps (epoch ms) of the others:
     canonical ones from the scan, any other form parsed here, on those lines only. A line
-    with several ``@timestamp`` keys is decoded for its own (its damage goes to ``bad``)."""
+    with several ``@timestamp`` keys, or whose one value is not plainly a string or an
+    integer (:data:`~linescan.TS_ANY`), is decoded for it (its damage goes to ``bad``)."""
     text = pl.col("line")
     skipped, odd = frame.select(skip.sum().alias("n"), (skip & irregular()).any().alias("odd")).row(
         0
