@@ -282,20 +282,22 @@ def _account_passed_over(frame: pl.DataFrame, skip: pl.Expr, report: FileReport,
         for position in checked.filter(~pl.col(SHAPED)).get_column(POS)
     )
     good = checked.filter(pl.col(SHAPED))
-    keys = timestamp_keys(text)
     parts = [good.get_column(STAMP)]
-    unread = good.filter(pl.col(STAMP).is_null() & (keys > 0))
+    keys = pl.col("__keys")  # counted once, for the lines not read by the scan
+    unread = good.filter(pl.col(STAMP).is_null()).with_columns(timestamp_keys(text).alias("__keys"))
     # one key, not in the canonical form, but plainly a string or an integer: read by a
     # pattern; several keys (the first may be nested in another object), or any other
     # value: decoded
     plain = pl.coalesce(pl.col("1"), pl.col("2"))
-    found = unread.with_columns(
-        (keys == 1).alias("__one"), text.str.extract_groups(TS_ANY).alias("__found")
-    ).unnest("__found")
-    single = found.filter(pl.col("__one") & plain.is_not_null())
+    found = (
+        unread.filter(keys > 0)
+        .with_columns(text.str.extract_groups(TS_ANY).alias("__found"))
+        .unnest("__found")
+    )
+    single = found.filter((keys == 1) & plain.is_not_null())
     if single.height:
         parts.append(single.select(timestamp_text_ms(plain)).to_series().cast(pl.Int64))
-    keyed = found.filter(~pl.col("__one") | plain.is_null())
+    keyed = found.filter((keys > 1) | plain.is_null())
     if keyed.height:
         lines = keyed.select(POS, text.str.strip_prefix("\ufeff"))
         decoded = decode_lines(lines, bad, TIMESTAMP_ONLY)
