@@ -94,6 +94,8 @@ CASES = [
          hostile.one_list_row, 40, 3),
     Case("17 events, each its own 40 MiB executable (zstd)", "long-keys.ndjson.zst",
          hostile.long_keys, 17, 2),
+    Case("one event whose executable is 95 MiB (zstd)", "long-key.ndjson.zst",
+         lambda p, n: hostile.long_keys(p, 1, size=n), 95 * MiB, 1 * MiB),
     Case("events of 2,001-element lists (zstd)", "lists.ndjson.zst",
          hostile.long_lists, 480 * MiB, 4 * MiB,
          args=("--now", "2024-05-01T12:00:00Z", "--threshold", "1")),

@@ -21,7 +21,7 @@ from egress_offline.readers.decode import (
     strict_load,
 )
 from egress_offline.readers.lines import line_blocks
-from egress_offline.readers.linescan import filled
+from egress_offline.readers.linescan import record_texts
 from egress_offline.readers.model import POS, FileReport, InputFile
 
 __all__ = ["ACTIONS", "is_action", "read_bulk"]
@@ -62,9 +62,7 @@ def read_bulk(
     waiting: tuple[str, str | None, str | None] | None = None  # an action line's, unpaired
     for lines in line_blocks(file, report, strict=strict):
         undecodable = lines.filter(pl.col("line").is_null()).get_column(POS).to_list()
-        texts = lines.filter(filled(pl.col("line"))).with_columns(
-            pl.col("line").str.strip_prefix("\ufeff").str.strip_chars()
-        )
+        texts = record_texts(lines)
         rows = _vectorised(texts, fields, waiting)
         if rows is None:
             frame, waiting = _in_python(texts, report, fields, waiting, strict=strict)

@@ -13,7 +13,7 @@ import polars as pl
 from egress_offline.fields import FieldSet
 from egress_offline.readers.decode import BAD, decode_bisect
 from egress_offline.readers.lines import line_blocks
-from egress_offline.readers.linescan import filled
+from egress_offline.readers.linescan import record_texts
 from egress_offline.readers.model import POS, FileReport, InputFile
 
 __all__ = ["read_careful"]
@@ -34,9 +34,7 @@ def _careful_block(lines: pl.DataFrame, report: FileReport, *, strict: bool,
                    fields: FieldSet) -> pl.DataFrame | None:  # fmt: skip
     """Decode one block of lines (``__pos``, ``line``: null where not UTF-8)."""
     undecodable = lines.filter(pl.col("line").is_null())
-    frame = lines.filter(filled(pl.col("line"))).with_columns(
-        pl.col("line").str.strip_prefix("\ufeff").str.strip_chars()
-    )
+    frame = record_texts(lines)
     report.records += frame.height + undecodable.height
     out: list[pl.DataFrame] = []
     bad: list[tuple[int, str]] = [(p, "bytes that are not UTF-8") for p in undecodable[POS]]

@@ -21,7 +21,7 @@ from egress_offline.readers.decode import (
 )
 from egress_offline.readers.jsondoc import note_partial, python_records, records_of, value_dtype
 from egress_offline.readers.lines import line_blocks
-from egress_offline.readers.linescan import filled
+from egress_offline.readers.linescan import record_texts
 from egress_offline.readers.model import POS, FileReport, InputFile
 
 __all__ = ["read_values"]
@@ -37,9 +37,7 @@ def read_values(
         for pos in undecodable.get_column(POS).to_list():
             report.records += 1
             report.note_malformed(pos, "bytes that are not UTF-8", strict=strict)
-        texts = lines.filter(filled(pl.col("line"))).with_columns(
-            pl.col("line").str.strip_prefix("\ufeff").str.strip_chars()
-        )
+        texts = record_texts(lines)
         frame = _vectorised(texts, fields, report.notes)
         if frame is None:
             frame = _in_python(file, texts, report, strict=strict, fields=fields)
