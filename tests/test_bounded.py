@@ -91,6 +91,29 @@ def test_a_line_over_the_limit_is_one_malformed_record_skipped_unread(
     ]
 
 
+def test_a_line_not_utf8_beside_one_over_the_limit_in_a_block_is_counted(
+    tmp_path: Path, small_limits: None
+) -> None:
+    """Found by an attacker's pass (stop 51): where a block of text held a whole line over
+    the limit (the limit set below a piece's size), the lines of it that were not UTF-8
+    were dropped unseen, neither records nor malformed."""
+    huge = b'{"message":"' + b"A" * 50_000 + b'"}'
+    body = (
+        ndjson([event(**{"process.entity_id": "BEFORE"})]) + b"\xff\n" + huge + b"\n"
+        + ndjson([event(**{"process.entity_id": "AFTER"})])
+    )  # fmt: skip
+    path = tmp_path / "x.ndjson"
+    path.write_bytes(body)
+    result = run_hunt([str(path)], HuntSpec(now=NOW))
+    assert entities(result) == ["AFTER", "BEFORE"]
+    report = result.files[0]
+    assert (report.records, report.malformed) == (4, 2)
+    assert report.positions == [
+        "line 2: bytes that are not UTF-8",
+        f"line 3: line longer than 16,384 bytes ({len(huge):,} bytes, skipped unread)",
+    ]
+
+
 @pytest.mark.parametrize("compression", ["none", "gzip"])
 def test_a_line_over_the_fast_limit_but_under_the_limit_is_read(
     tmp_path: Path, small_limits: None, compression: str
