@@ -74,7 +74,7 @@ def filled(line: pl.Expr) -> pl.Expr:
     record either: it says how the text is encoded (decoding strips it too). Read by a
     pattern anchored at the line's start, with no copy of the line: the text after one
     leading mark holds a character that is not white space. (Stripping the mark first
-    made a copy of every line: a 95 MiB line held twice more.)"""
+    copied every line, a 95 MiB one too.)"""
     return line.str.contains(_FILLED)
 
 
