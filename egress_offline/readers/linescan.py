@@ -45,6 +45,7 @@ __all__ = [
     "polars_reads",
     "record_texts",
     "scan_stages",
+    "tidied",
     "timestamp_keys",
     "to_decode",
     "to_decode_exprs",
@@ -84,12 +85,18 @@ def filled(line: pl.Expr) -> pl.Expr:
 _FILLED: Final = "^(?:\ufeff\\s*\\S|\\s*[^\\s\ufeff]|\\s+\ufeff)"
 
 
+def tidied(line: pl.Expr) -> pl.Expr:
+    """A line without a leading byte order mark and white space around it: what the
+    decoder reads."""
+    return line.str.strip_prefix("\ufeff").str.strip_chars()
+
+
 def record_texts(lines: pl.DataFrame) -> pl.DataFrame:
     """The lines of ``lines`` that hold more than white space (:func:`filled`), each
     stripped of a leading byte order mark and of white space around it, for the decoder.
-    The frame is filtered only when some line is blank, and stripped only when some line
-    has anything to strip: each is a copy of every line kept, and a 95 MiB line held once
-    more for nothing."""
+    The frame is filtered only when some line is blank, and stripped (:func:`tidied`) only
+    when some line has anything to strip: each is a copy of every line kept, and a 95 MiB
+    line held once more for nothing."""
     text = pl.col("line")
     found = lines.select(
         filled(text).fill_null(False).all().alias("filled"),
@@ -100,7 +107,7 @@ def record_texts(lines: pl.DataFrame) -> pl.DataFrame:
         lines = lines.filter(filled(text))
     if not untidy:
         return lines
-    return lines.with_columns(text.str.strip_prefix("\ufeff").str.strip_chars())
+    return lines.with_columns(tidied(text))
 
 
 def irregular() -> pl.Expr:

@@ -15,7 +15,7 @@ from egress_offline.fields import TIMESTAMP, FieldSet
 from egress_offline.normalise import canonical_ms
 from egress_offline.readers import tuning
 from egress_offline.readers.decode import decode_lines, doc_field_exprs
-from egress_offline.readers.linescan import STAMP, plain_stamp_text
+from egress_offline.readers.linescan import STAMP, plain_stamp_text, tidied
 from egress_offline.readers.model import POS, InputFile, StampBatch
 from egress_offline.readers.sniff import peek_text
 from egress_offline.readers.textcheck import TextChecks, checked_whole
@@ -154,7 +154,7 @@ def _latest_of(texts: list[str]) -> int | None:
     one counts: no older line can give a newer bound."""
     if not texts:
         return None
-    line = pl.col("line").str.strip_prefix("\ufeff").str.strip_chars()
+    line = tidied(pl.col("line"))
     lines = pl.DataFrame({"line": texts}, schema={"line": pl.String}).select(
         line, plain_stamp_text(line).alias(STAMP)
     )

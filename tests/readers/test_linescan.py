@@ -32,6 +32,14 @@ def scan(tmp_path: Path, text: str, floor_ms: int | None = None) -> list[dict[st
     return line_scan(file, HUNT_LINES, floor_ms).collect().drop(KEYS, strict=False).to_dicts()
 
 
+def marked_lines(tmp_path: Path, lines: list[str]) -> pl.DataFrame:
+    """``lines`` written to a file and marked by the scan's stages (every column)."""
+    path = tmp_path / "marked.ndjson"
+    path.write_text("\n".join(lines) + "\n")
+    stages = scan_stages(HUNT_LINES, None)[0]
+    return marked(pl.scan_lines(path, name="line"), stages).collect()
+
+
 MATCH = '{"@timestamp":"2024-05-01T10:00:00.1234567Z","a":"disconnect_received","f":"windows"}'
 OTHER = '{"@timestamp":"2024-05-01T10:00:00.5Z","a":"x"}'
 TWICE = '{"@timestamp":"2024-05-01T10:00:00Z","p":{"@timestamp":"2024-05-01T09:00:00Z"}}'
@@ -86,8 +94,7 @@ def test_the_timestamp_is_read_after_the_only_key_wherever_it_is(tmp_path: Path)
         None,
         None,
     ]
-    stages = scan_stages(HUNT_LINES, None)[0]
-    keys = marked(pl.scan_lines(path, name="line"), stages).collect().get_column(KEYS)
+    keys = marked_lines(tmp_path, lines).get_column(KEYS)
     assert keys.to_list() == [1, 1, 1, 1, 1, 1, 2, 1]
 
 
@@ -120,10 +127,7 @@ def test_a_key_is_not_taken_from_the_text_where_escapes_may_hide_or_fake_one(
         '{"a":"\\\\users"}',
         '{"a":1}',
     ]
-    path = tmp_path / "x.ndjson"
-    path.write_text("\n".join(lines) + "\n")
-    stages = scan_stages(HUNT_LINES, None)[0]
-    rows = marked(pl.scan_lines(path, name="line"), stages).collect()
+    rows = marked_lines(tmp_path, lines)
     assert rows.get_column(KEYS).to_list() == [1, 2, 1, 2, 2, 0, 0]
     assert rows.get_column(STAMP).to_list() == [
         1714557600000,
