@@ -50,6 +50,8 @@ DEFAULT_WINDOW: Final = timedelta(hours=8)
 
 _DURATION_PART = re.compile(r"(\d+)([smhd])")
 _UNITS: Final = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+#: the longest --window, in seconds: Python's longest timedelta, whole days
+_LONGEST_WINDOW: Final = timedelta.max.days * 86400
 _SIZE = re.compile(r"^\s*(\d+)\s*([KMGT]i?B|B)?\s*$", re.IGNORECASE)
 _SIZE_FACTORS: Final = {
     "b": 1,
@@ -78,6 +80,11 @@ def parse_duration(text: str) -> timedelta:
     seconds = sum(int(n) * _UNITS[u] for n, u in parts)
     if seconds <= 0:
         raise UsageError(f"--window: {text!r} must be longer than zero")
+    if seconds > _LONGEST_WINDOW:
+        raise UsageError(
+            f"--window: {text!r} is longer than the longest window, "
+            f"{_LONGEST_WINDOW // 86400}d (over two million years)"
+        )
     return timedelta(seconds=seconds)
 
 

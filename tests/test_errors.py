@@ -160,6 +160,11 @@ def test_strict_null_line(tmp_path: Path) -> None:
             "--window: '8x' is not a duration; use a number with s, m, h or d, such as 8h, 90m or 1h30m",
         ),
         (["--window", "0h"], "--window: '0h' must be longer than zero"),
+        (  # beyond Python's longest timedelta: an OverflowError's traceback before
+            ["--window", "3000000000d"],
+            "--window: '3000000000d' is longer than the longest window, 999999999d "
+            "(over two million years)",
+        ),
         (
             ["--threshold", "lots"],
             "--threshold: 'lots' is not a size; use bytes (1073741824) or a unit such as 500MB, 1GiB or 2TB",
