@@ -29,13 +29,18 @@ __all__ = [
     "timestamps",
 ]
 
+#: ISO-8601 as the cluster's ``strict_date_optional_time`` reads it (its ``Iso8601Parser``):
+#: a second of 60 is no time (Polars' parse would read it as the next minute's first), the
+#: fraction follows a point or a comma, and an offset is at most 18 hours (checked below)
 _ISO: Final = (
     r"^(\d{4})-(\d{2})-(\d{2})"
-    r"(?:T(\d{2})(?::(\d{2})(?::(\d{2})(?:\.(\d{1,9}))?)?)?)?"
+    r"(?:T(\d{2})(?::(\d{2})(?::([0-5]\d)(?:[.,](\d{1,9}))?)?)?)?"
     r"(Z|[+-]\d{2}(?::?\d{2})?)?$"
 )
+#: the longest offset from UTC, minutes (java.time's ``ZoneOffset``)
+_OFFSET_MOST: Final = 18 * 60
 _CANONICAL_FORM: Final = (  # years 1970 to 9999; no fraction, or one of 3 to 9 digits
-    r"^(?:19[7-9][0-9]|[2-9][0-9]{3})-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}"
+    r"^(?:19[7-9][0-9]|[2-9][0-9]{3})-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-5][0-9]"
     r"(?:\.[0-9]{3,9})?Z"
 )
 _CANONICAL: Final = _CANONICAL_FORM + "$"
@@ -78,7 +83,12 @@ def timestamp_text_ms(text: pl.Expr) -> pl.Expr:
         3, 2
     ).str.pad_end(2, "0").cast(pl.Int64, strict=False)
     sign = pl.when(zone.str.starts_with("-")).then(-1).otherwise(1)
-    offset_ms = pl.when(zone == "Z").then(0).otherwise(sign * offset_minutes * 60_000)
+    offset_ms = (
+        pl.when(zone == "Z")
+        .then(0)
+        .when(offset_minutes <= _OFFSET_MOST)
+        .then(sign * offset_minutes * 60_000)
+    )
     epoch_ms = text.str.extract(_EPOCH).cast(pl.Int64, strict=False)
     return pl.coalesce(local_ms - offset_ms, epoch_ms)
 

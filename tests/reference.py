@@ -46,8 +46,10 @@ SEED_CIDRS = [
     "FF00::/8",
 ]
 LONG_MIN, LONG_MAX = -(2**63), 2**63 - 1
+# Elasticsearch's Iso8601Parser: the fraction after "." or ",", seconds up to 59, and
+# offsets of at most 18 hours (java.time's ZoneOffset)
 ISO = re.compile(
-    r"^(\d{4})-(\d{2})-(\d{2})(?:T(\d{2})(?::(\d{2})(?::(\d{2})(?:\.(\d{1,9}))?)?)?)?"
+    r"^(\d{4})-(\d{2})-(\d{2})(?:T(\d{2})(?::(\d{2})(?::(\d{2})(?:[.,](\d{1,9}))?)?)?)?"
     r"(Z|[+-]\d{2}(?::?\d{2})?)?$"
 )
 
@@ -134,6 +136,8 @@ def as_millis(value: Any) -> int | None:
     if zone and zone != "Z":
         digits = zone[1:].replace(":", "")
         minutes = int(digits[:2]) * 60 + int(digits[2:4] or 0)
+        if minutes > 18 * 60:
+            return None
         millis -= (1 if zone[0] == "+" else -1) * minutes * 60_000
     return millis
 

@@ -57,6 +57,17 @@ def test_sub_millisecond_digits_are_dropped(tmp_path: Path) -> None:
         ("2024-05-01", False),
         ("not a date", False),
         ("2024-02-30T10:00:00Z", False),
+        # as the cluster's Iso8601Parser: a comma before the fraction is a point ...
+        ("2024-05-01T04:00:00,001Z", True),
+        ("2024-05-01T04:00:00,000Z", False),  # on the edge
+        ("2024-05-01T06:00:00,5+02:00", True),
+        # ... there is no 60th second (Polars would read 03:59:60 as 04:00:00) ...
+        ("2024-05-01T04:00:60Z", False),
+        ("2024-05-01T04:00:60.5Z", False),
+        # ... and no offset beyond 18 hours
+        ("2024-05-01T23:00:00+18:00", True),
+        ("2024-05-02T05:00:00+24:00", False),  # would be 2024-05-01T05:00:00Z
+        ("2024-04-30T10:00:01-18:01", False),  # would be 04:01:01Z
     ],
 )
 def test_timestamp_forms(tmp_path: Path, stamp: Any, kept: bool) -> None:

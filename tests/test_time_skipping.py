@@ -561,7 +561,7 @@ def test_a_row_group_whose_statistics_say_it_is_recent_is_screened_not_spanned(
 
 _TEXTS = st.sampled_from(
     ["canonical", "offset", "short-fraction", "epoch", "none", "no-fraction", "leap-second",
-     "bad-hour", "bad-least", "bad-greatest", "lowercase"]
+     "bad-hour", "bad-least", "bad-greatest", "lowercase", "comma"]
 )  # fmt: skip
 
 
@@ -582,7 +582,7 @@ _TEXTS = st.sampled_from(
     st.booleans(),
     st.booleans(),
 )
-@example(  # a 60th second, read as 08:00:00.500 (in the window), sorts before 08:00:00
+@example(  # a 60th second, which the cluster does not read, sorts before 08:00:00
     [(481, "leap-second", "windows", "disconnect_received", "A"),
      (480, "canonical", "windows", "disconnect_received", "A")],
     (2, 1), False, True,
@@ -622,6 +622,8 @@ def test_parquet_row_groups_agree_with_strict_at_random(
                 "no-fraction": moment.strftime("%Y-%m-%dT%H:%M:%SZ"),
                 # the width of the canonical form, read or not by the general rule
                 "leap-second": moment.strftime("%Y-%m-%dT%H:%M:60.5000000Z"),
+                # read as a point, but sorts before one: 00,9 before 00.1
+                "comma": moment.strftime("%Y-%m-%dT%H:%M:%S,") + f"{minutes % 10}000000Z",
                 "bad-hour": moment.strftime("%Y-%m-%dT25:%M:%S.0000000Z"),
                 "bad-least": "0000-00-00T00:00:00.0000000Z",
                 "bad-greatest": "9999-99-99T99:99:99.9999999Z",
@@ -663,20 +665,19 @@ def test_parquet_row_groups_agree_with_strict_at_random(
         (["2026-11-20T10:00:00.5000000Z", "9999-99-99T99:99:99.9999999Z"], None),
         (["0000-00-00T00:00:00.0000000Z", "2026-11-20T10:00:00.5000000Z"], None),
         (["2026-11-20T10:00:00.0000+0500", "2026-11-20T09:00:00.0000+0500"], None),
-        # a 60th second reads as the next minute's, but sorts before it
+        # the cluster reads no 60th second: as the least or greatest text, every row is
+        # read; between them, it counts for nothing
         (["2026-11-20T10:00:60.5000000Z", "2026-11-20T10:01:00.0000000Z"], None),
-        # ... later than the greatest text: the minute before the greatest's, or its own
-        (["2026-11-20T09:00:00.0000000Z", "2026-11-20T10:00:60.5000000Z",
-          "2026-11-20T10:01:00.0000000Z"], None),
         (["2026-11-20T09:00:00.0000000Z", "2026-11-20T10:01:60.5000000Z",
           "2026-11-20T10:01:59.0000000Z"], None),
-        # ... and far from both ends it lies between them: the span is exact
-        (["2026-11-20T09:00:00.0000000Z", "2026-11-20T09:30:60.5000000Z",
-          "2026-11-20T10:00:00.0000000Z"],
-         ("2026-11-20T09:00:00.000Z", "2026-11-20T10:00:00.000Z")),
+        (["2026-11-20T09:00:00.0000000Z", "2026-11-20T10:00:60.5000000Z",
+          "2026-11-20T10:01:00.0000000Z"],
+         ("2026-11-20T09:00:00.000Z", "2026-11-20T10:01:00.000Z")),
         (["2026-11-20T09:00:00.0000000Z", "2026-11-20T09:57:60.5000000Z",
           "2026-11-20T10:00:00.0000000Z"],
          ("2026-11-20T09:00:00.000Z", "2026-11-20T10:00:00.000Z")),
+        # a comma before the fraction reads as a point, but sorts before it: every row read
+        (["2026-11-20T10:00:00,9000000Z", "2026-11-20T10:00:00.1000000Z"], None),
     ],
 )  # fmt: skip
 def test_a_row_groups_timestamp_span_is_read_from_its_texts_only_when_exact(
