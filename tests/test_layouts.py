@@ -475,6 +475,22 @@ def test_truncated_zstd_is_reported(tmp_path: Path) -> None:
     assert result.counts.records == result.counts.valid + result.counts.malformed
 
 
+@pytest.mark.parametrize("size", [3, 30_000])
+def test_a_gzip_file_that_fails_its_checksum_keeps_every_record(tmp_path: Path, size: int) -> None:
+    """A flipped bit in the CRC-32: every record decompressed counts, and the damage says
+    the text may differ. Before, the last piece decompressed was lost with the error:
+    all of a small file (0 rows, exit 0), the end of a large one."""
+    body = ndjson([event(**{"process.entity_id": f"P{i}"}) for i in range(size)])
+    packed = bytearray(gzip.compress(body))
+    packed[-8] ^= 0x01
+    path = tmp_path / "crc.ndjson.gz"
+    path.write_bytes(bytes(packed))
+    result = result_of(path)
+    report = result.files[0]
+    assert report.damage is not None and "fails its checksum" in report.damage
+    assert (result.counts.valid, result.rows.height, report.malformed) == (size, size, 0)
+
+
 def test_garbage_after_gzip_member_is_reported(tmp_path: Path) -> None:
     path = tmp_path / "tail.gz"
     path.write_bytes(gzip.compress(ndjson(docs3())) + b"this is not gzip")

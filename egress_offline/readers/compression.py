@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import threading
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from typing import IO, Any, Final
 
 from egress_offline.readers import tuning
@@ -140,10 +140,15 @@ def _members(handle: IO[bytes], size: int, *, kind: str, magic: bytes,
              stop: threading.Event | None = None) -> Iterator[bytes]:  # fmt: skip
     """Decompress concatenated gzip members or zstd frames, delivering everything before
     the first damage (a cut, corrupt data, or bytes that are not another member). NUL
-    padding after the last member, as crashed writers leave, is not damage."""
+    padding after the last member, as crashed writers leave, is not damage. A member
+    whose text decompresses whole but fails its checksum keeps all of it
+    (:func:`_unchecked_rest`), and the members after it are read on."""
     errors = _errors(kind)
-    decoder = new_decoder()
+    unit = "member" if kind == "gzip" else "frame"
+    decoder: _Inflater | _Ended = new_decoder()
+    base = _position(handle)  # where the compressed bytes start, if the handle can seek
     offset = 0  # compressed bytes consumed, for the damage message
+    member, member_text = 0, 0  # the member's first byte (offset), its text delivered
     started = False
     carried = b""  # the start of a next member's magic, cut by the end of a read
     while chunk := handle.read(size):
@@ -154,6 +159,7 @@ def _members(handle: IO[bytes], size: int, *, kind: str, magic: bytes,
             if decoder.eof:
                 if data.startswith(magic):
                     decoder = new_decoder()  # the next member
+                    member, member_text = offset, 0
                 elif len(data) < len(magic) and magic.startswith(data):
                     carried = data
                     break
@@ -163,16 +169,32 @@ def _members(handle: IO[bytes], size: int, *, kind: str, magic: bytes,
                 else:
                     note_damage(f"{len(data)} bytes that are not {kind} after byte {offset}")
                     return
+            assert isinstance(decoder, _Inflater)
             try:
-                yield from decoder.feed(data)
+                for piece in decoder.feed(data):
+                    member_text += len(piece)
+                    yield piece
             except errors as exc:
-                note_damage(f"{kind} data is corrupt near byte {offset} ({exc})")
-                return
+                end = None
+                if base is not None:  # the member again, without its checksum
+                    end = yield from _unchecked_rest(handle, kind, base + member, member_text)
+                if end is None:
+                    note_damage(f"{kind} data is corrupt in the {unit} at byte {member} ({exc})")
+                    return
+                note_damage(
+                    f"the {kind} {unit} at byte {member} fails its checksum ({exc}): its "
+                    "text is read as it decompressed, but some of it may differ from what "
+                    "was written"
+                )
+                started, decoder, data = True, _Ended(), b""
+                offset = end - base  # type: ignore[operator]  # base is known here
+                handle.seek(end)
+                break
             started = True
             if decoder.eof:
-                rest = decoder.unused_data
-                offset += len(data) - len(rest)
-                data = rest
+                rest_data = decoder.unused_data
+                offset += len(data) - len(rest_data)
+                data = rest_data
             else:
                 offset += len(data)
                 data = b""
@@ -180,3 +202,89 @@ def _members(handle: IO[bytes], size: int, *, kind: str, magic: bytes,
         note_damage(f"{len(carried)} bytes that are not {kind} after byte {offset}")
     elif started and not decoder.eof:
         note_damage(f"{kind} data ends early at byte {offset} (truncated copy)")
+
+
+class _Ended:
+    """In place of a decoder after a member read again: ended, the next to come."""
+
+    eof = True
+
+
+def _position(handle: IO[bytes]) -> int | None:
+    try:
+        return handle.tell() if handle.seekable() else None
+    except (OSError, ValueError):
+        return None
+
+
+def _unchecked_rest(handle: IO[bytes], kind: str, start: int,
+                    skip: int) -> Generator[bytes, None, int | None]:  # fmt: skip
+    """The text of the member at ``start`` (a seekable handle's position), decompressed
+    again without its checksum, less its first ``skip`` bytes (delivered already), in
+    pieces of at most the cap; returns the position after the member, or None when it
+    fails anyway (its compressed data itself is damaged, or cut: the text before the
+    damage is still delivered). gzip: the deflate stream after the member's header, its
+    CRC-32 and length (8 bytes) after it; zstd: the frame with its checksum flag cleared
+    (RFC 8878), its 4-byte checksum after it."""
+    failures: tuple[type[Exception], ...] = (OSError, ValueError, *_errors(kind))
+    try:
+        handle.seek(start)
+        head = handle.read(_INPUT)
+        if kind == "gzip":
+            at = _gzip_header_size(head)
+            if at is None:
+                return None
+            inflater = _Inflater(_raw_deflate(), zlib_like=True)
+            trailer = 8
+        else:
+            if len(head) < 5:
+                return None
+            head = head[:4] + bytes([head[4] & ~0x04]) + head[5:]
+            at, trailer = 0, 4
+            inflater = _Inflater(zstd_module().ZstdDecompressor(), zlib_like=False)
+        position, data = start + at, head[at:]  # data[0]'s place in the file
+        while True:
+            for piece in inflater.feed(data):
+                if skip >= len(piece):
+                    skip -= len(piece)
+                    continue
+                yield piece[skip:]
+                skip = 0
+            if inflater.eof:
+                return position + len(data) - len(inflater.unused_data) + trailer
+            position += len(data)
+            data = handle.read(_INPUT)
+            if not data:
+                return None
+    except failures:
+        return None
+
+
+def _raw_deflate() -> Any:
+    """A decoder of a bare deflate stream, which checks no CRC."""
+    try:
+        from isal import isal_zlib  # noqa: PLC0415
+
+        return isal_zlib.decompressobj(wbits=-15)
+    except ImportError:  # pragma: no cover - isal is a dependency
+        return zlib.decompressobj(wbits=-15)
+
+
+def _gzip_header_size(head: bytes) -> int | None:
+    """The size of the gzip member header at the start of ``head`` (RFC 1952), or None."""
+    if len(head) < 10 or head[:3] != b"\x1f\x8b\x08":
+        return None
+    flags, at = head[3], 10
+    if flags & 0x04:  # FEXTRA
+        if len(head) < at + 2:
+            return None
+        at += 2 + int.from_bytes(head[at : at + 2], "little")
+    for flag in (0x08, 0x10):  # FNAME, FCOMMENT: zero-terminated
+        if flags & flag:
+            end = head.find(b"\x00", at)
+            if end < 0:
+                return None
+            at = end + 1
+    if flags & 0x02:  # FHCRC
+        at += 2
+    return at if at <= len(head) else None

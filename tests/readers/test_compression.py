@@ -7,7 +7,7 @@ import io
 
 import pytest
 
-from egress_offline.readers.compression import compression_of, decompressed
+from egress_offline.readers.compression import compression_of, decompressed, zstd_module
 from tests.helpers import zstd_compress
 
 
@@ -54,7 +54,61 @@ def test_corrupt_data_is_damage_named_with_where() -> None:
     whole = bytearray(gzip.compress(b"x" * 1000))
     whole[20:30] = b"\xff" * 10
     _, damage = walk(bytes(whole), "gzip")
-    assert len(damage) == 1 and damage[0].startswith("gzip data is corrupt near byte ")
+    assert len(damage) == 1 and damage[0].startswith(
+        "gzip data is corrupt in the member at byte 0 "
+    )
+
+
+def _zstd_with_checksum(data: bytes) -> bytes:
+    """One zstd frame with its content checksum, as the ``zstd`` command writes it."""
+    zstd = zstd_module()
+    return bytes(zstd.compress(data, options={zstd.CompressionParameter.checksum_flag: 1}))
+
+
+def _bad_checksum(member: bytes, compression: str) -> bytes:
+    """``member`` with the first byte of its checksum flipped (gzip: the CRC-32 before the
+    length at the end; zstd: the frame's last 4 bytes)."""
+    at = len(member) - (8 if compression == "gzip" else 4)
+    return member[:at] + bytes([member[at] ^ 0xFF]) + member[at + 1 :]
+
+
+@pytest.mark.parametrize("compression", ["gzip", "zstd"])
+@pytest.mark.parametrize("size", [30, 3_000_000])
+def test_a_member_that_fails_its_checksum_keeps_all_its_text_and_the_members_after_it(
+    compression: str, size: int
+) -> None:
+    """Only the checksum is wrong: the whole text decompressed is kept (before, the last
+    piece was dropped with the error: all of a small member, and every member after it),
+    and the damage says which member, and that its text may differ."""
+    pack = gzip.compress if compression == "gzip" else _zstd_with_checksum
+    body = b"".join(b'{"n": %d}\n' % i for i in range(size // 10))
+    first = _bad_checksum(pack(body), compression)
+    data = pack(b"before\n") + first + pack(b"after\n")
+    unit = "member" if compression == "gzip" else "frame"
+    for options in ({}, {"read_size": 7}):
+        text, damage = walk(data, compression, **options)
+        assert text == b"before\n" + body + b"after\n"
+        assert len(damage) == 1
+        assert damage[0].startswith(
+            f"the {compression} {unit} at byte {len(pack(b'before' + bytes([10])))} fails its checksum ("
+        )
+        assert damage[0].endswith(
+            "its text is read as it decompressed, but some of it may differ from what was written"
+        )
+
+
+def test_a_member_damaged_inside_keeps_the_text_before_the_damage_and_says_so() -> None:
+    """Damage in the compressed data itself: deflate may decode it to other text, found
+    only by the checksum, or fail there. Either way the text before the damage is kept
+    and the damage is named."""
+    body = b"".join(b"line %d\n" % i for i in range(200_000))
+    whole = bytearray(gzip.compress(body, compresslevel=1))
+    whole[len(whole) // 2 : len(whole) // 2 + 64] = b"\xff" * 64
+    text, damage = walk(bytes(whole), "gzip")
+    assert text[: len(body) // 4] == body[: len(body) // 4]
+    assert len(damage) == 1
+    assert damage[0].startswith(("gzip data is corrupt in the member at byte 0 (",
+                                 "the gzip member at byte 0 fails its checksum ("))  # fmt: skip
 
 
 def test_plain_text_is_read_a_block_at_a_time_only_as_far_as_taken() -> None:
