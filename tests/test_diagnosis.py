@@ -24,7 +24,7 @@ from egress_offline.engine.census import KEPT_VALUES, Tally
 from egress_offline.engine.diagnosis import nearly_all, pivot_notes, share, span
 from egress_offline.spec import SweepSpec
 from egress_offline.sweep import run_sweep
-from tests.helpers import DELETE, ES_ARCHIVE, FIXTURES, NOW, GiB, event, ndjson
+from tests.helpers import DELETE, ES_ARCHIVE, FIXTURES, NOW, GiB, event, ndjson, zstd_compress
 
 SAMPLE = Path(__file__).resolve().parents[1] / "sample_data"
 SYSMON = FIXTURES / "winlogbeat-sysmon" / "sysmon-9.01.ingest.subset-event3.json"
@@ -581,6 +581,20 @@ def test_an_input_of_no_record_is_said_so_even_under_quiet(
     quiet = run(command, str(path), "-q", "-o", str(tmp_path / "quiet.csv"))
     assert quiet.exit_code == 0
     assert quiet.stderr == f"warning: {said}\n"
+
+
+def test_a_damaged_file_of_no_readable_record_names_its_damage(tmp_path: Path) -> None:
+    """A zstd file cut inside its first block reads no record: its records may be past the
+    cut, so the input is not said to hold none; the damage is named beside the file."""
+    path = tmp_path / "cut.ndjson.zst"
+    path.write_bytes(zstd_compress(ndjson([event()] * 3))[:-12])
+    (found,) = run_hunt([str(path)], HuntSpec()).diagnoses
+    size = path.stat().st_size
+    assert found.message == (
+        f"records: the input holds no readable record ({path}, {size} bytes: zstd data "
+        f"ends early at byte {size} (truncated copy)), so there was nothing to hunt in; "
+        "if the export should hold events, copy or export it again"
+    )
 
 
 def test_files_of_no_record_are_named_a_few_and_counted(tmp_path: Path) -> None:
