@@ -29,6 +29,8 @@ __all__ = ["ACTIONS", "is_action", "read_bulk"]
 #: The actions of a _bulk body, and those followed by a document line.
 ACTIONS: Final = ("index", "create", "update", "delete")
 _WITH_DOCUMENT: Final = ("index", "create", "update")
+#: The actions that change or remove a document, which are not applied.
+_CHANGES: Final = ("delete", "update")
 
 
 def is_action(value: Any) -> bool:
@@ -60,12 +62,13 @@ def read_bulk(
     """Field frames (``__pos``, the document's line, ``__index``, ``__id`` and the
     fields) of the documents of a _bulk body; malformed lines noted in ``report``."""
     waiting: tuple[str, str | None, str | None] | None = None  # an action line's, unpaired
+    changes = dict.fromkeys(_CHANGES, 0)  # the actions not applied, counted
     for lines in line_blocks(file, report, strict=strict):
         undecodable = lines.filter(pl.col("line").is_null()).get_column(POS).to_list()
         texts = record_texts(lines)
-        rows = _vectorised(texts, fields, waiting)
+        rows = _vectorised(texts, fields, waiting, changes)
         if rows is None:
-            frame, waiting = _in_python(texts, report, fields, waiting, strict=strict)
+            frame, waiting = _in_python(texts, report, fields, waiting, changes, strict=strict)
         else:
             frame, waiting = rows
             report.records += frame.height
@@ -77,10 +80,30 @@ def read_bulk(
             report.note_malformed(pos, "bytes that are not UTF-8", strict=strict)
         if frame.height:
             yield frame
+    if any(changes.values()):
+        report.notes.append(_not_applied(changes))
+
+
+def _not_applied(changes: dict[str, int]) -> str:
+    """What the user must know of a body's update and delete actions."""
+    told = " and ".join(
+        f"{n:,} {action} action{'s' if n != 1 else ''}" for action, n in changes.items() if n
+    )
+    effects = {
+        "delete": "a deleted document still counts",
+        "update": "an update's doc is read as a document of its own, not merged into the "
+        "one it updates (and dropped as the same document when that was read first)",
+    }
+    said = "; ".join(effects[action] for action, n in changes.items() if n)
+    verb, them = ("is", "it") if sum(changes.values()) == 1 else ("are", "them")
+    return (
+        f"the _bulk body's {told} {verb} not applied as the cluster would apply {them}: {said}; "
+        "the cluster's rows may differ"
+    )
 
 
 def _vectorised(texts: pl.DataFrame, fields: FieldSet,
-                waiting: tuple[str, str | None, str | None] | None
+                waiting: tuple[str, str | None, str | None] | None, changes: dict[str, int]
                 ) -> tuple[pl.DataFrame, tuple[str, str | None, str | None] | None] | None:  # fmt: skip
     """The documents of a block (``__pos``, :data:`BAD` as a reason or null, ``__index``,
     ``__id``, the fields), and the block's last action line when its document is in the
@@ -111,6 +134,9 @@ def _vectorised(texts: pl.DataFrame, fields: FieldSet,
         before = pl.concat([first, marked.select("__action", "__a_index", "__a_id").head(-1)])
     else:
         before = marked.select("__action", "__a_index", "__a_id").shift(1)
+    for action, n in marked.group_by("__action").len().iter_rows():
+        if action in changes:
+            changes[action] += n
     paired = marked.with_columns(before.rename(lambda c: "__prev" + c).get_columns())
     prev = pl.col("__prev__action")
     document = pl.col("__action").is_null() | prev.is_in(_WITH_DOCUMENT).fill_null(False)
@@ -141,7 +167,8 @@ def _vectorised(texts: pl.DataFrame, fields: FieldSet,
 
 
 def _in_python(texts: pl.DataFrame, report: FileReport, fields: FieldSet,
-               waiting: tuple[str, str | None, str | None] | None, *,
+               waiting: tuple[str, str | None, str | None] | None,
+               changes: dict[str, int], *,
                strict: bool) -> tuple[pl.DataFrame, tuple[str, str | None, str | None] | None]:  # fmt: skip
     """A block read line by line (damage, lone surrogate escapes)."""
     rows: list[tuple[int, dict[str, Any]]] = []
@@ -155,6 +182,8 @@ def _in_python(texts: pl.DataFrame, report: FileReport, fields: FieldSet,
             continue
         if is_action(value):
             action, meta = next(iter(value.items()))
+            if action in changes:
+                changes[action] += 1
             waiting = (
                 (action, meta.get(META_INDEX), meta.get(META_ID))
                 if action in _WITH_DOCUMENT
