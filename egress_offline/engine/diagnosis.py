@@ -154,18 +154,12 @@ def records_step(files: Sequence[FileReport]) -> Diagnosis:
     """The input held no record at all (empty files, blank lines, ``[]``, Parquet of no
     rows): "0 rows" says nothing of any event, and an export cut to nothing looks alike.
     A damaged file's damage is named beside it: its records may be past the damage."""
-    named = "; ".join(
-        f"{file.name}, {counted(file.size, 'byte')}" + (f": {file.damage}" if file.damage else "")
-        for file in files[:_NAMED]
-    )
-    if len(files) > _NAMED:
-        named += f"; and {counted(len(files) - _NAMED, 'other file')}"
-    # a damaged file may have held records that could not be read: not "no record"
+    shown = [f"{f.name}, {counted(f.size, 'byte')}" + (f": {f.damage}" if f.damage else "")
+             for f in files[:_NAMED]]  # fmt: skip
+    named = "; ".join(shown + [f"and {counted(len(files) - _NAMED, 'other file')}"] * (len(files) > _NAMED))
     held = "no readable record" if any(file.damage for file in files) else "no record"
-    message = (
-        f"records: the input holds {held} ({named or 'no file'}), so there was nothing "
-        "to hunt in; if the export should hold events, copy or export it again"
-    )
+    message = (f"records: the input holds {held} ({named or 'no file'}), so there was nothing "
+               "to hunt in; if the export should hold events, copy or export it again")  # fmt: skip
     data = {"files": len(files), "named": [file.name for file in files[:_NAMED]]}
     return Diagnosis("records", 0, 0, message, data, alert=True)
 
