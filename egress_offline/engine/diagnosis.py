@@ -152,12 +152,13 @@ _NAMED = 3  # files named in the sentence of an input that held no record
 
 def records_step(files: Sequence[FileReport]) -> Diagnosis:
     """The input held no record at all (empty files, blank lines, ``[]``, Parquet of no
-    rows): "0 rows" says nothing of any event, and an export cut to nothing looks alike.
-    A damaged file's damage is named beside it: its records may be past the damage."""
+    rows): "0 rows" says nothing of any event, and an export cut to nothing looks alike
+    (a damaged file's damage named beside it: its records may be past the damage)."""
     shown = [f"{f.name}, {counted(f.size, 'byte')}" + (f": {f.damage}" if f.damage else "")
              for f in files[:_NAMED]]  # fmt: skip
-    named = "; ".join(shown + [f"and {counted(len(files) - _NAMED, 'other file')}"] * (len(files) > _NAMED))
-    held = "no readable record" if any(file.damage for file in files) else "no record"
+    more = [f"and {counted(len(files) - _NAMED, 'other file')}"] * (len(files) > _NAMED)
+    named = "; ".join(shown + more)
+    held = "no readable record" if any(f.damage for f in files) else "no record"
     message = (f"records: the input holds {held} ({named or 'no file'}), so there was nothing "
                "to hunt in; if the export should hold events, copy or export it again")  # fmt: skip
     data = {"files": len(files), "named": [file.name for file in files[:_NAMED]]}
