@@ -501,6 +501,43 @@ def test_a_named_file_in_an_unknown_layout_is_an_error_naming_what_it_holds(tmp_
     )
 
 
+@pytest.mark.parametrize("packed", [False, True])
+@pytest.mark.parametrize("escaped", [False, True])
+def test_an_export_whose_first_records_hold_no_field_is_read_whole(
+    tmp_path: Path, packed: bool, escaped: bool
+) -> None:
+    """Its first records (here 2,000, beyond the sniff's first bytes) hold no field the
+    hunt reads, its last ones do: it is read, named or walked past, and its events found.
+    Before, it was refused unread, said to hold no such record (and skipped unsaid under
+    -q in a directory). The rest of its text is looked at for the fields' keys, which an
+    escape may spell."""
+    others = [{"message": f"line {i}", "labels": {"n": i}} for i in range(2000)]
+    late = ndjson([event()])
+    if escaped:
+        late = late.replace(b'"process"', b'"\\u0070rocess"')
+    body = ndjson(others) + late
+    path = tmp_path / ("late.ndjson.gz" if packed else "late.ndjson")
+    path.write_bytes(gzip.compress(body) if packed else body)
+    for given in (path, tmp_path):
+        result = run_hunt([str(given)], HuntSpec(now=NOW))
+        assert [row[:2] for row in rows(result)] == [(GiB, "E1")]
+        assert (result.skipped, result.counts.records) == ([], 2001)
+
+
+@pytest.mark.parametrize("packed", [False, True])
+def test_a_file_whose_text_holds_no_field_s_key_is_not_understood_however_long(
+    tmp_path: Path, packed: bool
+) -> None:
+    """Records beyond the sniff's first bytes, none with a key the hunt reads anywhere
+    (``eventName`` is not ``event``): refused as before, after a look through its text."""
+    body = ndjson([{"eventName": "GetObject", "n": i} for i in range(5000)])
+    path = tmp_path / ("odd.ndjson.gz" if packed else "odd.ndjson")
+    path.write_bytes(gzip.compress(body) if packed else body)
+    code, out, err = run(str(path), "-q")
+    assert (code, out) == (1, "")
+    assert err.startswith(f"Error: {path}: no record holds any field the hunt reads")
+
+
 def test_in_a_directory_it_is_skipped_and_listed_and_nothing_understood_is_an_error(
     tmp_path: Path,
 ) -> None:

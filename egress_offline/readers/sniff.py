@@ -5,6 +5,8 @@ UTF-16 or ends its lines with ``\\r`` alone) tell the format and layout, and whe
 records there hold any field the hunt reads at all, in any layout this tool knows. A file
 whose records hold none is not understood: an error when named, skipped and listed in a
 directory walk, so that a layout the tool does not know never reads as "found nothing".
+When the first records hold none, the rest of the text is searched for the fields' keys
+first: an export whose first records are something else is read.
 """
 
 from __future__ import annotations
@@ -51,6 +53,19 @@ class NotUnderstood(Exception):
     def __init__(self, reason: str, short: str | None = None) -> None:
         super().__init__(reason)
         self.short = short or reason
+
+
+class NoFieldSeen(NotUnderstood):
+    """The first records hold no field read; the records after them may
+    (:func:`_may_hold_fields`)."""
+
+
+#: The first key of each field read, quoted whole (``"process"``) or opening a dotted
+#: name (``"process.``): every record that holds a field, in any layout, nested or
+#: dotted, holds one of them as written (or an escape, ``\u``, that spells one)
+_FIELD_KEYS: Final = tuple(
+    sorted({f'"{name.split(".")[0]}{end}' for name in HUNT.names for end in '".'})
+)
 
 
 def describe(path: Path, *, name: str, explicit: bool) -> InputFile | str:
@@ -102,7 +117,12 @@ def _describe(found: InputFile) -> InputFile:
     carriage = b"\r" in peek and b"\n" not in peek
     if carriage:
         peek = peek.replace(b"\r", b"\n")
-    fmt, layout, understood = _layout(peek)
+    try:
+        fmt, layout, understood = _layout(peek)
+    except NoFieldSeen:
+        if not _may_hold_fields(found, compression, encoding):
+            raise
+        fmt, layout, understood = _layout(peek, check=False)  # told when it is read
     lines = peek.count(b"\n")
     return replace(
         found, format=fmt, compression=compression,
@@ -110,6 +130,24 @@ def _describe(found: InputFile) -> InputFile:
         line_bytes=len(peek) // lines if lines and not carriage else 0,
         layout=layout, encoding=encoding, carriage_returns=carriage, understood=understood,
     )  # fmt: skip
+
+
+def _may_hold_fields(found: InputFile, compression: Compression, encoding: Encoding) -> bool:
+    """May a record after the first ones hold a field read? Only if the text holds one of
+    the fields' first keys after a quote (:data:`_FIELD_KEYS`), or an escape that may
+    spell one: looked for through the whole text, a bounded piece at a time. (A file
+    whose first records hold no field was refused unread: an export whose first records
+    were something else could not be read at all, and was said to hold no such record.)"""
+    tokens = [token.encode(encoding) for token in (*_FIELD_KEYS, "\\u")]
+    keep = max(len(token) for token in tokens) - 1
+    tail = b""
+    with found.open() as handle:
+        for piece in decompressed(handle, compression, lambda _damage: None):
+            text = tail + piece
+            if any(token in text for token in tokens):
+                return True
+            tail = text[-keep:]
+    return False
 
 
 def _utf16(peek: bytes) -> Encoding:
@@ -250,7 +288,7 @@ def _understood(objects: list[dict[str, Any]], *, bulk: bool = False) -> bool:
             return True
     shown = records[0] if records else objects[0]
     keys = ", ".join(list(shown)[:12]) if isinstance(shown, dict) else type(shown).__name__
-    raise NotUnderstood(
+    raise NoFieldSeen(
         "no record holds any field the hunt reads, in any layout this tool knows (the first "
         f"record's top-level keys: {keys or 'none'}); it reads {KNOWN_LAYOUTS}",
         short=f"no record holds a field the hunt reads (first record's keys: {keys or 'none'})",
