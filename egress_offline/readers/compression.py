@@ -239,8 +239,9 @@ def _unchecked_rest(handle: IO[bytes], kind: str, start: int,
         else:
             if len(head) < 5:
                 return None
+            checksum = head[4] & 0x04  # the frame's checksum flag: 4 bytes at its end
             head = head[:4] + bytes([head[4] & ~0x04]) + head[5:]
-            at, trailer = 0, 4
+            at, trailer = 0, 4 if checksum else 0
             inflater = _Inflater(zstd_module().ZstdDecompressor(), zlib_like=False)
         position, data = start + at, head[at:]  # data[0]'s place in the file
         while True:
