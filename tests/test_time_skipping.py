@@ -676,8 +676,16 @@ def test_parquet_row_groups_agree_with_strict_at_random(
         (["2026-11-20T09:00:00.0000000Z", "2026-11-20T09:57:60.5000000Z",
           "2026-11-20T10:00:00.0000000Z"],
          ("2026-11-20T09:00:00.000Z", "2026-11-20T10:00:00.000Z")),
-        # a comma before the fraction reads as a point, but sorts before it: every row read
+        # a comma before the fraction reads as a point, but sorts before it: as the least
+        # or greatest text, or hidden below the greatest in its second, every row is read
         (["2026-11-20T10:00:00,9000000Z", "2026-11-20T10:00:00.1000000Z"], None),
+        (["2026-11-20T09:00:00.0000000Z", "2026-11-20T10:00:00,9000000Z",
+          "2026-11-20T10:00:00.1000000Z"], None),
+        (["2026-11-20T09:00:00.0000000Z", "2026-11-20T10:00:00,1000000Z"], None),
+        # ... far from both, it lies between them
+        (["2026-11-20T09:00:00.0000000Z", "2026-11-20T09:30:00,5000000Z",
+          "2026-11-20T10:00:00.0000000Z"],
+         ("2026-11-20T09:00:00.000Z", "2026-11-20T10:00:00.000Z")),
     ],
 )  # fmt: skip
 def test_a_row_groups_timestamp_span_is_read_from_its_texts_only_when_exact(

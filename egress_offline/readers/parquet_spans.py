@@ -133,10 +133,11 @@ def plain_span(frames: list[pl.DataFrame]) -> tuple[int | None, int | None] | No
     else None, and each row's timestamp must be read.
 
     It is exact when one plain text column holds the timestamps and every text in it has
-    the same length, ends in ``Z`` and holds no comma: the general rule then reads every
-    one of them in a single shape of fixed-width fields (``2022-04-04T18:52:00.6007809Z``),
-    or not at all, so text order is time order (a comma before the fraction, which the
-    rule reads as a point, sorts before it: ``00,9Z`` before ``00.1Z``). A text that cannot be read (``10:00:60Z``: the cluster
+    the same length and ends in ``Z``: the general rule then reads every one of them in a
+    single shape of fixed-width fields (``2022-04-04T18:52:00.6007809Z``), or not at all,
+    so text order is time order, but for a comma before the fraction, which the rule
+    reads as a point and which sorts before it (``00,9Z`` before ``00.1Z``): the least
+    and greatest texts must hold none, nor any other text of the greatest's second. A text that cannot be read (``10:00:60Z``: the cluster
     reads no 60th second) lies between the two and counts for nothing either way; the
     least and greatest themselves must read."""
     if not frames:  # a row group of no rows
@@ -151,19 +152,23 @@ def plain_span(frames: list[pl.DataFrame]) -> tuple[int | None, int | None] | No
         width.min().alias("narrow"),
         width.max().alias("wide"),
         text.str.ends_with("Z").all().alias("zoned"),
-        text.str.contains(",", literal=True).any().alias("comma"),
         text.min().alias("low"),
         text.max().alias("high"),
     )
-    narrow, wide, zoned, comma, low, high = row.row(0)
+    narrow, wide, zoned, low, high = row.row(0)
     if low is None:  # no timestamps at all
         return None, None
-    if narrow != wide or not zoned or comma:
+    if narrow != wide or not zoned or "," in low or "," in high:
         return None
     low_ms, high_ms = _plain_ms(low), _plain_ms(high)
     if low_ms is None or high_ms is None:  # not plainly a time: as the engine reads it
         low_ms, high_ms = text_ms(pl.Series([low, high], dtype=pl.String)).to_list()
     if low_ms is None or high_ms is None:
+        return None
+    # a comma sorts before a point: a text of the greatest's second written with one may
+    # be later than it (of the least's second, it would be the least)
+    last = texts.filter(text >= high[:19] + ",")
+    if last.select(text.str.contains(",", literal=True).any()).item():
         return None
     return low_ms, high_ms
 
