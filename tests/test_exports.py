@@ -32,6 +32,7 @@ from tests.helpers import (
     flatten_keys,
     hit,
     ndjson,
+    zstd_compress,
 )
 
 SAMPLE: dict[str, Any] = json.loads(SAMPLE_EVENT.read_text())
@@ -308,11 +309,18 @@ def _kibana_csv(docs: list[dict[str, Any]], *, zone_hours: int = 0) -> str:
     return out.getvalue()
 
 
-def test_a_kibana_csv_export(tmp_path: Path) -> None:
+@pytest.mark.parametrize("packed", ["none", "gzip", "zstd"])
+def test_a_kibana_csv_export(tmp_path: Path, packed: str) -> None:
+    """Compressed too (read through a copy of its text in the scratch directory): a
+    gzipped or zstd CSV read as holding no record, exit 0, before."""
     big = json.loads(json.dumps(SAMPLE))
     big["source"]["bytes"] = 2 * GiB  # written as "2,147,483,648"
-    path = tmp_path / "discover.csv"
-    path.write_text(_kibana_csv([SAMPLE, big]))
+    text = _kibana_csv([SAMPLE, big]).encode()
+    path = (
+        tmp_path / {"none": "discover.csv", "gzip": "discover.csv.gz", "zstd": "d.csv.zst"}[packed]
+    )
+    pack = {"none": bytes, "gzip": gzip.compress, "zstd": zstd_compress}[packed]
+    path.write_bytes(pack(text))
     result = run_hunt([str(path)], HuntSpec(**ALL_TIME))
     assert result.counts.records == 2
     assert rows(result) == [(2 * GiB + 498, *EXPECTED[0][1:])]

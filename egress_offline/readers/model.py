@@ -87,8 +87,13 @@ class InputFile:
 
     @property
     def needs_copy(self) -> bool:
-        """Is the file read through a UTF-8 copy with ``\\n`` line ends?"""
-        return self.encoding != "utf-8" or self.carriage_returns
+        """Is the file read through a UTF-8 copy with ``\\n`` line ends? Also a compressed
+        CSV file: Polars' CSV reader takes its text uncompressed."""
+        return (
+            self.encoding != "utf-8"
+            or self.carriage_returns
+            or (self.format == "csv" and self.compression != "none")
+        )
 
     @property
     def text_estimate(self) -> int:
