@@ -154,6 +154,19 @@ def test_nesting_100000_levels_deep(tmp_path: Path, can_match: bool) -> None:
         assert result.counts.malformed == 0
 
 
+@pytest.mark.parametrize("command", ["hunt", "sweep"])
+def test_a_json_document_nested_deeper_than_python_reads_is_one_error(
+    tmp_path: Path, command: str
+) -> None:
+    """3,000 levels of arrays in a 6 KB file: the sniff's look at the document met
+    Python's recursion limit and ended in a traceback; it is told when the file is read."""
+    path = tmp_path / "deep.json"
+    path.write_text("[" * 3000 + "]" * 3000)
+    result = CliRunner().invoke(app, [command, str(path), "-q"])
+    assert (result.exit_code, result.stdout) == (1, "")
+    assert result.stderr == f"Error: {path}: the JSON document is nested too deeply to read\n"
+
+
 def test_ten_million_tiny_events(tmp_path: Path) -> None:
     path = tmp_path / "tiny.ndjson"
     with path.open("wb") as out:

@@ -300,7 +300,7 @@ def _understood_document(text: bytes) -> bool:
     False when they do not (it is judged when it is read)."""
     try:
         value, _ = json.JSONDecoder().raw_decode(text.decode("utf-8", errors="replace"))
-    except ValueError:
+    except (ValueError, RecursionError):  # nested too deep for Python: told when read
         return False
     if isinstance(value, list):
         if not value:
