@@ -7,6 +7,7 @@ import hashlib
 import io
 import itertools
 import json
+import os
 import shutil
 import sys
 import tempfile
@@ -489,6 +490,23 @@ def test_a_gzip_file_that_fails_its_checksum_keeps_every_record(tmp_path: Path, 
     report = result.files[0]
     assert report.damage is not None and "fails its checksum" in report.damage
     assert (result.counts.valid, result.rows.height, report.malformed) == (size, size, 0)
+
+
+@pytest.mark.parametrize("layout", ["nested", "compact-gzip", "json-array", "parquet-text-lists"])
+def test_a_file_whose_name_is_not_utf8_is_read(tmp_path: Path, layout: str) -> None:
+    """A name of bytes that are not UTF-8 (Polars and pyarrow take no such path): read
+    through a link in the scratch directory, named as given, alone or met in a walk.
+    Before, a traceback (TypeError), or "not a readable Parquet file"."""
+    (tmp_path / "made").mkdir()
+    written = LAYOUTS[layout](docs3(), tmp_path / "made")
+    folder = tmp_path / "dump"
+    folder.mkdir()
+    odd = os.fsdecode(bytes(folder) + b"/ev\xff" + written.name.encode())
+    os.rename(written, odd)
+    assert pairs(run_hunt([odd], HuntSpec(now=NOW))) == EXPECTED
+    walked = run_hunt([str(folder)], HuntSpec(now=NOW))
+    assert pairs(walked) == EXPECTED
+    assert [report.name for report in walked.files] == [odd]
 
 
 def test_garbage_after_gzip_member_is_reported(tmp_path: Path) -> None:

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import itertools
 import sys
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -87,8 +89,24 @@ def open_inputs(paths: Sequence[str], scratch: Scratch | None = None, *,
             )
         if any(file.format == "ndjson" for file in files.values()):
             check_read_settings()
-        unique = _read_once(list(files.values()), skipped)
+        unique = [_readable(file, scratch) for file in _read_once(list(files.values()), skipped)]
         yield Inputs(files=unique, skipped=skipped)
+
+
+_LINKS = itertools.count()  # the scratch links' numbers
+
+
+def _readable(file: InputFile, scratch: Scratch) -> InputFile:
+    """``file``, or, when its path is no UTF-8 text (a name of other bytes, which Polars
+    and pyarrow cannot take), the same file through a link of a plain name in the
+    scratch directory, removed with it; its name as given still names it."""
+    try:
+        str(file.path).encode("utf-8")
+    except UnicodeEncodeError:
+        link = scratch.path(f"link-{next(_LINKS)}")
+        link.symlink_to(file.path.absolute())
+        return replace(file, path=link)
+    return file
 
 
 def _read_once(files: list[InputFile], skipped: list[str]) -> list[InputFile]:
