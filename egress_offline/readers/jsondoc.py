@@ -50,13 +50,16 @@ def read_json_document(
     file: InputFile, report: FileReport, *, strict: bool, fields: FieldSet
 ) -> Iterator[pl.DataFrame]:
     """Field frames (``__pos``, the record's number from 1, and the fields) of the records
-    the file's values hold, some :data:`~tuning.DECODE_BYTES` of text at a time; malformed
+    the file's values hold, some :data:`~tuning.DECODE_BYTES` of text (or
+    :data:`~tuning.DECODE_RECORDS` values) at a time; malformed
     ones noted in ``report``."""
     batch: list[str] = []
     size = 0
     records = True  # the batch's values are records (documents, hits)
     for value, record in json_values(file, report):
-        if batch and (size >= tuning.DECODE_BYTES or record != records):
+        if batch and (
+            size >= tuning.DECODE_BYTES or len(batch) >= tuning.DECODE_RECORDS or record != records
+        ):
             yield _records(file, batch, report, strict=strict, fields=fields, plain=records)
             batch, size = [], 0
         batch.append(value)

@@ -71,11 +71,11 @@ def line_blocks(file: InputFile, report: FileReport, *, strict: bool) -> Iterato
                 block = _lines(whole, line_no, report, strict=strict)
                 line_no += whole.count(b"\n")
                 del whole, piece, text  # held no longer than the lines made of them
-                yield block
+                yield from _in_parts(block)
         if skipped >= 0:
             long_line(skipped)
         elif waited:
-            yield _lines(b"".join(waiting), line_no, report, strict=strict)
+            yield from _in_parts(_lines(b"".join(waiting), line_no, report, strict=strict))
     if damage:
         report.damage = damage[0]
         if strict:
@@ -83,6 +83,17 @@ def line_blocks(file: InputFile, report: FileReport, *, strict: bool) -> Iterato
                 f"{file.name}: {damage[0]}; run without --strict to keep what precedes it",
                 file=file.name,
             )
+
+
+def _in_parts(block: pl.DataFrame) -> Iterator[pl.DataFrame]:
+    """``block`` in slices of at most :data:`~tuning.DECODE_RECORDS` lines (no copy):
+    each line becomes a record of a dozen lists downstream, and a block of 8 MiB of
+    short lines holds millions."""
+    step = tuning.DECODE_RECORDS
+    for start in range(0, block.height, step):
+        yield block.slice(start, step)
+    if not block.height:
+        yield block
 
 
 def _lines(block: bytes, first: int, report: FileReport, *, strict: bool) -> pl.DataFrame:

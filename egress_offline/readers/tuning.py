@@ -113,6 +113,11 @@ SEARCH_PIECE: Final = 1_024
 #: handed on once its decoding comes to this much, the next pieces cut as much smaller as
 #: the last decoded to more than its text (``DecodeQueue._decode``).
 DECODE_BYTES: Final = 16 << 20
+#: ... and at most this many records (values of a JSON document, lines of a block read in
+#: Python's hands) at a time, however short: each becomes a row of a dozen lists (10
+#: million empty hits of a 2.7 KB ``_search`` response, 16 MiB of them a batch, peaked
+#: at 14 GB)
+DECODE_RECORDS: Final = 65_536
 #: Below this many lines a failing slice is decoded line by line, in Python.
 BISECT_FLOOR: Final = 32
 
