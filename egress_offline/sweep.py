@@ -166,8 +166,10 @@ def run_sweep(
         if until is not None:
             in_period &= pl.col(TS) < until
         events = public_events(spill, spec.cidrs, in_period, counts, read.files)
-        # records with a @timestamp in the period; an event match once per document
-        counts.time_window = spill.count_stamps(after=low, before=until) + counts.event_match
+        # records with a @timestamp in the period, a document read again among them
+        counts.time_window = (
+            spill.count_stamps(after=low, before=until) + counts.event_match + counts.duplicates
+        )
         rows, partitions = _peaks(events, spec, counts, spill)
         result = SweepResult(
             rows=rows,

@@ -618,3 +618,19 @@ def test_files_of_no_record_are_named_a_few_and_counted(tmp_path: Path) -> None:
     assert found.data == {"files": 5, "named": names[:3]}
     (folder / "events.ndjson").write_bytes(ndjson([event()]))
     assert [d.step for d in run_hunt([str(folder)], HuntSpec()).diagnoses] != ["records"]
+
+
+def test_copies_of_one_document_are_not_blamed_on_the_time_window(tmp_path: Path) -> None:
+    """5,000 copies of one hit (the same _index and _id), all in the window: the window
+    holds 5,000 records, one event match, 4,999 dropped as the same document again;
+    nothing flagged is the threshold's doing. Before, the time step counted the document
+    once, and the diagnosis said the window held 1 of the 5,000 records."""
+    hit = {"_index": "i", "_id": "A", "_source": event(**{"source.bytes": 1000})}
+    path = tmp_path / "copies.ndjson"
+    path.write_bytes(ndjson([hit] * 5000))
+    result = run_hunt([str(path)], HuntSpec(now=NOW))
+    counts = result.counts
+    assert (counts.valid, counts.time_window, counts.event_match, counts.duplicates) == (
+        5000, 5000, 1, 4999,
+    )  # fmt: skip
+    assert [d.step for d in result.diagnoses] == ["threshold"]

@@ -270,10 +270,13 @@ def aggregate_window(spill: Spill, spec: HuntSpec, cutoff_ms: int | None,
     else:
         in_window = pl.col(TS) > cutoff_ms
     exploded = public_events(spill, spec.cidrs, in_window, counts, files)
-    if spec.window is None:  # every valid record; an event match once per document
-        counts.time_window = counts.valid - counts.duplicates
+    # the window's records, a document read again among them (dropped at the next step)
+    if spec.window is None:  # every valid record
+        counts.time_window = counts.valid
     elif cutoff_ms is not None:  # the other records' timestamps, and the event matches
-        counts.time_window = spill.count_stamps(after=cutoff_ms) + counts.event_match
+        counts.time_window = (
+            spill.count_stamps(after=cutoff_ms) + counts.event_match + counts.duplicates
+        )
     keys = list(f.GROUP_FIELDS)
     # Only streamable aggregations here: memory holds the groups, never their events.
     groups = exploded.group_by(keys).agg(

@@ -129,7 +129,7 @@ def diagnose(spec: RowFilters, counts: Counts, spill: Spill, *, place: str,
         found.append(time_step())
         if counts.time_window == 0:
             return found
-    if nearly_all(counts.time_window, counts.event_match):
+    if nearly_all(counts.time_window, counts.event_match + counts.duplicates):
         found.append(_event_step(spec, counts, census(), place))
         if counts.event_match == 0:
             return found
@@ -171,7 +171,7 @@ def _label(spec: RowFilters) -> str:
 
 
 def _event_step(spec: RowFilters, counts: Counts, census: Census, place: str) -> Diagnosis:
-    given, kept = counts.time_window, counts.event_match
+    given, kept = counts.time_window, counts.event_match + counts.duplicates
     label = _label(spec)
     if kept == 0:
         head = f"event match: {_none_of(given, 'record')} in {place} is a {label} event"
