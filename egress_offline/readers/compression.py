@@ -149,6 +149,23 @@ def _members(handle: IO[bytes], size: int, *, kind: str, magic: bytes,
     base = _position(handle)  # where the compressed bytes start, if the handle can seek
     offset = 0  # compressed bytes consumed, for the damage message
     member, member_text = 0, 0  # the member's first byte (offset), its text delivered
+    failed: list[tuple[int, str]] = []  # members that failed their checksum, read whole
+
+    def tell(damage: str | None) -> None:
+        """One note, the worst first (a cut or corruption, then the checksums failed): a
+        reader shows the first, and a file of many bad members would hold them all."""
+        if failed:
+            first, why = failed[0]
+            more = f" (and {len(failed) - 1:,} {unit}s after it)" if len(failed) > 1 else ""
+            checksums = (
+                f"the {kind} {unit} at byte {first}{more} fails its checksum ({why}): its "
+                "text is read as it decompressed, but some of it may differ from what was "
+                "written"
+            )
+            damage = checksums if damage is None else f"{damage}; before it, {checksums}"
+        if damage is not None:
+            note_damage(damage)
+
     started = False
     carried = b""  # the start of a next member's magic, cut by the end of a read
     while chunk := handle.read(size):
@@ -167,7 +184,7 @@ def _members(handle: IO[bytes], size: int, *, kind: str, magic: bytes,
                     offset += len(data)
                     break
                 else:
-                    note_damage(f"{len(data)} bytes that are not {kind} after byte {offset}")
+                    tell(f"{len(data)} bytes that are not {kind} after byte {offset}")
                     return
             assert isinstance(decoder, _Inflater)
             try:
@@ -175,21 +192,17 @@ def _members(handle: IO[bytes], size: int, *, kind: str, magic: bytes,
                     member_text += len(piece)
                     yield piece
             except errors as exc:
-                end = None
+                rest = None
                 if base is not None:  # the member again, without its checksum
-                    end = yield from _unchecked_rest(handle, kind, base + member, member_text)
-                if end is None:
-                    note_damage(f"{kind} data is corrupt in the {unit} at byte {member} ({exc})")
+                    rest = yield from _unchecked_rest(handle, kind, base + member, member_text)
+                if rest is None:
+                    tell(f"{kind} data is corrupt in the {unit} at byte {member} ({exc})")
                     return
-                note_damage(
-                    f"the {kind} {unit} at byte {member} fails its checksum ({exc}): its "
-                    "text is read as it decompressed, but some of it may differ from what "
-                    "was written"
-                )
-                started, decoder, data = True, _Ended(), b""
-                offset = end - base  # type: ignore[operator]  # base is known here
-                handle.seek(end)
-                break
+                failed.append((member, str(exc)))
+                # on after the member: what the read again took beyond it comes first
+                end, data = rest
+                started, decoder, offset = True, _Ended(), end - base  # type: ignore[operator]
+                continue
             started = True
             if decoder.eof:
                 rest_data = decoder.unused_data
@@ -199,9 +212,11 @@ def _members(handle: IO[bytes], size: int, *, kind: str, magic: bytes,
                 offset += len(data)
                 data = b""
     if carried:
-        note_damage(f"{len(carried)} bytes that are not {kind} after byte {offset}")
+        tell(f"{len(carried)} bytes that are not {kind} after byte {offset}")
     elif started and not decoder.eof:
-        note_damage(f"{kind} data ends early at byte {offset} (truncated copy)")
+        tell(f"{kind} data ends early at byte {offset} (truncated copy)")
+    else:
+        tell(None)
 
 
 class _Ended:
@@ -218,18 +233,21 @@ def _position(handle: IO[bytes]) -> int | None:
 
 
 def _unchecked_rest(handle: IO[bytes], kind: str, start: int,
-                    skip: int) -> Generator[bytes, None, int | None]:  # fmt: skip
+                    skip: int) -> Generator[bytes, None, tuple[int, bytes] | None]:  # fmt: skip
     """The text of the member at ``start`` (a seekable handle's position), decompressed
     again without its checksum, less its first ``skip`` bytes (delivered already), in
-    pieces of at most the cap; returns the position after the member, or None when it
-    fails anyway (its compressed data itself is damaged, or cut: the text before the
-    damage is still delivered). gzip: the deflate stream after the member's header, its
-    CRC-32 and length (8 bytes) after it; zstd: the frame with its checksum flag cleared
-    (RFC 8878), its 4-byte checksum after it."""
+    pieces of at most the cap; returns the position after the member and the bytes read
+    beyond it (the handle is left after them), or None when it fails anyway (its
+    compressed data itself is damaged, or cut: the text before the damage is still
+    delivered). gzip: the deflate stream after the member's header, its CRC-32 and
+    length (8 bytes) after it; zstd: the frame with its checksum flag cleared (RFC 8878),
+    its 4-byte checksum after it. Read 16 KiB first, then more each time up to 1 MiB: a
+    file of many small bad members is not read a MiB a member."""
     failures: tuple[type[Exception], ...] = (OSError, ValueError, *_errors(kind))
+    step = 16 << 10
     try:
         handle.seek(start)
-        head = handle.read(_INPUT)
+        head = handle.read(step)
         if kind == "gzip":
             at = _gzip_header_size(head)
             if at is None:
@@ -252,9 +270,14 @@ def _unchecked_rest(handle: IO[bytes], kind: str, start: int,
                 yield piece[skip:]
                 skip = 0
             if inflater.eof:
-                return position + len(data) - len(inflater.unused_data) + trailer
+                beyond = inflater.unused_data
+                end = position + len(data) - len(beyond) + trailer
+                while len(beyond) < trailer and (more := handle.read(step)):
+                    beyond += more
+                return end, beyond[trailer:]
             position += len(data)
-            data = handle.read(_INPUT)
+            step = min(step * 4, _INPUT)
+            data = handle.read(step)
             if not data:
                 return None
     except failures:

@@ -143,3 +143,32 @@ def test_a_cut_magic_at_the_very_end_is_damage() -> None:
         b"a\n",
         [f"1 bytes that are not gzip after byte {len(member)}"],
     )
+
+
+def test_a_cut_after_a_member_that_failed_its_checksum_is_told_first() -> None:
+    """One note, the worst first: a later cut (records lost) is not hidden behind the
+    checksum of a member read whole."""
+    bad = _bad_checksum(gzip.compress(b"a\n" * 100), "gzip")
+    body = b"".join(b"line %d\n" % i for i in range(20_000))
+    cut = gzip.compress(body)
+    cut = cut[: len(cut) // 2]
+    text, damage = walk(bad + cut, "gzip")
+    assert text.startswith(b"a\n" * 100 + b"line 0\n")
+    assert len(damage) == 1
+    assert damage[0].startswith(
+        f"gzip data ends early at byte {len(bad) + len(cut)} (truncated copy); before it, "
+        "the gzip member at byte 0 fails its checksum ("
+    )
+
+
+def test_many_members_that_fail_their_checksums_are_one_note_and_read_in_time() -> None:
+    """20,000 tiny members with a bad CRC: every text kept, one note that counts them
+    (a note each, and a MiB read again each, before)."""
+    member = _bad_checksum(gzip.compress(b'{"a":1}\n'), "gzip")
+    text, damage = walk(member * 20_000, "gzip")
+    assert text == b'{"a":1}\n' * 20_000
+    assert len(damage) == 1
+    assert damage[0].startswith(
+        "the gzip member at byte 0 (and 19,999 members after it) fails its checksum ("
+    )
+    assert damage[0].endswith("but some of it may differ from what was written")
