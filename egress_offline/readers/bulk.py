@@ -134,12 +134,13 @@ def _vectorised(texts: pl.DataFrame, fields: FieldSet,
         before = pl.concat([first, marked.select("__action", "__a_index", "__a_id").head(-1)])
     else:
         before = marked.select("__action", "__a_index", "__a_id").shift(1)
-    for action, n in marked.group_by("__action").len().iter_rows():
-        if action in changes:
-            changes[action] += n
     paired = marked.with_columns(before.rename(lambda c: "__prev" + c).get_columns())
     prev = pl.col("__prev__action")
     document = pl.col("__action").is_null() | prev.is_in(_WITH_DOCUMENT).fill_null(False)
+    # the action lines' (a document may hold a key named "update" or "delete")
+    for action, n in paired.filter(~document).group_by("__action").len().iter_rows():
+        if action in changes:
+            changes[action] += n
     record = (
         pl.when(prev == "update")
         .then(line.struct.field("doc"))
@@ -180,7 +181,7 @@ def _in_python(texts: pl.DataFrame, report: FileReport, fields: FieldSet,
             report.note_malformed(pos, f"not valid JSON ({str(exc).split(':')[0]})", strict=strict)
             waiting = None
             continue
-        if is_action(value):
+        if waiting is None and is_action(value):  # after an action, its document
             action, meta = next(iter(value.items()))
             if action in changes:
                 changes[action] += 1
