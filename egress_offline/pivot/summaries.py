@@ -80,10 +80,10 @@ def merge_network(frame: pl.DataFrame) -> pl.DataFrame:
 
 
 class Found:
-    """What reading keeps of the selected events: process events whole (there are few),
-    and of all events only summaries per process (and per destination for the ids'
-    network events), merged as they come. Memory holds processes and destinations, never
-    the events of a busy process."""
+    """What reading keeps of the selected events: process events whole (there are few;
+    each distinct one once), and of all events only summaries per process (and per
+    destination for the ids' network events), merged as they come. Memory holds
+    processes and destinations, never the events of a busy process."""
 
     def __init__(self, ids: list[str]) -> None:
         self.ids = ids
@@ -95,9 +95,13 @@ class Found:
         """Summarise ``batch``: selected events, detached from the batches they were read
         in (see :func:`_gather`), so that what is kept pins none of them."""
         events = batch.select(*PIVOT_FIELDS.names, TS)
-        process = events.filter(has(f.CATEGORY, "process"))
+        # the same process event again (a copy of the export, or a bomb of one event)
+        # is kept once: what pivot reads of them is which they are, not how many
+        process = events.filter(has(f.CATEGORY, "process")).unique(maintain_order=True)
         if process.height:
             self._processes.append(process)
+        if len(self._processes) >= COMPACT:
+            self._processes = [pl.concat(self._processes).unique(maintain_order=True)]
         by_entity = events.with_columns(keyword(f.ENTITY_ID).alias(ENTITY)).explode(ENTITY)
         self._seen.append(
             by_entity.drop_nulls(ENTITY)
