@@ -21,7 +21,7 @@ import pytest
 
 from egress_offline import HuntSpec, run_hunt
 from egress_offline.engine import spill as spill_module
-from egress_offline.readers import ahead, batching, sniff, tuning
+from egress_offline.readers import ahead, batching, sniff, tuning, values
 from egress_offline.spec import SweepSpec
 from egress_offline.sweep import run_sweep
 from tests.helpers import (
@@ -507,6 +507,29 @@ def test_a_file_whose_name_is_not_utf8_is_read(tmp_path: Path, layout: str) -> N
     walked = run_hunt([str(folder)], HuntSpec(now=NOW))
     assert pairs(walked) == EXPECTED
     assert [report.name for report in walked.files] == [odd]
+
+
+@pytest.mark.parametrize("layout", ["scroll-dump", "es-archive-lines-gzip"])
+def test_a_long_line_of_values_is_read_a_batch_of_hits_at_a_time(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, layout: str
+) -> None:
+    """A line of the values layout over STREAMED_VALUE is read as a JSON document is, a
+    bounded batch of its hits at a time, each at the line's position: the same rows and
+    counts as decoded whole. (One line of a million empty hits took 1.56 GB and 17.8 s,
+    now 144 MB and 3.0 s; 10 million, in a 2.7 KB zstd file, 14 GB.)"""
+    path = LAYOUTS[layout](docs3(), tmp_path)
+    whole = result_of(path)
+    monkeypatch.setattr(tuning, "STREAMED_VALUE", 10)
+    monkeypatch.setattr(tuning, "DECODE_RECORDS", 1)
+    lines: list[int] = []
+    streamed_line = values._streamed
+    monkeypatch.setattr(
+        values, "_streamed", lambda *a, **k: lines.append(a[2]) or streamed_line(*a, **k)
+    )
+    streamed = result_of(path)
+    assert lines  # read by the streaming path
+    assert pairs(streamed) == pairs(whole) == EXPECTED
+    assert streamed.counts == whole.counts
 
 
 def test_garbage_after_gzip_member_is_reported(tmp_path: Path) -> None:

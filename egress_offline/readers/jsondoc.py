@@ -40,7 +40,14 @@ from egress_offline.readers.esql import esql_rows, is_esql
 from egress_offline.readers.jsonstream import json_values
 from egress_offline.readers.model import POS, FileReport, InputFile
 
-__all__ = ["note_partial", "python_records", "read_json_document", "records_of", "value_dtype"]
+__all__ = [
+    "batched_records",
+    "note_partial",
+    "python_records",
+    "read_json_document",
+    "records_of",
+    "value_dtype",
+]
 
 #: esArchiver entries that describe an index or a data stream: not documents.
 _NOT_DOCUMENTS: Final = ("index", "data_stream")
@@ -53,10 +60,19 @@ def read_json_document(
     the file's values hold, some :data:`~tuning.DECODE_BYTES` of text (or
     :data:`~tuning.DECODE_RECORDS` values) at a time; malformed
     ones noted in ``report``."""
+    yield from batched_records(
+        file, report, json_values(file, report), strict=strict, fields=fields
+    )
+
+
+def batched_records(file: InputFile, report: FileReport, values: Iterator[tuple[str, bool]],
+                    *, strict: bool, fields: FieldSet) -> Iterator[pl.DataFrame]:  # fmt: skip
+    """Field frames of the records of ``values`` (each a value's text, and whether it is
+    one record), a bounded batch of them at a time."""
     batch: list[str] = []
     size = 0
     records = True  # the batch's values are records (documents, hits)
-    for value, record in json_values(file, report):
+    for value, record in values:
         if batch and (
             size >= tuning.DECODE_BYTES or len(batch) >= tuning.DECODE_RECORDS or record != records
         ):

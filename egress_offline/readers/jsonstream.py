@@ -23,7 +23,7 @@ from egress_offline.readers import tuning
 from egress_offline.readers.compression import decompressed
 from egress_offline.readers.model import FileReport, InputFile
 
-__all__ = ["json_values"]
+__all__ = ["json_values", "text_values"]
 
 _SPACE: Final = re.compile(r"[ \t\n\r]*")
 #: Keys of a value that may hold records rather than be one (a response, an esArchiver
@@ -146,23 +146,32 @@ def json_values(file: InputFile, report: FileReport) -> Iterator[tuple[str, bool
     with file.path.open("rb") as handle:
         window = _Window(file, report, decompressed(handle, file.compression, damage.append))
         try:
-            while (start := window.peek()) is not None:
-                if start == "[":  # an element that is an array is a record, malformed
-                    for element in _elements(window):
-                        if element.startswith("["):
-                            yield f"[{element}]", False
-                        else:
-                            yield element, not _HOLDER_KEYS.search(element)
-                elif start == "{":  # a document, an archive entry, a response
-                    shell: list[str] = []
-                    for hit in _object(window, shell):
-                        yield hit, True
-                    yield "".join(shell), False  # a response's, without its hits: its notes
-                else:
-                    yield window.value(), False
+            yield from _values(window)
         finally:
             if damage:
                 report.damage = damage[0]
+
+
+def text_values(file: InputFile, report: FileReport, text: bytes) -> Iterator[tuple[str, bool]]:
+    """:func:`json_values` of one text held already (a long line of a file of values)."""
+    yield from _values(_Window(file, report, iter([text])))
+
+
+def _values(window: _Window) -> Iterator[tuple[str, bool]]:
+    while (start := window.peek()) is not None:
+        if start == "[":  # an element that is an array is a record, malformed
+            for element in _elements(window):
+                if element.startswith("["):
+                    yield f"[{element}]", False
+                else:
+                    yield element, not _HOLDER_KEYS.search(element)
+        elif start == "{":  # a document, an archive entry, a response
+            shell: list[str] = []
+            for hit in _object(window, shell):
+                yield hit, True
+            yield "".join(shell), False  # a response's, without its hits: its notes
+        else:
+            yield window.value(), False
 
 
 def _elements(window: _Window) -> Iterator[str]:

@@ -118,6 +118,9 @@ DECODE_BYTES: Final = 16 << 20
 #: million empty hits of a 2.7 KB ``_search`` response, 16 MiB of them a batch, peaked
 #: at 14 GB)
 DECODE_RECORDS: Final = 65_536
+#: A line of the values layout (a response a line) longer than this is read as a JSON
+#: document is, its hits a batch at a time (see ``values._streamed``).
+STREAMED_VALUE: Final = 1 << 20
 #: Below this many lines a failing slice is decoded line by line, in Python.
 BISECT_FLOOR: Final = 32
 
