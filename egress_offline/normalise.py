@@ -14,6 +14,7 @@ import polars as pl
 from egress_offline import fields as f
 
 __all__ = [
+    "CANONICAL_FORM",
     "canonical_ms",
     "exponent_texts",
     "exponent_values",
@@ -39,12 +40,14 @@ _ISO: Final = (
 )
 #: the longest offset from UTC, minutes (java.time's ``ZoneOffset``)
 _OFFSET_MOST: Final = 18 * 60
-_CANONICAL_FORM: Final = (  # years 1970 to 9999; no fraction, or one of 3 to 9 digits
+#: The canonical form Endpoint writes, from a text's start: years 1970 to 9999, no
+#: fraction or one of 3 to 9 digits
+CANONICAL_FORM: Final = (
     r"^(?:19[7-9][0-9]|[2-9][0-9]{3})-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-5][0-9]"
     r"(?:\.[0-9]{3,9})?Z"
 )
-_CANONICAL: Final = _CANONICAL_FORM + "$"
-_CANONICAL_QUOTED: Final = _CANONICAL_FORM + '"'  # the start of a JSON string's content
+_CANONICAL: Final = CANONICAL_FORM + "$"
+_CANONICAL_QUOTED: Final = CANONICAL_FORM + '"'  # the start of a JSON string's content
 _EPOCH: Final = r"^([+-]?\d+)(?:\.\d*)?$"
 _DECIMAL_INT: Final = r"^([+-]?\d+)\.\d*$"
 _DECIMAL_ZERO: Final = r"^[+-]?\.\d+$"

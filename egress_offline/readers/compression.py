@@ -100,14 +100,19 @@ class _Inflater:
                     yield out
 
 
+def _inflate_module() -> Any:
+    """ISA-L's zlib, the faster inflater, where it is installed; else zlib."""
+    try:
+        from isal import isal_zlib  # noqa: PLC0415
+
+        return isal_zlib
+    except ImportError:  # pragma: no cover - isal is a dependency; zlib still works
+        return zlib
+
+
 def _codec(compression: Compression) -> tuple[str, bytes, Callable[[], _Inflater]]:
     if compression == "gzip":
-        try:
-            from isal import isal_zlib  # noqa: PLC0415 - the faster inflater, if there
-
-            module: Any = isal_zlib
-        except ImportError:  # pragma: no cover - isal is a dependency; zlib still works
-            module = zlib
+        module = _inflate_module()
         return "gzip", GZIP_MAGIC, lambda: _Inflater(module.decompressobj(wbits=31), zlib_like=True)
     zstd = zstd_module()
     return "zstd", ZSTD_MAGIC, lambda: _Inflater(zstd.ZstdDecompressor(), zlib_like=False)
@@ -124,14 +129,7 @@ def zstd_module() -> Any:
 
 def _errors(kind: str) -> tuple[type[Exception], ...]:
     if kind == "gzip":
-        found: list[type[Exception]] = [zlib.error]
-        try:
-            from isal import isal_zlib  # noqa: PLC0415
-
-            found.append(isal_zlib.error)  # type: ignore[arg-type]  # stubs: an instance
-        except ImportError:  # pragma: no cover
-            pass
-        return tuple(found)
+        return tuple({zlib.error, _inflate_module().error})
     return (zstd_module().ZstdError,)
 
 
@@ -252,7 +250,8 @@ def _unchecked_rest(handle: IO[bytes], kind: str, start: int,
             at = _gzip_header_size(head)
             if at is None:
                 return None
-            inflater = _Inflater(_raw_deflate(), zlib_like=True)
+            # a bare deflate stream: no CRC checked
+            inflater = _Inflater(_inflate_module().decompressobj(wbits=-15), zlib_like=True)
             trailer = 8
         else:
             if len(head) < 5:
@@ -282,16 +281,6 @@ def _unchecked_rest(handle: IO[bytes], kind: str, start: int,
                 return None
     except failures:
         return None
-
-
-def _raw_deflate() -> Any:
-    """A decoder of a bare deflate stream, which checks no CRC."""
-    try:
-        from isal import isal_zlib  # noqa: PLC0415
-
-        return isal_zlib.decompressobj(wbits=-15)
-    except ImportError:  # pragma: no cover - isal is a dependency
-        return zlib.decompressobj(wbits=-15)
 
 
 def _gzip_header_size(head: bytes) -> int | None:

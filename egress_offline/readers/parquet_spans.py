@@ -19,7 +19,7 @@ from typing import Any, Final
 import polars as pl
 
 from egress_offline.fields import TIMESTAMP
-from egress_offline.normalise import text_ms
+from egress_offline.normalise import CANONICAL_FORM, text_ms
 from egress_offline.readers import tuning
 from egress_offline.readers.parquet import parquet_raw, positioned, row_stamps
 from egress_offline.readers.parquet_batches import (
@@ -39,12 +39,8 @@ _STAMP: Final = "__stamp"
 #: Stretches whose spans are being found ahead of the one being read, at most; each
 #: finding holds one batch of a timestamp column.
 _AHEAD: Final = 2
-#: The canonical form of a timestamp (``normalise._CANONICAL``), with no text around it.
-_CANONICAL: Final = re.compile(
-    r"(?:19[7-9][0-9]|[2-9][0-9]{3})-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-5][0-9]"
-    r"(?:\.[0-9]{3,9})?Z",
-    re.ASCII,
-)
+#: The canonical form of a timestamp (the engine's), with no text around it.
+_CANONICAL: Final = re.compile(CANONICAL_FORM.removeprefix("^"), re.ASCII)
 
 
 class SpansAhead:

@@ -143,10 +143,10 @@ def _may_hold_fields(found: InputFile, compression: Compression, encoding: Encod
     tail = b""
     with found.open() as handle:
         for piece in decompressed(handle, compression, lambda _damage: None):
-            text = tail + piece
-            if any(token in text for token in tokens):
+            seam = tail + piece[:keep]  # a token across two pieces; each piece searched whole
+            if any(token in seam or token in piece for token in tokens):
                 return True
-            tail = text[-keep:]
+            tail = piece[-keep:] if len(piece) >= keep else seam[-keep:]
     return False
 
 
