@@ -411,6 +411,20 @@ def _parquet(docs: list[dict[str, Any]], directory: Path, group_rows: int | None
     return path
 
 
+@layout("parquet-bytes")
+def _parquet_bytes(docs: list[dict[str, Any]], directory: Path) -> Path:
+    """The same, every text stored as bytes (Parquet ``BINARY`` without the UTF-8
+    annotation), as Impala, older Hive and some other writers store text."""
+    import pyarrow as pa  # noqa: PLC0415
+    import pyarrow.parquet as pq  # noqa: PLC0415
+
+    table = pq.read_table(_parquet(docs, directory))
+    path = directory / "bytes.parquet"
+    pq.write_table(table.cast(pa.schema([(n, pa.list_(pa.binary())) for n in table.column_names])),
+                   path)  # fmt: skip
+    return path
+
+
 @layout("parquet-small-row-groups")
 def _parquet_small_groups(docs: list[dict[str, Any]], directory: Path) -> Path:
     """The same in row groups of 2 rows, as a writer that flushes often leaves them

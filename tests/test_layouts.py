@@ -327,6 +327,76 @@ def test_parquet_lists_of_lists_are_flattened_as_elasticsearch_does(
         assert pairs(result_of(path, strict=mode == "strict")) == EXPECTED
 
 
+def _scalar_parquet(path: Path, kind: Any) -> Path:
+    """docs3 as scalar columns of ``kind`` (text, or bytes without the UTF-8 annotation)."""
+    import pyarrow as pa  # noqa: PLC0415
+    import pyarrow.parquet as pq  # noqa: PLC0415
+
+    rows = [flatten_keys(doc) for doc in docs3()]
+    names = ["@timestamp", "host.os.family", "event.action", "destination.ip",
+             "destination.address", "process.entity_id", "process.executable"]  # fmt: skip
+    columns = {name: pa.array([str(row[name]).encode() for row in rows], kind) for name in names}
+    columns["event.category"] = pa.array([[b"network"]] * 3, pa.list_(kind))
+    columns["source.bytes"] = pa.array([row["source.bytes"] for row in rows], pa.int64())
+    pq.write_table(pa.table(columns), path)
+    return path
+
+
+def test_parquet_bytes_columns_are_read_as_text(tmp_path: Path) -> None:
+    """Impala, older Hive and other writers store text as ``BINARY`` without the UTF-8
+    annotation: every step reads it as the same file of text columns. (It was read as no
+    value, and a file of such deciding columns failed, exit 1: "Parquet data cannot be
+    read (could not create a new DataFrame: height of column '__may' (1) ...)".)"""
+    import pyarrow as pa  # noqa: PLC0415
+
+    from egress_offline.pivot import run_pivot  # noqa: PLC0415
+
+    text = _scalar_parquet(tmp_path / "text.parquet", pa.string())
+    raw = _scalar_parquet(tmp_path / "bytes.parquet", pa.binary())
+    for path in (text, raw):
+        assert pairs(result_of(path)) == EXPECTED
+        assert pairs(result_of(path, now="latest")) == EXPECTED
+        swept = run_sweep([str(path)], SweepSpec()).rows.to_dicts()
+        assert [(r["peak_bytes"], r["process.entity_id"]) for r in swept] == EXPECTED
+        (entity,) = run_pivot(["E2"], [str(path)]).entities
+        assert [(n["destination.address"], n["bytes_out"]) for n in entity.network] == [
+            ("8.8.8.8", 2 * GiB)
+        ]
+
+
+def test_parquet_bytes_that_are_not_utf8_refuse_the_file(tmp_path: Path) -> None:
+    import pyarrow as pa  # noqa: PLC0415
+    import pyarrow.parquet as pq  # noqa: PLC0415
+
+    from egress_offline.errors import InputError  # noqa: PLC0415
+
+    path = _scalar_parquet(tmp_path / "bytes.parquet", pa.binary())
+    table = pq.read_table(path)
+    column = table.schema.get_field_index("process.entity_id")
+    pq.write_table(table.set_column(column, "process.entity_id",
+                                    pa.array([b"E1", b"\xff\xfe", b"P"], pa.binary())), path)  # fmt: skip
+    with pytest.raises(InputError) as raised:
+        result_of(path)
+    assert str(raised.value) == (
+        f"{path}: Parquet data cannot be read (the column process.entity_id holds bytes, "
+        "not text (BINARY without the UTF-8 annotation), and some of them are not UTF-8 "
+        "(Invalid UTF8 payload); write its values as UTF-8 strings); the copy may be damaged, "
+        "export it again"
+    )
+
+
+def test_parquet_deciding_columns_of_no_text_type_are_screened_row_by_row(
+    tmp_path: Path,
+) -> None:
+    """An action and an OS family column of numbers cannot be judged by the screen: its
+    test was one literal, not a column of the batch's rows, and the file failed."""
+    path = tmp_path / "numbers.parquet"
+    numbers = {"host.os.family": [1] * 3, "event.action": [7] * 3}
+    pl.DataFrame({"@timestamp": ["2024-05-01T11:00:00Z"] * 3, **numbers}).write_parquet(path)
+    result = result_of(path)
+    assert (result.rows.height, result.counts.records, result.counts.event_match) == (0, 3, 0)
+
+
 def test_parquet_float_bytes_and_missing_optional_columns(tmp_path: Path) -> None:
     path = tmp_path / "float.parquet"
     pl.DataFrame(

@@ -24,19 +24,84 @@ _FEW_CHUNKS = 16
 
 
 def as_text(table: Any) -> Any:
-    """``table`` with its dictionary columns, at any depth, decoded to their values, and
-    its list views made lists. A nested column's parts are made compact first: a cast of
-    a slice of a list decodes the whole of its values (a one-row slice of 20 rows of a
-    million elements, all)."""
+    """``table`` with its dictionary columns, at any depth, decoded to their values, its
+    list views made lists, and its bytes columns made text (:func:`_bytes_as_text`). A
+    nested column's parts are made compact first: a cast of a slice of a list decodes
+    the whole of its values (a one-row slice of 20 rows of a million elements, all)."""
     if any(_holds_view(field.type) for field in table.schema):
         table = _without_views(table)
-    if not any(holds_dictionary(field.type) for field in table.schema):
-        return _compact(table)
+    if any(holds_dictionary(field.type) for field in table.schema):
+        import pyarrow as pa  # noqa: PLC0415 - loaded already by the reader
+
+        columns = [_column_as_text(field.type, column)
+                   for field, column in zip(table.schema, table.columns, strict=True)]  # fmt: skip
+        table = pa.Table.from_arrays(columns, names=table.column_names)
+    if any(_holds_bytes(field.type) for field in table.schema):
+        table = _bytes_as_text(table)
+    return _compact(table)
+
+
+def _bytes_as_text(table: Any) -> Any:
+    """``table`` with each bytes column (Parquet ``BINARY`` without the UTF-8 annotation,
+    as Impala, older Hive and some other writers store text), at any depth, read as
+    UTF-8 text, as Spark's ``binaryAsString`` reads it: the fields read are texts, and
+    such a column read as no value made every row of the file a record without them.
+    Bytes that are not UTF-8 are no text: the file is refused, naming the column."""
     import pyarrow as pa  # noqa: PLC0415 - loaded already by the reader
 
-    columns = [_column_as_text(field.type, column)
-               for field, column in zip(table.schema, table.columns, strict=True)]  # fmt: skip
-    return _compact(pa.Table.from_arrays(columns, names=table.column_names))
+    columns = []
+    for field, column in zip(table.schema, table.columns, strict=True):
+        if not _holds_bytes(field.type):
+            columns.append(column)
+            continue
+        try:
+            columns.append(column.cast(_texted(field.type)))
+        except pa.ArrowInvalid as exc:
+            raise ValueError(
+                f"the column {field.name} holds bytes, not text (BINARY without the "
+                f"UTF-8 annotation), and some of them are not UTF-8 ({exc}); write "
+                "its values as UTF-8 strings"
+            ) from exc
+    return pa.Table.from_arrays(columns, names=table.column_names)
+
+
+@lru_cache(maxsize=256)
+def _holds_bytes(kind: Any) -> bool:
+    """Is there a bytes type (binary, large or a view) in this Arrow type, at any depth?"""
+    import pyarrow as pa  # noqa: PLC0415 - loaded already by the reader
+
+    if pa.types.is_binary(kind) or pa.types.is_large_binary(kind) or pa.types.is_binary_view(kind):
+        return True
+    if pa.types.is_dictionary(kind):
+        return _holds_bytes(kind.value_type)
+    return any(_holds_bytes(kind.field(i).type) for i in range(kind.num_fields))
+
+
+@lru_cache(maxsize=256)
+def _texted(kind: Any) -> Any:
+    """An Arrow type with each bytes type in it, at any depth, its text type."""
+    import pyarrow as pa  # noqa: PLC0415 - loaded already by the reader
+
+    if pa.types.is_binary(kind):
+        return pa.string()
+    if pa.types.is_large_binary(kind):
+        return pa.large_string()
+    if pa.types.is_binary_view(kind):
+        return pa.string_view()
+    if pa.types.is_struct(kind):
+        return pa.struct([field.with_type(_texted(field.type)) for field in kind])
+    if pa.types.is_list(kind):
+        return pa.list_(kind.value_field.with_type(_texted(kind.value_type)))
+    if pa.types.is_large_list(kind):
+        return pa.large_list(kind.value_field.with_type(_texted(kind.value_type)))
+    if pa.types.is_fixed_size_list(kind):
+        return pa.list_(kind.value_field.with_type(_texted(kind.value_type)), kind.list_size)
+    if pa.types.is_map(kind):
+        return pa.map_(
+            kind.key_field.with_type(_texted(kind.key_type)),
+            kind.item_field.with_type(_texted(kind.item_type)),
+        )
+    return kind
 
 
 def _column_as_text(kind: Any, column: Any) -> Any:

@@ -265,7 +265,9 @@ def _could_match(schema: pl.Schema, prefilter: Prefilter) -> pl.Expr:
     could = pl.any_horizontal([holds(ACTION, action) for action in prefilter.actions])
     if prefilter.families is not None:
         could &= pl.any_horizontal([holds(OS_FAMILY, family) for family in prefilter.families])
-    return could
+    # a column of the batch's height, even when every test is a literal (an action column
+    # of a type not judged here): a literal alone is one row, not the batch's
+    return pl.repeat(False, pl.len()) | could
 
 
 def _textual(dtype: Any) -> bool:
