@@ -397,6 +397,29 @@ def test_parquet_deciding_columns_of_no_text_type_are_screened_row_by_row(
     assert (result.rows.height, result.counts.records, result.counts.event_match) == (0, 3, 0)
 
 
+@pytest.mark.parametrize(
+    ("width", "precision", "scale"), [(256, 40, 0), (256, 40, 2), (128, 20, 1)]
+)
+def test_parquet_decimal_bytes_are_numbers(tmp_path: Path, width: int, precision: int,
+                                           scale: int) -> None:  # fmt: skip
+    """A 256-bit decimal ``source.bytes`` made Polars panic and the file fail; it is read
+    as its number's text, as every decimal is (fractions dropped, as the cluster's long
+    field drops them)."""
+    from decimal import Decimal  # noqa: PLC0415
+
+    import pyarrow as pa  # noqa: PLC0415
+    import pyarrow.parquet as pq  # noqa: PLC0415
+
+    path = _scalar_parquet(tmp_path / "decimal.parquet", pa.string())
+    table = pq.read_table(path)
+    column = table.schema.get_field_index("source.bytes")
+    fraction = Decimal("0.5") if scale else Decimal(0)
+    values = [Decimal(GiB) + fraction, Decimal(2 * GiB), Decimal(5 * GiB)]
+    kind = (pa.decimal256 if width == 256 else pa.decimal128)(precision, scale)
+    pq.write_table(table.set_column(column, "source.bytes", pa.array(values, kind)), path)
+    assert pairs(result_of(path)) == EXPECTED
+
+
 def test_parquet_float_bytes_and_missing_optional_columns(tmp_path: Path) -> None:
     path = tmp_path / "float.parquet"
     pl.DataFrame(

@@ -25,7 +25,8 @@ _FEW_CHUNKS = 16
 
 def as_text(table: Any) -> Any:
     """``table`` with its dictionary columns, at any depth, decoded to their values, its
-    list views made lists, and its bytes columns made text (:func:`_bytes_as_text`). A
+    list views made lists, and its bytes and 256-bit decimals made text
+    (:func:`_bytes_as_text`). A
     nested column's parts are made compact first: a cast of a slice of a list decodes
     the whole of its values (a one-row slice of 20 rows of a million elements, all)."""
     if any(_holds_view(field.type) for field in table.schema):
@@ -36,7 +37,7 @@ def as_text(table: Any) -> Any:
         columns = [_column_as_text(field.type, column)
                    for field, column in zip(table.schema, table.columns, strict=True)]  # fmt: skip
         table = pa.Table.from_arrays(columns, names=table.column_names)
-    if any(_holds_bytes(field.type) for field in table.schema):
+    if any(_holds_untaken(field.type) for field in table.schema):
         table = _bytes_as_text(table)
     return _compact(table)
 
@@ -46,12 +47,14 @@ def _bytes_as_text(table: Any) -> Any:
     as Impala, older Hive and some other writers store text), at any depth, read as
     UTF-8 text, as Spark's ``binaryAsString`` reads it: the fields read are texts, and
     such a column read as no value made every row of the file a record without them.
-    Bytes that are not UTF-8 are no text: the file is refused, naming the column."""
+    Bytes that are not UTF-8 are no text: the file is refused, naming the column. A
+    256-bit decimal, which Polars cannot take (it panicked), is its number's text, as
+    a number in a string is read."""
     import pyarrow as pa  # noqa: PLC0415 - loaded already by the reader
 
     columns = []
     for field, column in zip(table.schema, table.columns, strict=True):
-        if not _holds_bytes(field.type):
+        if not _holds_untaken(field.type):
             columns.append(column)
             continue
         try:
@@ -66,23 +69,27 @@ def _bytes_as_text(table: Any) -> Any:
 
 
 @lru_cache(maxsize=256)
-def _holds_bytes(kind: Any) -> bool:
-    """Is there a bytes type (binary, large or a view) in this Arrow type, at any depth?"""
+def _holds_untaken(kind: Any) -> bool:
+    """Is there a bytes type (binary, large or a view) or a 256-bit decimal in this
+    Arrow type, at any depth?"""
     import pyarrow as pa  # noqa: PLC0415 - loaded already by the reader
 
     if pa.types.is_binary(kind) or pa.types.is_large_binary(kind) or pa.types.is_binary_view(kind):
         return True
+    if pa.types.is_decimal256(kind):
+        return True
     if pa.types.is_dictionary(kind):
-        return _holds_bytes(kind.value_type)
-    return any(_holds_bytes(kind.field(i).type) for i in range(kind.num_fields))
+        return _holds_untaken(kind.value_type)
+    return any(_holds_untaken(kind.field(i).type) for i in range(kind.num_fields))
 
 
 @lru_cache(maxsize=256)
 def _texted(kind: Any) -> Any:
-    """An Arrow type with each bytes type in it, at any depth, its text type."""
+    """An Arrow type with each bytes type in it, at any depth, its text type, and each
+    256-bit decimal text."""
     import pyarrow as pa  # noqa: PLC0415 - loaded already by the reader
 
-    if pa.types.is_binary(kind):
+    if pa.types.is_binary(kind) or pa.types.is_decimal256(kind):
         return pa.string()
     if pa.types.is_large_binary(kind):
         return pa.large_string()
