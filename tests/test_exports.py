@@ -368,6 +368,45 @@ def test_csv_values_kibana_formatted_are_read_back(tmp_path: Path) -> None:
     ]
 
 
+_CSV_HEADER = (
+    "@timestamp,event.category,event.action,host.os.family,destination.ip,"
+    "process.entity_id,destination.address,process.executable,source.bytes,message\n"
+)
+
+
+def _csv_row(entity: str, message: str, second: int = 0) -> str:
+    return (f"2024-05-01T11:00:0{second}.000Z,network,disconnect_received,windows,8.8.8.8,"
+            f"{entity},8.8.8.8,x.exe,{GiB},{message}\n")  # fmt: skip
+
+
+def test_rows_read_into_a_value_by_a_quote_left_open_are_told(tmp_path: Path) -> None:
+    """A quote left open makes the rows after it, up to the next quote, part of one value
+    (as CSV quoting reads them, and Python's csv module too): E2's row and E3's were
+    lost without a word, 1 row flagged where 3 are, exit 0."""
+    path = tmp_path / "open.csv"
+    path.write_text(_CSV_HEADER + _csv_row("E1", '"left open', 1) + _csv_row("E2", "fine", 2)
+                    + _csv_row("E3", 'closed"', 3) + _csv_row("E4", "after", 4))  # fmt: skip
+    result = run_hunt([str(path)], HuntSpec(**ALL_TIME))
+    assert [row[1] for row in rows(result)] == ["E1", "E4"]
+    assert result.counts.records == 2
+    assert result.alerts == [
+        f"{path}: a row holds a value with lines shaped like rows (row 1): a quote left "
+        "open makes the rows after it, up to the next quote, part of one value, and they "
+        "are then not read as records; check the export, or export it again"
+    ]
+
+
+def test_values_holding_lines_are_values(tmp_path: Path) -> None:
+    """Kibana quotes a value holding a line break: read as one value, with no word, when
+    its lines are not shaped like rows."""
+    path = tmp_path / "lines.csv"
+    path.write_text(_CSV_HEADER + _csv_row("E1", '"a message\non, two lines"', 1)
+                    + _csv_row("E2", "one line", 2))  # fmt: skip
+    result = run_hunt([str(path)], HuntSpec(**ALL_TIME))
+    assert [row[1] for row in rows(result)] == ["E1", "E2"]
+    assert result.alerts == []
+
+
 def test_a_real_kibana_csv_of_other_data_is_refused_naming_its_columns() -> None:
     """A real Discover CSV export (Kibana's e-commerce test data): its columns hold no
     field the hunt reads, and it is refused, naming them."""

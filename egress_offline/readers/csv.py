@@ -104,12 +104,56 @@ def read_csv(file: InputFile, report: FileReport, *, strict: bool, fields: Field
                 report.note_unreadable(position, reason)
             yield out
             first += rows
+    _note_rows_in_values(file, report, first - 1, len(header))
     if seen_zoneless:
         report.notes.append(
             f"dates carry no time zone (Kibana writes them in the exporting user's); read "
             f"as {zone}: give --csv-timezone to say otherwise"
         )
     del strict  # a CSV row is never malformed as a whole: its unreadable cells are missing
+
+
+def _note_rows_in_values(file: InputFile, report: FileReport, rows: int, width: int) -> None:
+    """Note the rows whose values hold lines shaped like rows of the file (as many
+    commas as the header has columns less one): a quote left open makes the rows after
+    it, up to the next quote, part of one value, as CSV quoting reads them, and they are
+    then no records. Kibana quotes every value holding a line break, so a value may
+    hold lines; only when the file has more line ends than rows are the values looked
+    at (every column, as text), so a file of one line a row costs a count of its line
+    ends."""
+    line_ends = 0
+    with file.path.open("rb") as handle:
+        while piece := handle.read(1 << 22):
+            line_ends += piece.count(b"\n")
+    if line_ends <= rows + 1 or width < 2:  # the header and one line a row
+        return
+    shaped = pl.element().str.count_matches(",", literal=True) >= width - 1
+    scan = pl.scan_csv(file.path, infer_schema=False, truncate_ragged_lines=True, glob=False,
+                       encoding="utf8", has_header=True)  # fmt: skip
+    columns = scan.collect_schema().names()
+    found = (
+        scan.with_row_index(POS, offset=1)
+        .select(
+            POS,
+            pl.concat_list(
+                pl.col(name).str.split("\n").list.slice(1).list.eval(shaped).list.any()
+                for name in columns
+            ).alias("rowlike"),
+        )
+        .with_columns(pl.col("rowlike").list.eval(pl.element().fill_null(False)).list.any())
+        .filter(pl.col("rowlike"))
+        .select(pl.len(), pl.col(POS).first())
+        .collect()
+    )
+    count, position = found.row(0)
+    if count:
+        rows_hold = "row holds" if count == 1 else f"{count:,} rows hold"
+        report.notes.append(
+            f"{'a' if count == 1 else 'its'} {rows_hold} a value with lines shaped like "
+            f"rows (row {position}{' first' if count > 1 else ''}): a quote left open "
+            "makes the rows after it, up to the next quote, part of one value, and they "
+            "are then not read as records; check the export, or export it again"
+        )
 
 
 def _header(file: InputFile) -> list[str]:
