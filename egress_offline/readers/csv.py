@@ -143,7 +143,7 @@ def _note_rows_in_values(file: InputFile, report: FileReport, rows: int, width: 
         .with_columns(pl.col("rowlike").list.eval(pl.element().fill_null(False)).list.any())
         .filter(pl.col("rowlike"))
         .select(pl.len(), pl.col(POS).first())
-        .collect()
+        .collect(engine="streaming")  # a batch of rows at a time, never the whole file
     )
     count, position = found.row(0)
     if count:

@@ -26,9 +26,9 @@ _FEW_CHUNKS = 16
 def as_text(table: Any) -> Any:
     """``table`` with its dictionary columns, at any depth, decoded to their values, its
     list views made lists, and its bytes and 256-bit decimals made text
-    (:func:`_bytes_as_text`). A
-    nested column's parts are made compact first: a cast of a slice of a list decodes
-    the whole of its values (a one-row slice of 20 rows of a million elements, all)."""
+    (:func:`_bytes_as_text`). A nested column's parts are made compact first: a cast of
+    a slice of a list decodes the whole of its values (a one-row slice of 20 rows of a
+    million elements, all)."""
     if any(_holds_view(field.type) for field in table.schema):
         table = _without_views(table)
     if any(holds_dictionary(field.type) for field in table.schema):
