@@ -407,6 +407,29 @@ def test_values_holding_lines_are_values(tmp_path: Path) -> None:
     assert result.alerts == []
 
 
+def test_a_csv_cut_short_within_its_last_row_is_told(tmp_path: Path) -> None:
+    """Cut five bytes before its end, the last row's bytes (1073741824) read as 10737418
+    (and its message as missing), nothing said. Kibana ends every row with a line end."""
+    path = tmp_path / "cut.csv"
+    path.write_text((_CSV_HEADER + _csv_row("E1", "x"))[:-5])
+    result = run_hunt([str(path)], HuntSpec(**ALL_TIME))
+    assert rows(result) == [(10737418, "E1", "8.8.8.8", "x.exe")]  # as it stands
+    assert result.alerts[-1] == (
+        f"{path}: its last row (row 1) has no line end: the copy may be cut short within "
+        "it, and its values read as they stand; check the copy"
+    )
+    path.write_text(_CSV_HEADER + _csv_row("E1", "x"))  # whole: nothing said
+    assert run_hunt([str(path)], HuntSpec(**ALL_TIME)).alerts == []
+
+
+def test_csv_columns_of_flattened_hits_are_the_fields(tmp_path: Path) -> None:
+    """``_source.host.os.family``: hits flattened by pandas' json_normalize."""
+    path = tmp_path / "hits.csv"
+    path.write_text(_CSV_HEADER.replace("@timestamp", "_source.@timestamp")
+                    .replace(",process.", ",_source.process.") + _csv_row("E1", "x"))  # fmt: skip
+    assert [row[1] for row in rows(run_hunt([str(path)], HuntSpec(**ALL_TIME)))] == ["E1"]
+
+
 def test_a_real_kibana_csv_of_other_data_is_refused_naming_its_columns() -> None:
     """A real Discover CSV export (Kibana's e-commerce test data): its columns hold no
     field the hunt reads, and it is refused, naming them."""

@@ -420,6 +420,89 @@ def test_parquet_decimal_bytes_are_numbers(tmp_path: Path, width: int, precision
     assert pairs(result_of(path)) == EXPECTED
 
 
+def test_parquet_source_columns_flattened_with_dots_are_the_fields(tmp_path: Path) -> None:
+    """Hits flattened by pandas' json_normalize or Spark: ``_index``, ``_id`` and
+    ``_source.host.os.family`` columns. They were taken as the fields' columns, then read
+    as no value: 0 rows, exit 0."""
+    path = tmp_path / "hits.parquet"
+    rows = [flatten_keys(doc) for doc in docs3()]
+    names = ["@timestamp", "host.os.family", "event.action", "destination.ip",
+             "destination.address", "process.entity_id", "process.executable", "source.bytes"]  # fmt: skip
+    columns: dict[str, Any] = {"_index": ["logs"] * 3, "_id": ["a", "b", "c"]}
+    columns |= {f"_source.{name}": [row[name] for row in rows] for name in names}
+    columns["_source.event.category"] = [["network"]] * 3
+    pl.DataFrame(columns).write_parquet(path)
+    assert pairs(result_of(path)) == EXPECTED
+    swept = run_sweep([str(path)], SweepSpec()).rows.to_dicts()
+    assert [(r["peak_bytes"], r["process.entity_id"]) for r in swept] == EXPECTED
+
+
+def test_parquet_int96_times_past_2262_are_kept(tmp_path: Path) -> None:
+    """A legacy INT96 timestamp (Spark, Impala, Hive) read in pyarrow's nanoseconds
+    wrapped past 2262: 2600-01-01 read as 2015-06-13, and the event left the window."""
+    import pyarrow as pa  # noqa: PLC0415
+    import pyarrow.parquet as pq  # noqa: PLC0415
+
+    path = _scalar_parquet(tmp_path / "int96.parquet", pa.string())
+    table = pq.read_table(path)
+    column = table.schema.get_field_index("@timestamp")
+    times = [datetime(2024, 5, 1, 11), datetime(2600, 1, 1), datetime(2024, 5, 1, 11)]
+    typed = pa.array(times, pa.timestamp("us"))
+    pq.write_table(table.set_column(column, "@timestamp", typed), path,
+                   use_deprecated_int96_timestamps=True, store_schema=False)  # fmt: skip
+    assert pq.ParquetFile(path).schema.column(column).physical_type == "INT96"
+    result = result_of(path, now=NOW)  # 2024-05-01T12:00Z: 2600 is after it, in
+    assert pairs(result) == EXPECTED
+    assert result.last_ms == 19_880_899_200_000  # 2600-01-01T00:00:00Z
+
+
+def test_parquet_text_of_other_arrow_types_is_read(tmp_path: Path) -> None:
+    """Fixed-width bytes (a numpy ``S`` column) and an extension type over text
+    (``arrow.json``, as pyarrow 26 reads a JSON-annotated column) were read as no value:
+    a group of no entity id flagged."""
+    import pyarrow as pa  # noqa: PLC0415
+    import pyarrow.parquet as pq  # noqa: PLC0415
+
+    path = _scalar_parquet(tmp_path / "fixed.parquet", pa.string())
+    table = pq.read_table(path)
+    ids = table.schema.get_field_index("process.entity_id")
+    table = table.set_column(ids, "process.entity_id",
+                             pa.array([b"E1", b"E2", b"P3"], pa.binary(2)))  # fmt: skip
+    family = table.schema.get_field_index("host.os.family")
+    storage = pa.array(['"windows"'] * 3, pa.string())
+    as_json = pa.ExtensionArray.from_storage(pa.json_(pa.string()), storage)
+    pq.write_table(table.set_column(family, "host.os.family", as_json), path)
+    assert pairs(result_of(path)) == []  # its family is the JSON text '"windows"'
+    table = table.set_column(family, "host.os.family", pa.ExtensionArray.from_storage(
+        pa.json_(pa.string()), pa.array(["windows"] * 3)))  # fmt: skip
+    pq.write_table(table, path)
+    assert pairs(result_of(path)) == EXPECTED
+
+
+@pytest.mark.parametrize("name", ["@timestamp", "event.action", "process.executable"])
+def test_parquet_text_that_is_not_utf8_refuses_the_file(tmp_path: Path, name: str) -> None:
+    """pyarrow reads a text column's bytes unchecked: they made a traceback (a key), a
+    Rust panic (@timestamp) or a row that silently did not match (the action)."""
+    import pyarrow as pa  # noqa: PLC0415
+    import pyarrow.parquet as pq  # noqa: PLC0415
+
+    from egress_offline.errors import InputError  # noqa: PLC0415
+
+    path = _scalar_parquet(tmp_path / "text.parquet", pa.string())
+    table = pq.read_table(path)
+    column = table.schema.get_field_index(name)
+    raw = [str(value).encode() for value in table.column(column).to_pylist()]
+    raw[1] = b"\xff" + raw[1]
+    bad = pa.array(raw, pa.binary()).view(pa.string())
+    pq.write_table(table.set_column(column, name, bad), path)
+    with pytest.raises(InputError) as raised:
+        result_of(path)
+    assert str(raised.value) == (
+        f"{path}: Parquet data cannot be read (the text column {name} holds bytes that "
+        "are not UTF-8); the copy may be damaged, export it again"
+    )
+
+
 def test_parquet_float_bytes_and_missing_optional_columns(tmp_path: Path) -> None:
     path = tmp_path / "float.parquet"
     pl.DataFrame(

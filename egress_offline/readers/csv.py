@@ -71,6 +71,8 @@ def csv_columns(header: list[str], fields: FieldSet) -> dict[str, str]:
         labelled = _LABELLED.match(name)
         if name not in wanted and labelled is not None:
             name = labelled.group(1)
+        if name not in wanted and name.removeprefix("_source.") in wanted:
+            name = name.removeprefix("_source.")  # hits flattened (pandas' json_normalize)
         if name in wanted and name not in found.values():
             found[column] = name
     return found
@@ -114,17 +116,24 @@ def read_csv(file: InputFile, report: FileReport, *, strict: bool, fields: Field
 
 
 def _note_rows_in_values(file: InputFile, report: FileReport, rows: int, width: int) -> None:
-    """Note the rows whose values hold lines shaped like rows of the file (as many
+    """Note a last row without a line end, which a copy cut short leaves, and the rows
+    whose values hold lines shaped like rows of the file (as many
     commas as the header has columns less one): a quote left open makes the rows after
     it, up to the next quote, part of one value, as CSV quoting reads them, and they are
     then no records. Kibana quotes every value holding a line break, so a value may
     hold lines; only when the file has more line ends than rows are the values looked
     at (every column, as text), so a file of one line a row costs a count of its line
     ends."""
-    line_ends = 0
+    line_ends, last = 0, b""
     with file.path.open("rb") as handle:
         while piece := handle.read(1 << 22):
             line_ends += piece.count(b"\n")
+            last = piece[-1:]
+    if rows and last not in (b"\n", b"\r"):  # Kibana ends every row with one
+        report.notes.append(
+            f"its last row (row {rows:,}) has no line end: the copy may be cut short "
+            "within it, and its values read as they stand; check the copy"
+        )
     if line_ends <= rows + 1 or width < 2:  # the header and one line a row
         return
     shaped = pl.element().str.count_matches(",", literal=True) >= width - 1

@@ -26,7 +26,13 @@ from egress_offline.normalise import text_ms, timestamps
 from egress_offline.readers import tuning
 from egress_offline.readers.decode import merge_lists
 from egress_offline.readers.model import ID, INDEX, POS, FileReport, InputFile, StampBatch
-from egress_offline.readers.parquet_batches import batches, leaf_indexes, stretches, text_reader
+from egress_offline.readers.parquet_batches import (
+    INT96_UNIT,
+    batches,
+    leaf_indexes,
+    stretches,
+    text_reader,
+)
 from egress_offline.readers.parquet_pages import PageError, check_pages
 from egress_offline.readers.prefilter import AnyPrefilter, Prefilter
 from egress_offline.readers.timefloor import TimeFloor
@@ -64,7 +70,7 @@ def read_parquet(file: InputFile, report: FileReport, *, prefilter: AnyPrefilter
         raise _unreadable(file, exc) from exc
     with source:
         try:
-            parquet = pq.ParquetFile(source)
+            parquet = pq.ParquetFile(source, coerce_int96_timestamp_unit=INT96_UNIT)
             leaves = [parquet.schema.column(i).path for i in range(len(parquet.schema))]
         except Exception as exc:  # pyarrow raises several types for a damaged footer
             raise _unreadable(file, exc) from exc
@@ -217,19 +223,19 @@ def row_stamps(frame: pl.DataFrame) -> pl.Series:
 def parquet_raw(schema: pl.Schema, name: str) -> list[tuple[pl.Expr, Any]]:
     """Every column (or struct field) that holds ``name``, with its type."""
     found: list[tuple[pl.Expr, Any]] = []
-    for prefix in ((), ("_source",)):
-        for path in key_paths(name):
-            full = (*prefix, *path)
-            dtype: Any = schema.get(full[0])
-            expr = pl.col(full[0])
-            for key in full[1:]:
-                if not isinstance(dtype, pl.Struct):
-                    dtype = None
-                    break
-                dtype = {f.name: f.dtype for f in dtype.fields}.get(key)
-                expr = expr.struct.field(key)
-            if dtype is not None:
-                found.append((expr, dtype))
+    # nested or dotted, at the top or under _source: a `_source` struct, or a flat
+    # `_source.host.os.family` column (hits flattened by pandas' json_normalize or Spark)
+    for full in (*key_paths(name), *key_paths(f"_source.{name}")):
+        dtype: Any = schema.get(full[0])
+        expr = pl.col(full[0])
+        for key in full[1:]:
+            if not isinstance(dtype, pl.Struct):
+                dtype = None
+                break
+            dtype = {f.name: f.dtype for f in dtype.fields}.get(key)
+            expr = expr.struct.field(key)
+        if dtype is not None:
+            found.append((expr, dtype))
     return found
 
 

@@ -39,7 +39,24 @@ def as_text(table: Any) -> Any:
         table = pa.Table.from_arrays(columns, names=table.column_names)
     if any(_holds_untaken(field.type) for field in table.schema):
         table = _bytes_as_text(table)
+    _check_text(table)
     return _compact(table)
+
+
+def _check_text(table: Any) -> None:
+    """Raise if a text column of ``table`` holds bytes that are not UTF-8: pyarrow reads
+    a Parquet text column's bytes unchecked, and Polars took them so (a traceback when
+    the spill read them back; for ``@timestamp``, a panic)."""
+    import pyarrow as pa  # noqa: PLC0415 - loaded already by the reader
+
+    for field, column in zip(table.schema, table.columns, strict=True):
+        if _holds_text(field.type):
+            try:
+                column.validate(full=True)
+            except pa.ArrowInvalid as exc:
+                raise ValueError(
+                    f"the text column {field.name} holds bytes that are not UTF-8"
+                ) from exc
 
 
 def _bytes_as_text(table: Any) -> Any:
@@ -57,8 +74,11 @@ def _bytes_as_text(table: Any) -> Any:
         if not _holds_untaken(field.type):
             columns.append(column)
             continue
+        if isinstance(field.type, pa.BaseExtensionType):  # its values are its storage's
+            column = pa.chunked_array([chunk.storage for chunk in column.chunks],  # noqa: PLW2901
+                                      type=field.type.storage_type)  # fmt: skip
         try:
-            columns.append(column.cast(_texted(field.type)))
+            columns.append(column.cast(_texted(column.type)))
         except pa.ArrowInvalid as exc:
             raise ValueError(
                 f"the column {field.name} holds bytes, not text (BINARY without the "
@@ -74,13 +94,38 @@ def _holds_untaken(kind: Any) -> bool:
     Arrow type, at any depth?"""
     import pyarrow as pa  # noqa: PLC0415 - loaded already by the reader
 
-    if pa.types.is_binary(kind) or pa.types.is_large_binary(kind) or pa.types.is_binary_view(kind):
+    if _is_bytes(kind) or pa.types.is_decimal256(kind):
         return True
-    if pa.types.is_decimal256(kind):
+    if isinstance(kind, pa.BaseExtensionType):  # Polars reads it as no value
         return True
     if pa.types.is_dictionary(kind):
         return _holds_untaken(kind.value_type)
     return any(_holds_untaken(kind.field(i).type) for i in range(kind.num_fields))
+
+
+def _is_bytes(kind: Any) -> bool:
+    import pyarrow as pa  # noqa: PLC0415 - loaded already by the reader
+
+    return bool(
+        pa.types.is_binary(kind)
+        or pa.types.is_large_binary(kind)
+        or pa.types.is_binary_view(kind)
+        or pa.types.is_fixed_size_binary(kind)
+    )
+
+
+@lru_cache(maxsize=256)
+def _holds_text(kind: Any) -> bool:
+    """Is there a text type in this Arrow type, at any depth?"""
+    import pyarrow as pa  # noqa: PLC0415 - loaded already by the reader
+
+    if pa.types.is_string(kind) or pa.types.is_large_string(kind):
+        return True
+    if pa.types.is_string_view(kind):
+        return True
+    if pa.types.is_dictionary(kind):
+        return _holds_text(kind.value_type)
+    return any(_holds_text(kind.field(i).type) for i in range(kind.num_fields))
 
 
 @lru_cache(maxsize=256)
@@ -89,7 +134,11 @@ def _texted(kind: Any) -> Any:
     256-bit decimal text."""
     import pyarrow as pa  # noqa: PLC0415 - loaded already by the reader
 
-    if pa.types.is_binary(kind) or pa.types.is_decimal256(kind):
+    if isinstance(kind, pa.BaseExtensionType):
+        return _texted(kind.storage_type)
+    if pa.types.is_binary(kind) or pa.types.is_fixed_size_binary(kind):
+        return pa.string()
+    if pa.types.is_decimal256(kind):
         return pa.string()
     if pa.types.is_large_binary(kind):
         return pa.large_string()

@@ -52,6 +52,7 @@ from egress_offline.readers.parquet_reach import Charge, Reads
 from egress_offline.readers.parquet_thrift import PageError, Short, footer_keys
 
 __all__ = [
+    "INT96_UNIT",
     "Stretch",
     "batches",
     "leaf_indexes",
@@ -60,6 +61,11 @@ __all__ = [
     "text_reader",
 ]
 
+#: The unit a legacy INT96 timestamp (Spark, Impala, Hive) is read in: pyarrow's own,
+#: nanoseconds, wraps a time past 2262 to another (2600 read as 2015), where
+#: microseconds hold every year to 294,000 and keep below the millisecond, which the
+#: engine floors.
+INT96_UNIT: Final = "us"
 #: Consecutive row groups read as one (:func:`stretches`), by their indexes in the file.
 Stretch = tuple[int, ...]
 
@@ -281,10 +287,10 @@ def text_reader(source: Any, metadata: Any, columns: Sequence[str],
     the file's chunks (:func:`_within_room`)."""
     import pyarrow.parquet as pq  # noqa: PLC0415 - only Parquet inputs need it
 
-    parquet = pq.ParquetFile(source, metadata=metadata)
+    parquet = pq.ParquetFile(source, metadata=metadata, coerce_int96_timestamp_unit=INT96_UNIT)
     if _stored_dictionaries(parquet).intersection(leaf_indexes(parquet, columns)):
         metadata = _without_stored_schema(metadata)
-        parquet = pq.ParquetFile(source, metadata=metadata)
+        parquet = pq.ParquetFile(source, metadata=metadata, coerce_int96_timestamp_unit=INT96_UNIT)
     schema = parquet.schema
     found = [
         index
@@ -295,7 +301,8 @@ def text_reader(source: Any, metadata: Any, columns: Sequence[str],
     ]
     if found:
         paths = [schema.column(index).path for index in found]
-        parquet = pq.ParquetFile(source, metadata=metadata, read_dictionary=paths)
+        parquet = pq.ParquetFile(source, metadata=metadata, read_dictionary=paths,
+                                 coerce_int96_timestamp_unit=INT96_UNIT)  # fmt: skip
     _AS_DICTIONARY[parquet] = frozenset(found)
     if pages is not None:
         _PAGES[parquet] = pages
