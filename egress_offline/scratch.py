@@ -10,9 +10,13 @@ and where. The default budget leaves the scratch file system some room: its free
 the start of the run less a tenth of its size (at least 1 GiB), so that a hostile input
 cannot fill the disk (or, on a ``tmpfs``, the memory) it lives on.
 
-The directory's name holds the process id (``egress-offline-<pid>-...``): a later run
+The directory's name holds the process id (``egress-offline-<pid>-<8 hex digits>``), and
+it holds a marker file (:data:`MARKER`) naming the process id namespace: a later run
 removes the directories of processes that no longer exist (a run killed with SIGKILL,
-or a machine that lost power, cannot remove its own).
+or a machine that lost power, cannot remove its own), and only those: a name alone
+(a user's ``egress-offline-2026-11-20`` of evidence or findings) was taken for one, and
+removed; and a directory of another namespace (a container sharing ``/tmp``), whose
+process this one cannot see, is left alone.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
+from stat import S_ISREG
 from typing import Final, Generic, TypeVar
 
 from egress_offline.errors import ScratchError
@@ -45,7 +50,9 @@ __all__ = [
 ]
 
 PREFIX: Final = "egress-offline-"
-_OURS: Final = re.compile(rf"^{re.escape(PREFIX)}(\d+)-")
+_OURS: Final = re.compile(rf"^{re.escape(PREFIX)}(\d+)-[0-9a-f]{{8}}$")
+#: The file a scratch directory holds from its making: the namespace of its process id.
+MARKER: Final = ".egress-offline-scratch"
 #: Room the default budget leaves on the scratch file system: a tenth of it, at least this.
 _RESERVE: Final = 1 << 30
 
@@ -117,6 +124,15 @@ class Scratch:
                     f"cannot make a scratch directory in {base} ({exc.strerror}); set "
                     "TMPDIR to a writable directory with free space"
                 ) from exc
+            try:
+                marker = os.open(root / MARKER, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+                with os.fdopen(marker, "w") as handle:
+                    handle.write(_namespace())
+            except OSError as exc:
+                raise ScratchError(
+                    f"cannot write in the scratch directory {root} ({exc.strerror}); set "
+                    "TMPDIR to a writable directory with free space"
+                ) from exc
             return root
         self._root = None
         raise ScratchError(
@@ -143,10 +159,7 @@ class Scratch:
             self.peak = max(self.peak, self.used)
         limit = self.limit if self.limit is not None else default_limit(self.root)
         if self.used > limit:
-            which = (
-                "--scratch-limit" if self._given
-                else "the default limit: the free space less a tenth of the disk"
-            )  # fmt: skip
+            which = "--scratch-limit" if self._given else _default_words(self.root)
             raise ScratchError(
                 f"the run needs more than {limit:,} bytes ({_size(limit)}) of scratch space "
                 f"in {self.root.parent} ({which}); raise --scratch-limit, or set TMPDIR to "
@@ -252,6 +265,18 @@ def written(items: Iterable[_T | Future[_T]]) -> list[_T]:
     return [item.result() if isinstance(item, Future) else item for item in items]
 
 
+def _default_words(directory: Path) -> str:
+    """The default limit, said with the free space it was found from."""
+    try:
+        free = f", {_size(shutil.disk_usage(directory).free)},"
+    except OSError:
+        free = ""
+    return (
+        f"the default limit: the free space{free} less a tenth of the disk's size, at least "
+        f"{_size(_RESERVE)}, kept free"
+    )
+
+
 def default_limit(directory: Path) -> int:
     """The default budget: the free space of ``directory``'s file system less a tenth of
     its size (at least 1 GiB)."""
@@ -263,11 +288,14 @@ def default_limit(directory: Path) -> int:
 
 
 def remove_stale(base: Path) -> None:
-    """Remove the scratch directories in ``base`` of processes that no longer exist."""
+    """Remove the scratch directories in ``base`` of processes that no longer exist: a
+    directory named as one, of this user, holding the marker of this process id
+    namespace (nothing else is ever removed)."""
     try:
         entries = list(os.scandir(base))
     except OSError:
         return
+    ours = _namespace()
     for entry in entries:
         found = _OURS.match(entry.name)
         if found is None or int(found.group(1)) == os.getpid():
@@ -275,9 +303,31 @@ def remove_stale(base: Path) -> None:
         with contextlib.suppress(OSError):
             if not entry.is_dir(follow_symlinks=False) or entry.stat().st_uid != os.getuid():
                 continue
-            if _alive(int(found.group(1))):
+            if _marked(Path(entry.path) / MARKER) != ours or _alive(int(found.group(1))):
                 continue
             shutil.rmtree(entry.path, ignore_errors=True)
+
+
+def _namespace() -> str:
+    """This process's process id namespace (the inode of ``/proc/self/ns/pid``): a
+    process id means something only within it."""
+    try:
+        return f"pid namespace {os.stat('/proc/self/ns/pid').st_ino}\n"
+    except OSError:
+        return "pid namespace unknown\n"
+
+
+def _marked(marker: Path) -> str | None:
+    """The marker's text: a regular file of this user, not a link; else None."""
+    try:
+        fd = os.open(marker, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        return None
+    with os.fdopen(fd, "rb") as handle:
+        stat = os.fstat(handle.fileno())
+        if not (S_ISREG(stat.st_mode) and stat.st_uid == os.getuid()):
+            return None
+        return handle.read(256).decode("utf-8", errors="replace")
 
 
 def _alive(pid: int) -> bool:

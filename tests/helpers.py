@@ -418,7 +418,9 @@ def _parquet_bytes(docs: list[dict[str, Any]], directory: Path) -> Path:
     import pyarrow as pa  # noqa: PLC0415
     import pyarrow.parquet as pq  # noqa: PLC0415
 
-    table = pq.read_table(_parquet(docs, directory))
+    text = _parquet(docs, directory)
+    table = pq.read_table(text)
+    text.unlink()  # the layout's directory holds its own file only
     path = directory / "bytes.parquet"
     pq.write_table(table.cast(pa.schema([(n, pa.list_(pa.binary())) for n in table.column_names])),
                    path)  # fmt: skip

@@ -29,7 +29,7 @@ from egress_offline.readers import tuning
 from egress_offline.readers.compression import decompressed
 from egress_offline.readers.discover import open_inputs
 from egress_offline.readers.textcheck import check_text
-from egress_offline.scratch import Scratch, remove_stale
+from egress_offline.scratch import MARKER, Scratch, remove_stale
 from tests import hostile_inputs as hostile
 from tests.helpers import NOW, event, ndjson, zstd_compress
 
@@ -613,7 +613,9 @@ def test_a_failed_spill_write_stops_the_writes_after_it_and_is_raised(
                 spill.add(frame)
             spill.files  # noqa: B018 - asked for: raises
         spill.close()  # every write handed over has been made, or refused
-        assert [path.name for path in scratch.root.iterdir()] == ["spill-000000.arrow"]
+        assert [p.name for p in scratch.root.iterdir() if p.name != MARKER] == [
+            "spill-000000.arrow"
+        ]
         with pytest.raises(ScratchError):  # and again, each time
             spill.files  # noqa: B018
 
@@ -663,7 +665,7 @@ def test_a_spill_rolled_back_holds_what_it_held_at_its_mark(
         spill.rollback(mark)
         assert (spill.files, scratch.used, counted()) == before
         kept = sorted(part.name for part in before[0] if isinstance(part, Path))
-        assert sorted(path.name for path in scratch.root.iterdir()) == kept
+        assert sorted(p.name for p in scratch.root.iterdir() if p.name != MARKER) == kept
         spill.add_stamps(pl.Series([1_000], dtype=pl.Int64))  # and it goes on as before
         assert counted() == before[2] + 1
 
@@ -817,14 +819,44 @@ def test_the_default_budget_leaves_the_disk_room(tmp_path: Path) -> None:
 
 
 def test_stale_scratch_of_dead_processes_is_removed(tmp_path: Path) -> None:
-    dead = tmp_path / "egress-offline-999999999-abc"
-    alive = tmp_path / f"egress-offline-{os.getppid()}-abc"
+    """Only a scratch directory that a run made: its name, and its marker of this
+    process id namespace. A user's directory named ``egress-offline-<digits>-...``
+    (evidence, findings) was removed as one."""
+    from egress_offline.scratch import MARKER, _namespace  # noqa: PLC0415
+
+    dead = tmp_path / "egress-offline-999999999-0123abcd"
+    alive = tmp_path / f"egress-offline-{os.getppid()}-0123abcd"
     other = tmp_path / "egress-offline-notapid"
-    for directory in (dead, alive, other):
+    evidence = tmp_path / "egress-offline-2026-11-20"
+    findings = tmp_path / "egress-offline-20261120-results"
+    unmarked = tmp_path / "egress-offline-999999998-0123abcd"
+    elsewhere = tmp_path / "egress-offline-999999997-0123abcd"  # another namespace's
+    linked = tmp_path / "egress-offline-999999996-0123abcd"  # its marker a link
+    for directory in (dead, alive, other, evidence, findings, unmarked, elsewhere, linked):
         directory.mkdir()
         (directory / "spill-000000.arrow").write_bytes(b"x")
+    for directory in (dead, alive, other, evidence, findings):
+        (directory / MARKER).write_text(_namespace())
+    (elsewhere / MARKER).write_text("pid namespace 1\n")
+    (tmp_path / "ns").write_text(_namespace())
+    (linked / MARKER).symlink_to(tmp_path / "ns")
     remove_stale(tmp_path)
-    assert (dead.exists(), alive.exists(), other.exists()) == (False, True, True)
+    assert sorted(p.name for p in tmp_path.iterdir() if p.is_dir()) == sorted(
+        p.name for p in (alive, other, evidence, findings, unmarked, elsewhere, linked)
+    )
+
+
+def test_a_scratch_directory_holds_its_marker_from_its_making(tmp_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch
+                                                              ) -> None:  # fmt: skip
+    from egress_offline.scratch import MARKER, _namespace  # noqa: PLC0415
+
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    monkeypatch.setattr(tempfile, "tempdir", None)  # read TMPDIR again
+    with Scratch(None) as scratch:
+        assert (scratch.root / MARKER).read_text() == _namespace()
+        assert _namespace().startswith("pid namespace ")
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_standard_input_is_sniffed_before_it_is_copied(tmp_path: Path) -> None:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+import stat
+import sys
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from egress_offline.errors import InputError, UsageError
@@ -27,17 +29,18 @@ def names_input(argument: str) -> bool:
         return True  # reading it says what cannot be read
 
 
-def check_outputs(outputs: dict[str, Path | None], paths: list[str]) -> dict[str, OutputTarget]:
+def check_outputs(outputs: dict[str, Path | None], paths: list[str],
+                  read: Sequence[Path] = ()) -> dict[str, OutputTarget]:  # fmt: skip
     """Before reading: every output (by its option: ``--output``, ``--report``, ``--html``) is
-    outside the inputs, may be written (:func:`~egress_offline.outputs.output_target`:
-    not a directory, its directory exists...), and no two are the same file, however
-    spelled (a character device such as ``/dev/null`` may take several). Returns where
-    each leads, by option."""
+    outside the inputs and the other files the run reads (``read``: a CIDR file), may be
+    written (:func:`~egress_offline.outputs.output_target`: not a directory, its
+    directory exists...), and no two are the same file, however spelled (a character
+    device such as ``/dev/null`` may take several). Returns where each leads, by option."""
     checked: list[tuple[str, OutputTarget]] = []
     for option, path in outputs.items():
         if path is None:
             continue
-        check_outside_inputs(path, paths)
+        check_outside_inputs(path, [*paths, *(str(file) for file in read)])
         target = output_target(path, option=option)
         for other_option, other in checked:
             if target.identity == other.identity and not target.device:
@@ -51,22 +54,61 @@ def check_outputs(outputs: dict[str, Path | None], paths: list[str]) -> dict[str
 
 def check_outside_inputs(target: Path | None, paths: list[str]) -> None:
     """Before reading: an output file is never an input, nor inside an input directory
-    (the evidence is never written to); a glob counts as what it matches."""
+    (the evidence is never written to); a glob counts as what it matches, ``-`` as the
+    file standard input reads, if it is one. A file is known by its device and inode,
+    not its name: a hard link, a bind mount or ``/dev/stdout`` appending to it is the
+    same file."""
     if target is None:
         return
     resolved = _real(target)
+    written = _identity(target)  # the file written, through any link or descriptor
+    above = _directories_above(resolved)
+    is_one = UsageError(
+        f"{target}: is one of the inputs; write the result to another file (evidence is "
+        "never modified)"
+    )
+    if "-" in paths and written is not None and written == _stdin_identity():
+        raise is_one
     for raw, given in _input_places(paths):
         place = _real(given)
-        if place == resolved:
-            raise UsageError(
-                f"{target}: is one of the inputs; write the result to another file "
-                "(evidence is never modified)"
-            )
-        if given.is_dir() and resolved.is_relative_to(place):
+        if place == resolved or (written is not None and written == _identity(given)):
+            raise is_one
+        if given.is_dir() and (resolved.is_relative_to(place) or _identity(given) in above):
             raise UsageError(
                 f"{target}: is inside the input directory {raw}; write the result outside "
                 "it (input directories are never written to)"
             )
+
+
+def _identity(path: Path) -> tuple[int, int] | None:
+    """The (device, inode) of the regular file or directory ``path`` leads to; None for
+    anything else (a device such as ``/dev/null``, which any run may share) or nothing."""
+    try:
+        found = os.stat(path)
+    except (OSError, ValueError):
+        return None
+    if not (stat.S_ISREG(found.st_mode) or stat.S_ISDIR(found.st_mode)):
+        return None
+    return found.st_dev, found.st_ino
+
+
+def _stdin_identity() -> tuple[int, int] | None:
+    """The (device, inode) of the file standard input reads, if it reads one."""
+    try:
+        found = os.fstat(sys.stdin.fileno())
+    except (OSError, ValueError, AttributeError):
+        return None
+    return (found.st_dev, found.st_ino) if stat.S_ISREG(found.st_mode) else None
+
+
+def _directories_above(resolved: Path) -> set[tuple[int, int]]:
+    """The identities of the directories holding ``resolved``, up to the root."""
+    found = set()
+    for directory in resolved.parents:
+        identity = _identity(directory)
+        if identity is not None:
+            found.add(identity)
+    return found
 
 
 def _input_places(paths: list[str]) -> Iterator[tuple[str, Path]]:
@@ -88,11 +130,17 @@ def _input_places(paths: list[str]) -> Iterator[tuple[str, Path]]:
 
 
 def check_not_an_input(target: Path | None, files: list[FileReport]) -> None:
+    """After reading: an output is none of the files read (by name or by identity)."""
     if target is None:
         return
     resolved = _real(target)
+    written = _identity(target)
     for file in files:
-        if file.name != "<stdin>" and _real(Path(file.name)) == resolved:
+        if file.name == "<stdin>":
+            continue
+        if _real(Path(file.name)) == resolved or (
+            written is not None and written == _identity(Path(file.name))
+        ):
             raise UsageError(
                 f"{target}: is one of the inputs; write the result to another file "
                 "(evidence is never modified)"

@@ -113,6 +113,8 @@ class _Delivery:
     html: Path | None = None
     engine: str = "local"
     spark_master: str | None = None
+    #: other files the run reads (a CIDR file): never an output
+    read: tuple[Path, ...] = ()
 
 
 @app.command()
@@ -152,8 +154,9 @@ def hunt(
 ) -> None:
     """Flag processes that sent at least --threshold bytes to one public destination."""
     delivery = _Delivery(
-        paths, output, fmt, report, excel_safe, quiet, scratch_limit, html, engine, spark_master
-    )
+        paths, output, fmt, report, excel_safe, quiet, scratch_limit, html, engine, spark_master,
+        read=() if exclude_cidr_file is None else (exclude_cidr_file,),
+    )  # fmt: skip
 
     def build() -> HuntSpec:
         families, extra = _filters(os_family, exclude_cidr, exclude_cidr_file)
@@ -217,8 +220,9 @@ def sweep(
     """Flag every process that sent at least --threshold bytes to one public destination
     within any --window, over the whole dump (a true sliding window)."""
     delivery = _Delivery(
-        paths, output, fmt, report, excel_safe, quiet, scratch_limit, html, engine, spark_master
-    )
+        paths, output, fmt, report, excel_safe, quiet, scratch_limit, html, engine, spark_master,
+        read=() if exclude_cidr_file is None else (exclude_cidr_file,),
+    )  # fmt: skip
 
     def build() -> SweepSpec:
         families, extra = _filters(os_family, exclude_cidr, exclude_cidr_file)
@@ -301,6 +305,7 @@ def pivot(
         check_not_an_input(html, result.files)
         payload = result.as_dict()
         _deliver(output, "--output", lambda sink: render_pivot(payload, out_format, sink))
+        _wrote("--output", output)
         if html is not None:
             written = [output_record("--output", output)] if output is not None else []
             write_html(html, "pivot", result, version=__version__, outputs=written)
@@ -324,7 +329,7 @@ def _run(delivery: _Delivery, build: Callable[[], Any], runner: Callable[..., An
             "--report": delivery.report,
             "--html": delivery.html,
         }
-        targets = check_outputs(outputs, delivery.paths)
+        targets = check_outputs(outputs, delivery.paths, delivery.read)
         out_format = format_for(
             delivery.output, delivery.fmt, terminal=sys.stdout.isatty(),
             written_through="--output" in targets and targets["--output"].through,
@@ -348,6 +353,7 @@ def _run(delivery: _Delivery, build: Callable[[], Any], runner: Callable[..., An
             "--output",
             lambda sink: render(result.rows, out_format, sink, excel_safe=excel_safe),
         )
+        _wrote("--output", delivery.output)
         # each file's SHA-256 is recorded by what is written after it: the page lists
         # the rows' file, the report (written last) both
         written: list[dict[str, Any]] = []
@@ -355,12 +361,14 @@ def _run(delivery: _Delivery, build: Callable[[], Any], runner: Callable[..., An
             written.append(output_record("--output", delivery.output))
         if delivery.html is not None:
             write_html(delivery.html, command, result, version=__version__, outputs=written)
+            _wrote("--html", delivery.html)
             written.append(output_record("--html", delivery.html))
         if delivery.report is not None:
             payload = report_of(result, version=__version__, outputs=written)
             write_output(
                 delivery.report, lambda sink: _write_bytes(sink, payload), option="--report"
             )
+            _wrote("--report", delivery.report)
         if not delivery.quiet:
             sys.stderr.write("\n".join(summary(result)) + "\n")
         elif result.alerts:  # what can change the answer's meaning, even under --quiet
@@ -370,14 +378,16 @@ def _run(delivery: _Delivery, build: Callable[[], Any], runner: Callable[..., An
 @contextmanager
 def _user_errors() -> Iterator[None]:
     """Every error a user can cause, as one line on standard error and an exit code."""
+    _WRITTEN.clear()  # a command's own (tests run several in one process)
+    _STOPPED.clear()
     try:
         yield
     except EgressError as exc:
         _fail(str(exc), exc.exit_code)
     except KeyboardInterrupt:
-        _fail("interrupted; no output file was written", 130)
+        _fail(_stopped("interrupted"), 130)
     except Terminated as exc:
-        _fail(f"stopped by {exc.name}; no output file was written", 128 + exc.signal)
+        _fail(_stopped(f"stopped by {exc.name}"), 128 + exc.signal)
     except MemoryError:
         _fail("the run needs more memory than there is; free memory, or split the input", 1)
     except PanicException as exc:  # a BaseException: Polars failed inside
@@ -405,8 +415,36 @@ class Terminated(BaseException):
         self.name = signal.Signals(signal_number).name
 
 
+#: The signal a run was stopped by, once: a second one while the first is answered (the
+#: scratch directory removed, the exit path) is ignored, where it raised again, out of
+#: the first's handling, as a traceback and exit 1.
+_STOPPED: list[int] = []
+#: The outputs a run has written whole so far (``--output out.csv``), for the message of
+#: a run stopped before the end.
+_WRITTEN: list[str] = []
+
+
 def _on_signal(signal_number: int, _frame: object) -> None:
+    if _STOPPED:
+        return
+    _STOPPED.append(signal_number)
     raise Terminated(signal_number)
+
+
+def _stopped(why: str) -> str:
+    """The message of a run stopped by ``why``: which outputs it had written whole (a
+    stopped write leaves what it replaces as it was)."""
+    if not _WRITTEN:
+        return f"{why}; no output file was written"
+    return (
+        f"{why} after {', '.join(_WRITTEN)} had been written; no other output file was "
+        "written (each left as it was)"
+    )
+
+
+def _wrote(option: str, path: Path | None) -> None:
+    if path is not None:
+        _WRITTEN.append(f"{option} {path}")
 
 
 def _os_failure(exc: OSError) -> str:

@@ -46,8 +46,12 @@ def open_inputs(paths: Sequence[str], scratch: Scratch | None = None, *,
             scratch = stack.enter_context(Scratch())
         files: dict[Any, InputFile] = {}  # by resolved path, or URI
         skipped: list[str] = []
+        stdin_read = False
         for named in paths:
             if named == "-":
+                if stdin_read:  # read once: named again, it is the same input (a second
+                    continue  # copy, of what was left of it, was empty: 0 records)
+                stdin_read = True
                 spool = _spool_stdin(scratch)
                 stack.callback(scratch.release, spool)
                 files[spool] = _named(spool, "<stdin>")

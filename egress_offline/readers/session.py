@@ -204,8 +204,14 @@ class ReadSession:
                 for item in self._read_file(number, local, report, tell=tell, as_read=as_read):
                     yield from self._hand_on(item, batcher)
                 changed = _changed(local, before, _state(local))
-                if plan.hash_inputs:
-                    report.sha256 = sha256_of(local.path)
+                if plan.hash_inputs and changed is None:
+                    # a second read, of the bytes read, if the file stays as it was
+                    digest = sha256_of(local.path, local.size)
+                    changed = _changed(local, before, _state(local))
+                    report.sha256 = digest if changed is None else None
+                if plan.hash_inputs and changed is not None:  # a hash would not be of
+                    # the bytes read
+                    changed += "; its SHA-256 is not recorded (it would not be of what was read)"
             if changed is not None:
                 report.notes.append(changed)
             if tell is not None:
@@ -395,7 +401,13 @@ def _numbered(frame: pl.DataFrame, number: int) -> pl.DataFrame:
     return frame.with_columns(pl.lit(number, dtype=pl.UInt32).alias(FILE))
 
 
-def sha256_of(path: Path) -> str:
-    """The SHA-256 of a file's bytes, as hex."""
+def sha256_of(path: Path, size: int | None = None) -> str:
+    """The SHA-256 of a file's bytes (its first ``size``, if given), as hex."""
+    digest = hashlib.sha256()
+    left = size
     with path.open("rb") as handle:
-        return hashlib.file_digest(handle, "sha256").hexdigest()
+        while block := handle.read(1 << 20 if left is None else min(1 << 20, left)):
+            digest.update(block)
+            if left is not None:
+                left -= len(block)
+    return digest.hexdigest()
