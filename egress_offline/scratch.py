@@ -53,6 +53,7 @@ PREFIX: Final = "egress-offline-"
 _OURS: Final = re.compile(rf"^{re.escape(PREFIX)}(\d+)-[0-9a-f]{{8}}$")
 #: The file a scratch directory holds from its making: the namespace of its process id.
 MARKER: Final = ".egress-offline-scratch"
+_UNKNOWN: Final = "pid namespace unknown\n"  # without /proc: never taken for another's
 #: Room the default budget leaves on the scratch file system: a tenth of it, at least this.
 _RESERVE: Final = 1 << 30
 
@@ -200,22 +201,24 @@ class Scratch:
 
 @contextlib.contextmanager
 def _uninterrupted() -> Iterator[None]:
-    """A second Ctrl-C while the directory is removed is not taken (in the main thread,
-    where Python takes signals): it interrupted the removal, leaving the directory
-    behind (two Ctrl-Cs 10 to 20 ms apart left an empty one every time). The removal
-    takes milliseconds, and the first Ctrl-C is already ending the run."""
+    """A second Ctrl-C (or a SIGTERM, SIGHUP) while the directory is removed is not taken
+    (in the main thread, where Python takes signals): it interrupted the removal,
+    leaving the directory behind (two Ctrl-Cs 10 to 20 ms apart left an empty one every
+    time). The removal takes milliseconds, and the run is already ending."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
+    taken = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
     try:
-        before = signal.signal(signal.SIGINT, signal.SIG_IGN)
+        before = [signal.signal(number, signal.SIG_IGN) for number in taken]
     except ValueError:  # not the main interpreter
         yield
         return
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, before)
+        for number, handler in zip(taken, before, strict=True):
+            signal.signal(number, handler)
 
 
 class Writer(Generic[_T]):
@@ -296,6 +299,8 @@ def remove_stale(base: Path) -> None:
     except OSError:
         return
     ours = _namespace()
+    if ours == _UNKNOWN:  # no process id means anything here: nothing is taken for stale
+        return
     for entry in entries:
         found = _OURS.match(entry.name)
         if found is None or int(found.group(1)) == os.getpid():
@@ -314,7 +319,7 @@ def _namespace() -> str:
     try:
         return f"pid namespace {os.stat('/proc/self/ns/pid').st_ino}\n"
     except OSError:
-        return "pid namespace unknown\n"
+        return _UNKNOWN
 
 
 def _marked(marker: Path) -> str | None:

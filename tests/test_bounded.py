@@ -846,6 +846,20 @@ def test_stale_scratch_of_dead_processes_is_removed(tmp_path: Path) -> None:
     )
 
 
+def test_without_proc_no_scratch_is_taken_for_stale(tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    """Without ``/proc`` no process id namespace is known: two containers sharing
+    ``/tmp`` would each take the other's live scratch for stale."""
+    from egress_offline import scratch as scratch_module  # noqa: PLC0415
+
+    monkeypatch.setattr(scratch_module, "_namespace", lambda: scratch_module._UNKNOWN)
+    dead = tmp_path / "egress-offline-999999999-0123abcd"
+    dead.mkdir()
+    (dead / scratch_module.MARKER).write_text(scratch_module._UNKNOWN)
+    remove_stale(tmp_path)
+    assert dead.exists()
+
+
 def test_a_scratch_directory_holds_its_marker_from_its_making(tmp_path: Path,
                                                               monkeypatch: pytest.MonkeyPatch
                                                               ) -> None:  # fmt: skip
@@ -1005,7 +1019,7 @@ def test_a_signal_escaping_the_command_ends_with_its_code_not_a_traceback(
 
 
 def _terminated(number: int) -> BaseException:
-    from egress_offline.cli.commands import Terminated  # noqa: PLC0415
+    from egress_offline.cli.stopping import Terminated  # noqa: PLC0415
 
     return Terminated(number)
 

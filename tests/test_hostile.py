@@ -257,9 +257,51 @@ def test_an_input_is_known_by_its_inode_not_its_name(tmp_path: Path) -> None:
     cidrs = tmp_path / "proxies.txt"
     cidrs.write_text("10.9.9.9/32\n")
     code, _, err = run(str(evidence), "--exclude-cidr-file", str(cidrs), "--report", str(cidrs))
-    assert (code, err) == (2, f"Error: {cidrs}: is one of the inputs; write the result to "
-                              "another file (evidence is never modified)\n")  # fmt: skip
+    assert (code, err) == (2, f"Error: {cidrs}: is the file of CIDR ranges the run reads "
+                              f"({cidrs}); write the result to another file\n")  # fmt: skip
     assert cidrs.read_text() == "10.9.9.9/32\n"
+
+
+def test_standard_output_on_an_input_is_refused(tmp_path: Path) -> None:
+    """``hunt evidence.ndjson >> evidence.ndjson`` appended the rows to the evidence, and
+    ``hunt dir > dir/out.csv`` wrote into an input directory: standard output, the
+    default output, was not checked."""
+    evidence = tmp_path / "evidence"
+    evidence.mkdir()
+    (evidence / "a.ndjson").write_bytes(ndjson([event()]))
+    before = (evidence / "a.ndjson").read_bytes()
+    exe = shutil.which("egress-offline", path=str(Path(sys.executable).parent))
+    assert exe
+    for given, target, why in (
+        (evidence / "a.ndjson", evidence / "a.ndjson",
+         "is one of the inputs; write the result to another file (evidence is never modified)"),
+        (evidence, evidence / "out.csv", f"is inside the input directory {evidence}; write "
+         "the result outside it (input directories are never written to)"),
+    ):  # fmt: skip
+        with target.open("ab") as stdout:
+            done = subprocess.run([exe, "hunt", str(given), "--all-time", "-q"],
+                                  stdout=stdout, stderr=subprocess.PIPE, check=False,
+                                  timeout=120)  # fmt: skip
+        assert (done.returncode, done.stderr.decode()) == (2, f"Error: standard output: {why}\n")
+    assert (evidence / "a.ndjson").read_bytes() == before
+    with (tmp_path / "out.csv").open("wb") as stdout:  # beside the evidence: written
+        done = subprocess.run([exe, "hunt", str(evidence), "--all-time", "-q"], stdout=stdout,
+                              stderr=subprocess.PIPE, check=False, timeout=120)  # fmt: skip
+    assert done.returncode == 0
+    assert (tmp_path / "out.csv").read_text().startswith("total_bytes_out,")
+
+
+def test_closed_standard_input_is_said(tmp_path: Path) -> None:
+    """``hunt - <&-``: a traceback (``sys.stdin`` is None), exit 1."""
+    exe = shutil.which("egress-offline", path=str(Path(sys.executable).parent))
+    assert exe
+    done = subprocess.run([exe, "hunt", "-", "-q", "-o", str(tmp_path / "o.csv")],
+                          stdin=subprocess.DEVNULL, stderr=subprocess.PIPE, check=False,
+                          timeout=120, preexec_fn=lambda: os.close(0))  # fmt: skip
+    assert (done.returncode, done.stderr.decode()) == (
+        1,
+        "Error: - names standard input, which is closed; pipe an export into it, or name a file\n",
+    )
 
 
 def test_standard_input_named_twice_is_read_once(tmp_path: Path) -> None:
@@ -277,13 +319,13 @@ def test_a_second_signal_while_the_first_is_answered_is_ignored(
 ) -> None:
     """SIGTERM twice, 2 ms apart: the second raised out of the first's handling, a
     traceback and exit 1 (in 2 to 3 of 12 tries), not 143."""
-    from egress_offline.cli import commands  # noqa: PLC0415
+    from egress_offline.cli import stopping  # noqa: PLC0415
 
-    monkeypatch.setattr(commands, "_STOPPED", [])
-    with pytest.raises(commands.Terminated):
-        commands._on_signal(signal.SIGTERM, None)
-    commands._on_signal(signal.SIGTERM, None)  # answered already: nothing raised
-    commands._on_signal(signal.SIGHUP, None)
+    monkeypatch.setattr(stopping, "_STOPPED", [])
+    with pytest.raises(stopping.Terminated):
+        stopping.on_signal(signal.SIGTERM, None)
+    stopping.on_signal(signal.SIGTERM, None)  # answered already: nothing raised
+    stopping.on_signal(signal.SIGHUP, None)
 
 
 def test_a_run_stopped_after_its_rows_were_written_says_so(
@@ -297,7 +339,6 @@ def test_a_run_stopped_after_its_rows_were_written_says_so(
         raise KeyboardInterrupt
 
     monkeypatch.setattr(commands, "report_json", stopped)
-    monkeypatch.setattr(commands, "_WRITTEN", [])
     path = tmp_path / "x.ndjson"
     path.write_bytes(ndjson([event()]))
     (tmp_path / "r.json").write_text("the last run's")

@@ -378,10 +378,8 @@ def test_parquet_bytes_that_are_not_utf8_refuse_the_file(tmp_path: Path) -> None
     with pytest.raises(InputError) as raised:
         result_of(path)
     assert str(raised.value) == (
-        f"{path}: Parquet data cannot be read (the column process.entity_id holds bytes, "
-        "not text (BINARY without the UTF-8 annotation), and some of them are not UTF-8 "
-        "(Invalid UTF8 payload); write its values as UTF-8 strings); the copy may be damaged, "
-        "export it again"
+        f"{path}: the Parquet column process.entity_id holds bytes that are not UTF-8 text "
+        "(bytes without the UTF-8 annotation); write its values as UTF-8 strings"
     )
 
 
@@ -456,27 +454,38 @@ def test_parquet_int96_times_past_2262_are_kept(tmp_path: Path) -> None:
     assert result.last_ms == 19_880_899_200_000  # 2600-01-01T00:00:00Z
 
 
-def test_parquet_text_of_other_arrow_types_is_read(tmp_path: Path) -> None:
-    """Fixed-width bytes (a numpy ``S`` column) and an extension type over text
-    (``arrow.json``, as pyarrow 26 reads a JSON-annotated column) were read as no value:
-    a group of no entity id flagged."""
+def test_parquet_text_of_other_arrow_types_is_read_or_refused(tmp_path: Path) -> None:
+    """Fixed-width bytes (a numpy ``S`` column) were read as no value (a group of no
+    entity id flagged): they are text. An extension type (``arrow.json``, as pyarrow 26
+    reads a JSON-annotated column; ``arrow.uuid``) was read as no value too: JSON text
+    is not its values (``"windows"`` with its quotes), UUIDs are 16 bytes; the file is
+    refused, naming the column."""
     import pyarrow as pa  # noqa: PLC0415
     import pyarrow.parquet as pq  # noqa: PLC0415
+
+    from egress_offline.errors import InputError  # noqa: PLC0415
 
     path = _scalar_parquet(tmp_path / "fixed.parquet", pa.string())
     table = pq.read_table(path)
     ids = table.schema.get_field_index("process.entity_id")
     table = table.set_column(ids, "process.entity_id",
                              pa.array([b"E1", b"E2", b"P3"], pa.binary(2)))  # fmt: skip
-    family = table.schema.get_field_index("host.os.family")
-    storage = pa.array(['"windows"'] * 3, pa.string())
-    as_json = pa.ExtensionArray.from_storage(pa.json_(pa.string()), storage)
-    pq.write_table(table.set_column(family, "host.os.family", as_json), path)
-    assert pairs(result_of(path)) == []  # its family is the JSON text '"windows"'
-    table = table.set_column(family, "host.os.family", pa.ExtensionArray.from_storage(
-        pa.json_(pa.string()), pa.array(["windows"] * 3)))  # fmt: skip
     pq.write_table(table, path)
     assert pairs(result_of(path)) == EXPECTED
+    family = table.schema.get_field_index("host.os.family")
+    as_json = pa.ExtensionArray.from_storage(pa.json_(pa.string()), pa.array(['"windows"'] * 3))
+    pq.write_table(table.set_column(family, "host.os.family", as_json), path)
+    with pytest.raises(InputError) as raised:
+        result_of(path)
+    assert str(raised.value) == (
+        f"{path}: the Parquet column host.os.family holds JSON text (the JSON type), not "
+        "text; write its values as plain text"
+    )
+    uuids = pa.ExtensionArray.from_storage(pa.uuid(), pa.array([b"0" * 16] * 3, pa.binary(16)))
+    pq.write_table(table.set_column(ids, "process.entity_id", uuids), path)
+    with pytest.raises(InputError) as raised:
+        result_of(path)
+    assert "holds UUIDs (16 bytes each), not text" in str(raised.value)
 
 
 @pytest.mark.parametrize("name", ["@timestamp", "event.action", "process.executable"])

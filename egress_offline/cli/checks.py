@@ -37,10 +37,14 @@ def check_outputs(outputs: dict[str, Path | None], paths: list[str],
     directory exists...), and no two are the same file, however spelled (a character
     device such as ``/dev/null`` may take several). Returns where each leads, by option."""
     checked: list[tuple[str, OutputTarget]] = []
+    if "--output" in outputs and outputs["--output"] is None and _stdout_is_a_file():
+        # the rows go to standard output, which the shell opened on a file (`> out.csv`,
+        # `>> evidence.ndjson`): the same checks, by the file it is
+        check_outside_inputs(Path(_STDOUT), paths, read, shown="standard output")
     for option, path in outputs.items():
         if path is None:
             continue
-        check_outside_inputs(path, [*paths, *(str(file) for file in read)])
+        check_outside_inputs(path, paths, read)
         target = output_target(path, option=option)
         for other_option, other in checked:
             if target.identity == other.identity and not target.device:
@@ -52,32 +56,60 @@ def check_outputs(outputs: dict[str, Path | None], paths: list[str],
     return dict(checked)
 
 
-def check_outside_inputs(target: Path | None, paths: list[str]) -> None:
+def check_outside_inputs(target: Path | None, paths: list[str], read: Sequence[Path] = (),
+                         *, shown: str | None = None) -> None:  # fmt: skip
     """Before reading: an output file is never an input, nor inside an input directory
-    (the evidence is never written to); a glob counts as what it matches, ``-`` as the
-    file standard input reads, if it is one. A file is known by its device and inode,
-    not its name: a hard link, a bind mount or ``/dev/stdout`` appending to it is the
-    same file."""
+    (the evidence is never written to), nor another file the run reads (``read``: a
+    CIDR file); a glob counts as what it matches, ``-`` as the file standard input
+    reads, if it is one. A file is known by its device and inode, not its name: a hard
+    link, a bind mount or ``/dev/stdout`` appending to it is the same file. ``shown``
+    names the output in messages (default: its path)."""
     if target is None:
         return
+    name = shown or str(target)
     resolved = _real(target)
     written = _identity(target)  # the file written, through any link or descriptor
-    above = _directories_above(resolved)
-    is_one = UsageError(
-        f"{target}: is one of the inputs; write the result to another file (evidence is "
-        "never modified)"
-    )
+
+    def same(place: Path) -> bool:
+        return _real(place) == resolved or (written is not None and written == _identity(place))
+
     if "-" in paths and written is not None and written == _stdin_identity():
-        raise is_one
-    for raw, given in _input_places(paths):
-        place = _real(given)
-        if place == resolved or (written is not None and written == _identity(given)):
-            raise is_one
-        if given.is_dir() and (resolved.is_relative_to(place) or _identity(given) in above):
+        raise _an_input(name)
+    for given in read:
+        if same(given):
             raise UsageError(
-                f"{target}: is inside the input directory {raw}; write the result outside "
+                f"{name}: is the file of CIDR ranges the run reads ({given}); write the "
+                "result to another file"
+            )
+    above = _directories_above(resolved)
+    for raw, given in _input_places(paths):
+        if same(given):
+            raise _an_input(name)
+        if given.is_dir() and (resolved.is_relative_to(_real(given)) or _identity(given) in above):
+            raise UsageError(
+                f"{name}: is inside the input directory {raw}; write the result outside "
                 "it (input directories are never written to)"
             )
+
+
+def _an_input(name: str | Path) -> UsageError:
+    return UsageError(
+        f"{name}: is one of the inputs; write the result to another file (evidence is "
+        "never modified)"
+    )
+
+
+#: Where standard output leads, as a path (Linux: a link to the descriptor's file).
+_STDOUT = "/dev/stdout"
+
+
+def _stdout_is_a_file() -> bool:
+    """Does standard output write to a regular file (a shell's ``>``, ``>>``)?"""
+    try:
+        found = os.fstat(sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):
+        return False
+    return stat.S_ISREG(found.st_mode) and os.path.exists(_STDOUT)
 
 
 def _identity(path: Path) -> tuple[int, int] | None:
@@ -141,10 +173,7 @@ def check_not_an_input(target: Path | None, files: list[FileReport]) -> None:
         if _real(Path(file.name)) == resolved or (
             written is not None and written == _identity(Path(file.name))
         ):
-            raise UsageError(
-                f"{target}: is one of the inputs; write the result to another file "
-                "(evidence is never modified)"
-            )
+            raise _an_input(target)
 
 
 def _real(path: Path) -> Path:

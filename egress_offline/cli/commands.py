@@ -38,6 +38,7 @@ from egress_offline.cli.options import (
     Threshold,
 )
 from egress_offline.cli.progress import ProgressDisplay
+from egress_offline.cli.stopping import Terminated, begin, on_signal, stopped, wrote
 from egress_offline.cli.written import output_record, require_html, write_html
 from egress_offline.engine import run_hunt
 from egress_offline.errors import EgressError, UsageError
@@ -305,10 +306,11 @@ def pivot(
         check_not_an_input(html, result.files)
         payload = result.as_dict()
         _deliver(output, "--output", lambda sink: render_pivot(payload, out_format, sink))
-        _wrote("--output", output)
+        wrote("--output", output)
         if html is not None:
             written = [output_record("--output", output)] if output is not None else []
             write_html(html, "pivot", result, version=__version__, outputs=written)
+            wrote("--html", html)
         if not quiet:
             sys.stderr.write("\n".join(pivot_summary_lines(result)) + "\n")
 
@@ -353,7 +355,7 @@ def _run(delivery: _Delivery, build: Callable[[], Any], runner: Callable[..., An
             "--output",
             lambda sink: render(result.rows, out_format, sink, excel_safe=excel_safe),
         )
-        _wrote("--output", delivery.output)
+        wrote("--output", delivery.output)
         # each file's SHA-256 is recorded by what is written after it: the page lists
         # the rows' file, the report (written last) both
         written: list[dict[str, Any]] = []
@@ -361,14 +363,14 @@ def _run(delivery: _Delivery, build: Callable[[], Any], runner: Callable[..., An
             written.append(output_record("--output", delivery.output))
         if delivery.html is not None:
             write_html(delivery.html, command, result, version=__version__, outputs=written)
-            _wrote("--html", delivery.html)
+            wrote("--html", delivery.html)
             written.append(output_record("--html", delivery.html))
         if delivery.report is not None:
             payload = report_of(result, version=__version__, outputs=written)
             write_output(
                 delivery.report, lambda sink: _write_bytes(sink, payload), option="--report"
             )
-            _wrote("--report", delivery.report)
+            wrote("--report", delivery.report)
         if not delivery.quiet:
             sys.stderr.write("\n".join(summary(result)) + "\n")
         elif result.alerts:  # what can change the answer's meaning, even under --quiet
@@ -378,16 +380,15 @@ def _run(delivery: _Delivery, build: Callable[[], Any], runner: Callable[..., An
 @contextmanager
 def _user_errors() -> Iterator[None]:
     """Every error a user can cause, as one line on standard error and an exit code."""
-    _WRITTEN.clear()  # a command's own (tests run several in one process)
-    _STOPPED.clear()
+    begin()  # a command's own record of what it wrote (tests run several in a process)
     try:
         yield
     except EgressError as exc:
         _fail(str(exc), exc.exit_code)
     except KeyboardInterrupt:
-        _fail(_stopped("interrupted"), 130)
+        _fail(stopped("interrupted"), 130)
     except Terminated as exc:
-        _fail(_stopped(f"stopped by {exc.name}"), 128 + exc.signal)
+        _fail(stopped(f"stopped by {exc.name}"), 128 + exc.signal)
     except MemoryError:
         _fail("the run needs more memory than there is; free memory, or split the input", 1)
     except PanicException as exc:  # a BaseException: Polars failed inside
@@ -403,48 +404,6 @@ def _user_errors() -> Iterator[None]:
 def _scratch_limit(text: str | None) -> int | None:
     """``--scratch-limit``'s value in bytes, or None for the default."""
     return None if text is None else parse_size(text, "--scratch-limit")
-
-
-class Terminated(BaseException):
-    """SIGTERM or SIGHUP: raised in the main thread, so that every ``with`` block (the
-    scratch directory, a temporary output) is left as on Ctrl-C."""
-
-    def __init__(self, signal_number: int) -> None:
-        super().__init__(signal_number)
-        self.signal = signal_number
-        self.name = signal.Signals(signal_number).name
-
-
-#: The signal a run was stopped by, once: a second one while the first is answered (the
-#: scratch directory removed, the exit path) is ignored, where it raised again, out of
-#: the first's handling, as a traceback and exit 1.
-_STOPPED: list[int] = []
-#: The outputs a run has written whole so far (``--output out.csv``), for the message of
-#: a run stopped before the end.
-_WRITTEN: list[str] = []
-
-
-def _on_signal(signal_number: int, _frame: object) -> None:
-    if _STOPPED:
-        return
-    _STOPPED.append(signal_number)
-    raise Terminated(signal_number)
-
-
-def _stopped(why: str) -> str:
-    """The message of a run stopped by ``why``: which outputs it had written whole (a
-    stopped write leaves what it replaces as it was)."""
-    if not _WRITTEN:
-        return f"{why}; no output file was written"
-    return (
-        f"{why} after {', '.join(_WRITTEN)} had been written; no other output file was "
-        "written (each left as it was)"
-    )
-
-
-def _wrote(option: str, path: Path | None) -> None:
-    if path is not None:
-        _WRITTEN.append(f"{option} {path}")
 
 
 def _os_failure(exc: OSError) -> str:
@@ -500,7 +459,7 @@ def run() -> None:
     process ends at once: interpreter teardown (threads, modules) would only add time."""
     code: int | str | None = 0
     for number in (signal.SIGTERM, signal.SIGHUP):
-        signal.signal(number, _on_signal)
+        signal.signal(number, on_signal)
     try:
         app()
     except SystemExit as done:

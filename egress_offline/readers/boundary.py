@@ -12,7 +12,13 @@ import polars as pl
 from egress_offline.errors import EgressError, InputError, first_line
 from egress_offline.readers.model import InputFile
 
-__all__ = ["not_the_file", "translated"]
+__all__ = ["ColumnNotText", "not_the_file", "translated"]
+
+
+class ColumnNotText(ValueError):
+    """A column read holds values that are not text and cannot be made text (bytes that
+    are not UTF-8, JSON, UUIDs): the file is refused, naming the column, and how to
+    write it instead (not damage: the copy is as it was written)."""
 
 
 class _NotTheFile(Exception):
@@ -58,6 +64,8 @@ def translated(file: InputFile) -> Iterator[None]:
             f"{file.name}: cannot be read ({reason}); check the file and its permissions",
             file=file.name,
         ) from exc
+    except ColumnNotText as exc:
+        raise InputError(f"{file.name}: {exc}", file=file.name) from exc
     except MemoryError as exc:
         raise InputError(
             f"{file.name}: reading it needs more memory than there is; split the file "

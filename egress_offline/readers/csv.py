@@ -59,6 +59,8 @@ _ISO: Final = r"^\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?)?"
 _THOUSANDS: Final = r"^[+-]?\d{1,3}(?:,\d{3})+(?:\.\d+)?$"
 _NUMBER: Final = r"^[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?$"
 _BATCH_ROWS: Final = 65_536
+#: A time as Kibana writes one in a row (its date format, or ISO 8601)
+_ROW_TIME: Final = rf"(?:{_KIBANA_DATE}|\d{{4}}-\d{{2}}-\d{{2}}[T ]\d{{2}}:\d{{2}})"
 
 
 def csv_columns(header: list[str], fields: FieldSet) -> dict[str, str]:
@@ -117,8 +119,8 @@ def read_csv(file: InputFile, report: FileReport, *, strict: bool, fields: Field
 
 def _note_rows_in_values(file: InputFile, report: FileReport, rows: int, width: int) -> None:
     """Note a last row without a line end, which a copy cut short leaves, and the rows
-    whose values hold lines shaped like rows of the file (as many
-    commas as the header has columns less one): a quote left open makes the rows after
+    whose values hold lines shaped like rows of the file (as many commas as the header
+    has columns less one, and a time): a quote left open makes the rows after
     it, up to the next quote, part of one value, as CSV quoting reads them, and they are
     then no records. Kibana quotes every value holding a line break, so a value may
     hold lines; only when the file has more line ends than rows are the values looked
@@ -136,12 +138,17 @@ def _note_rows_in_values(file: InputFile, report: FileReport, rows: int, width: 
         )
     if line_ends <= rows + 1 or width < 2:  # the header and one line a row
         return
-    shaped = pl.element().str.count_matches(",", literal=True) >= width - 1
+    # a line as wide as a row, holding a time as Kibana writes one: a row read into a
+    # value (a script's line of commas alone is not one)
+    shaped = (pl.element().str.count_matches(",", literal=True) >= width - 1) & (
+        pl.element().str.contains(_ROW_TIME)
+    )
     scan = pl.scan_csv(file.path, infer_schema=False, truncate_ragged_lines=True, glob=False,
                        encoding="utf8", has_header=True)  # fmt: skip
     columns = scan.collect_schema().names()
     found = (
         scan.with_row_index(POS, offset=1)
+        .filter(pl.any_horizontal(pl.all().exclude(POS).str.contains("\n", literal=True)))
         .select(
             POS,
             pl.concat_list(

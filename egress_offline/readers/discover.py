@@ -176,8 +176,14 @@ def _spool_stdin(scratch: Scratch) -> Path:
     """Copy standard input to the scratch directory, charged to its budget. Its first
     bytes are sniffed first: what is not an export (``cat /dev/zero``) is refused before
     more is copied."""
+    try:
+        source = sys.stdin.buffer
+        source.fileno()
+    except (AttributeError, OSError, ValueError) as exc:  # closed (`<&-`): no stream
+        raise InputError(
+            "- names standard input, which is closed; pipe an export into it, or name a file"
+        ) from exc
     spool = scratch.path("stdin")
-    source = sys.stdin.buffer
     with scratch_errors(scratch), spool.open("wb") as out:
         head = source.read(tuning.PEEK)
         out.write(head)

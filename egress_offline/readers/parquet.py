@@ -27,9 +27,9 @@ from egress_offline.readers import tuning
 from egress_offline.readers.decode import merge_lists
 from egress_offline.readers.model import ID, INDEX, POS, FileReport, InputFile, StampBatch
 from egress_offline.readers.parquet_batches import (
-    INT96_UNIT,
     batches,
     leaf_indexes,
+    parquet_file,
     stretches,
     text_reader,
 )
@@ -57,7 +57,6 @@ def read_parquet(file: InputFile, report: FileReport, *, prefilter: AnyPrefilter
     than the floor (see :mod:`~egress_offline.readers.parquet_screen`), and the
     timestamps of the others that may be in the window."""
     import pyarrow as pa  # noqa: PLC0415 - only Parquet inputs need it
-    import pyarrow.parquet as pq  # noqa: PLC0415
 
     from egress_offline.readers.parquet_screen import read_screened  # noqa: PLC0415
 
@@ -70,7 +69,7 @@ def read_parquet(file: InputFile, report: FileReport, *, prefilter: AnyPrefilter
         raise _unreadable(file, exc) from exc
     with source:
         try:
-            parquet = pq.ParquetFile(source, coerce_int96_timestamp_unit=INT96_UNIT)
+            parquet = parquet_file(source)
             leaves = [parquet.schema.column(i).path for i in range(len(parquet.schema))]
         except Exception as exc:  # pyarrow raises several types for a damaged footer
             raise _unreadable(file, exc) from exc

@@ -9,6 +9,8 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Any
 
+from egress_offline.readers.boundary import ColumnNotText
+
 __all__ = [
     "as_text",
     "decoded_bytes",
@@ -74,18 +76,39 @@ def _bytes_as_text(table: Any) -> Any:
         if not _holds_untaken(field.type):
             columns.append(column)
             continue
-        if isinstance(field.type, pa.BaseExtensionType):  # its values are its storage's
-            column = pa.chunked_array([chunk.storage for chunk in column.chunks],  # noqa: PLW2901
-                                      type=field.type.storage_type)  # fmt: skip
+        extension = _extension_in(field.type)
+        if extension is not None:
+            raise ColumnNotText(
+                f"the Parquet column {field.name} holds {extension}, not text; write its "
+                "values as plain text"
+            )
         try:
             columns.append(column.cast(_texted(column.type)))
         except pa.ArrowInvalid as exc:
-            raise ValueError(
-                f"the column {field.name} holds bytes, not text (BINARY without the "
-                f"UTF-8 annotation), and some of them are not UTF-8 ({exc}); write "
-                "its values as UTF-8 strings"
+            raise ColumnNotText(
+                f"the Parquet column {field.name} holds bytes that are not UTF-8 text "
+                "(bytes without the UTF-8 annotation); write its values as UTF-8 strings"
             ) from exc
     return pa.Table.from_arrays(columns, names=table.column_names)
+
+
+def _extension_in(kind: Any) -> str | None:
+    """What the first extension type in this Arrow type holds, in words, at any depth
+    (``arrow.json``: JSON text, whose values would be its quoted texts; ``arrow.uuid``:
+    UUIDs as 16 bytes); None when there is none."""
+    import pyarrow as pa  # noqa: PLC0415 - loaded already by the reader
+
+    if isinstance(kind, pa.BaseExtensionType):
+        name = kind.extension_name
+        return {"arrow.json": "JSON text (the JSON type)",
+                "arrow.uuid": "UUIDs (16 bytes each)"}.get(name, f"values of the type {name}")  # fmt: skip
+    if pa.types.is_dictionary(kind):
+        return _extension_in(kind.value_type)
+    for i in range(kind.num_fields):
+        found = _extension_in(kind.field(i).type)
+        if found is not None:
+            return found
+    return None
 
 
 @lru_cache(maxsize=256)
@@ -96,7 +119,7 @@ def _holds_untaken(kind: Any) -> bool:
 
     if _is_bytes(kind) or pa.types.is_decimal256(kind):
         return True
-    if isinstance(kind, pa.BaseExtensionType):  # Polars reads it as no value
+    if isinstance(kind, pa.BaseExtensionType):  # Polars read it as no value: refused
         return True
     if pa.types.is_dictionary(kind):
         return _holds_untaken(kind.value_type)
@@ -134,8 +157,6 @@ def _texted(kind: Any) -> Any:
     256-bit decimal text."""
     import pyarrow as pa  # noqa: PLC0415 - loaded already by the reader
 
-    if isinstance(kind, pa.BaseExtensionType):
-        return _texted(kind.storage_type)
     if pa.types.is_binary(kind) or pa.types.is_fixed_size_binary(kind):
         return pa.string()
     if pa.types.is_decimal256(kind):

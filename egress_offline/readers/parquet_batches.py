@@ -57,6 +57,7 @@ __all__ = [
     "batches",
     "leaf_indexes",
     "page_sizes",
+    "parquet_file",
     "stretches",
     "text_reader",
 ]
@@ -276,6 +277,14 @@ def _top_columns(parquet: Any) -> tuple[dict[str, range], frozenset[int]]:
     return found
 
 
+def parquet_file(source: Any, **options: Any) -> Any:
+    """``pq.ParquetFile(source, **options)``, legacy INT96 times read in
+    :data:`INT96_UNIT`."""
+    import pyarrow.parquet as pq  # noqa: PLC0415 - only Parquet inputs need it
+
+    return pq.ParquetFile(source, coerce_int96_timestamp_unit=INT96_UNIT, **options)
+
+
 def text_reader(source: Any, metadata: Any, columns: Sequence[str],
                 pages: PageSizes | None = None) -> Any:  # fmt: skip
     """A ``pq.ParquetFile`` of ``source`` (with its parsed footer, ``metadata``) that
@@ -285,12 +294,10 @@ def text_reader(source: Any, metadata: Any, columns: Sequence[str],
     rows once sized.
     ``pages``: what :func:`~egress_offline.readers.parquet_pages.check_pages` found of
     the file's chunks (:func:`_within_room`)."""
-    import pyarrow.parquet as pq  # noqa: PLC0415 - only Parquet inputs need it
-
-    parquet = pq.ParquetFile(source, metadata=metadata, coerce_int96_timestamp_unit=INT96_UNIT)
+    parquet = parquet_file(source, metadata=metadata)
     if _stored_dictionaries(parquet).intersection(leaf_indexes(parquet, columns)):
         metadata = _without_stored_schema(metadata)
-        parquet = pq.ParquetFile(source, metadata=metadata, coerce_int96_timestamp_unit=INT96_UNIT)
+        parquet = parquet_file(source, metadata=metadata)
     schema = parquet.schema
     found = [
         index
@@ -301,8 +308,7 @@ def text_reader(source: Any, metadata: Any, columns: Sequence[str],
     ]
     if found:
         paths = [schema.column(index).path for index in found]
-        parquet = pq.ParquetFile(source, metadata=metadata, read_dictionary=paths,
-                                 coerce_int96_timestamp_unit=INT96_UNIT)  # fmt: skip
+        parquet = parquet_file(source, metadata=metadata, read_dictionary=paths)
     _AS_DICTIONARY[parquet] = frozenset(found)
     if pages is not None:
         _PAGES[parquet] = pages
