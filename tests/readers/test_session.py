@@ -32,6 +32,7 @@ from egress_offline.readers import (
 from egress_offline.readers import ndjson as fast_reader
 from egress_offline.readers.model import InputFile
 from egress_offline.readers.textcheck import TextCheck
+from egress_offline.scratch import MARKER
 from tests.helpers import GiB, event, fail_after_batches, ndjson
 
 HOUR = 3_600_000
@@ -89,7 +90,8 @@ def test_a_file_s_output_waits_for_its_end_in_memory_or_on_disk(
         items = list(session)
         assert (session.scratch.peak > 0) is (held == 1)
         root = session.scratch.root
-        assert not list(root.iterdir())  # what waited there is gone once handed on
+        # what waited there is gone once handed on: the directory's marker alone is left
+        assert [path.name for path in root.iterdir()] == [MARKER]
     assert not root.exists()
     ids = frames(items).get_column("process.entity_id").to_list()
     assert ids == [[f"E{i}"] for i in range(20)]
