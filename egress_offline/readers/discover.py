@@ -178,8 +178,7 @@ def _spool_stdin(scratch: Scratch) -> Path:
     more is copied."""
     try:
         source = sys.stdin.buffer
-        source.fileno()
-    except (AttributeError, OSError, ValueError) as exc:  # closed (`<&-`): no stream
+    except AttributeError as exc:  # closed (`<&-`): Python made no stream of it
         raise InputError(
             "- names standard input, which is closed; pipe an export into it, or name a file"
         ) from exc

@@ -6,6 +6,7 @@ stand for gigabytes of text through its dictionaries (see ``parquet_batches``).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import lru_cache
 from typing import Any
 
@@ -155,6 +156,10 @@ def _holds_text(kind: Any) -> bool:
 def _texted(kind: Any) -> Any:
     """An Arrow type with each bytes type in it, at any depth, its text type, and each
     256-bit decimal text."""
+    return _mapped(kind, _text_type)
+
+
+def _text_type(kind: Any) -> Any:
     import pyarrow as pa  # noqa: PLC0415 - loaded already by the reader
 
     if pa.types.is_binary(kind) or pa.types.is_fixed_size_binary(kind):
@@ -165,18 +170,30 @@ def _texted(kind: Any) -> Any:
         return pa.large_string()
     if pa.types.is_binary_view(kind):
         return pa.string_view()
+    return None
+
+
+def _mapped(kind: Any, leaf: Callable[[Any], Any]) -> Any:
+    """An Arrow type rebuilt with ``leaf``'s type wherever it gives one (not None), at any
+    depth within structs, lists and maps."""
+    import pyarrow as pa  # noqa: PLC0415 - loaded already by the reader
+
+    found = leaf(kind)
+    if found is not None:
+        return found
     if pa.types.is_struct(kind):
-        return pa.struct([field.with_type(_texted(field.type)) for field in kind])
+        return pa.struct([field.with_type(_mapped(field.type, leaf)) for field in kind])
     if pa.types.is_list(kind):
-        return pa.list_(kind.value_field.with_type(_texted(kind.value_type)))
+        return pa.list_(kind.value_field.with_type(_mapped(kind.value_type, leaf)))
     if pa.types.is_large_list(kind):
-        return pa.large_list(kind.value_field.with_type(_texted(kind.value_type)))
+        return pa.large_list(kind.value_field.with_type(_mapped(kind.value_type, leaf)))
     if pa.types.is_fixed_size_list(kind):
-        return pa.list_(kind.value_field.with_type(_texted(kind.value_type)), kind.list_size)
+        value = kind.value_field.with_type(_mapped(kind.value_type, leaf))
+        return pa.list_(value, kind.list_size)
     if pa.types.is_map(kind):
         return pa.map_(
-            kind.key_field.with_type(_texted(kind.key_type)),
-            kind.item_field.with_type(_texted(kind.item_type)),
+            kind.key_field.with_type(_mapped(kind.key_type, leaf)),
+            kind.item_field.with_type(_mapped(kind.item_type, leaf)),
         )
     return kind
 
@@ -315,22 +332,8 @@ def _plain(kind: Any) -> Any:
     """An Arrow type with each dictionary in it, at any depth, its value type."""
     import pyarrow as pa  # noqa: PLC0415 - loaded already by the reader
 
-    if pa.types.is_dictionary(kind):
-        return _plain(kind.value_type)
-    if pa.types.is_struct(kind):
-        return pa.struct([field.with_type(_plain(field.type)) for field in kind])
-    if pa.types.is_list(kind):
-        return pa.list_(kind.value_field.with_type(_plain(kind.value_type)))
-    if pa.types.is_large_list(kind):
-        return pa.large_list(kind.value_field.with_type(_plain(kind.value_type)))
-    if pa.types.is_fixed_size_list(kind):
-        return pa.list_(kind.value_field.with_type(_plain(kind.value_type)), kind.list_size)
-    if pa.types.is_map(kind):
-        return pa.map_(
-            kind.key_field.with_type(_plain(kind.key_type)),
-            kind.item_field.with_type(_plain(kind.item_type)),
-        )
-    return kind
+    return _mapped(kind, lambda found: _plain(found.value_type)
+                   if pa.types.is_dictionary(found) else None)  # fmt: skip
 
 
 def decoded_bytes(record_batch: Any) -> int:
