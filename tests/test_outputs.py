@@ -449,6 +449,23 @@ def test_a_full_device_names_the_output_in_every_format(
     assert link.is_symlink()
 
 
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
+def test_a_report_that_fails_after_the_rows_names_them(export: Path, tmp_path: Path) -> None:
+    """The rows' file written, then the report's write failed: the message said nothing
+    of the rows' file replaced."""
+    link = tmp_path / "full"
+    link.symlink_to("/dev/full")
+    out = tmp_path / "out.csv"
+    code, _, err = run("hunt", str(export), "--now", NOW, "-q", "-o", str(out),
+                       "--report", str(link))  # fmt: skip
+    assert code == 1
+    assert err == (
+        f"Error: {link}: cannot be written (No space left on device); free space on its "
+        "disk, or write elsewhere; what was written may be incomplete (--output "
+        f"{out} had been written before it)\n"
+    )
+
+
 def test_standard_output_s_failure_names_it() -> None:
     class Full:
         def write(self, _data: bytes) -> int:

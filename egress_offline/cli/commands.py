@@ -38,10 +38,17 @@ from egress_offline.cli.options import (
     Threshold,
 )
 from egress_offline.cli.progress import ProgressDisplay
-from egress_offline.cli.stopping import Terminated, begin, on_signal, stopped, wrote
+from egress_offline.cli.stopping import (
+    Terminated,
+    begin,
+    on_signal,
+    stopped,
+    written_before,
+    wrote,
+)
 from egress_offline.cli.written import output_record, require_html, write_html
 from egress_offline.engine import run_hunt
-from egress_offline.errors import EgressError, UsageError
+from egress_offline.errors import EgressError, OutputError, UsageError
 from egress_offline.outputs import write_output, write_stream
 from egress_offline.pivot import run_pivot, split_arguments
 from egress_offline.ranges import CidrBlock, parse_cidr
@@ -384,7 +391,8 @@ def _user_errors() -> Iterator[None]:
     try:
         yield
     except EgressError as exc:
-        _fail(str(exc), exc.exit_code)
+        _fail(written_before(str(exc)) if isinstance(exc, OutputError) else str(exc),
+              exc.exit_code)  # fmt: skip
     except KeyboardInterrupt:
         _fail(stopped("interrupted"), 130)
     except Terminated as exc:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import signal
 from pathlib import Path
 
-__all__ = ["Terminated", "begin", "on_signal", "stopped", "wrote"]
+__all__ = ["Terminated", "begin", "on_signal", "stopped", "written_before", "wrote"]
 
 
 class Terminated(BaseException):
@@ -61,3 +61,10 @@ def stopped(why: str) -> str:
         f"{why} after {', '.join(_WRITTEN)} had been written; no other output file was "
         "written (each left as it was)"
     )
+
+
+def written_before(message: str) -> str:
+    """An output's failure (a full disk), with the outputs written whole before it."""
+    if not _WRITTEN:
+        return message
+    return f"{message} ({', '.join(_WRITTEN)} had been written before it)"
