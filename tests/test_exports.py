@@ -431,6 +431,19 @@ def test_csv_columns_of_flattened_hits_are_the_fields(tmp_path: Path) -> None:
     assert [row[1] for row in rows(run_hunt([str(path)], HuntSpec(**ALL_TIME)))] == ["E1"]
 
 
+def test_a_field_in_two_csv_columns_is_told(tmp_path: Path) -> None:
+    """The first column of a field was read, the other not, without a word."""
+    path = tmp_path / "twice.csv"
+    header = _CSV_HEADER.replace(",message", ",Action (event.action)")
+    path.write_text(header + _csv_row("E1", "connection_attempted"))
+    result = run_hunt([str(path)], HuntSpec(**ALL_TIME))
+    assert [row[1] for row in rows(result)] == ["E1"]
+    assert result.alerts == [
+        f"{path}: more than one column holds event.action: the first of each is read, the "
+        "others are not"
+    ]
+
+
 def test_a_real_kibana_csv_of_other_data_is_refused_naming_its_columns() -> None:
     """A real Discover CSV export (Kibana's e-commerce test data): its columns hold no
     field the hunt reads, and it is refused, naming them."""

@@ -69,15 +69,29 @@ def csv_columns(header: list[str], fields: FieldSet) -> dict[str, str]:
     wanted = {*fields.names, META_INDEX, META_ID}
     found: dict[str, str] = {}
     for column in header:
-        name = column.removeprefix("\ufeff")
-        labelled = _LABELLED.match(name)
-        if name not in wanted and labelled is not None:
-            name = labelled.group(1)
-        if name not in wanted and name.removeprefix("_source.") in wanted:
-            name = name.removeprefix("_source.")  # hits flattened (pandas' json_normalize)
-        if name in wanted and name not in found.values():
+        name = _field_name(column, wanted)
+        if name is not None and name not in found.values():
             found[column] = name
     return found
+
+
+def _field_name(column: str, wanted: set[str]) -> str | None:
+    """The field (of ``wanted``) a header's column holds: by name, by the name in ``Label
+    (name)``, or under ``_source.``; None for another column."""
+    name = column.removeprefix("\ufeff")
+    labelled = _LABELLED.match(name)
+    if name not in wanted and labelled is not None:
+        name = labelled.group(1)
+    if name not in wanted and name.removeprefix("_source.") in wanted:
+        name = name.removeprefix("_source.")  # hits flattened (pandas' json_normalize)
+    return name if name in wanted else None
+
+
+def _repeated(header: list[str], fields: FieldSet) -> list[str]:
+    """The fields read that more than one of the header's columns hold."""
+    wanted = {*fields.names, META_INDEX, META_ID}
+    names = [_field_name(column, wanted) for column in header]
+    return sorted({name for name in names if name is not None and names.count(name) > 1})
 
 
 def read_csv(file: InputFile, report: FileReport, *, strict: bool, fields: FieldSet,
@@ -86,6 +100,12 @@ def read_csv(file: InputFile, report: FileReport, *, strict: bool, fields: Field
     fields) of a Kibana CSV export; dates without a zone read in ``zone``."""
     header = _header(file)
     columns = csv_columns(header, fields)
+    repeated = _repeated(header, fields)
+    if repeated:  # Kibana writes each field once: what the others hold is not read
+        report.notes.append(
+            f"more than one column holds {', '.join(repeated)}: the first of each is read, "
+            "the others are not"
+        )
     scan = pl.scan_csv(
         file.path,
         infer_schema=False,
