@@ -383,6 +383,32 @@ def test_parquet_bytes_that_are_not_utf8_refuse_the_file(tmp_path: Path) -> None
     )
 
 
+def test_a_nested_column_that_is_not_text_is_named_by_its_leaf(tmp_path: Path) -> None:
+    """The message named the struct (``process``), not the field in it."""
+    import pyarrow as pa  # noqa: PLC0415
+    import pyarrow.parquet as pq  # noqa: PLC0415
+
+    from egress_offline.errors import InputError  # noqa: PLC0415
+
+    path = tmp_path / "nested.parquet"
+    for kind, bad, said in (
+        (pa.binary(), pa.array([b"E1", b"\xff"]), "the Parquet column process.executable "
+         "holds bytes that are not UTF-8 text"),
+        (pa.string(), pa.array([b"E1", b"\xff"]).view(pa.string()), "Parquet data cannot be "
+         "read (the text column process.executable holds bytes that are not UTF-8)"),
+    ):  # fmt: skip
+        process = pa.StructArray.from_arrays(
+            [pa.array(["E1", "E2"], kind if kind == pa.string() else pa.binary()), bad],
+            names=["entity_id", "executable"],
+        )
+        deciding = {"@timestamp": ["2024-05-01T11:00:00Z"] * 2, "host.os.family": ["windows"] * 2,
+                    "event.category": ["network"] * 2, "event.action": ["disconnect_received"] * 2}  # fmt: skip
+        pq.write_table(pa.table({**deciding, "process": process}), path)
+        with pytest.raises(InputError) as raised:
+            result_of(path)
+        assert str(raised.value).startswith(f"{path}: {said}")
+
+
 def test_parquet_deciding_columns_of_no_text_type_are_screened_row_by_row(
     tmp_path: Path,
 ) -> None:

@@ -6,7 +6,7 @@ stand for gigabytes of text through its dictionaries (see ``parquet_batches``).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from functools import lru_cache
 from typing import Any
 
@@ -57,9 +57,8 @@ def _check_text(table: Any) -> None:
             try:
                 column.validate(full=True)
             except pa.ArrowInvalid as exc:
-                raise ValueError(
-                    f"the text column {field.name} holds bytes that are not UTF-8"
-                ) from exc
+                leaf = _failing_leaf(field.name, column, _not_utf8)
+                raise ValueError(f"the text column {leaf} holds bytes that are not UTF-8") from exc
 
 
 def _bytes_as_text(table: Any) -> Any:
@@ -86,11 +85,62 @@ def _bytes_as_text(table: Any) -> Any:
         try:
             columns.append(column.cast(_texted(column.type)))
         except pa.ArrowInvalid as exc:
+            leaf = _failing_leaf(field.name, column, _bytes_not_utf8)
             raise ColumnNotText(
-                f"the Parquet column {field.name} holds bytes that are not UTF-8 text "
+                f"the Parquet column {leaf} holds bytes that are not UTF-8 text "
                 "(bytes without the UTF-8 annotation); write its values as UTF-8 strings"
             ) from exc
     return pa.Table.from_arrays(columns, names=table.column_names)
+
+
+def _failing_leaf(name: str, column: Any, fails: Callable[[Any], bool]) -> str:
+    """The dotted path (from the column ``name``) of the first leaf of ``column`` whose
+    values ``fails`` says fail, within structs and lists; the column's name if none."""
+    for chunk in column.chunks:
+        for path, leaf in _leaves(name, chunk):
+            if fails(leaf):
+                return path
+    return name
+
+
+def _leaves(path: str, array: Any) -> Iterator[tuple[str, Any]]:
+    """Each leaf array of ``array`` (a struct's fields, a list's values), with its path."""
+    import pyarrow as pa  # noqa: PLC0415 - loaded already by the reader
+
+    kind = array.type
+    if pa.types.is_struct(kind):
+        for field, child in zip(kind, array.flatten(), strict=True):
+            yield from _leaves(f"{path}.{field.name}", child)
+    elif (
+        pa.types.is_list(kind) or pa.types.is_large_list(kind) or pa.types.is_fixed_size_list(kind)
+    ):
+        yield from _leaves(path, array.flatten())
+    else:
+        yield path, array
+
+
+def _not_utf8(leaf: Any) -> bool:
+    import pyarrow as pa  # noqa: PLC0415 - loaded already by the reader
+
+    if not _holds_text(leaf.type):
+        return False
+    try:
+        leaf.validate(full=True)
+    except pa.ArrowInvalid:
+        return True
+    return False
+
+
+def _bytes_not_utf8(leaf: Any) -> bool:
+    import pyarrow as pa  # noqa: PLC0415 - loaded already by the reader
+
+    if not _is_bytes(leaf.type):
+        return False
+    try:
+        leaf.cast(_texted(leaf.type))
+    except pa.ArrowInvalid:
+        return True
+    return False
 
 
 def _extension_in(kind: Any) -> str | None:
