@@ -327,6 +327,15 @@ def test_parquet_lists_of_lists_are_flattened_as_elasticsearch_does(
         assert pairs(result_of(path, strict=mode == "strict")) == EXPECTED
 
 
+def _refusal(path: Path) -> str:
+    """The message of the InputError the hunt of ``path`` raises."""
+    from egress_offline.errors import InputError  # noqa: PLC0415
+
+    with pytest.raises(InputError) as raised:
+        result_of(path)
+    return str(raised.value)
+
+
 def _scalar_parquet(path: Path, kind: Any) -> Path:
     """docs3 as scalar columns of ``kind`` (text, or bytes without the UTF-8 annotation)."""
     import pyarrow as pa  # noqa: PLC0415
@@ -368,16 +377,12 @@ def test_parquet_bytes_that_are_not_utf8_refuse_the_file(tmp_path: Path) -> None
     import pyarrow as pa  # noqa: PLC0415
     import pyarrow.parquet as pq  # noqa: PLC0415
 
-    from egress_offline.errors import InputError  # noqa: PLC0415
-
     path = _scalar_parquet(tmp_path / "bytes.parquet", pa.binary())
     table = pq.read_table(path)
     column = table.schema.get_field_index("process.entity_id")
     pq.write_table(table.set_column(column, "process.entity_id",
                                     pa.array([b"E1", b"\xff\xfe", b"P"], pa.binary())), path)  # fmt: skip
-    with pytest.raises(InputError) as raised:
-        result_of(path)
-    assert str(raised.value) == (
+    assert _refusal(path) == (
         f"{path}: the Parquet column process.entity_id holds bytes that are not UTF-8 text "
         "(bytes without the UTF-8 annotation); write its values as UTF-8 strings"
     )
@@ -387,8 +392,6 @@ def test_a_nested_column_that_is_not_text_is_named_by_its_leaf(tmp_path: Path) -
     """The message named the struct (``process``), not the field in it."""
     import pyarrow as pa  # noqa: PLC0415
     import pyarrow.parquet as pq  # noqa: PLC0415
-
-    from egress_offline.errors import InputError  # noqa: PLC0415
 
     path = tmp_path / "nested.parquet"
     for kind, bad, said in (
@@ -404,9 +407,7 @@ def test_a_nested_column_that_is_not_text_is_named_by_its_leaf(tmp_path: Path) -
         deciding = {"@timestamp": ["2024-05-01T11:00:00Z"] * 2, "host.os.family": ["windows"] * 2,
                     "event.category": ["network"] * 2, "event.action": ["disconnect_received"] * 2}  # fmt: skip
         pq.write_table(pa.table({**deciding, "process": process}), path)
-        with pytest.raises(InputError) as raised:
-            result_of(path)
-        assert str(raised.value).startswith(f"{path}: {said}")
+        assert _refusal(path).startswith(f"{path}: {said}")
 
 
 def test_parquet_deciding_columns_of_no_text_type_are_screened_row_by_row(
@@ -489,8 +490,6 @@ def test_parquet_text_of_other_arrow_types_is_read_or_refused(tmp_path: Path) ->
     import pyarrow as pa  # noqa: PLC0415
     import pyarrow.parquet as pq  # noqa: PLC0415
 
-    from egress_offline.errors import InputError  # noqa: PLC0415
-
     path = _scalar_parquet(tmp_path / "fixed.parquet", pa.string())
     table = pq.read_table(path)
     ids = table.schema.get_field_index("process.entity_id")
@@ -501,17 +500,13 @@ def test_parquet_text_of_other_arrow_types_is_read_or_refused(tmp_path: Path) ->
     family = table.schema.get_field_index("host.os.family")
     as_json = pa.ExtensionArray.from_storage(pa.json_(pa.string()), pa.array(['"windows"'] * 3))
     pq.write_table(table.set_column(family, "host.os.family", as_json), path)
-    with pytest.raises(InputError) as raised:
-        result_of(path)
-    assert str(raised.value) == (
+    assert _refusal(path) == (
         f"{path}: the Parquet column host.os.family holds JSON text (the JSON type), not "
         "text; write its values as plain text"
     )
     uuids = pa.ExtensionArray.from_storage(pa.uuid(), pa.array([b"0" * 16] * 3, pa.binary(16)))
     pq.write_table(table.set_column(ids, "process.entity_id", uuids), path)
-    with pytest.raises(InputError) as raised:
-        result_of(path)
-    assert "holds UUIDs (16 bytes each), not text" in str(raised.value)
+    assert "holds UUIDs (16 bytes each), not text" in _refusal(path)
 
 
 @pytest.mark.parametrize("name", ["@timestamp", "event.action", "process.executable"])
@@ -521,8 +516,6 @@ def test_parquet_text_that_is_not_utf8_refuses_the_file(tmp_path: Path, name: st
     import pyarrow as pa  # noqa: PLC0415
     import pyarrow.parquet as pq  # noqa: PLC0415
 
-    from egress_offline.errors import InputError  # noqa: PLC0415
-
     path = _scalar_parquet(tmp_path / "text.parquet", pa.string())
     table = pq.read_table(path)
     column = table.schema.get_field_index(name)
@@ -530,9 +523,7 @@ def test_parquet_text_that_is_not_utf8_refuses_the_file(tmp_path: Path, name: st
     raw[1] = b"\xff" + raw[1]
     bad = pa.array(raw, pa.binary()).view(pa.string())
     pq.write_table(table.set_column(column, name, bad), path)
-    with pytest.raises(InputError) as raised:
-        result_of(path)
-    assert str(raised.value) == (
+    assert _refusal(path) == (
         f"{path}: Parquet data cannot be read (the text column {name} holds bytes that "
         "are not UTF-8); the copy may be damaged, export it again"
     )

@@ -71,7 +71,7 @@ def check_outside_inputs(target: Path | None, paths: list[str], read: Sequence[P
     written = _identity(target)  # the file written, through any link or descriptor
 
     def same(place: Path) -> bool:
-        return _real(place) == resolved or (written is not None and written == _identity(place))
+        return _same_file(place, resolved, written)
 
     if "-" in paths and written is not None and written == _stdin_identity():
         raise _an_input(name)
@@ -90,6 +90,12 @@ def check_outside_inputs(target: Path | None, paths: list[str], read: Sequence[P
                 f"{name}: is inside the input directory {raw}; write the result outside "
                 "it (input directories are never written to)"
             )
+
+
+def _same_file(place: Path, resolved: Path, written: tuple[int, int] | None) -> bool:
+    """Is ``place`` the output whose path resolves to ``resolved`` and whose identity is
+    ``written``: by its path, or by its device and inode?"""
+    return _real(place) == resolved or (written is not None and written == _identity(place))
 
 
 def _an_input(name: str | Path) -> UsageError:
@@ -170,9 +176,7 @@ def check_not_an_input(target: Path | None, files: list[FileReport]) -> None:
     for file in files:
         if file.name == "<stdin>":
             continue
-        if _real(Path(file.name)) == resolved or (
-            written is not None and written == _identity(Path(file.name))
-        ):
+        if _same_file(Path(file.name), resolved, written):
             raise _an_input(target)
 
 

@@ -169,15 +169,12 @@ def _note_rows_in_values(file: InputFile, report: FileReport, rows: int, width: 
     found = (
         scan.with_row_index(POS, offset=1)
         .filter(pl.any_horizontal(pl.all().exclude(POS).str.contains("\n", literal=True)))
-        .select(
-            POS,
-            pl.concat_list(
+        .filter(
+            pl.any_horizontal(  # a missing value (null) is no row read into it
                 pl.col(name).str.split("\n").list.slice(1).list.eval(shaped).list.any()
                 for name in columns
-            ).alias("rowlike"),
+            )
         )
-        .with_columns(pl.col("rowlike").list.eval(pl.element().fill_null(False)).list.any())
-        .filter(pl.col("rowlike"))
         .select(pl.len(), pl.col(POS).first())
         .collect(engine="streaming")  # a batch of rows at a time, never the whole file
     )

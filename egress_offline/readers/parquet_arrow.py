@@ -85,7 +85,7 @@ def _bytes_as_text(table: Any) -> Any:
         try:
             columns.append(column.cast(_texted(column.type)))
         except pa.ArrowInvalid as exc:
-            leaf = _failing_leaf(field.name, column, _bytes_not_utf8)
+            leaf = _failing_leaf(field.name, column, _not_utf8)
             raise ColumnNotText(
                 f"the Parquet column {leaf} holds bytes that are not UTF-8 text "
                 "(bytes without the UTF-8 annotation); write its values as UTF-8 strings"
@@ -120,24 +120,14 @@ def _leaves(path: str, array: Any) -> Iterator[tuple[str, Any]]:
 
 
 def _not_utf8(leaf: Any) -> bool:
+    """Does a leaf array of text or bytes hold bytes that are not UTF-8?"""
     import pyarrow as pa  # noqa: PLC0415 - loaded already by the reader
 
-    if not _holds_text(leaf.type):
-        return False
     try:
-        leaf.validate(full=True)
-    except pa.ArrowInvalid:
-        return True
-    return False
-
-
-def _bytes_not_utf8(leaf: Any) -> bool:
-    import pyarrow as pa  # noqa: PLC0415 - loaded already by the reader
-
-    if not _is_bytes(leaf.type):
-        return False
-    try:
-        leaf.cast(_texted(leaf.type))
+        if _holds_text(leaf.type):
+            leaf.validate(full=True)
+        elif _is_bytes(leaf.type):
+            leaf.cast(_texted(leaf.type))
     except pa.ArrowInvalid:
         return True
     return False
